@@ -1,0 +1,21 @@
+"""raftlab's consensus core: Raft as a sans-I/O state machine, on the standard library only.
+
+Little Raft's three steps: implement a `StateMachine`, implement a `Cluster`, start a `Replica`.
+"""
+
+from .interfaces import Cluster, StateMachine, Transition, TransitionState, transition_id
+from .log import Log
+from .messages import (
+    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    LogEntry, Message, ReplicaID, Snapshot, VoteRequest, VoteResponse, check_message,
+)
+from .replica import ApplyError, Event, Replica, ReplicaStats, Role
+from .storage import MemoryStorage, SqliteStorage, Storage
+
+__all__ = [
+    "AppendEntryRequest", "AppendEntryResponse", "ApplyError", "Cluster", "Event",
+    "InstallSnapshotRequest", "InstallSnapshotResponse", "Log", "LogEntry", "MemoryStorage",
+    "Message", "Replica", "ReplicaID", "ReplicaStats", "Role", "Snapshot", "SqliteStorage",
+    "StateMachine", "Storage", "Transition", "TransitionState", "VoteRequest", "VoteResponse",
+    "check_message", "transition_id",
+]

@@ -1,0 +1,81 @@
+"""What a user implements: Little Raft's `StateMachine` and `Cluster`, as Python protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from enum import Enum
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from .messages import Message, ReplicaID, Snapshot
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+class TransitionState(Enum):
+    """Where a transition is in its life (Little Raft's `TransitionState`)."""
+
+    QUEUED = "queued"  # a leader accepted it into its log
+    COMMITTED = "committed"  # a majority stores it; it will be applied
+    APPLIED = "applied"  # the state machine applied it
+    ABANDONED_NOT_LEADER = "abandoned: not leader"  # offered to a replica that is not the leader
+    ABANDONED_CONFLICT_WITH_LEADER = "abandoned: conflict with leader"  # uncommitted, then truncated
+
+    @property
+    def abandoned(self) -> bool:
+        """True for both kinds of abandonment: the transition will not be applied from here."""
+        return self.name.startswith("ABANDONED")
+
+
+@runtime_checkable
+class Transition(Protocol):
+    """A change to the state machine. Little Raft's `StateMachineTransition`."""
+
+    def get_id(self) -> Hashable:
+        """An id that names this transition in `register_transition_state`."""
+
+
+def transition_id(transition: Any) -> Hashable:
+    """The id of `transition`: its `get_id()`."""
+    return transition.get_id()
+
+
+class StateMachine(Protocol[T, D]):
+    """The replicated state machine, written by the user (Little Raft's `StateMachine<T, D>`)."""
+
+    def register_transition_state(self, transition_id: Hashable, state: TransitionState) -> None:
+        """Told each time one of its transitions changes state (on every replica)."""
+
+    def apply_transition(self, transition: T) -> None:
+        """Apply a committed transition. Called in log order, exactly once per index.
+
+        An exception stops the replica (fail-stop): it never skips an entry.
+        """
+
+    def get_pending_transitions(self) -> Iterable[T]:
+        """Transitions waiting to be replicated; never returns the same transition twice."""
+
+    def get_snapshot(self) -> Snapshot[D] | None:
+        """The state machine's latest snapshot, if it kept one; called once, at start-up."""
+
+    def create_snapshot(self, last_included_index: int, last_included_term: int) -> Snapshot[D]:
+        """Capture the current state, which has applied exactly up to `last_included_index`."""
+
+    def set_snapshot(self, snapshot: Snapshot[D]) -> None:
+        """Replace the whole state by `snapshot` (sent by the leader, or loaded at start-up)."""
+
+
+class Cluster(Protocol[T, D]):
+    """How replicas talk, written by the user (Little Raft's `Cluster<T, D>`)."""
+
+    def send_message(self, to_id: ReplicaID, message: Message) -> None:
+        """Send `message` to replica `to_id`. Must not block; may silently fail."""
+
+    def receive_messages(self) -> Iterable[Message]:
+        """Messages that arrived. Must not block; never returns a message twice."""
+
+    def halt(self) -> bool:
+        """True when `Replica.start` should return."""
+
+    def register_leader(self, leader_id: ReplicaID | None) -> None:
+        """Told whenever the leader known to this replica changes (None while unknown)."""

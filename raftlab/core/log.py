@@ -1,0 +1,117 @@
+"""The replicated log with its compacted prefix: all the index arithmetic lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from .messages import LogEntry, Snapshot
+
+T = TypeVar("T")
+
+
+class Log(Generic[T]):
+    """Entries ``base_index + 1 .. last_index`` in memory; those up to ``base_index`` are in `snapshot`.
+
+    Index 0 (or the snapshot's last index) is the *base*: its term is known, its entry is not.
+    Methods raise `ValueError` on a change that would break the numbering; they never do I/O.
+    """
+
+    __slots__ = ("_entries", "snapshot")
+
+    def __init__(self, snapshot: Snapshot | None = None, entries: Sequence[LogEntry[T]] = ()) -> None:
+        self.snapshot: Snapshot | None = snapshot  # the compacted prefix, if any
+        self._entries: list[LogEntry[T]] = []  # entry k has index base_index + 1 + k
+        self.append(entries)
+
+    def __repr__(self) -> str:
+        return f"Log(base_index={self.base_index}, last_index={self.last_index}, last_term={self.last_term})"
+
+    def __len__(self) -> int:
+        """Number of entries held (not counting the compacted prefix)."""
+        return len(self._entries)
+
+    @property
+    def base_index(self) -> int:
+        """Index of the last compacted entry (0 without a snapshot)."""
+        return self.snapshot.last_included_index if self.snapshot else 0
+
+    @property
+    def base_term(self) -> int:
+        """Term of the last compacted entry (0 without a snapshot)."""
+        return self.snapshot.last_included_term if self.snapshot else 0
+
+    @property
+    def last_index(self) -> int:
+        """Index of the last entry, compacted or not."""
+        return self.base_index + len(self._entries)
+
+    @property
+    def last_term(self) -> int:
+        """Term of the last entry, compacted or not."""
+        return self._entries[-1].term if self._entries else self.base_term
+
+    def term_at(self, index: int) -> int | None:
+        """Term of the entry at `index`, or None if unknown (before the base or past the end)."""
+        offset = index - self.base_index
+        if offset == 0:
+            return self.base_term
+        return self._entries[offset - 1].term if 0 < offset <= len(self._entries) else None
+
+    def entry(self, index: int) -> LogEntry[T]:
+        """The entry at `index`; `IndexError` if it was compacted or does not exist."""
+        offset = index - self.base_index
+        if not 0 < offset <= len(self._entries):
+            raise IndexError(f"no entry at index {index} (held: {self.base_index + 1}..{self.last_index})")
+        return self._entries[offset - 1]
+
+    def entries_from(self, index: int, limit: int | None = None) -> tuple[LogEntry[T], ...]:
+        """Entries from `index` on (at most `limit`); `index` must be past the base."""
+        if index <= self.base_index:
+            raise IndexError(f"entries before {self.base_index + 1} were compacted")
+        start = index - self.base_index - 1
+        return tuple(self._entries[start:None if limit is None else start + limit])
+
+    def first_index_of_term(self, index: int) -> int:
+        """First held index of the run of entries that share the term of the entry at `index`."""
+        term = self.term_at(index)
+        while index - 1 > self.base_index and self.term_at(index - 1) == term:
+            index -= 1
+        return index
+
+    def is_up_to_date(self, last_index: int, last_term: int) -> bool:
+        """Whether a log ending at (`last_index`, `last_term`) is at least as up to date as this one."""
+        return (last_term, last_index) >= (self.last_term, self.last_index)
+
+    def append(self, entries: Sequence[LogEntry[T]]) -> None:
+        """Add entries right after the last one."""
+        expected, term = self.last_index + 1, self.last_term
+        for k, entry in enumerate(entries):
+            if entry.index != expected + k or entry.term < term:
+                raise ValueError(f"entry {entry.index} (term {entry.term}) cannot follow index "
+                                 f"{expected + k - 1} (term {term})")
+            term = entry.term
+        self._entries.extend(entries)
+
+    def truncate(self, index: int) -> list[LogEntry[T]]:
+        """Delete the entries from `index` on and return them; compacted entries cannot be deleted."""
+        if index <= self.base_index:
+            raise ValueError(f"cannot truncate at {index}: entries up to {self.base_index} are compacted")
+        start = index - self.base_index - 1
+        removed = self._entries[start:]
+        del self._entries[start:]
+        return removed
+
+    def compact(self, snapshot: Snapshot) -> list[LogEntry[T]]:
+        """Make `snapshot` the base (§7, IS-KEEP): keep the entries after it if the log holds its last
+        entry with the same term, otherwise drop the whole log. Returns the dropped entries that
+        came after the snapshot (they conflicted with it)."""
+        index = snapshot.last_included_index
+        if index < self.base_index:
+            raise ValueError(f"snapshot at {index} is older than the base {self.base_index}")
+        if self.term_at(index) == snapshot.last_included_term:
+            kept, dropped = self._entries[index - self.base_index:], []
+        else:
+            kept, dropped = [], self._entries[max(0, index - self.base_index):]
+        self.snapshot, self._entries = snapshot, kept
+        return dropped

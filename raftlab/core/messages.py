@@ -1,0 +1,153 @@
+"""The values replicas exchange: log entries, snapshots and the six messages of Little Raft.
+
+All are frozen, slotted dataclasses. Field names are Little Raft's (`message.rs`); where raftlab gives
+a field a stricter meaning than Little Raft does, the class docstring says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")  # a transition
+D = TypeVar("D")  # the data of a snapshot
+
+ReplicaID = int
+"""Replicas are named by non-negative integers, as in Little Raft (`usize`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry(Generic[T]):
+    """One slot of the replicated log."""
+
+    transition: T  # what the state machine applies
+    index: int  # position in the log, from 1
+    term: int  # term of the leader that created the entry
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot(Generic[D]):
+    """The state machine's state after applying every entry up to `last_included_index`."""
+
+    last_included_index: int  # last log index the snapshot covers
+    last_included_term: int  # term of that entry
+    data: D  # the state machine's own representation of its state
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntryRequest(Generic[T]):
+    """Leader → follower: replicate `entries` after `prev_log_index`; also the heartbeat (§5.3)."""
+
+    from_id: ReplicaID  # the leader
+    term: int  # the leader's term
+    prev_log_index: int  # index of the entry just before `entries`
+    prev_log_term: int  # term of that entry
+    entries: tuple[LogEntry[T], ...]  # entries to store (empty for a heartbeat)
+    commit_index: int  # the leader's commit index
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntryResponse:
+    """Follower → leader: the answer to an `AppendEntryRequest`.
+
+    raftlab's meaning of `last_index` differs from Little Raft's on purpose: on success it is
+    `prev_log_index + len(entries)` of the request answered, the last index the request proved to
+    match, never the follower's log length (using the length is Little Raft's `match_index` defect).
+    On failure it is the follower's last log index, and `mismatch_index` is where the leader should
+    try next (the first index of the conflicting term, or just after the follower's log).
+    """
+
+    from_id: ReplicaID  # the follower
+    term: int  # the follower's current term
+    success: bool  # whether the follower's log matched at prev_log_index
+    last_index: int  # see the class docstring
+    mismatch_index: int | None  # on failure, the next index the leader should try
+
+
+@dataclass(frozen=True, slots=True)
+class VoteRequest:
+    """Candidate → all: asks for a vote in `term` (§5.2)."""
+
+    from_id: ReplicaID  # the candidate
+    term: int  # the candidate's term
+    last_log_index: int  # index of the candidate's last log entry
+    last_log_term: int  # term of the candidate's last log entry
+
+
+@dataclass(frozen=True, slots=True)
+class VoteResponse:
+    """The answer to a `VoteRequest`."""
+
+    from_id: ReplicaID  # the voter
+    term: int  # the voter's current term
+    vote_granted: bool  # whether the voter granted its vote
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshotRequest(Generic[D]):
+    """Leader → follower whose next entry was compacted: the leader's snapshot (§7).
+
+    raftlab sends a snapshot whole (`offset` 0, `done` true); a chunked request is dropped.
+    """
+
+    from_id: ReplicaID  # the leader
+    term: int  # the leader's term
+    last_included_index: int  # the snapshot replaces entries up to this index
+    last_included_term: int  # term of that entry
+    offset: int  # offset of `data` within the snapshot (always 0)
+    data: D  # the snapshot's data
+    done: bool  # whether this is the last chunk (always true)
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshotResponse:
+    """The answer to an `InstallSnapshotRequest`."""
+
+    from_id: ReplicaID  # the follower
+    term: int  # the follower's current term
+    last_included_index: int  # the index of the snapshot answered
+
+
+Message = (AppendEntryRequest | AppendEntryResponse | VoteRequest | VoteResponse
+           | InstallSnapshotRequest | InstallSnapshotResponse)
+MESSAGE_TYPES = (AppendEntryRequest, AppendEntryResponse, VoteRequest, VoteResponse,
+                 InstallSnapshotRequest, InstallSnapshotResponse)
+
+_BOOL_FIELDS = frozenset({"success", "vote_granted", "done"})
+_FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in MESSAGE_TYPES}
+
+
+def _natural(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def check_message(message: Any) -> str | None:
+    """Return why `message` is not a well-formed message, or None if it is.
+
+    Checks the type, that every id, term and index is a non-negative ``int``, that flags are
+    ``bool``, and that an `AppendEntryRequest`'s entries are numbered from ``prev_log_index + 1``
+    with terms that never decrease and never exceed the request's term.
+    """
+    names = _FIELD_NAMES.get(type(message))
+    if names is None:
+        return f"unknown message type: {type(message).__name__}"
+    for name in names:
+        value = getattr(message, name)
+        if name in _BOOL_FIELDS:
+            ok = type(value) is bool
+        elif name == "mismatch_index":
+            ok = value is None or _natural(value)
+        elif name == "entries":
+            ok = isinstance(value, (tuple, list))
+        else:
+            ok = name == "data" or _natural(value)
+        if not ok:
+            return f"ill-typed field: {name}={value!r}"
+    if isinstance(message, AppendEntryRequest):
+        term = message.prev_log_term
+        for k, entry in enumerate(message.entries):
+            if (type(entry) is not LogEntry or entry.index != message.prev_log_index + 1 + k
+                    or not _natural(entry.term) or not term <= entry.term <= message.term):
+                return f"entry out of place: {k}"
+            term = entry.term
+    return None

@@ -1,0 +1,544 @@
+"""The Raft replica: a sans-I/O state machine driven by three plain calls.
+
+Messages are available (`process_messages`, or `step` for one message), transitions are available
+(`process_transitions`), time has advanced (`tick`). Each rule of Figure 2 lives in one method and
+names its rule id from raft-rules.md (kept in the project as docs/raft-rules.md) in a comment.
+`start` is Little Raft's blocking real-time loop, a thin driver over the same three calls.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from .interfaces import Cluster, StateMachine, TransitionState, transition_id
+from .log import Log
+from .messages import (
+    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    LogEntry, Message, ReplicaID, Snapshot, VoteRequest, VoteResponse, check_message,
+)
+from .storage import MemoryStorage, Storage
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+class Role(Enum):
+    """The three roles of §5.1."""
+
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing a replica did, given to its observer. `rule` is a rule id of raft-rules.md
+    (``INPUT`` for a dropped message); `details` says what and why."""
+
+    time: float  # the replica's clock when it happened
+    node: ReplicaID  # the replica
+    kind: str  # for example "became_leader", "vote_refused", "committed"
+    rule: str  # the rule that made it happen
+    term: int  # the replica's term afterwards
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ReplicaStats:
+    """Counters kept by a replica."""
+
+    received: int = 0  # messages handed to `step`
+    sent: int = 0  # messages given to `cluster.send_message`
+    dropped: int = 0  # received messages dropped as malformed or misaddressed
+    drop_reasons: dict[str, int] = field(default_factory=dict)  # dropped, by reason
+
+
+class ApplyError(RuntimeError):
+    """The state machine's `apply_transition` raised: the replica has stopped (fail-stop)."""
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(f"apply_transition raised at log index {index}: {error!r}; the replica "
+                         f"has stopped, fix the state machine and restart it from its storage")
+        self.index = index  # the log index that could not be applied
+
+
+def _seconds(value: float | timedelta, name: str) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds):
+        raise ValueError(f"{name} must be a number of seconds or a timedelta, not {value!r}")
+    return float(seconds)
+
+
+class Replica(Generic[T, D]):
+    """One Raft server (Little Raft's `Replica`).
+
+    Args:
+        id: this replica's id, a non-negative int.
+        peer_ids: the ids of the other replicas (empty for a single-node cluster).
+        cluster: how to reach the peers (`Cluster`).
+        state_machine: what is replicated (`StateMachine`).
+        noop_transition: appended by every new leader (§8), so earlier entries commit promptly.
+        heartbeat_timeout: seconds (or a `timedelta`) between a leader's AppendEntries.
+        election_timeout_range: ``(low, high)`` seconds; each election timer is drawn uniformly from
+            it. ``low`` must exceed the heartbeat; Little Raft advises 2-3x the heartbeat.
+        snapshot_delta: compact the log every this many applied entries (0: never).
+        storage: where term, vote, log and snapshot persist (a new `MemoryStorage` by default).
+            A replica built on existing storage resumes from it.
+        rng: randomness for election timers (`random.Random`); pass a seeded one for determinism.
+        clock: a function returning the current time in seconds; without one, the time is the
+            last `now` given to `tick` (0 before the first).
+        observer: called with an `Event` for everything the replica does.
+    """
+
+    MAX_ENTRIES_PER_MESSAGE = 256  # bounds the size of one AppendEntryRequest
+
+    def __init__(self, id: ReplicaID, peer_ids: Iterable[ReplicaID], cluster: Cluster[T, D],
+                 state_machine: StateMachine[T, D], noop_transition: T,
+                 heartbeat_timeout: float | timedelta,
+                 election_timeout_range: tuple[float | timedelta, float | timedelta],
+                 snapshot_delta: int = 0, *, storage: Storage | None = None,
+                 rng: random.Random | None = None, clock: Callable[[], float] | None = None,
+                 observer: Callable[[Event], None] | None = None) -> None:
+        peers = tuple(peer_ids)
+        for name, value in [("id", id), *(("peer_ids", p) for p in peers)]:
+            if type(value) is not int or value < 0:
+                raise ValueError(f"{name}: a replica id must be a non-negative int, not {value!r}")
+        if id in peers:
+            raise ValueError(f"peer_ids must not contain this replica's own id {id}")
+        if len(set(peers)) != len(peers):
+            raise ValueError(f"peer_ids has duplicates: {sorted(peers)}")
+        heartbeat = _seconds(heartbeat_timeout, "heartbeat_timeout")
+        if heartbeat <= 0:
+            raise ValueError(f"heartbeat_timeout must be positive, not {heartbeat_timeout!r}")
+        if not isinstance(election_timeout_range, (tuple, list)) or len(election_timeout_range) != 2:
+            raise ValueError("election_timeout_range must be a pair (low, high), "
+                             f"not {election_timeout_range!r}")
+        low, high = (_seconds(v, "election_timeout_range") for v in election_timeout_range)
+        if low > high:
+            raise ValueError(f"election_timeout_range is inverted: low {low} > high {high}")
+        if low <= heartbeat:
+            raise ValueError(f"election_timeout_range must lie above heartbeat_timeout ({heartbeat} s); "
+                             f"2-3x the heartbeat is usual, got low={low}")
+        if type(snapshot_delta) is not int or snapshot_delta < 0:
+            raise ValueError(f"snapshot_delta must be an int >= 0 (0: never compact), not {snapshot_delta!r}")
+
+        self.id = id  # this replica
+        self.peer_ids = peers  # the other replicas
+        self.cluster = cluster  # the user's transport
+        self.state_machine = state_machine  # the user's state machine
+        self.noop_transition = noop_transition  # appended by each new leader (L-NOOP)
+        self.heartbeat_timeout = heartbeat  # seconds between heartbeats
+        self.election_timeout_range = (low, high)  # seconds, drawn uniformly
+        self.snapshot_delta = snapshot_delta  # entries applied between snapshots (0: never)
+        self.storage = storage if storage is not None else MemoryStorage()  # persistent state
+        self.stats = ReplicaStats()  # counters
+        self.role = Role.FOLLOWER  # follower, candidate or leader
+        self.leader_id: ReplicaID | None = None  # the leader known in this term
+        self.commit_index = 0  # highest index known committed
+        self.last_applied = 0  # highest index applied to the state machine
+        self.next_index: dict[ReplicaID, int] = {}  # leader: next index to send to each peer
+        self.match_index: dict[ReplicaID, int] = {}  # leader: highest index known replicated on each peer
+        self.votes: set[ReplicaID] = set()  # candidate: who voted for it in this term
+        self._rng = rng if rng is not None else random.Random()
+        self._clock = clock
+        self._time = 0.0  # last time given to tick (used when there is no clock)
+        self._observer = observer
+        self._election_deadline = math.inf  # when a follower or candidate starts an election
+        self._heartbeat_deadline = math.inf  # when a leader sends its next heartbeat
+        self._stopped: ApplyError | None = None
+        self._senders = frozenset(peers)
+        self._handlers = {
+            AppendEntryRequest: self._on_append_request, AppendEntryResponse: self._on_append_response,
+            VoteRequest: self._on_vote_request, VoteResponse: self._on_vote_response,
+            InstallSnapshotRequest: self._on_snapshot_request,
+            InstallSnapshotResponse: self._on_snapshot_response,
+        }
+        self._recover()
+        self._reset_election_timer()
+
+    def __repr__(self) -> str:
+        return (f"Replica(id={self.id}, role={self.role.value}, term={self.current_term}, "
+                f"voted_for={self.voted_for}, last_index={self.log.last_index}, "
+                f"commit_index={self.commit_index}, last_applied={self.last_applied})")
+
+    # ----- state -------------------------------------------------------------------------------
+    @property
+    def current_term(self) -> int:
+        """The latest term this replica has seen (persistent)."""
+        return self.storage.current_term
+
+    @property
+    def voted_for(self) -> ReplicaID | None:
+        """The candidate voted for in the current term (persistent)."""
+        return self.storage.voted_for
+
+    @property
+    def log(self) -> Log:
+        """The log, with its compacted prefix (persistent)."""
+        return self.storage.log
+
+    @property
+    def next_deadline(self) -> float:
+        """The time of the next timer: call `tick` then (``inf`` if none is set)."""
+        return self._heartbeat_deadline if self.role is Role.LEADER else self._election_deadline
+
+    @property
+    def stopped(self) -> bool:
+        """True once the state machine failed to apply an entry (the replica is fail-stopped)."""
+        return self._stopped is not None
+
+    def now(self) -> float:
+        """The replica's current time: its clock, or the last `tick`."""
+        return self._clock() if self._clock is not None else self._time
+
+    # ----- the three inputs --------------------------------------------------------------------
+    def tick(self, now: float | None = None) -> None:
+        """Time has advanced to `now` (the clock's time if omitted): fire the timers that are due."""
+        self._check_running()
+        self._time = self.now() if now is None else now
+        if self.role is Role.LEADER:
+            if self._time >= self._heartbeat_deadline:  # L-HEARTBEAT
+                self._heartbeat_deadline = self._time + self.heartbeat_timeout
+                self._broadcast_append()
+        elif self._time >= self._election_deadline:  # F-TIMEOUT and C-RETRY
+            self._start_election()
+
+    def process_messages(self) -> None:
+        """Messages are available: take every message from `cluster.receive_messages()` and step it."""
+        for message in self.cluster.receive_messages():
+            self.step(message)
+
+    def process_transitions(self) -> None:
+        """Transitions are available: take them from `state_machine.get_pending_transitions()`."""
+        self._check_running()
+        transitions = list(self.state_machine.get_pending_transitions())
+        if not transitions:
+            return
+        if self.role is not Role.LEADER:
+            for t in transitions:
+                self._register(t, TransitionState.ABANDONED_NOT_LEADER)
+            return
+        # L-APPEND: append (durably), then replicate; applied once committed.
+        start, term = self.log.last_index + 1, self.current_term
+        self._append([LogEntry(t, start + k, term) for k, t in enumerate(transitions)], "L-APPEND")
+        for t in transitions:
+            self._register(t, TransitionState.QUEUED)
+        self._broadcast_append()
+        self._advance_commit()
+
+    def step(self, message: Message) -> None:
+        """Handle one received message. A malformed or misaddressed one is dropped and counted."""
+        self._check_running()
+        self.stats.received += 1
+        reason = check_message(message)
+        if reason is None and message.from_id not in self._senders:
+            reason = "from itself" if message.from_id == self.id else f"unknown sender: {message.from_id}"
+        if reason is not None:
+            self._drop(reason)
+            return
+        if message.term > self.current_term:  # ALL-TERM
+            self._become_follower(message.term, f"saw term {message.term} from {message.from_id}")
+        self._handlers[type(message)](message)
+
+    def start(self, recv_msg: queue.Queue, recv_transition: queue.Queue, poll: float = 0.005) -> None:
+        """Little Raft's blocking loop in real time: returns once `cluster.halt()` is true.
+
+        Put anything on `recv_msg` when messages are waiting and on `recv_transition` when
+        transitions are waiting. Transitions are noticed within `poll` seconds.
+        """
+        if self._clock is None:
+            self._clock = time.monotonic
+            self._reset_election_timer()
+        while not self.cluster.halt():
+            self.tick()
+            wait = min(max(self.next_deadline - self.now(), 0.0), poll)
+            if _drain(recv_msg, wait):
+                self.process_messages()
+            if _drain(recv_transition, 0.0):
+                self.process_transitions()
+
+    # ----- handlers for each message -----------------------------------------------------------
+    def _on_vote_request(self, m: VoteRequest) -> None:
+        if m.term < self.current_term:  # RV-STALE
+            granted, rule, why = False, "RV-STALE", f"its term {m.term} is behind mine"
+        elif self.voted_for not in (None, m.from_id):
+            granted, rule, why = False, "RV-GRANT", f"I already voted for {self.voted_for} in term {m.term}"
+        elif not self.log.is_up_to_date(m.last_log_index, m.last_log_term):
+            granted, rule, why = False, "RV-GRANT", (
+                f"its log (last term {m.last_log_term}, index {m.last_log_index}) is behind mine "
+                f"(last term {self.log.last_term}, index {self.log.last_index})")
+        else:  # RV-GRANT: persist the vote before answering; granting resets the timer
+            granted, rule, why = True, "RV-GRANT", "its log is at least as up to date as mine"
+            self.storage.set_term_and_vote(self.current_term, m.from_id)
+            self._reset_election_timer()
+        self._emit("vote_granted" if granted else "vote_refused", rule, candidate=m.from_id, why=why)
+        self._send(m.from_id, VoteResponse(self.id, self.current_term, granted))
+
+    def _on_vote_response(self, m: VoteResponse) -> None:
+        if m.term < self.current_term or self.role is not Role.CANDIDATE or not m.vote_granted:
+            return  # ALL-STALE: a stale response is ignored (as is a refusal in the same term)
+        self.votes.add(m.from_id)
+        if self._has_majority(len(self.votes)):  # C-WIN
+            self._become_leader()
+
+    def _on_append_request(self, m: AppendEntryRequest) -> None:
+        if m.term < self.current_term:  # AE-STALE
+            self._send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, self.log.last_index, None))
+            return
+        if not self._accept_leader(m.from_id, "AE"):
+            return
+        log, prev, prev_term, entries = self.log, m.prev_log_index, m.prev_log_term, tuple(m.entries)
+        if prev < log.base_index:  # that prefix is in my snapshot: committed, so it matches
+            entries = tuple(e for e in entries if e.index > log.base_index)
+            prev, prev_term = log.base_index, log.base_term
+        if prev > log.last_index or log.term_at(prev) != prev_term:  # AE-CHECK, with a hint
+            hint = log.last_index + 1 if prev > log.last_index else log.first_index_of_term(prev)
+            self._emit("append_refused", "AE-CHECK", leader=m.from_id, prev_log_index=prev, hint=hint)
+            self._send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, log.last_index, hint))
+            return
+        for k, entry in enumerate(entries):
+            if entry.index > log.last_index:  # AE-APPEND: add what is not already present
+                self._append(entries[k:], "AE-APPEND")
+                break
+            if log.term_at(entry.index) != entry.term:  # AE-TRUNCATE: conflict; matches are kept
+                self._truncate(entry.index)
+                self._append(entries[k:], "AE-APPEND")
+                break
+        last_new = m.prev_log_index + len(m.entries)
+        if m.commit_index > self.commit_index:  # AE-COMMIT: capped by what this request proved
+            self._commit_to(min(m.commit_index, last_new), "AE-COMMIT")
+        self._send(m.from_id, AppendEntryResponse(self.id, self.current_term, True, last_new, None))
+
+    def _on_append_response(self, m: AppendEntryResponse) -> None:
+        if m.term < self.current_term or self.role is not Role.LEADER:
+            return  # ALL-STALE
+        peer = m.from_id
+        if m.last_index > self.log.last_index and m.success:
+            self._drop(f"acknowledges an index beyond my log: {m.last_index}")
+            return
+        if m.success:  # L-REPLICATE: match what the request proved, never less than before
+            if m.last_index <= self.match_index[peer]:
+                return  # a duplicate or reordered acknowledgement
+            self.match_index[peer] = m.last_index
+            self.next_index[peer] = max(self.next_index[peer], m.last_index + 1)
+            self._advance_commit()
+        else:  # L-REPLICATE: back up to the hint, never below what is known to match
+            hint = m.mismatch_index if m.mismatch_index is not None else self.next_index[peer] - 1
+            new_next = max(self.match_index[peer] + 1, min(self.next_index[peer], hint))
+            if new_next == self.next_index[peer]:
+                return  # a stale refusal
+            self.next_index[peer] = new_next
+        if self.next_index[peer] <= self.log.last_index:
+            self._send_append(peer)
+
+    def _on_snapshot_request(self, m: InstallSnapshotRequest) -> None:
+        if m.term < self.current_term:  # IS-STALE
+            self._send(m.from_id, InstallSnapshotResponse(self.id, self.current_term, m.last_included_index))
+            return
+        if m.offset != 0 or not m.done:
+            self._drop("chunked snapshot (raftlab sends snapshots whole)")
+            return
+        if not self._accept_leader(m.from_id, "IS"):
+            return
+        if m.last_included_index > self.last_applied:
+            snapshot = Snapshot(m.last_included_index, m.last_included_term, m.data)
+            for entry in self.storage.save_snapshot(snapshot):  # IS-KEEP
+                self._register(entry.transition, TransitionState.ABANDONED_CONFLICT_WITH_LEADER)
+            self.state_machine.set_snapshot(snapshot)  # IS-LOAD: the term is left alone
+            self.commit_index = max(self.commit_index, snapshot.last_included_index)
+            self.last_applied = snapshot.last_included_index
+            self._emit("snapshot_installed", "IS-LOAD", index=snapshot.last_included_index, leader=m.from_id)
+        self._send(m.from_id, InstallSnapshotResponse(self.id, self.current_term, m.last_included_index))
+
+    def _on_snapshot_response(self, m: InstallSnapshotResponse) -> None:
+        if m.term < self.current_term or self.role is not Role.LEADER:
+            return  # ALL-STALE
+        peer = m.from_id
+        if m.last_included_index > self.log.last_index:
+            self._drop(f"acknowledges an index beyond my log: {m.last_included_index}")
+            return
+        if m.last_included_index > self.match_index[peer]:  # L-REPLICATE
+            self.match_index[peer] = m.last_included_index
+            self.next_index[peer] = max(self.next_index[peer], m.last_included_index + 1)
+            self._advance_commit()
+            if self.next_index[peer] <= self.log.last_index:
+                self._send_append(peer)
+
+    # ----- roles -------------------------------------------------------------------------------
+    def _start_election(self) -> None:
+        # C-START: new term, vote for myself (persisted), fresh timer, ask every peer.
+        self.role = Role.CANDIDATE
+        self.storage.set_term_and_vote(self.current_term + 1, self.id)
+        self._set_leader(None)
+        self.votes = {self.id}
+        self._reset_election_timer()
+        self._emit("became_candidate", "C-START")
+        if self._has_majority(1):  # C-WIN: a single-node cluster wins at once
+            self._become_leader()
+            return
+        request = VoteRequest(self.id, self.current_term, self.log.last_index, self.log.last_term)
+        for peer in self.peer_ids:
+            self._send(peer, request)
+
+    def _become_leader(self) -> None:
+        self.role = Role.LEADER
+        self._set_leader(self.id)
+        self.next_index = {p: self.log.last_index + 1 for p in self.peer_ids}
+        self.match_index = {p: 0 for p in self.peer_ids}
+        self._emit("became_leader", "C-WIN", votes=sorted(self.votes))
+        # L-NOOP: an entry of the new term, so earlier entries can commit (§8).
+        self._append([LogEntry(self.noop_transition, self.log.last_index + 1, self.current_term)], "L-NOOP")
+        self._heartbeat_deadline = self.now() + self.heartbeat_timeout  # L-HEARTBEAT
+        self._broadcast_append()
+        self._advance_commit()
+
+    def _become_follower(self, term: int, why: str) -> None:
+        # ALL-TERM: a higher term makes anyone a follower with no vote (persisted first).
+        was_leader = self.role is Role.LEADER
+        self.storage.set_term_and_vote(term, None)
+        self.role = Role.FOLLOWER
+        self._set_leader(None)
+        if was_leader:
+            self._heartbeat_deadline = math.inf
+            self._reset_election_timer()
+        self._emit("became_follower", "ALL-TERM", why=why)
+
+    def _accept_leader(self, leader: ReplicaID, kind: str) -> bool:
+        """A request from the leader of my current term: follow it and reset the election timer."""
+        if self.role is Role.LEADER:
+            self._drop(f"another leader in my term: {kind} from {leader}")
+            return False
+        if self.role is Role.CANDIDATE:  # C-YIELD
+            self.role = Role.FOLLOWER
+            self._emit("became_follower", "C-YIELD", why=f"{leader} is leader of term {self.current_term}")
+        self._set_leader(leader)
+        self._reset_election_timer()  # F-TIMEOUT: only the current leader (or a granted vote) resets it
+        return True
+
+    # ----- log, commit and apply ---------------------------------------------------------------
+    def _broadcast_append(self) -> None:
+        for peer in self.peer_ids:
+            self._send_append(peer)
+
+    def _send_append(self, peer: ReplicaID) -> None:
+        # L-REPLICATE: entries from next_index, or the snapshot if they were compacted.
+        log, next_index = self.log, self.next_index[peer]
+        if next_index <= log.base_index:
+            s = log.snapshot
+            self._send(peer, InstallSnapshotRequest(self.id, self.current_term, s.last_included_index,
+                                                    s.last_included_term, 0, s.data, True))
+            return
+        entries = log.entries_from(next_index, self.MAX_ENTRIES_PER_MESSAGE)
+        self._send(peer, AppendEntryRequest(self.id, self.current_term, next_index - 1,
+                                            log.term_at(next_index - 1), entries, self.commit_index))
+
+    def _advance_commit(self) -> None:
+        # L-COMMIT: the highest index a majority holds, only if its entry is of the current term.
+        if self.role is not Role.LEADER:
+            return
+        held = sorted([self.log.last_index, *self.match_index.values()], reverse=True)
+        n = held[len(held) // 2]
+        if n > self.commit_index and self.log.term_at(n) == self.current_term:
+            self._commit_to(n, "L-COMMIT")
+
+    def _commit_to(self, index: int, rule: str) -> None:
+        if index <= self.commit_index:
+            return
+        first, self.commit_index = self.commit_index + 1, index
+        self._emit("committed", rule, index=index)
+        for i in range(max(first, self.last_applied + 1), index + 1):
+            self._register(self.log.entry(i).transition, TransitionState.COMMITTED)
+        self._apply_committed()
+
+    def _apply_committed(self) -> None:
+        # ALL-APPLY: in log order, each index once; an error stops the replica (never skips).
+        while self.last_applied < self.commit_index:
+            index = self.last_applied + 1
+            entry = self.log.entry(index)
+            try:
+                self.state_machine.apply_transition(entry.transition)
+            except Exception as error:
+                self._stopped = ApplyError(index, error)
+                raise self._stopped from error
+            self.last_applied = index
+            self._register(entry.transition, TransitionState.APPLIED)
+            self._emit("applied", "ALL-APPLY", index=index)
+        # SNAP-TAKE: compact the applied prefix every snapshot_delta entries.
+        if self.snapshot_delta and self.last_applied - self.log.base_index >= self.snapshot_delta:
+            term = self.log.term_at(self.last_applied)
+            self.storage.save_snapshot(self.state_machine.create_snapshot(self.last_applied, term))
+            self._emit("snapshot_taken", "SNAP-TAKE", index=self.last_applied)
+
+    def _append(self, entries: list[LogEntry] | tuple[LogEntry, ...], rule: str) -> None:
+        self.storage.append(entries)
+        self._emit("appended", rule, first=entries[0].index, last=entries[-1].index)
+
+    def _truncate(self, index: int) -> None:
+        removed = self.storage.truncate(index)
+        self._emit("truncated", "AE-TRUNCATE", first=index, count=len(removed))
+        for entry in removed:
+            self._register(entry.transition, TransitionState.ABANDONED_CONFLICT_WITH_LEADER)
+
+    def _recover(self) -> None:
+        """Start from storage, and from the state machine's own snapshot if it is newer."""
+        own = self.state_machine.get_snapshot()
+        stored = self.log.snapshot
+        if own is not None and (stored is None or own.last_included_index > stored.last_included_index):
+            self.storage.save_snapshot(own)
+        elif stored is not None:
+            self.state_machine.set_snapshot(stored)
+        self.commit_index = self.last_applied = self.log.base_index
+
+    # ----- helpers -----------------------------------------------------------------------------
+    def _has_majority(self, count: int) -> bool:
+        return 2 * count > len(self.peer_ids) + 1
+
+    def _reset_election_timer(self) -> None:
+        self._election_deadline = self.now() + self._rng.uniform(*self.election_timeout_range)
+
+    def _set_leader(self, leader: ReplicaID | None) -> None:
+        if leader != self.leader_id:
+            self.leader_id = leader
+            self.cluster.register_leader(leader)
+
+    def _send(self, to: ReplicaID, message: Message) -> None:
+        self.stats.sent += 1
+        self.cluster.send_message(to, message)
+
+    def _register(self, transition: Any, state: TransitionState) -> None:
+        self.state_machine.register_transition_state(transition_id(transition), state)
+
+    def _drop(self, reason: str) -> None:
+        self.stats.dropped += 1
+        key = reason.split(":")[0]  # the kind of problem, without the details
+        self.stats.drop_reasons[key] = self.stats.drop_reasons.get(key, 0) + 1
+        self._emit("message_dropped", "INPUT", why=reason)
+
+    def _emit(self, kind: str, rule: str, **details: Any) -> None:
+        if self._observer is not None:
+            self._observer(Event(self.now(), self.id, kind, rule, self.current_term, details))
+
+    def _check_running(self) -> None:
+        if self._stopped is not None:
+            raise self._stopped
+
+
+def _drain(wakeups: queue.Queue, wait: float) -> bool:
+    """Wait up to `wait` seconds for a wake-up, then take all that are queued; True if any."""
+    try:
+        wakeups.get(timeout=wait) if wait > 0 else wakeups.get_nowait()
+    except queue.Empty:
+        return False
+    while True:
+        try:
+            wakeups.get_nowait()
+        except queue.Empty:
+            return True
