@@ -112,7 +112,7 @@ def run_demo(replicas: int = 3, transitions: int = 10, *, drop: float = 0.0, shu
 
     calculators = [Calculator(i, say) for i in ids]
     nodes = [Replica(i, [j for j in ids if j != i], network.cluster(i), calc, NOOP, heartbeat, election,
-                     rng=random.Random(rng.randrange(2**32))) for i, calc in zip(ids, calculators)]
+                     rng=random.Random(rng.randrange(2**32))) for i, calc in zip(ids, calculators, strict=True)]
     transition_queues = {i: queue.Queue() for i in ids}
     threads = [threading.Thread(target=r.start, args=(network.wakeups[r.id], transition_queues[r.id]),
                                 name=f"replica-{r.id}", daemon=True) for r in nodes]
