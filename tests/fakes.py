@@ -7,7 +7,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from raftlab.core import Replica, Snapshot, Storage, TransitionState
+from collections.abc import Iterable, Sequence
+
+from raftlab.core import (
+    AppendEntryRequest, AppendEntryResponse, LogEntry, MemoryStorage, Replica, Role, Snapshot, Storage, TransitionState,
+    VoteResponse,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +113,71 @@ def make_replica(id: int = 1, peers: tuple[int, ...] = (2, 3), *, seed: int = 0,
     replica = Replica(id, peers, cluster, sm, NOOP, HEARTBEAT, ELECTION, snapshot_delta,
                       storage=storage, rng=random.Random(seed), observer=observer)
     return replica, cluster, sm
+
+
+# ----- building blocks for paper-claim tests: replica 1 with peers 2 and 3; peer 2 plays the leader ---
+LEADER = 2  # the peer that plays the leader when the replica under test is a follower
+
+Fakes = tuple[Replica, RecordingCluster, RecordingStateMachine]
+
+
+def e(index: int, term: int, name: str | None = None, delta: int | None = None) -> LogEntry:
+    """A log entry whose transition is named `name` (default ``"i<index>t<term>"``)."""
+    return LogEntry(Op(name if name is not None else f"i{index}t{term}", index if delta is None else delta),
+                    index, term)
+
+
+def stored(entries: Sequence[LogEntry] = (), term: int = 0, voted_for: int | None = None,
+           storage: Storage | None = None) -> Storage:
+    """Storage that already holds `entries` (uncommitted as far as a new replica knows) and `term`."""
+    storage = storage if storage is not None else MemoryStorage()
+    storage.set_term_and_vote(term, voted_for)
+    if entries:
+        storage.append(list(entries))
+    return storage
+
+
+def follower(entries: Sequence[LogEntry] = (), term: int = 0, **kwargs: Any) -> Fakes:
+    """A follower (id 1, peers 2 and 3) whose storage holds `entries` and `term`."""
+    return make_replica(storage=stored(entries, term), **kwargs)
+
+
+def elect(replica: Replica, voters: Iterable[int] = (2,), now: float = 1.0) -> None:
+    """Let the election timer fire, then grant the votes of `voters` (a majority with the replica)."""
+    replica.tick(now)
+    assert replica.role is Role.CANDIDATE
+    for voter in voters:
+        replica.step(VoteResponse(voter, replica.current_term, True))
+    assert replica.role is Role.LEADER
+
+
+def leader(entries: Sequence[LogEntry] = (), term: int = 0, voters: Iterable[int] = (2,), **kwargs: Any) -> Fakes:
+    """A leader of term `term + 1` whose log held `entries` before its election (then its no-op)."""
+    fakes = follower(entries, term, **kwargs)
+    elect(fakes[0], voters)
+    return fakes
+
+
+def append(term: int, prev: int, prev_term: int, entries: Sequence[LogEntry] = (), commit: int = 0,
+           sender: int = LEADER) -> AppendEntryRequest:
+    return AppendEntryRequest(sender, term, prev, prev_term, tuple(entries), commit)
+
+
+def ok(peer: int, term: int, last_index: int) -> AppendEntryResponse:
+    return AppendEntryResponse(peer, term, True, last_index, None)
+
+
+def refused(peer: int, term: int, last_index: int, hint: int | None) -> AppendEntryResponse:
+    return AppendEntryResponse(peer, term, False, last_index, hint)
+
+
+def sent(cluster: RecordingCluster, kind: type, to: int | None = None) -> list:
+    """The messages of `kind` sent so far (to `to` if given), oldest first."""
+    return [m for dest, m in cluster.sent if isinstance(m, kind) and (to is None or dest == to)]
+
+
+def only_sent(cluster: RecordingCluster, kind: type, to: int | None = None) -> Any:
+    """The single message of `kind` sent (to `to`), which the test expects."""
+    messages = sent(cluster, kind, to)
+    assert len(messages) == 1, f"expected exactly one {kind.__name__}, got {messages}"
+    return messages[0]

@@ -9,13 +9,13 @@ from .messages import (
     AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     LogEntry, Message, ReplicaID, Snapshot, VoteRequest, VoteResponse, check_message,
 )
-from .replica import ApplyError, Event, Replica, ReplicaStats, Role
+from .replica import ApplyError, Event, Replica, ReplicaStats, ReplicaStopped, Role
 from .storage import MemoryStorage, SqliteStorage, Storage
 
 __all__ = [
     "AppendEntryRequest", "AppendEntryResponse", "ApplyError", "Cluster", "Event",
     "InstallSnapshotRequest", "InstallSnapshotResponse", "Log", "LogEntry", "MemoryStorage",
-    "Message", "Replica", "ReplicaID", "ReplicaStats", "Role", "Snapshot", "SqliteStorage",
+    "Message", "Replica", "ReplicaID", "ReplicaStats", "ReplicaStopped", "Role", "Snapshot", "SqliteStorage",
     "StateMachine", "Storage", "Transition", "TransitionState", "VoteRequest", "VoteResponse",
     "check_message", "transition_id",
 ]

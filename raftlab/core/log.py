@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 from .messages import LogEntry, Snapshot
 
 T = TypeVar("T")
+
+
+def _term(entry: LogEntry) -> int:
+    return entry.term
 
 
 class Log(Generic[T]):
@@ -74,44 +79,59 @@ class Log(Generic[T]):
 
     def first_index_of_term(self, index: int) -> int:
         """First held index of the run of entries that share the term of the entry at `index`."""
-        term = self.term_at(index)
-        while index - 1 > self.base_index and self.term_at(index - 1) == term:
-            index -= 1
-        return index
+        offset = index - self.base_index
+        if offset <= 0:
+            return index
+        # Terms never decrease along the log, so the run starts at the first entry of that term.
+        term = self._entries[offset - 1].term
+        return self.base_index + 1 + bisect.bisect_left(self._entries, term, hi=offset, key=_term)
 
     def is_up_to_date(self, last_index: int, last_term: int) -> bool:
         """Whether a log ending at (`last_index`, `last_term`) is at least as up to date as this one."""
         return (last_term, last_index) >= (self.last_term, self.last_index)
 
-    def append(self, entries: Sequence[LogEntry[T]]) -> None:
-        """Add entries right after the last one."""
+    def check_append(self, entries: Sequence[LogEntry[T]]) -> None:
+        """Raise `ValueError` unless `entries` can follow the last entry (consecutive indices,
+        terms that never decrease)."""
         expected, term = self.last_index + 1, self.last_term
         for k, entry in enumerate(entries):
             if entry.index != expected + k or entry.term < term:
                 raise ValueError(f"entry {entry.index} (term {entry.term}) cannot follow index "
                                  f"{expected + k - 1} (term {term})")
             term = entry.term
+
+    def append(self, entries: Sequence[LogEntry[T]]) -> None:
+        """Add entries right after the last one (checked by `check_append`)."""
+        self.check_append(entries)
         self._entries.extend(entries)
+
+    def check_truncate(self, index: int) -> None:
+        """Raise `ValueError` if `index` lies in the compacted prefix."""
+        if index <= self.base_index:
+            raise ValueError(f"cannot truncate at {index}: entries up to {self.base_index} are compacted")
 
     def truncate(self, index: int) -> list[LogEntry[T]]:
         """Delete the entries from `index` on and return them; compacted entries cannot be deleted."""
-        if index <= self.base_index:
-            raise ValueError(f"cannot truncate at {index}: entries up to {self.base_index} are compacted")
+        self.check_truncate(index)
         start = index - self.base_index - 1
         removed = self._entries[start:]
         del self._entries[start:]
         return removed
 
+    def check_compact(self, snapshot: Snapshot) -> bool:
+        """Raise `ValueError` if `snapshot` is older than the base; else whether the log holds the
+        snapshot's last entry (same index and term), so that the entries after it are kept."""
+        if snapshot.last_included_index < self.base_index:
+            raise ValueError(f"snapshot at {snapshot.last_included_index} is older than the base {self.base_index}")
+        return self.term_at(snapshot.last_included_index) == snapshot.last_included_term
+
     def compact(self, snapshot: Snapshot) -> list[LogEntry[T]]:
         """Make `snapshot` the base (§7, IS-KEEP): keep the entries after it if the log holds its last
-        entry with the same term, otherwise drop the whole log. Returns the dropped entries that
-        came after the snapshot (they conflicted with it)."""
-        index = snapshot.last_included_index
-        if index < self.base_index:
-            raise ValueError(f"snapshot at {index} is older than the base {self.base_index}")
-        if self.term_at(index) == snapshot.last_included_term:
-            kept, dropped = self._entries[index - self.base_index:], []
+        entry with the same term, otherwise drop the whole log. Returns every entry removed."""
+        split = max(0, snapshot.last_included_index - self.base_index)
+        if self.check_compact(snapshot):
+            removed, self._entries = self._entries[:split], self._entries[split:]
         else:
-            kept, dropped = [], self._entries[max(0, index - self.base_index):]
-        self.snapshot, self._entries = snapshot, kept
-        return dropped
+            removed, self._entries = self._entries, []
+        self.snapshot = snapshot
+        return removed

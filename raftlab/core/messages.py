@@ -125,8 +125,9 @@ def check_message(message: Any) -> str | None:
     """Return why `message` is not a well-formed message, or None if it is.
 
     Checks the type, that every id, term and index is a non-negative ``int``, that flags are
-    ``bool``, and that an `AppendEntryRequest`'s entries are numbered from ``prev_log_index + 1``
-    with terms that never decrease and never exceed the request's term.
+    ``bool``, that an `AppendEntryRequest`'s entries are numbered from ``prev_log_index + 1`` with
+    terms that never decrease and never exceed the request's term, and that no log term a request
+    reports exceeds its own term.
     """
     names = _FIELD_NAMES.get(type(message))
     if names is None:
@@ -146,8 +147,11 @@ def check_message(message: Any) -> str | None:
     if isinstance(message, AppendEntryRequest):
         term = message.prev_log_term
         for k, entry in enumerate(message.entries):
-            if (type(entry) is not LogEntry or entry.index != message.prev_log_index + 1 + k
-                    or not _natural(entry.term) or not term <= entry.term <= message.term):
+            if (type(entry) is not LogEntry or not _natural(entry.index) or not _natural(entry.term)
+                    or entry.index != message.prev_log_index + 1 + k or not term <= entry.term <= message.term):
                 return f"entry out of place: {k}"
             term = entry.term
+    last_term = getattr(message, "last_log_term", getattr(message, "last_included_term", None))
+    if last_term is not None and last_term > message.term:
+        return f"log term above the message's term: {last_term}"
     return None

@@ -8,6 +8,7 @@ names its rule id from raft-rules.md (kept in the project as docs/raft-rules.md)
 
 from __future__ import annotations
 
+import functools
 import math
 import queue
 import random
@@ -61,13 +62,37 @@ class ReplicaStats:
     drop_reasons: dict[str, int] = field(default_factory=dict)  # dropped, by reason
 
 
-class ApplyError(RuntimeError):
+class ReplicaStopped(RuntimeError):
+    """An exception escaped an input (from storage, the state machine or the cluster), so the replica
+    stopped (fail-stop): every later input raises this again. Restart it from its storage."""
+
+
+class ApplyError(ReplicaStopped):
     """The state machine's `apply_transition` raised: the replica has stopped (fail-stop)."""
 
     def __init__(self, index: int, error: BaseException) -> None:
         super().__init__(f"apply_transition raised at log index {index}: {error!r}; the replica "
                          f"has stopped, fix the state machine and restart it from its storage")
         self.index = index  # the log index that could not be applied
+
+
+def _input(method: Callable) -> Callable:
+    """Wrap an input: refuse to run once stopped; an exception escaping it stops the replica."""
+
+    @functools.wraps(method)
+    def guarded(self: Replica, *args: Any) -> None:
+        if self._stopped is not None:
+            raise self._stopped
+        try:
+            method(self, *args)
+        except ReplicaStopped as stop:
+            self._stopped = stop
+            raise
+        except Exception as error:
+            self._stopped = ReplicaStopped(f"replica {self.id} stopped: {error!r}")
+            raise self._stopped from error
+
+    return guarded
 
 
 def _seconds(value: float | timedelta, name: str) -> float:
@@ -153,7 +178,7 @@ class Replica(Generic[T, D]):
         self._observer = observer
         self._election_deadline = math.inf  # when a follower or candidate starts an election
         self._heartbeat_deadline = math.inf  # when a leader sends its next heartbeat
-        self._stopped: ApplyError | None = None
+        self._stopped: ReplicaStopped | None = None
         self._senders = frozenset(peers)
         self._handlers = {
             AppendEntryRequest: self._on_append_request, AppendEntryResponse: self._on_append_response,
@@ -192,7 +217,7 @@ class Replica(Generic[T, D]):
 
     @property
     def stopped(self) -> bool:
-        """True once the state machine failed to apply an entry (the replica is fail-stopped)."""
+        """True once an input failed (for example the state machine could not apply an entry)."""
         return self._stopped is not None
 
     def now(self) -> float:
@@ -200,9 +225,12 @@ class Replica(Generic[T, D]):
         return self._clock() if self._clock is not None else self._time
 
     # ----- the three inputs --------------------------------------------------------------------
+    @_input
     def tick(self, now: float | None = None) -> None:
-        """Time has advanced to `now` (the clock's time if omitted): fire the timers that are due."""
-        self._check_running()
+        """Time has advanced to `now` (the clock's time if omitted): fire the timers that are due.
+
+        Timers that messages reset count from the replica's time (`now()`): without a clock, call
+        `tick` before handing the replica messages that arrived at a later time."""
         self._time = self.now() if now is None else now
         if self.role is Role.LEADER:
             if self._time >= self._heartbeat_deadline:  # L-HEARTBEAT
@@ -211,14 +239,15 @@ class Replica(Generic[T, D]):
         elif self._time >= self._election_deadline:  # F-TIMEOUT and C-RETRY
             self._start_election()
 
+    @_input
     def process_messages(self) -> None:
         """Messages are available: take every message from `cluster.receive_messages()` and step it."""
         for message in self.cluster.receive_messages():
             self.step(message)
 
+    @_input
     def process_transitions(self) -> None:
         """Transitions are available: take them from `state_machine.get_pending_transitions()`."""
-        self._check_running()
         transitions = list(self.state_machine.get_pending_transitions())
         if not transitions:
             return
@@ -234,9 +263,9 @@ class Replica(Generic[T, D]):
         self._broadcast_append()
         self._advance_commit()
 
+    @_input
     def step(self, message: Message) -> None:
         """Handle one received message. A malformed or misaddressed one is dropped and counted."""
-        self._check_running()
         self.stats.received += 1
         reason = check_message(message)
         if reason is None and message.from_id not in self._senders:
@@ -296,7 +325,10 @@ class Replica(Generic[T, D]):
         if not self._accept_leader(m.from_id, "AE"):
             return
         log, prev, prev_term, entries = self.log, m.prev_log_index, m.prev_log_term, tuple(m.entries)
-        if prev < log.base_index:  # that prefix is in my snapshot: committed, so it matches
+        if prev < log.base_index:  # that prefix is in my snapshot: committed, so it must match
+            if any(e.index == log.base_index and e.term != log.base_term for e in entries):
+                self._drop("conflicts with my snapshot")
+                return
             entries = tuple(e for e in entries if e.index > log.base_index)
             prev, prev_term = log.base_index, log.base_term
         if prev > log.last_index or log.term_at(prev) != prev_term:  # AE-CHECK, with a hint
@@ -309,6 +341,9 @@ class Replica(Generic[T, D]):
                 self._append(entries[k:], "AE-APPEND")
                 break
             if log.term_at(entry.index) != entry.term:  # AE-TRUNCATE: conflict; matches are kept
+                if entry.index <= self.commit_index:
+                    self._drop("conflicts with a committed entry")
+                    return
                 self._truncate(entry.index)
                 self._append(entries[k:], "AE-APPEND")
                 break
@@ -331,8 +366,9 @@ class Replica(Generic[T, D]):
             self.next_index[peer] = max(self.next_index[peer], m.last_index + 1)
             self._advance_commit()
         else:  # L-REPLICATE: back up to the hint, never below what is known to match
-            hint = m.mismatch_index if m.mismatch_index is not None else self.next_index[peer] - 1
-            new_next = max(self.match_index[peer] + 1, min(self.next_index[peer], hint))
+            if m.mismatch_index is None:
+                return  # a refusal of a request from an older term of mine: nothing to learn
+            new_next = max(self.match_index[peer] + 1, min(self.next_index[peer], m.mismatch_index))
             if new_next == self.next_index[peer]:
                 return  # a stale refusal
             self.next_index[peer] = new_next
@@ -340,8 +376,8 @@ class Replica(Generic[T, D]):
             self._send_append(peer)
 
     def _on_snapshot_request(self, m: InstallSnapshotRequest) -> None:
-        if m.term < self.current_term:  # IS-STALE
-            self._send(m.from_id, InstallSnapshotResponse(self.id, self.current_term, m.last_included_index))
+        if m.term < self.current_term:  # IS-STALE: refused; index 0 acknowledges nothing
+            self._send(m.from_id, InstallSnapshotResponse(self.id, self.current_term, 0))
             return
         if m.offset != 0 or not m.done:
             self._drop("chunked snapshot (raftlab sends snapshots whole)")
@@ -350,8 +386,13 @@ class Replica(Generic[T, D]):
             return
         if m.last_included_index > self.last_applied:
             snapshot = Snapshot(m.last_included_index, m.last_included_term, m.data)
-            for entry in self.storage.save_snapshot(snapshot):  # IS-KEEP
-                self._register(entry.transition, TransitionState.ABANDONED_CONFLICT_WITH_LEADER)
+            # IS-KEEP. Unapplied entries it removes are in the snapshot if the log matched it there;
+            # otherwise their fate is unknown and they are reported abandoned.
+            matched = self.log.term_at(snapshot.last_included_index) == snapshot.last_included_term
+            fate = TransitionState.APPLIED if matched else TransitionState.ABANDONED_CONFLICT_WITH_LEADER
+            for entry in self.storage.save_snapshot(snapshot):
+                if entry.index > self.last_applied:
+                    self._register(entry.transition, fate)
             self.state_machine.set_snapshot(snapshot)  # IS-LOAD: the term is left alone
             self.commit_index = max(self.commit_index, snapshot.last_included_index)
             self.last_applied = snapshot.last_included_index
@@ -466,8 +507,7 @@ class Replica(Generic[T, D]):
             try:
                 self.state_machine.apply_transition(entry.transition)
             except Exception as error:
-                self._stopped = ApplyError(index, error)
-                raise self._stopped from error
+                raise ApplyError(index, error) from error
             self.last_applied = index
             self._register(entry.transition, TransitionState.APPLIED)
             self._emit("applied", "ALL-APPLY", index=index)
@@ -490,11 +530,10 @@ class Replica(Generic[T, D]):
     def _recover(self) -> None:
         """Start from storage, and from the state machine's own snapshot if it is newer."""
         own = self.state_machine.get_snapshot()
-        stored = self.log.snapshot
-        if own is not None and (stored is None or own.last_included_index > stored.last_included_index):
+        if own is not None and own.last_included_index > self.log.base_index:
             self.storage.save_snapshot(own)
-        elif stored is not None:
-            self.state_machine.set_snapshot(stored)
+        if self.log.snapshot is not None:  # the state machine starts exactly at the snapshot
+            self.state_machine.set_snapshot(self.log.snapshot)
         self.commit_index = self.last_applied = self.log.base_index
 
     # ----- helpers -----------------------------------------------------------------------------
@@ -525,10 +564,6 @@ class Replica(Generic[T, D]):
     def _emit(self, kind: str, rule: str, **details: Any) -> None:
         if self._observer is not None:
             self._observer(Event(self.now(), self.id, kind, rule, self.current_term, details))
-
-    def _check_running(self) -> None:
-        if self._stopped is not None:
-            raise self._stopped
 
 
 def _drain(wakeups: queue.Queue, wait: float) -> bool:

@@ -29,33 +29,31 @@ class Storage:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(term={self.current_term}, voted_for={self.voted_for}, log={self.log})"
 
-    # Each change is checked and made in memory first, then made durable by the hook; an error from
-    # the hook propagates and stops the replica before anything that depends on the change is sent.
+    # Each change is checked, made durable by the hook, and only then made in memory: if the hook
+    # raises, memory still agrees with the disk (and the replica stops, see `ReplicaStopped`).
     def set_term_and_vote(self, term: int, voted_for: ReplicaID | None) -> None:
         """Record the term and the vote together (atomically)."""
         if term < self.current_term:
             raise ValueError(f"term cannot go back from {self.current_term} to {term}")
-        self.current_term, self.voted_for = term, voted_for
         self._write_term_and_vote(term, voted_for)
+        self.current_term, self.voted_for = term, voted_for
 
     def append(self, entries: Sequence[LogEntry]) -> None:
         """Add entries after the last one."""
-        self.log.append(entries)
+        self.log.check_append(entries)
         self._write_append(entries)
+        self.log.append(entries)
 
     def truncate(self, index: int) -> list[LogEntry]:
         """Delete the entries from `index` on; returns them."""
-        removed = self.log.truncate(index)
+        self.log.check_truncate(index)
         self._write_truncate(index)
-        return removed
+        return self.log.truncate(index)
 
     def save_snapshot(self, snapshot: Snapshot) -> list[LogEntry]:
-        """Make `snapshot` the latest and compact the log by `Log.compact`; returns the entries after
-        the snapshot that were dropped because they conflicted with it."""
-        keep = self.log.term_at(snapshot.last_included_index) == snapshot.last_included_term
-        dropped = self.log.compact(snapshot)
-        self._write_snapshot(snapshot, keep)
-        return dropped
+        """Make `snapshot` the latest and compact the log by `Log.compact`; returns the removed entries."""
+        self._write_snapshot(snapshot, self.log.check_compact(snapshot))
+        return self.log.compact(snapshot)
 
     # Hooks: make one change durable. Storage itself keeps everything in memory only.
     def _write_term_and_vote(self, term: int, voted_for: ReplicaID | None) -> None:
