@@ -233,10 +233,10 @@ class Replica(Generic[T, D]):
         `tick` before handing the replica messages that arrived at a later time."""
         self._time = self.now() if now is None else now
         if self.role is Role.LEADER:
-            if self._time >= self._heartbeat_deadline:  # L-HEARTBEAT
+            if self._time >= self._heartbeat_deadline:  # L-HEARTBEAT (§5.2)
                 self._heartbeat_deadline = self._time + self.heartbeat_timeout
                 self._broadcast_append()
-        elif self._time >= self._election_deadline:  # F-TIMEOUT and C-RETRY
+        elif self._time >= self._election_deadline:  # F-TIMEOUT and C-RETRY (§5.2)
             self._start_election()
 
     @_input
@@ -255,7 +255,7 @@ class Replica(Generic[T, D]):
             for t in transitions:
                 self._register(t, TransitionState.ABANDONED_NOT_LEADER)
             return
-        # L-APPEND: append (durably), then replicate; applied once committed.
+        # L-APPEND (§5.3): append (durably), then replicate; applied once committed.
         start, term = self.log.last_index + 1, self.current_term
         self._append([LogEntry(t, start + k, term) for k, t in enumerate(transitions)], "L-APPEND")
         for t in transitions:
@@ -273,7 +273,7 @@ class Replica(Generic[T, D]):
         if reason is not None:
             self._drop(reason)
             return
-        if message.term > self.current_term:  # ALL-TERM
+        if message.term > self.current_term:  # ALL-TERM (§5.1)
             self._become_follower(message.term, f"saw term {message.term} from {message.from_id}")
         self._handlers[type(message)](message)
 
@@ -296,7 +296,7 @@ class Replica(Generic[T, D]):
 
     # ----- handlers for each message -----------------------------------------------------------
     def _on_vote_request(self, m: VoteRequest) -> None:
-        if m.term < self.current_term:  # RV-STALE
+        if m.term < self.current_term:  # RV-STALE (§5.1)
             granted, rule, why = False, "RV-STALE", f"its term {m.term} is behind mine"
         elif self.voted_for not in (None, m.from_id):
             granted, rule, why = False, "RV-GRANT", f"I already voted for {self.voted_for} in term {m.term}"
@@ -304,7 +304,7 @@ class Replica(Generic[T, D]):
             granted, rule, why = False, "RV-GRANT", (
                 f"its log (last term {m.last_log_term}, index {m.last_log_index}) is behind mine "
                 f"(last term {self.log.last_term}, index {self.log.last_index})")
-        else:  # RV-GRANT: persist the vote before answering; granting resets the timer
+        else:  # RV-GRANT (§5.2, §5.4.1): persist the vote before answering; granting resets the timer
             granted, rule, why = True, "RV-GRANT", "its log is at least as up to date as mine"
             self.storage.set_term_and_vote(self.current_term, m.from_id)
             self._reset_election_timer()
@@ -313,13 +313,13 @@ class Replica(Generic[T, D]):
 
     def _on_vote_response(self, m: VoteResponse) -> None:
         if m.term < self.current_term or self.role is not Role.CANDIDATE or not m.vote_granted:
-            return  # ALL-STALE: a stale response is ignored (as is a refusal in the same term)
+            return  # ALL-STALE (§5.1): a stale response is ignored (as is a refusal in the same term)
         self.votes.add(m.from_id)
-        if self._has_majority(len(self.votes)):  # C-WIN
+        if self._has_majority(len(self.votes)):  # C-WIN (§5.2)
             self._become_leader()
 
     def _on_append_request(self, m: AppendEntryRequest) -> None:
-        if m.term < self.current_term:  # AE-STALE
+        if m.term < self.current_term:  # AE-STALE (§5.1)
             self._send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, self.log.last_index, None))
             return
         if not self._accept_leader(m.from_id, "AE"):
@@ -331,16 +331,16 @@ class Replica(Generic[T, D]):
                 return
             entries = tuple(e for e in entries if e.index > log.base_index)
             prev, prev_term = log.base_index, log.base_term
-        if prev > log.last_index or log.term_at(prev) != prev_term:  # AE-CHECK, with a hint
+        if prev > log.last_index or log.term_at(prev) != prev_term:  # AE-CHECK (§5.3), with a hint
             hint = log.last_index + 1 if prev > log.last_index else log.first_index_of_term(prev)
             self._emit("append_refused", "AE-CHECK", leader=m.from_id, prev_log_index=prev, hint=hint)
             self._send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, log.last_index, hint))
             return
         for k, entry in enumerate(entries):
-            if entry.index > log.last_index:  # AE-APPEND: add what is not already present
+            if entry.index > log.last_index:  # AE-APPEND (§5.3): add what is not already present
                 self._append(entries[k:], "AE-APPEND")
                 break
-            if log.term_at(entry.index) != entry.term:  # AE-TRUNCATE: conflict; matches are kept
+            if log.term_at(entry.index) != entry.term:  # AE-TRUNCATE (§5.3): conflict; matches are kept
                 if entry.index <= self.commit_index:
                     self._drop("conflicts with a committed entry")
                     return
@@ -348,24 +348,24 @@ class Replica(Generic[T, D]):
                 self._append(entries[k:], "AE-APPEND")
                 break
         last_new = m.prev_log_index + len(m.entries)
-        if m.commit_index > self.commit_index:  # AE-COMMIT: capped by what this request proved
+        if m.commit_index > self.commit_index:  # AE-COMMIT (§5.3): capped by what this request proved
             self._commit_to(min(m.commit_index, last_new), "AE-COMMIT")
         self._send(m.from_id, AppendEntryResponse(self.id, self.current_term, True, last_new, None))
 
     def _on_append_response(self, m: AppendEntryResponse) -> None:
         if m.term < self.current_term or self.role is not Role.LEADER:
-            return  # ALL-STALE
+            return  # ALL-STALE (§5.1)
         peer = m.from_id
         if m.last_index > self.log.last_index and m.success:
             self._drop(f"acknowledges an index beyond my log: {m.last_index}")
             return
-        if m.success:  # L-REPLICATE: match what the request proved, never less than before
+        if m.success:  # L-REPLICATE (§5.3, §7): match what the request proved, never less than before
             if m.last_index <= self.match_index[peer]:
                 return  # a duplicate or reordered acknowledgement
             self.match_index[peer] = m.last_index
             self.next_index[peer] = max(self.next_index[peer], m.last_index + 1)
             self._advance_commit()
-        else:  # L-REPLICATE: back up to the hint, never below what is known to match
+        else:  # L-REPLICATE (§5.3, §7): back up to the hint, never below what is known to match
             if m.mismatch_index is None:
                 return  # a refusal of a request from an older term of mine: nothing to learn
             new_next = max(self.match_index[peer] + 1, min(self.next_index[peer], m.mismatch_index))
@@ -376,7 +376,7 @@ class Replica(Generic[T, D]):
             self._send_append(peer)
 
     def _on_snapshot_request(self, m: InstallSnapshotRequest) -> None:
-        if m.term < self.current_term:  # IS-STALE: refused; index 0 acknowledges nothing
+        if m.term < self.current_term:  # IS-STALE (§7): refused; index 0 acknowledges nothing
             self._send(m.from_id, InstallSnapshotResponse(self.id, self.current_term, 0))
             return
         if m.offset != 0 or not m.done:
@@ -386,14 +386,14 @@ class Replica(Generic[T, D]):
             return
         if m.last_included_index > self.last_applied:
             snapshot = Snapshot(m.last_included_index, m.last_included_term, m.data)
-            # IS-KEEP. Unapplied entries it removes are in the snapshot if the log matched it there;
+            # IS-KEEP (§7). Unapplied entries it removes are in the snapshot if the log matched it there;
             # otherwise their fate is unknown and they are reported abandoned.
             matched = self.log.term_at(snapshot.last_included_index) == snapshot.last_included_term
             fate = TransitionState.APPLIED if matched else TransitionState.ABANDONED_CONFLICT_WITH_LEADER
             for entry in self.storage.save_snapshot(snapshot):
                 if entry.index > self.last_applied:
                     self._register(entry.transition, fate)
-            self.state_machine.set_snapshot(snapshot)  # IS-LOAD: the term is left alone
+            self.state_machine.set_snapshot(snapshot)  # IS-LOAD (§7): the term is left alone
             self.commit_index = max(self.commit_index, snapshot.last_included_index)
             self.last_applied = snapshot.last_included_index
             self._emit("snapshot_installed", "IS-LOAD", index=snapshot.last_included_index, leader=m.from_id)
@@ -401,12 +401,12 @@ class Replica(Generic[T, D]):
 
     def _on_snapshot_response(self, m: InstallSnapshotResponse) -> None:
         if m.term < self.current_term or self.role is not Role.LEADER:
-            return  # ALL-STALE
+            return  # ALL-STALE (§5.1)
         peer = m.from_id
         if m.last_included_index > self.log.last_index:
             self._drop(f"acknowledges an index beyond my log: {m.last_included_index}")
             return
-        if m.last_included_index > self.match_index[peer]:  # L-REPLICATE
+        if m.last_included_index > self.match_index[peer]:  # L-REPLICATE (§5.3, §7)
             self.match_index[peer] = m.last_included_index
             self.next_index[peer] = max(self.next_index[peer], m.last_included_index + 1)
             self._advance_commit()
@@ -415,14 +415,14 @@ class Replica(Generic[T, D]):
 
     # ----- roles -------------------------------------------------------------------------------
     def _start_election(self) -> None:
-        # C-START: new term, vote for myself (persisted), fresh timer, ask every peer.
+        # C-START (§5.2): new term, vote for myself (persisted), fresh timer, ask every peer.
         self.role = Role.CANDIDATE
         self.storage.set_term_and_vote(self.current_term + 1, self.id)
         self._set_leader(None)
         self.votes = {self.id}
         self._reset_election_timer()
         self._emit("became_candidate", "C-START")
-        if self._has_majority(1):  # C-WIN: a single-node cluster wins at once
+        if self._has_majority(1):  # C-WIN (§5.2): a single-node cluster wins at once
             self._become_leader()
             return
         request = VoteRequest(self.id, self.current_term, self.log.last_index, self.log.last_term)
@@ -435,14 +435,14 @@ class Replica(Generic[T, D]):
         self.next_index = {p: self.log.last_index + 1 for p in self.peer_ids}
         self.match_index = {p: 0 for p in self.peer_ids}
         self._emit("became_leader", "C-WIN", votes=sorted(self.votes))
-        # L-NOOP: an entry of the new term, so earlier entries can commit (§8).
+        # L-NOOP (§8): an entry of the new term, so earlier entries can commit.
         self._append([LogEntry(self.noop_transition, self.log.last_index + 1, self.current_term)], "L-NOOP")
-        self._heartbeat_deadline = self.now() + self.heartbeat_timeout  # L-HEARTBEAT
+        self._heartbeat_deadline = self.now() + self.heartbeat_timeout  # L-HEARTBEAT (§5.2)
         self._broadcast_append()
         self._advance_commit()
 
     def _become_follower(self, term: int, why: str) -> None:
-        # ALL-TERM: a higher term makes anyone a follower with no vote (persisted first).
+        # ALL-TERM (§5.1): a higher term makes anyone a follower with no vote (persisted first).
         was_leader = self.role is Role.LEADER
         self.storage.set_term_and_vote(term, None)
         self.role = Role.FOLLOWER
@@ -457,11 +457,11 @@ class Replica(Generic[T, D]):
         if self.role is Role.LEADER:
             self._drop(f"another leader in my term: {kind} from {leader}")
             return False
-        if self.role is Role.CANDIDATE:  # C-YIELD
+        if self.role is Role.CANDIDATE:  # C-YIELD (§5.2)
             self.role = Role.FOLLOWER
             self._emit("became_follower", "C-YIELD", why=f"{leader} is leader of term {self.current_term}")
         self._set_leader(leader)
-        self._reset_election_timer()  # F-TIMEOUT: only the current leader (or a granted vote) resets it
+        self._reset_election_timer()  # F-TIMEOUT (§5.2): only the current leader (or a granted vote) resets it
         return True
 
     # ----- log, commit and apply ---------------------------------------------------------------
@@ -470,7 +470,7 @@ class Replica(Generic[T, D]):
             self._send_append(peer)
 
     def _send_append(self, peer: ReplicaID) -> None:
-        # L-REPLICATE: entries from next_index, or the snapshot if they were compacted.
+        # L-REPLICATE (§5.3, §7): entries from next_index, or the snapshot if they were compacted.
         log, next_index = self.log, self.next_index[peer]
         if next_index <= log.base_index:
             s = log.snapshot
@@ -482,7 +482,7 @@ class Replica(Generic[T, D]):
                                             log.term_at(next_index - 1), entries, self.commit_index))
 
     def _advance_commit(self) -> None:
-        # L-COMMIT: the highest index a majority holds, only if its entry is of the current term.
+        # L-COMMIT (§5.3, §5.4.2): the highest index a majority holds, only if its entry is of the current term.
         if self.role is not Role.LEADER:
             return
         held = sorted([self.log.last_index, *self.match_index.values()], reverse=True)
@@ -500,7 +500,7 @@ class Replica(Generic[T, D]):
         self._apply_committed()
 
     def _apply_committed(self) -> None:
-        # ALL-APPLY: in log order, each index once; an error stops the replica (never skips).
+        # ALL-APPLY (§5.3): in log order, each index once; an error stops the replica (never skips).
         while self.last_applied < self.commit_index:
             index = self.last_applied + 1
             entry = self.log.entry(index)
@@ -511,7 +511,7 @@ class Replica(Generic[T, D]):
             self.last_applied = index
             self._register(entry.transition, TransitionState.APPLIED)
             self._emit("applied", "ALL-APPLY", index=index)
-        # SNAP-TAKE: compact the applied prefix every snapshot_delta entries.
+        # SNAP-TAKE (§7): compact the applied prefix every snapshot_delta entries.
         if self.snapshot_delta and self.last_applied - self.log.base_index >= self.snapshot_delta:
             term = self.log.term_at(self.last_applied)
             self.storage.save_snapshot(self.state_machine.create_snapshot(self.last_applied, term))
