@@ -1,0 +1,12 @@
+"""Ready-made replicated state machines for raftlab.
+
+`ObservableStateMachine` implements the core `StateMachine` protocol once and publishes
+`MachineEvent`s; `Counter` (Little Raft's calculator, `Add` transitions) and `KVStore` (a key-value
+store with at-most-once client sessions, `KVCommand` transitions) are built on it.
+"""
+
+from .base import MachineEvent, ObservableStateMachine
+from .counter import Add, Counter
+from .kv import KVCommand, KVStore
+
+__all__ = ["Add", "Counter", "KVCommand", "KVStore", "MachineEvent", "ObservableStateMachine"]

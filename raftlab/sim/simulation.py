@@ -1,0 +1,683 @@
+"""The deterministic simulation: real `Replica`s on an in-memory network, in virtual time.
+
+One seed decides everything (timers, latency, loss, duplication); the same seed and the same
+interventions give the same run, event for event. Time is held in integer microseconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import math
+import random
+from collections import Counter as Tally
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field, fields
+from functools import partial
+from types import MappingProxyType
+from typing import Any
+
+from ..core import Event, LogEntry, Message, MemoryStorage, Replica, Role, Snapshot, TransitionState
+from .invariants import InvariantChecker
+from .network import NetworkModel
+from .trace import SIM, Trace, TraceEvent
+
+_DELIVER, _TIMER = 0, 1
+_US = 1_000_000
+
+
+def _us(seconds: float) -> int:
+    return math.ceil(seconds * _US - 1e-6)
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A message on its way."""
+
+    id: int  # unique per simulation
+    source: int
+    destination: int
+    message: Message
+    sent: int  # virtual time sent, microseconds
+    arrives: int  # virtual time of arrival, microseconds
+    copy: bool = False  # a duplicate made by the network
+
+
+@dataclass(slots=True)
+class Submission:
+    """A client's transition and its state on every node (`TransitionState` by node id)."""
+
+    transition: Any  # what was submitted
+    id: Hashable  # its id
+    node: int  # the node it was submitted to
+    step: int  # the simulation step at which it was submitted
+    states: dict[int, TransitionState] = field(default_factory=dict)  # node -> latest state
+    index: int | None = None  # the log index at which it was applied, once known
+
+    @property
+    def applied_on(self) -> set[int]:
+        """The nodes that applied it."""
+        return {n for n, s in self.states.items() if s is TransitionState.APPLIED}
+
+    @property
+    def state(self) -> TransitionState | None:
+        """Its state on the node it was submitted to (what that node would answer the client)."""
+        return self.states.get(self.node)
+
+
+class SimCluster:
+    """The in-memory `Cluster` of one simulated node."""
+
+    __slots__ = ("inbox", "leader", "node", "sim")
+
+    def __init__(self, sim: Simulation, node: int) -> None:
+        self.sim, self.node = sim, node
+        self.inbox: list[Message] = []  # filled by the simulation on delivery
+        self.leader: int | None = None  # the leader this node knows
+
+    def send_message(self, to_id: int, message: Message) -> None:
+        self.sim._send(self.node, to_id, message)
+
+    def receive_messages(self) -> list[Message]:
+        messages, self.inbox = self.inbox, []
+        return messages
+
+    def halt(self) -> bool:
+        return False
+
+    def register_leader(self, leader_id: int | None) -> None:
+        self.leader = leader_id
+
+
+class _Tap:
+    """Wraps a node's state machine: forwards every call, and tells the simulation what happened."""
+
+    def __init__(self, sim: Simulation, node: int, machine: Any) -> None:
+        self.sim, self.node, self.machine = sim, node, machine
+        self.applied_index = 0  # index of the last entry applied (or covered by a snapshot)
+
+    def register_transition_state(self, transition_id: Hashable, state: TransitionState) -> None:
+        self.machine.register_transition_state(transition_id, state)
+        self.sim._transition_state(self.node, transition_id, state, self.applied_index)
+
+    def apply_transition(self, transition: Any) -> None:
+        self.machine.apply_transition(transition)
+        previous, self.applied_index = self.applied_index, self.applied_index + 1
+        if self.sim.checker is not None:
+            self.sim.checker.on_apply(self.node, self.applied_index, _id(transition), previous)
+
+    def get_pending_transitions(self) -> Iterable[Any]:
+        return self.machine.get_pending_transitions()
+
+    def get_snapshot(self) -> Snapshot | None:
+        return self.machine.get_snapshot()
+
+    def create_snapshot(self, last_included_index: int, last_included_term: int) -> Snapshot:
+        return self.machine.create_snapshot(last_included_index, last_included_term)
+
+    def set_snapshot(self, snapshot: Snapshot) -> None:
+        self.machine.set_snapshot(snapshot)
+        self.applied_index = snapshot.last_included_index
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSnapshot:
+    """One node, frozen: what a renderer needs."""
+
+    id: int
+    crashed: bool
+    role: Role | None  # None while crashed
+    term: int
+    voted_for: int | None
+    leader: int | None  # the leader it knows
+    log: tuple[LogEntry, ...]  # entries after the snapshot
+    snapshot_index: int  # last index covered by its snapshot
+    snapshot_term: int
+    commit_index: int
+    last_applied: int
+    next_index: MappingProxyType  # leader only: peer -> next index
+    match_index: MappingProxyType  # leader only: peer -> match index
+    deadline: float  # its next timer, seconds (inf if none)
+    election_timeout_range: tuple[float, float]
+    heartbeat_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class SimSnapshot:
+    """An immutable copy of everything a renderer needs, at one moment."""
+
+    time: float  # seconds
+    step: int
+    seed: int
+    nodes: tuple[NodeSnapshot, ...]
+    in_flight: tuple[InFlight, ...]  # sorted by arrival
+    cut: frozenset[tuple[int, int]]  # one-way links that are cut
+    leader: int | None
+
+
+class ReplicaView:
+    """Read-only view of one node (live or crashed)."""
+
+    __slots__ = ("_node", "_sim")
+
+    def __init__(self, sim: Simulation, node: int) -> None:
+        self._sim, self._node = sim, node
+
+    def __repr__(self) -> str:
+        replica = self._replica
+        return repr(replica) if replica is not None else f"ReplicaView(id={self._node}, crashed)"
+
+    @property
+    def _replica(self) -> Replica | None:
+        return self._sim._replicas[self._node]
+
+    @property
+    def id(self) -> int:
+        return self._node
+
+    @property
+    def crashed(self) -> bool:
+        return self._replica is None
+
+    @property
+    def role(self) -> Role | None:
+        return None if self._replica is None else self._replica.role
+
+    @property
+    def term(self) -> int:
+        return self._sim._storages[self._node].current_term
+
+    @property
+    def voted_for(self) -> int | None:
+        return self._sim._storages[self._node].voted_for
+
+    @property
+    def log(self) -> tuple[LogEntry, ...]:
+        """The entries held after the snapshot."""
+        log = self._sim._storages[self._node].log
+        return log.entries_from(log.base_index + 1)
+
+    @property
+    def last_index(self) -> int:
+        return self._sim._storages[self._node].log.last_index
+
+    @property
+    def snapshot_index(self) -> int:
+        return self._sim._storages[self._node].log.base_index
+
+    @property
+    def commit_index(self) -> int:
+        return 0 if self._replica is None else self._replica.commit_index
+
+    @property
+    def last_applied(self) -> int:
+        return 0 if self._replica is None else self._replica.last_applied
+
+    @property
+    def machine(self) -> Any:
+        """The node's state machine (None while crashed)."""
+        return None if self._replica is None else self._sim._taps[self._node].machine
+
+    @property
+    def stats(self) -> Any:
+        return None if self._replica is None else self._replica.stats
+
+
+def _id(transition: Any) -> Hashable:
+    return transition.get_id()
+
+
+class Simulation:
+    """A Raft cluster of `n` real `Replica`s on a simulated network, in virtual time.
+
+    Args:
+        n: number of nodes, with ids ``0 .. n-1``.
+        seed: decides every random choice of the run.
+        heartbeat_timeout, election_timeout: as for `Replica` (seconds).
+        network: a `NetworkModel` (default: 5-15 ms latency, no loss).
+        state_machine: a class or factory making each node's state machine (default `KVStore`).
+        snapshot_delta: as for `Replica`.
+        noop_transition: the leaders' no-op (default: ``state_machine.NOOP``).
+        check_invariants: check Raft's safety properties after every step.
+        replica_class: the `Replica` class to run (tests pass deliberately broken subclasses).
+        checkpoint_every: steps between the checkpoints `rewind` starts from.
+    """
+
+    _STATE = ("_replicas", "_storages", "_taps", "_clusters", "_queue", "_timers", "_incarnation", "_rng",
+              "_cut", "_drop_next", "_in_flight", "network", "now_us", "steps", "_seq", "_message_ids",
+              "submissions", "checker", "counters", "_crash_count")
+
+    def __init__(self, n: int = 5, seed: int = 1, heartbeat_timeout: float = 0.05,
+                 election_timeout: tuple[float, float] = (0.15, 0.30), network: NetworkModel | None = None,
+                 state_machine: Callable[[], Any] | None = None, snapshot_delta: int = 0, *,
+                 noop_transition: Any = None, check_invariants: bool = True,
+                 replica_class: type[Replica] = Replica, checkpoint_every: int = 5000) -> None:
+        if type(n) is not int or n < 1:
+            raise ValueError(f"n must be a positive int, not {n!r}")
+        if type(seed) is not int:
+            raise ValueError(f"seed must be an int, not {seed!r}")
+        if state_machine is None:
+            from ..machines import KVStore
+            state_machine = KVStore
+        noop = noop_transition if noop_transition is not None else getattr(state_machine, "NOOP", None)
+        if noop is None:
+            raise ValueError("noop_transition is required when state_machine has no NOOP attribute")
+        self.n, self.seed, self.ids = n, seed, tuple(range(n))
+        self.heartbeat_timeout, self.election_timeout = heartbeat_timeout, tuple(election_timeout)
+        self.snapshot_delta, self.noop = snapshot_delta, noop
+        self._factory, self._replica_class = state_machine, replica_class
+        self.checkpoint_every = checkpoint_every
+        self.trace = Trace()
+        self._interventions: list[tuple[int, int, str, tuple, dict]] = []  # (step, time, what, args, kwargs)
+        self._checkpoints: list[tuple[int, int, int, dict]] = []  # (step, trace length, interventions, state)
+        # ---- the state of the run (everything in _STATE is checkpointed)
+        self.now_us = 0  # virtual time, microseconds
+        self.steps = 0  # steps taken
+        self._seq = 0  # tie-breaker for the event queue (and so, determinism)
+        self._message_ids = 0
+        self._queue: list[tuple] = []  # (time, seq, kind, a, b)
+        self._rng = random.Random(f"network/{seed}")
+        self.network = network if network is not None else NetworkModel()
+        self.network.on_change = self._network_changed
+        self._cut: set[tuple[int, int]] = set()
+        self._drop_next: Tally = Tally()
+        self._in_flight: dict[int, InFlight] = {}
+        self.counters: dict[str, Tally] = {"messages": Tally(), "bytes": Tally(), "dropped": Tally()}
+        self.submissions: dict[Hashable, Submission] = {}
+        self.checker = InvariantChecker() if check_invariants else None
+        if self.checker is not None:
+            self.checker.sim = self
+        self._incarnation = dict.fromkeys(self.ids, 0)
+        self._crash_count = 0
+        self._timers: dict[int, int] = dict.fromkeys(self.ids, math.inf)
+        self._storages = {i: MemoryStorage() for i in self.ids}
+        self._replicas: dict[int, Replica | None] = dict.fromkeys(self.ids)
+        self._taps: dict[int, _Tap] = {}
+        self._clusters: dict[int, SimCluster] = {}
+        self.replicas = tuple(ReplicaView(self, i) for i in self.ids)  # read-only views
+        # Validate the Replica arguments once, with a clear error, before anything runs.
+        for i in self.ids:
+            self._boot(i)
+        self._checkpoint()
+
+    def __repr__(self) -> str:
+        return (f"Simulation(n={self.n}, seed={self.seed}, time={self.now:.4f}s, steps={self.steps}, "
+                f"leader={self.leader()})")
+
+    # ----- reading ---------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        """Virtual time, seconds."""
+        return self.now_us / _US
+
+    def leader(self) -> int | None:
+        """The live leader of the highest term, or None."""
+        best = None
+        for i, r in self._replicas.items():
+            if r is not None and r.role is Role.LEADER and (best is None or r.current_term > best[0]):
+                best = (r.current_term, i)
+        return None if best is None else best[1]
+
+    def in_flight(self) -> list[InFlight]:
+        """Messages on their way, by arrival time."""
+        return sorted(self._in_flight.values(), key=lambda m: (m.arrives, m.id))
+
+    def snapshot(self) -> SimSnapshot:
+        """An immutable copy of everything a renderer needs."""
+        nodes = []
+        for i in self.ids:
+            r, s = self._replicas[i], self._storages[i]
+            log = s.log
+            leader = r is not None and r.role is Role.LEADER
+            nodes.append(NodeSnapshot(
+                i, r is None, None if r is None else r.role, s.current_term, s.voted_for,
+                None if r is None else self._clusters[i].leader, log.entries_from(log.base_index + 1),
+                log.base_index, log.base_term, 0 if r is None else r.commit_index,
+                0 if r is None else r.last_applied,
+                MappingProxyType(dict(r.next_index) if leader else {}),
+                MappingProxyType(dict(r.match_index) if leader else {}),
+                math.inf if r is None else r.next_deadline, tuple(self.election_timeout), self.heartbeat_timeout))
+        return SimSnapshot(self.now, self.steps, self.seed, tuple(nodes), tuple(self.in_flight()),
+                           frozenset(self._cut), self.leader())
+
+    # ----- running ---------------------------------------------------------------------------
+    def step(self, until: float = math.inf) -> TraceEvent | None:
+        """Take one step: deliver the next message or fire the next timer, if that happens no later
+        than `until` (virtual seconds). Returns its trace event, or None if nothing happens by then."""
+        if self.steps % self.checkpoint_every == 0:
+            self._checkpoint()
+        queue, limit = self._queue, math.inf if until == math.inf else _us(until)
+        while queue and queue[0][0] <= limit:
+            time, _, kind, a, b = heapq.heappop(queue)
+            if kind == _TIMER:
+                replica = self._replicas[a]
+                if b != self._incarnation[a] or time != self._timers[a] or replica is None:
+                    continue  # a timer of an earlier incarnation, or superseded by an earlier one
+                self._timers[a] = math.inf
+                if replica.next_deadline > time / _US + 1e-9:
+                    self._arm(a)  # the deadline moved later since: no event, wait for it
+                    continue
+                self._advance(time)
+                which = "heartbeat" if replica.role is Role.LEADER else "election"
+                event = self._record("timer", a, SIM, which=which)
+                replica.tick(max(time / _US, replica.next_deadline))
+                self._after(a)
+                return event
+            flight = self._in_flight.pop(a)
+            self._advance(time)
+            dst = flight.destination
+            replica = self._replicas[dst]
+            if replica is None or b != self._incarnation[dst]:
+                return self._lost(flight, "its receiver crashed")
+            if (flight.source, dst) in self._cut:
+                return self._lost(flight, "the link was cut while it travelled")
+            event = self._record("deliver", flight.source, SIM, to=dst, message=flight.message, id=flight.id)
+            self._clusters[dst].inbox.append(flight.message)
+            replica.process_messages()
+            self._after(dst)
+            return event
+        return None
+
+    def run(self, seconds: float) -> int:
+        """Advance virtual time by `seconds`; returns the number of steps taken."""
+        return self.run_until(lambda s: False, seconds)
+
+    def run_until(self, predicate: Callable[[Simulation], bool], timeout: float = 10.0) -> int:
+        """Step until `predicate(sim)` is true or `timeout` virtual seconds have passed. Returns the
+        steps taken; check `predicate` yourself afterwards to tell which happened."""
+        end, start = self.now_us + _us(timeout), self.steps
+        while not predicate(self):
+            if self.step(end / _US) is None:
+                self.now_us = max(self.now_us, end)
+                break
+        return self.steps - start
+
+    # ----- interventions (recorded, so that rewind can replay them) ----------------------------
+    def submit(self, transition: Any, to: int | None = None) -> Submission:
+        """Give `transition` to node `to` (default: the leader, else node 0). Returns a handle whose
+        `states` follow the transition on every node."""
+        self._log_intervention("submit", transition, to=to)
+        node = to if to is not None else (self.leader() if self.leader() is not None else 0)
+        self._check_node(node)
+        handle = Submission(transition, _id(transition), node, self.steps)
+        self.submissions[handle.id] = handle
+        self._record("client_request", node, SIM, transition=repr(transition))
+        replica = self._replicas[node]
+        if replica is None:
+            handle.states[node] = TransitionState.ABANDONED_NOT_LEADER
+            self._record("client_reply", node, SIM, transition=repr(transition), state="refused: node is down")
+            return handle
+        self._taps[node].machine.submit(transition)
+        replica.process_transitions()
+        self._after(node)
+        return handle
+
+    def one(self, transition: Any, k: int | None = None, timeout: float = 10.0, retry: float = 1.0) -> Submission:
+        """Submit `transition` to the leader and wait until `k` nodes (default: a majority) applied
+        it, resubmitting the same transition to a new leader every `retry` seconds if needed (a
+        state machine that deduplicates by id, like `KVStore`, applies it once). Raises
+        `TimeoutError` after `timeout` virtual seconds."""
+        k = self.n // 2 + 1 if k is None else k
+        deadline = self.now + timeout
+        while self.now < deadline:
+            self.run_until(lambda s: s.leader() is not None, deadline - self.now)
+            if self.leader() is None:
+                break
+            handle = self.submit(transition)
+            self.run_until(partial(_settled, handle, k), min(retry, max(deadline - self.now, 0)))
+            if len(handle.applied_on) >= k:
+                return handle
+        raise TimeoutError(f"{transition!r} was not applied on {k} nodes within {timeout} s (seed {self.seed})")
+
+    def crash(self, node: int) -> None:
+        """Crash `node`: its volatile state and the messages on their way to it are lost."""
+        self._check_node(node)
+        self._log_intervention("crash", node)
+        if self._replicas[node] is None:
+            return
+        self._replicas[node] = None
+        self._incarnation[node] += 1
+        self._timers[node] = math.inf
+        self._crash_count += 1
+        self._in_flight = {k: f for k, f in self._in_flight.items() if f.destination != node}
+        self._record("crash", node, SIM)
+
+    def restart(self, node: int) -> None:
+        """Restart a crashed `node`: a new `Replica` on its kept storage, with a new state machine
+        that the replica rebuilds from the snapshot and the log."""
+        self._check_node(node)
+        self._log_intervention("restart", node)
+        if self._replicas[node] is not None:
+            return
+        self._boot(node)
+        s = self._storages[node]
+        self._record("restart", node, SIM, term=s.current_term, entries=s.log.last_index)
+
+    def partition(self, *groups: Iterable[int]) -> None:
+        """Cut every link between nodes of different groups (nodes in no group form one more group)."""
+        sets = [set(g) for g in groups]
+        for g in sets:
+            for node in g:
+                self._check_node(node)
+        rest = set(self.ids).difference(*sets)
+        if rest:
+            sets.append(rest)
+        self._log_intervention("partition", *[sorted(g) for g in groups])
+        side = {node: k for k, g in enumerate(sets) for node in g}
+        self._cut |= {(a, b) for a in self.ids for b in self.ids if side[a] != side[b]}
+        self._record("network", None, SIM, what=f"partitioned into {[sorted(g) for g in sets]}")
+
+    def heal(self) -> None:
+        """Restore every link (undo partitions, disconnections and cuts)."""
+        self._log_intervention("heal")
+        self._cut.clear()
+        self._record("network", None, SIM, what="all links healed")
+
+    def disconnect(self, node: int) -> None:
+        """Cut every link to and from `node`."""
+        self._check_node(node)
+        self._log_intervention("disconnect", node)
+        self._cut |= {(node, o) for o in self.ids if o != node} | {(o, node) for o in self.ids if o != node}
+        self._record("network", node, SIM, what=f"node {node} disconnected")
+
+    def connect(self, node: int) -> None:
+        """Restore every link to and from `node`."""
+        self._check_node(node)
+        self._log_intervention("connect", node)
+        self._cut = {(a, b) for a, b in self._cut if node not in (a, b)}
+        self._record("network", node, SIM, what=f"node {node} reconnected")
+
+    def cut(self, source: int, destination: int) -> None:
+        """Cut the one-way link from `source` to `destination`."""
+        self._check_node(source), self._check_node(destination)
+        self._log_intervention("cut", source, destination)
+        self._cut.add((source, destination))
+        self._record("network", source, SIM, what=f"link {source}->{destination} cut")
+
+    def uncut(self, source: int, destination: int) -> None:
+        """Restore the one-way link from `source` to `destination`."""
+        self._log_intervention("uncut", source, destination)
+        self._cut.discard((source, destination))
+        self._record("network", source, SIM, what=f"link {source}->{destination} restored")
+
+    def drop_next(self, source: int, destination: int) -> None:
+        """Lose the next message sent from `source` to `destination`."""
+        self._check_node(source), self._check_node(destination)
+        self._log_intervention("drop_next", source, destination)
+        self._drop_next[(source, destination)] += 1
+
+    def drop_message(self, message_id: int) -> None:
+        """Lose one message that is on its way (by its `InFlight.id`)."""
+        self._log_intervention("drop_message", message_id)
+        flight = self._in_flight.pop(message_id, None)
+        if flight is None:
+            raise ValueError(f"no message {message_id} is in flight")
+        self._lost(flight, "it was dropped by hand", count=False)
+
+    # ----- rewinding ---------------------------------------------------------------------------
+    def rewind(self, to_event: int) -> None:
+        """Go back to the moment after step `to_event` (before any intervention made then), by
+        replay from the nearest checkpoint. Acting there forks a new history: the interventions
+        made after that point are forgotten."""
+        if type(to_event) is not int or not 0 <= to_event <= self.steps:
+            raise ValueError(f"to_event must be between 0 and the steps taken ({self.steps}), not {to_event!r}")
+        before = sum(1 for i in self._interventions if i[0] < to_event)  # interventions to keep
+        step, trace_length, done, state = max((c for c in self._checkpoints if c[0] <= to_event and c[2] <= before),
+                                              key=lambda c: (c[0], c[2]))
+        self._restore(state)
+        del self.trace.events[trace_length:]
+        self._checkpoints = [c for c in self._checkpoints if c[0] <= step and c[2] <= done]
+        pending = self._interventions[done:before]
+        del self._interventions[done:]
+        for at, now_us, name, args, kwargs in pending:
+            while self.steps < at and self.step() is not None:
+                pass
+            self.now_us = now_us
+            if name == "network":
+                setattr(self.network, *args)
+            elif name == "link":
+                self.network.set_link(*args, **kwargs)
+            elif name == "clear_link":
+                self.network.clear_link(*args)
+            else:
+                getattr(self, name)(*args, **kwargs)
+        while self.steps < to_event and self.step() is not None:
+            pass
+
+    def _log_intervention(self, name: str, *args: Any, **kwargs: Any) -> None:
+        self._interventions.append((self.steps, self.now_us, name, copy.deepcopy(args), dict(kwargs)))
+
+    def _network_changed(self, name: str, value: Any) -> None:
+        if name in ("link", "clear_link"):
+            source, destination = value[:2]
+            self._log_intervention(name, source, destination, **(
+                dict(zip(("latency", "drop", "duplicate"), value[2:], strict=True)) if name == "link" else {}))
+        else:
+            self._log_intervention("network", name, value)
+        self._record("network", None, SIM, what=f"{name} set to {value}")
+
+    def _checkpoint(self) -> None:
+        if self._checkpoints and self._checkpoints[-1][:3] == (self.steps, len(self.trace), len(self._interventions)):
+            return
+        memo = {id(self): self, id(self.trace): self.trace}
+        state = copy.deepcopy({name: getattr(self, name) for name in self._STATE}, memo)
+        self._checkpoints.append((self.steps, len(self.trace), len(self._interventions), state))
+
+    def _restore(self, state: dict) -> None:
+        memo = {id(self): self, id(self.trace): self.trace}
+        for name, value in copy.deepcopy(state, memo).items():
+            object.__setattr__(self, name, value)
+
+    # ----- internals ---------------------------------------------------------------------------
+    def _boot(self, node: int) -> None:
+        incarnation = self._incarnation[node]
+        machine = self._factory()
+        tap = _Tap(self, node, machine)
+        cluster = SimCluster(self, node)
+        self._taps[node], self._clusters[node] = tap, cluster
+        if self.checker is not None:
+            self.checker.restarted(node)
+        rng = random.Random(f"timers/{self.seed}/{node}/{incarnation}")
+        self._replicas[node] = self._replica_class(
+            node, [p for p in self.ids if p != node], cluster, tap, self.noop, self.heartbeat_timeout,
+            self.election_timeout, self.snapshot_delta, storage=self._storages[node], rng=rng,
+            clock=self._clock, observer=self._observe)
+        self._after(node)
+
+    def _advance(self, time: int) -> None:
+        self.now_us = time
+        self.steps += 1
+
+    def _clock(self) -> float:
+        return self.now_us / _US
+
+    def _check_node(self, node: int) -> None:
+        if node not in self._incarnation:
+            raise ValueError(f"node must be one of {list(self.ids)}, not {node!r}")
+
+    def _after(self, node: int) -> None:
+        """After a replica acted: check invariants, arm its timer."""
+        replica = self._replicas[node]
+        if replica is None:
+            return
+        if self.checker is not None:
+            self.checker.check(node, replica)
+        self._arm(node)
+
+    def _arm(self, node: int) -> None:
+        deadline = self._replicas[node].next_deadline
+        if deadline == math.inf:
+            return
+        when = max(_us(deadline), self.now_us)
+        if when < self._timers[node]:
+            self._timers[node] = when
+            self._seq += 1
+            heapq.heappush(self._queue, (when, self._seq, _TIMER, node, self._incarnation[node]))
+
+    def _send(self, source: int, destination: int, message: Message) -> None:
+        kind = type(message).__name__
+        self.counters["messages"][kind] += 1
+        self.counters["bytes"][kind] += _size(message)
+        self._record("send", source, SIM, to=destination, message=message)
+        if destination not in self._incarnation:
+            return
+        low, high, drop, duplicate = self.network.params(source, destination)
+        rng = self._rng
+        why = None
+        if (source, destination) in self._cut:
+            why = "the link is cut"
+        elif self._drop_next[(source, destination)] > 0:
+            self._drop_next[(source, destination)] -= 1
+            why = "it was chosen to be dropped"
+        elif drop and rng.random() < drop:
+            why = "the network lost it"
+        copies = 1 + (duplicate > 0 and rng.random() < duplicate)
+        for k in range(copies):
+            self._message_ids += 1
+            arrives = self.now_us + _us(rng.uniform(low, high))
+            flight = InFlight(self._message_ids, source, destination, message, self.now_us, arrives, k > 0)
+            if why is not None:
+                self._lost(flight, why)
+                return
+            if k:
+                self._record("duplicate", source, SIM, to=destination, message=message, id=flight.id)
+            self._in_flight[flight.id] = flight
+            self._seq += 1
+            heapq.heappush(self._queue, (arrives, self._seq, _DELIVER, flight.id, self._incarnation[destination]))
+
+    def _lost(self, flight: InFlight, why: str, count: bool = True) -> TraceEvent:
+        self.counters["dropped"][type(flight.message).__name__] += 1
+        return self._record("drop", flight.source, SIM, to=flight.destination, message=flight.message,
+                            id=flight.id, why=why)
+
+    def _record(self, kind: str, node: int | None, rule: str, **data: Any) -> TraceEvent:
+        event = TraceEvent(self.steps, self.now_us, kind, node, rule, data)
+        self.trace.events.append(event)
+        return event
+
+    def _observe(self, event: Event) -> None:
+        data = dict(event.details)
+        data["term"] = event.term
+        self.trace.events.append(TraceEvent(self.steps, self.now_us, event.kind, event.node, event.rule, data))
+
+    def _transition_state(self, node: int, transition_id: Hashable, state: TransitionState, index: int) -> None:
+        handle = self.submissions.get(transition_id)
+        if handle is None:
+            return
+        handle.states[node] = state
+        if state is TransitionState.APPLIED and handle.index is None:
+            handle.index = index
+        if node == handle.node and (state is TransitionState.APPLIED or state.abandoned):
+            self._record("client_reply", node, SIM, transition=repr(handle.transition), state=state.value)
+
+
+def _settled(handle: Submission, k: int, sim: Simulation) -> bool:
+    return len(handle.applied_on) >= k or (handle.state is not None and handle.state.abandoned)
+
+
+def _size(message: Message) -> int:
+    """An estimate of a message's size on a wire: 8 bytes a field, plus the entries' text."""
+    size = 8 * len(fields(message))
+    for entry in getattr(message, "entries", ()):
+        size += 16 + len(repr(entry.transition))
+    return size

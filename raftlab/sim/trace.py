@@ -1,0 +1,211 @@
+"""The trace of a simulation: every event, compact when recorded, explained in English on demand."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..core import (
+    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+)
+
+# Rule ids for events that come from the simulation rather than from a Raft rule.
+SIM = "SIM"  # the network, the clock or the user acted
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One event of a run.
+
+    `step` counts the simulation's steps (an event from the queue, or an intervention); several
+    trace events can share a step. `time` is virtual time in microseconds. `data` holds the details
+    (a message, a reason, ...); `explain()` turns them into one plain sentence.
+    """
+
+    step: int  # the simulation step during which it happened
+    time: int  # virtual time, microseconds
+    kind: str  # "send", "deliver", "drop", "became_leader", "vote_refused", "crash", ...
+    node: int | None  # the node it happened on (the sender for "send"), None for cluster-wide events
+    rule: str  # a rule id of docs/raft-rules.md, or "SIM" for the network, clock and user
+    data: dict[str, Any]  # the details
+
+    @property
+    def seconds(self) -> float:
+        """Virtual time in seconds."""
+        return self.time / 1e6
+
+    def explain(self) -> str:
+        """One plain English sentence: what happened and why."""
+        return f"[{self.seconds:8.4f}s] {_explain(self)}"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict (messages become dicts with a "type")."""
+        return {"step": self.step, "time": self.time, "kind": self.kind, "node": self.node, "rule": self.rule,
+                "data": {k: _jsonable(v) for k, v in self.data.items()}}
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> TraceEvent:
+        """The event saved by `to_json` (messages stay dicts; `explain` reads both)."""
+        return cls(record["step"], record["time"], record["kind"], record["node"], record["rule"], record["data"])
+
+
+class Trace:
+    """Every event of a run, in order; a sequence of `TraceEvent`."""
+
+    def __init__(self, events: Iterable[TraceEvent] = ()) -> None:
+        self.events: list[TraceEvent] = list(events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __iter__(self) -> Iterator[TraceEvent]:
+        return iter(self.events)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.events[index]
+
+    def __repr__(self) -> str:
+        return f"Trace({len(self.events)} events, last step {self.events[-1].step if self.events else 0})"
+
+    def of_kind(self, *kinds: str) -> list[TraceEvent]:
+        """The events of the given kinds, in order."""
+        return [e for e in self.events if e.kind in kinds]
+
+    def explain(self, last: int | None = None) -> str:
+        """The explained events (the `last` ones only, if given), one per line."""
+        events = self.events if last is None else self.events[-last:]
+        return "\n".join(e.explain() for e in events)
+
+    def hash(self) -> str:
+        """SHA-256 over the canonical JSON of every event: equal runs have equal hashes."""
+        digest = hashlib.sha256()
+        for event in self.events:
+            digest.update(json.dumps(event.to_json(), sort_keys=True, separators=(",", ":")).encode())
+            digest.update(b"\n")
+        return digest.hexdigest()
+
+    def save(self, path: str | Path) -> None:
+        """Write the trace as JSON Lines."""
+        with open(path, "w", encoding="utf-8") as out:
+            for event in self.events:
+                out.write(json.dumps(event.to_json(), sort_keys=True, separators=(",", ":")) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Trace:
+        """Read a trace written by `save`; its `hash()` equals the original's."""
+        with open(path, encoding="utf-8") as source:
+            return cls(TraceEvent.from_json(json.loads(line)) for line in source if line.strip())
+
+
+_MESSAGE_TYPES = {cls.__name__: cls for cls in (AppendEntryRequest, AppendEntryResponse, VoteRequest,
+                                                VoteResponse, InstallSnapshotRequest, InstallSnapshotResponse)}
+
+
+def _jsonable(value: Any) -> Any:
+    if type(value).__name__ in _MESSAGE_TYPES:
+        record: dict[str, Any] = {"type": type(value).__name__}
+        for f in fields(value):
+            item = getattr(value, f.name)
+            if f.name == "entries":
+                item = [[e.index, e.term, repr(e.transition)] for e in item]
+            elif f.name == "data":
+                item = repr(item)
+            record[f.name] = item
+        return record
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)
+
+
+def _get(message: Any, name: str) -> Any:
+    return message[name] if isinstance(message, dict) else getattr(message, name)
+
+
+def describe(message: Any) -> str:
+    """A short description of a message (a message object or its JSON dict)."""
+    kind = message["type"] if isinstance(message, dict) else type(message).__name__
+    term = _get(message, "term")
+    if kind == "AppendEntryRequest":
+        n = len(_get(message, "entries"))
+        what = f"{n} entr{'y' if n == 1 else 'ies'}" if n else "heartbeat"
+        return (f"AppendEntries (term {term}, {what} after index {_get(message, 'prev_log_index')}, "
+                f"commit {_get(message, 'commit_index')})")
+    if kind == "AppendEntryResponse":
+        if _get(message, "success"):
+            return f"AppendEntries reply (term {term}, matched up to {_get(message, 'last_index')})"
+        return f"AppendEntries reply (term {term}, refused, try {_get(message, 'mismatch_index')})"
+    if kind == "VoteRequest":
+        return (f"VoteRequest (term {term}, last log {_get(message, 'last_log_index')}"
+                f"/term {_get(message, 'last_log_term')})")
+    if kind == "VoteResponse":
+        return f"vote {'granted' if _get(message, 'vote_granted') else 'refused'} (term {term})"
+    if kind == "InstallSnapshotRequest":
+        return f"InstallSnapshot (term {term}, up to index {_get(message, 'last_included_index')})"
+    if kind == "InstallSnapshotResponse":
+        return f"InstallSnapshot reply (term {term}, index {_get(message, 'last_included_index')})"
+    return kind
+
+
+def _explain(e: TraceEvent) -> str:
+    d, who = e.data, f"node {e.node}"
+    k = e.kind
+    if k == "send":
+        return f"{who} sent {describe(d['message'])} to node {d['to']}."
+    if k == "deliver":
+        return f"node {d['to']} received {describe(d['message'])} from {who}."
+    if k == "drop":
+        return f"{describe(d['message'])} from {who} to node {d['to']} was lost: {d['why']}."
+    if k == "duplicate":
+        return f"the network duplicated {describe(d['message'])} from {who} to node {d['to']}."
+    if k == "timer":
+        return f"{who}'s {d['which']} timer fired."
+    if k == "became_candidate":
+        return f"{who} heard from no leader in time and became a candidate in term {d.get('term')}."
+    if k == "became_leader":
+        return f"{who} won the election of term {d.get('term')} with votes from {d.get('votes')}."
+    if k == "became_follower":
+        return f"{who} became a follower in term {d.get('term')}: {d.get('why')}."
+    if k in ("vote_granted", "vote_refused"):
+        verb = "granted its vote to" if k == "vote_granted" else "refused its vote to"
+        return f"{who} {verb} node {d.get('candidate')} in term {d.get('term')}: {d.get('why')}."
+    if k == "appended":
+        first, last = d.get("first"), d.get("last")
+        span = f"entry {first}" if first == last else f"entries {first}-{last}"
+        source = {"L-APPEND": "from a client", "L-NOOP": "(its no-op as new leader)"}.get(e.rule, "from the leader")
+        return f"{who} appended {span} {source}."
+    if k == "append_refused":
+        return (f"{who} refused entries from leader {d.get('leader')}: its log does not match at index "
+                f"{d.get('prev_log_index')}; it asked the leader to back up to {d.get('hint')}.")
+    if k == "truncated":
+        return f"{who} deleted {d.get('count')} conflicting entries from index {d.get('first')} on."
+    if k == "committed":
+        how = "a majority stores it" if e.rule == "L-COMMIT" else "the leader said so"
+        return f"{who} committed up to index {d.get('index')}: {how}."
+    if k == "applied":
+        return f"{who} applied entry {d.get('index')} to its state machine."
+    if k == "snapshot_taken":
+        return f"{who} compacted its log into a snapshot up to index {d.get('index')}."
+    if k == "snapshot_installed":
+        return f"{who} installed a snapshot up to index {d.get('index')} from leader {d.get('leader')}."
+    if k == "message_dropped":
+        return f"{who} dropped a malformed or misaddressed message: {d.get('why')}."
+    if k == "crash":
+        return f"{who} crashed: its volatile state and the messages on their way to it are lost."
+    if k == "restart":
+        return f"{who} restarted from its storage (term {d.get('term')}, {d.get('entries')} log entries)."
+    if k == "client_request":
+        return f"a client sent {d.get('transition')} to {who}."
+    if k == "client_reply":
+        return f"{who} answered the client: {d.get('transition')} is {d.get('state')}."
+    if k == "network":
+        return f"the network changed: {d.get('what')}."
+    return f"{who}: {k} {d}."
