@@ -114,7 +114,9 @@ MESSAGE_TYPES = (AppendEntryRequest, AppendEntryResponse, VoteRequest, VoteRespo
                  InstallSnapshotRequest, InstallSnapshotResponse)
 
 _BOOL_FIELDS = frozenset({"success", "vote_granted", "done"})
-_FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in MESSAGE_TYPES}
+_SPECIAL = {"mismatch_index": 2, "entries": 3, "data": 4}  # other fields: 0 = natural int, 1 = bool
+_FIELD_KINDS = {cls: tuple((f.name, 1 if f.name in _BOOL_FIELDS else _SPECIAL.get(f.name, 0)) for f in fields(cls))
+                for cls in MESSAGE_TYPES}
 
 
 def _natural(value: Any) -> bool:
@@ -129,19 +131,19 @@ def check_message(message: Any) -> str | None:
     terms that never decrease and never exceed the request's term, and that no log term a request
     reports exceeds its own term.
     """
-    names = _FIELD_NAMES.get(type(message))
-    if names is None:
+    kinds = _FIELD_KINDS.get(type(message))
+    if kinds is None:
         return f"unknown message type: {type(message).__name__}"
-    for name in names:
+    for name, kind in kinds:
         value = getattr(message, name)
-        if name in _BOOL_FIELDS:
+        if kind == 0:
+            ok = type(value) is int and value >= 0
+        elif kind == 1:
             ok = type(value) is bool
-        elif name == "mismatch_index":
+        elif kind == 2:
             ok = value is None or _natural(value)
-        elif name == "entries":
-            ok = isinstance(value, (tuple, list))
         else:
-            ok = name == "data" or _natural(value)
+            ok = kind == 4 or isinstance(value, (tuple, list))
         if not ok:
             return f"ill-typed field: {name}={value!r}"
     if isinstance(message, AppendEntryRequest):

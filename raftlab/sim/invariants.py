@@ -43,11 +43,22 @@ class InvariantChecker:
         self.tails: dict[int, tuple[int, int, int]] = {}  # leader node -> (term, last index, last term)
         self.logs: dict[int, tuple[int, int]] = {}  # node -> (last index, last term) when last checked
         self.sim: Simulation | None = None
+        self.pending: InvariantViolation | None = None  # seen inside a replica's call, raised after it
 
-    def fail(self, prop: str, detail: str) -> None:
+    def fail(self, prop: str, detail: str, *, later: bool = False) -> None:
+        """Raise the violation (or, `later`, keep it for `raise_pending`: a violation seen inside a
+        replica's call into its state machine must not be taken by the replica for its own error)."""
         sim = self.sim
         assert sim is not None
-        raise InvariantViolation(prop, detail, seed=sim.seed, step=sim.steps, tail=sim.trace.explain(last=15))
+        violation = InvariantViolation(prop, detail, seed=sim.seed, step=sim.steps, tail=sim.trace.explain(last=15))
+        if not later:
+            raise violation
+        self.pending = self.pending or violation
+
+    def raise_pending(self) -> None:
+        """Raise a violation kept by `fail(later=True)`, if any."""
+        if self.pending is not None:
+            raise self.pending
 
     def restarted(self, node: int) -> None:
         """A node restarted: its volatile commit index starts again."""
@@ -57,11 +68,11 @@ class InvariantChecker:
     def on_apply(self, node: int, index: int, transition_id: Hashable, previous: int) -> None:
         """State Machine Safety: one transition per index on every node, each index applied once."""
         if index != previous + 1:
-            self.fail("State Machine Safety", f"node {node} applied index {index} after index {previous}")
+            self.fail("State Machine Safety", f"node {node} applied index {index} after index {previous}", later=True)
         seen = self.applied.setdefault(index, transition_id)
         if seen != transition_id:
-            self.fail("State Machine Safety",
-                      f"node {node} applied {transition_id!r} at index {index}, where {seen!r} was applied")
+            self.fail("State Machine Safety", f"node {node} applied {transition_id!r} at index {index}, "
+                                              f"where {seen!r} was applied", later=True)
 
     def check(self, node: int, replica: Any) -> None:
         """Check what may have changed on `node` (a live replica) in the last step."""

@@ -15,9 +15,10 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field, fields
 from functools import partial
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..core import Event, LogEntry, Message, MemoryStorage, Replica, Role, Snapshot, TransitionState
+from ..core import AppendEntryRequest, Event, LogEntry, Message, MemoryStorage, Replica, Role, Snapshot, TransitionState
+from ..core.messages import MESSAGE_TYPES
 from .invariants import InvariantChecker
 from .network import NetworkModel
 from .trace import SIM, Trace, TraceEvent
@@ -30,9 +31,8 @@ def _us(seconds: float) -> int:
     return math.ceil(seconds * _US - 1e-6)
 
 
-@dataclass(frozen=True, slots=True)
-class InFlight:
-    """A message on its way."""
+class InFlight(NamedTuple):
+    """A message on its way (an immutable record)."""
 
     id: int  # unique per simulation
     source: int
@@ -53,6 +53,9 @@ class Submission:
     step: int  # the simulation step at which it was submitted
     states: dict[int, TransitionState] = field(default_factory=dict)  # node -> latest state
     index: int | None = None  # the log index at which it was applied, once known
+    answer: TransitionState | None = None  # the first final state (applied or abandoned) on its node
+    replied: float | None = None  # virtual time of that answer
+    result: Any = None  # if the answer is APPLIED: what the node's state machine returned (its `results`)
 
     @property
     def applied_on(self) -> set[int]:
@@ -363,7 +366,9 @@ class Simulation:
                 replica.tick(max(time / _US, replica.next_deadline))
                 self._after(a)
                 return event
-            flight = self._in_flight.pop(a)
+            flight = self._in_flight.pop(a, None)
+            if flight is None:
+                continue  # lost already (its receiver crashed, or it was dropped by hand)
             self._advance(time)
             dst = flight.destination
             replica = self._replicas[dst]
@@ -601,6 +606,7 @@ class Simulation:
         if replica is None:
             return
         if self.checker is not None:
+            self.checker.raise_pending()
             self.checker.check(node, replica)
         self._arm(node)
 
@@ -667,7 +673,10 @@ class Simulation:
         handle.states[node] = state
         if state is TransitionState.APPLIED and handle.index is None:
             handle.index = index
-        if node == handle.node and (state is TransitionState.APPLIED or state.abandoned):
+        if node == handle.node and handle.answer is None and (state is TransitionState.APPLIED or state.abandoned):
+            handle.answer, handle.replied = state, self.now
+            if state is TransitionState.APPLIED:
+                handle.result = getattr(self._taps[node].machine, "results", {}).get(transition_id)
             self._record("client_reply", node, SIM, transition=repr(handle.transition), state=state.value)
 
 
@@ -675,9 +684,13 @@ def _settled(handle: Submission, k: int, sim: Simulation) -> bool:
     return len(handle.applied_on) >= k or (handle.state is not None and handle.state.abandoned)
 
 
+_FIELD_BYTES = {cls: 8 * len(fields(cls)) for cls in MESSAGE_TYPES}
+
+
 def _size(message: Message) -> int:
     """An estimate of a message's size on a wire: 8 bytes a field, plus the entries' text."""
-    size = 8 * len(fields(message))
-    for entry in getattr(message, "entries", ()):
-        size += 16 + len(repr(entry.transition))
+    size = _FIELD_BYTES[type(message)]
+    if type(message) is AppendEntryRequest:
+        for entry in message.entries:
+            size += 16 + len(repr(entry.transition))
     return size

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core import (
     AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -18,12 +18,11 @@ from ..core import (
 SIM = "SIM"  # the network, the clock or the user acted
 
 
-@dataclass(frozen=True, slots=True)
-class TraceEvent:
-    """One event of a run.
+class TraceEvent(NamedTuple):
+    """One event of a run (an immutable record: a named tuple, cheap to make on the hot path).
 
-    `step` counts the simulation's steps (an event from the queue, or an intervention); several
-    trace events can share a step. `time` is virtual time in microseconds. `data` holds the details
+    `step` counts the simulation's steps (a delivery or a timer); interventions and the events a
+    step causes share its number. `time` is virtual time in microseconds. `data` holds the details
     (a message, a reason, ...); `explain()` turns them into one plain sentence.
     """
 
