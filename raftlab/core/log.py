@@ -32,6 +32,11 @@ class Log(Generic[T]):
     def __repr__(self) -> str:
         return f"Log(base_index={self.base_index}, last_index={self.last_index}, last_term={self.last_term})"
 
+    def __deepcopy__(self, memo: dict) -> Log[T]:
+        copy = Log(self.snapshot)  # entries are immutable: a copy shares them
+        copy._entries = list(self._entries)
+        return copy
+
     def __len__(self) -> int:
         """Number of entries held (not counting the compacted prefix)."""
         return len(self._entries)

@@ -113,6 +113,13 @@ Message = (AppendEntryRequest | AppendEntryResponse | VoteRequest | VoteResponse
 MESSAGE_TYPES = (AppendEntryRequest, AppendEntryResponse, VoteRequest, VoteResponse,
                  InstallSnapshotRequest, InstallSnapshotResponse)
 
+def _shared(value: Any, memo: dict) -> Any:
+    return value
+
+
+for _cls in (LogEntry, Snapshot, *MESSAGE_TYPES):
+    _cls.__deepcopy__ = _shared  # immutable values: a deep copy (a simulator's checkpoint) shares them
+
 _BOOL_FIELDS = frozenset({"success", "vote_granted", "done"})
 _SPECIAL = {"mismatch_index": 2, "entries": 3, "data": 4}  # other fields: 0 = natural int, 1 = bool
 _FIELD_KINDS = {cls: tuple((f.name, 1 if f.name in _BOOL_FIELDS else _SPECIAL.get(f.name, 0)) for f in fields(cls))

@@ -471,15 +471,20 @@ class Replica(Generic[T, D]):
 
     def _send_append(self, peer: ReplicaID) -> None:
         # L-REPLICATE (§5.3, §7): entries from next_index, or the snapshot if they were compacted.
+        # Pipelined, as in etcd: next_index moves past what was sent, so entries in flight are not sent
+        # again; a lost message shows as a refusal (at the latest on the next heartbeat), which moves
+        # next_index back.
         log, next_index = self.log, self.next_index[peer]
         if next_index <= log.base_index:
             s = log.snapshot
             self._send(peer, InstallSnapshotRequest(self.id, self.current_term, s.last_included_index,
                                                     s.last_included_term, 0, s.data, True))
+            self.next_index[peer] = s.last_included_index + 1
             return
         entries = log.entries_from(next_index, self.MAX_ENTRIES_PER_MESSAGE)
         self._send(peer, AppendEntryRequest(self.id, self.current_term, next_index - 1,
                                             log.term_at(next_index - 1), entries, self.commit_index))
+        self.next_index[peer] = next_index + len(entries)
 
     def _advance_commit(self) -> None:
         # L-COMMIT (§5.3, §5.4.2): the highest index a majority holds, only if its entry is of the current term.

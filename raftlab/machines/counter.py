@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .base import ObservableStateMachine
 
@@ -27,6 +27,9 @@ class Add:
     def get_id(self) -> Hashable:
         """The transition's id."""
         return self.id
+
+    def __deepcopy__(self, memo: dict) -> Any:
+        return self  # an immutable value: copies (a simulator's checkpoints) share it
 
 
 class Counter(ObservableStateMachine[Add, int]):

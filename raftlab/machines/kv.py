@@ -77,6 +77,9 @@ class KVCommand:
         """The transition's id: ``(client, seq)``."""
         return (self.client, self.seq)
 
+    def __deepcopy__(self, memo: dict) -> Any:
+        return self  # an immutable value: copies (a simulator's checkpoints) share it
+
 
 class KVStore(ObservableStateMachine[KVCommand, KVData]):
     """A replicated ``str -> str`` map with at-most-once client sessions (Raft thesis §6.3).

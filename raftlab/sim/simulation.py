@@ -42,6 +42,9 @@ class InFlight(NamedTuple):
     arrives: int  # virtual time of arrival, microseconds
     copy: bool = False  # a duplicate made by the network
 
+    def __deepcopy__(self, memo: dict) -> InFlight:
+        return self  # immutable: checkpoints share it
+
 
 @dataclass(slots=True)
 class Submission:
@@ -243,7 +246,8 @@ class Simulation:
         noop_transition: the leaders' no-op (default: ``state_machine.NOOP``).
         check_invariants: check Raft's safety properties after every step.
         replica_class: the `Replica` class to run (tests pass deliberately broken subclasses).
-        checkpoint_every: steps between the checkpoints `rewind` starts from.
+        checkpoint_every: the least number of steps between the checkpoints `rewind` starts from
+            (more as the state grows, so that checkpoints stay a small share of the work).
     """
 
     _STATE = ("_replicas", "_storages", "_taps", "_clusters", "_queue", "_timers", "_incarnation", "_rng",
@@ -273,6 +277,7 @@ class Simulation:
         self.trace = Trace()
         self._interventions: list[tuple[int, int, str, tuple, dict]] = []  # (step, time, what, args, kwargs)
         self._checkpoints: list[tuple[int, int, int, dict]] = []  # (step, trace length, interventions, state)
+        self._next_checkpoint = 0  # the step at which to take the next checkpoint
         # ---- the state of the run (everything in _STATE is checkpointed)
         self.now_us = 0  # virtual time, microseconds
         self.steps = 0  # steps taken
@@ -347,7 +352,7 @@ class Simulation:
     def step(self, until: float = math.inf) -> TraceEvent | None:
         """Take one step: deliver the next message or fire the next timer, if that happens no later
         than `until` (virtual seconds). Returns its trace event, or None if nothing happens by then."""
-        if self.steps % self.checkpoint_every == 0:
+        if self.steps >= self._next_checkpoint:
             self._checkpoint()
         queue, limit = self._queue, math.inf if until == math.inf else _us(until)
         while queue and queue[0][0] <= limit:
@@ -567,6 +572,9 @@ class Simulation:
         memo = {id(self): self, id(self.trace): self.trace}
         state = copy.deepcopy({name: getattr(self, name) for name in self._STATE}, memo)
         self._checkpoints.append((self.steps, len(self.trace), len(self._interventions), state))
+        # A checkpoint costs time in proportion to the state; space them so they stay a small share.
+        size = sum(s.log.last_index for s in self._storages.values()) + len(self.submissions)
+        self._next_checkpoint = self.steps + max(self.checkpoint_every, 4 * size)
 
     def _restore(self, state: dict) -> None:
         memo = {id(self): self, id(self.trace): self.trace}
@@ -688,9 +696,7 @@ _FIELD_BYTES = {cls: 8 * len(fields(cls)) for cls in MESSAGE_TYPES}
 
 
 def _size(message: Message) -> int:
-    """An estimate of a message's size on a wire: 8 bytes a field, plus the entries' text."""
-    size = _FIELD_BYTES[type(message)]
+    """An estimate of a message's size on a wire: 8 bytes a field, and 48 bytes an entry."""
     if type(message) is AppendEntryRequest:
-        for entry in message.entries:
-            size += 16 + len(repr(entry.transition))
-    return size
+        return _FIELD_BYTES[AppendEntryRequest] + 48 * len(message.entries)
+    return _FIELD_BYTES[type(message)]

@@ -234,7 +234,7 @@ def test_all_stale_lower_term_append_response_is_ignored() -> None:
     replica.step(AppendEntryResponse(2, 4, True, 1, None))
     replica.step(AppendEntryResponse(3, 4, False, 0, 1))
     assert replica.match_index == {2: 0, 3: 0}
-    assert replica.next_index == {2: 1, 3: 1}  # as set on election, before the noop was appended
+    assert replica.next_index == {2: 2, 3: 2}  # past the no-op sent on election, and unchanged
     assert replica.commit_index == 0
     assert (replica.role, replica.current_term) == (Role.LEADER, 5)
     assert cluster.take() == []

@@ -215,11 +215,12 @@ def test_l_append_non_leader_abandons_transitions() -> None:
 # ----- L-REPLICATE -------------------------------------------------------------------------------
 def test_l_replicate_sends_entries_from_next_index_with_prev_index_and_term() -> None:
     """L-REPLICATE (§5.3): the leader sends each peer the entries from its next_index, with
-    prev_log_index = next_index - 1 and that entry's term; next_index starts at the leader's last + 1."""
+    prev_log_index = next_index - 1 and that entry's term; next_index starts at the leader's last + 1
+    (before its no-op) and, pipelined, moves past the entries sent."""
     replica, cluster, _sm = leader([e(1, 1), e(2, 1), e(3, 2)], term=2)
     assert replica.current_term == 3
     assert held(replica)[-1] == (4, 3, "noop")
-    assert replica.next_index == {2: 4, 3: 4} and replica.match_index == {2: 0, 3: 0}
+    assert replica.next_index == {2: 5, 3: 5} and replica.match_index == {2: 0, 3: 0}
     for peer in (2, 3):
         request = only_sent(cluster, AppendEntryRequest, to=peer)
         assert (request.from_id, request.term, request.prev_log_index, request.prev_log_term) == (1, 3, 3, 2)
@@ -229,7 +230,7 @@ def test_l_replicate_sends_entries_from_next_index_with_prev_index_and_term() ->
 
     # Peer 2 holds only index 1: it refuses with the hint 2; the leader retries from there at once.
     replica.step(refused(2, 3, 1, 2))
-    assert replica.next_index[2] == 2
+    assert replica.next_index[2] == 5  # back to 2, then past the three entries sent again
     request = only_sent(cluster, AppendEntryRequest, to=2)
     assert (request.prev_log_index, request.prev_log_term) == (1, 1)
     assert [(x.index, x.term) for x in request.entries] == [(2, 1), (3, 2), (4, 3)]
@@ -262,23 +263,23 @@ def test_l_replicate_failure_jumps_to_hint_but_never_below_match_plus_one() -> N
     """L-REPLICATE (§5.3): on a refusal next_index moves straight to the follower's hint, but never
     below match_index + 1, and the leader retries from there. A refusal without a hint is a follower's
     answer to a request from an older term (AE-STALE): it says nothing about this term's log and is
-    ignored."""
+    ignored. (Pipelined: after each send, next_index is past the entries sent.)"""
     replica, cluster, sm = leader([e(1, 1), e(2, 1), e(3, 1), e(4, 2), e(5, 2)], term=2)
-    assert replica.next_index == {2: 6, 3: 6}
+    assert replica.next_index == {2: 7, 3: 7}  # the no-op (index 6) is on its way
     cluster.take()
 
     replica.step(refused(3, 3, 5, None))  # no hint: the refusal of an older-term request
-    assert replica.next_index[3] == 6
+    assert replica.next_index[3] == 7
     assert cluster.sent == []
 
     replica.step(refused(3, 3, 5, 5))  # hint: one step back
-    assert replica.next_index[3] == 5
     request = only_sent(cluster, AppendEntryRequest, to=3)
     assert (request.prev_log_index, request.prev_log_term) == (4, 2)
+    assert [x.index for x in request.entries] == [5, 6]
+    assert replica.next_index[3] == 7
     cluster.take()
 
     replica.step(refused(2, 3, 5, 4))  # hint: the first index of the follower's conflicting term
-    assert replica.next_index[2] == 4
     request = only_sent(cluster, AppendEntryRequest, to=2)
     assert (request.prev_log_index, request.prev_log_term) == (3, 1)
     assert [x.index for x in request.entries] == [4, 5, 6]
@@ -292,9 +293,12 @@ def test_l_replicate_failure_jumps_to_hint_but_never_below_match_plus_one() -> N
     assert replica.next_index[2] == 7
     assert replica.match_index[2] == 6
     sm.pending = [Op("a")]
-    replica.process_transitions()
+    replica.process_transitions()  # index 7 goes to peer 2; next_index 8
+    assert replica.next_index[2] == 8
+    cluster.take()
     replica.step(refused(2, 3, 3, 2))
-    assert replica.next_index[2] == 7
+    request = only_sent(cluster, AppendEntryRequest, to=2)
+    assert request.prev_log_index == 6  # resent from match_index + 1 = 7, never below
     assert replica.match_index[2] == 6
 
 
@@ -315,14 +319,14 @@ def test_l_replicate_sends_install_snapshot_when_entries_were_compacted() -> Non
     cluster.take()
 
     replica.step(refused(2, 2, 0, 1))  # peer 2 has an empty log
-    assert replica.next_index[2] == 1
+    assert replica.next_index[2] == 6  # back to 1, inside the snapshot: the snapshot goes, then past it
     assert sent(cluster, AppendEntryRequest, to=2) == []
     snap = only_sent(cluster, InstallSnapshotRequest, to=2)
     assert snap == InstallSnapshotRequest(1, 2, 5, 1, 0, data, True)
     cluster.take()
 
     replica.step(InstallSnapshotResponse(2, 2, 5))
-    assert replica.match_index[2] == 5 and replica.next_index[2] == 6
+    assert replica.match_index[2] == 5 and replica.next_index[2] == 7  # 6 went out at once
     request = only_sent(cluster, AppendEntryRequest, to=2)
     assert (request.prev_log_index, request.prev_log_term) == (5, 1)
     assert [(x.index, x.term) for x in request.entries] == [(6, 2)]
@@ -714,16 +718,21 @@ def test_pitfall_stale_duplicated_reordered_responses_are_harmless() -> None:
     # Responses from an older term are ignored, success or not.
     replica.step(ok(3, 1, 3))
     replica.step(refused(3, 1, 0, 1))
-    assert replica.match_index[3] == 0 and replica.next_index[3] == 2
+    assert replica.match_index[3] == 0 and replica.next_index[3] == 4  # past what was sent, unchanged
+    assert sent(cluster, AppendEntryRequest, to=3) == []
 
-    # next_index never goes below 1, however low the hint.
+    # next_index never goes below 1, however low the hint: the entries are resent from index 1.
     for hint in (0, 0, None, 1):
+        cluster.take()
         replica.step(refused(3, 2, 0, hint))
-        assert replica.next_index[3] == 1
         assert replica.match_index[3] == 0
-    request = sent(cluster, AppendEntryRequest, to=3)[-1]
-    assert (request.prev_log_index, request.prev_log_term) == (0, 0)
-    assert [x.index for x in request.entries] == [1, 2, 3]
+        requests = sent(cluster, AppendEntryRequest, to=3)
+        if hint is None:  # no hint: the refusal of an older-term request, ignored
+            assert requests == []
+            continue
+        assert [(r.prev_log_index, r.prev_log_term) for r in requests] == [(0, 0)]
+        assert [x.index for x in requests[0].entries] == [1, 2, 3]
+        assert replica.next_index[3] == 4
     assert replica.current_term == 2 and replica.role is Role.LEADER
 
 

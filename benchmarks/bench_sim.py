@@ -1,0 +1,84 @@
+"""Benchmark the simulator: events per second against a bare heapq event loop, in one run.
+
+Usage: python benchmarks/bench_sim.py [--json] [--seconds S]
+
+Measured in the same process, one after the other, so that the ratios are fair on a shared, noisy
+machine: the bare loop (push and pop of trivial events through heapq, each dispatched to a trivial
+function) is the floor; the simulator runs a 5-node KVStore cluster idle and under a client load,
+with the invariant checks on and off. `idle_speedup` is virtual seconds per wall second for the
+idle cluster with the default settings (invariant checks on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import time
+
+from raftlab.machines import KVStore
+from raftlab.sim import Simulation
+
+
+def bare_loop(n: int) -> float:
+    """Events per second of a minimal heapq event loop that dispatches `n` trivial events."""
+    queue: list[tuple[int, int, int]] = []
+    seen = [0]
+
+    def handle(x: int) -> None:
+        seen[0] += x
+
+    start = time.perf_counter()
+    for k in range(n):  # each event schedules the next, as a simulator's would
+        heapq.heappush(queue, (k, k, 1))
+        _, _, x = heapq.heappop(queue)
+        handle(x)
+    return n / (time.perf_counter() - start)
+
+
+def idle(seconds: float, check: bool) -> tuple[float, float, int]:
+    """(events per second, virtual seconds per wall second, events) for an idle 5-node cluster."""
+    sim = Simulation(5, seed=1, check_invariants=check)
+    sim.run_until(lambda s: s.leader() is not None, 5.0)
+    start = time.perf_counter()
+    steps = sim.run(seconds)
+    wall = time.perf_counter() - start
+    return steps / wall, seconds / wall, steps
+
+
+def loaded(seconds: float, check: bool) -> tuple[float, int]:
+    """(events per second, events) for a 5-node cluster with a client writing every 2 ms."""
+    sim = Simulation(5, seed=1, check_invariants=check)
+    sim.run_until(lambda s: s.leader() is not None, 5.0)
+    start, steps, seq, end = time.perf_counter(), 0, 0, sim.now + seconds
+    while sim.now < end:
+        seq += 1
+        sim.submit(KVStore.put(1, seq, f"k{seq % 10}", str(seq)))
+        steps += sim.run(0.002)
+    return steps / (time.perf_counter() - start), steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    parser.add_argument("--seconds", type=float, default=20.0, help="virtual seconds per measurement")
+    args = parser.parse_args()
+
+    a, a_steps = loaded(args.seconds, check=False)
+    b, b_steps = loaded(args.seconds, check=True)
+    idle_rate, v_unchecked, idle_steps = idle(args.seconds * 10, check=False)
+    idle_checked, v, _ = idle(args.seconds * 10, check=True)
+    floor = bare_loop(max(a_steps, b_steps, idle_steps))
+    print(f"bare heapq loop:          {floor:12,.0f} events/s")
+    print(f"under load, unchecked:    {a:12,.0f} events/s  ({a / floor:.3f} of the floor)")
+    print(f"under load, checked:      {b:12,.0f} events/s  ({b / floor:.3f} of the floor)")
+    print(f"idle, unchecked:          {idle_rate:12,.0f} events/s  ({v_unchecked:,.0f} virtual s per wall s)")
+    print(f"idle, checked (default):  {idle_checked:12,.0f} events/s  ({v:,.0f} virtual s per wall s)")
+    if args.json:
+        print(json.dumps({"bench": "sim", "events_per_s": round(a), "events_per_s_checked": round(b),
+                          "floor_events_per_s": round(floor), "ratio": round(a / floor, 4),
+                          "ratio_checked": round(b / floor, 4), "idle_speedup": round(v)}))
+
+
+if __name__ == "__main__":
+    main()
