@@ -1,36 +1,154 @@
-"""The `raftlab` command."""
+"""The `raftlab` command: `demo`, `simulate` and `chaos`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections import Counter
+from typing import Any
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the `raftlab` command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="raftlab", description="Learn, test and run Raft.")
     commands = parser.add_subparsers(dest="command", required=True)
+
     demo = commands.add_parser("demo", help="Little Raft's example: three replicas on threads, a calculator")
     demo.add_argument("--replicas", type=int, default=3, help="number of replicas (default 3)")
     demo.add_argument("--transitions", type=int, default=10, help="operations to submit (default 10)")
     demo.add_argument("--drop", type=float, default=0.0, help="fraction of messages lost (default 0)")
     demo.add_argument("--seed", type=int, default=1, help="seed for timers and operations (default 1)")
+
+    simulate = commands.add_parser("simulate", help="narrate a simulated run in virtual time")
+    simulate.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
+    simulate.add_argument("--seed", type=int, default=1, help="the run's seed (default 1)")
+    simulate.add_argument("--duration", type=_positive_float, default=10.0, help="virtual seconds (default 10)")
+    simulate.add_argument("--drop", type=_probability, default=0.0, help="message loss rate (default 0)")
+    simulate.add_argument("--trace", metavar="FILE", help="also save the trace as JSON Lines")
+    simulate.add_argument("--quiet", action="store_true", help="print only the summary")
+
+    chaos = commands.add_parser("chaos", help="random faults on many seeds; checks safety, linearizability, liveness")
+    chaos.add_argument("--seeds", type=_positive_int, default=20, help="how many seeds (default 20)")
+    chaos.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
+    chaos.add_argument("--duration", type=_positive_float, default=30.0, help="virtual seconds per seed (default 30)")
+    chaos.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
+    chaos.add_argument("--workers", type=_positive_int, default=1, help="processes to use (default 1)")
+    chaos.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
-        from .demo import run_demo
+        return _demo(parser, args)
+    if args.command == "simulate":
+        return _simulate(args)
+    return _chaos(args)
 
-        try:
-            result = run_demo(args.replicas, args.transitions, drop=args.drop, seed=args.seed)
-        except ValueError as error:
-            parser.error(str(error))
-        values = {c.value for c in result.calculators}
-        if not result.converged or len(values) != 1:
-            print("the replicas did not agree before the deadline", file=sys.stderr)
-            return 1
-        print(f"all {args.replicas} replicas agree: value {values.pop()} "
-              f"({result.network.sent} messages, {result.seconds:.2f} s)")
+
+def _demo(parser: argparse.ArgumentParser, args: Any) -> int:
+    from .demo import run_demo
+
+    try:
+        result = run_demo(args.replicas, args.transitions, drop=args.drop, seed=args.seed)
+    except ValueError as error:
+        parser.error(str(error))
+    values = {c.value for c in result.calculators}
+    if not result.converged or len(values) != 1:
+        print("the replicas did not agree before the deadline", file=sys.stderr)
+        return 1
+    print(f"all {args.replicas} replicas agree: value {values.pop()} "
+          f"({result.network.sent} messages, {result.seconds:.2f} s)")
     return 0
+
+
+def _simulate(args: Any) -> int:
+    from .machines import KVStore
+    from .sim import NetworkModel, Simulation
+
+    sim = Simulation(args.nodes, args.seed, network=NetworkModel(drop=args.drop))
+    shown = 0
+    narrated = {"became_candidate", "became_leader", "became_follower", "vote_granted", "vote_refused",
+                "committed", "truncated", "snapshot_installed", "client_request", "client_reply", "crash",
+                "restart", "network", "append_refused"}
+    seq = 0
+    while sim.now < args.duration:
+        if sim.leader() is not None and sim.now >= 1.0:
+            seq += 1
+            sim.submit(KVStore.put(1, seq, f"k{seq % 3}", str(seq)))
+        sim.run(min(0.5, args.duration - sim.now))
+        if not args.quiet:
+            for event in sim.trace.events[shown:]:
+                if event.kind in narrated:
+                    print(event.explain())
+        shown = len(sim.trace)
+    leaders = {e.data["term"]: e.node for e in sim.trace.of_kind("became_leader")}
+    commits = max((r.commit_index for r in sim.replicas), default=0)
+    messages = sum(sim.counters["messages"].values())
+    print(f"\nsummary: {args.duration:g} virtual seconds, {sim.steps} steps, seed {args.seed}")
+    print("  leaders by term: " + (", ".join(f"{t}: node {n}" for t, n in sorted(leaders.items())) or "none"))
+    print(f"  highest commit index: {commits}; client writes submitted: {seq}")
+    print(f"  messages: {messages} ({', '.join(f'{k} {v}' for k, v in sorted(sim.counters['messages'].items()))}); "
+          f"lost: {sum(sim.counters['dropped'].values())}")
+    print(f"  trace: {len(sim.trace)} events, hash {sim.trace.hash()[:16]}")
+    if args.trace:
+        sim.trace.save(args.trace)
+        print(f"  trace saved to {args.trace}")
+    return 0
+
+
+def _chaos(args: Any) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .sim.chaos import ChaosResult, run_campaign
+
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    done: Counter = Counter()
+
+    def progress(result: ChaosResult) -> None:
+        done["seeds"] += 1
+        done["failed"] += not result.ok
+        width = 30
+        filled = width * done["seeds"] // args.seeds
+        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done['seeds']}/{args.seeds} seeds, "
+              f"{done['failed']} failed", end="", file=sys.stderr, flush=True)
+
+    if args.workers > 1:
+        with ProcessPoolExecutor(args.workers) as pool:
+            summary = run_campaign(seeds, args.duration, args.nodes, executor=pool, progress=progress)
+    else:
+        summary = run_campaign(seeds, args.duration, args.nodes, progress=progress)
+    print(file=sys.stderr)
+    figures = summary.as_dict()
+    print(f"{figures['seeds']} seeds of {args.duration:g} s on {args.nodes} nodes: {figures['violations']} "
+          f"safety violations, {figures['nonlinearizable']} non-linearizable histories, "
+          f"{figures['liveness_failures']} liveness failures; {figures['events']} events "
+          f"({figures['events_per_s']}/s, {summary.wall_seconds:.1f} s)")
+    for failure in summary.failures:
+        print(f"seed {failure.seed} failed: {failure.violation or failure.detail}")
+        print(f"  replay: {failure.replay_command()}")
+    if args.json:
+        print(json.dumps(figures))
+    return 1 if summary.failures else 0
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def test_readme_has_one_main_command_and_one_test_command_and_ci_runs_the_test_c
     blocks = _bash_blocks()
     assert len(blocks) == 2 and all("\n" not in b for b in blocks), blocks
     main, tests = blocks
-    assert main.endswith("raftlab demo")
+    assert "raftlab simulate" in main
     assert "pytest" in tests
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
     assert ci[-1] == tests, "the last line of .ci/run must be README's test command, exactly"
@@ -67,3 +67,13 @@ def test_raftlab_demo_rejects_bad_arguments():
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 2
     assert "replicas must be >= 1" in done.stderr
+
+
+def test_readme_simulator_example_runs():
+    code = README.split("## The simulator", 1)[1]
+    code = re.search(r"```python\n(.*?)\n```", code, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md (simulator example)", "exec"), namespace)
+    sim = namespace["sim"]
+    assert sim.steps == 100  # rewound to step 100
+    assert "became" in sim.trace.explain() or "received" in sim.trace.explain()

@@ -390,10 +390,10 @@ class Replica(Generic[T, D]):
             # otherwise their fate is unknown and they are reported abandoned.
             matched = self.log.term_at(snapshot.last_included_index) == snapshot.last_included_term
             fate = TransitionState.APPLIED if matched else TransitionState.ABANDONED_CONFLICT_WITH_LEADER
-            for entry in self.storage.save_snapshot(snapshot):
-                if entry.index > self.last_applied:
-                    self._register(entry.transition, fate)
+            removed = [e for e in self.storage.save_snapshot(snapshot) if e.index > self.last_applied]
             self.state_machine.set_snapshot(snapshot)  # IS-LOAD (§7): the term is left alone
+            for entry in removed:
+                self._register(entry.transition, fate)
             self.commit_index = max(self.commit_index, snapshot.last_included_index)
             self.last_applied = snapshot.last_included_index
             self._emit("snapshot_installed", "IS-LOAD", index=snapshot.last_included_index, leader=m.from_id)

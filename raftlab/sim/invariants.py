@@ -40,7 +40,7 @@ class InvariantChecker:
         self.committed: tuple[int, int] = (0, 0)  # (index, term) of the highest committed entry
         self.terms: dict[int, int] = {}  # node -> highest term seen
         self.commits: dict[int, int] = {}  # node -> commit index in its current incarnation
-        self.tails: dict[int, tuple[int, int, int]] = {}  # leader node -> (term, last index, last term)
+        self.tails: dict[int, tuple] = {}  # leader node -> (term, last index, last term, last entry)
         self.logs: dict[int, tuple[int, int]] = {}  # node -> (last index, last term) when last checked
         self.sim: Simulation | None = None
         self.pending: InvariantViolation | None = None  # seen inside a replica's call, raised after it
@@ -68,7 +68,9 @@ class InvariantChecker:
     def on_apply(self, node: int, index: int, transition_id: Hashable, previous: int) -> None:
         """State Machine Safety: one transition per index on every node, each index applied once."""
         if index != previous + 1:
-            self.fail("State Machine Safety", f"node {node} applied index {index} after index {previous}", later=True)
+            again = "again" if index <= previous else "out of order"
+            self.fail("State Machine Safety", f"node {node} applied index {index} {again}, after index {previous}",
+                      later=True)
         seen = self.applied.setdefault(index, transition_id)
         if seen != transition_id:
             self.fail("State Machine Safety", f"node {node} applied {transition_id!r} at index {index}, "
@@ -112,10 +114,11 @@ class InvariantChecker:
             if index > log.base_index and log.term_at(index) != c_term:
                 self.fail("Leader Completeness", f"node {node} leads term {term} without the committed entry "
                                                  f"{index} of term {c_term}")
-        elif last < tail[1] or (tail[1] > log.base_index and log.term_at(tail[1]) != tail[2]):
+        elif last < tail[1] or (tail[1] > log.base_index and (log.term_at(tail[1]) != tail[2]
+                                                               or log.entry(tail[1]) is not tail[3])):
             self.fail("Leader Append-Only", f"leader {node} of term {term} removed or overwrote entries "
                                             f"(its log ended at {tail[1]}/term {tail[2]}, now at {last})")
-        self.tails[node] = (term, last, last_term)
+        self.tails[node] = (term, last, last_term, log.entry(last) if last > log.base_index else None)
 
 
 def _id(transition: Any) -> Hashable:

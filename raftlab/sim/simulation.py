@@ -108,7 +108,8 @@ class _Tap:
 
     def apply_transition(self, transition: Any) -> None:
         self.machine.apply_transition(transition)
-        previous, self.applied_index = self.applied_index, self.applied_index + 1
+        replica = self.sim._replicas[self.node]  # the index is the replica's, not counted here
+        previous, self.applied_index = self.applied_index, replica.last_applied + 1
         if self.sim.checker is not None:
             self.sim.checker.on_apply(self.node, self.applied_index, _id(transition), previous)
 
@@ -263,6 +264,10 @@ class Simulation:
             raise ValueError(f"n must be a positive int, not {n!r}")
         if type(seed) is not int:
             raise ValueError(f"seed must be an int, not {seed!r}")
+        if network is not None and not isinstance(network, NetworkModel):
+            raise ValueError(f"network must be a NetworkModel, not {network!r}")
+        if type(checkpoint_every) is not int or checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be a positive int, not {checkpoint_every!r}")
         if state_machine is None:
             from ..machines import KVStore
             state_machine = KVStore
@@ -406,9 +411,9 @@ class Simulation:
     def submit(self, transition: Any, to: int | None = None) -> Submission:
         """Give `transition` to node `to` (default: the leader, else node 0). Returns a handle whose
         `states` follow the transition on every node."""
-        self._log_intervention("submit", transition, to=to)
         node = to if to is not None else (self.leader() if self.leader() is not None else 0)
         self._check_node(node)
+        self._log_intervention("submit", transition, to=to)
         handle = Submission(transition, _id(transition), node, self.steps)
         self.submissions[handle.id] = handle
         self._record("client_request", node, SIM, transition=repr(transition))
@@ -449,8 +454,10 @@ class Simulation:
         self._incarnation[node] += 1
         self._timers[node] = math.inf
         self._crash_count += 1
-        self._in_flight = {k: f for k, f in self._in_flight.items() if f.destination != node}
         self._record("crash", node, SIM)
+        for flight in [f for f in self._in_flight.values() if f.destination == node]:
+            del self._in_flight[flight.id]
+            self._lost(flight, "its receiver crashed")
 
     def restart(self, node: int) -> None:
         """Restart a crashed `node`: a new `Replica` on its kept storage, with a new state machine
@@ -506,6 +513,7 @@ class Simulation:
 
     def uncut(self, source: int, destination: int) -> None:
         """Restore the one-way link from `source` to `destination`."""
+        self._check_node(source), self._check_node(destination)
         self._log_intervention("uncut", source, destination)
         self._cut.discard((source, destination))
         self._record("network", source, SIM, what=f"link {source}->{destination} restored")
@@ -518,11 +526,11 @@ class Simulation:
 
     def drop_message(self, message_id: int) -> None:
         """Lose one message that is on its way (by its `InFlight.id`)."""
-        self._log_intervention("drop_message", message_id)
         flight = self._in_flight.pop(message_id, None)
         if flight is None:
             raise ValueError(f"no message {message_id} is in flight")
-        self._lost(flight, "it was dropped by hand", count=False)
+        self._log_intervention("drop_message", message_id)
+        self._lost(flight, "it was dropped by hand")
 
     # ----- rewinding ---------------------------------------------------------------------------
     def rewind(self, to_event: int) -> None:
@@ -636,12 +644,12 @@ class Simulation:
         if destination not in self._incarnation:
             return
         low, high, drop, duplicate = self.network.params(source, destination)
-        rng = self._rng
+        rng, link = self._rng, (source, destination)
         why = None
-        if (source, destination) in self._cut:
+        if link in self._cut:
             why = "the link is cut"
-        elif self._drop_next[(source, destination)] > 0:
-            self._drop_next[(source, destination)] -= 1
+        elif self._drop_next and self._drop_next.get(link, 0) > 0:
+            self._drop_next[link] -= 1
             why = "it was chosen to be dropped"
         elif drop and rng.random() < drop:
             why = "the network lost it"
@@ -659,7 +667,7 @@ class Simulation:
             self._seq += 1
             heapq.heappush(self._queue, (arrives, self._seq, _DELIVER, flight.id, self._incarnation[destination]))
 
-    def _lost(self, flight: InFlight, why: str, count: bool = True) -> TraceEvent:
+    def _lost(self, flight: InFlight, why: str) -> TraceEvent:
         self.counters["dropped"][type(flight.message).__name__] += 1
         return self._record("drop", flight.source, SIM, to=flight.destination, message=flight.message,
                             id=flight.id, why=why)

@@ -141,7 +141,10 @@ def describe(message: Any) -> str:
     if kind == "AppendEntryResponse":
         if _get(message, "success"):
             return f"AppendEntries reply (term {term}, matched up to {_get(message, 'last_index')})"
-        return f"AppendEntries reply (term {term}, refused, try {_get(message, 'mismatch_index')})"
+        hint = _get(message, "mismatch_index")
+        if hint is None:
+            return f"AppendEntries reply (term {term}, refused: the request's term was stale)"
+        return f"AppendEntries reply (term {term}, refused, try index {hint})"
     if kind == "VoteRequest":
         return (f"VoteRequest (term {term}, last log {_get(message, 'last_log_index')}"
                 f"/term {_get(message, 'last_log_term')})")

@@ -1,0 +1,239 @@
+"""The trace: determinism of its hash (in one process, across processes and hash seeds), JSON Lines
+save/load, an explanation for every kind of event, and rule ids from docs/raft-rules.md."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from raftlab.machines import KVStore
+from raftlab.sim import NetworkModel, Simulation, Trace, TraceEvent
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = set(re.findall(r"\*\*([A-Z]+(?:-[A-Z]+)+)\*\*", (ROOT / "docs" / "raft-rules.md").read_text()))
+SIM_KINDS = {"send", "deliver", "drop", "duplicate", "timer", "crash", "restart", "network", "client_request",
+             "client_reply"}
+EXPECTED_KINDS = SIM_KINDS | {"became_candidate", "became_leader", "became_follower", "vote_granted", "vote_refused",
+                              "appended", "truncated", "committed", "applied", "snapshot_taken", "snapshot_installed"}
+
+
+def scenario(seed: int) -> Simulation:
+    """A short run with interventions of every sort; the same seed gives the same run."""
+    sim = Simulation(5, seed=seed, network=NetworkModel(duplicate=0.05))
+    sim.run_until(lambda s: s.leader() is not None)
+    sim.submit(KVStore.put(1, 1, "a", "1"))
+    sim.run(0.3)
+    sim.crash(sim.leader() if sim.leader() is not None else 0)
+    sim.network.drop = 0.05
+    sim.run(0.6)
+    sim.partition([0, 1], [2])
+    sim.submit(KVStore.append(2, 1, "b", "x"))
+    sim.run(0.5)
+    sim.heal()
+    sim.restart(next(r.id for r in sim.replicas if r.crashed))
+    sim.network.set_link(3, 4, latency=(0.02, 0.04))
+    sim.drop_next(0, 1)
+    sim.run(0.8)
+    return sim
+
+
+def varied() -> Simulation:
+    """A run in which every kind of event happens."""
+    sim = Simulation(5, seed=3, snapshot_delta=6, network=NetworkModel(duplicate=0.05))
+    sim.run_until(lambda s: s.leader() is not None)
+    sim.one(KVStore.put(1, 1, "a", "1"), k=5)
+    # an old leader and a follower keep entries that a new majority overwrites: truncation
+    old = sim.leader()
+    follower = (old + 1) % 5
+    sim.partition([old, follower])
+    sim.submit(KVStore.put(2, 1, "lost", "1"), to=old)
+    sim.submit(KVStore.put(2, 2, "lost", "2"), to=old)
+    sim.run(0.05)
+    sim.run_until(lambda s: s.leader() not in (None, old), 5.0)
+    sim.one(KVStore.put(1, 2, "b", "2"))
+    sim.heal()
+    sim.run(0.5)
+    # a crashed follower misses enough to need the leader's snapshot
+    lagging = next(n for n in range(5) if n != sim.leader())
+    sim.crash(lagging)
+    for k in range(10):
+        sim.one(KVStore.append(3, k, "c", str(k)))
+    sim.restart(lagging)
+    sim.run(0.5)
+    # a node cut off for long climbs terms; back, its log is behind and its votes are refused
+    cut_off = next(n for n in range(5) if n != sim.leader())
+    sim.disconnect(cut_off)
+    sim.one(KVStore.put(4, 1, "d", "4"))
+    sim.run(1.0)
+    sim.connect(cut_off)
+    sim.run(1.5)
+    sim.submit(KVStore.put(5, 1, "e", "5"), to=cut_off if sim.leader() != cut_off else (cut_off + 1) % 5)
+    sim.run(0.3)
+    return sim
+
+
+@pytest.fixture(scope="module")
+def run() -> Simulation:
+    return varied()
+
+
+# ----- determinism -------------------------------------------------------------------------------------
+
+
+def test_same_seed_same_hash_in_one_process() -> None:
+    first, second = scenario(11), scenario(11)
+    assert first.trace.hash() == second.trace.hash()
+    assert len(first.trace) == len(second.trace) > 500
+    assert [e.explain() for e in first.trace] == [e.explain() for e in second.trace]
+
+
+def test_different_seed_different_hash() -> None:
+    hashes = {scenario(seed).trace.hash() for seed in (11, 12, 13)}
+    assert len(hashes) == 3
+
+
+def test_hash_is_sensitive_to_interventions() -> None:
+    base = Simulation(3, seed=4)
+    base.run(1.0)
+    other = Simulation(3, seed=4)
+    other.run(0.5)
+    other.drop_next(0, 1)
+    other.run(0.5)
+    assert base.trace.hash() != other.trace.hash()
+
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+from tests.sim.test_trace import scenario
+sim = scenario({seed})
+print(sim.trace.hash(), len(sim.trace))
+"""
+
+
+def in_subprocess(seed: int, hash_seed: str) -> str:
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    done = subprocess.run([sys.executable, "-c", SCRIPT.format(root=str(ROOT), seed=seed)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_same_hash_in_separate_processes_and_hash_seeds() -> None:
+    here = scenario(11)
+    expected = f"{here.trace.hash()} {len(here.trace)}"
+    outputs = [in_subprocess(11, "0"), in_subprocess(11, "12345"), in_subprocess(11, "random")]
+    assert outputs == [expected] * 3
+    assert in_subprocess(12, "1") != expected
+
+
+# ----- save and load -----------------------------------------------------------------------------------
+
+
+def test_save_load_round_trip(run: Simulation, tmp_path: Path) -> None:
+    path = tmp_path / "trace.jsonl"
+    run.trace.save(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(run.trace)
+    loaded = Trace.load(path)
+    assert len(loaded) == len(run.trace)
+    assert loaded.hash() == run.trace.hash()
+    assert loaded.explain() == run.trace.explain()
+    assert loaded.explain(last=7) == run.trace.explain(last=7)
+    assert [e.kind for e in loaded] == [e.kind for e in run.trace]
+    assert all(isinstance(e, TraceEvent) for e in loaded)
+    # and again: a loaded trace saves to the same file
+    again = tmp_path / "again.jsonl"
+    loaded.save(again)
+    assert again.read_bytes() == path.read_bytes()
+
+
+def test_load_skips_blank_lines(tmp_path: Path) -> None:
+    sim = scenario(11)
+    path = tmp_path / "t.jsonl"
+    sim.trace.save(path)
+    path.write_text(path.read_text(encoding="utf-8") + "\n\n", encoding="utf-8")
+    assert Trace.load(path).hash() == sim.trace.hash()
+
+
+# ----- explanations ------------------------------------------------------------------------------------
+
+
+def generic(event: TraceEvent) -> bool:
+    text = event.explain().split("] ", 1)[1]
+    return text.startswith(f"node {event.node}: {event.kind} ")
+
+
+def test_every_kind_of_event_occurs_and_is_explained(run: Simulation, tmp_path: Path) -> None:
+    kinds = {e.kind for e in run.trace}
+    assert kinds >= EXPECTED_KINDS, f"missing: {EXPECTED_KINDS - kinds}"
+    path = tmp_path / "t.jsonl"
+    run.trace.save(path)
+    for trace in (run.trace, Trace.load(path)):  # message objects, and their JSON dicts
+        for event in trace:
+            text = event.explain()
+            assert re.match(r"^\[ *\d+\.\d{4}s\] \S", text), text
+            assert not generic(event), text
+            if event.kind not in SIM_KINDS:  # every detail a replica's sentence needs is there
+                assert "None" not in text, text
+            assert text.endswith("."), text
+    network = [e.explain() for e in run.trace.of_kind("network")]
+    assert any("partitioned" in t for t in network) and any("healed" in t for t in network)
+
+
+def test_explanations_name_what_happened(run: Simulation) -> None:
+    first = {}
+    for event in run.trace:
+        first.setdefault(event.kind, event)
+    leader = first["became_leader"]
+    assert f"node {leader.node} won the election of term {leader.data['term']}" in leader.explain()
+    send = first["send"]
+    assert f"node {send.node} sent" in send.explain() and f"to node {send.data['to']}" in send.explain()
+    drop = first["drop"]
+    assert drop.data["why"] in drop.explain()
+    crash = first["crash"]
+    assert f"node {crash.node} crashed" in crash.explain()
+    truncated = first["truncated"]
+    assert f"deleted {truncated.data['count']} conflicting entries" in truncated.explain()
+    installed = first["snapshot_installed"]
+    assert f"up to index {installed.data['index']}" in installed.explain()
+
+
+def test_refused_vote_says_which_log_was_behind(run: Simulation) -> None:
+    refused = run.trace.of_kind("vote_refused")
+    by_log = [e for e in refused if "log" in e.data["why"]]
+    assert by_log, "the run has no vote refused for an out-of-date log"
+    for event in by_log:
+        text = event.explain()
+        assert "behind" in text
+        assert f"refused its vote to node {event.data['candidate']}" in text
+        assert re.search(r"its log \(last term \d+, index \d+\) is behind mine \(last term \d+, index \d+\)", text)
+    for event in refused:
+        assert event.data["why"] in event.explain()
+
+
+def test_rule_ids(run: Simulation) -> None:
+    assert {"ALL-TERM", "C-START", "L-COMMIT", "AE-CHECK", "RV-GRANT", "IS-LOAD", "SNAP-TAKE"} <= RULES
+    for event in run.trace:
+        assert event.rule in RULES | {"SIM", "INPUT"}, event
+        if event.kind in SIM_KINDS:
+            assert event.rule == "SIM", event
+        elif event.kind == "message_dropped":
+            assert event.rule == "INPUT", event
+        else:
+            assert event.rule in RULES, event  # a replica's own event names its Raft rule
+    used = {e.rule for e in run.trace}
+    assert {"C-START", "C-WIN", "RV-GRANT", "AE-APPEND", "AE-TRUNCATE", "L-COMMIT", "AE-COMMIT", "ALL-APPLY",
+            "SNAP-TAKE", "IS-LOAD", "L-NOOP", "L-APPEND", "ALL-TERM"} <= used
+
+
+def test_replica_events_carry_their_term(run: Simulation) -> None:
+    for event in run.trace:
+        if event.kind not in SIM_KINDS:
+            assert isinstance(event.data["term"], int) and event.data["term"] >= 1, event
+            assert event.node in range(5)
