@@ -12,6 +12,7 @@ idle cluster with the default settings (invariant checks on).
 from __future__ import annotations
 
 import argparse
+import gc
 import heapq
 import json
 import time
@@ -20,19 +21,19 @@ from raftlab.machines import KVStore
 from raftlab.sim import Simulation
 
 
-def bare_loop(n: int) -> float:
-    """Events per second of a minimal heapq event loop that dispatches `n` trivial events."""
-    queue: list[tuple[int, int, int]] = []
-    seen = [0]
-
-    def handle(x: int) -> None:
-        seen[0] += x
-
+def bare_loop(n: int, pending: int = 64) -> float:
+    """Events per second of a minimal heapq event loop that dispatches `n` trivial events, with
+    `pending` events waiting in the queue (as in a simulated cluster: timers and messages in flight);
+    each event schedules one more at a later time."""
+    queue = [(k, k, k % 2) for k in range(pending)]
+    handlers = (lambda x: x, lambda x: x + 1)
+    seq = pending
     start = time.perf_counter()
-    for k in range(n):  # each event schedules the next, as a simulator's would
-        heapq.heappush(queue, (k, k, 1))
-        _, _, x = heapq.heappop(queue)
-        handle(x)
+    for _ in range(n):
+        when, _, kind = heapq.heappop(queue)
+        handlers[kind](when)
+        seq += 1
+        heapq.heappush(queue, (when + 1 + seq % 7, seq, seq % 2))
     return n / (time.perf_counter() - start)
 
 
@@ -64,10 +65,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="virtual seconds per measurement")
     args = parser.parse_args()
 
+    gc.collect()  # each measurement starts without the previous one's garbage
     a, a_steps = loaded(args.seconds, check=False)
+    gc.collect()
     b, b_steps = loaded(args.seconds, check=True)
+    gc.collect()
     idle_rate, v_unchecked, idle_steps = idle(args.seconds * 10, check=False)
+    gc.collect()
     idle_checked, v, _ = idle(args.seconds * 10, check=True)
+    gc.collect()
     floor = bare_loop(max(a_steps, b_steps, idle_steps))
     print(f"bare heapq loop:          {floor:12,.0f} events/s")
     print(f"under load, unchecked:    {a:12,.0f} events/s  ({a / floor:.3f} of the floor)")
