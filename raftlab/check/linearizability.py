@@ -10,7 +10,9 @@ Operations with an unknown outcome (``ret=None``: the client timed out, say) may
 effect. The checker accepts both: such an operation is either left out of the linearization (it never
 took effect) or placed anywhere after its call, with its output unconstrained. Linearizing it at the
 very end is indistinguishable from leaving it out, so this is Porcupine's "return at infinity"; the
-search simply stops as soon as every operation with a known return is linearized.
+search simply stops as soon as every operation with a known return is linearized. The price: to
+reject a history the search must try the unknown writes on a key in all useful combinations, so many
+of them on one key can make a "not linearizable" verdict slow; `timeout` bounds it.
 
     >>> h = [Operation(1, "put", "x", "a", call=0, ret=2),
     ...      Operation(2, "get", "x", call=1, ret=3, output="a")]

@@ -277,6 +277,13 @@ class Replica(Generic[T, D]):
             self._become_follower(message.term, f"saw term {message.term} from {message.from_id}")
         self._handlers[type(message)](message)
 
+    @_input
+    def campaign(self) -> None:
+        """Start an election now, as if the election timer had fired (a leader does nothing). For
+        tools and teaching: a simulator's "time out this node" button."""
+        if self.role is not Role.LEADER:
+            self._start_election()
+
     def start(self, recv_msg: queue.Queue, recv_transition: queue.Queue, poll: float = 0.005) -> None:
         """Little Raft's blocking loop in real time: returns once `cluster.halt()` is true.
 

@@ -283,6 +283,9 @@ class Simulation:
         self._interventions: list[tuple[int, int, str, tuple, dict]] = []  # (step, time, what, args, kwargs)
         self._checkpoints: list[tuple[int, int, int, dict]] = []  # (step, trace length, interventions, state)
         self._next_checkpoint = 0  # the step at which to take the next checkpoint
+        self._future: list[tuple] = []  # interventions of a rewound history, replayed by stepping on
+        self._replaying = False
+        self.history_end = 0  # the furthest step this history has reached (for a time slider)
         # ---- the state of the run (everything in _STATE is checkpointed)
         self.now_us = 0  # virtual time, microseconds
         self.steps = 0  # steps taken
@@ -357,6 +360,8 @@ class Simulation:
     def step(self, until: float = math.inf) -> TraceEvent | None:
         """Take one step: deliver the next message or fire the next timer, if that happens no later
         than `until` (virtual seconds). Returns its trace event, or None if nothing happens by then."""
+        while self._future and self._future[0][0] <= self.steps:  # replaying a rewound history
+            self._replay(self._future.pop(0))
         if self.steps >= self._next_checkpoint:
             self._checkpoint()
         queue, limit = self._queue, math.inf if until == math.inf else _us(until)
@@ -470,6 +475,17 @@ class Simulation:
         s = self._storages[node]
         self._record("restart", node, SIM, term=s.current_term, entries=s.log.last_index)
 
+    def force_timeout(self, node: int) -> None:
+        """Make `node`'s election timer fire now: it becomes a candidate (unless it is leader or down)."""
+        self._check_node(node)
+        self._log_intervention("force_timeout", node)
+        replica = self._replicas[node]
+        if replica is None or replica.role is Role.LEADER:
+            return
+        self._record("timer", node, SIM, which="election (forced)")
+        replica.campaign()
+        self._after(node)
+
     def partition(self, *groups: Iterable[int]) -> None:
         """Cut every link between nodes of different groups (nodes in no group form one more group)."""
         sets = [set(g) for g in groups]
@@ -535,22 +551,31 @@ class Simulation:
     # ----- rewinding ---------------------------------------------------------------------------
     def rewind(self, to_event: int) -> None:
         """Go back to the moment after step `to_event` (before any intervention made then), by
-        replay from the nearest checkpoint. Acting there forks a new history: the interventions
-        made after that point are forgotten."""
+        replay from the nearest checkpoint. Stepping on replays the same history (its interventions
+        included) until you act: an intervention made then forks a new history, and the old future
+        is forgotten."""
         if type(to_event) is not int or not 0 <= to_event <= self.steps:
             raise ValueError(f"to_event must be between 0 and the steps taken ({self.steps}), not {to_event!r}")
+        self.history_end = max(self.history_end, self.steps)
         before = sum(1 for i in self._interventions if i[0] < to_event)  # interventions to keep
         step, trace_length, done, state = max((c for c in self._checkpoints if c[0] <= to_event and c[2] <= before),
                                               key=lambda c: (c[0], c[2]))
+        self._future = self._interventions[before:] + self._future
+        pending = self._interventions[done:before]
+        del self._interventions[done:]
         self._restore(state)
         del self.trace.events[trace_length:]
         self._checkpoints = [c for c in self._checkpoints if c[0] <= step and c[2] <= done]
-        pending = self._interventions[done:before]
-        del self._interventions[done:]
-        for at, now_us, name, args, kwargs in pending:
-            while self.steps < at and self.step() is not None:
-                pass
-            self.now_us = now_us
+        self._future = pending + self._future
+        while self.steps < to_event and self.step() is not None:
+            pass
+        while self._future and self._future[0][0] < to_event:  # (none are left, unless the queue ran dry)
+            self._replay(self._future.pop(0))
+
+    def _replay(self, intervention: tuple) -> None:
+        _, now_us, name, args, kwargs = intervention
+        self.now_us, self._replaying = now_us, True
+        try:
             if name == "network":
                 setattr(self.network, *args)
             elif name == "link":
@@ -559,10 +584,13 @@ class Simulation:
                 self.network.clear_link(*args)
             else:
                 getattr(self, name)(*args, **kwargs)
-        while self.steps < to_event and self.step() is not None:
-            pass
+        finally:
+            self._replaying = False
 
     def _log_intervention(self, name: str, *args: Any, **kwargs: Any) -> None:
+        if not self._replaying:  # acting forks: the future of a rewound history is forgotten
+            self._future.clear()
+            self.history_end = self.steps
         self._interventions.append((self.steps, self.now_us, name, copy.deepcopy(args), dict(kwargs)))
 
     def _network_changed(self, name: str, value: Any) -> None:
@@ -608,6 +636,8 @@ class Simulation:
     def _advance(self, time: int) -> None:
         self.now_us = time
         self.steps += 1
+        if self.steps > self.history_end:
+            self.history_end = self.steps
 
     def _clock(self) -> float:
         return self.now_us / _US
@@ -640,7 +670,7 @@ class Simulation:
         kind = type(message).__name__
         self.counters["messages"][kind] += 1
         self.counters["bytes"][kind] += _size(message)
-        self._record("send", source, SIM, to=destination, message=message)
+        self._record("send", source, SIM, to=destination, message=message, id=self._message_ids + 1)
         if destination not in self._incarnation:
             return
         low, high, drop, duplicate = self.network.params(source, destination)
