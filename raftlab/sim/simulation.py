@@ -253,7 +253,7 @@ class Simulation:
 
     _STATE = ("_replicas", "_storages", "_taps", "_clusters", "_queue", "_timers", "_incarnation", "_rng",
               "_cut", "_drop_next", "_in_flight", "network", "now_us", "steps", "_seq", "_message_ids",
-              "submissions", "checker", "counters", "_crash_count")
+              "submissions", "checker", "counters")
 
     def __init__(self, n: int = 5, seed: int = 1, heartbeat_timeout: float = 0.05,
                  election_timeout: tuple[float, float] = (0.15, 0.30), network: NetworkModel | None = None,
@@ -304,7 +304,6 @@ class Simulation:
         if self.checker is not None:
             self.checker.sim = self
         self._incarnation = dict.fromkeys(self.ids, 0)
-        self._crash_count = 0
         self._timers: dict[int, int] = dict.fromkeys(self.ids, math.inf)
         self._storages = {i: MemoryStorage() for i in self.ids}
         self._replicas: dict[int, Replica | None] = dict.fromkeys(self.ids)
@@ -458,7 +457,6 @@ class Simulation:
         self._replicas[node] = None
         self._incarnation[node] += 1
         self._timers[node] = math.inf
-        self._crash_count += 1
         self._record("crash", node, SIM)
         for flight in [f for f in self._in_flight.values() if f.destination == node]:
             del self._in_flight[flight.id]
