@@ -312,7 +312,7 @@ def test_dropped_put_effect_is_found(rng: random.Random, n: int, clients: int) -
     h += [put("dropped", end + 1, end + 2), get(value, end + 3, end + 4)]
     result = check(h)
     assert result.ok is False and result.failing_key == "x"
-    assert result.shortest_bad_prefix == tuple(sorted((o for o in h if o.key == "x"), key=lambda o: o.call))
+    assert result.shortest_bad_prefix == tuple(sorted((o for o in h if o.key == "x"), key=lambda o: (o.call, o.ret)))
 
 
 def test_a_thousand_operations_check_quickly() -> None:
