@@ -15,7 +15,7 @@ from .simulation import Simulation
 def _put(sim: Simulation, seq: int, key: str = "x", client: int = 1) -> Any:
     from ..machines import KVStore
 
-    factory = sim._factory
+    factory = sim.state_machine
     if isinstance(factory, type) and issubclass(factory, KVStore):
         return KVStore.put(client, seq, key, str(seq))
     from ..machines import Add

@@ -277,7 +277,7 @@ class Simulation:
         self.n, self.seed, self.ids = n, seed, tuple(range(n))
         self.heartbeat_timeout, self.election_timeout = heartbeat_timeout, tuple(election_timeout)
         self.snapshot_delta, self.noop = snapshot_delta, noop
-        self._factory, self._replica_class = state_machine, replica_class
+        self.state_machine, self.replica_class = state_machine, replica_class  # what each node runs
         self.checkpoint_every = checkpoint_every
         self.trace = Trace()
         self._interventions: list[tuple[int, int, str, tuple, dict]] = []  # (step, time, what, args, kwargs)
@@ -618,14 +618,14 @@ class Simulation:
     # ----- internals ---------------------------------------------------------------------------
     def _boot(self, node: int) -> None:
         incarnation = self._incarnation[node]
-        machine = self._factory()
+        machine = self.state_machine()
         tap = _Tap(self, node, machine)
         cluster = SimCluster(self, node)
         self._taps[node], self._clusters[node] = tap, cluster
         if self.checker is not None:
             self.checker.restarted(node)
         rng = random.Random(f"timers/{self.seed}/{node}/{incarnation}")
-        self._replicas[node] = self._replica_class(
+        self._replicas[node] = self.replica_class(
             node, [p for p in self.ids if p != node], cluster, tap, self.noop, self.heartbeat_timeout,
             self.election_timeout, self.snapshot_delta, storage=self._storages[node], rng=rng,
             clock=self._clock, observer=self._observe)

@@ -1,0 +1,335 @@
+"""The cluster graph: nodes on a circle, their role, term, vote, commit index and election timer,
+the messages on their way, and the links that are cut."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import networkx as nx
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure, FigureBase
+from matplotlib.lines import Line2D
+from matplotlib.patches import Circle, PathPatch, Wedge
+from matplotlib.path import Path
+
+from ..sim import SimSnapshot, TraceEvent
+from .style import (
+    MESSAGE_STYLE, MESSAGE_TYPES, PALETTE, ROLE_STYLE, TextStamps, figure_png, new_figure, role_key, static_legend,
+)
+
+MAX_NODES = 9
+_LAYOUTS: dict[int, np.ndarray] = {}
+_LANE = 0.05  # messages and cut links from a to b run this far to the right of the line a-b
+_EMPTY = np.empty((0, 2))
+
+
+def layout(n: int) -> np.ndarray:
+    """Node centres for a cluster of `n` (networkx's circular layout, node 0 on top, clockwise),
+    computed once per size. Row i is node i."""
+    if n not in _LAYOUTS:
+        pos = nx.circular_layout(nx.complete_graph(n))
+        xy = np.array([pos[i] for i in range(n)], dtype=float).reshape(n, 2)
+        if n > 1:  # rotate so node 0 is on top and the ids go clockwise
+            angles = np.pi / 2 - 2 * np.pi * np.arange(n) / n
+            xy = np.column_stack([np.cos(angles), np.sin(angles)])
+        _LAYOUTS[n] = xy
+    return _LAYOUTS[n]
+
+
+def node_radius(n: int) -> float:
+    """The radius of a node, in data units (the circle of nodes has radius 1)."""
+    if n <= 2:
+        return 0.24
+    return min(0.24, 0.26 * 2 * math.sin(math.pi / n))
+
+
+def _shape(shape: str, x: float, y: float, r: float) -> Path:
+    if shape == "diamond":
+        k = r * 1.25
+        return Path([(x, y + k), (x + k, y), (x, y - k), (x - k, y), (x, y + k)], closed=True)
+    if shape == "square":
+        k = r * 0.9
+        return Path([(x - k, y - k), (x + k, y - k), (x + k, y + k), (x - k, y + k), (x - k, y - k)], closed=True)
+    return Path.circle((x, y), r)
+
+
+class GraphPainter:
+    """Draws the cluster graph into one Axes of `parent` and updates it in place."""
+
+    def __init__(self, parent: FigureBase, rect: tuple[float, float, float, float] = (0.02, 0.16, 0.96, 0.76),
+                 *, legend: bool = True) -> None:
+        self.parent = parent
+        self.ax: Axes = parent.add_axes(rect)
+        ax = self.ax
+        ax.set_xlim(-1.75, 1.75)
+        ax.set_ylim(-1.62, 1.62)
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_axis_off()
+        self.title = TextStamps(parent, getattr(parent, "transSubfigure", parent.transFigure), size=10,
+                                weight="bold", ha="center", va="top", color=PALETTE["text"])
+        self.ids = TextStamps(ax, ax.transData, size=12, weight="bold", zorder=3.3)
+        self.labels = TextStamps(ax, ax.transData, size=7.5, linespacing=1.25, zorder=3.3)
+        self.n = 0
+        self.edges = LineCollection([], colors=PALETTE["edge"], linewidths=1.0, zorder=1)
+        ax.add_collection(self.edges)
+        self.cut_lines = LineCollection([], colors=PALETTE["cut"], linewidths=1.6, linestyles=(0, (4, 3)), zorder=2)
+        ax.add_collection(self.cut_lines)
+        self.cut_marks = ax.scatter(_EMPTY[:, 0], _EMPTY[:, 1], marker="x", s=60, c=PALETTE["cut"], linewidths=2.2,
+                                    zorder=2.2)
+        self.highlight_edge = Line2D([], [], color=PALETTE["highlight"], linewidth=7, alpha=0.9, zorder=1.5,
+                                     solid_capstyle="round", visible=False)
+        ax.add_line(self.highlight_edge)
+        self.highlight_message = ax.scatter(_EMPTY[:, 0], _EMPTY[:, 1], s=260, c=PALETTE["highlight"],
+                                            edgecolors="#B8A800", linewidths=1, zorder=2.4)
+        self.messages: dict[str, Any] = {}
+        for kind in MESSAGE_TYPES:
+            st = MESSAGE_STYLE[kind]
+            self.messages[kind] = ax.scatter(
+                _EMPTY[:, 0], _EMPTY[:, 1], marker=st["marker"], s=52 if st["filled"] else 46,
+                facecolors=st["color"] if st["filled"] else "white", edgecolors=st["color"],
+                linewidths=1.0 if st["filled"] else 1.6, zorder=2.5)
+        self._nodes: list[dict[str, Any]] = []
+        if legend:
+            self._legend()
+        # What was drawn (for tests and for the widget app).
+        self.node_style: dict[int, dict[str, Any]] = {}
+        self.cut_links: frozenset[tuple[int, int]] = frozenset()
+        self.message_marks: dict[int, dict[str, Any]] = {}  # in-flight id -> type, style and position
+        self.highlighted: dict[str, Any] = {}
+
+    def _legend(self) -> None:
+        entries: list[tuple[str, dict[str, Any]]] = []
+        for name in ("follower", "candidate", "leader", "crashed"):
+            st = ROLE_STYLE[name]
+            marker = {"circle": "o", "diamond": "D", "square": "s", "cross": "X"}[st["shape"]]
+            entries.append((st["text"].lower(), {"linestyle": "none", "marker": marker, "markersize": 8,
+                                                 "markerfacecolor": st["color"], "markeredgecolor": "#333333"}))
+        for kind in MESSAGE_TYPES:
+            st = MESSAGE_STYLE[kind]
+            entries.append((st["label"], {"linestyle": "none", "marker": st["marker"], "markersize": 7,
+                                          "markerfacecolor": st["color"] if st["filled"] else "white",
+                                          "markeredgecolor": st["color"], "markeredgewidth": 1.4}))
+        entries.append(("cut link", {"color": PALETTE["cut"], "linestyle": (0, (3, 2)), "marker": "x",
+                                     "markersize": 6, "markeredgewidth": 2}))
+        self.legend = static_legend(self.parent, entries, top=0.125, ncol=4, row=0.04, left=0.06)
+
+    def _build(self, n: int) -> None:
+        """(Re)create the per-node artists for a cluster of `n` (only when the size changes)."""
+        for node in self._nodes:
+            for artist in node.values():
+                artist.remove()
+        self._nodes = []
+        self._anchors: list[tuple[float, float, str, str]] = []
+        self.n = n
+        pos, r = layout(n), node_radius(n)
+        ax = self.ax
+        self.edges.set_segments([[pos[a], pos[b]] for a in range(n) for b in range(a + 1, n)])
+        for i in range(n):
+            x, y = pos[i]
+            # the label sits outside the circle of nodes, away from the centre
+            ux, uy = (x, y) if n > 1 else (0.0, -1.0)
+            d = r + 0.17
+            lx, ly = x + ux * d, y + uy * d
+            ha = "center" if abs(ux) < 0.3 else ("left" if ux > 0 else "right")
+            va = "bottom" if uy > 0.3 else ("top" if uy < -0.3 else "center")
+            self._nodes.append({
+                "halo": ax.add_patch(Circle((x, y), r * 1.55, facecolor=PALETTE["highlight"], edgecolor="none",
+                                            alpha=0.85, zorder=2.6, visible=False)),
+                "ring_back": ax.add_patch(Wedge((x, y), r + 0.075, 0, 360, width=0.04, facecolor="#EEEEEE",
+                                                edgecolor="none", zorder=2.7)),
+                "ring": ax.add_patch(Wedge((x, y), r + 0.075, 0, 360, width=0.04, facecolor="#555555",
+                                           edgecolor="none", zorder=2.8)),
+                "body": ax.add_patch(PathPatch(_shape("circle", x, y, r), linewidth=1.4, edgecolor="#333333",
+                                               zorder=3)),
+                "cross": ax.add_line(Line2D([x - r * 0.8, x + r * 0.8, np.nan, x - r * 0.8, x + r * 0.8],
+                                            [y - r * 0.8, y + r * 0.8, np.nan, y + r * 0.8, y - r * 0.8],
+                                            color="#444444", linewidth=2.5, zorder=3.2, visible=False)),
+                "select": ax.add_patch(Circle((x, y), r + 0.14, facecolor="none", edgecolor=PALETTE["selected"],
+                                              linewidth=2.2, linestyle="-", zorder=3.1, visible=False)),
+            })
+            self._anchors.append((lx, ly, ha, va))
+
+    def _lane(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ends of the lane from node a to node b (offset to the right, trimmed at the nodes)."""
+        pos = layout(self.n)
+        p, q = pos[a], pos[b]
+        d = q - p
+        length = float(np.hypot(*d)) or 1.0
+        u = d / length
+        normal = np.array([u[1], -u[0]]) * _LANE
+        return p + normal, q + normal
+
+    def update(self, snapshot: SimSnapshot, *, selected: int | None = None,
+               highlight: TraceEvent | None = None) -> None:
+        nodes = snapshot.nodes
+        n = len(nodes)
+        if n != self.n:
+            self._build(n)
+        pos, r = layout(n), node_radius(n)
+        leader = snapshot.leader
+        lead_term = nodes[leader].term if leader is not None else None
+        self.title.set([(0.5, 0.975, f"t = {snapshot.time:.3f} s   step {snapshot.step}   "
+                         + (f"leader: node {leader} (term {lead_term})" if leader is not None else "no leader"))])
+        node_style = {}
+        ids, id_colors, labels, label_colors, label_weights = [], [], [], [], []
+        for ns, art in zip(nodes, self._nodes, strict=True):
+            key = role_key(ns.role, ns.crashed)
+            st = ROLE_STYLE[key]
+            x, y = pos[ns.id]
+            shape = "circle" if key == "crashed" else st["shape"]
+            art["body"].set_path(_shape(shape, x, y, r))
+            art["body"].set_facecolor(st["color"])
+            art["body"].set_edgecolor("#777777" if ns.crashed else "#222222")
+            art["body"].set_linewidth(1.4 if key != "leader" else 2.4)
+            art["cross"].set_visible(ns.crashed)
+            ids.append((x, y, str(ns.id)))
+            id_colors.append("#555555" if ns.crashed else "#111111")
+            vote = "-" if ns.voted_for is None else str(ns.voted_for)
+            label = f"{st['text']}\nterm {ns.term}  vote {vote}\ncommit {ns.commit_index}"
+            labels.append((*self._anchors[ns.id][:2], label, *self._anchors[ns.id][2:]))
+            label_colors.append("#8A8A8A" if ns.crashed else ("#006B4F" if key == "leader" else PALETTE["text"]))
+            label_weights.append("bold" if key == "leader" else "normal")
+            # election timer: the share of the longest timeout still to run
+            ring = art["ring"]
+            if ns.crashed or key == "leader" or not math.isfinite(ns.deadline):
+                ring.set_visible(False)
+                art["ring_back"].set_visible(False)
+                remaining = None
+            else:
+                high = ns.election_timeout_range[1] or 1.0
+                remaining = max(0.0, min(1.0, (ns.deadline - snapshot.time) / high))
+                ring.set_theta1(90.0 - 360.0 * remaining)
+                ring.set_theta2(90.0)
+                ring.set_visible(remaining > 0)
+                art["ring_back"].set_visible(True)
+            art["select"].set_visible(selected == ns.id)
+            node_style[ns.id] = {"role": key, "color": st["color"], "shape": shape if key != "crashed" else "cross",
+                                 "label": label, "timer": remaining, "selected": selected == ns.id}
+        self.node_style = node_style
+        small = n > 5
+        self.ids.set(ids, id_colors, sizes=[10 if small else 12] * len(ids))
+        self.labels.set(labels, label_colors, label_weights, sizes=[6.5 if small else 7.5] * len(labels))
+        # cut links
+        cut = frozenset((a, b) for a, b in snapshot.cut if a < n and b < n)
+        segments, marks = [], []
+        for a, b in sorted(cut):
+            p, q = self._lane(a, b)
+            segments.append([p, q])
+            marks.append(p + (q - p) * 0.55)
+        self.cut_lines.set_segments(segments)
+        self.cut_marks.set_offsets(np.array(marks) if marks else _EMPTY)
+        self.cut_links = cut
+        # messages in flight
+        now_us = snapshot.time * 1e6
+        by_kind: dict[str, list] = {kind: [] for kind in MESSAGE_TYPES}
+        marks_drawn = {}
+        for f in snapshot.in_flight:
+            if f.source >= n or f.destination >= n:
+                continue
+            kind = type(f.message).__name__
+            span = f.arrives - f.sent
+            progress = 1.0 if span <= 0 else max(0.0, min(1.0, (now_us - f.sent) / span))
+            p, q = self._lane(f.source, f.destination)
+            xy = p + (q - p) * progress
+            if kind in by_kind:
+                by_kind[kind].append(xy)
+            marks_drawn[f.id] = {"type": kind, "xy": (float(xy[0]), float(xy[1])), "progress": progress,
+                                 **MESSAGE_STYLE.get(kind, {})}
+        for kind, points in by_kind.items():
+            self.messages[kind].set_offsets(np.array(points) if points else _EMPTY)
+        self.message_marks = marks_drawn
+        self._highlight(highlight, pos, n)
+
+    def _highlight(self, event: TraceEvent | None, pos: np.ndarray, n: int) -> None:
+        for art in self._nodes:
+            art["halo"].set_visible(False)
+        self.highlight_edge.set_visible(False)
+        self.highlight_message.set_offsets(_EMPTY)
+        self.highlighted = {}
+        if event is None:
+            return
+        data = event.data if isinstance(event.data, dict) else {}
+        message_id, to = data.get("id"), data.get("to")
+        if message_id is not None and message_id in self.message_marks:
+            self.highlight_message.set_offsets(np.array([self.message_marks[message_id]["xy"]]))
+            self.highlighted["message"] = message_id
+        elif isinstance(to, int) and event.node is not None and 0 <= to < n and 0 <= event.node < n:
+            self.highlight_edge.set_data([pos[event.node][0], pos[to][0]], [pos[event.node][1], pos[to][1]])
+            self.highlight_edge.set_visible(True)
+            self.highlighted["edge"] = (event.node, to)
+        if event.node is not None and 0 <= event.node < n:
+            self._nodes[event.node]["halo"].set_visible(True)
+            self.highlighted["node"] = event.node
+
+    def node_at(self, x: float, y: float) -> int | None:
+        """The node under (x, y), given as fractions of the parent figure, origin top-left."""
+        if not self.n:
+            return None
+        figure = self.ax.figure
+        self.ax.apply_aspect()
+        width, height = figure.bbox.width, figure.bbox.height
+        centres = self.ax.transData.transform(layout(self.n))
+        rim = self.ax.transData.transform([[0.0, 0.0], [node_radius(self.n) * 1.3 + 0.08, 0.0]])
+        reach = float(rim[1][0] - rim[0][0])
+        px, py = x * width, (1.0 - y) * height
+        dist = np.hypot(centres[:, 0] - px, centres[:, 1] - py)
+        best = int(np.argmin(dist))
+        return best if dist[best] <= reach else None
+
+    def node_centre(self, node: int) -> tuple[float, float]:
+        """Where node `node` is drawn, as fractions of the figure, origin top-left (as `node_at` takes)."""
+        figure = self.ax.figure
+        self.ax.apply_aspect()
+        px, py = self.ax.transData.transform(layout(self.n)[node])
+        return float(px / figure.bbox.width), float(1.0 - py / figure.bbox.height)
+
+
+class GraphView:
+    """The cluster graph in its own Figure, updated in place: ``update(snapshot)`` then ``png()``."""
+
+    def __init__(self, figsize: tuple[float, float] = (5.5, 5.0), dpi: float = 90) -> None:
+        self.figure, self.canvas = new_figure(figsize, dpi)
+        self.painter = GraphPainter(self.figure)
+
+    def update(self, snapshot: SimSnapshot, *, selected: int | None = None,
+               highlight: TraceEvent | None = None) -> None:
+        """Redraw for `snapshot`; `selected` is outlined; `highlight` (an event) is emphasised."""
+        self.painter.update(snapshot, selected=selected, highlight=highlight)
+
+    def png(self) -> bytes:
+        """The current figure as PNG bytes."""
+        return figure_png(self.figure)
+
+    def node_at(self, x: float, y: float) -> int | None:
+        """The node under a click at (x, y) in [0, 1] image coordinates, origin top-left; None if none."""
+        return self.painter.node_at(x, y)
+
+    def node_centre(self, node: int) -> tuple[float, float]:
+        """Where `node` is drawn, in the coordinates `node_at` takes."""
+        return self.painter.node_centre(node)
+
+    @property
+    def node_style(self) -> dict[int, dict[str, Any]]:
+        """node -> role, color, shape, label (and timer share, selected) as last drawn."""
+        return self.painter.node_style
+
+    @property
+    def cut_links(self) -> frozenset[tuple[int, int]]:
+        """The one-way links drawn cut, as (source, destination)."""
+        return self.painter.cut_links
+
+    @property
+    def message_marks(self) -> dict[int, dict[str, Any]]:
+        """In-flight message id -> its type, style (color, marker, filled) and position, as last drawn."""
+        return self.painter.message_marks
+
+
+def draw_graph(snapshot: SimSnapshot, *, selected: int | None = None, highlight: TraceEvent | None = None,
+               figsize: tuple[float, float] = (5.5, 5.0), dpi: float = 90) -> Figure:
+    """A new Figure of the cluster graph (one-shot; `GraphView` updates one figure in place)."""
+    view = GraphView(figsize, dpi)
+    view.update(snapshot, selected=selected, highlight=highlight)
+    return view.figure

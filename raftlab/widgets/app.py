@@ -1,0 +1,410 @@
+"""`RaftLab`: a Raft cluster in a notebook, to step, break, rewind and read.
+
+Only standard ipywidgets (JupyterLab 4, Notebook 7, Voilà). Animation is the front end's
+`ipywidgets.Play`: no threads, no sleeping. Every control calls the `Simulation`, then one
+`_refresh()` redraws everything from ``sim.snapshot()`` and the trace.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import traceback
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any
+
+import ipywidgets as w
+
+from ..machines import Add, KVCommand, KVStore
+from ..sim import NetworkModel, Simulation, describe
+from ..sim.scenarios import SCENARIOS
+from ..viz import GraphView, LogView, TimelineView
+
+NOTABLE = frozenset({"became_candidate", "became_leader", "became_follower", "committed"})
+"""Event kinds at which "Next notable" stops."""
+
+NOTABLE_LIMIT = 5000  # the most steps "Next notable" takes
+NARRATED = 12  # events shown in the narration
+CLIENT = 1000  # the client id of the requests sent from the app (scenarios use small ids)
+
+
+def _callback(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Make `method` a control's callback: ignored while the app updates its own controls; any
+    exception is shown in the app (never lost); then everything is redrawn."""
+
+    @functools.wraps(method)
+    def callback(self: RaftLab, *args: Any) -> None:
+        if self._syncing:
+            return
+        try:
+            method(self, *args)
+        except Exception as error:
+            self._report(error)
+        try:
+            self._refresh()
+        except Exception as error:
+            self._report(error)
+
+    return callback
+
+
+def _natural(inches: float) -> w.Layout:
+    """An image's layout: its natural width (the renderers draw at 90 dpi), never wider than the page."""
+    return w.Layout(width=f"{inches * 90:.0f}px", max_width="100%", height="auto", object_fit="contain")
+
+
+def _button(description: str, tooltip: str, handler: Callable[..., Any], style: str = "") -> w.Button:
+    button = w.Button(description=description, tooltip=tooltip, button_style=style,
+                      layout=w.Layout(width="auto"))
+    button.on_click(handler)
+    return button
+
+
+class RaftLab:
+    """A Raft cluster to play with: ``RaftLab(n=5, seed=1)``, or ``RaftLab(sim)`` to wrap a
+    `Simulation` you made. Display it in a notebook cell; the root widget is `widget`.
+
+    Controls (attributes), by group:
+
+    - time: `play` (Play: each tick takes `speed` steps), `speed` (IntSlider, steps per tick),
+      `step_button` ("Step": one event), `back_button` ("Step back": rewind one step),
+      `notable_button` ("Next notable": step until a role change or a commit, at most
+      `NOTABLE_LIMIT` steps), `time_slider` (IntSlider over 0..``sim.history_end``: moving it back
+      rewinds, forward replays; acting in the past forks a new history and its max shrinks).
+    - nodes: `node_picker` (Dropdown of node ids; clicking a node in the graph selects it too when
+      the optional ``ipyevents`` package is installed), `crash_button` ("Crash"), `restart_button`
+      ("Restart"), `timeout_button` ("Time out": force its election timer), `request_button`
+      ("Client request": a `KVStore.put` with a fresh (client, seq) sent to it), `inspector` (HTML:
+      its full state).
+    - network: `latency` (FloatRangeSlider, seconds), `drop_rate` and `duplicate_rate`
+      (FloatSliders, probabilities), `sides` (one ToggleButtons "A"/"B" per node),
+      `partition_button` ("Apply partition": heal, then cut every link between A and B),
+      `heal_button` ("Heal"), `messages` (Dropdown of the messages in flight), `drop_button`
+      ("Drop message": lose the chosen one).
+    - narration: `narration` (HTML: the last events explained, the current one highlighted; the
+      views highlight it too).
+    - set-up: `seed` (IntText), `size` (IntSlider 1-9), `reset_button` ("Reset": a new simulation
+      of that size and seed, with the network of the sliders), `scenario` (Dropdown of `SCENARIOS`:
+      choosing one resets, then runs it).
+    - views: `graph_image`, `log_image`, `timeline_image` (Image, png); `status` (HTML: time, step,
+      leader).
+    - errors: `errors` (HTML: the last exception raised by a control, with a traceback summary),
+      `dismiss_button` ("Dismiss"); `last_error` holds the exception.
+
+    Reset keeps the arguments given here other than `n`, `seed` and `network` (with `sim` given:
+    its timeouts and snapshot_delta).
+    """
+
+    def __init__(self, sim: Simulation | None = None, **simulation_arguments: Any) -> None:
+        if sim is not None and simulation_arguments:
+            raise TypeError("give either a Simulation or the arguments to make one, not both")
+        self.sim = sim if sim is not None else Simulation(**simulation_arguments)
+        self._arguments = {k: v for k, v in simulation_arguments.items() if k not in ("n", "seed", "network")}
+        if sim is not None:
+            self._arguments = {"heartbeat_timeout": sim.heartbeat_timeout, "election_timeout": sim.election_timeout,
+                               "snapshot_delta": sim.snapshot_delta}
+        self._syncing = False
+        self.last_error: BaseException | None = None
+        self.graph_view = GraphView(figsize=(5.5, 5.0), dpi=90)
+        self.log_view = LogView(figsize=(8, 3.2), dpi=90)
+        self.timeline_view = TimelineView(figsize=(8, 3.0), dpi=90)
+
+        # time
+        self.play = w.Play(value=0, min=0, max=10**9, step=1, interval=400, description="Play")
+        self.play.observe(self._on_play, names="value")
+        self.speed = w.IntSlider(value=1, min=1, max=50, description="steps/tick", continuous_update=False)
+        self.step_button = _button("Step", "take one step: deliver a message or fire a timer", self._on_step)
+        self.back_button = _button("Step back", "rewind one step", self._on_back)
+        self.notable_button = _button("Next notable", "step until a role change or a commit", self._on_notable)
+        self.time_slider = w.IntSlider(value=0, min=0, max=0, description="step", continuous_update=False,
+                                       layout=w.Layout(width="60%"))
+        self.time_slider.observe(self._on_time, names="value")
+
+        # nodes
+        self.node_picker = w.Dropdown(description="node", layout=w.Layout(width="220px"))
+        self.node_picker.observe(self._on_select, names="value")
+        self.crash_button = _button("Crash", "crash the selected node", self._on_crash, "danger")
+        self.restart_button = _button("Restart", "restart the selected node from its storage", self._on_restart)
+        self.timeout_button = _button("Time out", "fire the selected node's election timer now", self._on_timeout)
+        self.request_button = _button("Client request", "send a KV put to the selected node", self._on_request)
+        self.inspector = w.HTML()
+
+        # network
+        self.latency = w.FloatRangeSlider(min=0.0, max=200.0, step=1.0, description="latency (ms)",
+                                          readout_format=".0f", continuous_update=False)
+        self.drop_rate = w.FloatSlider(min=0.0, max=1.0, step=0.01, description="drop", continuous_update=False)
+        self.duplicate_rate = w.FloatSlider(min=0.0, max=1.0, step=0.01, description="duplicate",
+                                            continuous_update=False)
+        for name, slider in (("latency", self.latency), ("drop", self.drop_rate), ("duplicate", self.duplicate_rate)):
+            slider.style.description_width = "90px"
+            slider.observe(functools.partial(self._on_network, name), names="value")
+        self.sides: list[w.ToggleButtons] = []
+        self._sides_box = w.HBox(layout=w.Layout(flex_flow="row wrap"))
+        self.partition_button = _button("Apply partition", "cut every link between side A and side B",
+                                        self._on_partition, "warning")
+        self.heal_button = _button("Heal", "restore every link", self._on_heal)
+        self.messages = w.Dropdown(description="in flight", layout=w.Layout(width="600px"))
+        self.drop_button = _button("Drop message", "lose the chosen message", self._on_drop)
+
+        # set-up
+        self.seed = w.IntText(value=self.sim.seed, description="seed")
+        self.size = w.IntSlider(value=self.sim.n, min=1, max=9, description="nodes")
+        self.reset_button = _button("Reset", "a new simulation of this size and seed", self._on_reset)
+        self.scenario = w.Dropdown(options=[("(choose a scenario)", None), *((name, name) for name in SCENARIOS)],
+                                   value=None, description="scenario")
+        self.scenario.observe(self._on_scenario, names="value")
+
+        # views, narration, errors
+        self.graph_image = w.Image(format="png", layout=_natural(5.5))
+        self.log_image = w.Image(format="png", layout=_natural(8))
+        self.timeline_image = w.Image(format="png", layout=_natural(8))
+        self.narration = w.HTML(layout=w.Layout(width="100%"))
+        self.status = w.HTML()
+        self.errors = w.HTML()
+        self.dismiss_button = _button("Dismiss", "hide the error", self._on_dismiss)
+        self._error_box = w.VBox([self.errors, self.dismiss_button], layout=w.Layout(display="none"))
+        self._attach_click()
+
+        network = w.VBox([self.latency, self.drop_rate, self.duplicate_rate, w.HTML("<b>partition</b>"),
+                          self._sides_box, w.HBox([self.partition_button, self.heal_button]),
+                          w.HBox([self.messages, self.drop_button])])
+        setup = w.VBox([self.seed, self.size, self.reset_button, self.scenario])
+        tabs = w.Tab(children=[network, setup], titles=["Network", "Set-up"])
+        nodes = w.VBox([self.node_picker, w.HBox([self.crash_button, self.restart_button]),
+                        w.HBox([self.timeout_button, self.request_button]), self.inspector],
+                       layout=w.Layout(min_width="300px"))
+        self.widget = w.VBox([
+            self.status, self._error_box,
+            w.HBox([self.play, self.speed, self.step_button, self.back_button, self.notable_button]),
+            self.time_slider,
+            w.HBox([self.graph_image, nodes]),
+            self.log_image, self.timeline_image,
+            w.HTML("<b>what happened</b>"), self.narration, tabs,
+        ])
+        self._rebuild_nodes()
+        self._refresh()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # ----- drawing -----------------------------------------------------------------------------
+    @contextmanager
+    def _quiet(self) -> Any:
+        """Update controls without their callbacks acting on the simulation."""
+        before, self._syncing = self._syncing, True
+        try:
+            yield
+        finally:
+            self._syncing = before
+
+    def _rebuild_nodes(self) -> None:
+        """Make the controls that have one entry per node (after a reset)."""
+        ids = self.sim.ids
+        with self._quiet():
+            selected = self.node_picker.value
+            self.node_picker.options = [(f"node {i}", i) for i in ids]
+            self.node_picker.value = selected if selected in ids else ids[0]
+            self.sides = [w.ToggleButtons(options=["A", "B"], value="A" if i < len(ids) // 2 else "B",
+                                          description=f"node {i}", layout=w.Layout(width="auto"),
+                                          style={"button_width": "32px", "description_width": "50px"})
+                          for i in ids]
+            self._sides_box.children = self.sides
+
+    def _refresh(self) -> None:
+        """Redraw everything from the simulation's snapshot and trace."""
+        sim, snap = self.sim, self.sim.snapshot()
+        events = sim.trace.events
+        current = events[-1] if events else None
+        node = self.node_picker.value
+        self.graph_view.update(snap, selected=node, highlight=current)
+        self.log_view.update(snap, selected=node, highlight=current)
+        self.timeline_view.update(snap, events, window=2.0, highlight=current)
+        self.graph_image.value = self.graph_view.png()
+        self.log_image.value = self.log_view.png()
+        self.timeline_image.value = self.timeline_view.png()
+        with self._quiet():
+            self.time_slider.max = max(sim.history_end, sim.steps)
+            self.time_slider.value = sim.steps
+            low, high = (1000 * s for s in sim.network.latency)
+            self.latency.max = max(self.latency.max, high)
+            self.latency.value = (low, high)
+            self.drop_rate.value, self.duplicate_rate.value = sim.network.drop, sim.network.duplicate
+            chosen = self.messages.value
+            self.messages.options = [
+                (f"#{f.id} {f.source}→{f.destination}: {describe(f.message)}{' (copy)' if f.copy else ''}, "
+                 f"arrives {f.arrives / 1e6:.4f}s", f.id) for f in snap.in_flight]
+            ids = [f.id for f in snap.in_flight]
+            self.messages.value = chosen if chosen in ids else (ids[0] if ids else None)
+        replay = " · <i>replaying a recorded history: acting now forks it</i>" if sim.steps < sim.history_end else ""
+        self.status.value = (f"<b>t = {snap.time:.4f} s</b> · step {snap.step} of {sim.history_end} · "
+                             f"leader: {'none' if snap.leader is None else f'node {snap.leader}'} · "
+                             f"seed {snap.seed}{replay}")
+        self.inspector.value = self._inspect(snap, node)
+        lines = []
+        for event in events[-NARRATED:]:
+            style = "background:#fff3b0;font-weight:bold" if event is current else ""
+            lines.append(f'<li style="{style}">{html.escape(event.explain())}</li>')
+        self.narration.value = (f'<ol style="font-family:monospace;font-size:12px;margin:0" '
+                                f'start="{max(len(events) - NARRATED, 0) + 1}">{"".join(lines)}</ol>')
+
+    def _inspect(self, snap: Any, node: int) -> str:
+        """The selected node's full state, as an HTML table."""
+        s = snap.nodes[node]
+        rows = [("role", "crashed" if s.crashed else s.role.value),
+                ("term", s.term), ("voted for", s.voted_for), ("knows leader", s.leader),
+                ("commit index", s.commit_index), ("last applied", s.last_applied),
+                ("last log index", s.snapshot_index + len(s.log)), ("snapshot index", s.snapshot_index),
+                ("next timer", "none" if s.deadline == float("inf") else f"{s.deadline:.4f} s")]
+        machine = self.sim.replicas[node].machine
+        if machine is not None and hasattr(machine, "data"):
+            rows.append(("state machine", dict(machine.data)))
+        cells = "".join(f"<tr><td>{k}</td><td><b>{html.escape(str(v))}</b></td></tr>" for k, v in rows)
+        text = f"<b>node {node}</b><table>{cells}</table>"
+        if s.next_index:
+            peers = "".join(f"<tr><td>{p}</td><td>{s.next_index[p]}</td><td>{s.match_index.get(p)}</td></tr>"
+                            for p in sorted(s.next_index))
+            text += f"<table><tr><th>peer</th><th>next</th><th>match</th></tr>{peers}</table>"
+        return text
+
+    def _report(self, error: BaseException) -> None:
+        """Show `error` in the app, stop the animation."""
+        self.last_error = error
+        self.play.playing = False
+        frames = traceback.format_exception(type(error), error, error.__traceback__)
+        summary = "".join(frames[-4:])
+        self.errors.value = (f'<div style="color:#a00"><b>{html.escape(type(error).__name__)}</b>: '
+                             f'{html.escape(str(error))}</div><details><summary>traceback</summary>'
+                             f'<pre style="font-size:11px">{html.escape(summary)}</pre></details>')
+        self._error_box.layout.display = "flex"
+
+    # ----- time ----------------------------------------------------------------------------------
+    def _steps(self, count: int) -> None:
+        for _ in range(count):
+            if self.sim.step() is None:
+                break
+
+    @_callback
+    def _on_play(self, change: dict) -> None:
+        self._steps(self.speed.value)
+
+    @_callback
+    def _on_step(self, button: w.Button) -> None:
+        self._steps(1)
+
+    @_callback
+    def _on_back(self, button: w.Button) -> None:
+        if self.sim.steps > 0:
+            self.sim.rewind(self.sim.steps - 1)
+
+    @_callback
+    def _on_notable(self, button: w.Button) -> None:
+        trace = self.sim.trace
+        for _ in range(NOTABLE_LIMIT):
+            seen = len(trace)
+            if self.sim.step() is None or any(e.kind in NOTABLE for e in trace.events[seen:]):
+                break
+
+    @_callback
+    def _on_time(self, change: dict) -> None:
+        target = change["new"]
+        if target < self.sim.steps:
+            self.sim.rewind(target)
+        while self.sim.steps < target and self.sim.step() is not None:
+            pass
+
+    # ----- nodes ---------------------------------------------------------------------------------
+    @_callback
+    def _on_select(self, change: dict) -> None:
+        pass  # the redraw shows the selection
+
+    def _attach_click(self) -> None:
+        """Clicking a node in the graph selects it, if the optional ipyevents package is there."""
+        try:
+            from ipyevents import Event
+        except ImportError:
+            return
+        self._click = Event(source=self.graph_image, watched_events=["click"])
+        self._click.on_dom_event(self._on_graph_click)
+
+    @_callback
+    def _on_graph_click(self, event: dict) -> None:
+        width, height = event.get("boundingRectWidth"), event.get("boundingRectHeight")
+        if not width or not height:
+            return
+        node = self.graph_view.node_at(event["relativeX"] / width, event["relativeY"] / height)
+        if node is not None:
+            with self._quiet():
+                self.node_picker.value = node
+
+    @_callback
+    def _on_crash(self, button: w.Button) -> None:
+        self.sim.crash(self.node_picker.value)
+
+    @_callback
+    def _on_restart(self, button: w.Button) -> None:
+        self.sim.restart(self.node_picker.value)
+
+    @_callback
+    def _on_timeout(self, button: w.Button) -> None:
+        self.sim.force_timeout(self.node_picker.value)
+
+    @_callback
+    def _on_request(self, button: w.Button) -> None:
+        seq = 1 + max((i[1] for i in self.sim.submissions if isinstance(i, tuple) and i[0] == CLIENT), default=0)
+        if isinstance(self.sim.noop, KVCommand):
+            transition = KVStore.put(CLIENT, seq, f"k{seq}", str(seq))
+        else:  # a Counter cluster
+            transition = Add((CLIENT, seq), 1)
+        self.sim.submit(transition, to=self.node_picker.value)
+
+    # ----- network -------------------------------------------------------------------------------
+    @_callback
+    def _on_network(self, name: str, change: dict) -> None:
+        value = change["new"]
+        setattr(self.sim.network, name, tuple(ms / 1000 for ms in value) if name == "latency" else value)
+
+    @_callback
+    def _on_partition(self, button: w.Button) -> None:
+        side = {i: toggle.value for i, toggle in zip(self.sim.ids, self.sides, strict=True)}
+        a, b = [i for i in side if side[i] == "A"], [i for i in side if side[i] == "B"]
+        if not a or not b:
+            raise ValueError("a partition needs at least one node on each side, A and B")
+        if self.sim.snapshot().cut:
+            self.sim.heal()
+        self.sim.partition(a, b)
+
+    @_callback
+    def _on_heal(self, button: w.Button) -> None:
+        self.sim.heal()
+
+    @_callback
+    def _on_drop(self, button: w.Button) -> None:
+        if self.messages.value is None:
+            raise ValueError("no message is in flight to drop")
+        self.sim.drop_message(self.messages.value)
+
+    # ----- set-up and errors ---------------------------------------------------------------------
+    def _new_simulation(self) -> None:
+        """A new simulation of the chosen size and seed, on the network of the sliders."""
+        network = NetworkModel(latency=tuple(ms / 1000 for ms in self.latency.value), drop=self.drop_rate.value,
+                               duplicate=self.duplicate_rate.value)
+        self.sim = Simulation(n=self.size.value, seed=self.seed.value, network=network, **self._arguments)
+        self._rebuild_nodes()
+
+    @_callback
+    def _on_reset(self, button: w.Button) -> None:
+        self._new_simulation()
+        with self._quiet():
+            self.scenario.value = None
+
+    @_callback
+    def _on_scenario(self, change: dict) -> None:
+        if change["new"] is not None:
+            self._new_simulation()
+            SCENARIOS[change["new"]](self.sim)
+
+    @_callback
+    def _on_dismiss(self, button: w.Button) -> None:
+        self.errors.value = ""
+        self._error_box.layout.display = "none"

@@ -1,0 +1,507 @@
+"""The renderers draw what the snapshot says: tests look at the artists and at what each view
+records having drawn (`node_style`, `cut_links`, `message_marks`, `cell_style`, `bands`, ...)."""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+
+import pytest
+from matplotlib.figure import Figure
+
+from raftlab.core import InstallSnapshotRequest, LogEntry, Role
+from raftlab.machines import KVStore
+from raftlab.sim import InFlight, NodeSnapshot, SimSnapshot, Simulation, TraceEvent
+from raftlab.viz import (
+    MESSAGE_STYLE, PALETTE, ROLE_STYLE, GraphView, LogView, TimelineView, draw_graph, draw_logs, draw_timeline,
+    register_ipython_formatter, snapshot_png,
+)
+from raftlab.viz.logs import MAX_CELLS
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def elected(n: int = 5, seed: int = 1, **kwargs) -> Simulation:
+    sim = Simulation(n, seed, state_machine=KVStore, **kwargs)
+    sim.run_until(lambda s: s.leader() is not None, 5.0)
+    assert sim.leader() is not None
+    return sim
+
+
+def with_writes(n: int = 5, count: int = 6, **kwargs) -> Simulation:
+    sim = elected(n, **kwargs)
+    for k in range(1, count + 1):
+        sim.one(KVStore.put(1, k, "x", str(k)))
+    return sim
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_MAGIC
+    length, tag = struct.unpack(">I4s", data[8:16])
+    assert tag == b"IHDR" and length == 13
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def decode_png_ok(data: bytes) -> None:
+    """Walk the chunks, check every CRC and that the image data inflates to the right size."""
+    width, height = png_size(data)
+    pos, idat = 8, b""
+    while pos < len(data):
+        length, tag = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        assert zlib.crc32(tag + body) & 0xFFFFFFFF == crc, tag
+        if tag == b"IDAT":
+            idat += body
+        pos += 12 + length
+    assert tag == b"IEND"
+    channels = 3 if data[25] == 2 else 4
+    assert len(zlib.decompress(idat)) == height * (1 + channels * width)
+
+
+# ----- graph ---------------------------------------------------------------------------------------
+def test_leader_has_the_leader_style() -> None:
+    sim = elected()
+    g = GraphView()
+    g.update(sim.snapshot())
+    leader = sim.leader()
+    style = g.node_style[leader]
+    assert style["role"] == "leader"
+    assert style["color"] == PALETTE["leader"] == ROLE_STYLE["leader"]["color"]
+    assert style["shape"] == "square" and "LEADER" in style["label"]
+    for node, other in g.node_style.items():
+        if node != leader:
+            assert other["role"] == "follower" and other["shape"] == "circle" and other["color"] == PALETTE["follower"]
+    assert len({ROLE_STYLE[r]["color"] for r in ROLE_STYLE}) == 4  # four distinct role colours
+    assert len({ROLE_STYLE[r]["shape"] for r in ROLE_STYLE}) == 4  # and four distinct shapes
+
+
+def test_crashed_node_has_the_crashed_style() -> None:
+    sim = elected()
+    victim = (sim.leader() + 1) % 5
+    sim.crash(victim)
+    g = GraphView()
+    g.update(sim.snapshot())
+    style = g.node_style[victim]
+    assert style["role"] == "crashed" and style["color"] == PALETTE["crashed"] and style["shape"] == "cross"
+    assert "crashed" in style["label"] and style["timer"] is None
+    assert g.painter._nodes[victim]["cross"].get_visible()
+    assert not g.painter._nodes[sim.leader()]["cross"].get_visible()
+
+
+def test_candidate_has_the_candidate_style_and_a_timer() -> None:
+    sim = elected()
+    follower = (sim.leader() + 1) % 5
+    sim.force_timeout(follower)
+    g = GraphView()
+    g.update(sim.snapshot())
+    style = g.node_style[follower]
+    assert style["role"] == "candidate" and style["shape"] == "diamond" and style["color"] == PALETTE["candidate"]
+    assert 0 < style["timer"] <= 1
+    assert g.painter._nodes[follower]["ring"].get_visible()
+
+
+def test_cut_link_is_drawn_cut() -> None:
+    sim = elected()
+    g = GraphView()
+    g.update(sim.snapshot())
+    assert g.cut_links == frozenset() and len(g.painter.cut_lines.get_segments()) == 0
+    sim.cut(1, 3)
+    g.update(sim.snapshot())
+    assert g.cut_links == frozenset({(1, 3)})
+    assert len(g.painter.cut_lines.get_segments()) == 1
+    assert len(g.painter.cut_marks.get_offsets()) == 1  # the x on the link
+    assert g.painter.cut_lines.get_linestyle()[0][1] is not None  # dashed
+    sim.heal()
+    g.update(sim.snapshot())
+    assert g.cut_links == frozenset() and len(g.painter.cut_marks.get_offsets()) == 0
+
+
+def test_messages_in_flight_appear_with_their_type_style() -> None:
+    sim = elected()
+    sim.force_timeout((sim.leader() + 1) % 5)  # vote requests on their way
+    snap = sim.snapshot()
+    g = GraphView()
+    g.update(snap)
+    assert snap.in_flight
+    kinds = {type(f.message).__name__ for f in snap.in_flight}
+    assert "VoteRequest" in kinds
+    for f in snap.in_flight:
+        mark = g.message_marks[f.id]
+        assert mark["type"] == type(f.message).__name__
+        assert mark["color"] == MESSAGE_STYLE[mark["type"]]["color"]
+        assert mark["marker"] == MESSAGE_STYLE[mark["type"]]["marker"]
+    for kind, collection in g.painter.messages.items():
+        assert len(collection.get_offsets()) == sum(type(f.message).__name__ == kind for f in snap.in_flight)
+    # vote requests and append requests look different
+    assert MESSAGE_STYLE["VoteRequest"]["color"] != MESSAGE_STYLE["AppendEntryRequest"]["color"]
+    assert MESSAGE_STYLE["VoteRequest"]["filled"] != MESSAGE_STYLE["VoteResponse"]["filled"]
+
+
+def test_a_message_is_drawn_at_its_progress() -> None:
+    sim = elected()
+    snap = sim.snapshot()
+    flight = InFlight(999, 0, 1, InstallSnapshotRequest(0, 1, 5, 1, 0, None, True), 0,
+                      round(snap.time * 2e6) or 2)
+    snap = SimSnapshot(snap.time, snap.step, snap.seed, snap.nodes, (flight,), frozenset(), snap.leader)
+    g = GraphView()
+    g.update(snap)
+    mark = g.message_marks[999]
+    assert mark["type"] == "InstallSnapshotRequest" and mark["marker"] == "s"
+    assert mark["progress"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_selected_node_is_outlined_and_highlight_is_shown() -> None:
+    sim = elected()
+    g = GraphView()
+    event = next(e for e in reversed(sim.trace.events) if e.kind == "became_leader")
+    g.update(sim.snapshot(), selected=2, highlight=event)
+    assert g.node_style[2]["selected"] and g.painter._nodes[2]["select"].get_visible()
+    assert not any(g.painter._nodes[i]["select"].get_visible() for i in (0, 1, 3, 4))
+    assert g.painter.highlighted["node"] == event.node
+    assert g.painter._nodes[event.node]["halo"].get_visible()
+
+
+def test_title_and_labels_say_time_leader_term_vote_commit() -> None:
+    sim = with_writes(count=2)
+    snap = sim.snapshot()
+    g = GraphView()
+    g.update(snap)
+    title = g.painter.title.texts[0]
+    assert f"{snap.time:.3f}" in title and f"leader: node {snap.leader}" in title
+    for ns in snap.nodes:
+        label = g.node_style[ns.id]["label"]
+        assert f"term {ns.term}" in label and f"commit {ns.commit_index}" in label
+        assert f"vote {ns.voted_for}" in label
+    assert sorted(g.painter.ids.texts) == [str(i) for i in range(5)]
+
+
+@pytest.mark.parametrize("n", range(1, 10))
+def test_node_at_picks_each_node_at_its_centre(n: int) -> None:
+    sim = Simulation(n, seed=2)
+    sim.run(0.5)
+    g = GraphView()
+    g.update(sim.snapshot())
+    for node in range(n):
+        x, y = g.node_centre(node)
+        assert 0 < x < 1 and 0 < y < 1
+        assert g.node_at(x, y) == node
+    assert g.node_at(0.01, 0.99) is None  # a corner: no node
+
+
+def test_node_at_uses_image_coordinates_from_the_top_left() -> None:
+    sim = Simulation(5, seed=2)
+    g = GraphView()
+    g.update(sim.snapshot())
+    x, y = g.node_centre(0)  # node 0 is drawn on top
+    assert y < 0.5
+    assert g.node_at(x, y) == 0 and g.node_at(x, 1 - y) != 0
+
+
+# ----- logs ----------------------------------------------------------------------------------------
+def test_committed_cells_differ_from_uncommitted() -> None:
+    sim = with_writes(count=3)
+    leader = sim.leader()
+    sim.submit(KVStore.put(1, 99, "y", "new"))  # appended by the leader, not yet committed
+    snap = sim.snapshot()
+    lg = LogView()
+    lg.update(snap)
+    last = snap.nodes[leader].log[-1].index
+    committed, pending = lg.cell_style[(leader, 2)], lg.cell_style[(leader, last)]
+    assert committed["committed"] and not pending["committed"]
+    assert committed["hatch"] is None and pending["hatch"] is not None
+    assert committed["alpha"] > pending["alpha"]
+    assert pending["text"] == "put y" and committed["term"] == snap.nodes[leader].term
+    assert len(lg.painter.uncommitted.get_paths()) == sum(not s["committed"] for s in lg.cell_style.values())
+    assert len(lg.painter.committed.get_paths()) == sum(s["committed"] for s in lg.cell_style.values())
+    assert lg.painter.committed.get_alpha() != lg.painter.uncommitted.get_alpha()
+
+
+def test_cells_are_coloured_by_term_and_show_it() -> None:
+    sim = with_writes(count=2)
+    old = sim.leader()
+    sim.crash(old)
+    sim.run_until(lambda s: s.leader() is not None, 5.0)
+    sim.one(KVStore.put(1, 50, "z", "1"))
+    lg = LogView()
+    snap = sim.snapshot()
+    lg.update(snap)
+    leader = snap.leader
+    terms = {s["term"]: s["color"] for (node, _), s in lg.cell_style.items() if node == leader}
+    assert len(terms) >= 2 and len(set(terms.values())) == len(terms)
+    assert {str(t) for t in terms} <= set(lg.painter.terms.texts)
+
+
+def test_applied_cells_are_marked() -> None:
+    sim = with_writes(count=3)
+    lg = LogView()
+    lg.update(sim.snapshot())
+    assert any(s["applied"] for s in lg.cell_style.values())
+    assert len(lg.painter.applied.get_segments()) == 5  # one underline per row
+
+
+def test_snapshot_prefix_is_drawn_as_one_block() -> None:
+    sim = elected(snapshot_delta=5)
+    for k in range(1, 13):
+        sim.one(KVStore.put(1, k, "x", str(k)))
+    snap = sim.snapshot()
+    compacted = [ns for ns in snap.nodes if ns.snapshot_index > 0]
+    assert compacted
+    lg = LogView()
+    lg.update(snap)
+    for ns in compacted:
+        block = lg.snapshot_blocks[ns.id]
+        assert block["last_index"] == ns.snapshot_index
+        # no cell is drawn for a compacted index: the block stands for them all
+        assert all((ns.id, i) not in lg.cell_style for i in range(1, ns.snapshot_index + 1))
+        assert (ns.id, ns.snapshot_index + 1) in lg.cell_style or not ns.log
+    assert len(lg.painter.snapshots.get_paths()) == len(compacted)  # one block per compacted row
+    assert any(f"1\u2013{ns.snapshot_index}" in t for ns in compacted for t in lg.painter.snap_texts.texts)
+
+
+def test_long_logs_show_the_last_indices_with_an_ellipsis() -> None:
+    sim = elected(n=3)
+    for k in range(1, 61):
+        sim.submit(KVStore.put(1, k, "x", str(k)))
+        sim.run(0.002)
+    sim.run(0.5)
+    snap = sim.snapshot()
+    lg = LogView()
+    lg.update(snap)
+    lo, hi = lg.painter.visible_range
+    assert hi == max(ns.snapshot_index + len(ns.log) for ns in snap.nodes)
+    assert hi - lo + 1 == MAX_CELLS
+    assert all(index >= lo for _, index in lg.cell_style)
+    assert all(lg.painter.elided.values()) and len(lg.painter.ellipses.texts) == 3
+
+
+def test_leader_next_and_match_index_are_marked() -> None:
+    sim = with_writes(count=2)
+    snap = sim.snapshot()
+    lg = LogView()
+    lg.update(snap)
+    lead = snap.nodes[snap.leader]
+    assert set(lg.markers) == set(range(5)) - {snap.leader}
+    for follower, m in lg.markers.items():
+        assert m == {"next": lead.next_index[follower], "match": lead.match_index[follower]}
+    assert len(lg.painter.next_marks.get_offsets()) == 4
+    assert len(lg.painter.match_marks.get_offsets()) == 4
+
+
+def test_crashed_rows_are_greyed() -> None:
+    sim = with_writes(count=2)
+    victim = (sim.leader() + 2) % 5
+    sim.crash(victim)
+    lg = LogView()
+    lg.update(sim.snapshot())
+    overlays = lg.painter.overlay.get_paths()
+    assert len(overlays) == 1
+    ys = overlays[0].vertices[:, 1]
+    assert ys.min() < victim < ys.max()
+    assert any("crashed" in t for t in lg.painter.row_labels.texts)
+
+
+def test_log_highlight_outlines_the_cells_of_the_event() -> None:
+    sim = with_writes(count=2)
+    event = next(e for e in reversed(sim.trace.events) if e.kind == "committed")
+    lg = LogView()
+    lg.update(sim.snapshot(), highlight=event, selected=1)
+    assert lg.painter.highlighted["cells"] == (event.node, event.data["index"], event.data["index"])
+    assert lg.painter.highlight_box.get_visible() and lg.painter.selected_box.get_visible()
+
+
+# ----- timeline ------------------------------------------------------------------------------------
+def test_timeline_bands_follow_roles() -> None:
+    sim = elected()
+    leader = sim.leader()
+    sim.run(0.3)
+    sim.crash(leader)
+    sim.run(0.2)
+    t = TimelineView()
+    t.update(sim.snapshot(), sim.trace, window=5.0)
+    roles = {(node, role) for node, role, _, _ in t.bands}
+    assert (leader, "leader") in roles and (leader, "crashed") in roles
+    assert any(role == "follower" for _, role, _, _ in t.bands)
+    last = max((b for b in t.bands if b[0] == leader), key=lambda b: b[2])
+    assert last[1] == "crashed" and last[3] == pytest.approx(sim.now)
+    assert len(t.painter.bands.get_paths()) == len(t.bands)
+    assert t.painter.elections_drawn and t.painter.elections_drawn[0][1] == leader
+
+
+def test_timeline_draws_messages_and_lost_ones_end_in_a_cross() -> None:
+    sim = elected()
+    sim.cut(sim.leader(), (sim.leader() + 1) % 5)
+    sim.run(0.2)
+    t = TimelineView()
+    t.update(sim.snapshot(), sim.trace, window=0.5)
+    fates = {m["fate"] for m in t.messages.values()}
+    assert {"delivered", "lost"} <= fates
+    lost = sum(m["fate"] == "lost" for m in t.messages.values())
+    assert len(t.painter.lost.get_offsets()) == lost
+    for mid, m in t.messages.items():
+        assert sim.now - 0.5 - 0.2 <= m["sent"] <= m["end"] <= sim.now + 1
+        assert m["type"] in MESSAGE_STYLE, mid
+
+
+def test_timeline_window_reads_only_events_near_the_window() -> None:
+    sim = elected()
+    sim.run(5.0)
+    t = TimelineView()
+    t.update(sim.snapshot(), sim.trace, window=0.2)
+    assert 0 < t.painter.events_scanned < len(sim.trace) / 5
+    assert all(m["end"] >= sim.now - 0.2 for m in t.messages.values())
+    assert t.painter.ax.get_xlim()[0] == pytest.approx(sim.now - 0.2)
+
+
+def test_timeline_follows_a_rewind() -> None:
+    sim = elected()
+    sim.run(1.0)
+    t = TimelineView()
+    t.update(sim.snapshot(), sim.trace)
+    sim.rewind(to_event=10)
+    t.update(sim.snapshot(), sim.trace)
+    assert all(end <= sim.now + 1e-9 for _, _, _, end in t.bands)
+    assert all(m["sent"] <= sim.now + 1e-9 for m in t.messages.values())
+
+
+def test_timeline_highlights_the_event() -> None:
+    sim = elected()
+    sim.run(0.2)
+    event = next(e for e in reversed(sim.trace.events) if e.kind == "deliver")
+    t = TimelineView()
+    t.update(sim.snapshot(), sim.trace, highlight=event)
+    assert t.painter.highlighted["time"] == pytest.approx(event.seconds)
+    assert t.painter.highlighted["message"] == event.data["id"]
+    assert len(t.painter.highlight_line.get_segments()) == 1
+
+
+# ----- all views -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", range(1, 10))
+def test_views_work_for_every_cluster_size(n: int) -> None:
+    sim = Simulation(n, seed=n, state_machine=KVStore)
+    sim.run_until(lambda s: s.leader() is not None, 5.0)
+    sim.submit(KVStore.put(1, 1, "x", "1"))
+    sim.run(0.05)
+    snap = sim.snapshot()
+    g, lg, t = GraphView(), LogView(), TimelineView()
+    g.update(snap, selected=n - 1)
+    lg.update(snap, selected=n - 1)
+    t.update(snap, sim.trace)
+    assert len(g.node_style) == n and g.node_style[snap.leader]["role"] == "leader"
+    assert {node for node, _ in lg.cell_style} == set(range(n))
+    assert {node for node, _, _, _ in t.bands} == set(range(n))
+    for view, size in ((g, (495, 450)), (lg, (720, 288)), (t, (720, 270))):
+        assert png_size(view.png()) == size
+
+
+def test_png_is_valid_and_changes_after_steps() -> None:
+    sim = elected()
+    views = [GraphView(), LogView(), TimelineView()]
+    before = []
+    snap = sim.snapshot()
+    for v in views:
+        v.update(snap, sim.trace) if isinstance(v, TimelineView) else v.update(snap)
+        data = v.png()
+        decode_png_ok(data)
+        before.append(data)
+    sim.submit(KVStore.put(1, 1, "x", "1"))
+    for _ in range(6):
+        sim.step()
+    snap = sim.snapshot()
+    for v, old in zip(views, before, strict=True):
+        v.update(snap, sim.trace) if isinstance(v, TimelineView) else v.update(snap)
+        data = v.png()
+        decode_png_ok(data)
+        assert data != old
+
+
+def count_artists(figure: Figure) -> int:
+    return len(figure.findobj())
+
+
+def test_updates_reuse_the_figure_and_do_not_leak_artists() -> None:
+    sim = elected()
+    g, lg, t = GraphView(), LogView(), TimelineView()
+    ids = [id(v.figure) for v in (g, lg, t)]
+    counts = None
+    for k in range(50):
+        if k == 10:
+            sim.submit(KVStore.put(1, 1, "x", "1"))
+        if k == 20:
+            sim.crash(sim.leader())
+        if k == 25:
+            sim.cut(0, 1)
+        sim.step()
+        snap = sim.snapshot()
+        event = sim.trace.events[-1]
+        g.update(snap, selected=k % 5, highlight=event)
+        lg.update(snap, selected=k % 5, highlight=event)
+        t.update(snap, sim.trace, highlight=event)
+        for v in (g, lg, t):
+            v.png()
+        now = [count_artists(v.figure) for v in (g, lg, t)]
+        if counts is None:
+            counts = now
+        assert now == counts, k
+        assert [id(v.figure) for v in (g, lg, t)] == ids
+        assert all(len(v.figure.axes) == 1 for v in (g, lg, t))
+
+
+def test_one_shot_functions_make_new_figures() -> None:
+    sim = elected()
+    snap = sim.snapshot()
+    a, b = draw_graph(snap), draw_graph(snap)
+    assert isinstance(a, Figure) and a is not b
+    assert isinstance(draw_logs(snap), Figure)
+    assert isinstance(draw_timeline(snap, sim.trace, window=1.0), Figure)
+
+
+def test_views_accept_a_plain_list_of_events_and_a_hand_made_snapshot() -> None:
+    node = NodeSnapshot(0, False, Role.LEADER, 2, 0, 0, (LogEntry(KVStore.NOOP, 1, 2),), 0, 0, 1, 1,
+                        {}, {}, math.inf, (0.15, 0.3), 0.05)
+    snap = SimSnapshot(0.5, 3, 1, (node,), (), frozenset(), 0)
+    events = [TraceEvent(1, 100_000, "became_leader", 0, "C-WIN", {"term": 2, "votes": [0]}),
+              TraceEvent(2, 200_000, "committed", 0, "L-COMMIT", {"index": 1, "term": 2})]
+    t = TimelineView()
+    t.update(snap, events, window=1.0)
+    assert [b[1] for b in t.bands] == ["follower", "leader"]
+    assert t.painter.commits_drawn == [(0.2, 0, 1)]
+    lg = LogView()
+    lg.update(snap)
+    assert lg.cell_style[(0, 1)]["text"] == "noop"
+
+
+# ----- IPython -------------------------------------------------------------------------------------
+class FakeFormatter:
+    def __init__(self) -> None:
+        self.types: dict = {}
+
+    def for_type(self, cls, func):
+        self.types[cls] = func
+
+
+class FakeShell:
+    def __init__(self) -> None:
+        self.display_formatter = type("DF", (), {})()
+        self.display_formatter.formatters = {"image/png": FakeFormatter()}
+
+
+def test_ipython_formatter_registered_only_inside_ipython() -> None:
+    assert register_ipython_formatter(None) is False or _inside_ipython()  # plain pytest: not in IPython
+    assert register_ipython_formatter(object()) is False  # no display_formatter: not a shell
+    shell = FakeShell()
+    assert register_ipython_formatter(shell) is True
+    func = shell.display_formatter.formatters["image/png"].types[SimSnapshot]
+    sim = elected(n=3)
+    data = func(sim.snapshot())
+    decode_png_ok(data)
+    assert data == snapshot_png(sim.snapshot())
+
+
+def _inside_ipython() -> bool:
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and ipython.get_ipython() is not None
