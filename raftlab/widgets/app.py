@@ -103,7 +103,8 @@ class RaftLab:
         self._arguments = {k: v for k, v in simulation_arguments.items() if k not in ("n", "seed", "network")}
         if sim is not None:
             self._arguments = {"heartbeat_timeout": sim.heartbeat_timeout, "election_timeout": sim.election_timeout,
-                               "snapshot_delta": sim.snapshot_delta}
+                               "snapshot_delta": sim.snapshot_delta, "state_machine": sim.state_machine,
+                               "noop_transition": sim.noop, "replica_class": sim.replica_class}
         self._syncing = False
         self.last_error: BaseException | None = None
         self.graph_view = GraphView(figsize=(5.5, 5.0), dpi=90)

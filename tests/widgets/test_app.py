@@ -302,3 +302,14 @@ def test_an_error_while_playing_stops_the_animation(app: RaftLab) -> None:
     tick(app)
     assert app.play.playing is False
     assert "step failed" in app.errors.value
+
+
+def test_reset_keeps_a_wrapped_simulations_state_machine_and_replica() -> None:
+    from raftlab.machines import Counter
+
+    app = RaftLab(Simulation(3, seed=2, state_machine=Counter, snapshot_delta=4))
+    app.size.value, app.seed.value = 4, 5
+    app.reset_button.click()
+    assert (app.sim.n, app.sim.seed, app.sim.state_machine, app.sim.snapshot_delta) == (4, 5, Counter, 4)
+    app.request_button.click()
+    assert isinstance(app.sim.replicas[0].machine, Counter)
