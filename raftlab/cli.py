@@ -1,4 +1,4 @@
-"""The `raftlab` command: `demo`, `simulate` and `chaos`."""
+"""The `raftlab` command: `demo`, `simulate`, `chaos` and `grade`."""
 
 from __future__ import annotations
 
@@ -56,12 +56,27 @@ def main(argv: list[str] | None = None) -> int:
     chaos.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
     chaos.add_argument("--workers", type=_positive_int, default=1, help="processes to use (default 1)")
     chaos.add_argument("--json", action="store_true", help="end with one JSON line of figures")
+    grade = commands.add_parser("grade", help="grade a student's Raft (raftlab.grading) or a folder of them")
+    grade.add_argument("path", nargs="?", help="a .py file defining a subclass of StudentReplica (the one named "
+                                               "by STUDENT_CLASS, else the only one), or a folder of such files")
+    grade.add_argument("--part", choices=["A", "B", "C", "D"], help="grade one part only (default: all)")
+    grade.add_argument("--seeds", type=_positive_int, default=3, help="seeds per scenario (default 3)")
+    grade.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1; keep it secret "
+                                                                 "for final grading)")
+    grade.add_argument("--timeout", type=_positive_float, default=30.0, help="wall seconds per check (default 30)")
+    grade.add_argument("--jobs", type=_positive_int, help="students graded at once (default: processors)")
+    grade.add_argument("--json", action="store_true", help="print JSON lines instead of the text report")
+    grade.add_argument("--csv", metavar="FILE", help="write one CSV row per student")
+    grade.add_argument("--self-check", action="store_true",
+                       help="grade the reference, the skeleton and every planted mutant")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
         return _demo(parser, args)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "grade":
+        return _grade(parser, args)
     return _chaos(args)
 
 
@@ -149,6 +164,44 @@ def _chaos(args: Any) -> int:
     if args.json:
         print(json.dumps(figures))
     return 1 if summary.failures else 0
+
+
+def _grade(parser: argparse.ArgumentParser, args: Any) -> int:
+    from pathlib import Path
+
+    from .grading import grade_many, submissions, write_csv
+
+    if args.self_check:
+        from .grading.mutants import self_check
+
+        outcome = self_check(args.seeds, jobs=args.jobs, timeout=args.timeout)
+        for row, report in zip(outcome["rows"], outcome["reports"], strict=True):
+            if args.json:
+                print(json.dumps(row))
+            else:
+                print(report.text())
+                if "broken_rule" in row:
+                    print(f"planted bug in {row['broken_rule']}: "
+                          f"{'caught by ' + ', '.join(row['caught_by']) if row['caught'] else 'NOT CAUGHT'}\n")
+        summary = outcome["summary"]
+        print(json.dumps(summary))
+        ok = (summary["caught"] == summary["mutants"] and summary["reference_score"] == 1.0
+              and summary["skeleton_score"] == 0.0)
+        return 0 if ok else 1
+    if args.path is None:
+        parser.error("grade: give a PATH (a .py file or a folder), or --self-check")
+    path = Path(args.path)
+    files = submissions(path) if path.is_dir() else [path]
+    if not files:
+        parser.error(f"grade: no .py files in {path}")
+    reports = grade_many([(f.stem, str(f)) for f in files], args.part, args.seeds, first_seed=args.first_seed,
+                         timeout=args.timeout, jobs=args.jobs)
+    for report in reports:
+        print(json.dumps(report.as_dict()) if args.json else report.text() + "\n")
+    if args.csv:
+        write_csv(reports, args.csv)
+        print(f"{len(reports)} rows written to {args.csv}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

@@ -305,18 +305,25 @@ class Replica(Generic[T, D]):
     def _on_vote_request(self, m: VoteRequest) -> None:
         if m.term < self.current_term:  # RV-STALE (§5.1)
             granted, rule, why = False, "RV-STALE", f"its term {m.term} is behind mine"
+        elif self._grant_vote(m):  # RV-GRANT (§5.2, §5.4.1)
+            granted, rule, why = True, "RV-GRANT", "its log is at least as up to date as mine"
         elif self.voted_for not in (None, m.from_id):
             granted, rule, why = False, "RV-GRANT", f"I already voted for {self.voted_for} in term {m.term}"
-        elif not self.log.is_up_to_date(m.last_log_index, m.last_log_term):
+        else:
             granted, rule, why = False, "RV-GRANT", (
                 f"its log (last term {m.last_log_term}, index {m.last_log_index}) is behind mine "
                 f"(last term {self.log.last_term}, index {self.log.last_index})")
-        else:  # RV-GRANT (§5.2, §5.4.1): persist the vote before answering; granting resets the timer
-            granted, rule, why = True, "RV-GRANT", "its log is at least as up to date as mine"
-            self.storage.set_term_and_vote(self.current_term, m.from_id)
-            self._reset_election_timer()
         self._emit("vote_granted" if granted else "vote_refused", rule, candidate=m.from_id, why=why)
         self._send(m.from_id, VoteResponse(self.id, self.current_term, granted))
+
+    def _grant_vote(self, m: VoteRequest) -> bool:
+        # RV-GRANT (§5.2, §5.4.1): not voted for another, a log at least as up to date; the vote is
+        # persisted before answering, and granting resets the election timer (F-TIMEOUT).
+        if self.voted_for not in (None, m.from_id) or not self.log.is_up_to_date(m.last_log_index, m.last_log_term):
+            return False
+        self._save_term_and_vote(self.current_term, m.from_id)
+        self._reset_election_timer()
+        return True
 
     def _on_vote_response(self, m: VoteResponse) -> None:
         if m.term < self.current_term or self.role is not Role.CANDIDATE or not m.vote_granted:
@@ -338,26 +345,40 @@ class Replica(Generic[T, D]):
                 return
             entries = tuple(e for e in entries if e.index > log.base_index)
             prev, prev_term = log.base_index, log.base_term
-        if prev > log.last_index or log.term_at(prev) != prev_term:  # AE-CHECK (§5.3), with a hint
+        if not self._log_matches(prev, prev_term):  # AE-CHECK (§5.3), with a hint
             hint = log.last_index + 1 if prev > log.last_index else log.first_index_of_term(prev)
             self._emit("append_refused", "AE-CHECK", leader=m.from_id, prev_log_index=prev, hint=hint)
             self._send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, log.last_index, hint))
             return
-        for k, entry in enumerate(entries):
-            if entry.index > log.last_index:  # AE-APPEND (§5.3): add what is not already present
-                self._append(entries[k:], "AE-APPEND")
-                break
-            if log.term_at(entry.index) != entry.term:  # AE-TRUNCATE (§5.3): conflict; matches are kept
-                if entry.index <= self.commit_index:
-                    self._drop("conflicts with a committed entry")
-                    return
-                self._truncate(entry.index)
-                self._append(entries[k:], "AE-APPEND")
-                break
+        if any(x.index <= self.commit_index and log.term_at(x.index) != x.term for x in entries):
+            self._drop("conflicts with a committed entry")
+            return
+        new = self._truncate_conflicts(entries)
+        if new:  # AE-APPEND (§5.3): add what is not already present
+            self._append(new, "AE-APPEND")
         last_new = m.prev_log_index + len(m.entries)
-        if m.commit_index > self.commit_index:  # AE-COMMIT (§5.3): capped by what this request proved
-            self._commit_to(min(m.commit_index, last_new), "AE-COMMIT")
+        self._commit_from_leader(m.commit_index, last_new)
         self._send(m.from_id, AppendEntryResponse(self.id, self.current_term, True, last_new, None))
+
+    def _log_matches(self, prev_index: int, prev_term: int) -> bool:
+        # AE-CHECK (§5.3): the log holds an entry at prev_index, of term prev_term.
+        return prev_index <= self.log.last_index and self.log.term_at(prev_index) == prev_term
+
+    def _truncate_conflicts(self, entries: tuple[LogEntry, ...]) -> tuple[LogEntry, ...]:
+        # AE-TRUNCATE (§5.3): the first conflicting entry and all after it go; matching ones are kept.
+        # Returns the entries that are not in the log (AE-APPEND appends them).
+        for k, entry in enumerate(entries):
+            if entry.index > self.log.last_index:
+                return entries[k:]
+            if self.log.term_at(entry.index) != entry.term:
+                self._truncate(entry.index)
+                return entries[k:]
+        return ()
+
+    def _commit_from_leader(self, leader_commit: int, last_new: int) -> None:
+        # AE-COMMIT (§5.3): capped by the last entry this request made known to match.
+        if leader_commit > self.commit_index:
+            self._commit_to(min(leader_commit, last_new), "AE-COMMIT")
 
     def _on_append_response(self, m: AppendEntryResponse) -> None:
         if m.term < self.current_term or self.role is not Role.LEADER:
@@ -392,19 +413,21 @@ class Replica(Generic[T, D]):
         if not self._accept_leader(m.from_id, "IS"):
             return
         if m.last_included_index > self.last_applied:
-            snapshot = Snapshot(m.last_included_index, m.last_included_term, m.data)
-            # IS-KEEP (§7). Unapplied entries it removes are in the snapshot if the log matched it there;
-            # otherwise their fate is unknown and they are reported abandoned.
-            matched = self.log.term_at(snapshot.last_included_index) == snapshot.last_included_term
-            fate = TransitionState.APPLIED if matched else TransitionState.ABANDONED_CONFLICT_WITH_LEADER
-            removed = [e for e in self.storage.save_snapshot(snapshot) if e.index > self.last_applied]
-            self.state_machine.set_snapshot(snapshot)  # IS-LOAD (§7): the term is left alone
-            for entry in removed:
-                self._register(entry.transition, fate)
-            self.commit_index = max(self.commit_index, snapshot.last_included_index)
-            self.last_applied = snapshot.last_included_index
-            self._emit("snapshot_installed", "IS-LOAD", index=snapshot.last_included_index, leader=m.from_id)
+            self._install_snapshot(Snapshot(m.last_included_index, m.last_included_term, m.data))
+            self._emit("snapshot_installed", "IS-LOAD", index=m.last_included_index, leader=m.from_id)
         self._send(m.from_id, InstallSnapshotResponse(self.id, self.current_term, m.last_included_index))
+
+    def _install_snapshot(self, snapshot: Snapshot) -> None:
+        # IS-KEEP (§7). Unapplied entries it removes are in the snapshot if the log matched it there;
+        # otherwise their fate is unknown and they are reported abandoned.
+        matched = self.log.term_at(snapshot.last_included_index) == snapshot.last_included_term
+        fate = TransitionState.APPLIED if matched else TransitionState.ABANDONED_CONFLICT_WITH_LEADER
+        removed = [e for e in self.storage.save_snapshot(snapshot) if e.index > self.last_applied]
+        self.state_machine.set_snapshot(snapshot)  # IS-LOAD (§7): the term is left alone
+        for entry in removed:
+            self._register(entry.transition, fate)
+        self.commit_index = max(self.commit_index, snapshot.last_included_index)
+        self.last_applied = snapshot.last_included_index
 
     def _on_snapshot_response(self, m: InstallSnapshotResponse) -> None:
         if m.term < self.current_term or self.role is not Role.LEADER:
@@ -424,7 +447,7 @@ class Replica(Generic[T, D]):
     def _start_election(self) -> None:
         # C-START (§5.2): new term, vote for myself (persisted), fresh timer, ask every peer.
         self.role = Role.CANDIDATE
-        self.storage.set_term_and_vote(self.current_term + 1, self.id)
+        self._save_term_and_vote(self.current_term + 1, self.id)
         self._set_leader(None)
         self.votes = {self.id}
         self._reset_election_timer()
@@ -451,7 +474,7 @@ class Replica(Generic[T, D]):
     def _become_follower(self, term: int, why: str) -> None:
         # ALL-TERM (§5.1): a higher term makes anyone a follower with no vote (persisted first).
         was_leader = self.role is Role.LEADER
-        self.storage.set_term_and_vote(term, None)
+        self._save_term_and_vote(term, None)
         self.role = Role.FOLLOWER
         self._set_leader(None)
         if was_leader:
@@ -523,6 +546,9 @@ class Replica(Generic[T, D]):
             self.last_applied = index
             self._register(entry.transition, TransitionState.APPLIED)
             self._emit("applied", "ALL-APPLY", index=index)
+        self._take_snapshot()
+
+    def _take_snapshot(self) -> None:
         # SNAP-TAKE (§7): compact the applied prefix every snapshot_delta entries.
         if self.snapshot_delta and self.last_applied - self.log.base_index >= self.snapshot_delta:
             term = self.log.term_at(self.last_applied)
@@ -530,8 +556,14 @@ class Replica(Generic[T, D]):
             self._emit("snapshot_taken", "SNAP-TAKE", index=self.last_applied)
 
     def _append(self, entries: list[LogEntry] | tuple[LogEntry, ...], rule: str) -> None:
-        self.storage.append(entries)
+        self._save_entries(entries)
         self._emit("appended", rule, first=entries[0].index, last=entries[-1].index)
+
+    def _save_term_and_vote(self, term: int, voted_for: ReplicaID | None) -> None:
+        self.storage.set_term_and_vote(term, voted_for)  # durable (one write) before anything is sent
+
+    def _save_entries(self, entries: list[LogEntry] | tuple[LogEntry, ...]) -> None:
+        self.storage.append(entries)  # durable before anything about them is sent
 
     def _truncate(self, index: int) -> None:
         removed = self.storage.truncate(index)

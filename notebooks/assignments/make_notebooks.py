@@ -1,0 +1,104 @@
+"""Write the instructor notebooks of the assignments (one per part) from the reference solution.
+
+Run ``python notebooks/assignments/make_notebooks.py`` after changing raftlab.grading; then generate
+the student versions with nbgrader (see docs/instructors.md). The solution regions are the reference
+solution's methods, so the instructor notebooks get full marks.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from pathlib import Path
+
+import nbformat
+
+from raftlab.grading import CHECKS, EXERCISES, PARTS, ReferenceReplica
+
+HERE = Path(__file__).resolve().parent
+HIDDEN_SEEDS = {"A": [1009, 2027], "B": [1013, 2029], "C": [1019, 2039], "D": [1021, 2053]}
+IMPORTS = {
+    "A": "import math\n\nfrom raftlab.core import Role, VoteRequest, VoteResponse\n",
+    "B": "from collections.abc import Sequence\n\nfrom raftlab.core import AppendEntryResponse, LogEntry, Role\n",
+    "C": "from collections.abc import Sequence\n\nfrom raftlab.core import LogEntry\n",
+    "D": "from raftlab.core import Snapshot, TransitionState\n",
+}
+NAMES = {"A": "part_a_election", "B": "part_b_replication", "C": "part_c_persistence", "D": "part_d_snapshots"}
+
+
+def _meta(grade_id: str, *, solution: bool = False, grade: bool = False, points: int = 0, locked: bool = False):
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
+            "task": False}
+    if grade:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def _method(name: str) -> str:
+    """The reference's method, its body wrapped in a solution region."""
+    source = textwrap.dedent(inspect.getsource(getattr(ReferenceReplica, name)))
+    lines = source.rstrip().splitlines()
+    head = [lines[0]]
+    body = lines[1:]
+    while not head[-1].rstrip().endswith(":"):  # a signature on several lines
+        head.append(body.pop(0))
+    exercise = next(e for e in EXERCISES if e.name == name)
+    doc = textwrap.fill(f"{exercise.rules}: {exercise.hint}.", 96, initial_indent="    ", subsequent_indent="    ",
+                        break_on_hyphens=False)
+    return "\n".join([*head, '    """' + doc.strip(), '    """', "    ### BEGIN SOLUTION", *body,
+                      "    ### END SOLUTION"])
+
+
+def notebook(part: str) -> nbformat.NotebookNode:
+    exercises = [e for e in EXERCISES if e.part == part]
+    paper = [c for c in CHECKS if c.part == part and not c.scenario]
+    scenarios = [c for c in CHECKS if c.part == part and c.scenario]
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    cells = nb.cells
+    cells.append(nbformat.v4.new_markdown_cell(
+        f"# Raft, part {part}: {PARTS[part]}\n\n"
+        f"Fill in the methods of `MyReplica` below: each is one rule of Raft (the ids refer to "
+        f"`docs/raft-rules.md`). Everything else, messages, timers, the network, comes from raftlab. "
+        f"The exercises of the other parts are taken from the reference solution while this part is graded.\n\n"
+        + "\n".join(f"- `{e.name}` ({e.rules})" for e in exercises)
+        + "\n\nRun the cell with `grade(...)` as often as you like: it explains every failure, names the rule, "
+          "and gives a command that replays a failing scenario in the `RaftLab` app.",
+        metadata=_meta(f"{part}_intro", locked=True)))
+    cells.append(nbformat.v4.new_code_cell(
+        IMPORTS[part] + "from raftlab.grading import StudentReplica, grade",
+        metadata=_meta(f"{part}_imports", locked=True)))
+    methods = "\n\n".join(textwrap.indent(_method(e.name), "    ") for e in exercises)
+    cells.append(nbformat.v4.new_code_cell(
+        f"class MyReplica(StudentReplica):\n{methods}\n",
+        metadata=_meta(f"{part}_solution", solution=True)))
+    cells.append(nbformat.v4.new_code_cell(
+        f'report = grade(MyReplica, part="{part}", seeds=2)\nprint(report.text())',
+        metadata=_meta(f"{part}_try", locked=False)))
+    cells.append(nbformat.v4.new_code_cell(
+        f'paper = grade(MyReplica, part="{part}", seeds=2)\n'
+        f"assert not paper.failed(scenario=False), paper.text()",
+        metadata=_meta(f"{part}_paper_checks", grade=True, locked=True, points=sum(c.points for c in paper))))
+    seeds = HIDDEN_SEEDS[part]
+    cells.append(nbformat.v4.new_code_cell(
+        f'visible = grade(MyReplica, part="{part}", seeds=2)\n'
+        f"assert not visible.failed(scenario=True), visible.text()\n"
+        f"### BEGIN HIDDEN TESTS\n"
+        f'hidden = grade(MyReplica, part="{part}", seeds={seeds})\n'
+        f"assert hidden.score == 1.0, hidden.text()\n"
+        f"### END HIDDEN TESTS",
+        metadata=_meta(f"{part}_scenarios", grade=True, locked=True, points=sum(c.points for c in scenarios))))
+    cells.append(nbformat.v4.new_markdown_cell(
+        "To see a failing scenario, paste the `replay` line of its report into a cell: "
+        "`RaftLab(replay(MyReplica, 'CHECK', seed=N))` shows the run stopped where it failed.",
+        metadata=_meta(f"{part}_replay", locked=True)))
+    return nb
+
+
+def main() -> None:
+    for part in PARTS:
+        nbformat.write(notebook(part), HERE / f"{NAMES[part]}.ipynb")
+
+
+if __name__ == "__main__":
+    main()

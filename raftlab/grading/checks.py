@@ -1,0 +1,734 @@
+"""The grader's tests, part by part: paper-claim checks and simulator scenarios.
+
+A paper-claim check drives ONE replica of the graded class by hand (hand-built messages, `tick`,
+`process_transitions`) and checks what it sent and its state, as the project's own tests/core do. A
+scenario runs five replicas of the graded class in the deterministic `Simulation` on a fixed seed,
+with the invariant checker on (Raft's safety properties after every step), and an event budget.
+Every failure message starts with the rule it checks.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..core import (
+    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, MemoryStorage,
+    Replica, Role, Snapshot, TransitionState, VoteRequest, VoteResponse,
+)
+from ..machines import KVStore
+from ..sim import NetworkModel, Simulation
+from .fakes import (
+    ELECTION, ME, Fakes, JournalStorage, Op, RecordingStateMachine, append, build, e, elect, held, ok, refused,
+    stored,
+)
+
+LOW, HIGH = ELECTION
+APPLIED, ABANDONED = TransitionState.APPLIED, TransitionState.ABANDONED_CONFLICT_WITH_LEADER
+
+
+class CheckFailed(AssertionError):
+    """A check's expectation was not met; the message starts with the rule id."""
+
+
+class BudgetExceeded(RuntimeError):
+    """A scenario used more simulation steps than its event budget."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    id: str  # "A.rv_grant_up_to_date"
+    part: str
+    rule: str  # the rule ids it checks
+    title: str
+    points: int
+    fn: Callable[..., None]  # fn(cls) for a paper-claim check, fn(cls, seed) for a scenario
+    scenario: bool  # runs on seeds in the Simulation
+
+
+CHECKS: list[Check] = []
+TRACKED: list[Fakes] = []  # the replicas built by the running paper-claim check (for the trace tail)
+SIMS: list[Simulation] = []  # the simulations of the running scenario
+
+
+def check(part: str, rule: str, title: str, points: int = 2, scenario: bool = False) -> Callable:
+    def register(fn: Callable[..., None]) -> Callable[..., None]:
+        CHECKS.append(Check(f"{part}.{fn.__name__}", part, rule, title, points, fn, scenario))
+        return fn
+    return register
+
+
+def expect(condition: object, rule: str, message: str) -> None:
+    if not condition:
+        raise CheckFailed(f"{rule}: {message}")
+
+
+def fresh(cls: type[Replica], *args: object, **kwargs: object) -> Fakes:
+    return build(cls, *args, track=TRACKED, **kwargs)  # type: ignore[arg-type]
+
+
+# ----- the scenarios' simulation ------------------------------------------------------------------
+class GradedSimulation(Simulation):
+    """A `Simulation` with an event budget: stepping past `budget` steps raises `BudgetExceeded`."""
+
+    budget = 60_000
+
+    def step(self, until: float = math.inf):  # type: ignore[no-untyped-def]
+        if self.steps >= self.budget:
+            raise BudgetExceeded(f"event budget exhausted: {self.budget} simulation steps by t={self.now:.3f}s "
+                                 f"(a storm of messages or timers: is a timer reset or a message sent too often?)")
+        return super().step(until)
+
+
+def simulation(cls: type[Replica], seed: int, n: int = 5, **kwargs: object) -> GradedSimulation:
+    sim = GradedSimulation(n, seed, replica_class=cls, **kwargs)  # type: ignore[arg-type]
+    SIMS.append(sim)
+    return sim
+
+
+def wait_leader(sim: Simulation, rule: str, timeout: float = 2.0, among: list[int] | None = None) -> int:
+    start = sim.now
+    sim.run_until(lambda s: s.leader() is not None and (among is None or s.leader() in among), timeout)
+    leader = sim.leader()
+    expect(leader is not None and (among is None or leader in among), rule,
+           f"no leader{'' if among is None else f' among {among}'} within {timeout:g} s (from t={start:.3f}s)")
+    return leader  # type: ignore[return-value]
+
+
+def put(client: int, seq: int = 1, key: str | None = None) -> object:
+    return KVStore.put(client, seq, key if key is not None else f"k{client}", f"v{client}.{seq}")
+
+
+def commit(sim: Simulation, rule: str, command: object, k: int | None = None, timeout: float = 5.0) -> None:
+    try:
+        sim.one(command, k=k, timeout=timeout)
+    except TimeoutError as error:
+        raise CheckFailed(f"{rule}: {error}") from None
+
+
+# =============================================================================================
+# Part A: leader election
+# =============================================================================================
+@check("A", "F-TIMEOUT", "the election timer is random, in the range, and fires on time")
+def f_timeout_range(cls: type[Replica]) -> None:
+    f = fresh(cls)
+    r, d = f.replica, f.replica.next_deadline
+    expect(LOW <= d <= HIGH, "F-TIMEOUT", f"a new follower's election deadline is {d}, not within [{LOW}, {HIGH}]")
+    r.tick(d - 0.001)
+    expect(r.role is Role.FOLLOWER, "F-TIMEOUT", f"the replica left the follower role before its deadline {d}")
+    r.tick(d)
+    expect(r.role is Role.CANDIDATE, "F-TIMEOUT", f"the election timer fired at {d} but the replica is "
+                                                  f"{r.role.value}, not candidate")
+    d2 = r.next_deadline
+    expect(d + LOW <= d2 <= d + HIGH, "F-TIMEOUT", f"the candidate's next deadline {d2} is not a fresh timeout "
+                                                   f"drawn from [{LOW}, {HIGH}] after {d}")
+    deadlines = {fresh(cls, seed=s).replica.next_deadline for s in range(6)}
+    expect(len(deadlines) > 1, "F-TIMEOUT", "six replicas with different random generators drew the same "
+                                            "timeout: it is not random, so split votes repeat forever")
+
+
+@check("A", "F-TIMEOUT", "only granting a vote or the current leader resets the election timer")
+def f_timeout_resets(cls: type[Replica]) -> None:
+    f = fresh(cls, storage=stored([e(1, 1), e(2, 2)], term=2))
+    r, d = f.replica, f.replica.next_deadline
+    r.tick(d - 0.01)
+    for message, what in [(VoteRequest(3, 2, 1, 1), "a VoteRequest it refused (the candidate's log is behind)"),
+                          (append(1, 0, 0), "an AppendEntries of an earlier term"),
+                          (VoteResponse(3, 2, False), "a stray VoteResponse"),
+                          (AppendEntryResponse(3, 2, False, 0, 1), "a stray AppendEntries response")]:
+        r.step(message)
+        granted = [m for m in f.cluster.take(VoteResponse) if m.vote_granted]
+        expect(not granted, "RV-GRANT", f"granted {what.replace('it refused', 'that must be refused')}")
+        expect(r.next_deadline == d, "F-TIMEOUT", f"{what} moved the election deadline from {d:.4f} to "
+                                                  f"{r.next_deadline:.4f}: only the current leader or a granted "
+                                                  f"vote may reset it (else elections never end)")
+    r.tick(d)
+    expect(r.role is Role.CANDIDATE, "F-TIMEOUT", "the election timer did not fire at its deadline")
+    g = fresh(cls, storage=stored(term=2))
+    t = g.replica.next_deadline - 0.01
+    g.replica.tick(t)
+    g.replica.step(VoteRequest(3, 2, 0, 0))
+    expect(g.replica.voted_for == 3, "RV-GRANT", "a vote was refused to a candidate with an equal log")
+    expect(g.replica.next_deadline >= t + LOW, "F-TIMEOUT", "granting a vote did not reset the election timer")
+
+
+@check("A", "C-START", "a candidate increments its term, votes for itself and asks every peer")
+def c_start(cls: type[Replica]) -> None:
+    f = fresh(cls, storage=stored([e(1, 1), e(2, 2)], term=2))
+    r = f.replica
+    now = r.next_deadline
+    r.tick(now)
+    expect(r.role is Role.CANDIDATE, "C-START", f"after the timer fired the replica is {r.role.value}")
+    expect(r.current_term == 3, "C-START", f"the candidate's term is {r.current_term}, expected 2 + 1 = 3")
+    expect(f.storage.voted_for == ME, "C-START", f"the candidate's persisted vote is {f.storage.voted_for}, not itself")
+    expect(r.leader_id is None, "C-START", f"a candidate still names {r.leader_id} as leader")
+    sent = [(to, m) for to, m in f.cluster.sent if isinstance(m, VoteRequest)]
+    expect(sorted(to for to, _ in sent) == [2, 3], "C-START", f"VoteRequests went to {sorted(t for t, _ in sent)}, "
+                                                               "expected every peer [2, 3]")
+    for _, m in sent:
+        expect((m.term, m.last_log_index, m.last_log_term) == (3, 2, 2), "C-START",
+               f"VoteRequest {m} should carry term 3 and the last log index 2 and term 2")
+    expect(now + LOW <= r.next_deadline <= now + HIGH, "C-START", "the candidate did not start a fresh timer")
+    again = r.next_deadline
+    r.tick(again)  # C-RETRY: a split vote, a new election
+    expect(r.role is Role.CANDIDATE and r.current_term == 4, "C-START",
+           f"when the candidate's timer fires again it should stand in term 4; it is {r.role.value} of term "
+           f"{r.current_term}")
+    single = fresh(cls, peers=())
+    single.replica.tick(single.replica.next_deadline)
+    expect(single.replica.role is Role.LEADER, "C-WIN", "a single-node cluster did not elect itself at once")
+
+
+@check("A", "C-WIN", "a candidate becomes leader on a majority of granted votes, each voter counted once")
+def c_win(cls: type[Replica]) -> None:
+    f = fresh(cls, peers=(2, 3, 4, 5))
+    r = f.replica
+    r.tick(r.next_deadline)
+    term = r.current_term
+    for message, what in [(VoteResponse(2, term, True), "one vote of five"),
+                          (VoteResponse(2, term, True), "the same voter twice"),
+                          (VoteResponse(3, term, False), "a refusal")]:
+        r.step(message)
+        expect(r.role is Role.CANDIDATE, "C-WIN", f"became {r.role.value} with {what} (votes so far: itself "
+                                                  "and 2): a majority of five is three")
+    r.step(VoteResponse(4, term, True))
+    expect(r.role is Role.LEADER, "C-WIN", f"three votes of five (1, 2, 4) but the replica is {r.role.value}")
+    beats = sorted(to for to, m in f.cluster.sent if isinstance(m, AppendEntryRequest))
+    expect(beats == [2, 3, 4, 5], "C-WIN",
+           f"a new leader must send AppendEntries to every peer at once; sent to {beats}")
+
+
+@check("A", "ALL-STALE", "a candidate ignores votes granted in an earlier term", points=1)
+def c_win_stale_votes(cls: type[Replica]) -> None:
+    f = fresh(cls)
+    r = f.replica
+    r.tick(r.next_deadline)
+    r.tick(r.next_deadline)  # a split vote: term 2
+    expect(r.current_term == 2, "C-START", f"after two timeouts the candidate's term is {r.current_term}, not 2")
+    r.step(VoteResponse(2, 1, True))
+    r.step(VoteResponse(3, 1, True))
+    expect(r.role is Role.CANDIDATE, "ALL-STALE", "votes granted in term 1 made the candidate of term 2 "
+                                                  f"{r.role.value}: a stale response must be ignored")
+
+
+@check("A", "RV-GRANT", "one vote per term, persisted, to the first candidate that asks")
+def rv_grant_once(cls: type[Replica]) -> None:
+    f = fresh(cls, storage=stored(term=1))
+    r = f.replica
+
+    def answer(candidate: int) -> bool:
+        r.step(VoteRequest(candidate, 1, 0, 0))
+        replies = f.cluster.take(VoteResponse, to=candidate)
+        expect(len(replies) == 1, "RV-GRANT", f"expected one VoteResponse to {candidate}, got {replies}")
+        return replies[0].vote_granted
+
+    expect(answer(2), "RV-GRANT", "refused the first candidate of term 1 (equal, empty logs)")
+    expect(f.storage.voted_for == 2, "RV-GRANT",
+           f"the vote for 2 was not persisted (storage says {f.storage.voted_for})")
+    expect(not answer(3), "RV-GRANT", "granted a second vote in term 1, to 3, after voting for 2: two leaders")
+    expect(answer(2), "RV-GRANT", "refused to repeat its vote to the same candidate (its answer may have been lost)")
+
+
+@check("A", "RV-GRANT", "a vote only for a candidate whose log is at least as up to date")
+def rv_grant_up_to_date(cls: type[Replica]) -> None:
+    for request, grant, why in [
+            (VoteRequest(2, 3, 5, 1), False, "its last term 1 is older than mine (2), though its log is longer"),
+            (VoteRequest(2, 3, 1, 2), False, "same last term 2 but its log is shorter (1 < 2)"),
+            (VoteRequest(2, 3, 2, 2), True, "same last term and length"),
+            (VoteRequest(2, 3, 1, 3), True, "its last term 3 is newer, though its log is shorter")]:
+        f = fresh(cls, storage=stored([e(1, 1), e(2, 2)], term=2))
+        f.replica.step(request)
+        replies = f.cluster.take(VoteResponse, to=2)
+        expect(len(replies) == 1, "RV-GRANT", f"expected one VoteResponse, got {replies}")
+        expect(replies[0].vote_granted is grant, "RV-GRANT",
+               f"my log ends at index 2, term 2; {'refused' if grant else 'granted'} a vote to {request} "
+               f"({why}): the up-to-date check (§5.4.1) is wrong")
+
+
+@check("A", "ALL-TERM", "a higher term in any request or response makes a leader or candidate follow")
+def all_term(cls: type[Replica]) -> None:
+    kinds = {"an AppendEntries request": append(7, 0, 0),
+             "a VoteRequest": VoteRequest(2, 7, 0, 0),
+             "an AppendEntries response": AppendEntryResponse(2, 7, False, 0, 1),
+             "a VoteResponse": VoteResponse(2, 7, False),
+             "an InstallSnapshot response": InstallSnapshotResponse(2, 7, 0)}
+    for role in ("leader", "candidate"):
+        for what, message in kinds.items():
+            f = fresh(cls, storage=stored([e(1, 1), e(2, 2)], term=2))
+            r = f.replica
+            if role == "leader":
+                elect(f)
+            else:
+                r.tick(r.next_deadline)
+            r.step(message)
+            expect(r.role is Role.FOLLOWER and r.current_term == 7, "ALL-TERM",
+                   f"a {role} of term 3 got {what} of term 7 and is now {r.role.value} of term {r.current_term}; "
+                   f"it must become follower of term 7")
+            expect(f.storage.current_term == 7 and f.storage.voted_for is None, "ALL-TERM",
+                   f"after {what} of term 7, storage holds term {f.storage.current_term}, vote "
+                   f"{f.storage.voted_for}: the new term and no vote must be persisted")
+
+
+@check("A", "F-TIMEOUT, C-WIN", "scenario: a leader is elected within 2 s and stays", points=3, scenario=True)
+def sim_first_election(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed)
+    leader = wait_leader(sim, "C-WIN")
+    term = sim.replicas[leader].term
+    sim.run(2.0)
+    expect(sim.leader() == leader and sim.replicas[leader].term == term, "F-TIMEOUT",
+           f"with no faults the leader of term {term} (node {leader}) should stay; now node {sim.leader()} leads "
+           f"term {sim.replicas[sim.leader()].term if sim.leader() is not None else '-'} (timers reset too rarely?)")
+
+
+@check("A", "C-START, RV-GRANT, ALL-TERM", "scenario: a new leader after a crash; the old one follows",
+       points=3, scenario=True)
+def sim_reelection(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed)
+    old = wait_leader(sim, "C-WIN")
+    sim.crash(old)
+    new = wait_leader(sim, "C-START", among=[i for i in sim.ids if i != old])
+    sim.restart(old)
+    sim.run(1.0)
+    view = sim.replicas[old]
+    expect(view.role is Role.FOLLOWER and view.term >= sim.replicas[new].term, "ALL-TERM",
+           f"the restarted old leader {old} is {view.role.value} of term {view.term}; it should follow the leader "
+           f"of term {sim.replicas[new].term}")
+
+
+@check("A", "RV-GRANT", "scenario: a node that missed the commits cannot become leader", scenario=True)
+def sim_lagging_candidate(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed)
+    sim.disconnect(4)
+    wait_leader(sim, "C-WIN", among=[0, 1, 2, 3])
+    for k in range(3):
+        commit(sim, "L-COMMIT", put(k + 1), k=4)
+    sim.run(1.0)
+    sim.crash(sim.leader())
+    sim.connect(4)
+    leader = wait_leader(sim, "C-WIN", timeout=3.0)
+    expect(leader != 4, "RV-GRANT", "node 4, whose log is empty, was elected over nodes holding committed entries")
+
+
+# =============================================================================================
+# Part B: log replication
+# =============================================================================================
+def follower(cls: type[Replica], entries: list, term: int = 1, **kwargs: object) -> Fakes:
+    return fresh(cls, storage=stored(entries, term), **kwargs)
+
+
+def reply(f: Fakes) -> AppendEntryResponse:
+    replies = f.cluster.take(AppendEntryResponse)
+    expect(len(replies) == 1, "F-RESPOND", f"expected one AppendEntries response, got {replies}")
+    return replies[0]
+
+
+@check("B", "AE-CHECK", "AppendEntries is refused unless the log matches at prev_log_index")
+def ae_check(cls: type[Replica]) -> None:
+    f = follower(cls, [e(1, 1), e(2, 1), e(3, 2)], term=2)
+    r = f.replica
+    for request, what in [(append(2, 4, 2, [e(5, 2)]), "prev_log_index 4 is beyond my log (last index 3)"),
+                          (append(2, 3, 1, [e(4, 2)]), "my entry 3 has term 2, not prev_log_term 1")]:
+        r.step(request)
+        answer = reply(f)
+        expect(not answer.success, "AE-CHECK", f"accepted an AppendEntries although {what}")
+        expect(held(r) == [(1, 1), (2, 1), (3, 2)], "AE-CHECK", f"a refused request changed the log: {held(r)}")
+    r.step(append(2, 3, 2, [e(4, 2)]))
+    expect(reply(f).success, "AE-CHECK", "refused an AppendEntries whose prev entry (3, term 2) matches")
+    r.step(append(2, 0, 0, [e(1, 1)]))
+    expect(reply(f).success, "AE-CHECK", "refused an AppendEntries with prev_log_index 0 (always matches)")
+    expect(held(r) == [(1, 1), (2, 1), (3, 2), (4, 2)], "AE-APPEND", f"log is {held(r)}")
+
+
+@check("B", "AE-TRUNCATE", "a conflicting entry and all that follow it are deleted")
+def ae_truncate_conflict(cls: type[Replica]) -> None:
+    f = follower(cls, [e(1, 1), e(2, 1), e(3, 1)], term=1)
+    r = f.replica
+    r.step(append(2, 1, 1, [e(2, 2, "new")]))
+    expect(held(r) == [(1, 1), (2, 2)], "AE-TRUNCATE",
+           f"my log was [(1, t1), (2, t1), (3, t1)]; the leader of term 2 sent entry 2 of term 2 after (1, t1); "
+           f"the log should be [(1, 1), (2, 2)] (index, term), it is {held(r)}")
+    expect(reply(f).success, "AE-TRUNCATE", "the request was not acknowledged")
+    expect(f.sm.states_of("i3t1") == [ABANDONED], "AE-TRUNCATE",
+           f"the deleted entry 3 was not reported abandoned: {f.sm.states_of('i3t1')}")
+
+
+@check("B", "AE-TRUNCATE", "a delayed, shorter request does not cut off matching entries")
+def ae_truncate_keeps_matching(cls: type[Replica]) -> None:
+    f = follower(cls, [], term=2)
+    r = f.replica
+    entries = [e(i, 2) for i in range(1, 5)]
+    r.step(append(2, 0, 0, entries))
+    reply(f)
+    r.step(append(2, 0, 0, entries[:2]))  # the earlier request, delayed by the network
+    expect(held(r) == [(i, 2) for i in range(1, 5)], "AE-TRUNCATE",
+           f"after a delayed request carrying entries 1-2 (which match), the log is {held(r)}: entries 3-4, "
+           f"already acknowledged to the leader, were deleted")
+    answer = reply(f)
+    expect(answer.success and answer.last_index == 2, "L-REPLICATE",
+           f"the delayed request should be acknowledged up to index 2, got {answer}")
+
+
+@check("B", "AE-APPEND", "only entries not already present are appended", points=1)
+def ae_append(cls: type[Replica]) -> None:
+    journal: list = []
+    f = fresh(cls, storage=stored(term=1, storage=JournalStorage(journal)))
+    r = f.replica
+    r.step(append(1, 0, 0, [e(1, 1), e(2, 1)]))
+    r.step(append(1, 2, 1, [e(3, 1)]))
+    expect(held(r) == [(1, 1), (2, 1), (3, 1)], "AE-APPEND", f"log is {held(r)}")
+    writes = [x for x in journal if x[0] == "append"]
+    r.step(append(1, 0, 0, [e(1, 1), e(2, 1), e(3, 1)]))
+    expect([x for x in journal if x[0] == "append"] == writes, "AE-APPEND",
+           "a duplicate request appended entries that were already present")
+    expect(held(r) == [(1, 1), (2, 1), (3, 1)], "AE-APPEND", f"log is {held(r)} after a duplicate request")
+
+
+@check("B", "AE-COMMIT", "the follower's commit index is min(leader's, last new entry) and never decreases")
+def ae_commit(cls: type[Replica]) -> None:
+    f = follower(cls, [e(1, 1), e(2, 1), e(3, 1)], term=1)
+    r = f.replica
+    r.step(append(2, 1, 1, [], commit=3))
+    expect(r.commit_index == 1, "AE-COMMIT",
+           f"a heartbeat of term 2 proved only entry 1 (prev_log_index 1, no entries) with leader_commit 3; my "
+           f"entries 2-3 may differ from the leader's, so commit_index must be min(3, 1) = 1, it is {r.commit_index}")
+    expect(f.sm.applied == ["i1t1"], "AE-COMMIT", f"applied {f.sm.applied}, expected only i1t1")
+    r.step(append(2, 3, 1, [], commit=3))
+    expect(r.commit_index == 3, "AE-COMMIT",
+           f"a request proving entry 3 with leader_commit 3 left commit at {r.commit_index}")
+    r.step(append(2, 1, 1, [], commit=1))
+    expect(r.commit_index == 3, "AE-COMMIT", f"the commit index went back to {r.commit_index}")
+
+
+@check("B", "L-REPLICATE", "an acknowledgement covers what the request proved, not the follower's log length",
+       points=1)
+def l_replicate_ack(cls: type[Replica]) -> None:
+    f = follower(cls, [e(1, 1), e(2, 1), e(3, 1)], term=1)
+    r = f.replica
+    r.step(append(1, 1, 1, []))
+    answer = reply(f)
+    expect(answer.success and answer.last_index == 1, "L-REPLICATE",
+           f"a heartbeat with prev_log_index 1 and no entries proves only index 1; it was acknowledged as {answer} "
+           f"(the leader would set match_index from the follower's log length, 3, and commit what it lacks)")
+
+
+@check("B", "L-REPLICATE", "a leader moves match_index only forward and ignores stale answers")
+def l_replicate_responses(cls: type[Replica]) -> None:
+    f = follower(cls, [e(1, 1), e(2, 1), e(3, 2)], term=2)
+    r = f.replica
+    elect(f)
+    expect(r.next_index == {2: 5, 3: 5}, "L-REPLICATE", f"next_index is {r.next_index}, expected 5 (after the no-op)")
+    f.cluster.take()
+    r.step(refused(2, 3, 1, 2))
+    sent = f.cluster.take(AppendEntryRequest, to=2)
+    expect(len(sent) == 1 and sent[0].prev_log_index == 1 and [x.index for x in sent[0].entries] == [2, 3, 4],
+           "L-REPLICATE", f"after a refusal with hint 2 the leader should resend entries 2-4 after index 1: {sent}")
+    r.step(ok(2, 3, 4))
+    expect(r.match_index[2] == 4 and r.commit_index == 4, "L-REPLICATE",
+           f"after peer 2 acknowledged index 4: match_index {r.match_index}, commit_index {r.commit_index}")
+    r.step(ok(2, 3, 2))
+    expect(r.match_index[2] == 4, "L-REPLICATE", f"a late acknowledgement of index 2 moved match_index[2] back to "
+                                                 f"{r.match_index[2]}: match_index never decreases")
+    r.step(ok(3, 2, 4))
+    expect(r.match_index[3] == 0, "ALL-STALE", f"an acknowledgement from term 2 (the leader is in term 3) set "
+                                               f"match_index[3] to {r.match_index[3]}: stale responses are ignored")
+    r.step(refused(2, 3, 1, 1))
+    expect(r.next_index[2] >= 5, "L-REPLICATE", f"a stale refusal moved next_index[2] to {r.next_index[2]}, below "
+                                                "match_index + 1 = 5")
+
+
+@check("B", "L-COMMIT", "a leader commits a current-term entry once a majority holds it")
+def l_commit_majority(cls: type[Replica]) -> None:
+    f = fresh(cls, peers=(2, 3, 4, 5))
+    r = f.replica
+    elect(f, voters=(2, 3))
+    term = r.current_term
+    f.sm.pending = [Op("a", 1), Op("b", 2)]
+    r.process_transitions()  # no-op 1, a 2, b 3
+    r.step(ok(2, term, 3))
+    expect(r.commit_index == 0, "L-COMMIT", f"committed {r.commit_index} with two of five holding it")
+    r.step(ok(3, term, 2))
+    expect(r.commit_index == 2, "L-COMMIT", f"three of five hold index 2 but commit_index is {r.commit_index}")
+    r.step(ok(4, term, 3))
+    expect(r.commit_index == 3 and f.sm.applied == ["noop", "a", "b"], "L-COMMIT",
+           f"three of five hold index 3: commit_index {r.commit_index}, applied {f.sm.applied}")
+
+
+@check("B", "L-COMMIT", "an older-term entry is never committed by counting replicas (Figure 8)")
+def l_commit_figure8(cls: type[Replica]) -> None:
+    f = follower(cls, [e(1, 1, "t1"), e(2, 2, "t2")], term=2)
+    r = f.replica
+    elect(f)
+    r.MAX_ENTRIES_PER_MESSAGE = 1  # the old entries travel first, one per request
+    r.step(refused(2, 3, 1, 2))
+    f.cluster.take()
+    r.step(ok(2, 3, 2))
+    expect(r.commit_index == 0, "L-COMMIT",
+           f"a majority (leader and peer 2) holds entry 2 of term 2 but the leader is in term 3: it must not be "
+           f"committed by counting replicas (Figure 8); commit_index is {r.commit_index}")
+    r.step(ok(2, 3, 3))
+    expect(r.commit_index == 3, "L-COMMIT", f"once the term-3 no-op (index 3) is on a majority, entries up to 3 "
+                                            f"commit; commit_index is {r.commit_index}")
+
+
+@check("B", "L-REPLICATE, AE-APPEND, L-COMMIT", "scenario: five writes reach every node", points=3, scenario=True)
+def sim_agreement(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed)
+    wait_leader(sim, "C-WIN")
+    for k in range(5):
+        commit(sim, "L-REPLICATE", put(k + 1), k=5)
+    datas = [dict(r.machine.data) for r in sim.replicas]
+    expect(all(d == datas[0] for d in datas) and len(datas[0]) == 5, "ALL-APPLY", f"the nodes disagree: {datas}")
+
+
+@check("B", "AE-CHECK, AE-TRUNCATE", "scenario: a deposed leader's uncommitted entries are replaced",
+       points=3, scenario=True)
+def sim_rejoin(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed)
+    old = wait_leader(sim, "C-WIN")
+    commit(sim, "L-REPLICATE", put(1))
+    sim.partition([old, (old + 1) % 5])
+    sim.submit(KVStore.put(2, 1, "minority", "lost"), to=old)
+    sim.run(0.1)
+    wait_leader(sim, "C-WIN", among=[i for i in sim.ids if i not in (old, (old + 1) % 5)], timeout=3.0)
+    commit(sim, "L-REPLICATE", KVStore.put(3, 1, "majority", "kept"))
+    sim.heal()
+    sim.run(1.5)
+    logs = {tuple((x.index, x.term) for x in r.log) for r in sim.replicas}
+    expect(len(logs) == 1, "AE-TRUNCATE", f"after the heal the logs still differ: {sorted(logs)}")
+    datas = [dict(r.machine.data) for r in sim.replicas]
+    expect(all("minority" not in d and d.get("majority") == "kept" for d in datas), "AE-TRUNCATE",
+           f"the state machines: {datas}")
+
+
+@check("B", "L-REPLICATE, L-COMMIT", "scenario: a lossy network with leader crashes still commits",
+       points=3, scenario=True)
+def sim_unreliable(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed, network=NetworkModel(latency=(0.002, 0.04), drop=0.1, duplicate=0.1))
+    rng = random.Random(f"grading/{seed}")
+    down: int | None = None
+    for k in range(12):
+        sim.submit(put(k + 1))
+        sim.run(0.3)
+        if k % 4 == 3:
+            if down is not None:
+                sim.restart(down)
+            down = sim.leader() if sim.leader() is not None else rng.randrange(5)
+            sim.crash(down)
+    sim.heal()
+    sim.network.drop = sim.network.duplicate = 0.0
+    if down is not None:
+        sim.restart(down)
+    commit(sim, "L-REPLICATE", KVStore.put(99, 1, "final", "x"), k=5)
+
+
+# =============================================================================================
+# Part C: persistence
+# =============================================================================================
+def journaled(cls: type[Replica], entries: list | None = None, term: int = 0) -> tuple[Fakes, list]:
+    journal: list = []
+    storage = stored(entries or [], term, storage=JournalStorage(journal))
+    journal.clear()
+    return fresh(cls, storage=storage, journal=journal), journal
+
+
+def before(journal: list, record: tuple, rule: str, what: str) -> None:
+    """`record` is in the journal before the first send."""
+    sends = [k for k, x in enumerate(journal) if x[0] == "send"]
+    expect(record in journal, rule, f"{what} was never written to stable storage (journal: {journal[:6]})")
+    expect(not sends or journal.index(record) < sends[0], rule,
+           f"{what} was written to stable storage only after a message was sent (journal: {journal[:6]}): a "
+           f"crash in between loses it")
+
+
+@check("C", "C-START", "term and self-vote are durable before the VoteRequests go out", points=1)
+def persist_c_start(cls: type[Replica]) -> None:
+    f, journal = journaled(cls)
+    f.replica.tick(f.replica.next_deadline)
+    before(journal, ("persist", 1, ME), "C-START", "the candidate's term 1 and vote for itself")
+
+
+@check("C", "RV-GRANT", "a granted vote is persisted before the answer is sent")
+def persist_vote(cls: type[Replica]) -> None:
+    f, journal = journaled(cls, term=1)
+    f.replica.step(VoteRequest(2, 1, 0, 0))
+    before(journal, ("persist", 1, 2), "RV-GRANT", "the vote for 2 in term 1")
+    again = fresh(cls, storage=f.storage)  # restarted on the same storage: the vote is remembered
+    again.replica.step(VoteRequest(3, 1, 0, 0))
+    answers = again.cluster.take(VoteResponse)
+    expect(answers and not answers[0].vote_granted, "RV-GRANT",
+           "after a restart the replica voted again in term 1 (for 3, having voted for 2): two leaders")
+
+
+@check("C", "ALL-TERM", "a higher term is persisted (with no vote) before answering", points=1)
+def persist_term(cls: type[Replica]) -> None:
+    f, journal = journaled(cls, [e(1, 1), e(2, 2)], term=2)
+    f.replica.step(VoteRequest(2, 5, 0, 0))
+    before(journal, ("persist", 5, None), "ALL-TERM", "term 5 with no vote")
+
+
+@check("C", "L-APPEND, AE-APPEND", "entries are durable before they are acknowledged or replicated")
+def persist_entries_first(cls: type[Replica]) -> None:
+    f, journal = journaled(cls, term=1)
+    f.replica.step(append(1, 0, 0, [e(1, 1), e(2, 1)]))
+    before(journal, ("append", (1, 2)), "AE-APPEND", "entries 1-2 from the leader")
+    expect(held(f.replica) == [(1, 1), (2, 1)], "AE-APPEND", f"log is {held(f.replica)}")
+    g, journal = journaled(cls)
+    elect(g)
+    journal.clear()
+    g.sm.pending = [Op("a", 1)]
+    g.replica.process_transitions()
+    before(journal, ("append", (2,)), "L-APPEND", "the leader's new entry 2")
+
+
+@check("C", "restart", "a restarted replica resumes from storage and from the snapshot")
+def recover_from_storage(cls: type[Replica]) -> None:
+    storage = MemoryStorage()
+    storage.set_term_and_vote(3, 2)
+    snapshot = Snapshot(5, 1, (15, ("s",)))
+    storage.save_snapshot(snapshot)
+    storage.append([e(6, 1), e(7, 3)])
+    f = fresh(cls, storage=storage)
+    r = f.replica
+    expect((r.current_term, r.voted_for, r.log.last_index) == (3, 2, 7), "restart",
+           f"term, vote and last index are {(r.current_term, r.voted_for, r.log.last_index)}, expected (3, 2, 7)")
+    expect((r.commit_index, r.last_applied) == (5, 5), "restart",
+           f"commit_index and last_applied start at {(r.commit_index, r.last_applied)}: the snapshot's index 5 is "
+           f"known committed, the entries after it are not (yet)")
+    expect(f.sm.snapshots_set == [snapshot] and f.sm.total == 15, "IS-LOAD",
+           f"the state machine was not started from the stored snapshot: {f.sm.snapshots_set}")
+    sm = RecordingStateMachine(own_snapshot=Snapshot(4, 1, (10, ("a",))))
+    g = fresh(cls, storage=stored([e(i, 1) for i in range(1, 7)], term=1), sm=sm)
+    expect(g.replica.log.base_index == 4 and g.replica.last_applied == 4, "restart",
+           f"the state machine's own snapshot at index 4 is newer than storage's: the log's base is "
+           f"{g.replica.log.base_index} and last_applied {g.replica.last_applied}, expected 4 and 4")
+
+
+@check("C", "restart", "scenario: every node crashes and restarts; nothing committed is lost",
+       points=3, scenario=True)
+def sim_restart_all(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed)
+    wait_leader(sim, "C-WIN")
+    for k in range(3):
+        commit(sim, "L-REPLICATE", put(k + 1), k=5)
+    for node in sim.ids:
+        sim.crash(node)
+    for node in sim.ids:
+        sim.restart(node)
+    wait_leader(sim, "C-WIN", timeout=3.0)
+    commit(sim, "L-REPLICATE", put(9), k=5)
+    sim.run(0.5)
+    for r in sim.replicas:
+        expect(all(f"k{k}" in r.machine.data for k in (1, 2, 3, 9)), "restart",
+               f"node {r.id} lost committed writes after the restart: {dict(r.machine.data)}")
+
+
+@check("C", "RV-GRANT, restart", "scenario: crashes and restarts during elections", points=2, scenario=True)
+def sim_crash_restart(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed, election_timeout=(0.15, 0.16))
+    rng = random.Random(f"grading/{seed}")
+    for k in range(20):
+        node = rng.randrange(5)
+        sim.crash(node)
+        sim.run(rng.uniform(0.0, 0.05))
+        sim.restart(node)
+        if k % 5 == 0:
+            sim.submit(put(k + 1))
+        sim.run(rng.uniform(0.05, 0.2))
+    commit(sim, "L-REPLICATE", KVStore.put(99, 1, "final", "x"), k=5)
+
+
+# =============================================================================================
+# Part D: snapshots
+# =============================================================================================
+@check("D", "SNAP-TAKE", "a snapshot every snapshot_delta applied entries, with the last applied index and term")
+def snap_take(cls: type[Replica]) -> None:
+    entries = [e(i, 1) for i in range(1, 7)] + [e(7, 2)]
+    f = follower(cls, [], term=2, snapshot_delta=3)
+    r = f.replica
+    r.step(append(2, 0, 0, entries, commit=2))
+    expect(f.sm.created == [] and r.log.base_index == 0, "SNAP-TAKE", f"a snapshot after 2 applied entries "
+                                                                      f"(delta 3): {f.sm.created}")
+    r.step(append(2, 7, 2, [], commit=4))
+    expect(f.sm.created == [(4, 1)] and r.log.base_index == 4, "SNAP-TAKE",
+           f"after 4 applied entries (delta 3) expected one snapshot at (index 4, term 1); created {f.sm.created}, "
+           f"log base {r.log.base_index}")
+    r.step(append(2, 7, 2, [], commit=6))
+    expect(f.sm.created == [(4, 1)], "SNAP-TAKE", f"only 2 entries applied since the last snapshot: {f.sm.created}")
+    r.step(append(2, 7, 2, [], commit=7))
+    expect(f.sm.created == [(4, 1), (7, 2)] and r.log.base_index == 7, "SNAP-TAKE",
+           f"expected a snapshot at (7, term 2): {f.sm.created}, log base {r.log.base_index}")
+
+
+def install(f: Fakes, index: int, term: int, data: object, leader_term: int) -> None:
+    f.replica.step(InstallSnapshotRequest(2, leader_term, index, term, 0, data, True))
+
+
+@check("D", "IS-KEEP", "entries after a matching snapshot are kept; otherwise the whole log goes")
+def is_keep(cls: type[Replica]) -> None:
+    f = follower(cls, [e(i, 1) for i in range(1, 6)], term=1)
+    install(f, 3, 1, (6, ("i1t1", "i2t1", "i3t1")), 1)
+    expect(f.replica.log.base_index == 3 and held(f.replica) == [(4, 1), (5, 1)], "IS-KEEP",
+           f"my log held entry 3 of term 1 like the snapshot: entries 4-5 must be kept; base "
+           f"{f.replica.log.base_index}, log {held(f.replica)}")
+    g = follower(cls, [e(1, 1), e(2, 1), e(3, 2)], term=3)
+    install(g, 3, 3, (6, ("a", "b", "c")), 3)
+    expect(g.replica.log.base_index == 3 and held(g.replica) == [], "IS-KEEP",
+           f"my entry 3 has term 2, the snapshot's term 3: the whole log must go; log {held(g.replica)}")
+    expect(g.sm.states_of("i3t2") == [ABANDONED] and f.sm.states_of("i3t1") == [APPLIED], "IS-KEEP",
+           f"unapplied entries removed by a snapshot: reported {f.sm.states_of('i3t1')} when the log matched "
+           f"(expected APPLIED) and {g.sm.states_of('i3t2')} when it did not (expected ABANDONED)")
+
+
+@check("D", "IS-LOAD", "the state machine is reset from the snapshot; the term never goes back")
+def is_load(cls: type[Replica]) -> None:
+    f = follower(cls, [e(1, 1)], term=5)
+    snapshot_data = (10, ("a", "b", "c", "d"))
+    install(f, 4, 1, snapshot_data, 5)
+    r = f.replica
+    expect(r.current_term == 5 and f.storage.current_term == 5, "IS-LOAD",
+           f"after installing a snapshot whose last term is 1, the term is {r.current_term} (was 5): the term "
+           f"never goes back because of a snapshot")
+    expect(f.sm.total == 10 and f.sm.snapshots_set and f.sm.snapshots_set[-1].data == snapshot_data, "IS-LOAD",
+           f"the state machine was not reset from the snapshot: total {f.sm.total}")
+    expect((r.commit_index, r.last_applied) == (4, 4), "IS-LOAD",
+           f"commit_index, last_applied are {(r.commit_index, r.last_applied)}, expected at least 4")
+    answers = f.cluster.take(InstallSnapshotResponse)
+    expect(answers and answers[-1].last_included_index == 4, "IS-LOAD", f"the snapshot was not acknowledged: {answers}")
+    r.step(append(5, 4, 1, [e(5, 5)], commit=5))
+    expect(reply(f).success and r.commit_index == 5, "AE-CHECK", "the log does not continue after the snapshot")
+
+
+@check("D", "SNAP-TAKE, IS-KEEP, IS-LOAD", "scenario: a lagging node catches up by InstallSnapshot",
+       points=3, scenario=True)
+def sim_catch_up(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed, snapshot_delta=3)
+    sim.disconnect(4)
+    wait_leader(sim, "C-WIN", among=[0, 1, 2, 3])
+    for k in range(7):
+        commit(sim, "L-REPLICATE", put(k + 1), k=4)
+    expect(any(r.snapshot_index > 0 for r in sim.replicas[:4]), "SNAP-TAKE", "no node took a snapshot")
+    sim.connect(4)
+    sim.run_until(lambda s: len(s.replicas[4].machine.data) == 7, 3.0)
+    expect(len(sim.replicas[4].machine.data) == 7, "IS-LOAD",
+           f"node 4 did not catch up within 3 s: {dict(sim.replicas[4].machine.data)}")
+    expect(sim.trace.of_kind("snapshot_installed"), "IS-LOAD", "node 4 caught up without installing a snapshot")
+
+
+@check("D", "SNAP-TAKE, restart", "scenario: nodes restart from their snapshots", points=2, scenario=True)
+def sim_restart_from_snapshot(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed, snapshot_delta=3)
+    wait_leader(sim, "C-WIN")
+    for k in range(7):
+        commit(sim, "L-REPLICATE", put(k + 1), k=5)
+    for node in sim.ids:
+        sim.crash(node)
+        sim.restart(node)
+    commit(sim, "L-REPLICATE", put(9), k=5)
+    sim.run(0.5)
+    for r in sim.replicas:
+        expect(len(r.machine.data) == 8, "SNAP-TAKE", f"node {r.id} holds {dict(r.machine.data)} after restarting")
+
+
+BY_ID = {c.id: c for c in CHECKS}

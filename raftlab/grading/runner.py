@@ -1,0 +1,458 @@
+"""Running the checks against a student's class: guards, scores, reports, replay.
+
+Every check runs in a worker process (forked, so a class defined anywhere, even in a notebook, can be
+graded) with a wall-time limit: student code stuck in an infinite loop fails that check, the worker is
+killed and a new one takes the next check. Scenarios also have an event budget (`GradedSimulation`).
+When a part is graded, the exercises of the other parts come from the reference solution, so each part
+is graded on its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import io
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core import Replica, ReplicaStopped
+from ..sim import InvariantViolation
+from . import checks as _checks
+from .checks import CHECKS, BudgetExceeded, Check, CheckFailed
+from .reference import ReferenceReplica
+from .skeleton import BY_NAME, EXERCISES, PARTS, StudentReplica, _todo
+
+DEFAULT_SEEDS = 3
+DEFAULT_TIMEOUT = 30.0  # wall seconds per check (all its seeds)
+
+
+class SubmissionError(Exception):
+    """A submission could not be loaded (no class, an import error)."""
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check, as a student reads it."""
+
+    id: str
+    part: str
+    rule: str  # the rule ids the check is about
+    title: str
+    points: int
+    earned: int
+    passed: bool
+    kind: str  # "pass", "assertion", "invariant", "not implemented", "exception", "timeout", "budget", "crash"
+    seed: int | None = None  # the first failing seed (scenarios)
+    message: str = ""
+    tail: str = ""  # the explained end of the trace
+    traceback: str = ""  # for an exception raised by student code
+    replay: str = ""  # a one-line command that replays the failure
+    scenario: bool = False  # a simulator scenario (else a paper-claim check)
+
+
+@dataclass
+class Report:
+    """A student's grade."""
+
+    student: str  # the class name
+    source: str  # the file, or module:class
+    part: str | None
+    seeds: list[int]
+    results: list[CheckResult] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # exercises not written ("name (RULE)")
+    error: str = ""  # the submission could not be loaded
+    seconds: float = 0.0
+
+    @property
+    def earned(self) -> int:
+        return sum(r.earned for r in self.results)
+
+    @property
+    def total(self) -> int:
+        return sum(r.points for r in self.results)
+
+    @property
+    def score(self) -> float:
+        return round(self.earned / self.total, 4) if self.total else 0.0
+
+    def failed(self, scenario: bool | None = None) -> list[str]:
+        """The ids of the failed checks (only scenarios, or only paper-claim checks, if `scenario` is given)."""
+        return [r.id for r in self.results if not r.passed and (scenario is None or r.scenario == scenario)]
+
+    def by_part(self) -> dict[str, tuple[int, int]]:
+        parts: dict[str, tuple[int, int]] = {}
+        for r in self.results:
+            e, t = parts.get(r.part, (0, 0))
+            parts[r.part] = (e + r.earned, t + r.points)
+        return parts
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"student": self.student, "source": self.source, "part": self.part, "seeds": self.seeds,
+                "score": self.score, "earned": self.earned, "total": self.total, "missing": self.missing,
+                "error": self.error, "results": [asdict(r) for r in self.results]}
+
+    def text(self, verbose: bool = False) -> str:
+        """The report as a student reads it: one line per check, details under each failure."""
+        out = [f"raftlab grade: {self.student} ({self.source}), part {self.part or 'A-D'}, seeds {self.seeds}"]
+        if self.error:
+            out.append(f"  could not load the submission: {self.error}")
+        if self.missing:
+            out.append("  not written yet: " + ", ".join(self.missing))
+        for r in self.results:
+            mark = "PASS" if r.passed else "FAIL"
+            seed = "" if r.seed is None else f"  seed {r.seed}"
+            out.append(f"[{mark}] {r.id:<34} {r.earned}/{r.points}  {r.rule}{seed}  {r.title}")
+            if r.passed and not verbose:
+                continue
+            if not r.passed:
+                out.append(f"       {r.kind}: " + r.message.strip().replace("\n", "\n       "))
+                if r.traceback:
+                    out.append("       traceback (most recent call last, your code included):")
+                    out.extend("         " + line for line in r.traceback.rstrip().splitlines()[-14:])
+                if r.tail:
+                    out.append("       the end of the trace, explained:")
+                    out.extend("         " + line for line in r.tail.rstrip().splitlines()[-15:])
+                if r.replay:
+                    out.append(f"       replay: {r.replay}")
+        parts = ", ".join(f"{p} {e}/{t}" for p, (e, t) in sorted(self.by_part().items()))
+        out.append(f"score: {self.score:.2f} ({self.earned}/{self.total} points; {parts}) in {self.seconds:.1f} s")
+        return "\n".join(out)
+
+
+# ----- loading -----------------------------------------------------------------------------------
+def load_student(path: str | Path) -> type[StudentReplica]:
+    """The student's class in the file `path`: the class named by a module-level ``STUDENT_CLASS``,
+    else the only subclass of `StudentReplica` defined in the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SubmissionError(f"no such file: {path}")
+    name = "raftlab_submission_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SubmissionError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as error:  # a submission may raise anything, even SystemExit
+        raise SubmissionError(f"importing {path} raised {error!r}\n{_format(error)}") from None
+    chosen = getattr(module, "STUDENT_CLASS", None)
+    if chosen is None:
+        found = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, StudentReplica)
+                 and c.__module__ == name and c is not StudentReplica]
+        if len(found) != 1:
+            raise SubmissionError(f"{path} defines {len(found)} subclasses of StudentReplica "
+                                  f"({', '.join(c.__name__ for c in found) or 'none'}); define exactly one, or "
+                                  f"name it with STUDENT_CLASS = YourClass")
+        chosen = found[0]
+    if not (isinstance(chosen, type) and issubclass(chosen, StudentReplica)):
+        raise SubmissionError(f"{path}: STUDENT_CLASS must be a subclass of StudentReplica, not {chosen!r}")
+    return chosen
+
+
+def missing_exercises(cls: type[Replica]) -> list[str]:
+    """The exercises `cls` has not written (still the skeleton's)."""
+    return [f"{e.name} ({e.rules})" for e in EXERCISES
+            if getattr(cls, e.name, None) is getattr(StudentReplica, e.name)]
+
+
+def graded_class(student: type[Replica], part: str) -> type[Replica]:
+    """`student` with the exercises of the other parts taken from the reference solution."""
+    overrides = {e.name: ReferenceReplica.__dict__[e.name] for e in EXERCISES if e.part != part}
+    return type(student.__name__, (student,), overrides)
+
+
+# ----- one check ---------------------------------------------------------------------------------
+def run_check(check: Check, student: type[Replica], seeds: Sequence[int], source: str = "") -> CheckResult:
+    """Run one check here (no guard against infinite loops: `grade` runs this in a worker)."""
+    cls = graded_class(student, check.part)
+    result = CheckResult(check.id, check.part, check.rule, check.title, check.points, check.points, True, "pass",
+                         scenario=check.scenario)
+    for seed in (seeds if check.scenario else [None]):
+        _checks.TRACKED.clear()
+        _checks.SIMS.clear()
+        try:
+            check.fn(cls, seed) if check.scenario else check.fn(cls)
+        except BaseException as error:  # student code may raise anything
+            _fail(result, error, seed)
+            result.replay = replay_command(source or f"{student.__module__}:{student.__qualname__}", check.id, seed)
+            break
+    return result
+
+
+def _fail(result: CheckResult, error: BaseException, seed: int | None) -> None:
+    result.passed, result.earned, result.seed = False, 0, seed
+    sims, tracked = _checks.SIMS, _checks.TRACKED
+    if sims:
+        result.tail = sims[-1].trace.explain(last=15)
+    elif tracked:
+        result.tail = tracked[-1].explain()
+    todo = _not_implemented(error)
+    if isinstance(error, InvariantViolation):
+        result.kind = "invariant"
+        result.message = (f"{error.property} violated at step {error.step} (seed {error.seed}): {error.detail} "
+                          f"[checking {result.rule}]")
+        result.tail = error.tail
+    elif todo is not None:
+        result.kind, result.message = "not implemented", _hint(todo)
+    elif isinstance(error, CheckFailed):
+        result.kind, result.message = "assertion", str(error)
+    elif isinstance(error, BudgetExceeded):
+        result.kind, result.message = "budget", f"{result.rule}: {error}"
+    elif isinstance(error, AssertionError):
+        result.kind, result.message = "assertion", str(error) or f"{result.rule}: an expectation failed"
+    else:  # the replica stops on an error (ReplicaStopped): show the error that stopped it
+        while isinstance(error, ReplicaStopped) and error.__cause__ is not None:
+            error = error.__cause__
+        result.kind = "exception"
+        result.message = f"your code raised {type(error).__name__}: {error} (while checking {result.rule})"
+        result.traceback = "".join(traceback.format_exception(type(error), error, error.__traceback__, chain=False))
+
+
+def _not_implemented(error: BaseException | None) -> BaseException | None:
+    while error is not None:
+        if isinstance(error, NotImplementedError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _hint(error: BaseException) -> str:
+    """The message of a NotImplementedError; if it has none (nbgrader's ``raise NotImplementedError()``),
+    the hint of the exercise that raised it."""
+    tb, name = error.__traceback__, ""
+    while tb is not None:
+        name, tb = tb.tb_frame.f_code.co_name, tb.tb_next
+    if str(error) or name not in BY_NAME:
+        return str(error) or "NotImplementedError"
+    return str(_todo(name))
+
+
+def _format(error: BaseException) -> str:
+    lines = traceback.format_exception(type(error), error, error.__traceback__)
+    return "".join(lines)[-4000:]
+
+
+def replay_command(source: str, check_id: str, seed: int | None) -> str:
+    """The command that replays a failure (in the `RaftLab` app for a scenario)."""
+    target = repr(source)
+    if seed is None:
+        return f"python -c \"from raftlab.grading import replay; replay({target}, '{check_id}')\""
+    return (f"from raftlab.grading import replay; from raftlab.widgets import RaftLab; "
+            f"RaftLab(replay({target}, '{check_id}', seed={seed}))   # in a notebook cell")
+
+
+def _resolve(student: type[Replica] | str | Path) -> type[Replica]:
+    if isinstance(student, type):
+        return student
+    text = str(student)
+    if ":" in text and not Path(text).exists():  # module:Class
+        module, _, qualname = text.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        return obj
+    return load_student(text)
+
+
+def replay(student: type[Replica] | str | Path, check_id: str, seed: int | None = None) -> Any:
+    """Run check `check_id` again for `student` (a class, a file, or ``module:Class``). For a scenario,
+    returns its `Simulation` stopped where it failed (give it to ``raftlab.widgets.RaftLab`` to see the
+    run, rewind and step through it) and prints what failed; a paper-claim check raises its failure."""
+    check = _checks.BY_ID[check_id]
+    cls = graded_class(_resolve(student), check.part)
+    _checks.TRACKED.clear()
+    _checks.SIMS.clear()
+    if not check.scenario:
+        check.fn(cls)
+        print(f"{check_id}: passed")
+        return None
+    seed = 1 if seed is None else seed
+    try:
+        check.fn(cls, seed)
+        print(f"{check_id} (seed {seed}): passed")
+    except Exception as error:
+        print(f"{check_id} (seed {seed}) failed: {type(error).__name__}: {error}".splitlines()[0])
+        if _checks.SIMS:
+            print(_checks.SIMS[-1].trace.explain(last=20))
+    if not _checks.SIMS:
+        return None
+    sim = _checks.SIMS[-1]
+    sim.budget = sys.maxsize  # explored by hand from here: no event budget
+    return sim
+
+
+# ----- the guarded worker ------------------------------------------------------------------------
+def _serve(conn: Any, student: type[Replica] | str, source: str) -> None:
+    sys.stdout = sys.stderr = io.StringIO()  # a student's prints must not garble the report
+    try:
+        cls = _resolve(student)
+        conn.send(("loaded", cls.__name__, missing_exercises(cls)))
+    except BaseException as error:
+        conn.send(("error", str(error) if isinstance(error, SubmissionError) else _format(error)))
+        return
+    while True:
+        request = conn.recv()
+        if request is None:
+            return
+        check_id, seeds = request
+        conn.send(run_check(_checks.BY_ID[check_id], cls, seeds, source))
+        sys.stdout.seek(0)
+        sys.stdout.truncate()
+
+
+class _Worker:
+    def __init__(self, student: type[Replica] | str, source: str) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, student, source), daemon=True)
+        self.process.start()
+        child.close()
+
+    def receive(self, timeout: float) -> Any:
+        """The next answer, or None if there is none within `timeout` (then the worker is killed)."""
+        try:
+            if self.conn.poll(timeout):
+                return self.conn.recv()
+        except (EOFError, OSError):
+            pass
+        self.stop(kill=True)
+        return None
+
+    def stop(self, kill: bool = False) -> None:
+        if not kill:
+            try:
+                self.conn.send(None)
+            except OSError:
+                kill = True
+        self.process.join(0 if kill else 2.0)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+def select(part: str | None = None) -> list[Check]:
+    if part is not None and part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, not {part!r}")
+    return [c for c in CHECKS if part is None or c.part == part]
+
+
+def seed_list(seeds: int | Iterable[int] = DEFAULT_SEEDS, first_seed: int = 1) -> list[int]:
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"seeds must be at least 1, not {seeds}")
+        return list(range(first_seed, first_seed + seeds))
+    return [int(s) for s in seeds]
+
+
+def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: int | Iterable[int] = DEFAULT_SEEDS,
+          *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT) -> Report:
+    """Grade `student` (a subclass of `StudentReplica`, or a .py file defining one, see `load_student`)
+    on part `part` (``"A"``-``"D"``, or all), running each scenario on `seeds` (a count of seeds
+    starting at `first_seed`, or a list of seeds). Each check runs in a worker process; one that takes
+    more than `timeout` wall seconds fails and its worker is killed."""
+    chosen, seed_values = select(part), seed_list(seeds, first_seed)
+    if isinstance(student, type):
+        source = f"{student.__module__}:{student.__qualname__}"
+        if student.__module__ == "__main__":
+            source = student.__qualname__
+    else:
+        source = str(student)
+    start = time.perf_counter()
+    report = Report(getattr(student, "__name__", Path(str(student)).stem), source, part, seed_values)
+    worker = _Worker(student, source)
+    loaded = worker.receive(timeout)
+    if loaded is None or loaded[0] == "error":
+        report.error = "loading timed out" if loaded is None else loaded[1]
+        worker.stop(kill=True)
+        for c in chosen:
+            report.results.append(CheckResult(c.id, c.part, c.rule, c.title, c.points, 0, False, "crash",
+                                              message=f"the submission could not be loaded: {report.error}",
+                                              scenario=c.scenario))
+        report.seconds = time.perf_counter() - start
+        return report
+    report.student, report.missing = loaded[1], loaded[2]
+    for c in chosen:
+        if worker is None:
+            worker = _Worker(student, source)
+            if worker.receive(timeout) is None:
+                worker = None
+        result = None
+        if worker is not None:
+            worker.conn.send((c.id, seed_values))
+            result = worker.receive(timeout)
+        if result is None:
+            result = CheckResult(c.id, c.part, c.rule, c.title, c.points, 0, False, "timeout",
+                                 seed=seed_values[0] if c.scenario else None,
+                                 message=f"{c.rule}: no answer within {timeout:g} s of wall time: an infinite loop "
+                                         f"in your code? (the check was stopped)",
+                                 replay=replay_command(source, c.id, seed_values[0] if c.scenario else None),
+                                 scenario=c.scenario)
+            worker = None
+        report.results.append(result)
+    if worker is not None:
+        worker.stop()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def grade_many(students: Sequence[tuple[str, Any]], part: str | None = None, seeds: int | Iterable[int] = DEFAULT_SEEDS,
+               *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT, jobs: int | None = None) -> list[Report]:
+    """Grade several students (``(label, class or path)`` pairs), `jobs` at a time (default: the number
+    of processors), each in its own forked lane. Returns the reports in order."""
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(students)))
+    if jobs == 1:
+        return [grade(s, part, seeds, first_seed=first_seed, timeout=timeout) for _, s in students]
+    ctx = multiprocessing.get_context("fork")
+    lanes = []
+    for lane in range(jobs):
+        mine = list(range(lane, len(students), jobs))
+        conn, child = ctx.Pipe()
+        process = ctx.Process(target=_lane, args=(child, [students[k][1] for k in mine], part, seeds, first_seed,
+                                                  timeout))
+        process.start()
+        child.close()
+        lanes.append((mine, conn, process))
+    reports: list[Report | None] = [None] * len(students)
+    for mine, conn, process in lanes:
+        for k, report in zip(mine, conn.recv(), strict=True):
+            reports[k] = report
+        process.join()
+    return reports  # type: ignore[return-value]
+
+
+def _lane(conn: Any, students: list[Any], part: str | None, seeds: Any, first_seed: int, timeout: float) -> None:
+    conn.send([grade(s, part, seeds, first_seed=first_seed, timeout=timeout) for s in students])
+    conn.close()
+
+
+def submissions(folder: str | Path) -> list[Path]:
+    """The .py files of a folder of submissions (one student each), by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix == ".py" and not p.name.startswith("_"))
+
+
+CSV_FIELDS = ["student", "class", "score", "earned", "total", "A", "B", "C", "D", "failed", "missing", "error"]
+
+
+def write_csv(reports: Sequence[Report], path: str | Path) -> None:
+    """One row per student: the score, the points per part, the failed checks."""
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for r in reports:
+            parts = r.by_part()
+            writer.writerow({
+                "student": Path(r.source).stem if r.source.endswith(".py") else r.source, "class": r.student,
+                "score": f"{r.score:.4f}", "earned": r.earned, "total": r.total,
+                **{p: f"{parts[p][0]}/{parts[p][1]}" if p in parts else "" for p in PARTS},
+                "failed": " ".join(x.id for x in r.results if not x.passed),
+                "missing": "; ".join(r.missing), "error": r.error.splitlines()[0] if r.error else ""})

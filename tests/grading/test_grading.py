@@ -1,0 +1,214 @@
+"""The grader: the skeleton, the reference (exactly `Replica`), guards, reports, folders and CSV."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from raftlab.core import Replica
+from raftlab.grading import (
+    CHECKS, EXERCISES, PARTS, ReferenceReplica, StudentReplica, SubmissionError, grade, graded_class, load_student,
+    missing_exercises, replay,
+)
+from raftlab.grading.mutants import ActsOnStaleResponses, KeepsConflictingEntries
+from raftlab.machines import KVStore
+from raftlab.sim import NetworkModel, Simulation
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ----- skeleton and reference ----------------------------------------------------------------------
+def test_parts_cover_the_rules_named_in_the_issue() -> None:
+    rules = {p: " ".join(e.rules for e in EXERCISES if e.part == p) for p in PARTS}
+    for rule in ("F-TIMEOUT", "C-START", "C-WIN", "RV-GRANT", "ALL-TERM"):
+        assert rule in rules["A"]
+    for rule in ("L-REPLICATE", "AE-CHECK", "AE-TRUNCATE", "AE-APPEND", "AE-COMMIT", "L-COMMIT"):
+        assert rule in rules["B"] + " ".join(c.rule for c in CHECKS if c.part == "B")
+    for rule in ("SNAP-TAKE", "IS-KEEP", "IS-LOAD"):
+        assert rule in rules["D"]
+    assert {e.part for e in EXERCISES} == set(PARTS)
+    assert {c.part for c in CHECKS} == set(PARTS)
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.name)
+def test_every_exercise_raises_a_hint_naming_its_rule(exercise) -> None:
+    method = getattr(StudentReplica, exercise.name)
+    arguments = [None] * (len(inspect.signature(method).parameters) - 1)
+    with pytest.raises(NotImplementedError) as info:
+        method(object.__new__(StudentReplica), *arguments)
+    message = str(info.value)
+    assert message.startswith(exercise.rules + ":")
+    assert "Hint:" in message and exercise.name in message
+    assert getattr(ReferenceReplica, exercise.name) is not method  # the reference fills it in
+
+
+def test_skeleton_reports_everything_missing_and_reference_nothing() -> None:
+    assert len(missing_exercises(StudentReplica)) == len(EXERCISES)
+    assert missing_exercises(ReferenceReplica) == []
+    with pytest.raises(NotImplementedError, match="recover is not written yet"):
+        StudentReplica(1, [2, 3], None, None, None, 0.05, (0.15, 0.3))  # type: ignore[arg-type]
+
+
+def test_graded_class_takes_other_parts_from_the_reference() -> None:
+    cls = graded_class(StudentReplica, "B")
+    assert cls.grant_vote is ReferenceReplica.grant_vote
+    assert cls.log_matches is StudentReplica.log_matches
+    assert issubclass(cls, StudentReplica)
+
+
+def _lossy_run(cls: type[Replica], seed: int) -> Simulation:
+    sim = Simulation(5, seed, network=NetworkModel(latency=(0.002, 0.04), drop=0.1, duplicate=0.1),
+                     snapshot_delta=4, replica_class=cls)
+    for k in range(15):
+        sim.submit(KVStore.put(1, k + 1, f"k{k % 4}", str(k)))
+        sim.run(0.25)
+        if k % 5 == 4:
+            node = (k + seed) % 5
+            sim.crash(node)
+            sim.run(0.3)
+            sim.restart(node)
+    sim.run(2.0)
+    return sim
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_reference_behaves_exactly_like_replica(seed: int) -> None:
+    ours, theirs = _lossy_run(ReferenceReplica, seed), _lossy_run(Replica, seed)
+    assert len(ours.trace) > 500
+    assert ours.trace.of_kind("snapshot_installed") or ours.trace.of_kind("snapshot_taken")
+    assert ours.trace.hash() == theirs.trace.hash()
+
+
+# ----- grading ---------------------------------------------------------------------------------------
+def test_reference_gets_full_marks_with_other_seeds() -> None:
+    report = grade(ReferenceReplica, seeds=[11, 12])
+    assert report.score == 1.0, report.text()
+    assert report.total == sum(c.points for c in CHECKS)
+    assert all(r.passed and r.kind == "pass" for r in report.results)
+
+
+def test_skeleton_part_scores_zero_with_hints() -> None:
+    report = grade(StudentReplica, part="D", seeds=1)
+    assert report.score == 0.0
+    assert {r.part for r in report.results} == {"D"}
+    assert all(r.kind == "not implemented" for r in report.results), report.text()
+    assert any(r.message.startswith("SNAP-TAKE:") for r in report.results)
+    assert any(r.message.startswith("IS-KEEP, IS-LOAD:") for r in report.results)
+    assert "not written yet: reset_election_timer (F-TIMEOUT)" in report.text()
+
+
+def test_a_failing_scenario_reports_seed_invariant_tail_and_replay() -> None:
+    report = grade(KeepsConflictingEntries, part="B", seeds=[1, 2])
+    failed = {r.id: r for r in report.results if not r.passed}
+    assert set(failed) == {"B.ae_truncate_conflict", "B.sim_rejoin"}
+    scenario = failed["B.sim_rejoin"]
+    assert scenario.seed == 1
+    assert scenario.kind in ("invariant", "assertion")
+    assert "AE-TRUNCATE" in scenario.message or "Log Matching" in scenario.message
+    assert len(scenario.tail.splitlines()) >= 5
+    assert "RaftLab(replay(" in scenario.replay and "'B.sim_rejoin', seed=1" in scenario.replay
+    assert scenario.earned == 0 and report.earned == report.total - 2 - 3
+    paper = failed["B.ae_truncate_conflict"]
+    assert paper.seed is None and paper.message.startswith("AE-TRUNCATE:")
+    assert "[AE-TRUNCATE] truncated" not in paper.tail  # the explained tail shows what did happen
+    assert "python -c" in paper.replay
+
+
+def test_replay_returns_the_simulation_stopped_at_the_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    sim = replay(KeepsConflictingEntries, "B.sim_rejoin", seed=1)
+    assert isinstance(sim, Simulation)
+    assert "failed" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match=r"L-REPLICATE|ALL-STALE"):
+        replay(ActsOnStaleResponses, "B.l_replicate_responses")
+
+
+class Storm(ReferenceReplica):
+    """Every acknowledgement makes the leader send two more requests: a message storm."""
+
+    def handle_append_response(self, m):  # type: ignore[no-untyped-def]
+        super().handle_append_response(m)
+        if self.role.value == "leader":
+            self._send_append(m.from_id)
+            self._send_append(m.from_id)
+
+
+class Loops(ReferenceReplica):
+    def log_matches(self, prev_index, prev_term):  # type: ignore[no-untyped-def]
+        while True:
+            pass
+
+
+class Raises(ReferenceReplica):
+    def advance_leader_commit(self) -> None:
+        raise KeyError("oops")
+
+
+def test_guards_event_budget_wall_time_and_exceptions() -> None:
+    storm = grade(Storm, part="B", seeds=1)
+    budget = [r for r in storm.results if r.kind == "budget"]
+    assert budget and "event budget exhausted" in budget[0].message
+
+    loops = grade(Loops, part="B", seeds=1, timeout=1.0)
+    timeouts = [r for r in loops.results if r.kind == "timeout"]
+    assert timeouts and "infinite loop" in timeouts[0].message
+    assert loops.results[-1].kind in ("timeout", "pass", "assertion")  # the grader went on to the end
+    assert len(loops.results) == len([c for c in CHECKS if c.part == "B"])
+
+    raises = grade(Raises, part="B", seeds=1)
+    errors = [r for r in raises.results if r.kind == "exception"]
+    assert errors and "KeyError" in errors[0].message
+    assert "advance_leader_commit" in errors[0].traceback and "oops" in errors[0].traceback
+
+
+# ----- files, folders, CSV, CLI ------------------------------------------------------------------
+GOOD = "from raftlab.grading import ReferenceReplica\n\nclass Good(ReferenceReplica):\n    pass\n"
+BROKEN = "from raftlab.grading import StudentReplica\n\nclass Half(StudentReplica):\n    def oops(:\n"
+
+
+def test_load_student_finds_the_class(tmp_path: Path) -> None:
+    (tmp_path / "one.py").write_text(GOOD)
+    assert load_student(tmp_path / "one.py").__name__ == "Good"
+    two = GOOD + "\nclass Other(ReferenceReplica):\n    pass\n"
+    (tmp_path / "two.py").write_text(two)
+    with pytest.raises(SubmissionError, match="STUDENT_CLASS"):
+        load_student(tmp_path / "two.py")
+    (tmp_path / "named.py").write_text(two + "\nSTUDENT_CLASS = Other\n")
+    assert load_student(tmp_path / "named.py").__name__ == "Other"
+    (tmp_path / "broken.py").write_text(BROKEN)
+    with pytest.raises(SubmissionError, match="SyntaxError"):
+        load_student(tmp_path / "broken.py")
+
+
+def test_cli_grades_a_folder_into_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from raftlab.cli import main
+
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    (folder / "ann.py").write_text(GOOD)
+    (folder / "ben.py").write_text(BROKEN)
+    (folder / "cat.py").write_text("from raftlab.grading.mutants import TermFromSnapshot as Cat\n"
+                                   "STUDENT_CLASS = Cat\n")
+    out = tmp_path / "grades.csv"
+    assert main(["grade", str(folder), "--part", "D", "--seeds", "1", "--csv", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["student"] for r in rows] == ["ann", "ben", "cat"]
+    assert rows[0]["score"] == "1.0000" and rows[0]["D"] == "11/11"
+    assert rows[1]["score"] == "0.0000" and "SyntaxError" in rows[1]["error"]
+    assert float(rows[2]["score"]) < 1 and "D.is_load" in rows[2]["failed"]
+    text = capsys.readouterr().out
+    assert "[FAIL] D.is_load" in text and "IS-LOAD" in text
+
+
+def test_grading_imports_only_core_sim_machines() -> None:
+    for path in (ROOT / "raftlab" / "grading").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert not re.match(r"(viz|widgets|cli)\b", node.module or ""), (path.name, node.module)
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not any(n.startswith(("raftlab.viz", "raftlab.widgets")) for n in names), path.name
