@@ -69,10 +69,31 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--csv", metavar="FILE", help="write one CSV row per student")
     grade.add_argument("--self-check", action="store_true",
                        help="grade the reference, the skeleton and every planted mutant")
+    lab = commands.add_parser("lab", help="JupyterLab on the course notebooks (copied to a folder of your own)")
+    lab.add_argument("--dir", default="raftlab-notebooks", help="working folder for the notebooks; missing ones are "
+                                                                "copied there, none is overwritten "
+                                                                "(default ./raftlab-notebooks)")
+    lab.add_argument("--port", type=_positive_int, help="port for JupyterLab (default: its own, 8888 or the next free)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="after --: more arguments for jupyter lab")
+    figure16 = commands.add_parser("figure16", help="reproduce Figure 16 of the Raft paper (leader election times)")
+    figure16.add_argument("--trials", type=_positive_int, default=1000,
+                          help="trials per line (default 1000; the 150-150 line runs a tenth, as in the paper)")
+    figure16.add_argument("--workers", type=_positive_int, help="processes to use (default: processors)")
+    figure16.add_argument("--seed", type=int, default=1, help="the run's seed (default 1)")
+    figure16.add_argument("--latency-ms", type=_positive_float, nargs=2, metavar=("LOW", "HIGH"),
+                          help="one-way message delay range, ms (default 1 14: a 15 ms round trip)")
+    figure16.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
         return _demo(parser, args)
+    if args.command == "figure16":
+        return _figure16(args)
+    if args.command == "lab":
+        from .lab import run_lab
+
+        return run_lab(args.dir, args.port, args.no_browser, args.jupyter_args)
     if args.command == "simulate":
         return _simulate(args)
     if args.command == "grade":
@@ -201,6 +222,36 @@ def _grade(parser: argparse.ArgumentParser, args: Any) -> int:
     if args.csv:
         write_csv(reports, args.csv)
         print(f"{len(reports)} rows written to {args.csv}", file=sys.stderr)
+    return 0
+
+
+def _figure16(args: Any) -> int:
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .sim.figure16 import LATENCY, LINES, run_figure16, trials_for
+
+    total = sum(trials_for(line, args.trials) for line in LINES)
+
+    def progress(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // total
+        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} trials", end="", file=sys.stderr,
+              flush=True)
+
+    progress(0, total)
+    with ProcessPoolExecutor(args.workers or os.cpu_count() or 1) as pool:
+        latency = LATENCY if args.latency_ms is None else tuple(sorted(v / 1000 for v in args.latency_ms))
+        result = run_figure16(args.trials, executor=pool, progress=progress, seed=args.seed, latency=latency)
+    print(file=sys.stderr)
+    print(f"Figure 16: time from the leader's crash until a new leader is established, ms "
+          f"({args.trials} trials per line, seed {args.seed}, one-way delay {result.latency[0] * 1000:g}-"
+          f"{result.latency[1] * 1000:g} ms, {result.wall_s:.1f} s)")
+    print(result.summary_text())
+    print("\nthe paper's figures beside ours:")
+    print(result.table_text())
+    if args.json:
+        print(result.json_line())
     return 0
 
 

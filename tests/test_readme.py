@@ -30,7 +30,7 @@ def test_readme_has_one_main_command_and_one_test_command_and_ci_runs_the_test_c
     blocks = _bash_blocks()
     assert len(blocks) == 2 and all("\n" not in b for b in blocks), blocks
     main, tests = blocks
-    assert "raftlab simulate" in main
+    assert "raftlab lab" in main
     assert "pytest" in tests
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
     assert ci[-1] == tests, "the last line of .ci/run must be README's test command, exactly"

@@ -473,14 +473,15 @@ class Replica(Generic[T, D]):
 
     def _become_follower(self, term: int, why: str) -> None:
         # ALL-TERM (§5.1): a higher term makes anyone a follower with no vote (persisted first).
-        was_leader = self.role is Role.LEADER
+        was = self.role
+        was_leader = was is Role.LEADER
         self._save_term_and_vote(term, None)
         self.role = Role.FOLLOWER
         self._set_leader(None)
         if was_leader:
             self._heartbeat_deadline = math.inf
             self._reset_election_timer()
-        self._emit("became_follower", "ALL-TERM", why=why)
+        self._emit("became_follower", "ALL-TERM", why=why, was=was.value)
 
     def _accept_leader(self, leader: ReplicaID, kind: str) -> bool:
         """A request from the leader of my current term: follow it and reset the election timer."""
@@ -489,7 +490,8 @@ class Replica(Generic[T, D]):
             return False
         if self.role is Role.CANDIDATE:  # C-YIELD (§5.2)
             self.role = Role.FOLLOWER
-            self._emit("became_follower", "C-YIELD", why=f"{leader} is leader of term {self.current_term}")
+            self._emit("became_follower", "C-YIELD", why=f"{leader} is leader of term {self.current_term}",
+                       was="candidate")
         self._set_leader(leader)
         self._reset_election_timer()  # F-TIMEOUT (§5.2): only the current leader (or a granted vote) resets it
         return True

@@ -17,11 +17,16 @@ from typing import Any
 import ipywidgets as w
 
 from ..machines import Add, KVCommand, KVStore
-from ..sim import NetworkModel, Simulation, describe
+from ..sim import NetworkModel, Simulation, TraceEvent, describe
 from ..sim.scenarios import SCENARIOS
 from ..viz import GraphView, LogView, TimelineView
 
 NOTABLE = frozenset({"became_candidate", "became_leader", "became_follower", "committed"})
+
+
+def notable(event: TraceEvent) -> bool:
+    """A change of role or a commit (a follower that only moves to a newer term is not a change of role)."""
+    return event.kind in NOTABLE and not (event.kind == "became_follower" and event.data.get("was") == "follower")
 """Event kinds at which "Next notable" stops."""
 
 NOTABLE_LIMIT = 5000  # the most steps "Next notable" takes
@@ -303,7 +308,7 @@ class RaftLab:
         trace = self.sim.trace
         for _ in range(NOTABLE_LIMIT):
             seen = len(trace)
-            if self.sim.step() is None or any(e.kind in NOTABLE for e in trace.events[seen:]):
+            if self.sim.step() is None or any(notable(e) for e in trace.events[seen:]):
                 break
 
     @_callback

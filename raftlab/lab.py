@@ -1,0 +1,104 @@
+"""`raftlab lab`: JupyterLab on the course notebooks, in a working folder of the student's own.
+
+The notebooks have one source, the repository's `notebooks/` folder. `raftlab/notebooks` is a symbolic
+link to it, so package data (`notebooks/*.ipynb` in pyproject.toml) puts real copies in a wheel, and an
+editable install or a checkout reads the folder itself. `raftlab lab` copies the notebooks that are
+missing to a working folder (never one that is there: a student's edits are kept) and starts JupyterLab
+there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+DEFAULT_DIR = "raftlab-notebooks"
+FIRST_NOTEBOOK = "00_welcome.ipynb"
+
+
+def notebook_source() -> Path:
+    """The folder the notebooks come from: the checkout's `notebooks/`, else the installed package's."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "notebooks"
+    if (package.parent / "pyproject.toml").is_file() and checkout.is_dir():
+        return checkout
+    return package / "notebooks"
+
+
+def copy_missing(source: Path, dest: Path) -> tuple[list[str], list[str]]:
+    """Copy each `*.ipynb` of `source` to `dest` unless `dest` has it already; returns (copied, kept).
+
+    A file already in `dest`, edited or not, is never written to.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    copied, kept = [], []
+    for notebook in sorted(source.glob("*.ipynb")):
+        target = dest / notebook.name
+        if target.exists():
+            kept.append(notebook.name)
+            continue
+        try:
+            with notebook.open("rb") as src, target.open("xb") as out:  # "x": fail rather than overwrite
+                shutil.copyfileobj(src, out)
+        except FileExistsError:
+            kept.append(notebook.name)
+            continue
+        copied.append(notebook.name)
+    return copied, kept
+
+
+def jupyter_command(dest: Path, port: int | None, no_browser: bool, extra: list[str]) -> list[str]:
+    """The `jupyter lab` command line serving `dest`."""
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={dest}"]
+    if (dest / FIRST_NOTEBOOK).is_file():
+        command.append(f"--LabApp.default_url=/lab/tree/{FIRST_NOTEBOOK}")
+    if port is not None:
+        command.append(f"--port={port}")
+    if no_browser:
+        command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # JupyterLab refuses root otherwise (containers, CI machines)
+    return command + extra
+
+
+def run_lab(dest: str | Path, port: int | None = None, no_browser: bool = False, extra: list[str] | None = None) -> int:
+    """Copy the missing notebooks to `dest`, then run JupyterLab there until it stops; returns its status."""
+    extra = list(extra or [])
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    try:
+        import jupyterlab  # noqa: F401
+    except ImportError:
+        print("raftlab lab needs JupyterLab: pip install 'raftlab[jupyter]'", file=sys.stderr)
+        return 1
+    source = notebook_source()
+    if not any(source.glob("*.ipynb")):
+        print(f"no notebooks found in {source}", file=sys.stderr)
+        return 1
+    dest = Path(dest).expanduser().resolve()
+    copied, kept = copy_missing(source, dest)
+    print(f"notebooks: {dest}")
+    print(f"  copied {len(copied)} from {source}" + (f": {', '.join(copied)}" if copied else ""))
+    if kept:
+        print(f"  kept {len(kept)} already there (never overwritten; delete one to get it back fresh)")
+    url = f"http://localhost:{port or 8888}/lab"
+    print(f"JupyterLab: {url} (its full address, with the token, is printed below; Ctrl-C stops it)",
+          flush=True)
+    process = subprocess.Popen(jupyter_command(dest, port, no_browser, extra), cwd=dest)
+
+    def stop(signum: int, frame: object) -> None:
+        process.terminate()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            try:
+                return process.wait()
+            except KeyboardInterrupt:
+                continue  # Ctrl-C reaches JupyterLab too, which asks to confirm; wait for it to stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)

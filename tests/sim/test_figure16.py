@@ -1,0 +1,148 @@
+"""Figure 16 of the Raft paper, reproduced (`raftlab.sim.figure16`, `raftlab figure16`)."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from raftlab.sim import Simulation
+from raftlab.sim.figure16 import (
+    BOTTOM_LINES, LINES, PAPER, TOP_LINES, Figure16Result, plot_figure16, run_figure16, run_trial, trials_for,
+)
+
+FAST = (0.001, 0.004)  # a 5 ms round trip: the network on which the paper's figures are reproduced
+
+
+@pytest.fixture(scope="module")
+def small() -> Figure16Result:
+    """All lines, 40 trials each (4 for 150-150), with the default 15 ms round trip."""
+    with ThreadPoolExecutor(2) as pool:
+        return run_figure16(40, executor=pool)
+
+
+def test_lines_are_the_papers() -> None:
+    assert TOP_LINES == ((150, 150), (150, 151), (150, 155), (150, 175), (150, 200), (150, 300))
+    assert BOTTOM_LINES == ((12, 24), (25, 50), (50, 100), (100, 200), (150, 300))
+    assert len(LINES) == 10 and set(LINES) == set(TOP_LINES) | set(BOTTOM_LINES)
+    assert trials_for((150, 150), 1000) == 100 and trials_for((150, 151), 1000) == 1000
+    assert trials_for((150, 150), 5) == 1
+
+
+def test_a_trial_is_deterministic_and_depends_on_its_index_and_seed() -> None:
+    first = run_trial((150, 200), 7, seed=3)
+    assert run_trial((150, 200), 7, seed=3) == first
+    others = {run_trial((150, 200), 7, seed=4), run_trial((150, 200), 8, seed=3)}
+    assert first not in others
+    established, elected, censored = first
+    assert not censored and 0 < elected <= established < 1000
+    # the leader crashes within its heartbeat interval (75 ms) after the heartbeat that started the
+    # followers' timers, none of which is shorter than 150 ms: no election can end sooner than 75 ms
+    assert established > 75
+
+
+def test_same_seed_same_numbers_whatever_the_executor(small: Figure16Result) -> None:
+    lines = [(150, 155), (12, 24)]
+    here = run_figure16(40, lines=lines, executor=ThreadPoolExecutor(1), chunk=7)
+    assert here.lines == {line: small.lines[line] for line in lines}
+    processes = run_figure16(40, lines=lines)  # the default: a process pool
+    assert processes.lines == here.lines
+    other_seed = run_figure16(40, lines=lines, executor=ThreadPoolExecutor(1), seed=2)
+    assert other_seed.lines[150, 155].times_ms != here.lines[150, 155].times_ms
+
+
+def test_progress_counts_every_trial() -> None:
+    seen: list[tuple[int, int]] = []
+    run_figure16(12, lines=[(150, 150), (25, 50)], executor=ThreadPoolExecutor(1), chunk=5,
+                 progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (13, 13)  # 1 trial of 150-150 (a tenth of 12, at least one) and 12 of 25-50
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_shape_150_150_has_the_longest_tail(small: Figure16Result) -> None:
+    no_randomness = small[150, 150]
+    assert no_randomness.censored == len(no_randomness.times_ms) == 4  # every election splits, for ever
+    assert min(no_randomness.times_ms) == small.limit * 1000 > 10_000  # the paper: "longer than 10 seconds"
+    for line, result in small.lines.items():
+        if line != (150, 150):
+            assert result.quantile(0.9) < min(no_randomness.times_ms), line
+    # more randomness shortens elections: 5 ms of it leaves many split votes, 50 ms few
+    assert small[150, 155].median > 1.5 * small[150, 200].median
+    assert small[150, 151].median > small[150, 155].median
+
+
+def test_shape_short_timeouts(small: Figure16Result) -> None:
+    # on the 15 ms round trip, 25-50 ms is faster than 150-300 ms, but 12-24 ms is below the broadcast
+    # time: new leaders are deposed before they commit (elected well before established)
+    assert small[25, 50].mean < small[50, 100].mean < small[150, 300].mean
+    short = small[12, 24]
+    assert statistics.fmean(short.elected_ms) < short.mean / 2
+    # on a 5 ms round trip the paper's bottom graph holds: 12-24 ms is the fastest line
+    fast = run_figure16(40, lines=[(12, 24), (150, 300)], executor=ThreadPoolExecutor(1), latency=FAST)
+    assert fast[12, 24].mean < fast[150, 300].mean / 3
+    assert fast[12, 24].max < 200
+    assert fast[12, 24].mean < short.mean / 3
+
+
+def test_figures_table_and_json_line(small: Figure16Result) -> None:
+    figures = small.figures()
+    assert list(figures) == ["median_150_155_ms", "worst_150_200_ms", "mean_12_24_ms", "max_12_24_ms",
+                             "max_150_150_ms"]
+    assert figures["worst_150_200_ms"] == round(small[150, 200].max, 1)
+    assert figures["mean_12_24_ms"] == round(small[12, 24].mean, 1)
+    rows = small.table()
+    assert [r["paper_ms"] for r in rows] == [PAPER[k] for k in figures]
+    assert all(math.isclose(r["ratio"], r["ours_ms"] / r["paper_ms"], abs_tol=0.006) for r in rows)
+    line = json.loads(small.json_line())
+    assert list(line) == [*figures, "wall_s"] and line["wall_s"] == round(small.wall_s, 2)
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="trials"):
+        run_figure16(0)
+    with pytest.raises(ValueError, match="low <= high"):
+        run_figure16(1, lines=[(200, 150)])
+
+
+def test_plot_has_the_papers_two_panels(small: Figure16Result) -> None:
+    figure = plot_figure16(small)
+    top, bottom = figure.axes
+    assert top.get_xscale() == bottom.get_xscale() == "log"
+    assert len(top.get_lines()) == len(TOP_LINES) and len(bottom.get_lines()) == len(BOTTOM_LINES)
+    assert top.get_legend().get_texts()[0].get_text().startswith("150-150ms (4 of 4 > 12 s")
+    ys = top.get_lines()[2].get_ydata()
+    assert ys[-1] == pytest.approx(100) and list(ys) == sorted(ys)
+
+
+def test_a_simulation_without_its_history() -> None:
+    sim = Simulation(3, seed=5, record_trace=False)
+    sim.run_until(lambda s: s.leader() is not None)
+    assert sim.leader() is not None and sim.steps > 0
+    assert len(sim.trace) == 0
+    with pytest.raises(RuntimeError, match="record_trace"):
+        sim.rewind(0)
+    same = Simulation(3, seed=5)
+    same.run_until(lambda s: s.leader() is not None)
+    assert (same.leader(), same.steps, same.now_us) == (sim.leader(), sim.steps, sim.now_us)
+
+
+def test_cli_json_line() -> None:
+    run = subprocess.run([sys.executable, "-m", "raftlab.cli", "figure16", "--trials", "20", "--workers", "2",
+                          "--json"], capture_output=True, text=True, timeout=120, check=True)
+    last = run.stdout.strip().splitlines()[-1]
+    figures = json.loads(last)
+    assert list(figures) == ["median_150_155_ms", "worst_150_200_ms", "mean_12_24_ms", "max_12_24_ms",
+                             "max_150_150_ms", "wall_s"]
+    assert all(isinstance(v, (int, float)) and v > 0 for v in figures.values())
+    assert figures["max_150_150_ms"] == 12000.0
+    assert "150-155 ms: median" in run.stdout and "287" in run.stdout  # the paper's figure beside ours
+    assert run.stderr.rstrip().endswith("182/182 trials")  # the progress bar reached the end
+    fast = subprocess.run([sys.executable, "-m", "raftlab.cli", "figure16", "--trials", "20", "--latency-ms", "1",
+                           "4", "--json"], capture_output=True, text=True, timeout=120, check=True)
+    assert "one-way delay 1-4 ms" in fast.stdout and "one-way delay 1-14 ms" in run.stdout
+    assert json.loads(fast.stdout.strip().splitlines()[-1])["mean_12_24_ms"] < figures["mean_12_24_ms"] / 3
