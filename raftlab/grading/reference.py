@@ -50,14 +50,15 @@ class ReferenceReplica(StudentReplica):
             self._become_leader()
 
     def become_follower(self, term: int, why: str) -> None:
-        was_leader = self.role is Role.LEADER
+        was = self.role
+        was_leader = was is Role.LEADER
         self.persist_term_and_vote(term, None)
         self.role = Role.FOLLOWER
         self._set_leader(None)
         if was_leader:
             self._heartbeat_deadline = math.inf
             self.reset_election_timer()
-        self._emit("became_follower", "ALL-TERM", why=why)
+        self._emit("became_follower", "ALL-TERM", why=why, was=was.value)
 
     # ----- part B: log replication -------------------------------------------------------------
     def log_matches(self, prev_index: int, prev_term: int) -> bool:
