@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--port", type=_positive_int, help="port for JupyterLab (default: its own, 8888 or the next free)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
     lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="after --: more arguments for jupyter lab")
+    from .net.commands import COMMANDS as NET_COMMANDS, add_parsers as add_net_parsers, run as run_net
+
+    add_net_parsers(commands)  # node, kv, cluster (raftlab.net)
     figure16 = commands.add_parser("figure16", help="reproduce Figure 16 of the Raft paper (leader election times)")
     figure16.add_argument("--trials", type=_positive_int, default=1000,
                           help="trials per line (default 1000; the 150-150 line runs a tenth, as in the paper)")
@@ -94,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         from .lab import run_lab
 
         return run_lab(args.dir, args.port, args.no_browser, args.jupyter_args)
+    if args.command in NET_COMMANDS:
+        return run_net(parser, args)
     if args.command == "simulate":
         return _simulate(args)
     if args.command == "grade":

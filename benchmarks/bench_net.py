@@ -1,0 +1,399 @@
+"""Benchmark real clusters on loopback: raftlab (`raftlab node`) against PySyncObj, in one run.
+
+Usage: python benchmarks/bench_net.py [--json] [--nodes 3 5] [--inflight 100 1000 10000]
+       [--sequential 2000] [--seconds 20]
+
+Needs PySyncObj (`pip install -e '.[bench]'`), a benchmark-only dependency. Every node is its own
+process on 127.0.0.1; every process is stopped (its process group killed) before the next run.
+
+How each is driven (stated, because it is not identical):
+- raftlab: the load runs in this process, a client over TCP to the leader's client port (JSON
+  lines, pipelined on one connection), each write a `KVCommand` put through the log; the reply comes
+  once the leader applied it.
+- PySyncObj: it has no client protocol, so the load runs *inside* its leader's process (a
+  `@replicated` setter with a callback), which spares it the client hop raftlab pays.
+
+Persistence: "memory" is raftlab's MemoryStorage against PySyncObj without a journal; "durable" is
+raftlab's SqliteStorage (WAL, synchronous=FULL, every append fsynced before it is acknowledged)
+against PySyncObj's file journal. PySyncObj runs with batching on (its default: new entries leave on
+its 100 ms timer) and off (one message per write); the comparison takes its better figure for each
+measure. Throughput: `count` small writes with up to K in flight; latency: sequential writes, one at
+a time, each measure cut at `--seconds`.
+
+Last line: {"bench": "net", "nodes": 3, "raftlab_ops_per_s": ..., "pysyncobj_ops_per_s": ..., "ratio": ...,
+"raftlab_p50_ms": ..., "pysyncobj_p50_ms": ..., "raftlab_p99_ms": ...} (in memory, 1,000 in flight).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def free_ports(n: int, offset: int = 1000) -> list[int]:
+    found: list[int] = []
+    port = 21000 + (os.getpid() * 7) % 5000
+    for _ in range(5000):
+        port += 1
+        ok = True
+        for p in (port, port + offset):
+            with socket.socket() as s:
+                try:
+                    s.bind((HOST, p))
+                except OSError:
+                    ok = False
+        if ok:
+            found.append(port)
+            if len(found) == n:
+                return found
+    raise RuntimeError("no free ports")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+class Processes:
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, argv: list[str], log: Path) -> subprocess.Popen:
+        with open(log, "ab") as f:
+            p = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=f, stderr=f, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def stop(self) -> None:
+        for p in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+        for p in self.procs:
+            p.wait(10)
+        self.procs.clear()
+
+
+# ----- raftlab ------------------------------------------------------------------------------------------
+async def _raftlab_leader(clients: list[tuple[str, int]], timeout: float = 20.0) -> tuple[str, int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for address in clients:
+            try:
+                reader, writer = await asyncio.open_connection(*address)
+                writer.write(b'{"op": "status", "id": 0}\n')
+                status = json.loads(await asyncio.wait_for(reader.readline(), 2))["result"]
+                writer.close()
+                if status["role"] == "leader" and status["commit_index"] >= 1:
+                    return address
+            except (OSError, ValueError, KeyError, asyncio.TimeoutError):
+                pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("raftlab: no leader")
+
+
+async def _raftlab_load(address: tuple[str, int], inflight: int, count: int, seconds: float) -> tuple[int, float]:
+    """`count` puts with at most `inflight` outstanding on one connection (pipelined JSON lines, each
+    window of free slots written at once); returns (writes acknowledged, seconds)."""
+    reader, writer = await asyncio.open_connection(*address, limit=1 << 20)
+    state = {"outstanding": 0, "done": 0, "failed": 0}
+    room = asyncio.Event()
+
+    async def read() -> None:
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            state["outstanding"] -= 1
+            if b'"ok": true' in line:
+                state["done"] += 1
+            else:
+                state["failed"] += 1
+            room.set()
+
+    loop = asyncio.get_running_loop()
+    reader_task = loop.create_task(read())
+    base = int.from_bytes(os.urandom(4), "big") << 20
+    start = time.perf_counter()
+    deadline = start + seconds
+    sent = 0
+    while sent < count and time.perf_counter() < deadline:
+        free = min(inflight - state["outstanding"], count - sent)
+        if free <= 0:
+            room.clear()
+            await asyncio.wait_for(room.wait(), 30)
+            continue
+        lines = []
+        for n in range(sent, sent + free):  # slot n % inflight is a client of its own, its seq growing
+            lines.append(json.dumps({"id": n, "op": "put", "client": base + n % inflight, "seq": n // inflight + 1,
+                                     "key": f"k{n % 1000}", "value": "v" * 16}))
+        lines.append("")
+        writer.write("\n".join(lines).encode())
+        state["outstanding"] += free
+        sent += free
+        await writer.drain()
+    end = time.monotonic() + 30
+    while state["outstanding"] > 0 and time.monotonic() < end:
+        room.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(room.wait(), 1)
+    elapsed = time.perf_counter() - start
+    reader_task.cancel()
+    writer.close()
+    if state["failed"]:
+        print(f"  raftlab: {state['failed']} writes failed", file=sys.stderr)
+    return state["done"], elapsed
+
+
+async def _raftlab_sequential(clients: list[tuple[str, int]], count: int, seconds: float) -> list[float]:
+    """Latencies (ms) of sequential puts, one at a time; follows the leader if it changes."""
+    address = await _raftlab_leader(clients)
+    reader, writer = await asyncio.open_connection(*address)
+    latencies = []
+    client = int.from_bytes(os.urandom(4), "big")
+    deadline = time.perf_counter() + seconds
+    for n in range(count):
+        if time.perf_counter() > deadline:
+            break
+        t = time.perf_counter()
+        writer.write(json.dumps({"id": n, "op": "put", "client": client, "seq": n + 1, "key": "s",
+                                 "value": "v" * 16}).encode() + b"\n")
+        reply = json.loads(await reader.readline())
+        if reply.get("ok"):
+            latencies.append((time.perf_counter() - t) * 1000)
+        else:
+            writer.close()
+            address = await _raftlab_leader(clients)
+            reader, writer = await asyncio.open_connection(*address)
+    writer.close()
+    return latencies
+
+
+def run_raftlab(nodes: int, durable: bool, inflights: list[int], sequential: int, seconds: float,
+                folder: Path) -> dict:
+    procs = Processes()
+    ports = free_ports(nodes)
+    peers = ",".join(f"{i + 1}={HOST}:{p}" for i, p in enumerate(ports))
+    key_file = folder / "key"
+    key_file.write_text(secrets.token_hex(32))
+    clients = [(HOST, p + 1000) for p in ports]
+    try:
+        for i in range(nodes):
+            procs.start([sys.executable, "-m", "raftlab.cli", "node", "--id", str(i + 1), "--peers", peers,
+                         "--data-dir", str(folder / f"r{nodes}{durable:d}-{i + 1}"), "--key-file", str(key_file),
+                         "--storage", "sqlite" if durable else "memory"], folder / f"raftlab-{i + 1}.log")
+
+        async def main() -> dict:
+            leader = await _raftlab_leader(clients)
+            out: dict = {}
+            await _raftlab_load(leader, 100, 500, seconds)  # warm-up
+            for k in inflights:
+                leader = await _raftlab_leader(clients)
+                done, elapsed = await _raftlab_load(leader, k, max(10 * k, 20_000), seconds)
+                out[f"ops_per_s_{k}"] = round(done / elapsed)
+            lat = await _raftlab_sequential(clients, sequential, seconds)
+            out.update(p50_ms=round(percentile(lat, 0.5), 3), p99_ms=round(percentile(lat, 0.99), 3),
+                       sequential_writes=len(lat))
+            return out
+
+        return asyncio.run(main())
+    finally:
+        procs.stop()
+
+
+# ----- PySyncObj ----------------------------------------------------------------------------------------
+def pso_node(argv: list[str]) -> None:
+    """A PySyncObj node with a control port (run as a child process of this script)."""
+    from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+
+    me, partners, control, batch, journal = argv[0], argv[1].split(","), int(argv[2]), argv[3] == "1", argv[4]
+
+    class KV(SyncObj):
+        def __init__(self) -> None:
+            conf = SyncObjConf(appendEntriesUseBatch=batch, journalFile=journal if journal != "-" else None,
+                               dynamicMembershipChange=False)
+            super().__init__(me, [p for p in partners if p != me], conf)
+            self._data: dict = {}
+
+        @replicated
+        def set(self, key: str, value: str) -> None:
+            self._data[key] = value
+
+    kv = KV()
+
+    def load(inflight: int, count: int, seconds: float) -> dict:
+        slots = threading.Semaphore(inflight)
+        done = [0]
+        finished = threading.Event()
+        issued = [0]
+        lock = threading.Lock()
+
+        def callback(result: object, error: object) -> None:
+            with lock:
+                if error == FAIL_REASON.SUCCESS:
+                    done[0] += 1
+                issued[0] -= 1
+                if issued[0] == 0 and stopped[0]:
+                    finished.set()
+            slots.release()
+
+        stopped = [False]
+        start = time.perf_counter()
+        for n in range(count):
+            slots.acquire()
+            if time.perf_counter() - start > seconds:
+                slots.release()
+                break
+            with lock:
+                issued[0] += 1
+            kv.set(f"k{n % 1000}", "v" * 16, callback=callback)
+        with lock:
+            stopped[0] = True
+            if issued[0] == 0:
+                finished.set()
+        finished.wait(60)
+        return {"done": done[0], "seconds": time.perf_counter() - start}
+
+    def sequential(count: int, seconds: float) -> dict:
+        latencies = []
+        start = time.perf_counter()
+        for _ in range(count):
+            if time.perf_counter() - start > seconds:
+                break
+            t = time.perf_counter()
+            try:
+                kv.set("s", "v" * 16, sync=True, timeout=10)
+            except Exception:
+                continue
+            latencies.append((time.perf_counter() - t) * 1000)
+        return {"latencies": latencies}
+
+    server = socket.create_server((HOST, control))
+    for _ in range(1000):
+        conn, _ = server.accept()
+        with conn, conn.makefile("rwb") as f:
+            request = json.loads(f.readline())
+            if request["cmd"] == "leader":
+                leader = kv._getLeader()
+                reply = {"leader": leader is not None and str(leader) == me and kv.isReady()}
+            elif request["cmd"] == "load":
+                reply = load(request["inflight"], request["count"], request["seconds"])
+            else:
+                reply = sequential(request["count"], request["seconds"])
+            f.write(json.dumps(reply).encode() + b"\n")
+            f.flush()
+
+
+def _control(port: int, request: dict, timeout: float = 120) -> dict:
+    with socket.create_connection((HOST, port), timeout=timeout) as s, s.makefile("rwb") as f:
+        f.write(json.dumps(request).encode() + b"\n")
+        f.flush()
+        return json.loads(f.readline())
+
+
+def run_pysyncobj(nodes: int, batch: bool, journal: bool, inflights: list[int], sequential: int, seconds: float,
+                  folder: Path) -> dict:
+    procs = Processes()
+    ports = free_ports(nodes)
+    partners = ",".join(f"{HOST}:{p}" for p in ports)
+    try:
+        for i, p in enumerate(ports):
+            journal_file = str(folder / f"pso{nodes}{batch:d}-{i}.journal") if journal else "-"
+            procs.start([sys.executable, __file__, "--pso-node", f"{HOST}:{p}", partners, str(p + 1000),
+                         "1" if batch else "0", journal_file], folder / f"pso-{i}.log")
+        deadline = time.monotonic() + 30
+        leader = None
+        while leader is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            for p in ports:
+                with contextlib.suppress(OSError, ValueError):
+                    if _control(p + 1000, {"cmd": "leader"}, 2)["leader"]:
+                        leader = p + 1000
+                        break
+        if leader is None:
+            raise RuntimeError("pysyncobj: no leader")
+        out: dict = {}
+        _control(leader, {"cmd": "load", "inflight": 100, "count": 500, "seconds": seconds})  # warm-up
+        for k in inflights:
+            r = _control(leader, {"cmd": "load", "inflight": k, "count": max(10 * k, 20_000), "seconds": seconds})
+            out[f"ops_per_s_{k}"] = round(r["done"] / r["seconds"])
+        lat = _control(leader, {"cmd": "seq", "count": sequential, "seconds": seconds})["latencies"]
+        out.update(p50_ms=round(percentile(lat, 0.5), 3), p99_ms=round(percentile(lat, 0.99), 3),
+                   sequential_writes=len(lat))
+        return out
+    finally:
+        procs.stop()
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--pso-node":
+        pso_node(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON line per result")
+    parser.add_argument("--nodes", type=int, nargs="+", default=[5, 3])
+    parser.add_argument("--inflight", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--sequential", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=20.0, help="cap on each measure (default 20)")
+    args = parser.parse_args()
+    try:
+        import pysyncobj  # noqa: F401
+    except ImportError:
+        sys.exit("bench_net needs PySyncObj: pip install -e '.[bench]'")
+    if 1000 not in args.inflight:
+        args.inflight.append(1000)
+    summaries = []
+    with tempfile.TemporaryDirectory(prefix="bench_net-") as tmp:
+        folder = Path(tmp)
+        for nodes in args.nodes:
+            results = {}
+            common = (args.inflight, args.sequential, args.seconds, folder)
+            for name, run, options in [
+                ("raftlab_memory", run_raftlab, (nodes, False)),
+                ("raftlab_durable", run_raftlab, (nodes, True)),
+                ("pysyncobj_batch_memory", run_pysyncobj, (nodes, True, False)),
+                ("pysyncobj_nobatch_memory", run_pysyncobj, (nodes, False, False)),
+                ("pysyncobj_batch_journal", run_pysyncobj, (nodes, True, True)),
+                ("pysyncobj_nobatch_journal", run_pysyncobj, (nodes, False, True)),
+            ]:
+                print(f"{nodes} nodes, {name} ...", file=sys.stderr, flush=True)
+                results[name] = run(*options, *common)
+                row = {"bench": "net_detail", "nodes": nodes, "config": name, **results[name]}
+                print(json.dumps(row) if args.json else row, flush=True)
+            pso = [results["pysyncobj_batch_memory"], results["pysyncobj_nobatch_memory"]]
+            pso_durable = [results["pysyncobj_batch_journal"], results["pysyncobj_nobatch_journal"]]
+            r, rd = results["raftlab_memory"], results["raftlab_durable"]
+            best_ops = max(p["ops_per_s_1000"] for p in pso)
+            best_p50 = min(p["p50_ms"] for p in pso)
+            summaries.append({
+                "bench": "net", "nodes": nodes, "raftlab_ops_per_s": r["ops_per_s_1000"],
+                "pysyncobj_ops_per_s": best_ops, "ratio": round(r["ops_per_s_1000"] / best_ops, 2),
+                "raftlab_p50_ms": r["p50_ms"], "pysyncobj_p50_ms": best_p50, "raftlab_p99_ms": r["p99_ms"]})
+            durable_ops = max(p["ops_per_s_1000"] for p in pso_durable)
+            print(json.dumps({
+                "bench": "net_durable", "nodes": nodes, "raftlab_sqlite_ops_per_s": rd["ops_per_s_1000"],
+                "pysyncobj_journal_ops_per_s": durable_ops, "ratio": round(rd["ops_per_s_1000"] / durable_ops, 2),
+                "raftlab_sqlite_p50_ms": rd["p50_ms"],
+                "pysyncobj_journal_p50_ms": min(p["p50_ms"] for p in pso_durable),
+                "raftlab_sqlite_p99_ms": rd["p99_ms"]}), flush=True)
+    summaries.sort(key=lambda s: s["nodes"] == 3)  # the 3-node line last
+    for s in summaries:
+        print(json.dumps(s))
+
+
+if __name__ == "__main__":
+    main()

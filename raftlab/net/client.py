@@ -1,0 +1,162 @@
+"""`KVClient`: a blocking client of a `raftlab node` cluster (JSON lines over TCP).
+
+It finds the leader (following the ``leader`` hints of followers), and retries a command with the
+same (client, seq) until it is answered or the deadline passes, so a retried write applies once.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .transport import Address
+
+
+class KVError(RuntimeError):
+    """The cluster refused a request, or did not answer before the deadline."""
+
+
+def parse_address(text: str) -> Address:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not an address HOST:PORT: {text!r}")
+    return host, int(port)
+
+
+class _Connection:
+    def __init__(self, address: Address, timeout: float) -> None:
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.file = self.sock.makefile("rb")
+
+    def call(self, request: dict, timeout: float) -> dict:
+        self.sock.settimeout(timeout)
+        self.sock.sendall(json.dumps(request).encode() + b"\n")
+        line = self.file.readline(1 << 20)
+        if not line:
+            raise ConnectionError("connection closed")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+class KVClient:
+    """A client session: a random client id, and a sequence number increased per command.
+
+    Args:
+        addresses: the client addresses of the nodes.
+        timeout: seconds a command may take, retries included.
+    """
+
+    def __init__(self, addresses: Sequence[Address], *, client_id: int | None = None, timeout: float = 10.0) -> None:
+        if not addresses:
+            raise ValueError("no node addresses")
+        self.addresses = [tuple(a) for a in addresses]
+        self.client_id = random.getrandbits(62) if client_id is None else client_id
+        self.seq = 0
+        self.timeout = timeout
+        self.retries = 0  # times a command was sent again
+        self._leader: Address | None = None
+        self._connections: dict[Address, _Connection] = {}
+
+    def close(self) -> None:
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
+
+    def __enter__(self) -> KVClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def put(self, key: str, value: str) -> None:
+        return self.command("put", key, value)
+
+    def get(self, key: str) -> str | None:
+        """A linearizable read (through the log)."""
+        return self.command("get", key)
+
+    def delete(self, key: str) -> bool:
+        return self.command("delete", key)
+
+    def append(self, key: str, value: str) -> str:
+        return self.command("append", key, value)
+
+    def cas(self, key: str, expected: str | None, value: str) -> bool:
+        return self.command("cas", key, value, expected)
+
+    def command(self, op: str, key: str, value: str | None = None, expected: str | None = None) -> Any:
+        """Run one command (a new seq), retrying it as-is until answered; raises `KVError`."""
+        self.seq += 1
+        request = {"op": op, "client": self.client_id, "seq": self.seq, "key": key, "value": value,
+                   "expected": expected}
+        deadline = time.monotonic() + self.timeout
+        target = self._leader or self.addresses[0]
+        last_error = "no answer"
+        for attempt in range(10_000):  # bounded; the deadline ends it long before
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if attempt:
+                self.retries += 1
+            request["id"] = attempt
+            try:
+                reply = self._call(target, request, min(left, 6.0))
+            except (OSError, ValueError) as error:
+                last_error = f"{target[0]}:{target[1]}: {error}"
+                self._drop(target)
+                target = self._next(target)
+                time.sleep(0.02)
+                continue
+            if reply.get("ok"):
+                self._leader = target
+                return reply.get("result")
+            error = reply.get("error")
+            last_error = f"{target[0]}:{target[1]}: {error}"
+            if error == "bad_request":
+                raise KVError(f"bad request: {reply.get('detail')}")
+            hint = reply.get("leader")
+            if hint:
+                try:
+                    target = parse_address(hint)
+                except ValueError:
+                    target = self._next(target)
+            else:
+                target = self._next(target)
+                time.sleep(0.05)  # no leader known yet: an election is probably under way
+        raise KVError(f"no answer within {self.timeout} s (last: {last_error})")
+
+    def status(self, address: Address, timeout: float = 2.0) -> dict:
+        """The status of one node (raises OSError if it does not answer)."""
+        reply = self._call(tuple(address), {"op": "status", "id": 0}, timeout)
+        return reply["result"]
+
+    def local_get(self, address: Address, key: str, timeout: float = 2.0) -> str | None:
+        """The value of `key` applied on one node (not linearizable)."""
+        return self._call(tuple(address), {"op": "local_get", "key": key, "id": 0}, timeout)["result"]
+
+    def _call(self, address: Address, request: dict, timeout: float) -> dict:
+        connection = self._connections.get(address)
+        try:
+            if connection is None:
+                connection = self._connections[address] = _Connection(address, min(timeout, 2.0))
+            return connection.call(request, timeout)
+        except (OSError, ValueError):
+            self._drop(address)
+            raise
+
+    def _drop(self, address: Address) -> None:
+        connection = self._connections.pop(address, None)
+        if connection is not None:
+            connection.close()
+
+    def _next(self, address: Address) -> Address:
+        if address in self.addresses:
+            return self.addresses[(self.addresses.index(address) + 1) % len(self.addresses)]
+        return self.addresses[0]

@@ -1,0 +1,401 @@
+"""The wire format of raftlab's TCP transport: frames, the handshake, and the encoding of messages.
+
+Everything here is sans-I/O (bytes in, bytes or messages out) and uses the standard library only.
+No pickle: messages travel as JSON arrays whose every field is checked on decode; a `KVCommand`
+is rebuilt through its own validating constructor and each message through `check_message`.
+
+Frames: a 4-byte big-endian length, then that many bytes (at most `MAX_FRAME`).
+
+One connection carries messages one way, from the dialer to the acceptor:
+
+1. acceptor -> dialer, the *challenge*: ``b"RLC1" + nonce_b`` (16 random bytes, fresh per connection);
+2. dialer -> acceptor, the *hello*: ``tag + b"RLH1" + from_id (8 bytes) + to_id (8 bytes) + nonce_a``
+   with ``tag = HMAC-SHA256(key, b"raftlab-hello" + nonce_b + rest)``;
+3. dialer -> acceptor, data frames: ``tag + counter (8 bytes) + JSON`` with
+   ``tag = HMAC-SHA256(session_key, counter + JSON)``, where
+   ``session_key = HMAC-SHA256(key, b"raftlab-session" + nonce_b + nonce_a + from_id + to_id)``
+   and the counter is 1, 2, 3, ... (each frame exactly one more than the last).
+
+A frame recorded on one connection fails the tag on any other (another nonce_b, so another session
+key); replayed or reordered on its own connection, it fails the counter. Any refusal raises
+`FrameError`, whose `kind` names the refusal for the counters; the caller drops the connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+from ..core.messages import (
+    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    LogEntry, Message, ReplicaID, VoteRequest, VoteResponse, check_message,
+)
+from ..machines.kv import KVCommand
+
+MAX_FRAME = 16 * 1024 * 1024
+"""The largest frame body accepted (and sent), in bytes."""
+
+NONCE_SIZE = 16
+TAG_SIZE = 32
+HEADER = struct.Struct(">I")
+COUNTER = struct.Struct(">Q")
+IDS = struct.Struct(">QQ")
+CHALLENGE_MAGIC = b"RLC1"
+HELLO_MAGIC = b"RLH1"
+CHALLENGE_SIZE = len(CHALLENGE_MAGIC) + NONCE_SIZE
+HELLO_SIZE = TAG_SIZE + len(HELLO_MAGIC) + IDS.size + NONCE_SIZE
+MIN_KEY_SIZE = 16
+_MAX_INT = 2**63 - 1
+_MAX_INT_DIGITS = 20
+
+REFUSALS = ("oversized", "truncated", "malformed", "bad_mac", "replayed", "bad_payload", "unknown_peer",
+            "handshake_timeout")
+"""The kinds of `FrameError`, each counted separately by a node."""
+
+
+class FrameError(Exception):
+    """A frame was refused. `kind` is one of `REFUSALS`; the message says why."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+def check_key(key: bytes) -> bytes:
+    """Return `key` if it can be a cluster key (bytes, at least 16 of them); raise ValueError otherwise."""
+    if not isinstance(key, bytes) or len(key) < MIN_KEY_SIZE:
+        raise ValueError(f"the cluster key must be at least {MIN_KEY_SIZE} bytes")
+    return key
+
+
+def _mac(key: bytes, *parts: bytes) -> bytes:
+    return hmac.new(key, b"".join(parts), hashlib.sha256).digest()
+
+
+def frame(body: bytes) -> bytes:
+    """Prefix `body` with its length."""
+    if len(body) > MAX_FRAME:
+        raise ValueError(f"frame of {len(body)} bytes exceeds MAX_FRAME ({MAX_FRAME})")
+    return HEADER.pack(len(body)) + body
+
+
+# ----- messages <-> JSON ------------------------------------------------------------------------------
+def _command(c: KVCommand) -> list:
+    return [c.client, c.seq, c.op, c.key, c.value, c.expected]
+
+
+def _entries(entries: Iterable[LogEntry]) -> list:
+    return [[e.index, e.term, _command(e.transition)] for e in entries]
+
+
+def _kv_data(data: Any) -> list:
+    items, sessions = data
+    return [[[k, v] for k, v in items], [[client, [seq, result]] for client, (seq, result) in sessions]]
+
+
+def message_to_json(m: Message) -> list:
+    """The JSON value (a list) of one message; transitions must be `KVCommand`s."""
+    t = type(m)
+    if t is AppendEntryRequest:
+        return ["AEQ", m.from_id, m.term, m.prev_log_index, m.prev_log_term, _entries(m.entries), m.commit_index]
+    if t is AppendEntryResponse:
+        return ["AER", m.from_id, m.term, m.success, m.last_index, m.mismatch_index]
+    if t is VoteRequest:
+        return ["VQ", m.from_id, m.term, m.last_log_index, m.last_log_term]
+    if t is VoteResponse:
+        return ["VR", m.from_id, m.term, m.vote_granted]
+    if t is InstallSnapshotRequest:
+        return ["SQ", m.from_id, m.term, m.last_included_index, m.last_included_term, m.offset,
+                _kv_data(m.data), m.done]
+    if t is InstallSnapshotResponse:
+        return ["SR", m.from_id, m.term, m.last_included_index]
+    raise TypeError(f"not a message: {m!r}")
+
+
+def encode_messages(messages: Iterable[Message]) -> bytes:
+    """A JSON payload carrying `messages` (compact, ASCII)."""
+    return json.dumps([message_to_json(m) for m in messages], separators=(",", ":")).encode("ascii")
+
+
+def _bad(detail: str) -> FrameError:
+    return FrameError("bad_payload", detail)
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise _bad("integer too long")
+    return int(text)
+
+
+def _parse_float(text: str) -> Any:
+    raise _bad(f"floats are not allowed: {text[:20]}")
+
+
+def loads_strict(data: bytes) -> Any:
+    """`json.loads` for untrusted bytes: UTF-8, no floats, NaN or infinities, no huge integers;
+    every failure is a `FrameError`."""
+    try:
+        return json.loads(data.decode("utf-8"), parse_int=_parse_int, parse_float=_parse_float,
+                          parse_constant=_parse_float)
+    except FrameError:
+        raise
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise _bad(f"not JSON: {str(error)[:80]}") from None
+
+
+def _nat(value: Any, name: str) -> int:
+    if type(value) is not int or not 0 <= value <= _MAX_INT:
+        raise _bad(f"{name} must be an int in [0, 2**63), not {str(value)[:40]}")
+    return value
+
+
+def _flag(value: Any, name: str) -> bool:
+    if type(value) is not bool:
+        raise _bad(f"{name} must be a bool, not {str(value)[:40]}")
+    return value
+
+
+def _list(value: Any, name: str, length: int | None = None) -> list:
+    if type(value) is not list or (length is not None and len(value) != length):
+        raise _bad(f"{name} must be a list" + ("" if length is None else f" of {length} items"))
+    return value
+
+
+def _opt_str(value: Any, name: str) -> str | None:
+    if value is not None and type(value) is not str:
+        raise _bad(f"{name} must be a string or null")
+    return value
+
+
+def command_from_json(value: Any) -> KVCommand:
+    """A `KVCommand` from its JSON list, validated by its constructor; `FrameError` otherwise."""
+    client, seq, op, key, val, expected = _list(value, "command", 6)
+    if type(client) is not int or not -_MAX_INT <= client <= _MAX_INT:
+        raise _bad("command client must be an int")
+    for text, name in ((op, "op"), (key, "key")):
+        if type(text) is not str:
+            raise _bad(f"command {name} must be a string")
+    try:
+        return KVCommand(client, _nat(seq, "seq"), op, key, _opt_str(val, "value"), _opt_str(expected, "expected"))
+    except ValueError as error:
+        raise _bad(str(error)) from None
+
+
+def kv_data_from_json(value: Any) -> tuple:
+    """`KVData` (tuples) from its JSON form, every field checked."""
+    items, sessions = _list(value, "snapshot data", 2)
+    pairs = []
+    for item in _list(items, "snapshot items"):
+        k, v = _list(item, "snapshot item", 2)
+        if type(k) is not str or type(v) is not str:
+            raise _bad("snapshot items are pairs of strings")
+        pairs.append((k, v))
+    sess = []
+    for item in _list(sessions, "snapshot sessions"):
+        client, last = _list(item, "session", 2)
+        seq, result = _list(last, "session value", 2)
+        if type(client) is not int or not -_MAX_INT <= client <= _MAX_INT:
+            raise _bad("session client must be an int")
+        if result is not None and type(result) not in (str, bool):
+            raise _bad("session result must be a string, a bool or null")
+        sess.append((client, (_nat(seq, "session seq"), result)))
+    return (tuple(pairs), tuple(sess))
+
+
+def message_from_json(value: Any) -> Message:
+    """One message from its JSON list; checked field by field, then by `check_message`."""
+    items = _list(value, "message")
+    if not items or type(items[0]) is not str:
+        raise _bad("a message starts with its type")
+    kind, fields = items[0], items[1:]
+    if kind == "AEQ":
+        frm, term, pli, plt, entries, commit = _list(fields, "AEQ fields", 6)
+        log = tuple(LogEntry(command_from_json(e[2]), _nat(e[0], "index"), _nat(e[1], "term"))
+                    for e in (_list(x, "entry", 3) for x in _list(entries, "entries")))
+        m: Message = AppendEntryRequest(_nat(frm, "from_id"), _nat(term, "term"), _nat(pli, "prev_log_index"),
+                                        _nat(plt, "prev_log_term"), log, _nat(commit, "commit_index"))
+    elif kind == "AER":
+        frm, term, ok, last, mismatch = _list(fields, "AER fields", 5)
+        m = AppendEntryResponse(_nat(frm, "from_id"), _nat(term, "term"), _flag(ok, "success"),
+                                _nat(last, "last_index"), None if mismatch is None else _nat(mismatch, "mismatch"))
+    elif kind == "VQ":
+        frm, term, lli, llt = _list(fields, "VQ fields", 4)
+        m = VoteRequest(_nat(frm, "from_id"), _nat(term, "term"), _nat(lli, "last_log_index"),
+                        _nat(llt, "last_log_term"))
+    elif kind == "VR":
+        frm, term, granted = _list(fields, "VR fields", 3)
+        m = VoteResponse(_nat(frm, "from_id"), _nat(term, "term"), _flag(granted, "vote_granted"))
+    elif kind == "SQ":
+        frm, term, lii, lit, offset, data, done = _list(fields, "SQ fields", 7)
+        m = InstallSnapshotRequest(_nat(frm, "from_id"), _nat(term, "term"), _nat(lii, "last_included_index"),
+                                   _nat(lit, "last_included_term"), _nat(offset, "offset"),
+                                   kv_data_from_json(data), _flag(done, "done"))
+    elif kind == "SR":
+        frm, term, lii = _list(fields, "SR fields", 3)
+        m = InstallSnapshotResponse(_nat(frm, "from_id"), _nat(term, "term"), _nat(lii, "last_included_index"))
+    else:
+        raise _bad(f"unknown message type {kind[:20]!r}")
+    reason = check_message(m)
+    if reason is not None:
+        raise _bad(reason)
+    return m
+
+
+def decode_messages(payload: bytes, sender: ReplicaID | None = None) -> list[Message]:
+    """The messages of a data frame's JSON payload; each must come from `sender` (if given)."""
+    messages = [message_from_json(v) for v in _list(loads_strict(payload), "payload")]
+    if sender is not None:
+        for m in messages:
+            if m.from_id != sender:
+                raise _bad(f"message claims to be from {m.from_id} on a connection from {sender}")
+    return messages
+
+
+# ----- storage encoding (the node's own file: JSON as well, so no pickle anywhere) --------------------
+def storage_dumps(value: Any) -> bytes:
+    """`SqliteStorage` encoder for `KVCommand` transitions and `KVData` snapshots."""
+    if isinstance(value, KVCommand):
+        return json.dumps(["c", _command(value)]).encode("ascii")
+    return json.dumps(["s", _kv_data(value)]).encode("ascii")
+
+
+def storage_loads(blob: bytes) -> Any:
+    """The inverse of `storage_dumps` (validated as strictly as network data)."""
+    tag, value = _list(loads_strict(bytes(blob)), "stored value", 2)
+    if tag == "c":
+        return command_from_json(value)
+    if tag == "s":
+        return kv_data_from_json(value)
+    raise _bad(f"unknown stored tag {tag!r}")
+
+
+# ----- sessions --------------------------------------------------------------------------------------
+def _session_key(key: bytes, nonce_b: bytes, nonce_a: bytes, from_id: int, to_id: int) -> bytes:
+    return _mac(key, b"raftlab-session", nonce_b, nonce_a, IDS.pack(from_id, to_id))
+
+
+class OutboundSession:
+    """The dialer's side: answers the challenge with a hello, then seals data frames."""
+
+    def __init__(self, key: bytes, self_id: ReplicaID, peer_id: ReplicaID) -> None:
+        self._key = check_key(key)
+        self.self_id, self.peer_id = self_id, peer_id
+        self._session_key: bytes | None = None
+        self.counter = 0  # frames sealed so far
+
+    def hello(self, challenge: bytes, nonce_a: bytes | None = None) -> bytes:
+        """The hello frame answering `challenge` (a whole challenge frame, header included)."""
+        if len(challenge) != HEADER.size + CHALLENGE_SIZE or challenge[:HEADER.size] != HEADER.pack(CHALLENGE_SIZE) \
+                or challenge[HEADER.size:HEADER.size + 4] != CHALLENGE_MAGIC:
+            raise FrameError("malformed", "not a challenge")
+        nonce_b = challenge[HEADER.size + 4:]
+        nonce_a = os.urandom(NONCE_SIZE) if nonce_a is None else nonce_a
+        rest = HELLO_MAGIC + IDS.pack(self.self_id, self.peer_id) + nonce_a
+        self._session_key = _session_key(self._key, nonce_b, nonce_a, self.self_id, self.peer_id)
+        return frame(_mac(self._key, b"raftlab-hello", nonce_b, rest) + rest)
+
+    def seal(self, payload: bytes) -> bytes:
+        """A data frame carrying `payload` (the next counter)."""
+        if self._session_key is None:
+            raise RuntimeError("seal before hello")
+        self.counter += 1
+        counter = COUNTER.pack(self.counter)
+        return frame(_mac(self._session_key, counter, payload) + counter + payload)
+
+
+class InboundSession:
+    """The acceptor's side, a sans-I/O decoder: `challenge()` to send, then `feed` the bytes received.
+
+    `feed` appends the messages of every complete, authentic, in-order frame to `out` and raises
+    `FrameError` at the first refused frame (the connection must then be dropped: the session is
+    unusable). `eof()` raises if the stream ended inside a frame.
+    """
+
+    def __init__(self, key: bytes, self_id: ReplicaID, peer_ids: Iterable[ReplicaID],
+                 nonce: bytes | None = None, max_frame: int = MAX_FRAME) -> None:
+        self._key = check_key(key)
+        self.self_id = self_id
+        self.peer_ids = frozenset(peer_ids)
+        self.nonce = os.urandom(NONCE_SIZE) if nonce is None else nonce
+        self.max_frame = max_frame
+        self.peer_id: ReplicaID | None = None  # known once the hello is verified
+        self.frames = 0  # data frames accepted
+        self._session_key: bytes | None = None
+        self._expected = 1
+        self._buffer = bytearray()
+        self._failed: FrameError | None = None
+
+    @property
+    def established(self) -> bool:
+        """True once a valid hello was received."""
+        return self._session_key is not None
+
+    def challenge(self) -> bytes:
+        """The challenge frame to send first."""
+        return frame(CHALLENGE_MAGIC + self.nonce)
+
+    def feed(self, data: bytes, out: list[Message]) -> None:
+        """Take received bytes; append decoded messages to `out`; raise `FrameError` on a refusal."""
+        if self._failed is not None:
+            raise self._failed
+        self._buffer += data
+        try:
+            self._drain(out)
+        except FrameError as error:
+            self._failed = error
+            self._buffer.clear()
+            raise
+
+    def eof(self) -> None:
+        """The peer closed the stream: raise `FrameError` ("truncated") if a frame was cut short."""
+        if self._failed is None and self._buffer:
+            self._failed = FrameError("truncated", f"stream ended inside a frame ({len(self._buffer)} bytes)")
+            raise self._failed
+
+    def _drain(self, out: list[Message]) -> None:
+        buffer = self._buffer
+        while len(buffer) >= HEADER.size:
+            (length,) = HEADER.unpack_from(buffer)
+            limit = HELLO_SIZE if self._session_key is None else self.max_frame
+            if length > limit:
+                raise FrameError("oversized", f"frame of {length} bytes (limit {limit})")
+            if len(buffer) < HEADER.size + length:
+                return
+            body = bytes(buffer[HEADER.size:HEADER.size + length])
+            del buffer[:HEADER.size + length]
+            if self._session_key is None:
+                self._hello(body)
+            else:
+                self._data(body, out)
+
+    def _hello(self, body: bytes) -> None:
+        if len(body) != HELLO_SIZE or body[TAG_SIZE:TAG_SIZE + 4] != HELLO_MAGIC:
+            raise FrameError("malformed", "not a hello")
+        rest = body[TAG_SIZE:]
+        if not hmac.compare_digest(body[:TAG_SIZE], _mac(self._key, b"raftlab-hello", self.nonce, rest)):
+            raise FrameError("bad_mac", "hello not signed with the cluster key (wrong key, or replayed)")
+        from_id, to_id = IDS.unpack_from(rest, 4)
+        if to_id != self.self_id or from_id not in self.peer_ids:
+            raise FrameError("unknown_peer", f"hello from {from_id} to {to_id}; I am {self.self_id}")
+        self.peer_id = from_id
+        self._session_key = _session_key(self._key, self.nonce, rest[4 + IDS.size:], from_id, to_id)
+
+    def _data(self, body: bytes, out: list[Message]) -> None:
+        if len(body) < TAG_SIZE + COUNTER.size:
+            raise FrameError("malformed", f"data frame of {len(body)} bytes")
+        assert self._session_key is not None
+        rest = body[TAG_SIZE:]
+        if not hmac.compare_digest(body[:TAG_SIZE], _mac(self._session_key, rest)):
+            raise FrameError("bad_mac", "data frame fails its HMAC (tampered, or from another connection)")
+        (counter,) = COUNTER.unpack_from(rest)
+        if counter != self._expected:
+            raise FrameError("replayed", f"counter {counter}, expected {self._expected}")
+        self._expected += 1
+        out.extend(decode_messages(rest[COUNTER.size:], self.peer_id))
+        self.frames += 1

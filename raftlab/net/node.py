@@ -1,0 +1,338 @@
+"""`KVNode`: one replica of a replicated key-value store, served over TCP (`raftlab node`).
+
+One asyncio event loop drives the unchanged sans-I/O `Replica`: `tick()` at `next_deadline`,
+`process_messages()` when frames arrived, `process_transitions()` when clients submitted commands,
+then `TcpCluster.flush()` sends what the replica queued. Storage is `SqliteStorage` (JSON-encoded,
+durable before the replica sends anything); the state machine is `KVStore`.
+
+Clients speak JSON lines on the client port (one request object per line, one reply per line, with
+the request's ``id`` echoed, so requests may be pipelined):
+
+- ``{"id": 1, "op": "put", "client": C, "seq": S, "key": K, "value": V}`` (also ``get``, ``delete``,
+  ``append``, and ``cas`` with ``expected``): through the log, at most once per (client, seq);
+  reply ``{"id": 1, "ok": true, "result": R}``, or ``{"ok": false, "error": "not_leader",
+  "leader": "HOST:PORT" | null}``, ``"timeout"``, ``"bad_request"``;
+- ``{"op": "status"}``: role, term, leader, indices and the transport's counters (refused frames);
+- ``{"op": "local_get", "key": K}``: this replica's applied value (not linearizable; for tests).
+
+The client port is not authenticated: bind it to loopback (the default) or protect it otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..core import MemoryStorage, Replica, Role, SqliteStorage
+from ..core.interfaces import TransitionState
+from ..core.replica import Event
+from ..machines.kv import OPS, KVCommand, KVStore
+from .codec import storage_dumps, storage_loads
+from .transport import Address, TcpCluster
+
+MAX_REQUEST = 64 * 1024  # bytes in one client request line
+REQUEST_TIMEOUT = 5.0  # seconds a client request may wait for its commit
+ADMIT_PER_ROUND = 512  # client commands handed to the replica per round of the driver (bounds a round's work)
+YIELD_EVERY = 128  # client requests read from one connection before letting the other tasks run
+HEARTBEAT = 0.05
+ELECTION = (0.5, 1.0)
+
+
+_FINAL = frozenset(s for s in TransitionState if s is TransitionState.APPLIED or s.abandoned)
+
+
+class ServedKVStore(KVStore):
+    """`KVStore` as a server keeps it: each transition state and result goes straight to `on_event`
+    (no `MachineEvent`, no subscribers), and `results` and `states` keep nothing for a transition once
+    it is applied or abandoned (a long-running server would otherwise keep one entry per command)."""
+
+    def __init__(self, on_event: Any) -> None:
+        super().__init__()
+        self._on_event = on_event
+
+    def register_transition_state(self, transition_id: Hashable, state: TransitionState) -> None:
+        if state in _FINAL:
+            self.states.pop(transition_id, None)
+            self.results.pop(transition_id, None)
+        else:
+            self.states[transition_id] = state
+        self._on_event("state", transition_id, state, None)
+
+    def apply_transition(self, transition: KVCommand) -> None:
+        result = None if transition == self.NOOP else self._apply(transition)
+        self.applied_index += 1
+        self._on_event("applied", transition.get_id(), None, result)
+
+
+def _log(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
+def _addr(a: Address | None) -> str | None:
+    return None if a is None else f"{a[0]}:{a[1]}"
+
+
+class KVNode:
+    """A `Replica` on `SqliteStorage` with a `KVStore`, a `TcpCluster`, and a client server."""
+
+    def __init__(self, id: int, peers: Mapping[int, Address], key: bytes, data_dir: str | Path,
+                 client_addresses: Mapping[int, Address], *, heartbeat: float = HEARTBEAT,
+                 election: tuple[float, float] = ELECTION, durable: bool = True) -> None:
+        self.id = id
+        self.client_addresses = dict(client_addresses)
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = ServedKVStore(self._on_machine)
+        # durable=False (benchmarks only): MemoryStorage, so a restarted node forgets its term and vote
+        self.storage = (SqliteStorage(self.data_dir / "raft.sqlite3", dumps=storage_dumps, loads=storage_loads)
+                        if durable else MemoryStorage())
+        self._woken = False
+        self._waker: asyncio.Future | None = None
+        self._stopping = False
+        self.cluster = TcpCluster(id, peers, key, wake=self._wakeup)
+        self.replica = Replica(id, [p for p in peers if p != id], self.cluster, self.store, KVStore.NOOP,
+                               heartbeat, election, storage=self.storage, clock=time.monotonic,
+                               observer=self._observe)
+        self._waiting: dict[Hashable, list[list]] = {}  # transition id -> [writer, request id, answered]
+        self._replies: dict[asyncio.StreamWriter, list[str]] = {}  # answers to write after this round
+        self._admission: deque[KVCommand] = deque()  # accepted client commands not yet given to the replica
+        self._expiry: deque[tuple[float, Hashable, list]] = deque()  # in deadline order
+        self._handlers: set[asyncio.Task] = set()  # the client server's, one per connection
+        self._writers: set[asyncio.StreamWriter] = set()
+        _log(f"node {id}: started at term {self.storage.current_term} with {self.storage.log.last_index} "
+             f"log entries (voted for {self.storage.voted_for}); peers {_fmt(peers)}; clients on "
+             f"{_addr(self.client_addresses[id])}")
+
+    # ----- the replica's observer and the state machine's events ------------------------------------
+    def _observe(self, event: Event) -> None:
+        d = event.details
+        if event.kind == "became_leader":
+            _log(f"node {self.id}: became LEADER of term {event.term} ({event.rule}: votes from {d.get('votes')}, "
+                 f"a majority)")
+        elif event.kind == "became_candidate":
+            _log(f"node {self.id}: became candidate for term {event.term} ({event.rule}: election timeout, "
+                 f"no leader heard from)")
+        elif event.kind == "became_follower":
+            _log(f"node {self.id}: became follower in term {event.term} ({event.rule}: {d.get('why')})")
+        elif event.kind == "truncated":
+            _log(f"node {self.id}: truncated {d.get('count')} entries from {d.get('first')} ({event.rule})")
+        elif event.kind == "message_dropped":
+            _log(f"node {self.id}: replica dropped a message: {d.get('why')}")
+
+    def _on_machine(self, kind: str, transition_id: Hashable | None, state: TransitionState | None,
+                    result: Any) -> None:
+        if transition_id not in self._waiting:
+            return
+        if kind == "applied":
+            reply = {"ok": True, "result": result}
+        elif kind == "state" and state is not None and state.abandoned:
+            why = "not_leader" if state is TransitionState.ABANDONED_NOT_LEADER else "abandoned"
+            reply = {"ok": False, "error": why, "leader": self._leader_hint()}
+        else:
+            return
+        for waiter in self._waiting.pop(transition_id, ()):
+            self._answer(waiter, reply)
+
+    def _answer(self, waiter: list, reply: dict) -> None:
+        writer, rid, answered = waiter
+        if not answered:
+            waiter[2] = True
+            self._replies.setdefault(writer, []).append(json.dumps({**reply, "id": rid}))
+
+    def _send_replies(self) -> None:
+        """Write the replies gathered in this round: one write per client connection."""
+        replies, self._replies = self._replies, {}
+        for writer, lines in replies.items():
+            if not writer.is_closing():
+                lines.append("")
+                writer.write("\n".join(lines).encode())
+
+    def _expire(self, now: float) -> None:
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= now:
+            _, tid, waiter = expiry.popleft()
+            if not waiter[2]:
+                self._answer(waiter, {"ok": False, "error": "timeout", "leader": self._leader_hint()})
+                waiting = self._waiting.get(tid)
+                if waiting is not None:
+                    waiting.remove(waiter)
+                    if not waiting:
+                        del self._waiting[tid]
+
+    # ----- the driver ---------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve until `stop()` (or SIGTERM/SIGINT)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        await self.cluster.start()
+        host, port = self.client_addresses[self.id]
+        server = await asyncio.start_server(self._client, host, port, limit=MAX_REQUEST, reuse_address=True)
+        try:
+            await self._drive()
+        finally:
+            server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            await self.cluster.close()
+            pending = [t for t in self._handlers if not t.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+            if isinstance(self.storage, SqliteStorage):
+                self.storage.close()
+            _log(f"node {self.id}: stopped")
+
+    def stop(self) -> None:
+        """Ask the driver to return."""
+        self._stopping = True
+        self._wakeup()
+
+    def _wakeup(self) -> None:
+        self._woken = True
+        waker = self._waker
+        if waker is not None and not waker.done():
+            waker.set_result(None)
+
+    async def _drive(self) -> None:
+        replica, cluster, store = self.replica, self.cluster, self.store
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            self._woken = False
+            replica.tick()
+            if cluster.has_messages:
+                replica.process_messages()
+            if self._admission:
+                self._admit()
+            if store.pending_count:
+                replica.process_transitions()
+            cluster.flush()
+            now = time.monotonic()
+            self._expire(now)
+            if self._replies:
+                self._send_replies()
+            wait = min(max(replica.next_deadline - now, 0.0), 0.5)
+            if wait > 0 and not self._woken and not self._admission:
+                self._waker = loop.create_future()
+                timer = loop.call_later(wait, self._wakeup)
+                await self._waker
+                timer.cancel()
+                self._waker = None
+            else:
+                await asyncio.sleep(0)
+
+    # ----- clients ------------------------------------------------------------------------------------
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+        self._writers.add(writer)
+        handled = 0
+        try:
+            while not self._stopping:
+                try:
+                    line = await reader.readline()
+                except ValueError:  # longer than MAX_REQUEST
+                    writer.write(_reply(None, False, error="bad_request", detail="request line too long"))
+                    return
+                if not line:
+                    return
+                self._request(line, writer)
+                handled += 1
+                if handled % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # readline does not yield while lines are buffered
+        except OSError:
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    def _request(self, line: bytes, writer: asyncio.StreamWriter) -> None:
+        rid = None
+        try:
+            request = json.loads(line)
+            if type(request) is not dict:
+                raise ValueError("a request is a JSON object")
+            rid = request.get("id")
+            reply = self._handle(request, writer, rid)
+        except (ValueError, TypeError, RecursionError) as error:
+            reply = {"ok": False, "error": "bad_request", "detail": str(error)[:200]}
+        if reply is not None:
+            reply["id"] = rid
+            writer.write(json.dumps(reply).encode() + b"\n")
+
+    def _leader_hint(self) -> str | None:
+        leader = self.replica.leader_id
+        return None if leader is None or leader == self.id else _addr(self.client_addresses.get(leader))
+
+    def status(self) -> dict:
+        r = self.replica
+        return {"id": self.id, "role": r.role.value, "term": r.current_term, "leader": r.leader_id,
+                "last_index": r.log.last_index, "commit_index": r.commit_index, "last_applied": r.last_applied,
+                "keys": len(self.store.data), "replica_dropped": r.stats.dropped, **self.cluster.stats.as_dict()}
+
+    def _handle(self, request: dict, writer: asyncio.StreamWriter, rid: Any) -> dict | None:
+        """The reply to `request`, or None if it will come once its command is applied (or abandoned)."""
+        op = request.get("op")
+        if op == "status":
+            return {"ok": True, "result": self.status()}
+        if op == "local_get":
+            key = request.get("key")
+            if type(key) is not str:
+                raise ValueError("key must be a string")
+            return {"ok": True, "result": self.store.read(key)}
+        if op not in OPS:
+            raise ValueError(f"unknown op {op!r}")
+        client, seq = request.get("client"), request.get("seq")
+        if type(client) is not int or not 0 <= client < 2**63 or type(seq) is not int or not 0 <= seq < 2**63:
+            raise ValueError("client and seq must be ints in [0, 2**63)")
+        command = KVCommand(client, seq, op, request.get("key"), request.get("value"), request.get("expected"))
+        if self.replica.role is not Role.LEADER:
+            return {"ok": False, "error": "not_leader", "leader": self._leader_hint()}
+        waiter = [writer, rid, False]  # answered once: applied, abandoned, or timed out
+        tid = command.get_id()
+        self._waiting.setdefault(tid, []).append(waiter)
+        self._expiry.append((time.monotonic() + REQUEST_TIMEOUT, tid, waiter))
+        self._admission.append(command)
+        self._wakeup()
+        return None
+
+    def _admit(self) -> None:
+        """Hand at most ADMIT_PER_ROUND queued commands to the state machine (the rest wait a round),
+        so that a burst of clients cannot stall heartbeats for longer than one bounded round."""
+        queue, submit = self._admission, self.store.submit
+        for _ in range(min(len(queue), ADMIT_PER_ROUND)):
+            submit(queue.popleft())
+
+
+def _reply(rid: Any, ok: bool, **fields: Any) -> bytes:
+    return json.dumps({"id": rid, "ok": ok, **fields}).encode() + b"\n"
+
+
+def _fmt(peers: Mapping[int, Address]) -> str:
+    return ",".join(f"{i}={h}:{p}" for i, (h, p) in sorted(peers.items()))
+
+
+def run_node(id: int, peers: Mapping[int, Address], key: bytes, data_dir: str | Path,
+             client_addresses: Mapping[int, Address], **options: Any) -> int:
+    """Run a node until SIGTERM/SIGINT; returns the exit status (1 if the replica stopped on an error)."""
+
+    async def main() -> None:
+        node = KVNode(id, peers, key, data_dir, client_addresses, **options)
+        await node.run()
+
+    try:
+        asyncio.run(main())
+    except Exception as error:  # the replica stopped (fail-stop): say why, exit non-zero
+        _log(f"node {id}: FAILED: {error!r}")
+        return 1
+    return 0

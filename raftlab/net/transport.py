@@ -1,0 +1,266 @@
+"""`TcpCluster`: the core's `Cluster` protocol over TCP, on asyncio.
+
+The replica's side is synchronous and never blocks: `send_message` queues a message for its peer,
+`receive_messages` hands over what the readers decoded. `flush()` (called by the driver after each
+round of replica calls) coalesces everything queued for one peer into one authenticated frame and
+writes it without waiting; a peer that is down or slow (its write buffer is full) loses the messages,
+which Raft retransmits. Each peer gets one outgoing connection, redialled with exponential backoff;
+each incoming connection is read by its own task, and a refused frame drops that connection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from ..core.messages import Message, ReplicaID
+from .codec import (
+    CHALLENGE_SIZE, HEADER, MAX_FRAME, FrameError, InboundSession, OutboundSession, check_key, message_to_json,
+)
+
+Address = tuple[str, int]
+
+HANDSHAKE_TIMEOUT = 2.0  # seconds an incoming connection has to send a valid hello
+CONNECT_TIMEOUT = 1.0
+BACKOFF_MIN, BACKOFF_MAX = 0.05, 2.0  # seconds between reconnection attempts (doubling, with jitter)
+WRITE_BUFFER_LIMIT = 32 * 1024 * 1024  # bytes queued to one peer before messages to it are dropped
+READ_CHUNK = 256 * 1024
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@dataclass
+class TransportStats:
+    """Counters of a `TcpCluster`."""
+
+    refused: Counter = field(default_factory=Counter)  # refused frames (connections dropped), by kind
+    frames_sent: int = 0
+    frames_received: int = 0
+    messages_sent: int = 0
+    messages_received: int = 0
+    send_dropped: int = 0  # messages lost because the peer was not connected or not reading
+    connections_made: int = 0  # outgoing connections established
+    connections_accepted: int = 0  # incoming connections whose hello was valid
+
+    def as_dict(self) -> dict:
+        return {"refused": dict(self.refused), "refused_total": sum(self.refused.values()),
+                "frames_sent": self.frames_sent, "frames_received": self.frames_received,
+                "messages_sent": self.messages_sent, "messages_received": self.messages_received,
+                "send_dropped": self.send_dropped, "connections_made": self.connections_made,
+                "connections_accepted": self.connections_accepted}
+
+
+class _Link:
+    """The outgoing connection to one peer, redialled with backoff."""
+
+    def __init__(self, cluster: TcpCluster, peer: ReplicaID, address: Address) -> None:
+        self.cluster, self.peer, self.address = cluster, peer, address
+        self.session: OutboundSession | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def run(self) -> None:
+        delay = BACKOFF_MIN
+        while not self.cluster.closed:
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.address), CONNECT_TIMEOUT)
+            except (OSError, asyncio.TimeoutError):
+                pass
+            else:
+                try:
+                    challenge = await asyncio.wait_for(reader.readexactly(HEADER.size + CHALLENGE_SIZE),
+                                                       HANDSHAKE_TIMEOUT)
+                    session = OutboundSession(self.cluster.key, self.cluster.id, self.peer)
+                    writer.write(session.hello(challenge))
+                    self.session, self.writer = session, writer
+                    self.cluster.stats.connections_made += 1
+                    delay = BACKOFF_MIN
+                    await reader.read(1)  # the acceptor never writes again: returns at EOF
+                except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, FrameError):
+                    pass
+                finally:
+                    self.session = self.writer = None
+                    writer.close()
+            if self.cluster.closed:
+                return
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    def send(self, messages: list[Message]) -> None:
+        session, writer, stats = self.session, self.writer, self.cluster.stats
+        if session is None or writer is None or writer.is_closing() \
+                or writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+            stats.send_dropped += len(messages)
+            return
+        for payload in _payloads(messages):
+            writer.write(session.seal(payload))
+            stats.frames_sent += 1
+        stats.messages_sent += len(messages)
+
+
+def _payloads(messages: list[Message]) -> list[bytes]:
+    """JSON payloads carrying `messages`, as few as fit under MAX_FRAME (a message too big alone is lost)."""
+    limit = MAX_FRAME - 64
+    payloads, parts, size = [], [], 2
+    for m in messages:
+        part = json.dumps(message_to_json(m), separators=(",", ":"))
+        if len(part) + 2 > limit:
+            _log(f"dropped a message of {len(part)} bytes: larger than a frame")
+            continue
+        if size + len(part) + 1 > limit:
+            payloads.append(("[" + ",".join(parts) + "]").encode("ascii"))
+            parts, size = [], 2
+        parts.append(part)
+        size += len(part) + 1
+    if parts:
+        payloads.append(("[" + ",".join(parts) + "]").encode("ascii"))
+    return payloads
+
+
+class TcpCluster:
+    """A replica's `Cluster` over TCP.
+
+    Args:
+        id: this replica.
+        addresses: every replica's peer address (this one's included: it listens there).
+        key: the shared cluster key (at least 16 bytes).
+        wake: called (on the event loop) whenever messages arrived.
+        on_leader: called with the new leader id when the replica registers one.
+    """
+
+    def __init__(self, id: ReplicaID, addresses: Mapping[ReplicaID, Address], key: bytes, *,
+                 wake: Callable[[], None] = lambda: None,
+                 on_leader: Callable[[ReplicaID | None], None] = lambda _: None) -> None:
+        if id not in addresses:
+            raise ValueError(f"replica {id} has no address in {dict(addresses)}")
+        self.id = id
+        self.key = check_key(key)
+        self.address = addresses[id]
+        self.peers = {p: a for p, a in addresses.items() if p != id}
+        self.stats = TransportStats()
+        self.leader_id: ReplicaID | None = None
+        self.closed = False
+        self._wake, self._on_leader = wake, on_leader
+        self._inbox: list[Message] = []
+        self._outbox: dict[ReplicaID, list[Message]] = {p: [] for p in self.peers}
+        self._links = {p: _Link(self, p, a) for p, a in self.peers.items()}
+        self._tasks: set[asyncio.Task] = set()  # our own (the links): cancelled on close
+        self._handlers: set[asyncio.Task] = set()  # the server's, one per incoming connection: ended by EOF
+        self._inbound: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.AbstractServer | None = None
+
+    # ----- the core's Cluster protocol (synchronous, never blocks) --------------------------------------
+    def send_message(self, to_id: ReplicaID, message: Message) -> None:
+        """Queue `message` for `to_id`; it leaves at the next `flush`."""
+        box = self._outbox.get(to_id)
+        if box is not None:
+            box.append(message)
+
+    def receive_messages(self) -> list[Message]:
+        """The messages decoded since the last call."""
+        messages, self._inbox = self._inbox, []
+        return messages
+
+    def halt(self) -> bool:
+        """True once closed."""
+        return self.closed
+
+    def register_leader(self, leader_id: ReplicaID | None) -> None:
+        """Remember the leader (and tell `on_leader`)."""
+        self.leader_id = leader_id
+        self._on_leader(leader_id)
+
+    # ----- driving ----------------------------------------------------------------------------------
+    @property
+    def has_messages(self) -> bool:
+        """True if `receive_messages` would return something."""
+        return bool(self._inbox)
+
+    def flush(self) -> None:
+        """Send what is queued: one frame per peer (more only if it would exceed MAX_FRAME)."""
+        for peer, box in self._outbox.items():
+            if box:
+                self._outbox[peer] = []
+                self._links[peer].send(box)
+
+    async def start(self) -> None:
+        """Listen on this replica's address and start dialling the peers."""
+        host, port = self.address
+        self._server = await asyncio.start_server(self._accept, host, port, reuse_address=True)
+        for link in self._links.values():
+            self._spawn(link.run())
+
+    async def close(self) -> None:
+        """Stop listening, close every connection and task."""
+        self.closed = True
+        if self._server is not None:
+            self._server.close()
+        for link in self._links.values():
+            if link.writer is not None:
+                link.writer.transport.abort()
+        for writer in list(self._inbound):
+            writer.transport.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        pending = [t for t in (*self._tasks, *self._handlers) if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+        self._inbound.add(writer)
+        session = InboundSession(self.key, self.id, self.peers)
+        where = writer.get_extra_info("peername")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HANDSHAKE_TIMEOUT
+        received: list[Message] = []
+        try:
+            writer.write(session.challenge())
+            while not self.closed:
+                if session.established:
+                    data = await reader.read(READ_CHUNK)
+                else:
+                    left = deadline - loop.time()
+                    try:
+                        data = await asyncio.wait_for(reader.read(READ_CHUNK), max(left, 0.001))
+                    except asyncio.TimeoutError:
+                        raise FrameError("handshake_timeout", f"no valid hello within {HANDSHAKE_TIMEOUT} s") from None
+                if not data:
+                    session.eof()
+                    return
+                was = session.established
+                frames = session.frames
+                try:
+                    session.feed(data, received)
+                finally:
+                    if session.established and not was:
+                        self.stats.connections_accepted += 1
+                    self.stats.frames_received += session.frames - frames
+                    if received:
+                        self.stats.messages_received += len(received)
+                        self._inbox.extend(received)
+                        received.clear()
+                        self._wake()
+        except FrameError as error:
+            self.stats.refused[error.kind] += 1
+            _log(f"node {self.id}: refused a frame from {where} (peer {session.peer_id}): {error}; "
+                 f"connection dropped ({sum(self.stats.refused.values())} refused so far)")
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._inbound.discard(writer)
+            writer.close()

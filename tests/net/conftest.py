@@ -1,0 +1,133 @@
+"""Real `raftlab node` processes on loopback, each stopped (its process group killed) by the test
+fixture that started it."""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from raftlab.net import KVClient
+import contextlib
+
+ROOT = Path(__file__).resolve().parents[2]
+OFFSET = 1000
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` peer ports, each with its client port (+OFFSET) free on 127.0.0.1."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 30000)
+        ports = [base + 3 * i for i in range(n)]
+        if all(_free(p) and _free(p + OFFSET) for p in ports):
+            return ports
+    raise RuntimeError("no free ports")
+
+
+class LocalCluster:
+    """`n` nodes on 127.0.0.1 under `folder`."""
+
+    def __init__(self, folder: Path, n: int) -> None:
+        self.folder = folder
+        self.ids = list(range(1, n + 1))
+        self.ports = dict(zip(self.ids, free_ports(n), strict=True))
+        self.peers = ",".join(f"{i}=127.0.0.1:{p}" for i, p in self.ports.items())
+        self.key = secrets.token_bytes(32)
+        self.key_file = folder / "cluster.key"
+        self.key_file.write_text(self.key.hex())
+        self.processes: dict[int, subprocess.Popen] = {}
+
+    def client_address(self, i: int) -> tuple[str, int]:
+        return ("127.0.0.1", self.ports[i] + OFFSET)
+
+    def log(self, i: int) -> str:
+        return (self.folder / f"node{i}.log").read_text()
+
+    def start(self, i: int) -> None:
+        with open(self.folder / f"node{i}.log", "ab") as log:
+            self.processes[i] = subprocess.Popen(
+                [sys.executable, "-m", "raftlab.cli", "node", "--id", str(i), "--peers", self.peers,
+                 "--data-dir", str(self.folder / f"node{i}"), "--key-file", str(self.key_file)],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+
+    def kill9(self, i: int) -> None:
+        process = self.processes.pop(i)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+        self.processes.clear()
+
+    def client(self, timeout: float = 15.0, ids: list[int] | None = None) -> KVClient:
+        return KVClient([self.client_address(i) for i in (ids or self.ids)], timeout=timeout)
+
+    def statuses(self, ids: list[int] | None = None) -> dict[int, dict]:
+        found = {}
+        with KVClient([self.client_address(self.ids[0])]) as probe:
+            for i in ids or list(self.processes):
+                with contextlib.suppress(OSError, ValueError):
+                    found[i] = probe.status(self.client_address(i), timeout=1.0)
+        return found
+
+    def wait_leader(self, timeout: float = 15.0, ids: list[int] | None = None) -> int:
+        """The one leader that every listed live node agrees on."""
+        deadline = time.monotonic() + timeout
+        ids = ids or list(self.processes)
+        while time.monotonic() < deadline:
+            statuses = self.statuses(ids)
+            leaders = {s["leader"] for s in statuses.values()}
+            if len(statuses) == len(ids) and len(leaders) == 1 and None not in leaders:
+                (leader,) = leaders
+                if statuses.get(leader, {}).get("role") == "leader":
+                    return leader
+            time.sleep(0.1)
+        raise AssertionError(f"no agreed leader within {timeout} s: {self.statuses(ids)}\n{self.diagnose()}")
+
+    def diagnose(self) -> str:
+        """Exit codes and log tails, for failure messages."""
+        lines = []
+        for i in self.ids:
+            process = self.processes.get(i)
+            lines.append(f"node {i}: {'not started' if process is None else f'exit code {process.poll()}'}")
+            path = self.folder / f"node{i}.log"
+            if path.exists():
+                lines += ["    " + line for line in path.read_text().splitlines()[-15:]]
+        return "\n".join(lines)
+
+
+@pytest.fixture
+def cluster3(tmp_path):
+    cluster = LocalCluster(tmp_path, 3)
+    try:
+        for i in cluster.ids:
+            cluster.start(i)
+        yield cluster
+    finally:
+        cluster.stop_all()

@@ -1,0 +1,240 @@
+"""The wire format: every message round-trips; anything else is refused with `FrameError` only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from raftlab.core import (
+    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, LogEntry,
+    VoteRequest, VoteResponse,
+)
+from raftlab.machines import KVStore
+from raftlab.net.codec import (
+    HEADER, MAX_FRAME, FrameError, InboundSession, OutboundSession, decode_messages, encode_messages,
+    message_from_json, storage_dumps, storage_loads,
+)
+
+KEY = b"k" * 32
+NONCE = b"n" * 16
+
+MESSAGES = [
+    AppendEntryRequest(2, 3, 4, 2, (LogEntry(KVStore.put(7, 1, "a", "x"), 5, 3),
+                                    LogEntry(KVStore.cas(7, 2, "a", None, "y"), 6, 3),
+                                    LogEntry(KVStore.NOOP, 7, 3)), 4),
+    AppendEntryRequest(2, 3, 0, 0, (), 0),
+    AppendEntryResponse(2, 3, True, 7, None),
+    AppendEntryResponse(2, 3, False, 2, 1),
+    VoteRequest(2, 5, 9, 4),
+    VoteResponse(2, 5, True),
+    InstallSnapshotRequest(2, 6, 10, 5, 0, ((("a", "1"), ("b", "2")), ((7, (3, None)), (8, (1, True)))), True),
+    InstallSnapshotResponse(2, 6, 10),
+]
+
+
+def _pair(peer: int = 2, me: int = 1) -> tuple[OutboundSession, InboundSession, bytes]:
+    inbound = InboundSession(KEY, me, [2, 3], nonce=NONCE)
+    outbound = OutboundSession(KEY, peer, me)
+    return outbound, inbound, outbound.hello(inbound.challenge())
+
+
+def test_every_message_round_trips_through_a_frame():
+    outbound, inbound, hello = _pair()
+    out: list = []
+    inbound.feed(hello, out)
+    assert inbound.established and inbound.peer_id == 2 and out == []
+    data = outbound.seal(encode_messages(MESSAGES))
+    inbound.feed(data[:7], out)  # byte by byte is the same as at once
+    inbound.feed(data[7:], out)
+    assert out == MESSAGES
+    assert inbound.frames == 1
+
+
+def test_storage_encoding_round_trips_without_pickle():
+    for value in (KVStore.put(1, 2, "k", "v"), KVStore.NOOP, MESSAGES[-2].data):
+        blob = storage_dumps(value)
+        assert b"pickle" not in blob and blob[:1] == b"["
+        assert storage_loads(blob) == value
+
+
+@pytest.mark.parametrize("bad, why", [
+    (["VR", 2, 5, 1], "vote_granted"),  # an int where a bool is required
+    (["VR", True, 5, False], "from_id"),  # a bool where an int is required
+    (["VQ", 2, -1, 0, 0], "term"),
+    (["VQ", 2, 2**63, 0, 0], "term"),
+    (["VQ", 2, 1, 0, 2], "log term above"),  # check_message: last_log_term > term
+    (["AEQ", 2, 3, 4, 2, [[6, 3, [7, 1, "put", "a", "x", None]]], 4], "entry out of place"),
+    (["AEQ", 2, 3, 4, 2, [[5, 3, [7, 1, "put", "a", None, None]]], 4], "value"),  # KVCommand's own check
+    (["AEQ", 2, 3, 4, 2, [[5, 3, [7, 1, "drop_table", "a", None, None]]], 4], "op"),
+    (["SQ", 2, 6, 10, 5, 0, [[["a", 1]], []], True], "snapshot items"),
+    (["XX", 1], "unknown message type"),
+    (["VR", 2, 5], "VR fields"),
+    ({"VR": 1}, "message must be a list"),
+])
+def test_ill_typed_or_out_of_range_messages_are_refused(bad, why):
+    with pytest.raises(FrameError, match=why) as caught:
+        message_from_json(bad)
+    assert caught.value.kind == "bad_payload"
+
+
+@pytest.mark.parametrize("payload", [b"[[\"VR\",2,5,true]]x", b"[[\"VR\",2,5.0,true]]", b"[[\"VR\",2,NaN,true]]",
+                                     b"[" * 100_000, b"\xff\xfe", b"[[\"VR\",2," + b"9" * 5000 + b",true]]"])
+def test_malformed_json_is_refused(payload):
+    with pytest.raises(FrameError):
+        decode_messages(payload)
+
+
+def test_a_message_claiming_another_sender_is_refused():
+    with pytest.raises(FrameError, match="claims to be from 3"):
+        decode_messages(encode_messages([VoteResponse(3, 1, True)]), sender=2)
+
+
+def test_replayed_reordered_tampered_and_wrongly_keyed_frames_are_refused():
+    outbound, inbound, hello = _pair()
+    out: list = []
+    inbound.feed(hello, out)
+    first = outbound.seal(encode_messages([VoteResponse(2, 1, True)]))
+    second = outbound.seal(encode_messages([VoteResponse(2, 1, False)]))
+    inbound.feed(first, out)
+    with pytest.raises(FrameError) as caught:
+        inbound.feed(first, out)  # replayed on its connection
+    assert caught.value.kind == "replayed"
+    with pytest.raises(FrameError):
+        inbound.feed(second, out)  # a refused session stays refused
+    # the same recorded bytes on a new connection (a fresh nonce) fail the hello's HMAC
+    fresh = InboundSession(KEY, 1, [2, 3])
+    with pytest.raises(FrameError) as caught:
+        fresh.feed(hello + first, [])
+    assert caught.value.kind == "bad_mac"
+    # reordered
+    outbound, inbound, hello = _pair()
+    inbound.feed(hello, out)
+    _a, b = outbound.seal(b"[]"), outbound.seal(b"[]")
+    with pytest.raises(FrameError, match="counter 2, expected 1"):
+        inbound.feed(b, out)
+    # tampered
+    outbound, inbound, hello = _pair()
+    inbound.feed(hello, out)
+    frame = bytearray(outbound.seal(encode_messages([VoteResponse(2, 1, True)])))
+    frame[-3] ^= 1
+    with pytest.raises(FrameError) as caught:
+        inbound.feed(bytes(frame), out)
+    assert caught.value.kind == "bad_mac"
+    # wrong key
+    inbound = InboundSession(KEY, 1, [2, 3])
+    with pytest.raises(FrameError) as caught:
+        inbound.feed(OutboundSession(b"w" * 32, 2, 1).hello(inbound.challenge()), out)
+    assert caught.value.kind == "bad_mac"
+    # a hello naming a stranger, or addressed to another node
+    for sender, to in ((9, 1), (2, 3)):
+        inbound = InboundSession(KEY, 1, [2, 3])
+        with pytest.raises(FrameError) as caught:
+            inbound.feed(OutboundSession(KEY, sender, to).hello(inbound.challenge()), out)
+        assert caught.value.kind == "unknown_peer"
+    assert out == [VoteResponse(2, 1, True)]  # only the one authentic, in-order frame got through
+
+
+def test_oversized_and_truncated_frames_are_refused():
+    inbound = InboundSession(KEY, 1, [2, 3])
+    with pytest.raises(FrameError) as caught:
+        inbound.feed(HEADER.pack(1000), [])  # larger than a hello, before the handshake
+    assert caught.value.kind == "oversized"
+    outbound, inbound, hello = _pair()
+    inbound.feed(hello, [])
+    with pytest.raises(FrameError) as caught:
+        inbound.feed(HEADER.pack(MAX_FRAME + 1), [])
+    assert caught.value.kind == "oversized"
+    outbound, inbound, hello = _pair()
+    inbound.feed(hello + outbound.seal(b"[]")[:-1], [])
+    with pytest.raises(FrameError) as caught:
+        inbound.eof()
+    assert caught.value.kind == "truncated"
+
+
+def _established() -> tuple[OutboundSession, InboundSession]:
+    outbound, inbound, hello = _pair()
+    inbound.feed(hello, [])
+    return outbound, inbound
+
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
+@given(st.binary(max_size=400), st.booleans())
+def test_fuzz_random_bytes_give_only_frame_errors(data, after_handshake):
+    inbound = _established()[1] if after_handshake else InboundSession(KEY, 1, [2, 3])
+    out: list = []
+    try:
+        inbound.feed(data, out)
+        inbound.eof()
+    except FrameError as error:
+        assert error.kind in {"oversized", "truncated", "malformed", "bad_mac", "replayed", "bad_payload",
+                              "unknown_peer"}
+    assert out == []  # without the key, random bytes never deliver a message
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_mutated_valid_frames_give_only_frame_errors(data):
+    outbound, inbound = _established()
+    frame = bytearray(outbound.seal(encode_messages(MESSAGES)))
+    kind = data.draw(st.sampled_from(["flip", "cut", "insert", "splice"]))
+    at = data.draw(st.integers(0, len(frame) - 1))
+    if kind == "flip":
+        frame[at] ^= data.draw(st.integers(1, 255))
+    elif kind == "cut":
+        del frame[at:]
+    elif kind == "insert":
+        frame[at:at] = data.draw(st.binary(min_size=1, max_size=20))
+    else:
+        frame[at:] = data.draw(st.binary(max_size=40))
+    out: list = []
+    try:
+        inbound.feed(bytes(frame), out)
+        inbound.eof()
+    except FrameError:
+        pass
+    assert out == [] or (out == MESSAGES and kind == "splice")  # a splice may rewrite a byte as itself
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**64, 2**64) | st.text(max_size=5) | st.sampled_from(
+        ["AEQ", "AER", "VQ", "VR", "SQ", "SR", "put", "get", "cas"]),
+    lambda inner: st.lists(inner, max_size=8) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=30)
+
+
+@FUZZ
+@given(st.lists(json_values, max_size=4))
+def test_fuzz_json_payloads_give_messages_or_frame_errors(values):
+    try:
+        messages = decode_messages(json.dumps(values).encode())
+    except FrameError:
+        return
+    assert encode_messages(messages) == json.dumps(values, separators=(",", ":")).encode()
+
+
+def test_net_never_uses_pickle_and_imports_only_core_and_machines():
+    import ast
+    from pathlib import Path
+
+    import raftlab.net
+
+    sources = sorted(Path(raftlab.net.__file__).parent.glob("*.py"))
+    assert len(sources) >= 6
+    for path in sources:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            for name in names:
+                assert "pickle" not in name and "marshal" not in name, f"{path.name} imports {name}"
+                assert not any(part in name.split(".") for part in ("sim", "viz", "widgets", "grading")), \
+                    f"{path.name} imports {name}"
