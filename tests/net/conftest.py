@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 OFFSET = 1000
 
 
-def _free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether `port` can be bound on 127.0.0.1 now."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -37,7 +38,7 @@ def free_ports(n: int) -> list[int]:
     for _ in range(200):
         base = rng.randrange(20000, 30000)
         ports = [base + 3 * i for i in range(n)]
-        if all(_free(p) and _free(p + OFFSET) for p in ports):
+        if all(port_free(p) and port_free(p + OFFSET) for p in ports):
             return ports
     raise RuntimeError("no free ports")
 

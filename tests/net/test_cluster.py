@@ -19,7 +19,7 @@ import pytest
 from raftlab.core import VoteResponse
 from raftlab.net.codec import CHALLENGE_SIZE, HEADER, MAX_FRAME, OutboundSession, encode_messages, frame
 
-from .conftest import ROOT, LocalCluster, free_ports
+from .conftest import ROOT, LocalCluster, free_ports, port_free
 import contextlib
 
 pytestmark = pytest.mark.timeout(120)
@@ -214,7 +214,7 @@ def test_hostile_frames_are_refused_counted_and_the_node_keeps_serving(cluster3)
 
 def test_cluster_up_and_down_by_recorded_pids(tmp_path):
     (base,) = free_ports(1)
-    while not all(_port_free(base + k) and _port_free(base + 1000 + k) for k in range(3)):
+    while not all(port_free(base + k) and port_free(base + 1000 + k) for k in range(3)):
         base += 7
     run = [sys.executable, "-m", "raftlab.cli", "cluster"]
     folder = tmp_path / "c"
@@ -239,12 +239,3 @@ def test_cluster_up_and_down_by_recorded_pids(tmp_path):
     assert not (folder / "pids.json").exists()
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
