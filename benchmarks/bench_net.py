@@ -7,21 +7,28 @@ Needs PySyncObj (`pip install -e '.[bench]'`), a benchmark-only dependency. Ever
 process on 127.0.0.1; every process is stopped (its process group killed) before the next run.
 
 How each is driven (stated, because it is not identical):
-- raftlab: the load runs in this process, a client over TCP to the leader's client port (JSON
-  lines, pipelined on one connection), each write a `KVCommand` put through the log; the reply comes
-  once the leader applied it.
-- PySyncObj: it has no client protocol, so the load runs *inside* its leader's process (a
-  `@replicated` setter with a callback), which spares it the client hop raftlab pays.
+- raftlab: each node is a `KVNode` (what `raftlab node` runs, with its defaults: uvloop when
+  installed) in its own process, plus a control port. Throughput: a client in this process over TCP
+  to the leader's client port (JSON lines, pipelined on one connection), each write a `KVCommand`
+  put through the log, answered once the leader applied it. Latency, two ways: through raftlab's
+  blocking `KVClient` from this process (``client_p50_ms``: what a user of `raftlab kv` sees), and
+  inside the leader's process with `KVNode.execute` (``p50_ms``: measured as PySyncObj's is).
+- PySyncObj: it has no client protocol, so its load runs *inside* its leader's process (a
+  `@replicated` setter with a callback), which spares it the client hop; the headline compares
+  like with like (raftlab's in-process latency) and also prints raftlab's through its client.
 
 Persistence: "memory" is raftlab's MemoryStorage against PySyncObj without a journal; "durable" is
 raftlab's SqliteStorage (WAL, synchronous=FULL, every append fsynced before it is acknowledged)
-against PySyncObj's file journal. PySyncObj runs with batching on (its default: new entries leave on
-its 100 ms timer) and off (one message per write); the comparison takes its better figure for each
-measure. Throughput: `count` small writes with up to K in flight; latency: sequential writes, one at
-a time, each measure cut at `--seconds`.
+against PySyncObj's file journal. They do not promise the same: PySyncObj writes its journal into an
+mmap and never flushes it while running (`FileJournal.flush` is called only when the journal is
+destroyed), so it survives the crash of a process but not of the machine. PySyncObj runs with
+batching on (its default: new entries leave on its 100 ms timer) and off (one message per write);
+the comparison takes its better figure for each measure. Throughput: `count` small writes with up to
+K in flight; latency: sequential writes, one at a time, each measure cut at `--seconds`.
 
 Last line: {"bench": "net", "nodes": 3, "raftlab_ops_per_s": ..., "pysyncobj_ops_per_s": ..., "ratio": ...,
-"raftlab_p50_ms": ..., "pysyncobj_p50_ms": ..., "raftlab_p99_ms": ...} (in memory, 1,000 in flight).
+"raftlab_p50_ms": ..., "pysyncobj_p50_ms": ..., "raftlab_p99_ms": ..., "raftlab_client_p50_ms": ...,
+"raftlab_client_p99_ms": ...} (in memory, 1,000 in flight).
 """
 
 from __future__ import annotations
@@ -45,13 +52,14 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 
 
-def free_ports(n: int, offset: int = 1000) -> list[int]:
+def free_ports(n: int) -> list[int]:
+    """`n` ports p, each with p + 1000 and p + 2000 free too (client and control ports)."""
     found: list[int] = []
     port = 21000 + (os.getpid() * 7) % 5000
     for _ in range(5000):
         port += 1
         ok = True
-        for p in (port, port + offset):
+        for p in (port, port + 1000, port + 2000):
             with socket.socket() as s:
                 try:
                     s.bind((HOST, p))
@@ -159,28 +167,66 @@ async def _raftlab_load(address: tuple[str, int], inflight: int, count: int, sec
     return state["done"], elapsed
 
 
-async def _raftlab_sequential(clients: list[tuple[str, int]], count: int, seconds: float) -> list[float]:
-    """Latencies (ms) of sequential puts, one at a time; follows the leader if it changes."""
-    address = await _raftlab_leader(clients)
-    reader, writer = await asyncio.open_connection(*address)
+def _raftlab_sequential(clients: list[tuple[str, int]], count: int, seconds: float) -> list[float]:
+    """Latencies (ms) of sequential puts, one at a time, through raftlab's own blocking `KVClient`
+    (which follows the leader if it changes)."""
+    from raftlab.net.client import KVClient
+
     latencies = []
-    client = int.from_bytes(os.urandom(4), "big")
-    deadline = time.perf_counter() + seconds
-    for n in range(count):
-        if time.perf_counter() > deadline:
-            break
-        t = time.perf_counter()
-        writer.write(json.dumps({"id": n, "op": "put", "client": client, "seq": n + 1, "key": "s",
-                                 "value": "v" * 16}).encode() + b"\n")
-        reply = json.loads(await reader.readline())
-        if reply.get("ok"):
+    with KVClient(clients, timeout=10) as client:
+        client.put("s", "warm")  # finds the leader
+        deadline = time.perf_counter() + seconds
+        for _ in range(count):
+            if time.perf_counter() > deadline:
+                break
+            t = time.perf_counter()
+            client.put("s", "v" * 16)
             latencies.append((time.perf_counter() - t) * 1000)
-        else:
-            writer.close()
-            address = await _raftlab_leader(clients)
-            reader, writer = await asyncio.open_connection(*address)
-    writer.close()
     return latencies
+
+
+def raftlab_node(argv: list[str]) -> None:
+    """A `KVNode` (what `raftlab node` runs, same defaults) with a control port, so that sequential
+    writes can also be issued inside the leader's process, as PySyncObj's are (run as a child process)."""
+    from raftlab.core import Role
+    from raftlab.machines.kv import KVCommand
+    from raftlab.net.node import KVNode, event_loop_runner
+
+    me, peer_list, key_file, data_dir, storage, control = argv
+    peers = {int(i): (h, int(p)) for i, _, hp in (x.partition("=") for x in peer_list.split(","))
+             for h, p in [hp.rsplit(":", 1)]}
+    clients = {i: (h, p + 1000) for i, (h, p) in peers.items()}
+    key = bytes.fromhex(Path(key_file).read_text().strip())
+
+    async def main() -> None:
+        node = KVNode(int(me), peers, key, data_dir, clients, durable=storage == "sqlite")
+        running = asyncio.get_running_loop().create_task(node.run())
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            request = json.loads(await reader.readline())
+            if request["cmd"] == "leader":
+                reply: dict = {"leader": node.replica.role is Role.LEADER and node.replica.commit_index >= 1}
+            else:
+                latencies, client = [], int.from_bytes(os.urandom(4), "big")
+                start = time.perf_counter()
+                for n in range(request["count"]):
+                    if time.perf_counter() - start > request["seconds"]:
+                        break
+                    t = time.perf_counter()
+                    try:
+                        await node.execute(KVCommand(client, n + 1, "put", "s", "v" * 16))
+                    except Exception:
+                        continue
+                    latencies.append((time.perf_counter() - t) * 1000)
+                reply = {"latencies": latencies}
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+            writer.close()
+
+        await asyncio.start_server(serve, HOST, int(control))
+        await running
+
+    event_loop_runner("auto")(main())
 
 
 def run_raftlab(nodes: int, durable: bool, inflights: list[int], sequential: int, seconds: float,
@@ -193,9 +239,9 @@ def run_raftlab(nodes: int, durable: bool, inflights: list[int], sequential: int
     clients = [(HOST, p + 1000) for p in ports]
     try:
         for i in range(nodes):
-            procs.start([sys.executable, "-m", "raftlab.cli", "node", "--id", str(i + 1), "--peers", peers,
-                         "--data-dir", str(folder / f"r{nodes}{durable:d}-{i + 1}"), "--key-file", str(key_file),
-                         "--storage", "sqlite" if durable else "memory"], folder / f"raftlab-{i + 1}.log")
+            procs.start([sys.executable, __file__, "--raftlab-node", str(i + 1), peers, str(key_file),
+                         str(folder / f"r{nodes}{durable:d}-{i + 1}"), "sqlite" if durable else "memory",
+                         str(ports[i] + 2000)], folder / f"raftlab-{i + 1}.log")
 
         async def main() -> dict:
             leader = await _raftlab_leader(clients)
@@ -205,7 +251,11 @@ def run_raftlab(nodes: int, durable: bool, inflights: list[int], sequential: int
                 leader = await _raftlab_leader(clients)
                 done, elapsed = await _raftlab_load(leader, k, max(10 * k, 20_000), seconds)
                 out[f"ops_per_s_{k}"] = round(done / elapsed)
-            lat = await _raftlab_sequential(clients, sequential, seconds)
+            lat = _raftlab_sequential(clients, sequential, seconds)
+            out.update(client_p50_ms=round(percentile(lat, 0.5), 3), client_p99_ms=round(percentile(lat, 0.99), 3),
+                       client_sequential_writes=len(lat))
+            leader = await _raftlab_leader(clients)
+            lat = _control(leader[1] + 1000, {"cmd": "seq", "count": sequential, "seconds": seconds})["latencies"]
             out.update(p50_ms=round(percentile(lat, 0.5), 3), p99_ms=round(percentile(lat, 0.99), 3),
                        sequential_writes=len(lat))
             return out
@@ -343,6 +393,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--pso-node":
         pso_node(sys.argv[2:])
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--raftlab-node":
+        raftlab_node(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON line per result")
     parser.add_argument("--nodes", type=int, nargs="+", default=[5, 3])
@@ -382,7 +435,8 @@ def main() -> None:
             summaries.append({
                 "bench": "net", "nodes": nodes, "raftlab_ops_per_s": r["ops_per_s_1000"],
                 "pysyncobj_ops_per_s": best_ops, "ratio": round(r["ops_per_s_1000"] / best_ops, 2),
-                "raftlab_p50_ms": r["p50_ms"], "pysyncobj_p50_ms": best_p50, "raftlab_p99_ms": r["p99_ms"]})
+                "raftlab_p50_ms": r["p50_ms"], "pysyncobj_p50_ms": best_p50, "raftlab_p99_ms": r["p99_ms"],
+                "raftlab_client_p50_ms": r["client_p50_ms"], "raftlab_client_p99_ms": r["client_p99_ms"]})
             durable_ops = max(p["ops_per_s_1000"] for p in pso_durable)
             print(json.dumps({
                 "bench": "net_durable", "nodes": nodes, "raftlab_sqlite_ops_per_s": rd["ops_per_s_1000"],

@@ -23,10 +23,10 @@ key); replayed or reordered on its own connection, it fails the counter. Any ref
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
+import re
 import struct
 from collections.abc import Iterable
 from typing import Any
@@ -75,7 +75,7 @@ def check_key(key: bytes) -> bytes:
 
 
 def _mac(key: bytes, *parts: bytes) -> bytes:
-    return hmac.new(key, b"".join(parts), hashlib.sha256).digest()
+    return hmac.digest(key, b"".join(parts), "sha256")
 
 
 def frame(body: bytes) -> bytes:
@@ -137,12 +137,18 @@ def _parse_float(text: str) -> Any:
     raise _bad(f"floats are not allowed: {text[:20]}")
 
 
+_DECODER = json.JSONDecoder(parse_float=_parse_float, parse_constant=_parse_float)
+_DECODER_SHORT_INTS = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_float)
+_LONG_DIGITS = re.compile(rf"\d{{{_MAX_INT_DIGITS + 1}}}")
+
+
 def loads_strict(data: bytes) -> Any:
     """`json.loads` for untrusted bytes: UTF-8, no floats, NaN or infinities, no huge integers;
     every failure is a `FrameError`."""
     try:
-        return json.loads(data.decode("utf-8"), parse_int=_parse_int, parse_float=_parse_float,
-                          parse_constant=_parse_float)
+        text = data.decode("utf-8")
+        # integers are parsed in C unless a run of digits somewhere (in a string, perhaps) could be a huge one
+        return (_DECODER_SHORT_INTS if _LONG_DIGITS.search(text) else _DECODER).decode(text)
     except FrameError:
         raise
     except (ValueError, RecursionError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors

@@ -65,6 +65,10 @@ def add_parsers(commands: Any) -> None:
     node.add_argument("--client-host", default="127.0.0.1", help="where to serve clients (default 127.0.0.1)")
     node.add_argument("--storage", choices=["sqlite", "memory"], default="sqlite",
                       help="sqlite (durable, the default) or memory (benchmarks only: a restart forgets the vote)")
+    node.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
+                      help="event loop: uvloop if installed (auto, the default), or asyncio's own")
+    node.add_argument("--snapshot-every", type=int, default=None, metavar="N",
+                      help="snapshot the store and compact the log every N applied entries (default 10000; 0: never)")
 
     kv = commands.add_parser("kv", help="client of a raftlab node cluster: put, get, delete, cas")
     kv.add_argument("--peers", type=parse_peers, required=True, help="the nodes, as for raftlab node")
@@ -100,7 +104,12 @@ def _node(parser: argparse.ArgumentParser, args: Any) -> int:
         parser.error(f"node: {error}")
     clients = {i: (args.client_host if i == args.id else h, p)
                for i, (h, p) in client_addresses(args.peers, args.client_offset).items()}
-    return run_node(args.id, args.peers, key, args.data_dir, clients, durable=args.storage == "sqlite")
+    options: dict[str, Any] = {"durable": args.storage == "sqlite", "loop": args.loop}
+    if args.snapshot_every is not None:
+        if args.snapshot_every < 0:
+            parser.error("node: --snapshot-every must be >= 0 (0: never)")
+        options["snapshot_every"] = args.snapshot_every
+    return run_node(args.id, args.peers, key, args.data_dir, clients, **options)
 
 
 def _kv(parser: argparse.ArgumentParser, args: Any) -> int:

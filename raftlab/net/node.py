@@ -27,14 +27,15 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Coroutine, Hashable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..core import MemoryStorage, Replica, Role, SqliteStorage
 from ..core.interfaces import TransitionState
 from ..core.replica import Event
 from ..machines.kv import OPS, KVCommand, KVStore
+from .client import KVError
 from .codec import storage_dumps, storage_loads
 from .transport import Address, TcpCluster
 
@@ -44,6 +45,7 @@ ADMIT_PER_ROUND = 512  # client commands handed to the replica per round of the 
 YIELD_EVERY = 128  # client requests read from one connection before letting the other tasks run
 HEARTBEAT = 0.05
 ELECTION = (0.5, 1.0)
+SNAPSHOT_EVERY = 10_000  # applied entries between snapshots (the log is compacted up to each one)
 
 
 _FINAL = frozenset(s for s in TransitionState if s is TransitionState.APPLIED or s.abandoned)
@@ -85,7 +87,10 @@ class KVNode:
 
     def __init__(self, id: int, peers: Mapping[int, Address], key: bytes, data_dir: str | Path,
                  client_addresses: Mapping[int, Address], *, heartbeat: float = HEARTBEAT,
-                 election: tuple[float, float] = ELECTION, durable: bool = True) -> None:
+                 election: tuple[float, float] = ELECTION, durable: bool = True,
+                 snapshot_every: int = SNAPSHOT_EVERY) -> None:
+        if type(snapshot_every) is not int or snapshot_every < 0:
+            raise ValueError(f"snapshot_every must be an int >= 0 (0: never), not {snapshot_every!r}")
         self.id = id
         self.client_addresses = dict(client_addresses)
         self.data_dir = Path(data_dir)
@@ -94,21 +99,26 @@ class KVNode:
         # durable=False (benchmarks only): MemoryStorage, so a restarted node forgets its term and vote
         self.storage = (SqliteStorage(self.data_dir / "raft.sqlite3", dumps=storage_dumps, loads=storage_loads)
                         if durable else MemoryStorage())
-        self._woken = False
-        self._waker: asyncio.Future | None = None
         self._stopping = False
         self.cluster = TcpCluster(id, peers, key, wake=self._wakeup)
+        # every `snapshot_every` applied entries the KVStore is snapshotted (JSON, in the same sqlite file)
+        # and the log compacted; a follower that needs compacted entries gets the snapshot instead (§7)
         self.replica = Replica(id, [p for p in peers if p != id], self.cluster, self.store, KVStore.NOOP,
-                               heartbeat, election, storage=self.storage, clock=time.monotonic,
+                               heartbeat, election, snapshot_every, storage=self.storage, clock=time.monotonic,
                                observer=self._observe)
         self._waiting: dict[Hashable, list[list]] = {}  # transition id -> [writer, request id, answered]
-        self._replies: dict[asyncio.StreamWriter, list[str]] = {}  # answers to write after this round
+        self._replies: dict[asyncio.Transport, list[str]] = {}  # answers to write after this round, per client
         self._admission: deque[KVCommand] = deque()  # accepted client commands not yet given to the replica
         self._expiry: deque[tuple[float, Hashable, list]] = deque()  # in deadline order
-        self._handlers: set[asyncio.Task] = set()  # the client server's, one per connection
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._clients: set[_Client] = set()  # connected clients
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: asyncio.Future | None = None  # set when run() must return
+        self._scheduled = False  # a round is due (call_soon'd)
+        self._timer: asyncio.TimerHandle | None = None  # wakes the next round at the replica's next deadline
+        self._timer_at = 0.0
         _log(f"node {id}: started at term {self.storage.current_term} with {self.storage.log.last_index} "
-             f"log entries (voted for {self.storage.voted_for}); peers {_fmt(peers)}; clients on "
+             f"log entries, {self.storage.log.base_index} of them in a snapshot (voted for {self.storage.voted_for}); "
+             f"peers {_fmt(peers)}; clients on "
              f"{_addr(self.client_addresses[id])}")
 
     # ----- the replica's observer and the state machine's events ------------------------------------
@@ -124,6 +134,9 @@ class KVNode:
             _log(f"node {self.id}: became follower in term {event.term} ({event.rule}: {d.get('why')})")
         elif event.kind == "truncated":
             _log(f"node {self.id}: truncated {d.get('count')} entries from {d.get('first')} ({event.rule})")
+        elif event.kind == "snapshot_installed":
+            _log(f"node {self.id}: installed the snapshot of leader {d.get('leader')} up to index {d.get('index')} "
+                 f"({event.rule})")
         elif event.kind == "message_dropped":
             _log(f"node {self.id}: replica dropped a message: {d.get('why')}")
 
@@ -142,10 +155,14 @@ class KVNode:
             self._answer(waiter, reply)
 
     def _answer(self, waiter: list, reply: dict) -> None:
-        writer, rid, answered = waiter
+        sink, rid, answered = waiter
         if not answered:
             waiter[2] = True
-            self._replies.setdefault(writer, []).append(json.dumps({**reply, "id": rid}))
+            if isinstance(sink, asyncio.Future):  # from `execute`
+                if not sink.done():
+                    sink.set_result(reply)
+            else:
+                self._replies.setdefault(sink, []).append(json.dumps({**reply, "id": rid}))
 
     def _send_replies(self) -> None:
         """Write the replies gathered in this round: one write per client connection."""
@@ -169,94 +186,82 @@ class KVNode:
 
     # ----- the driver ---------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Serve until `stop()` (or SIGTERM/SIGINT)."""
-        loop = asyncio.get_running_loop()
+        """Serve until `stop()` (or SIGTERM/SIGINT); raises what stopped the replica, if it failed."""
+        loop = self._loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         await self.cluster.start()
         host, port = self.client_addresses[self.id]
-        server = await asyncio.start_server(self._client, host, port, limit=MAX_REQUEST, reuse_address=True)
+        server = await loop.create_server(lambda: _Client(self), host, port, reuse_address=True)
         try:
-            await self._drive()
+            self._wakeup()
+            await self._done
         finally:
+            self._stopping = True
+            if self._timer is not None:
+                self._timer.cancel()
             server.close()
-            for writer in list(self._writers):
-                writer.transport.abort()
+            for client in list(self._clients):
+                client.transport.abort()
             await self.cluster.close()
-            pending = [t for t in self._handlers if not t.done()]
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
             if isinstance(self.storage, SqliteStorage):
                 self.storage.close()
             _log(f"node {self.id}: stopped")
 
     def stop(self) -> None:
-        """Ask the driver to return."""
+        """Ask `run` to return."""
         self._stopping = True
-        self._wakeup()
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
 
     def _wakeup(self) -> None:
-        self._woken = True
-        waker = self._waker
-        if waker is not None and not waker.done():
-            waker.set_result(None)
+        """Run a round soon (once, however many times this is called before it runs)."""
+        if not self._scheduled and not self._stopping and self._loop is not None:
+            self._scheduled = True
+            self._loop.call_soon(self._round)
 
-    async def _drive(self) -> None:
-        replica, cluster, store = self.replica, self.cluster, self.store
-        loop = asyncio.get_running_loop()
-        while not self._stopping:
-            self._woken = False
+    def _round(self) -> None:
+        """One round of the replica: everything that arrived since the last round, in one go, then one
+        frame per peer and one write per client. A failure of the replica (fail-stop) ends `run`."""
+        self._scheduled = False
+        if self._stopping:
+            return
+        replica, store = self.replica, self.store
+        try:
             replica.tick()
-            if cluster.has_messages:
+            if self.cluster.has_messages:
                 replica.process_messages()
             if self._admission:
                 self._admit()
             if store.pending_count:
                 replica.process_transitions()
-            cluster.flush()
+            self.cluster.flush()
             now = time.monotonic()
             self._expire(now)
             if self._replies:
                 self._send_replies()
-            wait = min(max(replica.next_deadline - now, 0.0), 0.5)
-            if wait > 0 and not self._woken and not self._admission:
-                self._waker = loop.create_future()
-                timer = loop.call_later(wait, self._wakeup)
-                await self._waker
-                timer.cancel()
-                self._waker = None
-            else:
-                await asyncio.sleep(0)
+        except Exception as error:
+            if self._done is not None and not self._done.done():
+                self._done.set_exception(error)
+            return
+        if self._admission:
+            self._wakeup()
+            return
+        deadline = min(replica.next_deadline, now + 0.5)
+        if self._timer is None or deadline < self._timer_at:  # a later deadline: the armed timer wakes early, harmless
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = self._loop.call_later(max(deadline - now, 0.0), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._wakeup()
 
     # ----- clients ------------------------------------------------------------------------------------
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._handlers.add(task)
-            task.add_done_callback(self._handlers.discard)
-        self._writers.add(writer)
-        handled = 0
-        try:
-            while not self._stopping:
-                try:
-                    line = await reader.readline()
-                except ValueError:  # longer than MAX_REQUEST
-                    writer.write(_reply(None, False, error="bad_request", detail="request line too long"))
-                    return
-                if not line:
-                    return
-                self._request(line, writer)
-                handled += 1
-                if handled % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)  # readline does not yield while lines are buffered
-        except OSError:
-            pass
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-
-    def _request(self, line: bytes, writer: asyncio.StreamWriter) -> None:
+    def _request(self, line: bytes, writer: asyncio.Transport) -> None:
         rid = None
         try:
             request = json.loads(line)
@@ -277,10 +282,11 @@ class KVNode:
     def status(self) -> dict:
         r = self.replica
         return {"id": self.id, "role": r.role.value, "term": r.current_term, "leader": r.leader_id,
-                "last_index": r.log.last_index, "commit_index": r.commit_index, "last_applied": r.last_applied,
+                "last_index": r.log.last_index, "snapshot_index": r.log.base_index, "log_entries": len(r.log),
+                "commit_index": r.commit_index, "last_applied": r.last_applied,
                 "keys": len(self.store.data), "replica_dropped": r.stats.dropped, **self.cluster.stats.as_dict()}
 
-    def _handle(self, request: dict, writer: asyncio.StreamWriter, rid: Any) -> dict | None:
+    def _handle(self, request: dict, writer: asyncio.Transport, rid: Any) -> dict | None:
         """The reply to `request`, or None if it will come once its command is applied (or abandoned)."""
         op = request.get("op")
         if op == "status":
@@ -296,9 +302,12 @@ class KVNode:
         if type(client) is not int or not 0 <= client < 2**63 or type(seq) is not int or not 0 <= seq < 2**63:
             raise ValueError("client and seq must be ints in [0, 2**63)")
         command = KVCommand(client, seq, op, request.get("key"), request.get("value"), request.get("expected"))
+        return self._enqueue(command, writer, rid)
+
+    def _enqueue(self, command: KVCommand, sink: asyncio.Transport | asyncio.Future, rid: Any) -> dict | None:
         if self.replica.role is not Role.LEADER:
             return {"ok": False, "error": "not_leader", "leader": self._leader_hint()}
-        waiter = [writer, rid, False]  # answered once: applied, abandoned, or timed out
+        waiter = [sink, rid, False]  # answered once: applied, abandoned, or timed out
         tid = command.get_id()
         self._waiting.setdefault(tid, []).append(waiter)
         self._expiry.append((time.monotonic() + REQUEST_TIMEOUT, tid, waiter))
@@ -306,12 +315,90 @@ class KVNode:
         self._wakeup()
         return None
 
+    async def execute(self, command: KVCommand) -> Any:
+        """Run `command` through the log from this node's own event loop (embedding the node, no client
+        hop) and return its result once applied; `KVError` if this node is not the leader, the command
+        was abandoned, or it was not applied within REQUEST_TIMEOUT seconds."""
+        if self._loop is None or self._stopping:
+            raise KVError("the node is not running")
+        future = self._loop.create_future()
+        reply = self._enqueue(command, future, None) or await future
+        if not reply["ok"]:
+            raise KVError(f"{reply['error']} (leader: {reply.get('leader')})")
+        return reply["result"]
+
     def _admit(self) -> None:
         """Hand at most ADMIT_PER_ROUND queued commands to the state machine (the rest wait a round),
         so that a burst of clients cannot stall heartbeats for longer than one bounded round."""
         queue, submit = self._admission, self.store.submit
         for _ in range(min(len(queue), ADMIT_PER_ROUND)):
             submit(queue.popleft())
+
+
+class _Client(asyncio.Protocol):
+    """One client connection: JSON request lines in, reply lines out. At most YIELD_EVERY requests are
+    taken per turn of the event loop; a client that does not read its replies is not read either."""
+
+    def __init__(self, node: KVNode) -> None:
+        self.node = node
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made
+        self._buffer = bytearray()
+        self._paused = False  # reading paused by us: lines are still buffered
+        self._blocked = False  # reading paused because the client does not read its replies
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # (uvloop's are not asyncio.Transport subclasses)
+        self.node._clients.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.node._clients.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        self._serve()
+
+    def _serve(self) -> None:
+        buffer, transport = self._buffer, self.transport
+        if transport.is_closing():
+            return
+        start = 0
+        for _ in range(YIELD_EVERY):
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            if end - start > MAX_REQUEST:
+                break
+            self.node._request(bytes(buffer[start:end + 1]), transport)
+            start = end + 1
+        del buffer[:start]
+        end = buffer.find(b"\n")
+        if (end < 0 and len(buffer) > MAX_REQUEST) or end > MAX_REQUEST:
+            transport.write(_reply(None, False, error="bad_request", detail="request line too long"))
+            transport.close()
+        elif end >= 0:  # more complete lines: take them on the next turn, reading nothing meanwhile
+            if not self._paused:
+                self._paused = True
+                self._pause()
+            asyncio.get_running_loop().call_soon(self._serve)
+        elif self._paused:
+            self._paused = False
+            self._resume()
+
+    def pause_writing(self) -> None:  # the client is not reading its replies
+        self._blocked = True
+        self._pause()
+
+    def resume_writing(self) -> None:
+        self._blocked = False
+        self._resume()
+
+    def _pause(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if not self._paused and not self._blocked and not self.transport.is_closing():
+            self.transport.resume_reading()
 
 
 def _reply(rid: Any, ok: bool, **fields: Any) -> bytes:
@@ -322,16 +409,35 @@ def _fmt(peers: Mapping[int, Address]) -> str:
     return ",".join(f"{i}={h}:{p}" for i, (h, p) in sorted(peers.items()))
 
 
+def event_loop_runner(loop: str = "auto") -> Callable[[Coroutine[Any, Any, None]], None]:
+    """`asyncio.run`, or `uvloop.run` (a faster event loop, ``pip install 'raftlab[net]'``): "auto" takes
+    uvloop if it is installed; "uvloop" requires it; "asyncio" never uses it."""
+    if loop not in ("auto", "uvloop", "asyncio"):
+        raise ValueError(f"loop must be 'auto', 'uvloop' or 'asyncio', not {loop!r}")
+    if loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                raise ValueError("loop: uvloop is not installed (pip install 'raftlab[net]')") from None
+        else:
+            return uvloop.run
+    return asyncio.run
+
+
 def run_node(id: int, peers: Mapping[int, Address], key: bytes, data_dir: str | Path,
-             client_addresses: Mapping[int, Address], **options: Any) -> int:
-    """Run a node until SIGTERM/SIGINT; returns the exit status (1 if the replica stopped on an error)."""
+             client_addresses: Mapping[int, Address], *, loop: str = "auto", **options: Any) -> int:
+    """Run a node until SIGTERM/SIGINT; returns the exit status (1 if the replica stopped on an error).
+    `loop` chooses the event loop (see `event_loop_runner`); `options` go to `KVNode`."""
+    runner = event_loop_runner(loop)
 
     async def main() -> None:
         node = KVNode(id, peers, key, data_dir, client_addresses, **options)
+        _log(f"node {id}: event loop {type(asyncio.get_running_loop()).__module__.split('.')[0]}")
         await node.run()
 
     try:
-        asyncio.run(main())
+        runner(main())
     except Exception as error:  # the replica stopped (fail-stop): say why, exit non-zero
         _log(f"node {id}: FAILED: {error!r}")
         return 1

@@ -5,7 +5,8 @@ The replica's side is synchronous and never blocks: `send_message` queues a mess
 round of replica calls) coalesces everything queued for one peer into one authenticated frame and
 writes it without waiting; a peer that is down or slow (its write buffer is full) loses the messages,
 which Raft retransmits. Each peer gets one outgoing connection, redialled with exponential backoff;
-each incoming connection is read by its own task, and a refused frame drops that connection only.
+each incoming connection is an asyncio `Protocol` fed by the event loop, and a refused frame drops
+that connection only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 from ..core.messages import Message, ReplicaID
 from .codec import (
@@ -29,7 +31,6 @@ HANDSHAKE_TIMEOUT = 2.0  # seconds an incoming connection has to send a valid he
 CONNECT_TIMEOUT = 1.0
 BACKOFF_MIN, BACKOFF_MAX = 0.05, 2.0  # seconds between reconnection attempts (doubling, with jitter)
 WRITE_BUFFER_LIMIT = 32 * 1024 * 1024  # bytes queued to one peer before messages to it are dropped
-READ_CHUNK = 256 * 1024
 
 
 def _log(text: str) -> None:
@@ -151,8 +152,7 @@ class TcpCluster:
         self._outbox: dict[ReplicaID, list[Message]] = {p: [] for p in self.peers}
         self._links = {p: _Link(self, p, a) for p, a in self.peers.items()}
         self._tasks: set[asyncio.Task] = set()  # our own (the links): cancelled on close
-        self._handlers: set[asyncio.Task] = set()  # the server's, one per incoming connection: ended by EOF
-        self._inbound: set[asyncio.StreamWriter] = set()
+        self._inbound: set[_Inbound] = set()  # incoming connections
         self._server: asyncio.AbstractServer | None = None
 
     # ----- the core's Cluster protocol (synchronous, never blocks) --------------------------------------
@@ -192,7 +192,8 @@ class TcpCluster:
     async def start(self) -> None:
         """Listen on this replica's address and start dialling the peers."""
         host, port = self.address
-        self._server = await asyncio.start_server(self._accept, host, port, reuse_address=True)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Inbound(self), host, port, reuse_address=True)
         for link in self._links.values():
             self._spawn(link.run())
 
@@ -204,11 +205,12 @@ class TcpCluster:
         for link in self._links.values():
             if link.writer is not None:
                 link.writer.transport.abort()
-        for writer in list(self._inbound):
-            writer.transport.abort()
+        for inbound in list(self._inbound):
+            if inbound.transport is not None:
+                inbound.transport.abort()
         for task in list(self._tasks):
             task.cancel()
-        pending = [t for t in (*self._tasks, *self._handlers) if not t.done()]
+        pending = [t for t in self._tasks if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=1.0)
 
@@ -217,50 +219,66 @@ class TcpCluster:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._handlers.add(task)
-            task.add_done_callback(self._handlers.discard)
-        self._inbound.add(writer)
-        session = InboundSession(self.key, self.id, self.peers)
-        where = writer.get_extra_info("peername")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + HANDSHAKE_TIMEOUT
-        received: list[Message] = []
+
+
+class _Inbound(asyncio.Protocol):
+    """One incoming connection: a challenge, then frames fed to an `InboundSession` as they arrive.
+    A refused frame (or no valid hello within HANDSHAKE_TIMEOUT) is counted and drops this connection."""
+
+    def __init__(self, cluster: TcpCluster) -> None:
+        self.cluster = cluster
+        self.session = InboundSession(cluster.key, cluster.id, cluster.peers)
+        self.transport: asyncio.Transport | None = None
+        self.where: object = None
+        self._received: list[Message] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # (uvloop's are not asyncio.Transport subclasses)
+        self.where = transport.get_extra_info("peername")
+        self.cluster._inbound.add(self)
+        transport.write(self.session.challenge())
+        self._timer = asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        session, stats, received = self.session, self.cluster.stats, self._received
+        was, frames = session.established, session.frames
         try:
-            writer.write(session.challenge())
-            while not self.closed:
-                if session.established:
-                    data = await reader.read(READ_CHUNK)
-                else:
-                    left = deadline - loop.time()
-                    try:
-                        data = await asyncio.wait_for(reader.read(READ_CHUNK), max(left, 0.001))
-                    except asyncio.TimeoutError:
-                        raise FrameError("handshake_timeout", f"no valid hello within {HANDSHAKE_TIMEOUT} s") from None
-                if not data:
-                    session.eof()
-                    return
-                was = session.established
-                frames = session.frames
-                try:
-                    session.feed(data, received)
-                finally:
-                    if session.established and not was:
-                        self.stats.connections_accepted += 1
-                    self.stats.frames_received += session.frames - frames
-                    if received:
-                        self.stats.messages_received += len(received)
-                        self._inbox.extend(received)
-                        received.clear()
-                        self._wake()
+            session.feed(data, received)
         except FrameError as error:
-            self.stats.refused[error.kind] += 1
-            _log(f"node {self.id}: refused a frame from {where} (peer {session.peer_id}): {error}; "
-                 f"connection dropped ({sum(self.stats.refused.values())} refused so far)")
-        except (OSError, asyncio.IncompleteReadError):
-            pass
+            self._refuse(error)
         finally:
-            self._inbound.discard(writer)
-            writer.close()
+            if session.established and not was:
+                stats.connections_accepted += 1
+                if self._timer is not None:
+                    self._timer.cancel()
+            stats.frames_received += session.frames - frames
+            if received:  # the frames before a refused one still count
+                stats.messages_received += len(received)
+                self.cluster._inbox.extend(received)
+                received.clear()
+                self.cluster._wake()
+
+    def eof_received(self) -> bool:
+        try:
+            self.session.eof()
+        except FrameError as error:
+            self._refuse(error)
+        return False  # close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.cluster._inbound.discard(self)
+
+    def _handshake_timeout(self) -> None:
+        if not self.session.established:
+            self._refuse(FrameError("handshake_timeout", f"no valid hello within {HANDSHAKE_TIMEOUT} s"))
+
+    def _refuse(self, error: FrameError) -> None:
+        stats = self.cluster.stats
+        stats.refused[error.kind] += 1
+        _log(f"node {self.cluster.id}: refused a frame from {self.where} (peer {self.session.peer_id}): {error}; "
+             f"connection dropped ({sum(stats.refused.values())} refused so far)")
+        if self.transport is not None:
+            self.transport.abort()

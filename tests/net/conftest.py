@@ -46,8 +46,9 @@ def free_ports(n: int) -> list[int]:
 class LocalCluster:
     """`n` nodes on 127.0.0.1 under `folder`."""
 
-    def __init__(self, folder: Path, n: int) -> None:
+    def __init__(self, folder: Path, n: int, options: tuple[str, ...] = ()) -> None:
         self.folder = folder
+        self.options = list(options)  # extra `raftlab node` options, for every node
         self.ids = list(range(1, n + 1))
         self.ports = dict(zip(self.ids, free_ports(n), strict=True))
         self.peers = ",".join(f"{i}=127.0.0.1:{p}" for i, p in self.ports.items())
@@ -66,7 +67,7 @@ class LocalCluster:
         with open(self.folder / f"node{i}.log", "ab") as log:
             self.processes[i] = subprocess.Popen(
                 [sys.executable, "-m", "raftlab.cli", "node", "--id", str(i), "--peers", self.peers,
-                 "--data-dir", str(self.folder / f"node{i}"), "--key-file", str(self.key_file)],
+                 "--data-dir", str(self.folder / f"node{i}"), "--key-file", str(self.key_file), *self.options],
                 cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
 
     def kill9(self, i: int) -> None:

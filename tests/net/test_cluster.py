@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -125,6 +126,58 @@ def test_kill_9_of_the_leader_loses_no_acknowledged_write_and_the_node_catches_u
         local = {k: probe.local_get(cluster3.client_address(leader), k) for k in acked}
     assert local == acked
     assert "started at term" in cluster3.log(leader).splitlines()[-1] or "log entries" in cluster3.log(leader)
+
+
+def test_nodes_snapshot_and_a_follower_far_behind_catches_up_by_installing_the_snapshot(tmp_path):
+    cluster = LocalCluster(tmp_path, 3, ("--snapshot-every", "50", "--loop", "asyncio"))
+    try:
+        for i in cluster.ids:
+            cluster.start(i)
+        leader = cluster.wait_leader()
+        behind = next(i for i in cluster.ids if i != leader)
+        cluster.kill9(behind)
+        with cluster.client(ids=[i for i in cluster.ids if i != behind]) as client:
+            written = {f"k{n}": f"v{n}" for n in range(300)}
+            for key, value in written.items():
+                client.put(key, value)
+            client.delete("k0")
+            del written["k0"]
+        status = cluster.statuses([leader])[leader]
+        # the leader compacted its log: it holds fewer entries than it has committed
+        assert status["snapshot_index"] >= 250 and status["log_entries"] < 100, status
+        # the follower restarted on its data folder needs compacted entries: it gets the snapshot (§7)
+        cluster.start(behind)
+        deadline = time.monotonic() + 30
+        follower: dict = {}
+        while time.monotonic() < deadline:
+            follower = cluster.statuses([behind]).get(behind, {})
+            if follower.get("last_applied", 0) >= status["commit_index"]:
+                break
+            time.sleep(0.1)
+        assert follower.get("last_applied", 0) >= status["commit_index"], (follower, status)
+        assert "installed the snapshot of leader" in cluster.log(behind)
+        with cluster.client() as probe:
+            assert {k: probe.local_get(cluster.client_address(behind), k) for k in written} == written
+            assert probe.local_get(cluster.client_address(behind), "k0") is None
+        # and a node restarted from its own snapshot and log serves the same values
+        cluster.kill9(behind)
+        cluster.start(behind)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and cluster.log(behind).count("started at term") < 3:
+            time.sleep(0.05)
+        started = re.findall(r"started at term \d+ with (\d+) log entries, (\d+) of them in a snapshot",
+                             cluster.log(behind))
+        assert len(started) == 3 and int(started[-1][1]) >= 250, started
+        with cluster.client() as probe:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                with contextlib.suppress(OSError, ValueError):
+                    if probe.local_get(cluster.client_address(behind), "k299") == "v299":
+                        break
+                time.sleep(0.1)
+            assert {k: probe.local_get(cluster.client_address(behind), k) for k in written} == written
+    finally:
+        cluster.stop_all()
 
 
 def _connect(cluster: LocalCluster, node: int) -> tuple[socket.socket, bytes]:

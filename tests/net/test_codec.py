@@ -87,6 +87,17 @@ def test_malformed_json_is_refused(payload):
         decode_messages(payload)
 
 
+def test_long_integers_are_refused_but_long_digit_strings_are_data():
+    # integers are parsed in C unless the payload holds a run of 21+ digits; then each is checked first
+    with pytest.raises(FrameError, match="integer too long"):
+        decode_messages(b'[["VR",2,' + b"1" * 21 + b",true]]")
+    with pytest.raises(FrameError, match="term must be an int"):
+        decode_messages(b'[["VR",2,' + b"9" * 20 + b",true]]")  # 20 digits parse, then are out of range
+    digits = "7" * 40
+    request = AppendEntryRequest(2, 3, 0, 0, (LogEntry(KVStore.put(7, 1, digits, digits), 1, 3),), 0)
+    assert decode_messages(encode_messages([request])) == [request]
+
+
 def test_a_message_claiming_another_sender_is_refused():
     with pytest.raises(FrameError, match="claims to be from 3"):
         decode_messages(encode_messages([VoteResponse(3, 1, True)]), sender=2)

@@ -1,0 +1,132 @@
+"""`KVNode` in this process, on asyncio's own event loop: the client protocol and `execute`.
+
+A one-node cluster elects itself at once, so these tests need no other process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from raftlab.core import Role
+from raftlab.machines.kv import KVCommand
+from raftlab.net.client import KVError
+from raftlab.net.node import MAX_REQUEST, YIELD_EVERY, KVNode, event_loop_runner
+
+from .conftest import free_ports
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def run_with_node(tmp_path: Path, test: Callable[[KVNode, tuple[str, int]], Awaitable[None]], *,
+                  alone: bool = True) -> None:
+    """Start a node (alone: a one-node cluster; else one of two, its peer never started), run `test`."""
+    ports = free_ports(2)
+    peers = {1: ("127.0.0.1", ports[0])} if alone else {1: ("127.0.0.1", ports[0]), 2: ("127.0.0.1", ports[1])}
+    clients = {i: (h, p + 1000) for i, (h, p) in peers.items()}
+
+    async def main() -> None:
+        node = KVNode(1, peers, secrets.token_bytes(32), tmp_path / "node1", clients, heartbeat=0.02,
+                      election=(0.05, 0.1))
+        task = asyncio.create_task(node.run())
+        try:
+            for _ in range(200):
+                if (node.replica.role is Role.LEADER and node.replica.commit_index >= 1) or not alone:
+                    break
+                await asyncio.sleep(0.01)
+            await test(node, clients[1])
+        finally:
+            node.stop()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+
+
+async def lines(reader: asyncio.StreamReader, n: int) -> list[dict]:
+    return [json.loads(await asyncio.wait_for(reader.readline(), 10)) for _ in range(n)]
+
+
+def test_pipelined_requests_are_each_answered_with_their_id(tmp_path):
+    count = 5 * YIELD_EVERY + 7  # more than one turn's worth, in one write
+
+    async def test(node: KVNode, address: tuple[str, int]) -> None:
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"".join(json.dumps({"id": n, "op": "put", "client": 7, "seq": n + 1, "key": f"k{n % 10}",
+                                          "value": str(n)}).encode() + b"\n" for n in range(count)))
+        replies = await lines(reader, count)
+        assert sorted(r["id"] for r in replies) == list(range(count))
+        assert all(r["ok"] for r in replies)
+        writer.write(b'{"id": "g", "op": "get", "client": 7, "seq": 999999, "key": "k3"}\n')
+        (reply,) = await lines(reader, 1)
+        assert reply == {"ok": True, "result": str(count - 1 - (count - 1 - 3) % 10), "id": "g"}
+        writer.close()
+
+    run_with_node(tmp_path, test)
+
+
+def test_bad_requests_get_a_clear_error_and_the_connection_keeps_serving(tmp_path):
+    async def test(node: KVNode, address: tuple[str, int]) -> None:
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"not json\n[1, 2]\n" + b'{"id": 3, "op": "fly"}\n'
+                     + b'{"id": 4, "op": "put", "client": -1, "seq": 1, "key": "a", "value": "b"}\n'
+                     + b'{"id": 5, "op": "put", "client": 1, "seq": 1, "key": "a", "value": "b"}\n')
+        replies = await lines(reader, 5)
+        assert [r["error"] for r in replies[:4]] == ["bad_request"] * 4
+        assert "unknown op 'fly'" in replies[2]["detail"] and replies[2]["id"] == 3
+        assert replies[4] == {"ok": True, "result": None, "id": 5}
+        writer.close()
+
+    run_with_node(tmp_path, test)
+
+
+def test_a_request_line_over_the_limit_is_refused_and_the_connection_closed(tmp_path):
+    async def test(node: KVNode, address: tuple[str, int]) -> None:
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b'{"id": 1, "op": "put", "key": "' + b"x" * (MAX_REQUEST + 10))  # no newline yet
+        (reply,) = await lines(reader, 1)
+        assert reply["error"] == "bad_request" and "too long" in reply["detail"]
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the node
+        assert node.replica.role is Role.LEADER  # which keeps serving
+        assert await node.execute(KVCommand(1, 1, "put", "a", "b")) is None
+
+    run_with_node(tmp_path, test)
+
+
+def test_execute_runs_a_command_through_the_log_in_process(tmp_path):
+    async def test(node: KVNode, address: tuple[str, int]) -> None:
+        before = node.replica.commit_index
+        assert await node.execute(KVCommand(5, 1, "put", "a", "1")) is None
+        assert await node.execute(KVCommand(5, 2, "append", "a", "2")) == "12"
+        assert await node.execute(KVCommand(5, 2, "append", "a", "2")) == "12"  # a retry applies once
+        assert await node.execute(KVCommand(5, 3, "get", "a")) == "12"
+        assert node.replica.commit_index == before + 4
+
+    run_with_node(tmp_path, test)
+
+
+def test_a_node_that_is_not_leader_says_so_to_clients_and_to_execute(tmp_path):
+    async def test(node: KVNode, address: tuple[str, int]) -> None:
+        await asyncio.sleep(0.3)  # it campaigns, but its only peer is down: no majority
+        assert node.replica.role is not Role.LEADER
+        with pytest.raises(KVError, match="not_leader"):
+            await node.execute(KVCommand(5, 1, "put", "a", "1"))
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b'{"id": 1, "op": "put", "client": 1, "seq": 1, "key": "a", "value": "b"}\n')
+        assert (await lines(reader, 1))[0] == {"ok": False, "error": "not_leader", "leader": None, "id": 1}
+        writer.close()
+
+    run_with_node(tmp_path, test, alone=False)
+
+
+def test_event_loop_choice_is_validated():
+    assert event_loop_runner("asyncio") is asyncio.run
+    with pytest.raises(ValueError, match="loop must be"):
+        event_loop_runner("trio")
+    with pytest.raises(ValueError, match="snapshot_every"):
+        KVNode(1, {1: ("127.0.0.1", 1)}, b"k" * 32, "/nonexistent-never-created", {1: ("127.0.0.1", 2)},
+               snapshot_every=-1)
