@@ -190,7 +190,7 @@ def raftlab_node(argv: list[str]) -> None:
     writes can also be issued inside the leader's process, as PySyncObj's are (run as a child process)."""
     from raftlab.core import Role
     from raftlab.machines.kv import KVCommand
-    from raftlab.net.node import KVNode, event_loop_runner
+    from raftlab.net.node import KVNode, event_loop_runner, tune_gc
 
     me, peer_list, key_file, data_dir, storage, control = argv
     peers = {int(i): (h, int(p)) for i, _, hp in (x.partition("=") for x in peer_list.split(","))
@@ -200,12 +200,15 @@ def raftlab_node(argv: list[str]) -> None:
 
     async def main() -> None:
         node = KVNode(int(me), peers, key, data_dir, clients, durable=storage == "sqlite")
+        tune_gc()  # as run_node does
         running = asyncio.get_running_loop().create_task(node.run())
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             request = json.loads(await reader.readline())
             if request["cmd"] == "leader":
                 reply: dict = {"leader": node.replica.role is Role.LEADER and node.replica.commit_index >= 1}
+            elif request["cmd"] == "load":
+                reply = await inprocess_load(request["inflight"], request["count"], request["seconds"])
             else:
                 latencies, client = [], int.from_bytes(os.urandom(4), "big")
                 start = time.perf_counter()
@@ -223,6 +226,34 @@ def raftlab_node(argv: list[str]) -> None:
             await writer.drain()
             writer.close()
 
+        async def inprocess_load(inflight: int, count: int, seconds: float) -> dict:
+            """`count` puts with at most `inflight` outstanding, each refilled from its reply's callback."""
+            base = int.from_bytes(os.urandom(4), "big") << 20
+            state = {"sent": 0, "outstanding": 0, "done": 0}
+            finished = asyncio.get_running_loop().create_future()
+            start = time.perf_counter()
+
+            def fill(_: object = None) -> None:
+                while state["outstanding"] < inflight and state["sent"] < count \
+                        and time.perf_counter() - start < seconds:
+                    n = state["sent"]
+                    future = node.submit(KVCommand(base + n % inflight, n // inflight + 1, "put", f"k{n % 1000}",
+                                                   "v" * 16))
+                    future.add_done_callback(landed)
+                    state["sent"] += 1
+                    state["outstanding"] += 1
+                if state["outstanding"] == 0 and not finished.done():
+                    finished.set_result(None)
+
+            def landed(future: asyncio.Future) -> None:
+                state["outstanding"] -= 1
+                state["done"] += future.result()["ok"]
+                fill()
+
+            fill()
+            await asyncio.wait_for(finished, seconds + 60)
+            return {"done": state["done"], "seconds": time.perf_counter() - start}
+
         await asyncio.start_server(serve, HOST, int(control))
         await running
 
@@ -234,14 +265,15 @@ def run_raftlab(nodes: int, durable: bool, inflights: list[int], sequential: int
     procs = Processes()
     ports = free_ports(nodes)
     peers = ",".join(f"{i + 1}={HOST}:{p}" for i, p in enumerate(ports))
-    key_file = folder / "key"
+    run_folder = Path(tempfile.mkdtemp(prefix="raftlab-", dir=folder))  # fresh data for every run
+    key_file = run_folder / "key"
     key_file.write_text(secrets.token_hex(32))
     clients = [(HOST, p + 1000) for p in ports]
     try:
         for i in range(nodes):
             procs.start([sys.executable, __file__, "--raftlab-node", str(i + 1), peers, str(key_file),
-                         str(folder / f"r{nodes}{durable:d}-{i + 1}"), "sqlite" if durable else "memory",
-                         str(ports[i] + 2000)], folder / f"raftlab-{i + 1}.log")
+                         str(run_folder / f"raftlab-{i + 1}"), "sqlite" if durable else "memory",
+                         str(ports[i] + 2000)], run_folder / f"raftlab-{i + 1}.log")
 
         async def main() -> dict:
             leader = await _raftlab_leader(clients)
@@ -249,15 +281,15 @@ def run_raftlab(nodes: int, durable: bool, inflights: list[int], sequential: int
             await _raftlab_load(leader, 100, 500, seconds)  # warm-up
             for k in inflights:
                 leader = await _raftlab_leader(clients)
+                r = _control(leader[1] + 1000, {"cmd": "load", "inflight": k, "count": max(10 * k, 20_000),
+                                                "seconds": seconds})
+                out[f"ops_per_s_{k}"] = round(r["done"] / r["seconds"])
                 done, elapsed = await _raftlab_load(leader, k, max(10 * k, 20_000), seconds)
-                out[f"ops_per_s_{k}"] = round(done / elapsed)
-            lat = _raftlab_sequential(clients, sequential, seconds)
-            out.update(client_p50_ms=round(percentile(lat, 0.5), 3), client_p99_ms=round(percentile(lat, 0.99), 3),
-                       client_sequential_writes=len(lat))
+                out[f"client_ops_per_s_{k}"] = round(done / elapsed)
+            out["client_latencies"] = _raftlab_sequential(clients, sequential, seconds)
             leader = await _raftlab_leader(clients)
-            lat = _control(leader[1] + 1000, {"cmd": "seq", "count": sequential, "seconds": seconds})["latencies"]
-            out.update(p50_ms=round(percentile(lat, 0.5), 3), p99_ms=round(percentile(lat, 0.99), 3),
-                       sequential_writes=len(lat))
+            out["latencies"] = _control(leader[1] + 1000, {"cmd": "seq", "count": sequential,
+                                                           "seconds": seconds})["latencies"]
             return out
 
         return asyncio.run(main())
@@ -360,11 +392,12 @@ def run_pysyncobj(nodes: int, batch: bool, journal: bool, inflights: list[int], 
     procs = Processes()
     ports = free_ports(nodes)
     partners = ",".join(f"{HOST}:{p}" for p in ports)
+    run_folder = Path(tempfile.mkdtemp(prefix="pysyncobj-", dir=folder))  # fresh journals for every run
     try:
         for i, p in enumerate(ports):
-            journal_file = str(folder / f"pso{nodes}{batch:d}-{i}.journal") if journal else "-"
+            journal_file = str(run_folder / f"{i}.journal") if journal else "-"
             procs.start([sys.executable, __file__, "--pso-node", f"{HOST}:{p}", partners, str(p + 1000),
-                         "1" if batch else "0", journal_file], folder / f"pso-{i}.log")
+                         "1" if batch else "0", journal_file], run_folder / f"{i}.log")
         deadline = time.monotonic() + 30
         leader = None
         while leader is None and time.monotonic() < deadline:
@@ -381,9 +414,7 @@ def run_pysyncobj(nodes: int, batch: bool, journal: bool, inflights: list[int], 
         for k in inflights:
             r = _control(leader, {"cmd": "load", "inflight": k, "count": max(10 * k, 20_000), "seconds": seconds})
             out[f"ops_per_s_{k}"] = round(r["done"] / r["seconds"])
-        lat = _control(leader, {"cmd": "seq", "count": sequential, "seconds": seconds})["latencies"]
-        out.update(p50_ms=round(percentile(lat, 0.5), 3), p99_ms=round(percentile(lat, 0.99), 3),
-                   sequential_writes=len(lat))
+        out["latencies"] = _control(leader, {"cmd": "seq", "count": sequential, "seconds": seconds})["latencies"]
         return out
     finally:
         procs.stop()
@@ -402,6 +433,8 @@ def main() -> None:
     parser.add_argument("--inflight", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--sequential", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=20.0, help="cap on each measure (default 20)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="latency rounds, the configurations taken in turn (default 3; --sequential writes each)")
     args = parser.parse_args()
     try:
         import pysyncobj  # noqa: F401
@@ -410,22 +443,41 @@ def main() -> None:
     if 1000 not in args.inflight:
         args.inflight.append(1000)
     summaries = []
+    configs = [
+        ("raftlab_memory", run_raftlab, (False,)),
+        ("raftlab_durable", run_raftlab, (True,)),
+        ("pysyncobj_batch_memory", run_pysyncobj, (True, False)),
+        ("pysyncobj_nobatch_memory", run_pysyncobj, (False, False)),
+        ("pysyncobj_batch_journal", run_pysyncobj, (True, True)),
+        ("pysyncobj_nobatch_journal", run_pysyncobj, (False, True)),
+    ]
     with tempfile.TemporaryDirectory(prefix="bench_net-") as tmp:
         folder = Path(tmp)
         for nodes in args.nodes:
-            results = {}
-            common = (args.inflight, args.sequential, args.seconds, folder)
-            for name, run, options in [
-                ("raftlab_memory", run_raftlab, (nodes, False)),
-                ("raftlab_durable", run_raftlab, (nodes, True)),
-                ("pysyncobj_batch_memory", run_pysyncobj, (nodes, True, False)),
-                ("pysyncobj_nobatch_memory", run_pysyncobj, (nodes, False, False)),
-                ("pysyncobj_batch_journal", run_pysyncobj, (nodes, True, True)),
-                ("pysyncobj_nobatch_journal", run_pysyncobj, (nodes, False, True)),
-            ]:
-                print(f"{nodes} nodes, {name} ...", file=sys.stderr, flush=True)
-                results[name] = run(*options, *common)
-                row = {"bench": "net_detail", "nodes": nodes, "config": name, **results[name]}
+            results: dict[str, dict] = {}
+            # round 0 measures throughput and latency; later rounds only latency, taking the configurations in
+            # turn again, so that a slow minute of a shared machine is not charged to one library alone
+            # (PySyncObj with batching answers on its 100 ms timer: one round of it is enough)
+            for r in range(args.rounds):
+                for name, run, options in configs:
+                    if r and "_batch_" in name:
+                        continue
+                    print(f"{nodes} nodes, {name}, round {r + 1} of {args.rounds} ...", file=sys.stderr, flush=True)
+                    got = run(nodes, *options, args.inflight if r == 0 else [], args.sequential, args.seconds, folder)
+                    total = results.setdefault(name, {"latencies": [], "client_latencies": []})
+                    for key, value in got.items():
+                        if key.endswith("latencies"):
+                            total[key] += value
+                        else:
+                            total[key] = value
+            for name, total in results.items():
+                for prefix in ("", "client_"):
+                    lat = total.pop(f"{prefix}latencies")
+                    if lat:
+                        total.update({f"{prefix}p50_ms": round(percentile(lat, 0.5), 3),
+                                      f"{prefix}p99_ms": round(percentile(lat, 0.99), 3),
+                                      f"{prefix}sequential_writes": len(lat)})
+                row = {"bench": "net_detail", "nodes": nodes, "config": name, **total}
                 print(json.dumps(row) if args.json else row, flush=True)
             pso = [results["pysyncobj_batch_memory"], results["pysyncobj_nobatch_memory"]]
             pso_durable = [results["pysyncobj_batch_journal"], results["pysyncobj_nobatch_journal"]]
@@ -436,6 +488,8 @@ def main() -> None:
                 "bench": "net", "nodes": nodes, "raftlab_ops_per_s": r["ops_per_s_1000"],
                 "pysyncobj_ops_per_s": best_ops, "ratio": round(r["ops_per_s_1000"] / best_ops, 2),
                 "raftlab_p50_ms": r["p50_ms"], "pysyncobj_p50_ms": best_p50, "raftlab_p99_ms": r["p99_ms"],
+                "raftlab_client_ops_per_s": r["client_ops_per_s_1000"],
+                "raftlab_client_ratio": round(r["client_ops_per_s_1000"] / best_ops, 2),
                 "raftlab_client_p50_ms": r["client_p50_ms"], "raftlab_client_p99_ms": r["client_p99_ms"]})
             durable_ops = max(p["ops_per_s_1000"] for p in pso_durable)
             print(json.dumps({

@@ -24,7 +24,7 @@ class TransitionState(Enum):
     @property
     def abandoned(self) -> bool:
         """True for both kinds of abandonment: the transition will not be applied from here."""
-        return self.name.startswith("ABANDONED")
+        return self is TransitionState.ABANDONED_NOT_LEADER or self is TransitionState.ABANDONED_CONFLICT_WITH_LEADER
 
 
 @runtime_checkable

@@ -68,7 +68,7 @@ def add_parsers(commands: Any) -> None:
     node.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                       help="event loop: uvloop if installed (auto, the default), or asyncio's own")
     node.add_argument("--snapshot-every", type=int, default=None, metavar="N",
-                      help="snapshot the store and compact the log every N applied entries (default 10000; 0: never)")
+                      help="snapshot the store and compact the log every N applied entries (default 100000; 0: never)")
 
     kv = commands.add_parser("kv", help="client of a raftlab node cluster: put, get, delete, cas")
     kv.add_argument("--peers", type=parse_peers, required=True, help="the nodes, as for raftlab node")

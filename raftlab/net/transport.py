@@ -12,7 +12,6 @@ that connection only.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import sys
 from collections import Counter
@@ -22,7 +21,7 @@ from typing import cast
 
 from ..core.messages import Message, ReplicaID
 from .codec import (
-    CHALLENGE_SIZE, HEADER, MAX_FRAME, FrameError, InboundSession, OutboundSession, check_key, message_to_json,
+    CHALLENGE_SIZE, HEADER, MAX_FRAME, FrameError, InboundSession, MessageEncoder, OutboundSession, check_key,
 )
 
 Address = tuple[str, int]
@@ -99,18 +98,18 @@ class _Link:
                 or writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
             stats.send_dropped += len(messages)
             return
-        for payload in _payloads(messages):
+        for payload in _payloads(messages, self.cluster.encoder.encode):
             writer.write(session.seal(payload))
             stats.frames_sent += 1
         stats.messages_sent += len(messages)
 
 
-def _payloads(messages: list[Message]) -> list[bytes]:
+def _payloads(messages: list[Message], encode: Callable[[Message], str]) -> list[bytes]:
     """JSON payloads carrying `messages`, as few as fit under MAX_FRAME (a message too big alone is lost)."""
     limit = MAX_FRAME - 64
     payloads, parts, size = [], [], 2
     for m in messages:
-        part = json.dumps(message_to_json(m), separators=(",", ":"))
+        part = encode(m)
         if len(part) + 2 > limit:
             _log(f"dropped a message of {len(part)} bytes: larger than a frame")
             continue
@@ -145,6 +144,7 @@ class TcpCluster:
         self.address = addresses[id]
         self.peers = {p: a for p, a in addresses.items() if p != id}
         self.stats = TransportStats()
+        self.encoder = MessageEncoder()  # shared by the links: an entry is encoded once for all peers
         self.leader_id: ReplicaID | None = None
         self.closed = False
         self._wake, self._on_leader = wake, on_leader

@@ -14,8 +14,8 @@ from raftlab.core import (
 )
 from raftlab.machines import KVStore
 from raftlab.net.codec import (
-    HEADER, MAX_FRAME, FrameError, InboundSession, OutboundSession, decode_messages, encode_messages,
-    message_from_json, storage_dumps, storage_loads,
+    HEADER, MAX_FRAME, FrameError, InboundSession, MessageEncoder, OutboundSession, decode_messages,
+    encode_messages, message_from_json, message_to_json, storage_dumps, storage_loads,
 )
 
 KEY = b"k" * 32
@@ -51,6 +51,15 @@ def test_every_message_round_trips_through_a_frame():
     inbound.feed(data[7:], out)
     assert out == MESSAGES
     assert inbound.frames == 1
+
+
+def test_the_encoder_caching_entries_writes_exactly_the_plain_json():
+    encoder = MessageEncoder(cache_size=2)
+    for _ in range(3):  # cold, cached, and after the cache was cleared
+        for m in MESSAGES:
+            text = encoder.encode(m)
+            assert text == json.dumps(message_to_json(m), separators=(",", ":"))
+            assert decode_messages(("[" + text + "]").encode()) == [m]
 
 
 def test_storage_encoding_round_trips_without_pickle():
