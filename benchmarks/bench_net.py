@@ -18,13 +18,14 @@ How each is driven (stated, because it is not identical):
   like with like (raftlab's in-process latency) and also prints raftlab's through its client.
 
 Persistence: "memory" is raftlab's MemoryStorage against PySyncObj without a journal; "durable" is
-raftlab's SqliteStorage (WAL, synchronous=FULL, every append fsynced before it is acknowledged)
-against PySyncObj's file journal. They do not promise the same: PySyncObj writes its journal into an
-mmap and never flushes it while running (`FileJournal.flush` is called only when the journal is
-destroyed), so it survives the crash of a process but not of the machine. PySyncObj runs with
-batching on (its default: new entries leave on its 100 ms timer) and off (one message per write);
-the comparison takes its better figure for each measure. Throughput: `count` small writes with up to
-K in flight; latency: sequential writes, one at a time, each measure cut at `--seconds`.
+raftlab's SqliteStorage (WAL, synchronous=FULL, every append fsynced before it is acknowledged), and
+also without the fsync (`--unsafe-no-fsync`, synchronous=NORMAL), against PySyncObj's file journal.
+They do not promise the same: PySyncObj writes its journal into an mmap and never flushes it while
+running (`FileJournal.flush` is called only when the journal is destroyed), so it survives the crash
+of a process but not of the machine. PySyncObj runs with batching on (its default: new entries leave
+on its 100 ms timer) and off (one message per write); the comparison takes its better figure for
+each measure. Throughput: `count` small writes with up to K in flight; latency: sequential writes,
+one at a time, each measure cut at `--seconds`.
 
 Last line: {"bench": "net", "nodes": 3, "raftlab_ops_per_s": ..., "pysyncobj_ops_per_s": ..., "ratio": ...,
 "raftlab_p50_ms": ..., "pysyncobj_p50_ms": ..., "raftlab_p99_ms": ..., "raftlab_client_p50_ms": ...,
@@ -199,7 +200,7 @@ def raftlab_node(argv: list[str]) -> None:
     key = bytes.fromhex(Path(key_file).read_text().strip())
 
     async def main() -> None:
-        node = KVNode(int(me), peers, key, data_dir, clients, durable=storage == "sqlite")
+        node = KVNode(int(me), peers, key, data_dir, clients, durable=storage != "memory", fsync=storage == "sqlite")
         tune_gc()  # as run_node does
         running = asyncio.get_running_loop().create_task(node.run())
 
@@ -260,8 +261,9 @@ def raftlab_node(argv: list[str]) -> None:
     event_loop_runner("auto")(main())
 
 
-def run_raftlab(nodes: int, durable: bool, inflights: list[int], sequential: int, seconds: float,
+def run_raftlab(nodes: int, storage: str, inflights: list[int], sequential: int, seconds: float,
                 folder: Path) -> dict:
+    """storage: "memory", "sqlite" (fsync per write) or "sqlite-nofsync" (`--unsafe-no-fsync`)."""
     procs = Processes()
     ports = free_ports(nodes)
     peers = ",".join(f"{i + 1}={HOST}:{p}" for i, p in enumerate(ports))
@@ -272,7 +274,7 @@ def run_raftlab(nodes: int, durable: bool, inflights: list[int], sequential: int
     try:
         for i in range(nodes):
             procs.start([sys.executable, __file__, "--raftlab-node", str(i + 1), peers, str(key_file),
-                         str(run_folder / f"raftlab-{i + 1}"), "sqlite" if durable else "memory",
+                         str(run_folder / f"raftlab-{i + 1}"), storage,
                          str(ports[i] + 2000)], run_folder / f"raftlab-{i + 1}.log")
 
         async def main() -> dict:
@@ -444,8 +446,9 @@ def main() -> None:
         args.inflight.append(1000)
     summaries = []
     configs = [
-        ("raftlab_memory", run_raftlab, (False,)),
-        ("raftlab_durable", run_raftlab, (True,)),
+        ("raftlab_memory", run_raftlab, ("memory",)),
+        ("raftlab_durable", run_raftlab, ("sqlite",)),
+        ("raftlab_durable_nofsync", run_raftlab, ("sqlite-nofsync",)),
         ("pysyncobj_batch_memory", run_pysyncobj, (True, False)),
         ("pysyncobj_nobatch_memory", run_pysyncobj, (False, False)),
         ("pysyncobj_batch_journal", run_pysyncobj, (True, True)),
@@ -481,7 +484,7 @@ def main() -> None:
                 print(json.dumps(row) if args.json else row, flush=True)
             pso = [results["pysyncobj_batch_memory"], results["pysyncobj_nobatch_memory"]]
             pso_durable = [results["pysyncobj_batch_journal"], results["pysyncobj_nobatch_journal"]]
-            r, rd = results["raftlab_memory"], results["raftlab_durable"]
+            r, rd, rn = results["raftlab_memory"], results["raftlab_durable"], results["raftlab_durable_nofsync"]
             best_ops = max(p["ops_per_s_1000"] for p in pso)
             best_p50 = min(p["p50_ms"] for p in pso)
             summaries.append({
@@ -497,7 +500,8 @@ def main() -> None:
                 "pysyncobj_journal_ops_per_s": durable_ops, "ratio": round(rd["ops_per_s_1000"] / durable_ops, 2),
                 "raftlab_sqlite_p50_ms": rd["p50_ms"],
                 "pysyncobj_journal_p50_ms": min(p["p50_ms"] for p in pso_durable),
-                "raftlab_sqlite_p99_ms": rd["p99_ms"]}), flush=True)
+                "raftlab_sqlite_p99_ms": rd["p99_ms"], "raftlab_sqlite_nofsync_ops_per_s": rn["ops_per_s_1000"],
+                "raftlab_sqlite_nofsync_p50_ms": rn["p50_ms"]}), flush=True)
     summaries.sort(key=lambda s: s["nodes"] == 3)  # the 3-node line last
     for s in summaries:
         print(json.dumps(s))

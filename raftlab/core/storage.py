@@ -88,16 +88,22 @@ class SqliteStorage(Storage):
     Opening an existing file recovers term, vote, log and snapshot. Transitions and snapshot data
     are encoded with `dumps`/`loads`, `pickle` by default: the file is the replica's own trusted
     state (never feed it data from elsewhere); pass JSON functions for a portable file.
+
+    `fsync=False` (``synchronous=NORMAL``) skips the fsync of each write: the state still survives
+    the crash of the process, but a power cut may lose the last writes, which Raft's safety argument
+    does not allow (as etcd's ``--unsafe-no-fsync``; for benchmarks and throwaway clusters).
     """
 
     def __init__(self, path: str | Path, *, dumps: Callable[[Any], bytes] = pickle.dumps,
-                 loads: Callable[[bytes], Any] = pickle.loads) -> None:
+                 loads: Callable[[bytes], Any] = pickle.loads, fsync: bool = True) -> None:
         super().__init__()
+        if type(fsync) is not bool:
+            raise ValueError(f"fsync must be True or False, not {fsync!r}")
         self.path = Path(path)
         self._dumps, self._loads = dumps, loads
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=FULL" if fsync else "PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         term, vote, s_index, s_term, s_data = self._db.execute(
             "SELECT term, voted_for, snapshot_index, snapshot_term, snapshot_data FROM hard_state").fetchone()

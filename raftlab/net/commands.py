@@ -65,6 +65,9 @@ def add_parsers(commands: Any) -> None:
     node.add_argument("--client-host", default="127.0.0.1", help="where to serve clients (default 127.0.0.1)")
     node.add_argument("--storage", choices=["sqlite", "memory"], default="sqlite",
                       help="sqlite (durable, the default) or memory (benchmarks only: a restart forgets the vote)")
+    node.add_argument("--unsafe-no-fsync", action="store_true",
+                      help="sqlite without an fsync per write: survives a crash of the process, not a power cut "
+                           "(which may then lose acknowledged writes); for benchmarks and throwaway clusters")
     node.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                       help="event loop: uvloop if installed (auto, the default), or asyncio's own")
     node.add_argument("--snapshot-every", type=int, default=None, metavar="N",
@@ -104,7 +107,8 @@ def _node(parser: argparse.ArgumentParser, args: Any) -> int:
         parser.error(f"node: {error}")
     clients = {i: (args.client_host if i == args.id else h, p)
                for i, (h, p) in client_addresses(args.peers, args.client_offset).items()}
-    options: dict[str, Any] = {"durable": args.storage == "sqlite", "loop": args.loop}
+    options: dict[str, Any] = {"durable": args.storage == "sqlite", "loop": args.loop,
+                               "fsync": not args.unsafe_no_fsync}
     if args.snapshot_every is not None:
         if args.snapshot_every < 0:
             parser.error("node: --snapshot-every must be >= 0 (0: never)")

@@ -81,7 +81,7 @@ class KVNode:
 
     def __init__(self, id: int, peers: Mapping[int, Address], key: bytes, data_dir: str | Path,
                  client_addresses: Mapping[int, Address], *, heartbeat: float = HEARTBEAT,
-                 election: tuple[float, float] = ELECTION, durable: bool = True,
+                 election: tuple[float, float] = ELECTION, durable: bool = True, fsync: bool = True,
                  snapshot_every: int = SNAPSHOT_EVERY) -> None:
         if type(snapshot_every) is not int or snapshot_every < 0:
             raise ValueError(f"snapshot_every must be an int >= 0 (0: never), not {snapshot_every!r}")
@@ -91,8 +91,9 @@ class KVNode:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ServedKVStore(self._on_machine)
         # durable=False (benchmarks only): MemoryStorage, so a restarted node forgets its term and vote
-        self.storage = (SqliteStorage(self.data_dir / "raft.sqlite3", dumps=storage_dumps, loads=storage_loads)
-                        if durable else MemoryStorage())
+        # fsync=False (--unsafe-no-fsync): survives the crash of the process, not of the machine
+        self.storage = (SqliteStorage(self.data_dir / "raft.sqlite3", dumps=storage_dumps, loads=storage_loads,
+                                      fsync=fsync) if durable else MemoryStorage())
         self._stopping = False
         self.cluster = TcpCluster(id, peers, key, wake=self._wakeup)
         # every `snapshot_every` applied entries the KVStore is snapshotted (JSON, in the same sqlite file)

@@ -201,6 +201,21 @@ def test_sqlite_storage_with_json_encoding(tmp_path: Path) -> None:
         assert held(s) == [LogEntry(["x", 2], 2, 1)]
 
 
+def test_sqlite_storage_fsyncs_every_write_unless_told_not_to(tmp_path: Path) -> None:
+    """fsync=True (the default) is synchronous=FULL; fsync=False is NORMAL, which still recovers after
+    the process ends (only a power cut may lose the last writes)."""
+    for fsync, level in ((True, 2), (False, 1)):
+        path = tmp_path / f"{fsync}.sqlite3"
+        with SqliteStorage(path, fsync=fsync) as s:
+            assert s._db.execute("PRAGMA synchronous").fetchone() == (level,)
+            s.set_term_and_vote(3, 2)
+            s.append([LogEntry("a", 1, 3)])
+        with SqliteStorage(path) as s:
+            assert (s.current_term, s.voted_for, held(s)) == (3, 2, [LogEntry("a", 1, 3)])
+    with pytest.raises(ValueError, match="fsync"):
+        SqliteStorage(tmp_path / "x.sqlite3", fsync="no")  # type: ignore[arg-type]
+
+
 # ----- a Replica restarting from SqliteStorage -------------------------------------------------------------------
 class CheckingCluster(RecordingCluster):
     """Reads the database file (a second connection) each time a message is sent: what was durable then."""

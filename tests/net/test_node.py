@@ -130,3 +130,12 @@ def test_event_loop_choice_is_validated():
     with pytest.raises(ValueError, match="snapshot_every"):
         KVNode(1, {1: ("127.0.0.1", 1)}, b"k" * 32, "/nonexistent-never-created", {1: ("127.0.0.1", 2)},
                snapshot_every=-1)
+
+
+def test_unsafe_no_fsync_keeps_sqlite_but_skips_the_fsync(tmp_path):
+    for fsync, level in ((True, 2), (False, 1)):
+        node = KVNode(1, {1: ("127.0.0.1", 1)}, b"k" * 32, tmp_path / str(fsync), {1: ("127.0.0.1", 2)}, fsync=fsync)
+        try:
+            assert node.storage._db.execute("PRAGMA synchronous").fetchone() == (level,)
+        finally:
+            node.storage.close()
