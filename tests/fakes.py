@@ -13,20 +13,9 @@ from raftlab.core import (
     AppendEntryRequest, AppendEntryResponse, LogEntry, MemoryStorage, Replica, Role, Snapshot, Storage, TransitionState,
     VoteResponse,
 )
+from raftlab.grading.fakes import ELECTION, HEARTBEAT, NOOP, Op  # the same calculator as the graded checks
 
-
-@dataclass(frozen=True, slots=True)
-class Op:
-    """A transition for tests: an id and a number to add (Little Raft's calculator)."""
-
-    id: Any
-    delta: int = 0
-
-    def get_id(self) -> Any:
-        return self.id
-
-
-NOOP = Op("noop", 0)
+__all__ = ["ELECTION", "HEARTBEAT", "NOOP", "Op"]  # re-exported for the tests
 
 
 @dataclass
@@ -100,8 +89,6 @@ class RecordingStateMachine:
         return found[-1] if found else None
 
 
-HEARTBEAT = 0.05
-ELECTION = (0.15, 0.30)
 
 
 def make_replica(id: int = 1, peers: tuple[int, ...] = (2, 3), *, seed: int = 0, snapshot_delta: int = 0,
