@@ -10,12 +10,14 @@ from typing import Any
 from collections.abc import Iterable, Sequence
 
 from raftlab.core import (
-    AppendEntryRequest, AppendEntryResponse, LogEntry, MemoryStorage, Replica, Role, Snapshot, Storage, TransitionState,
+    LogEntry, MemoryStorage, Replica, Role, Snapshot, Storage, TransitionState,
     VoteResponse,
 )
-from raftlab.grading.fakes import ELECTION, HEARTBEAT, NOOP, Op  # the same calculator as the graded checks
+# the same calculator, timeouts and message helpers as the graded checks (LEADER: the peer that plays
+# the leader when the replica under test is a follower)
+from raftlab.grading.fakes import ELECTION, HEARTBEAT, LEADER, NOOP, Op, append, ok, refused
 
-__all__ = ["ELECTION", "HEARTBEAT", "NOOP", "Op"]  # re-exported for the tests
+__all__ = ["ELECTION", "HEARTBEAT", "LEADER", "NOOP", "Op", "append", "ok", "refused"]  # re-exported
 
 
 @dataclass
@@ -103,7 +105,6 @@ def make_replica(id: int = 1, peers: tuple[int, ...] = (2, 3), *, seed: int = 0,
 
 
 # ----- building blocks for paper-claim tests: replica 1 with peers 2 and 3; peer 2 plays the leader ---
-LEADER = 2  # the peer that plays the leader when the replica under test is a follower
 
 Fakes = tuple[Replica, RecordingCluster, RecordingStateMachine]
 
@@ -143,19 +144,6 @@ def leader(entries: Sequence[LogEntry] = (), term: int = 0, voters: Iterable[int
     fakes = follower(entries, term, **kwargs)
     elect(fakes[0], voters)
     return fakes
-
-
-def append(term: int, prev: int, prev_term: int, entries: Sequence[LogEntry] = (), commit: int = 0,
-           sender: int = LEADER) -> AppendEntryRequest:
-    return AppendEntryRequest(sender, term, prev, prev_term, tuple(entries), commit)
-
-
-def ok(peer: int, term: int, last_index: int) -> AppendEntryResponse:
-    return AppendEntryResponse(peer, term, True, last_index, None)
-
-
-def refused(peer: int, term: int, last_index: int, hint: int | None) -> AppendEntryResponse:
-    return AppendEntryResponse(peer, term, False, last_index, hint)
 
 
 def sent(cluster: RecordingCluster, kind: type, to: int | None = None) -> list:
