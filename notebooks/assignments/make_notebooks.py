@@ -1,28 +1,26 @@
 """Write the instructor notebooks of the assignments (one per part) from the reference solution.
 
-Run ``python notebooks/assignments/make_notebooks.py`` after changing raftlab.grading; then generate
-the student versions with nbgrader (see docs/instructors.md). The solution regions are the reference
-solution's methods, so the instructor notebooks get full marks.
+Run ``python notebooks/assignments/make_notebooks.py`` after changing raftlab.grading or the core; then
+generate the student versions with nbgrader (see docs/instructors.md). The solution regions are the
+core's own rule methods (`raftlab.core.Replica`, the reference solution), so the instructor notebooks
+get full marks.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 import textwrap
 from pathlib import Path
 
 import nbformat
 
-from raftlab.grading import CHECKS, EXERCISES, PARTS, ReferenceReplica
+import raftlab.core
+from raftlab.core import Replica
+from raftlab.grading import CHECKS, EXERCISES, PARTS
 
 HERE = Path(__file__).resolve().parent
 HIDDEN_SEEDS = {"A": [1009, 2027], "B": [1013, 2029], "C": [1019, 2039], "D": [1021, 2053]}
-IMPORTS = {
-    "A": "import math\n\nfrom raftlab.core import Role, VoteRequest, VoteResponse\n",
-    "B": "from collections.abc import Sequence\n\nfrom raftlab.core import AppendEntryResponse, LogEntry, Role\n",
-    "C": "from collections.abc import Sequence\n\nfrom raftlab.core import LogEntry\n",
-    "D": "from raftlab.core import Snapshot, TransitionState\n",
-}
 NAMES = {"A": "part_a_election", "B": "part_b_replication", "C": "part_c_persistence", "D": "part_d_snapshots"}
 
 
@@ -34,9 +32,25 @@ def _meta(grade_id: str, *, solution: bool = False, grade: bool = False, points:
     return {"nbgrader": meta}
 
 
+def _source(name: str) -> str:
+    """The core's own method `name` (the reference solution)."""
+    return textwrap.dedent(inspect.getsource(Replica.__dict__[name]))
+
+
+def _imports(part: str) -> str:
+    """The imports the solutions of `part` need (the names they use, annotations included)."""
+    used = set(re.findall(r"[A-Za-z_]+", "".join(_source(e.name) for e in EXERCISES if e.part == part)))
+    lines = [f"import {m}\n" for m in ("math",) if m in used]
+    if "Sequence" in used:
+        lines.append("from collections.abc import Sequence\n")
+    core = sorted(used & set(raftlab.core.__all__))
+    lines.append(f"\nfrom raftlab.core import {', '.join(core)}\n" if core else "")
+    return "".join(lines).lstrip("\n")
+
+
 def _method(name: str) -> str:
-    """The reference's method, its body wrapped in a solution region."""
-    source = textwrap.dedent(inspect.getsource(getattr(ReferenceReplica, name)))
+    """The core's method, its body wrapped in a solution region."""
+    source = _source(name)
     lines = source.rstrip().splitlines()
     head = [lines[0]]
     body = lines[1:]
@@ -60,13 +74,14 @@ def notebook(part: str) -> nbformat.NotebookNode:
         f"# Raft, part {part}: {PARTS[part]}\n\n"
         f"Fill in the methods of `MyReplica` below: each is one rule of Raft (the ids refer to "
         f"`docs/raft-rules.md`). Everything else, messages, timers, the network, comes from raftlab. "
-        f"The exercises of the other parts are taken from the reference solution while this part is graded.\n\n"
+        f"The exercises of the other parts are taken from the reference solution (raftlab's own `Replica`) while "
+        f"this part is graded.\n\n"
         + "\n".join(f"- `{e.name}` ({e.rules})" for e in exercises)
         + "\n\nRun the cell with `grade(...)` as often as you like: it explains every failure, names the rule, "
           "and gives a command that replays a failing scenario in the `RaftLab` app.",
         metadata=_meta(f"{part}_intro", locked=True)))
     cells.append(nbformat.v4.new_code_cell(
-        IMPORTS[part] + "from raftlab.grading import StudentReplica, grade",
+        _imports(part) + "from raftlab.grading import StudentReplica, grade",
         metadata=_meta(f"{part}_imports", locked=True)))
     methods = "\n\n".join(textwrap.indent(_method(e.name), "    ") for e in exercises)
     cells.append(nbformat.v4.new_code_cell(

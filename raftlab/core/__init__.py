@@ -3,17 +3,18 @@
 Little Raft's three steps: implement a `StateMachine`, implement a `Cluster`, start a `Replica`.
 """
 
+from .events import Event, EventKind
 from .interfaces import Cluster, StateMachine, Transition, TransitionState, transition_id
 from .log import Log
 from .messages import (
     AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     LogEntry, Message, ReplicaID, Snapshot, VoteRequest, VoteResponse, check_message,
 )
-from .replica import ApplyError, Event, Replica, ReplicaStats, ReplicaStopped, Role
+from .replica import ApplyError, Replica, ReplicaStats, ReplicaStopped, Role
 from .storage import MemoryStorage, SqliteStorage, Storage
 
 __all__ = [
-    "AppendEntryRequest", "AppendEntryResponse", "ApplyError", "Cluster", "Event",
+    "AppendEntryRequest", "AppendEntryResponse", "ApplyError", "Cluster", "Event", "EventKind",
     "InstallSnapshotRequest", "InstallSnapshotResponse", "Log", "LogEntry", "MemoryStorage",
     "Message", "Replica", "ReplicaID", "ReplicaStats", "ReplicaStopped", "Role", "Snapshot", "SqliteStorage",
     "StateMachine", "Storage", "Transition", "TransitionState", "VoteRequest", "VoteResponse",

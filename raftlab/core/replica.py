@@ -13,12 +13,13 @@ import math
 import queue
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
+from .events import Event, EventKind
 from .interfaces import Cluster, StateMachine, TransitionState, transition_id
 from .log import Log
 from .messages import (
@@ -37,19 +38,6 @@ class Role(Enum):
     FOLLOWER = "follower"
     CANDIDATE = "candidate"
     LEADER = "leader"
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One thing a replica did, given to its observer. `rule` is a rule id of raft-rules.md
-    (``INPUT`` for a dropped message); `details` says what and why."""
-
-    time: float  # the replica's clock when it happened
-    node: ReplicaID  # the replica
-    kind: str  # for example "became_leader", "vote_refused", "committed"
-    rule: str  # the rule that made it happen
-    term: int  # the replica's term afterwards
-    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -121,6 +109,13 @@ class Replica(Generic[T, D]):
         clock: a function returning the current time in seconds; without one, the time is the
             last `now` given to `tick` (0 before the first).
         observer: called with an `Event` for everything the replica does.
+
+    Rule methods: each rule of raft-rules.md lives in one public method whose name says the rule, with
+    the rule's id in a comment (`grant_vote` is RV-GRANT, `advance_commit` is L-COMMIT, ...). They are
+    meant to be overridden, one rule each: the course's exercises (`raftlab.grading.StudentReplica`)
+    and the grader's planted bugs are subclasses that replace one of them. The public helpers they use
+    (`send`, `emit`, `set_leader`, `has_majority`, `commit_to`, `truncate`, `send_append`, `report`,
+    `drop`) and the attributes `rng`, `election_deadline` and `heartbeat_deadline` are part of that API.
     """
 
     MAX_ENTRIES_PER_MESSAGE = 256  # bounds the size of one AppendEntryRequest
@@ -172,22 +167,22 @@ class Replica(Generic[T, D]):
         self.next_index: dict[ReplicaID, int] = {}  # leader: next index to send to each peer
         self.match_index: dict[ReplicaID, int] = {}  # leader: highest index known replicated on each peer
         self.votes: set[ReplicaID] = set()  # candidate: who voted for it in this term
-        self._rng = rng if rng is not None else random.Random()
+        self.rng = rng if rng is not None else random.Random()  # draws the election timers
         self._clock = clock
         self._time = 0.0  # last time given to tick (used when there is no clock)
         self._observer = observer
-        self._election_deadline = math.inf  # when a follower or candidate starts an election
-        self._heartbeat_deadline = math.inf  # when a leader sends its next heartbeat
+        self.election_deadline = math.inf  # when a follower or candidate starts an election
+        self.heartbeat_deadline = math.inf  # when a leader sends its next heartbeat
         self._stopped: ReplicaStopped | None = None
         self._senders = frozenset(peers)
         self._handlers = {
-            AppendEntryRequest: self._on_append_request, AppendEntryResponse: self._on_append_response,
-            VoteRequest: self._on_vote_request, VoteResponse: self._on_vote_response,
-            InstallSnapshotRequest: self._on_snapshot_request,
-            InstallSnapshotResponse: self._on_snapshot_response,
+            AppendEntryRequest: self.handle_append_request, AppendEntryResponse: self.handle_append_response,
+            VoteRequest: self.handle_vote_request, VoteResponse: self.handle_vote_response,
+            InstallSnapshotRequest: self.handle_snapshot_request,
+            InstallSnapshotResponse: self.handle_snapshot_response,
         }
-        self._recover()
-        self._reset_election_timer()
+        self.recover()
+        self.reset_election_timer()
 
     def __repr__(self) -> str:
         return (f"Replica(id={self.id}, role={self.role.value}, term={self.current_term}, "
@@ -213,7 +208,7 @@ class Replica(Generic[T, D]):
     @property
     def next_deadline(self) -> float:
         """The time of the next timer: call `tick` then (``inf`` if none is set)."""
-        return self._heartbeat_deadline if self.role is Role.LEADER else self._election_deadline
+        return self.heartbeat_deadline if self.role is Role.LEADER else self.election_deadline
 
     @property
     def stopped(self) -> bool:
@@ -233,11 +228,11 @@ class Replica(Generic[T, D]):
         `tick` before handing the replica messages that arrived at a later time."""
         self._time = self.now() if now is None else now
         if self.role is Role.LEADER:
-            if self._time >= self._heartbeat_deadline:  # L-HEARTBEAT (§5.2)
-                self._heartbeat_deadline = self._time + self.heartbeat_timeout
-                self._broadcast_append()
-        elif self._time >= self._election_deadline:  # F-TIMEOUT and C-RETRY (§5.2)
-            self._start_election()
+            if self._time >= self.heartbeat_deadline:  # L-HEARTBEAT (§5.2)
+                self.heartbeat_deadline = self._time + self.heartbeat_timeout
+                self.broadcast_append()
+        elif self._time >= self.election_deadline:  # F-TIMEOUT and C-RETRY (§5.2)
+            self.start_election()
 
     @_input
     def process_messages(self) -> None:
@@ -253,15 +248,15 @@ class Replica(Generic[T, D]):
             return
         if self.role is not Role.LEADER:
             for t in transitions:
-                self._register(t, TransitionState.ABANDONED_NOT_LEADER)
+                self.report(t, TransitionState.ABANDONED_NOT_LEADER)
             return
         # L-APPEND (§5.3): append (durably), then replicate; applied once committed.
         start, term = self.log.last_index + 1, self.current_term
-        self._append([LogEntry(t, start + k, term) for k, t in enumerate(transitions)], "L-APPEND")
+        self.append_entries([LogEntry(t, start + k, term) for k, t in enumerate(transitions)], "L-APPEND")
         for t in transitions:
-            self._register(t, TransitionState.QUEUED)
-        self._broadcast_append()
-        self._advance_commit()
+            self.report(t, TransitionState.QUEUED)
+        self.broadcast_append()
+        self.advance_commit()
 
     @_input
     def step(self, message: Message) -> None:
@@ -271,10 +266,10 @@ class Replica(Generic[T, D]):
         if reason is None and message.from_id not in self._senders:
             reason = "from itself" if message.from_id == self.id else f"unknown sender: {message.from_id}"
         if reason is not None:
-            self._drop(reason)
+            self.drop(reason)
             return
         if message.term > self.current_term:  # ALL-TERM (§5.1)
-            self._become_follower(message.term, f"saw term {message.term} from {message.from_id}")
+            self.become_follower(message.term, f"saw term {message.term} from {message.from_id}")
         self._handlers[type(message)](message)
 
     @_input
@@ -282,7 +277,7 @@ class Replica(Generic[T, D]):
         """Start an election now, as if the election timer had fired (a leader does nothing). For
         tools and teaching: a simulator's "time out this node" button."""
         if self.role is not Role.LEADER:
-            self._start_election()
+            self.start_election()
 
     def start(self, recv_msg: queue.Queue, recv_transition: queue.Queue, poll: float = 0.005) -> None:
         """Little Raft's blocking loop in real time: returns once `cluster.halt()` is true.
@@ -292,7 +287,7 @@ class Replica(Generic[T, D]):
         """
         if self._clock is None:
             self._clock = time.monotonic
-            self._reset_election_timer()
+            self.reset_election_timer()
         while not self.cluster.halt():
             self.tick()
             wait = min(max(self.next_deadline - self.now(), 0.0), poll)
@@ -302,10 +297,10 @@ class Replica(Generic[T, D]):
                 self.process_transitions()
 
     # ----- handlers for each message -----------------------------------------------------------
-    def _on_vote_request(self, m: VoteRequest) -> None:
+    def handle_vote_request(self, m: VoteRequest) -> None:
         if m.term < self.current_term:  # RV-STALE (§5.1)
             granted, rule, why = False, "RV-STALE", f"its term {m.term} is behind mine"
-        elif self._grant_vote(m):  # RV-GRANT (§5.2, §5.4.1)
+        elif self.grant_vote(m):  # RV-GRANT (§5.2, §5.4.1)
             granted, rule, why = True, "RV-GRANT", "its log is at least as up to date as mine"
         elif self.voted_for not in (None, m.from_id):
             granted, rule, why = False, "RV-GRANT", f"I already voted for {self.voted_for} in term {m.term}"
@@ -313,86 +308,86 @@ class Replica(Generic[T, D]):
             granted, rule, why = False, "RV-GRANT", (
                 f"its log (last term {m.last_log_term}, index {m.last_log_index}) is behind mine "
                 f"(last term {self.log.last_term}, index {self.log.last_index})")
-        self._emit("vote_granted" if granted else "vote_refused", rule, candidate=m.from_id, why=why)
-        self._send(m.from_id, VoteResponse(self.id, self.current_term, granted))
+        self.emit(EventKind.VOTE_GRANTED if granted else EventKind.VOTE_REFUSED, rule, candidate=m.from_id, why=why)
+        self.send(m.from_id, VoteResponse(self.id, self.current_term, granted))
 
-    def _grant_vote(self, m: VoteRequest) -> bool:
+    def grant_vote(self, m: VoteRequest) -> bool:
         # RV-GRANT (§5.2, §5.4.1): not voted for another, a log at least as up to date; the vote is
         # persisted before answering, and granting resets the election timer (F-TIMEOUT).
         if self.voted_for not in (None, m.from_id) or not self.log.is_up_to_date(m.last_log_index, m.last_log_term):
             return False
-        self._save_term_and_vote(self.current_term, m.from_id)
-        self._reset_election_timer()
+        self.persist_term_and_vote(self.current_term, m.from_id)
+        self.reset_election_timer()
         return True
 
-    def _on_vote_response(self, m: VoteResponse) -> None:
+    def handle_vote_response(self, m: VoteResponse) -> None:
         if m.term < self.current_term or self.role is not Role.CANDIDATE or not m.vote_granted:
             return  # ALL-STALE (§5.1): a stale response is ignored (as is a refusal in the same term)
         self.votes.add(m.from_id)
-        if self._has_majority(len(self.votes)):  # C-WIN (§5.2)
-            self._become_leader()
+        if self.has_majority(len(self.votes)):  # C-WIN (§5.2)
+            self.become_leader()
 
-    def _on_append_request(self, m: AppendEntryRequest) -> None:
+    def handle_append_request(self, m: AppendEntryRequest) -> None:
         if m.term < self.current_term:  # AE-STALE (§5.1)
-            self._send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, self.log.last_index, None))
+            self.send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, self.log.last_index, None))
             return
-        if not self._accept_leader(m.from_id, "AE"):
+        if not self.accept_leader(m.from_id, "AE"):
             return
         log, prev, prev_term, entries = self.log, m.prev_log_index, m.prev_log_term, tuple(m.entries)
         if prev < log.base_index:  # that prefix is in my snapshot: committed, so it must match
             if any(e.index == log.base_index and e.term != log.base_term for e in entries):
-                self._drop("conflicts with my snapshot")
+                self.drop("conflicts with my snapshot")
                 return
             entries = tuple(e for e in entries if e.index > log.base_index)
             prev, prev_term = log.base_index, log.base_term
-        if not self._log_matches(prev, prev_term):  # AE-CHECK (§5.3), with a hint
+        if not self.log_matches(prev, prev_term):  # AE-CHECK (§5.3), with a hint
             hint = log.last_index + 1 if prev > log.last_index else log.first_index_of_term(prev)
-            self._emit("append_refused", "AE-CHECK", leader=m.from_id, prev_log_index=prev, hint=hint)
-            self._send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, log.last_index, hint))
+            self.emit(EventKind.APPEND_REFUSED, "AE-CHECK", leader=m.from_id, prev_log_index=prev, hint=hint)
+            self.send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, log.last_index, hint))
             return
         if any(x.index <= self.commit_index and log.term_at(x.index) != x.term for x in entries):
-            self._drop("conflicts with a committed entry")
+            self.drop("conflicts with a committed entry")
             return
-        new = self._truncate_conflicts(entries)
+        new = self.truncate_conflicts(entries)
         if new:  # AE-APPEND (§5.3): add what is not already present
-            self._append(new, "AE-APPEND")
+            self.append_entries(new, "AE-APPEND")
         last_new = m.prev_log_index + len(m.entries)
-        self._commit_from_leader(m.commit_index, last_new)
-        self._send(m.from_id, AppendEntryResponse(self.id, self.current_term, True, last_new, None))
+        self.commit_from_leader(m.commit_index, last_new)
+        self.send(m.from_id, AppendEntryResponse(self.id, self.current_term, True, last_new, None))
 
-    def _log_matches(self, prev_index: int, prev_term: int) -> bool:
+    def log_matches(self, prev_index: int, prev_term: int) -> bool:
         # AE-CHECK (§5.3): the log holds an entry at prev_index, of term prev_term.
         return prev_index <= self.log.last_index and self.log.term_at(prev_index) == prev_term
 
-    def _truncate_conflicts(self, entries: tuple[LogEntry, ...]) -> tuple[LogEntry, ...]:
+    def truncate_conflicts(self, entries: Sequence[LogEntry]) -> Sequence[LogEntry]:
         # AE-TRUNCATE (§5.3): the first conflicting entry and all after it go; matching ones are kept.
         # Returns the entries that are not in the log (AE-APPEND appends them).
         for k, entry in enumerate(entries):
             if entry.index > self.log.last_index:
                 return entries[k:]
             if self.log.term_at(entry.index) != entry.term:
-                self._truncate(entry.index)
+                self.truncate(entry.index)
                 return entries[k:]
         return ()
 
-    def _commit_from_leader(self, leader_commit: int, last_new: int) -> None:
+    def commit_from_leader(self, leader_commit: int, last_new: int) -> None:
         # AE-COMMIT (§5.3): capped by the last entry this request made known to match.
         if leader_commit > self.commit_index:
-            self._commit_to(min(leader_commit, last_new), "AE-COMMIT")
+            self.commit_to(min(leader_commit, last_new), "AE-COMMIT")
 
-    def _on_append_response(self, m: AppendEntryResponse) -> None:
+    def handle_append_response(self, m: AppendEntryResponse) -> None:
         if m.term < self.current_term or self.role is not Role.LEADER:
             return  # ALL-STALE (§5.1)
         peer = m.from_id
         if m.last_index > self.log.last_index and m.success:
-            self._drop(f"acknowledges an index beyond my log: {m.last_index}")
+            self.drop(f"acknowledges an index beyond my log: {m.last_index}")
             return
         if m.success:  # L-REPLICATE (§5.3, §7): match what the request proved, never less than before
             if m.last_index <= self.match_index[peer]:
                 return  # a duplicate or reordered acknowledgement
             self.match_index[peer] = m.last_index
             self.next_index[peer] = max(self.next_index[peer], m.last_index + 1)
-            self._advance_commit()
+            self.advance_commit()
         else:  # L-REPLICATE (§5.3, §7): back up to the hint, never below what is known to match
             if m.mismatch_index is None:
                 return  # a refusal of a request from an older term of mine: nothing to learn
@@ -401,23 +396,23 @@ class Replica(Generic[T, D]):
                 return  # a stale refusal
             self.next_index[peer] = new_next
         if self.next_index[peer] <= self.log.last_index:
-            self._send_append(peer)
+            self.send_append(peer)
 
-    def _on_snapshot_request(self, m: InstallSnapshotRequest) -> None:
+    def handle_snapshot_request(self, m: InstallSnapshotRequest) -> None:
         if m.term < self.current_term:  # IS-STALE (§7): refused; index 0 acknowledges nothing
-            self._send(m.from_id, InstallSnapshotResponse(self.id, self.current_term, 0))
+            self.send(m.from_id, InstallSnapshotResponse(self.id, self.current_term, 0))
             return
         if m.offset != 0 or not m.done:
-            self._drop("chunked snapshot (raftlab sends snapshots whole)")
+            self.drop("chunked snapshot (raftlab sends snapshots whole)")
             return
-        if not self._accept_leader(m.from_id, "IS"):
+        if not self.accept_leader(m.from_id, "IS"):
             return
         if m.last_included_index > self.last_applied:
-            self._install_snapshot(Snapshot(m.last_included_index, m.last_included_term, m.data))
-            self._emit("snapshot_installed", "IS-LOAD", index=m.last_included_index, leader=m.from_id)
-        self._send(m.from_id, InstallSnapshotResponse(self.id, self.current_term, m.last_included_index))
+            self.install_snapshot(Snapshot(m.last_included_index, m.last_included_term, m.data))
+            self.emit(EventKind.SNAPSHOT_INSTALLED, "IS-LOAD", index=m.last_included_index, leader=m.from_id)
+        self.send(m.from_id, InstallSnapshotResponse(self.id, self.current_term, m.last_included_index))
 
-    def _install_snapshot(self, snapshot: Snapshot) -> None:
+    def install_snapshot(self, snapshot: Snapshot) -> None:
         # IS-KEEP (§7). Unapplied entries it removes are in the snapshot if the log matched it there;
         # otherwise their fate is unknown and they are reported abandoned.
         matched = self.log.term_at(snapshot.last_included_index) == snapshot.last_included_term
@@ -425,83 +420,83 @@ class Replica(Generic[T, D]):
         removed = [e for e in self.storage.save_snapshot(snapshot) if e.index > self.last_applied]
         self.state_machine.set_snapshot(snapshot)  # IS-LOAD (§7): the term is left alone
         for entry in removed:
-            self._register(entry.transition, fate)
+            self.report(entry.transition, fate)
         self.commit_index = max(self.commit_index, snapshot.last_included_index)
         self.last_applied = snapshot.last_included_index
 
-    def _on_snapshot_response(self, m: InstallSnapshotResponse) -> None:
+    def handle_snapshot_response(self, m: InstallSnapshotResponse) -> None:
         if m.term < self.current_term or self.role is not Role.LEADER:
             return  # ALL-STALE (§5.1)
         peer = m.from_id
         if m.last_included_index > self.log.last_index:
-            self._drop(f"acknowledges an index beyond my log: {m.last_included_index}")
+            self.drop(f"acknowledges an index beyond my log: {m.last_included_index}")
             return
         if m.last_included_index > self.match_index[peer]:  # L-REPLICATE (§5.3, §7)
             self.match_index[peer] = m.last_included_index
             self.next_index[peer] = max(self.next_index[peer], m.last_included_index + 1)
-            self._advance_commit()
+            self.advance_commit()
             if self.next_index[peer] <= self.log.last_index:
-                self._send_append(peer)
+                self.send_append(peer)
 
     # ----- roles -------------------------------------------------------------------------------
-    def _start_election(self) -> None:
+    def start_election(self) -> None:
         # C-START (§5.2): new term, vote for myself (persisted), fresh timer, ask every peer.
         self.role = Role.CANDIDATE
-        self._save_term_and_vote(self.current_term + 1, self.id)
-        self._set_leader(None)
+        self.persist_term_and_vote(self.current_term + 1, self.id)
+        self.set_leader(None)
         self.votes = {self.id}
-        self._reset_election_timer()
-        self._emit("became_candidate", "C-START")
-        if self._has_majority(1):  # C-WIN (§5.2): a single-node cluster wins at once
-            self._become_leader()
+        self.reset_election_timer()
+        self.emit(EventKind.BECAME_CANDIDATE, "C-START")
+        if self.has_majority(1):  # C-WIN (§5.2): a single-node cluster wins at once
+            self.become_leader()
             return
         request = VoteRequest(self.id, self.current_term, self.log.last_index, self.log.last_term)
         for peer in self.peer_ids:
-            self._send(peer, request)
+            self.send(peer, request)
 
-    def _become_leader(self) -> None:
+    def become_leader(self) -> None:
         self.role = Role.LEADER
-        self._set_leader(self.id)
+        self.set_leader(self.id)
         self.next_index = {p: self.log.last_index + 1 for p in self.peer_ids}
         self.match_index = {p: 0 for p in self.peer_ids}
-        self._emit("became_leader", "C-WIN", votes=sorted(self.votes))
+        self.emit(EventKind.BECAME_LEADER, "C-WIN", votes=sorted(self.votes))
         # L-NOOP (§8): an entry of the new term, so earlier entries can commit.
-        self._append([LogEntry(self.noop_transition, self.log.last_index + 1, self.current_term)], "L-NOOP")
-        self._heartbeat_deadline = self.now() + self.heartbeat_timeout  # L-HEARTBEAT (§5.2)
-        self._broadcast_append()
-        self._advance_commit()
+        self.append_entries([LogEntry(self.noop_transition, self.log.last_index + 1, self.current_term)], "L-NOOP")
+        self.heartbeat_deadline = self.now() + self.heartbeat_timeout  # L-HEARTBEAT (§5.2)
+        self.broadcast_append()
+        self.advance_commit()
 
-    def _become_follower(self, term: int, why: str) -> None:
+    def become_follower(self, term: int, why: str) -> None:
         # ALL-TERM (§5.1): a higher term makes anyone a follower with no vote (persisted first).
         was = self.role
         was_leader = was is Role.LEADER
-        self._save_term_and_vote(term, None)
+        self.persist_term_and_vote(term, None)
         self.role = Role.FOLLOWER
-        self._set_leader(None)
+        self.set_leader(None)
         if was_leader:
-            self._heartbeat_deadline = math.inf
-            self._reset_election_timer()
-        self._emit("became_follower", "ALL-TERM", why=why, was=was.value)
+            self.heartbeat_deadline = math.inf
+            self.reset_election_timer()
+        self.emit(EventKind.BECAME_FOLLOWER, "ALL-TERM", why=why, was=was.value)
 
-    def _accept_leader(self, leader: ReplicaID, kind: str) -> bool:
+    def accept_leader(self, leader: ReplicaID, kind: str) -> bool:
         """A request from the leader of my current term: follow it and reset the election timer."""
         if self.role is Role.LEADER:
-            self._drop(f"another leader in my term: {kind} from {leader}")
+            self.drop(f"another leader in my term: {kind} from {leader}")
             return False
         if self.role is Role.CANDIDATE:  # C-YIELD (§5.2)
             self.role = Role.FOLLOWER
-            self._emit("became_follower", "C-YIELD", why=f"{leader} is leader of term {self.current_term}",
+            self.emit(EventKind.BECAME_FOLLOWER, "C-YIELD", why=f"{leader} is leader of term {self.current_term}",
                        was="candidate")
-        self._set_leader(leader)
-        self._reset_election_timer()  # F-TIMEOUT (§5.2): only the current leader (or a granted vote) resets it
+        self.set_leader(leader)
+        self.reset_election_timer()  # F-TIMEOUT (§5.2): only the current leader (or a granted vote) resets it
         return True
 
     # ----- log, commit and apply ---------------------------------------------------------------
-    def _broadcast_append(self) -> None:
+    def broadcast_append(self) -> None:
         for peer in self.peer_ids:
-            self._send_append(peer)
+            self.send_append(peer)
 
-    def _send_append(self, peer: ReplicaID) -> None:
+    def send_append(self, peer: ReplicaID) -> None:
         # L-REPLICATE (§5.3, §7): entries from next_index, or the snapshot if they were compacted.
         # Pipelined, as in etcd: next_index moves past what was sent, so entries in flight are not sent
         # again; a lost message shows as a refusal (at the latest on the next heartbeat), which moves
@@ -509,34 +504,34 @@ class Replica(Generic[T, D]):
         log, next_index = self.log, self.next_index[peer]
         if next_index <= log.base_index:
             s = log.snapshot
-            self._send(peer, InstallSnapshotRequest(self.id, self.current_term, s.last_included_index,
+            self.send(peer, InstallSnapshotRequest(self.id, self.current_term, s.last_included_index,
                                                     s.last_included_term, 0, s.data, True))
             self.next_index[peer] = s.last_included_index + 1
             return
         entries = log.entries_from(next_index, self.MAX_ENTRIES_PER_MESSAGE)
-        self._send(peer, AppendEntryRequest(self.id, self.current_term, next_index - 1,
+        self.send(peer, AppendEntryRequest(self.id, self.current_term, next_index - 1,
                                             log.term_at(next_index - 1), entries, self.commit_index))
         self.next_index[peer] = next_index + len(entries)
 
-    def _advance_commit(self) -> None:
+    def advance_commit(self) -> None:
         # L-COMMIT (§5.3, §5.4.2): the highest index a majority holds, only if its entry is of the current term.
         if self.role is not Role.LEADER:
             return
         held = sorted([self.log.last_index, *self.match_index.values()], reverse=True)
         n = held[len(held) // 2]
         if n > self.commit_index and self.log.term_at(n) == self.current_term:
-            self._commit_to(n, "L-COMMIT")
+            self.commit_to(n, "L-COMMIT")
 
-    def _commit_to(self, index: int, rule: str) -> None:
+    def commit_to(self, index: int, rule: str) -> None:
         if index <= self.commit_index:
             return
         first, self.commit_index = self.commit_index + 1, index
-        self._emit("committed", rule, index=index)
+        self.emit(EventKind.COMMITTED, rule, index=index)
         for i in range(max(first, self.last_applied + 1), index + 1):
-            self._register(self.log.entry(i).transition, TransitionState.COMMITTED)
-        self._apply_committed()
+            self.report(self.log.entry(i).transition, TransitionState.COMMITTED)
+        self.apply_committed()
 
-    def _apply_committed(self) -> None:
+    def apply_committed(self) -> None:
         # ALL-APPLY (§5.3): in log order, each index once; an error stops the replica (never skips).
         while self.last_applied < self.commit_index:
             index = self.last_applied + 1
@@ -546,35 +541,39 @@ class Replica(Generic[T, D]):
             except Exception as error:
                 raise ApplyError(index, error) from error
             self.last_applied = index
-            self._register(entry.transition, TransitionState.APPLIED)
-            self._emit("applied", "ALL-APPLY", index=index)
-        self._take_snapshot()
+            self.report(entry.transition, TransitionState.APPLIED)
+            self.emit(EventKind.APPLIED, "ALL-APPLY", index=index)
+        self.take_snapshot()
 
-    def _take_snapshot(self) -> None:
+    def take_snapshot(self) -> None:
         # SNAP-TAKE (§7): compact the applied prefix every snapshot_delta entries.
         if self.snapshot_delta and self.last_applied - self.log.base_index >= self.snapshot_delta:
             term = self.log.term_at(self.last_applied)
             self.storage.save_snapshot(self.state_machine.create_snapshot(self.last_applied, term))
-            self._emit("snapshot_taken", "SNAP-TAKE", index=self.last_applied)
+            self.emit(EventKind.SNAPSHOT_TAKEN, "SNAP-TAKE", index=self.last_applied)
 
-    def _append(self, entries: list[LogEntry] | tuple[LogEntry, ...], rule: str) -> None:
-        self._save_entries(entries)
-        self._emit("appended", rule, first=entries[0].index, last=entries[-1].index)
+    def append_entries(self, entries: Sequence[LogEntry], rule: str) -> None:
+        """Append `entries` to the log (durably, through `persist_entries`) because of `rule`."""
+        self.persist_entries(entries)
+        self.emit(EventKind.APPENDED, rule, first=entries[0].index, last=entries[-1].index)
 
-    def _save_term_and_vote(self, term: int, voted_for: ReplicaID | None) -> None:
-        self.storage.set_term_and_vote(term, voted_for)  # durable (one write) before anything is sent
+    def persist_term_and_vote(self, term: int, voted_for: ReplicaID | None) -> None:
+        # Persistent state (Figure 2): term and vote in one durable write, before anything is sent.
+        self.storage.set_term_and_vote(term, voted_for)
 
-    def _save_entries(self, entries: list[LogEntry] | tuple[LogEntry, ...]) -> None:
-        self.storage.append(entries)  # durable before anything about them is sent
+    def persist_entries(self, entries: Sequence[LogEntry]) -> None:
+        # Persistent state (Figure 2): entries are durable before anything about them is sent.
+        self.storage.append(entries)
 
-    def _truncate(self, index: int) -> None:
+    def truncate(self, index: int) -> None:
+        """Delete the log from `index` on (AE-TRUNCATE's deletion); its transitions are reported."""
         removed = self.storage.truncate(index)
-        self._emit("truncated", "AE-TRUNCATE", first=index, count=len(removed))
+        self.emit(EventKind.TRUNCATED, "AE-TRUNCATE", first=index, count=len(removed))
         for entry in removed:
-            self._register(entry.transition, TransitionState.ABANDONED_CONFLICT_WITH_LEADER)
+            self.report(entry.transition, TransitionState.ABANDONED_CONFLICT_WITH_LEADER)
 
-    def _recover(self) -> None:
-        """Start from storage, and from the state machine's own snapshot if it is newer."""
+    def recover(self) -> None:
+        # Persistent state (Figure 2): start from storage, and from the state machine's own snapshot if newer.
         own = self.state_machine.get_snapshot()
         if own is not None and own.last_included_index > self.log.base_index:
             self.storage.save_snapshot(own)
@@ -583,31 +582,38 @@ class Replica(Generic[T, D]):
         self.commit_index = self.last_applied = self.log.base_index
 
     # ----- helpers -----------------------------------------------------------------------------
-    def _has_majority(self, count: int) -> bool:
+    def has_majority(self, count: int) -> bool:
+        """Whether `count` servers are a majority of the whole cluster (this one included)."""
         return 2 * count > len(self.peer_ids) + 1
 
-    def _reset_election_timer(self) -> None:
-        self._election_deadline = self.now() + self._rng.uniform(*self.election_timeout_range)
+    def reset_election_timer(self) -> None:
+        # F-TIMEOUT (§5.2): a fresh election deadline, drawn uniformly from the range with `rng`.
+        self.election_deadline = self.now() + self.rng.uniform(*self.election_timeout_range)
 
-    def _set_leader(self, leader: ReplicaID | None) -> None:
+    def set_leader(self, leader: ReplicaID | None) -> None:
+        """Record the leader known in this term (None: none), and tell the cluster if it changed."""
         if leader != self.leader_id:
             self.leader_id = leader
             self.cluster.register_leader(leader)
 
-    def _send(self, to: ReplicaID, message: Message) -> None:
+    def send(self, to: ReplicaID, message: Message) -> None:
+        """Send `message` to replica `to` through the cluster (and count it)."""
         self.stats.sent += 1
         self.cluster.send_message(to, message)
 
-    def _register(self, transition: Any, state: TransitionState) -> None:
+    def report(self, transition: Any, state: TransitionState) -> None:
+        """Tell the state machine the new state of `transition` (Little Raft's register_transition_state)."""
         self.state_machine.register_transition_state(transition_id(transition), state)
 
-    def _drop(self, reason: str) -> None:
+    def drop(self, reason: str) -> None:
+        """Drop a received message for `reason` (its kind before any colon is counted in `stats`)."""
         self.stats.dropped += 1
         key = reason.split(":")[0]  # the kind of problem, without the details
         self.stats.drop_reasons[key] = self.stats.drop_reasons.get(key, 0) + 1
-        self._emit("message_dropped", "INPUT", why=reason)
+        self.emit(EventKind.MESSAGE_DROPPED, "INPUT", why=reason)
 
-    def _emit(self, kind: str, rule: str, **details: Any) -> None:
+    def emit(self, kind: str, rule: str, **details: Any) -> None:
+        """Tell the observer (if any) what happened (an `EventKind`), by which rule, and why."""
         if self._observer is not None:
             self._observer(Event(self.now(), self.id, kind, rule, self.current_term, details))
 

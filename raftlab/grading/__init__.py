@@ -2,7 +2,8 @@
 
 - `StudentReplica` (skeleton.py): a `Replica` whose rules are exercises, in parts A (election),
   B (replication), C (persistence) and D (snapshots); `EXERCISES` lists them.
-- `ReferenceReplica` (reference.py): the exercises filled in; it behaves exactly like `Replica`.
+- The reference solution is the core itself: each exercise is a rule method of `raftlab.core.Replica`
+  under the same name, so `Replica` gets full marks and a planted bug is a one-method subclass of it.
 - `grade(student, part=None, seeds=3)`: paper-claim checks and simulator scenarios on fixed seeds,
   guarded (a worker process per student, a wall-time limit per check, an event budget per scenario);
   a `Report` per student. `replay(student, check_id, seed)` reruns one failure.
@@ -12,7 +13,6 @@ Sits beside raftlab.sim: it uses raftlab.core, raftlab.sim and raftlab.machines 
 """
 
 from .checks import CHECKS, Check
-from .reference import ReferenceReplica
 from .runner import (
     CheckResult, Report, SubmissionError, grade, grade_many, graded_class, load_student, missing_exercises, replay,
     submissions, write_csv,
@@ -20,7 +20,7 @@ from .runner import (
 from .skeleton import EXERCISES, PARTS, Exercise, StudentReplica
 
 __all__ = [
-    "CHECKS", "EXERCISES", "PARTS", "Check", "CheckResult", "Exercise", "ReferenceReplica", "Report",
+    "CHECKS", "EXERCISES", "PARTS", "Check", "CheckResult", "Exercise", "Report",
     "StudentReplica", "SubmissionError", "grade", "grade_many", "graded_class", "load_student",
     "missing_exercises", "replay", "submissions", "write_csv",
 ]

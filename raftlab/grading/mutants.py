@@ -1,4 +1,5 @@
-"""Mutation self-check: planted one-rule bugs, each a small subclass of the reference solution.
+"""Mutation self-check: planted one-rule bugs, each a one-method subclass of the core `Replica` (the
+reference solution).
 
 `self_check()` grades the reference (it must score 1.0), the bare skeleton (0.0) and every mutant:
 a mutant is *caught* when it loses points in a check that names its broken rule (`RULE`).
@@ -10,14 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..core import (
-    AppendEntryResponse, InstallSnapshotResponse, LogEntry, Message, Role, Snapshot, VoteResponse,
+    AppendEntryResponse, InstallSnapshotResponse, LogEntry, Message, Replica, Role, Snapshot, VoteResponse,
 )
-from .reference import ReferenceReplica
 from .runner import DEFAULT_TIMEOUT, Report, grade_many
 from .skeleton import StudentReplica
 
 
-class VoteNotPersisted(ReferenceReplica):
+class VoteNotPersisted(Replica):
     """The vote is answered before it is persisted (written only after the reply is sent)."""
 
     RULE = "RV-GRANT"
@@ -28,26 +28,26 @@ class VoteNotPersisted(ReferenceReplica):
             return
         super().persist_term_and_vote(term, voted_for)
 
-    def _send(self, to: int, message: Message) -> None:
-        super()._send(to, message)
+    def send(self, to: int, message: Message) -> None:
+        super().send(to, message)
         unsaved = self.__dict__.pop("_unsaved", None)
         if unsaved is not None:
             super().persist_term_and_vote(*unsaved)
 
 
-class CommitsOldTermByCounting(ReferenceReplica):
+class CommitsOldTermByCounting(Replica):
     """An entry of an older term is committed by counting replicas (Figure 8)."""
 
     RULE = "L-COMMIT"
 
-    def advance_leader_commit(self) -> None:
+    def advance_commit(self) -> None:
         if self.role is Role.LEADER:
             held = sorted([self.log.last_index, *self.match_index.values()], reverse=True)
             if held[len(held) // 2] > self.commit_index:
-                self._commit_to(held[len(held) // 2], "L-COMMIT")
+                self.commit_to(held[len(held) // 2], "L-COMMIT")
 
 
-class VotesWithoutUpToDateCheck(ReferenceReplica):
+class VotesWithoutUpToDateCheck(Replica):
     """Votes for any candidate that asks first, whatever its log."""
 
     RULE = "RV-GRANT"
@@ -60,7 +60,7 @@ class VotesWithoutUpToDateCheck(ReferenceReplica):
         return True
 
 
-class ResetsTimerOnEveryMessage(ReferenceReplica):
+class ResetsTimerOnEveryMessage(Replica):
     """The election timer is reset by every message received."""
 
     RULE = "F-TIMEOUT"
@@ -71,7 +71,7 @@ class ResetsTimerOnEveryMessage(ReferenceReplica):
             self.reset_election_timer()
 
 
-class KeepsConflictingEntries(ReferenceReplica):
+class KeepsConflictingEntries(Replica):
     """Conflicting entries are not truncated: only entries beyond the log's end are appended."""
 
     RULE = "AE-TRUNCATE"
@@ -80,30 +80,30 @@ class KeepsConflictingEntries(ReferenceReplica):
         return tuple(x for x in entries if x.index > self.log.last_index)
 
 
-class TruncatesMatchingEntries(ReferenceReplica):
+class TruncatesMatchingEntries(Replica):
     """Everything after prev_log_index is deleted, so a delayed, shorter request cuts off entries."""
 
     RULE = "AE-TRUNCATE"
 
     def truncate_conflicts(self, entries: Sequence[LogEntry]) -> Sequence[LogEntry]:
         if entries and entries[0].index <= self.log.last_index:
-            self._truncate(entries[0].index)
+            self.truncate(entries[0].index)
         return entries
 
 
-class MatchFromLogLength(ReferenceReplica):
+class MatchFromLogLength(Replica):
     """The follower acknowledges its whole log length, so the leader's match_index is taken from it
     (Little Raft 0.2)."""
 
     RULE = "L-REPLICATE"
 
-    def _send(self, to: int, message: Message) -> None:
+    def send(self, to: int, message: Message) -> None:
         if isinstance(message, AppendEntryResponse) and message.success:
             message = AppendEntryResponse(message.from_id, message.term, True, self.log.last_index, None)
-        super()._send(to, message)
+        super().send(to, message)
 
 
-class TermFromSnapshot(ReferenceReplica):
+class TermFromSnapshot(Replica):
     """The term is taken from an installed snapshot's last included term (Little Raft 0.2)."""
 
     RULE = "IS-LOAD"
@@ -113,7 +113,7 @@ class TermFromSnapshot(ReferenceReplica):
         self.storage.current_term = snapshot.last_included_term  # bypasses Storage's check
 
 
-class CommitNotCappedByLastNew(ReferenceReplica):
+class CommitNotCappedByLastNew(Replica):
     """The follower's commit index follows the leader's, capped by its log's end, not by the last
     entry the request made known to match."""
 
@@ -121,10 +121,10 @@ class CommitNotCappedByLastNew(ReferenceReplica):
 
     def commit_from_leader(self, leader_commit: int, last_new: int) -> None:
         if leader_commit > self.commit_index:
-            self._commit_to(min(leader_commit, self.log.last_index), "AE-COMMIT")
+            self.commit_to(min(leader_commit, self.log.last_index), "AE-COMMIT")
 
 
-class IgnoresHigherTermInResponses(ReferenceReplica):
+class IgnoresHigherTermInResponses(Replica):
     """A higher term carried by a response is ignored (only requests make it step down)."""
 
     RULE = "ALL-TERM"
@@ -136,7 +136,7 @@ class IgnoresHigherTermInResponses(ReferenceReplica):
         super().step(message)
 
 
-class ActsOnStaleResponses(ReferenceReplica):
+class ActsOnStaleResponses(Replica):
     """AppendEntries responses are taken at face value: from earlier terms, late or reordered."""
 
     RULE = "L-REPLICATE"
@@ -148,14 +148,14 @@ class ActsOnStaleResponses(ReferenceReplica):
         if m.success:
             self.match_index[peer] = m.last_index
             self.next_index[peer] = m.last_index + 1
-            self.advance_leader_commit()
+            self.advance_commit()
         elif m.mismatch_index is not None:
             self.next_index[peer] = max(1, m.mismatch_index)
         if self.next_index[peer] <= self.log.last_index:
-            self._send_append(peer)
+            self.send_append(peer)
 
 
-MUTANTS: tuple[type[ReferenceReplica], ...] = (
+MUTANTS: tuple[type[Replica], ...] = (
     VoteNotPersisted, CommitsOldTermByCounting, VotesWithoutUpToDateCheck, ResetsTimerOnEveryMessage,
     KeepsConflictingEntries, TruncatesMatchingEntries, MatchFromLogLength, TermFromSnapshot,
     CommitNotCappedByLastNew, IgnoresHigherTermInResponses, ActsOnStaleResponses,
@@ -170,7 +170,7 @@ def caught_by(report: Report, rule: str) -> list[str]:
 def self_check(seeds: int = 3, *, jobs: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
     """Grade the reference, the skeleton and every mutant. Returns ``{"reports": [...], "summary": {...}}``
     where the summary is ``{"mutants": M, "caught": C, "reference_score": 1.0, "skeleton_score": 0.0}``."""
-    students = [("reference", ReferenceReplica), ("skeleton", StudentReplica),
+    students = [("reference", Replica), ("skeleton", StudentReplica),
                 *((m.__name__, m) for m in MUTANTS)]
     reports = grade_many(students, None, seeds, timeout=timeout, jobs=jobs)
     rows = []

@@ -27,7 +27,6 @@ from ..core import Replica, ReplicaStopped
 from ..sim import InvariantViolation
 from . import checks as _checks
 from .checks import CHECKS, BudgetExceeded, Check, CheckFailed
-from .reference import ReferenceReplica
 from .skeleton import BY_NAME, EXERCISES, PARTS, StudentReplica, _todo
 
 DEFAULT_SEEDS = 3
@@ -165,8 +164,9 @@ def missing_exercises(cls: type[Replica]) -> list[str]:
 
 
 def graded_class(student: type[Replica], part: str) -> type[Replica]:
-    """`student` with the exercises of the other parts taken from the reference solution."""
-    overrides = {e.name: ReferenceReplica.__dict__[e.name] for e in EXERCISES if e.part != part}
+    """`student` with the exercises of the other parts taken from the reference solution, the core's
+    own rule methods."""
+    overrides = {e.name: Replica.__dict__[e.name] for e in EXERCISES if e.part != part}
     return type(student.__name__, (student,), overrides)
 
 

@@ -10,18 +10,23 @@ docs/raft-rules.md). Subclass it and fill them in, part by part:
         def grant_vote(self, m):
             ...
 
-Everything else (messages, timers, sending, applying, the event trace) comes from the library. Inside
-an exercise you may use the replica's state (`self.role`, `self.current_term`, `self.voted_for`,
-`self.log`, `self.storage`, `self.commit_index`, `self.last_applied`, `self.votes`, `self.next_index`,
-`self.match_index`, `self.peer_ids`, `self.id`, `self.now()`) and these library helpers:
+Each exercise is one of the core `Replica`'s rule methods, under the same name: the core calls it
+where the rule applies, and the core's own method is the reference solution. Everything else
+(messages, timers, sending, applying, the event trace) comes from the library. Inside an exercise you
+may use the replica's state (`self.role`, `self.current_term`, `self.voted_for`, `self.log`,
+`self.storage`, `self.commit_index`, `self.last_applied`, `self.votes`, `self.next_index`,
+`self.match_index`, `self.peer_ids`, `self.id`, `self.now()`, `self.rng`, `self.election_deadline`,
+`self.heartbeat_deadline`) and these public helpers of `Replica`:
 
-- ``self._send(peer, message)``: send a message;
-- ``self._emit(kind, rule, **details)``: tell the trace what happened and why (optional, but it makes
-  the grader's explanations of your runs readable);
-- ``self._set_leader(id_or_None)``, ``self._has_majority(count)``, ``self._become_leader()``;
-- ``self._truncate(index)``: delete the log from `index` on; ``self._commit_to(index, rule)``:
-  commit (and apply) up to `index`; ``self._send_append(peer)``: send `peer` what it needs;
-- the other exercises, which call each other as the reference solution does.
+- ``self.send(peer, message)``: send a message;
+- ``self.emit(kind, rule, **details)``: tell the trace what happened (an `EventKind`) and why
+  (optional, but it makes the grader's explanations of your runs readable);
+- ``self.set_leader(id_or_None)``, ``self.has_majority(count)``, ``self.become_leader()``;
+- ``self.truncate(index)``: delete the log from `index` on; ``self.commit_to(index, rule)``:
+  commit (and apply) up to `index`; ``self.send_append(peer)``: send `peer` what it needs;
+  ``self.report(transition, state)``: tell the state machine a transition's state; ``self.drop(reason)``:
+  drop a message that makes no sense;
+- the other exercises, which call each other as the core does.
 """
 
 from __future__ import annotations
@@ -46,8 +51,8 @@ PARTS = {"A": "leader election", "B": "log replication", "C": "persistence", "D"
 
 EXERCISES: tuple[Exercise, ...] = (
     Exercise("reset_election_timer", "A", "F-TIMEOUT",
-             "set self._election_deadline to self.now() plus a fresh random timeout drawn uniformly from "
-             "self.election_timeout_range with self._rng. The library calls it when a leader of your term "
+             "set self.election_deadline to self.now() plus a fresh random timeout drawn uniformly from "
+             "self.election_timeout_range with self.rng. The library calls it when a leader of your term "
              "is heard from; call it yourself in start_election and when you grant a vote, never otherwise"),
     Exercise("start_election", "A", "C-START",
              "become candidate: term + 1 and a vote for yourself (persisted with persist_term_and_vote), no "
@@ -69,19 +74,19 @@ EXERCISES: tuple[Exercise, ...] = (
              "return whether the log holds an entry at prev_index whose term is prev_term"),
     Exercise("truncate_conflicts", "B", "AE-TRUNCATE",
              "walk the entries of the request: skip those already in the log with the same term; at the "
-             "first conflict (same index, other term) delete it and everything after it (self._truncate); "
+             "first conflict (same index, other term) delete it and everything after it (self.truncate); "
              "return the entries that are not in the log (the library appends them, AE-APPEND). Never "
              "delete matching entries: a delayed, shorter request must not cut off later ones"),
     Exercise("commit_from_leader", "B", "AE-COMMIT",
              "if leader_commit > self.commit_index, commit up to min(leader_commit, last_new) with "
-             "self._commit_to(index, 'AE-COMMIT'); last_new is the last index this request made known to "
+             "self.commit_to(index, 'AE-COMMIT'); last_new is the last index this request made known to "
              "match"),
     Exercise("handle_append_response", "B", "L-REPLICATE",
              "a leader's answer from a peer: ignore stale ones (earlier term, not leader); on success set "
              "match_index to m.last_index if that is higher (never lower), next_index past it, and try to "
              "commit; on a refusal with a hint move next_index back to the hint but never below "
              "match_index + 1; then send the peer what it still needs"),
-    Exercise("advance_leader_commit", "B", "L-COMMIT",
+    Exercise("advance_commit", "B", "L-COMMIT",
              "a leader commits the highest index N held by a majority (itself and match_index) if the "
              "entry at N has the CURRENT term; an older-term entry is never committed by counting replicas"),
     Exercise("persist_term_and_vote", "C", "C-START, RV-GRANT, ALL-TERM (persist first)",
@@ -113,7 +118,8 @@ def _todo(name: str) -> NotImplementedError:
 
 
 class StudentReplica(Replica):
-    """A `Replica` whose rules are exercises (see `EXERCISES`); subclass it and fill them in."""
+    """A `Replica` whose rule methods listed in `EXERCISES` are left for you to write (each raises
+    `NotImplementedError` with a hint); subclass it and fill them in."""
 
     # ----- part A: leader election -------------------------------------------------------------
     def reset_election_timer(self) -> None:
@@ -153,9 +159,9 @@ class StudentReplica(Replica):
         """L-REPLICATE (§5.3, §7): a peer answered an AppendEntries."""
         raise _todo("handle_append_response")
 
-    def advance_leader_commit(self) -> None:
+    def advance_commit(self) -> None:
         """L-COMMIT (§5.3, §5.4.2): commit what a majority holds."""
-        raise _todo("advance_leader_commit")
+        raise _todo("advance_commit")
 
     # ----- part C: persistence -----------------------------------------------------------------
     def persist_term_and_vote(self, term: int, voted_for: int | None) -> None:
@@ -178,49 +184,3 @@ class StudentReplica(Replica):
     def install_snapshot(self, snapshot: Snapshot) -> None:
         """IS-KEEP, IS-LOAD (§7): a leader's snapshot arrived."""
         raise _todo("install_snapshot")
-
-    # ----- the library's side: where the core calls each exercise (do not change) --------------
-    def _reset_election_timer(self) -> None:
-        self.reset_election_timer()
-
-    def _start_election(self) -> None:
-        self.start_election()
-
-    def _grant_vote(self, m: VoteRequest) -> bool:
-        return self.grant_vote(m)
-
-    def _on_vote_response(self, m: VoteResponse) -> None:
-        self.handle_vote_response(m)
-
-    def _become_follower(self, term: int, why: str) -> None:
-        self.become_follower(term, why)
-
-    def _log_matches(self, prev_index: int, prev_term: int) -> bool:
-        return self.log_matches(prev_index, prev_term)
-
-    def _truncate_conflicts(self, entries: tuple[LogEntry, ...]) -> tuple[LogEntry, ...]:
-        return tuple(self.truncate_conflicts(entries))
-
-    def _commit_from_leader(self, leader_commit: int, last_new: int) -> None:
-        self.commit_from_leader(leader_commit, last_new)
-
-    def _on_append_response(self, m: AppendEntryResponse) -> None:
-        self.handle_append_response(m)
-
-    def _advance_commit(self) -> None:
-        self.advance_leader_commit()
-
-    def _save_term_and_vote(self, term: int, voted_for: int | None) -> None:
-        self.persist_term_and_vote(term, voted_for)
-
-    def _save_entries(self, entries: Sequence[LogEntry]) -> None:
-        self.persist_entries(entries)
-
-    def _recover(self) -> None:
-        self.recover()
-
-    def _take_snapshot(self) -> None:
-        self.take_snapshot()
-
-    def _install_snapshot(self, snapshot: Snapshot) -> None:
-        self.install_snapshot(snapshot)

@@ -7,13 +7,14 @@ import json
 import pytest
 
 from raftlab.grading import CHECKS
-from raftlab.grading.mutants import MUTANTS, ReferenceReplica, self_check
+from raftlab.core import Replica
+from raftlab.grading.mutants import MUTANTS, self_check
 
 
-def test_at_least_ten_mutants_each_one_small_subclass_of_the_reference() -> None:
+def test_at_least_ten_mutants_each_a_small_subclass_of_the_core_replica() -> None:
     assert len(MUTANTS) >= 10
     for mutant in MUTANTS:
-        assert mutant.__bases__ == (ReferenceReplica,)
+        assert mutant.__bases__ == (Replica,)
         assert mutant.RULE in {r.strip() for c in CHECKS for r in c.rule.split(",")}
         assert mutant.__doc__
 

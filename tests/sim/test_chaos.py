@@ -16,21 +16,21 @@ class CommitsWithoutAMajority(Replica):
     (The subtler Figure 8 bug is caught by a scripted scenario in test_invariants.py; random chaos
     finds it only rarely, because each new leader's no-op usually commits alongside older entries.)"""
 
-    def _advance_commit(self) -> None:
+    def advance_commit(self) -> None:
         if self.role is Role.LEADER and self.log.last_term == self.current_term:
-            self._commit_to(self.log.last_index, "L-COMMIT")
+            self.commit_to(self.log.last_index, "L-COMMIT")
 
 
 class VotesWithoutUpToDateCheck(Replica):
     """Breaks RV-GRANT: grants a vote whatever the candidate's log."""
 
-    def _on_vote_request(self, m):
+    def handle_vote_request(self, m):
         if m.term >= self.current_term and self.voted_for in (None, m.from_id):
             self.storage.set_term_and_vote(self.current_term, m.from_id)
-            self._reset_election_timer()
-            self._send(m.from_id, VoteResponse(self.id, self.current_term, True))
+            self.reset_election_timer()
+            self.send(m.from_id, VoteResponse(self.id, self.current_term, True))
             return
-        super()._on_vote_request(m)
+        super().handle_vote_request(m)
 
 
 def test_chaos_seeds_are_clean_and_deterministic():

@@ -69,14 +69,14 @@ def commit_some(sim: Simulation, count: int = 2, on: int | None = None) -> int:
 class CountsRefusals(Replica):
     """C-WIN broken: a refused vote is counted as granted."""
 
-    def _on_vote_response(self, m):  # type: ignore[no-untyped-def]
-        super()._on_vote_response(dataclasses.replace(m, vote_granted=True))
+    def handle_vote_response(self, m):  # type: ignore[no-untyped-def]
+        super().handle_vote_response(dataclasses.replace(m, vote_granted=True))
 
 
 class OneVoteEnough(Replica):
     """C-WIN broken: its own vote is a majority."""
 
-    def _has_majority(self, count: int) -> bool:
+    def has_majority(self, count: int) -> bool:
         return count >= 1
 
 
@@ -207,20 +207,20 @@ class SkipsConsistencyCheck(Replica):
     """AE-CHECK broken: a follower that holds an entry at prev_log_index takes it as matching,
     whatever its term."""
 
-    def _on_append_request(self, m):  # type: ignore[no-untyped-def]
+    def handle_append_request(self, m):  # type: ignore[no-untyped-def]
         log = self.log
         if m.term >= self.current_term and log.base_index <= m.prev_log_index <= log.last_index:
             m = dataclasses.replace(m, prev_log_term=log.term_at(m.prev_log_index))
-        super()._on_append_request(m)
+        super().handle_append_request(m)
 
 
 class StoresOtherTransition(Replica):
     """AE-APPEND broken: a follower stores something else than what the leader sent."""
 
-    def _append(self, entries, rule):  # type: ignore[no-untyped-def]
+    def append_entries(self, entries, rule):  # type: ignore[no-untyped-def]
         if rule == "AE-APPEND":
             entries = [dataclasses.replace(e, transition=KVStore.put(99, e.index, "bad", "bad")) for e in entries]
-        super()._append(entries, rule)
+        super().append_entries(entries, rule)
 
 
 def divergent_logs(sim: Simulation) -> None:
@@ -273,10 +273,10 @@ def test_log_matching_stores_other_transition() -> None:
 class GrantsBlindly(Replica):
     """RV-GRANT broken: votes without comparing logs (the candidate's log is taken as up to date)."""
 
-    def _on_vote_request(self, m):  # type: ignore[no-untyped-def]
+    def handle_vote_request(self, m):  # type: ignore[no-untyped-def]
         m = dataclasses.replace(m, last_log_index=self.log.last_index,
                                 last_log_term=min(self.log.last_term, m.term))
-        super()._on_vote_request(m)
+        super().handle_vote_request(m)
 
 
 def lagging_candidate(sim: Simulation) -> int:
@@ -310,20 +310,20 @@ def test_leader_completeness_votes_without_up_to_date_check() -> None:
 class AppliesUncommitted(Replica):
     """ALL-APPLY broken: a follower applies every entry it holds, committed or not."""
 
-    def _apply_committed(self) -> None:
+    def apply_committed(self) -> None:
         if self.role is Role.LEADER:
-            super()._apply_committed()
+            super().apply_committed()
             return
         while self.last_applied < self.log.last_index:
             index = self.last_applied + 1
             transition = self.log.entry(index).transition
             self.state_machine.apply_transition(transition)
             self.last_applied = index
-            self._register(transition, TransitionState.APPLIED)
+            self.report(transition, TransitionState.APPLIED)
 
-    def _append(self, entries, rule):  # type: ignore[no-untyped-def]
-        super()._append(entries, rule)
-        self._apply_committed()
+    def append_entries(self, entries, rule):  # type: ignore[no-untyped-def]
+        super().append_entries(entries, rule)
+        self.apply_committed()
 
 
 def minority_writes(sim: Simulation) -> None:
@@ -351,8 +351,8 @@ class ReappliesAfterStepDown(Replica):
     """ALL-APPLY broken: stepping down forgets `last_applied` (but not the state machine), so the
     committed entries are applied a second time."""
 
-    def _become_follower(self, term: int, why: str) -> None:
-        super()._become_follower(term, why)
+    def become_follower(self, term: int, why: str) -> None:
+        super().become_follower(term, why)
         self.last_applied = self.log.base_index
 
 
@@ -378,18 +378,18 @@ def test_state_machine_safety_applies_an_index_twice() -> None:
 class FollowsStaleLeader(Replica):
     """AE-STALE broken: an AppendEntries of a lower term is obeyed, and its term adopted."""
 
-    def _on_append_request(self, m):  # type: ignore[no-untyped-def]
+    def handle_append_request(self, m):  # type: ignore[no-untyped-def]
         if m.term < self.current_term:
             self.storage.current_term = m.term  # bypasses Storage's own check, as a buggy store would
             self.role = Role.FOLLOWER
-        super()._on_append_request(m)
+        super().handle_append_request(m)
 
 
 class TermFromSnapshot(Replica):
     """IS-LOAD broken (Little Raft 0.2): the term is taken from the snapshot's last included term."""
 
-    def _on_snapshot_request(self, m):  # type: ignore[no-untyped-def]
-        super()._on_snapshot_request(m)
+    def handle_snapshot_request(self, m):  # type: ignore[no-untyped-def]
+        super().handle_snapshot_request(m)
         if m.term >= self.current_term:
             self.storage.current_term = m.last_included_term
 
@@ -434,8 +434,8 @@ def test_monotonic_term_from_snapshot() -> None:
 class ForgetsCommitOnNewTerm(Replica):
     """ALL-TERM broken: a higher term resets the commit index (it only grows)."""
 
-    def _become_follower(self, term: int, why: str) -> None:
-        super()._become_follower(term, why)
+    def become_follower(self, term: int, why: str) -> None:
+        super().become_follower(term, why)
         self.commit_index = self.log.base_index
 
 
@@ -466,13 +466,13 @@ class OneEntryPerMessage(Replica):
 class CountsOldTermReplicas(OneEntryPerMessage):
     """L-COMMIT broken: commits the highest index a majority holds, whatever its term."""
 
-    def _advance_commit(self) -> None:
+    def advance_commit(self) -> None:
         if self.role is not Role.LEADER:
             return
         held = sorted([self.log.last_index, *self.match_index.values()], reverse=True)
         n = held[len(held) // 2]
         if n > self.commit_index:
-            self._commit_to(n, "L-COMMIT")
+            self.commit_to(n, "L-COMMIT")
 
 
 def figure8(sim: Simulation) -> dict[str, int]:

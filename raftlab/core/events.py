@@ -1,0 +1,44 @@
+"""What a replica tells its observer: an `Event` per thing it did, of a kind named in `EventKind`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from .messages import ReplicaID
+
+
+class EventKind:
+    """The kinds of `Event`, named once: the trace, the renderers, the app, the TCP node and the command
+    line compare `event.kind` with these (plain strings, so traces stay JSON)."""
+
+    BECAME_CANDIDATE: Final = "became_candidate"  # C-START
+    BECAME_LEADER: Final = "became_leader"  # C-WIN
+    BECAME_FOLLOWER: Final = "became_follower"  # ALL-TERM, C-YIELD
+    VOTE_GRANTED: Final = "vote_granted"  # RV-GRANT
+    VOTE_REFUSED: Final = "vote_refused"  # RV-STALE, RV-GRANT
+    APPENDED: Final = "appended"  # L-APPEND, L-NOOP, AE-APPEND
+    APPEND_REFUSED: Final = "append_refused"  # AE-CHECK
+    TRUNCATED: Final = "truncated"  # AE-TRUNCATE
+    COMMITTED: Final = "committed"  # L-COMMIT, AE-COMMIT
+    APPLIED: Final = "applied"  # ALL-APPLY
+    SNAPSHOT_TAKEN: Final = "snapshot_taken"  # SNAP-TAKE
+    SNAPSHOT_INSTALLED: Final = "snapshot_installed"  # IS-LOAD
+    MESSAGE_DROPPED: Final = "message_dropped"  # INPUT
+
+    ROLE_CHANGES: Final = (BECAME_CANDIDATE, BECAME_LEADER, BECAME_FOLLOWER)
+    VOTES: Final = (VOTE_GRANTED, VOTE_REFUSED)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing a replica did, given to its observer. `rule` is a rule id of raft-rules.md
+    (``INPUT`` for a dropped message); `details` says what and why."""
+
+    time: float  # the replica's clock when it happened
+    node: ReplicaID  # the replica
+    kind: str  # an `EventKind`, for example EventKind.BECAME_LEADER
+    rule: str  # the rule that made it happen
+    term: int  # the replica's term afterwards
+    details: Mapping[str, Any] = field(default_factory=dict)
