@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_render.py [--json] [--updates N]
 
-One update is one `sim.step()`, then `sim.snapshot()`, then redrawing the graph, the logs and the
+One update is one `sim.step()`, then `sim.frame()`, then redrawing the graph, the logs and the
 timeline to PNG bytes. Measured for 5 nodes with 200 log entries and 9 nodes with 1,000, three ways,
 one after the other in the same process so that the ratios are fair on a shared machine:
 
@@ -51,10 +51,10 @@ def in_place(sim: Simulation) -> Callable[[], int]:
 
     def update() -> int:
         sim.step()
-        snap = sim.snapshot()
-        g.update(snap)
-        lg.update(snap)
-        t.update(snap, sim.trace)
+        frame = sim.frame()
+        g.update(frame)
+        lg.update(frame)
+        t.update(frame, sim.trace)
         return len(g.png()) + len(lg.png()) + len(t.png())
 
     return update
@@ -65,13 +65,13 @@ def clear_and_redraw(sim: Simulation) -> Callable[[], int]:
 
     def update() -> int:
         sim.step()
-        snap = sim.snapshot()
+        frame = sim.frame()
         g.figure.clear()
-        GraphPainter(g.figure).update(snap)
+        GraphPainter(g.figure).update(frame)
         lg.figure.clear()
-        LogsPainter(lg.figure).update(snap)
+        LogsPainter(lg.figure).update(frame)
         t.figure.clear()
-        TimelinePainter(t.figure).update(snap, sim.trace)
+        TimelinePainter(t.figure).update(frame, sim.trace)
         return len(g.png()) + len(lg.png()) + len(t.png())
 
     return update
@@ -80,9 +80,9 @@ def clear_and_redraw(sim: Simulation) -> Callable[[], int]:
 def naive(sim: Simulation) -> Callable[[], int]:
     def update() -> int:
         sim.step()
-        snap = sim.snapshot()
+        frame = sim.frame()
         size = 0
-        for figure in (draw_graph(snap), draw_logs(snap), draw_timeline(snap, sim.trace)):
+        for figure in (draw_graph(frame), draw_logs(frame), draw_timeline(frame, sim.trace)):
             out = io.BytesIO()
             figure.savefig(out, format="png")
             size += len(out.getvalue())

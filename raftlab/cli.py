@@ -1,4 +1,14 @@
-"""The `raftlab` command: `demo`, `simulate`, `chaos` and `grade`."""
+"""The `raftlab` command. Each subcommand has ``--help``:
+
+- ``demo``: Little Raft's example, three replicas on threads in real time (raftlab.demo);
+- ``lab``: the main job, JupyterLab on the course notebooks (raftlab.lab);
+- ``simulate``: a simulated run in virtual time, narrated (raftlab.sim);
+- ``chaos``: random faults on many seeds, safety, linearizability and liveness checked (raftlab.sim.chaos);
+- ``transcript``: run (or ``--rewrite``) scenario transcripts (raftlab.sim.transcript);
+- ``figure16``: the paper's leader-election experiment (raftlab.sim.figure16);
+- ``grade``: the autograder and its self-check (raftlab.grading);
+- ``node``, ``kv``, ``cluster``: a real cluster over TCP (raftlab.net.commands).
+"""
 
 from __future__ import annotations
 
@@ -87,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     figure16.add_argument("--latency-ms", type=_positive_float, nargs=2, metavar=("LOW", "HIGH"),
                           help="one-way message delay range, ms (default 1 14: a 15 ms round trip)")
     figure16.add_argument("--json", action="store_true", help="end with one JSON line of figures")
+    transcript = commands.add_parser("transcript", help="run scenario transcripts and compare their outputs")
+    transcript.add_argument("files", nargs="+", metavar="FILE", help="transcript files, or names of bundled ones")
+    transcript.add_argument("--rewrite", action="store_true",
+                            help="write the actual outputs into the files (then review the change like code)")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -103,7 +117,32 @@ def main(argv: list[str] | None = None) -> int:
         return _simulate(args)
     if args.command == "grade":
         return _grade(parser, args)
+    if args.command == "transcript":
+        return _transcript(args)
     return _chaos(args)
+
+
+def _transcript(args: Any) -> int:
+    from pathlib import Path
+
+    from .sim.transcript import TranscriptError, rewrite, run_transcript, transcript_path
+
+    status = 0
+    for name in args.files:
+        try:
+            path = Path(name) if Path(name).is_file() else transcript_path(name)
+            result = rewrite(path) if args.rewrite else run_transcript(path)
+        except (TranscriptError, KeyError, OSError) as error:
+            print(f"{name}: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
+            status = 2
+            continue
+        broken = result.failures if args.rewrite else result.mismatches + result.failures
+        print(f"{name}: {'FAILED' if broken else 'rewritten' if args.rewrite else 'ok'} ({len(result)} commands)")
+        if broken:
+            print(result.diff() if not args.rewrite else "\n".join(
+                f"{path}:{b.command.line}: `{b.command.text}` failed: {b.actual}" for b in result.failures))
+            status = max(status, 1)
+    return status
 
 
 def _demo(parser: argparse.ArgumentParser, args: Any) -> int:

@@ -10,7 +10,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from .core import Replica, ReplicaID, Snapshot, TransitionState
@@ -34,6 +34,9 @@ class ArithmeticOperation:
 
 NOOP = ArithmeticOperation(0, 0)
 
+CalculatorData = tuple[int, tuple[ArithmeticOperation, ...]]
+"""The snapshot data of a `Calculator`: ``(value, applied transitions)``."""
+
 
 @dataclass(eq=False)
 class Calculator:
@@ -43,7 +46,7 @@ class Calculator:
     out: Callable[[str], None] | None = None  # where to report each applied transition
     value: int = 0  # the state
     applied: list[ArithmeticOperation] = field(default_factory=list)  # in order
-    states: dict[int, TransitionState] = field(default_factory=dict)  # last state of each id
+    states: dict[Hashable, TransitionState] = field(default_factory=dict)  # last state of each id
     _pending: list[ArithmeticOperation] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,7 +55,7 @@ class Calculator:
         with self._lock:
             self._pending.append(operation)
 
-    def register_transition_state(self, transition_id: int, state: TransitionState) -> None:
+    def register_transition_state(self, transition_id: Hashable, state: TransitionState) -> None:
         with self._lock:
             self.states[transition_id] = state
 
@@ -68,14 +71,14 @@ class Calculator:
             pending, self._pending = self._pending, []
         return pending
 
-    def get_snapshot(self) -> Snapshot | None:
+    def get_snapshot(self) -> Snapshot[CalculatorData] | None:
         return None
 
-    def create_snapshot(self, last_included_index: int, last_included_term: int) -> Snapshot:
+    def create_snapshot(self, last_included_index: int, last_included_term: int) -> Snapshot[CalculatorData]:
         with self._lock:
             return Snapshot(last_included_index, last_included_term, (self.value, tuple(self.applied)))
 
-    def set_snapshot(self, snapshot: Snapshot) -> None:
+    def set_snapshot(self, snapshot: Snapshot[CalculatorData]) -> None:
         with self._lock:
             self.value, applied = snapshot.data
             self.applied = list(applied)
@@ -86,7 +89,7 @@ class DemoResult:
     """What `run_demo` saw."""
 
     calculators: list[Calculator]  # one per replica
-    replicas: list[Replica]  # the stopped replicas
+    replicas: list[Replica[ArithmeticOperation, CalculatorData]]  # the stopped replicas
     network: ThreadNetwork  # its counters
     converged: bool  # every replica applied the same transitions before the deadline
     seconds: float  # wall time of the run
@@ -111,9 +114,10 @@ def run_demo(replicas: int = 3, transitions: int = 10, *, drop: float = 0.0, shu
                 out(line)
 
     calculators = [Calculator(i, say) for i in ids]
-    nodes = [Replica(i, [j for j in ids if j != i], network.cluster(i), calc, NOOP, heartbeat, election,
-                     rng=random.Random(rng.randrange(2**32))) for i, calc in zip(ids, calculators, strict=True)]
-    transition_queues = {i: queue.Queue() for i in ids}
+    nodes: list[Replica[ArithmeticOperation, CalculatorData]] = [
+        Replica(i, [j for j in ids if j != i], network.cluster(i), calc, NOOP, heartbeat, election,
+                rng=random.Random(rng.randrange(2**32))) for i, calc in zip(ids, calculators, strict=True)]
+    transition_queues: dict[ReplicaID, queue.Queue[None]] = {i: queue.Queue() for i in ids}
     threads = [threading.Thread(target=r.start, args=(network.wakeups[r.id], transition_queues[r.id]),
                                 name=f"replica-{r.id}", daemon=True) for r in nodes]
     for thread in threads:

@@ -114,6 +114,8 @@ class Model:
 
 def kv_step(state: str | None, op: Operation) -> tuple[bool, str | None]:
     """The KVStore's sequential semantics for one key whose value is `state` (None: absent)."""
+    new: str | None  # the key's value after `op`
+    out: object  # the output `op` must have returned
     if op.op == "get":
         new, out = state, state
     elif op.op == "put":
@@ -201,7 +203,8 @@ def _linearizable(ops: Sequence[Operation], model: Model, deadline: float | None
     known = [op.ret is not None for op in ops]
     # Unknown-outcome ops differing only in call time are interchangeable: the earlier-called one can go
     # anywhere the later one can. So they are linearized in call order: `twin[i]` must be used before i.
-    twin, last = [-1] * len(ops), {}
+    twin = [-1] * len(ops)
+    last: dict[tuple[int, str, str, str | None, str | None], int] = {}
     for _, kind, i in events:
         if kind == 0 and not known[i]:
             o = ops[i]

@@ -10,6 +10,8 @@ from .messages import Message, ReplicaID, Snapshot
 
 T = TypeVar("T")
 D = TypeVar("D")
+T_co = TypeVar("T_co", covariant=True)
+D_co = TypeVar("D_co", covariant=True)
 
 
 class TransitionState(Enum):
@@ -65,7 +67,7 @@ class StateMachine(Protocol[T, D]):
         """Replace the whole state by `snapshot` (sent by the leader, or loaded at start-up)."""
 
 
-class Cluster(Protocol[T, D]):
+class Cluster(Protocol[T_co, D_co]):
     """How replicas talk, written by the user (Little Raft's `Cluster<T, D>`)."""
 
     def send_message(self, to_id: ReplicaID, message: Message) -> None:

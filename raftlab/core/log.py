@@ -33,7 +33,7 @@ class Log(Generic[T]):
         return f"Log(base_index={self.base_index}, last_index={self.last_index}, last_term={self.last_term})"
 
     def __deepcopy__(self, memo: dict) -> Log[T]:
-        copy = Log(self.snapshot)  # entries are immutable: a copy shares them
+        copy: Log[T] = Log(self.snapshot)  # entries are immutable: a copy shares them
         copy._entries = list(self._entries)
         return copy
 

@@ -117,8 +117,8 @@ def _shared(value: Any, memo: dict) -> Any:
     return value
 
 
-for _cls in (LogEntry, Snapshot, *MESSAGE_TYPES):
-    _cls.__deepcopy__ = _shared  # immutable values: a deep copy (a simulator's checkpoint) shares them
+for _cls in (LogEntry, Snapshot, *MESSAGE_TYPES):  # immutable values: a deep copy (a checkpoint) shares them
+    _cls.__deepcopy__ = _shared  # type: ignore[union-attr]  # mypy cannot see through the tuple of classes
 
 _BOOL_FIELDS = frozenset({"success", "vote_granted", "done"})
 _SPECIAL = {"mismatch_index": 2, "entries": 3, "data": 4}  # other fields: 0 = natural int, 1 = bool

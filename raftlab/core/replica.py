@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from .events import Event, EventKind
 from .interfaces import Cluster, StateMachine, TransitionState, transition_id
@@ -175,7 +175,7 @@ class Replica(Generic[T, D]):
         self.heartbeat_deadline = math.inf  # when a leader sends its next heartbeat
         self._stopped: ReplicaStopped | None = None
         self._senders = frozenset(peers)
-        self._handlers = {
+        self._handlers: dict[type, Callable[[Any], None]] = {
             AppendEntryRequest: self.handle_append_request, AppendEntryResponse: self.handle_append_response,
             VoteRequest: self.handle_vote_request, VoteResponse: self.handle_vote_response,
             InstallSnapshotRequest: self.handle_snapshot_request,
@@ -486,7 +486,7 @@ class Replica(Generic[T, D]):
         if self.role is Role.CANDIDATE:  # C-YIELD (§5.2)
             self.role = Role.FOLLOWER
             self.emit(EventKind.BECAME_FOLLOWER, "C-YIELD", why=f"{leader} is leader of term {self.current_term}",
-                       was="candidate")
+                      was="candidate")
         self.set_leader(leader)
         self.reset_election_timer()  # F-TIMEOUT (§5.2): only the current leader (or a granted vote) resets it
         return True
@@ -504,13 +504,15 @@ class Replica(Generic[T, D]):
         log, next_index = self.log, self.next_index[peer]
         if next_index <= log.base_index:
             s = log.snapshot
+            assert s is not None  # a log with a base has its snapshot
             self.send(peer, InstallSnapshotRequest(self.id, self.current_term, s.last_included_index,
-                                                    s.last_included_term, 0, s.data, True))
+                                                   s.last_included_term, 0, s.data, True))
             self.next_index[peer] = s.last_included_index + 1
             return
         entries = log.entries_from(next_index, self.MAX_ENTRIES_PER_MESSAGE)
-        self.send(peer, AppendEntryRequest(self.id, self.current_term, next_index - 1,
-                                            log.term_at(next_index - 1), entries, self.commit_index))
+        prev_term = cast(int, log.term_at(next_index - 1))  # held: base_index < next_index <= last_index + 1
+        self.send(peer, AppendEntryRequest(self.id, self.current_term, next_index - 1, prev_term, entries,
+                                           self.commit_index))
         self.next_index[peer] = next_index + len(entries)
 
     def advance_commit(self) -> None:
@@ -548,7 +550,7 @@ class Replica(Generic[T, D]):
     def take_snapshot(self) -> None:
         # SNAP-TAKE (§7): compact the applied prefix every snapshot_delta entries.
         if self.snapshot_delta and self.last_applied - self.log.base_index >= self.snapshot_delta:
-            term = self.log.term_at(self.last_applied)
+            term = self.log.entry(self.last_applied).term
             self.storage.save_snapshot(self.state_machine.create_snapshot(self.last_applied, term))
             self.emit(EventKind.SNAPSHOT_TAKEN, "SNAP-TAKE", index=self.last_applied)
 

@@ -8,6 +8,8 @@
   guarded (a worker process per student, a wall-time limit per check, an event budget per scenario);
   a `Report` per student. `replay(student, check_id, seed)` reruns one failure.
 - `mutants.py`: planted one-rule bugs and `self_check()`.
+- `fakes.py`: the recording fakes (cluster, state machine, storage, replica builders) the paper-claim
+  checks drive one replica with; the project's own tests use the same module.
 
 Sits beside raftlab.sim: it uses raftlab.core, raftlab.sim and raftlab.machines only.
 """

@@ -3,8 +3,11 @@
 A paper-claim check drives ONE replica of the graded class by hand (hand-built messages, `tick`,
 `process_transitions`) and checks what it sent and its state, as the project's own tests/core do. A
 scenario runs five replicas of the graded class in the deterministic `Simulation` on a fixed seed,
-with the invariant checker on (Raft's safety properties after every step), and an event budget.
-Every failure message starts with the rule it checks.
+with the invariant checker on (Raft's safety properties after every step), and an event budget. A
+transcript check replays one of the bundled scenario transcripts (`raftlab.sim.transcript`, the same
+files the test suite runs and the RaftLab app's scenario menu offers) with the graded class, on the
+transcript's own seed: every ``check`` in it must hold. Every failure message starts with the rule it
+checks.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from ..core import (
     Replica, Role, Snapshot, TransitionState, VoteRequest, VoteResponse,
 )
 from ..machines import KVStore
-from ..sim import NetworkModel, Simulation
+from ..sim import NetworkModel, Simulation, TraceEvent
+from ..sim.transcript import TRANSCRIPTS, Transcript, TranscriptError, run_transcript
 from .fakes import (
-    ELECTION, ME, Fakes, JournalStorage, Op, RecordingStateMachine, append, build, e, elect, held, ok, refused,
-    stored,
+    ELECTION, ME, Fakes, Op, RecordingStateMachine, append, build, e, elect, follower, held, journaled, log_of, ok,
+    refused,
 )
 
 LOW, HIGH = ELECTION
@@ -45,12 +49,13 @@ class Check:
     title: str
     points: int
     fn: Callable[..., None]  # fn(cls) for a paper-claim check, fn(cls, seed) for a scenario
-    scenario: bool  # runs on seeds in the Simulation
+    scenario: bool  # runs in the Simulation (on the grader's seeds, unless it is a transcript)
+    transcript: str | None = None  # the bundled transcript it replays (on that transcript's own seed)
 
 
 CHECKS: list[Check] = []
 TRACKED: list[Fakes] = []  # the replicas built by the running paper-claim check (for the trace tail)
-SIMS: list[Simulation] = []  # the simulations of the running scenario
+SIMS: list[GradedSimulation] = []  # the simulations of the running scenario
 
 
 def check(part: str, rule: str, title: str, points: int = 2, scenario: bool = False) -> Callable:
@@ -65,8 +70,10 @@ def expect(condition: object, rule: str, message: str) -> None:
         raise CheckFailed(f"{rule}: {message}")
 
 
-def fresh(cls: type[Replica], *args: object, **kwargs: object) -> Fakes:
-    return build(cls, *args, track=TRACKED, **kwargs)  # type: ignore[arg-type]
+def fresh(cls: type[Replica], make: Callable[..., Fakes] = build, *args: object, **kwargs: object) -> Fakes:
+    """``make(*args, **kwargs)`` (`build`, `follower` or `journaled` of raftlab.grading.fakes) for the graded
+    class `cls`, tracked so that a failure can report the replica's last events."""
+    return make(*args, cls=cls, track=TRACKED, **kwargs)
 
 
 # ----- the scenarios' simulation ------------------------------------------------------------------
@@ -75,7 +82,11 @@ class GradedSimulation(Simulation):
 
     budget = 60_000
 
-    def step(self, until: float = math.inf):  # type: ignore[no-untyped-def]
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        SIMS.append(self)  # the running check's simulations, for the trace tail of a failure
+
+    def step(self, until: float = math.inf) -> TraceEvent | None:
         if self.steps >= self.budget:
             raise BudgetExceeded(f"event budget exhausted: {self.budget} simulation steps by t={self.now:.3f}s "
                                  f"(a storm of messages or timers: is a timer reset or a message sent too often?)")
@@ -83,9 +94,7 @@ class GradedSimulation(Simulation):
 
 
 def simulation(cls: type[Replica], seed: int, n: int = 5, **kwargs: object) -> GradedSimulation:
-    sim = GradedSimulation(n, seed, replica_class=cls, **kwargs)  # type: ignore[arg-type]
-    SIMS.append(sim)
-    return sim
+    return GradedSimulation(n, seed, replica_class=cls, **kwargs)
 
 
 def wait_leader(sim: Simulation, rule: str, timeout: float = 2.0, among: list[int] | None = None) -> int:
@@ -95,6 +104,10 @@ def wait_leader(sim: Simulation, rule: str, timeout: float = 2.0, among: list[in
     expect(leader is not None and (among is None or leader in among), rule,
            f"no leader{'' if among is None else f' among {among}'} within {timeout:g} s (from t={start:.3f}s)")
     return leader  # type: ignore[return-value]
+
+
+def _term_of(sim: Simulation, node: int | None) -> int | str:
+    return "-" if node is None else sim.replicas[node].term
 
 
 def put(client: int, seq: int = 1, key: str | None = None) -> object:
@@ -131,7 +144,7 @@ def f_timeout_range(cls: type[Replica]) -> None:
 
 @check("A", "F-TIMEOUT", "only granting a vote or the current leader resets the election timer")
 def f_timeout_resets(cls: type[Replica]) -> None:
-    f = fresh(cls, storage=stored([e(1, 1), e(2, 2)], term=2))
+    f = fresh(cls, follower, [e(1, 1), e(2, 2)], term=2)
     r, d = f.replica, f.replica.next_deadline
     r.tick(d - 0.01)
     for message, what in [(VoteRequest(3, 2, 1, 1), "a VoteRequest it refused (the candidate's log is behind)"),
@@ -139,14 +152,14 @@ def f_timeout_resets(cls: type[Replica]) -> None:
                           (VoteResponse(3, 2, False), "a stray VoteResponse"),
                           (AppendEntryResponse(3, 2, False, 0, 1), "a stray AppendEntries response")]:
         r.step(message)
-        granted = [m for m in f.cluster.take(VoteResponse) if m.vote_granted]
+        granted = [m for m in f.cluster.messages(VoteResponse, remove=True) if m.vote_granted]
         expect(not granted, "RV-GRANT", f"granted {what.replace('it refused', 'that must be refused')}")
         expect(r.next_deadline == d, "F-TIMEOUT", f"{what} moved the election deadline from {d:.4f} to "
                                                   f"{r.next_deadline:.4f}: only the current leader or a granted "
                                                   f"vote may reset it (else elections never end)")
     r.tick(d)
     expect(r.role is Role.CANDIDATE, "F-TIMEOUT", "the election timer did not fire at its deadline")
-    g = fresh(cls, storage=stored(term=2))
+    g = fresh(cls, follower, term=2)
     t = g.replica.next_deadline - 0.01
     g.replica.tick(t)
     g.replica.step(VoteRequest(3, 2, 0, 0))
@@ -156,7 +169,7 @@ def f_timeout_resets(cls: type[Replica]) -> None:
 
 @check("A", "C-START", "a candidate increments its term, votes for itself and asks every peer")
 def c_start(cls: type[Replica]) -> None:
-    f = fresh(cls, storage=stored([e(1, 1), e(2, 2)], term=2))
+    f = fresh(cls, follower, [e(1, 1), e(2, 2)], term=2)
     r = f.replica
     now = r.next_deadline
     r.tick(now)
@@ -215,12 +228,12 @@ def c_win_stale_votes(cls: type[Replica]) -> None:
 
 @check("A", "RV-GRANT", "one vote per term, persisted, to the first candidate that asks")
 def rv_grant_once(cls: type[Replica]) -> None:
-    f = fresh(cls, storage=stored(term=1))
+    f = fresh(cls, follower, term=1)
     r = f.replica
 
     def answer(candidate: int) -> bool:
         r.step(VoteRequest(candidate, 1, 0, 0))
-        replies = f.cluster.take(VoteResponse, to=candidate)
+        replies = f.cluster.messages(VoteResponse, to=candidate, remove=True)
         expect(len(replies) == 1, "RV-GRANT", f"expected one VoteResponse to {candidate}, got {replies}")
         return replies[0].vote_granted
 
@@ -238,9 +251,9 @@ def rv_grant_up_to_date(cls: type[Replica]) -> None:
             (VoteRequest(2, 3, 1, 2), False, "same last term 2 but its log is shorter (1 < 2)"),
             (VoteRequest(2, 3, 2, 2), True, "same last term and length"),
             (VoteRequest(2, 3, 1, 3), True, "its last term 3 is newer, though its log is shorter")]:
-        f = fresh(cls, storage=stored([e(1, 1), e(2, 2)], term=2))
+        f = fresh(cls, follower, [e(1, 1), e(2, 2)], term=2)
         f.replica.step(request)
-        replies = f.cluster.take(VoteResponse, to=2)
+        replies = f.cluster.messages(VoteResponse, to=2, remove=True)
         expect(len(replies) == 1, "RV-GRANT", f"expected one VoteResponse, got {replies}")
         expect(replies[0].vote_granted is grant, "RV-GRANT",
                f"my log ends at index 2, term 2; {'refused' if grant else 'granted'} a vote to {request} "
@@ -256,10 +269,10 @@ def all_term(cls: type[Replica]) -> None:
              "an InstallSnapshot response": InstallSnapshotResponse(2, 7, 0)}
     for role in ("leader", "candidate"):
         for what, message in kinds.items():
-            f = fresh(cls, storage=stored([e(1, 1), e(2, 2)], term=2))
+            f = fresh(cls, follower, [e(1, 1), e(2, 2)], term=2)
             r = f.replica
             if role == "leader":
-                elect(f)
+                elect(r)
             else:
                 r.tick(r.next_deadline)
             r.step(message)
@@ -279,7 +292,7 @@ def sim_first_election(cls: type[Replica], seed: int) -> None:
     sim.run(2.0)
     expect(sim.leader() == leader and sim.replicas[leader].term == term, "F-TIMEOUT",
            f"with no faults the leader of term {term} (node {leader}) should stay; now node {sim.leader()} leads "
-           f"term {sim.replicas[sim.leader()].term if sim.leader() is not None else '-'} (timers reset too rarely?)")
+           f"term {_term_of(sim, sim.leader())} (timers reset too rarely?)")
 
 
 @check("A", "C-START, RV-GRANT, ALL-TERM", "scenario: a new leader after a crash; the old one follows",
@@ -293,7 +306,8 @@ def sim_reelection(cls: type[Replica], seed: int) -> None:
     sim.run(1.0)
     view = sim.replicas[old]
     expect(view.role is Role.FOLLOWER and view.term >= sim.replicas[new].term, "ALL-TERM",
-           f"the restarted old leader {old} is {view.role.value} of term {view.term}; it should follow the leader "
+           f"the restarted old leader {old} is {view.role and view.role.value} of term {view.term}; it should "
+           f"follow the leader "
            f"of term {sim.replicas[new].term}")
 
 
@@ -305,7 +319,7 @@ def sim_lagging_candidate(cls: type[Replica], seed: int) -> None:
     for k in range(3):
         commit(sim, "L-COMMIT", put(k + 1), k=4)
     sim.run(1.0)
-    sim.crash(sim.leader())
+    sim.crash(wait_leader(sim, "C-WIN"))
     sim.connect(4)
     leader = wait_leader(sim, "C-WIN", timeout=3.0)
     expect(leader != 4, "RV-GRANT", "node 4, whose log is empty, was elected over nodes holding committed entries")
@@ -314,19 +328,15 @@ def sim_lagging_candidate(cls: type[Replica], seed: int) -> None:
 # =============================================================================================
 # Part B: log replication
 # =============================================================================================
-def follower(cls: type[Replica], entries: list, term: int = 1, **kwargs: object) -> Fakes:
-    return fresh(cls, storage=stored(entries, term), **kwargs)
-
-
 def reply(f: Fakes) -> AppendEntryResponse:
-    replies = f.cluster.take(AppendEntryResponse)
+    replies = f.cluster.messages(AppendEntryResponse, remove=True)
     expect(len(replies) == 1, "F-RESPOND", f"expected one AppendEntries response, got {replies}")
     return replies[0]
 
 
 @check("B", "AE-CHECK", "AppendEntries is refused unless the log matches at prev_log_index")
 def ae_check(cls: type[Replica]) -> None:
-    f = follower(cls, [e(1, 1), e(2, 1), e(3, 2)], term=2)
+    f = fresh(cls, follower, [e(1, 1), e(2, 1), e(3, 2)], term=2)
     r = f.replica
     for request, what in [(append(2, 4, 2, [e(5, 2)]), "prev_log_index 4 is beyond my log (last index 3)"),
                           (append(2, 3, 1, [e(4, 2)]), "my entry 3 has term 2, not prev_log_term 1")]:
@@ -343,7 +353,7 @@ def ae_check(cls: type[Replica]) -> None:
 
 @check("B", "AE-TRUNCATE", "a conflicting entry and all that follow it are deleted")
 def ae_truncate_conflict(cls: type[Replica]) -> None:
-    f = follower(cls, [e(1, 1), e(2, 1), e(3, 1)], term=1)
+    f = fresh(cls, follower, [e(1, 1), e(2, 1), e(3, 1)], term=1)
     r = f.replica
     r.step(append(2, 1, 1, [e(2, 2, "new")]))
     expect(held(r) == [(1, 1), (2, 2)], "AE-TRUNCATE",
@@ -356,7 +366,7 @@ def ae_truncate_conflict(cls: type[Replica]) -> None:
 
 @check("B", "AE-TRUNCATE", "a delayed, shorter request does not cut off matching entries")
 def ae_truncate_keeps_matching(cls: type[Replica]) -> None:
-    f = follower(cls, [], term=2)
+    f = fresh(cls, follower, term=2)
     r = f.replica
     entries = [e(i, 2) for i in range(1, 5)]
     r.step(append(2, 0, 0, entries))
@@ -372,9 +382,8 @@ def ae_truncate_keeps_matching(cls: type[Replica]) -> None:
 
 @check("B", "AE-APPEND", "only entries not already present are appended", points=1)
 def ae_append(cls: type[Replica]) -> None:
-    journal: list = []
-    f = fresh(cls, storage=stored(term=1, storage=JournalStorage(journal)))
-    r = f.replica
+    f = fresh(cls, journaled, term=1)
+    r, journal = f.replica, f.journal
     r.step(append(1, 0, 0, [e(1, 1), e(2, 1)]))
     r.step(append(1, 2, 1, [e(3, 1)]))
     expect(held(r) == [(1, 1), (2, 1), (3, 1)], "AE-APPEND", f"log is {held(r)}")
@@ -387,13 +396,13 @@ def ae_append(cls: type[Replica]) -> None:
 
 @check("B", "AE-COMMIT", "the follower's commit index is min(leader's, last new entry) and never decreases")
 def ae_commit(cls: type[Replica]) -> None:
-    f = follower(cls, [e(1, 1), e(2, 1), e(3, 1)], term=1)
+    f = fresh(cls, follower, [e(1, 1), e(2, 1), e(3, 1)], term=1)
     r = f.replica
     r.step(append(2, 1, 1, [], commit=3))
     expect(r.commit_index == 1, "AE-COMMIT",
            f"a heartbeat of term 2 proved only entry 1 (prev_log_index 1, no entries) with leader_commit 3; my "
            f"entries 2-3 may differ from the leader's, so commit_index must be min(3, 1) = 1, it is {r.commit_index}")
-    expect(f.sm.applied == ["i1t1"], "AE-COMMIT", f"applied {f.sm.applied}, expected only i1t1")
+    expect(f.sm.applied_ids == ["i1t1"], "AE-COMMIT", f"applied {f.sm.applied_ids}, expected only i1t1")
     r.step(append(2, 3, 1, [], commit=3))
     expect(r.commit_index == 3, "AE-COMMIT",
            f"a request proving entry 3 with leader_commit 3 left commit at {r.commit_index}")
@@ -404,7 +413,7 @@ def ae_commit(cls: type[Replica]) -> None:
 @check("B", "L-REPLICATE", "an acknowledgement covers what the request proved, not the follower's log length",
        points=1)
 def l_replicate_ack(cls: type[Replica]) -> None:
-    f = follower(cls, [e(1, 1), e(2, 1), e(3, 1)], term=1)
+    f = fresh(cls, follower, [e(1, 1), e(2, 1), e(3, 1)], term=1)
     r = f.replica
     r.step(append(1, 1, 1, []))
     answer = reply(f)
@@ -415,13 +424,13 @@ def l_replicate_ack(cls: type[Replica]) -> None:
 
 @check("B", "L-REPLICATE", "a leader moves match_index only forward and ignores stale answers")
 def l_replicate_responses(cls: type[Replica]) -> None:
-    f = follower(cls, [e(1, 1), e(2, 1), e(3, 2)], term=2)
+    f = fresh(cls, follower, [e(1, 1), e(2, 1), e(3, 2)], term=2)
     r = f.replica
-    elect(f)
+    elect(r)
     expect(r.next_index == {2: 5, 3: 5}, "L-REPLICATE", f"next_index is {r.next_index}, expected 5 (after the no-op)")
     f.cluster.take()
     r.step(refused(2, 3, 1, 2))
-    sent = f.cluster.take(AppendEntryRequest, to=2)
+    sent = f.cluster.messages(AppendEntryRequest, to=2, remove=True)
     expect(len(sent) == 1 and sent[0].prev_log_index == 1 and [x.index for x in sent[0].entries] == [2, 3, 4],
            "L-REPLICATE", f"after a refusal with hint 2 the leader should resend entries 2-4 after index 1: {sent}")
     r.step(ok(2, 3, 4))
@@ -442,7 +451,7 @@ def l_replicate_responses(cls: type[Replica]) -> None:
 def l_commit_majority(cls: type[Replica]) -> None:
     f = fresh(cls, peers=(2, 3, 4, 5))
     r = f.replica
-    elect(f, voters=(2, 3))
+    elect(r, voters=(2, 3))
     term = r.current_term
     f.sm.pending = [Op("a", 1), Op("b", 2)]
     r.process_transitions()  # no-op 1, a 2, b 3
@@ -451,15 +460,15 @@ def l_commit_majority(cls: type[Replica]) -> None:
     r.step(ok(3, term, 2))
     expect(r.commit_index == 2, "L-COMMIT", f"three of five hold index 2 but commit_index is {r.commit_index}")
     r.step(ok(4, term, 3))
-    expect(r.commit_index == 3 and f.sm.applied == ["noop", "a", "b"], "L-COMMIT",
-           f"three of five hold index 3: commit_index {r.commit_index}, applied {f.sm.applied}")
+    expect(r.commit_index == 3 and f.sm.applied_ids == ["noop", "a", "b"], "L-COMMIT",
+           f"three of five hold index 3: commit_index {r.commit_index}, applied {f.sm.applied_ids}")
 
 
 @check("B", "L-COMMIT", "an older-term entry is never committed by counting replicas (Figure 8)")
 def l_commit_figure8(cls: type[Replica]) -> None:
-    f = follower(cls, [e(1, 1, "t1"), e(2, 2, "t2")], term=2)
+    f = fresh(cls, follower, [e(1, 1, "t1"), e(2, 2, "t2")], term=2)
     r = f.replica
-    elect(f)
+    elect(r)
     r.MAX_ENTRIES_PER_MESSAGE = 1  # the old entries travel first, one per request
     r.step(refused(2, 3, 1, 2))
     f.cluster.take()
@@ -514,7 +523,8 @@ def sim_unreliable(cls: type[Replica], seed: int) -> None:
         if k % 4 == 3:
             if down is not None:
                 sim.restart(down)
-            down = sim.leader() if sim.leader() is not None else rng.randrange(5)
+            leader = sim.leader()
+            down = leader if leader is not None else rng.randrange(5)
             sim.crash(down)
     sim.heal()
     sim.network.drop = sim.network.duplicate = 0.0
@@ -526,13 +536,6 @@ def sim_unreliable(cls: type[Replica], seed: int) -> None:
 # =============================================================================================
 # Part C: persistence
 # =============================================================================================
-def journaled(cls: type[Replica], entries: list | None = None, term: int = 0) -> tuple[Fakes, list]:
-    journal: list = []
-    storage = stored(entries or [], term, storage=JournalStorage(journal))
-    journal.clear()
-    return fresh(cls, storage=storage, journal=journal), journal
-
-
 def before(journal: list, record: tuple, rule: str, what: str) -> None:
     """`record` is in the journal before the first send."""
     sends = [k for k, x in enumerate(journal) if x[0] == "send"]
@@ -544,49 +547,54 @@ def before(journal: list, record: tuple, rule: str, what: str) -> None:
 
 @check("C", "C-START", "term and self-vote are durable before the VoteRequests go out", points=1)
 def persist_c_start(cls: type[Replica]) -> None:
-    f, journal = journaled(cls)
+    f = fresh(cls, journaled)
+    journal = f.journal
     f.replica.tick(f.replica.next_deadline)
     before(journal, ("persist", 1, ME), "C-START", "the candidate's term 1 and vote for itself")
 
 
 @check("C", "RV-GRANT", "a granted vote is persisted before the answer is sent")
 def persist_vote(cls: type[Replica]) -> None:
-    f, journal = journaled(cls, term=1)
+    f = fresh(cls, journaled, term=1)
+    journal = f.journal
     f.replica.step(VoteRequest(2, 1, 0, 0))
     before(journal, ("persist", 1, 2), "RV-GRANT", "the vote for 2 in term 1")
     again = fresh(cls, storage=f.storage)  # restarted on the same storage: the vote is remembered
     again.replica.step(VoteRequest(3, 1, 0, 0))
-    answers = again.cluster.take(VoteResponse)
+    answers = again.cluster.messages(VoteResponse, remove=True)
     expect(answers and not answers[0].vote_granted, "RV-GRANT",
            "after a restart the replica voted again in term 1 (for 3, having voted for 2): two leaders")
 
 
 @check("C", "ALL-TERM", "a higher term is persisted (with no vote) before answering", points=1)
 def persist_term(cls: type[Replica]) -> None:
-    f, journal = journaled(cls, [e(1, 1), e(2, 2)], term=2)
+    f = fresh(cls, journaled, [e(1, 1), e(2, 2)], term=2)
+    journal = f.journal
     f.replica.step(VoteRequest(2, 5, 0, 0))
     before(journal, ("persist", 5, None), "ALL-TERM", "term 5 with no vote")
 
 
 @check("C", "L-APPEND, AE-APPEND", "entries are durable before they are acknowledged or replicated")
 def persist_entries_first(cls: type[Replica]) -> None:
-    f, journal = journaled(cls, term=1)
+    f = fresh(cls, journaled, term=1)
+    journal = f.journal
     f.replica.step(append(1, 0, 0, [e(1, 1), e(2, 1)]))
-    before(journal, ("append", (1, 2)), "AE-APPEND", "entries 1-2 from the leader")
+    before(journal, ("append", ((1, 1), (2, 1))), "AE-APPEND", "entries 1-2 from the leader")
     expect(held(f.replica) == [(1, 1), (2, 1)], "AE-APPEND", f"log is {held(f.replica)}")
-    g, journal = journaled(cls)
-    elect(g)
+    g = fresh(cls, journaled)
+    journal = g.journal
+    elect(g.replica)
     journal.clear()
     g.sm.pending = [Op("a", 1)]
     g.replica.process_transitions()
-    before(journal, ("append", (2,)), "L-APPEND", "the leader's new entry 2")
+    before(journal, ("append", ((2, 1),)), "L-APPEND", "the leader's new entry 2")
 
 
 @check("C", "restart", "a restarted replica resumes from storage and from the snapshot")
 def recover_from_storage(cls: type[Replica]) -> None:
     storage = MemoryStorage()
     storage.set_term_and_vote(3, 2)
-    snapshot = Snapshot(5, 1, (15, ("s",)))
+    snapshot = Snapshot(5, 1, (15, (Op("s", 15),)))
     storage.save_snapshot(snapshot)
     storage.append([e(6, 1), e(7, 3)])
     f = fresh(cls, storage=storage)
@@ -598,8 +606,8 @@ def recover_from_storage(cls: type[Replica]) -> None:
            f"known committed, the entries after it are not (yet)")
     expect(f.sm.snapshots_set == [snapshot] and f.sm.total == 15, "IS-LOAD",
            f"the state machine was not started from the stored snapshot: {f.sm.snapshots_set}")
-    sm = RecordingStateMachine(own_snapshot=Snapshot(4, 1, (10, ("a",))))
-    g = fresh(cls, storage=stored([e(i, 1) for i in range(1, 7)], term=1), sm=sm)
+    sm = RecordingStateMachine(own_snapshot=Snapshot(4, 1, (10, (Op("a", 10),))))
+    g = fresh(cls, follower, log_of([1] * 6), term=1, sm=sm)
     expect(g.replica.log.base_index == 4 and g.replica.last_applied == 4, "restart",
            f"the state machine's own snapshot at index 4 is newer than storage's: the log's base is "
            f"{g.replica.log.base_index} and last_applied {g.replica.last_applied}, expected 4 and 4")
@@ -644,21 +652,25 @@ def sim_crash_restart(cls: type[Replica], seed: int) -> None:
 # =============================================================================================
 @check("D", "SNAP-TAKE", "a snapshot every snapshot_delta applied entries, with the last applied index and term")
 def snap_take(cls: type[Replica]) -> None:
-    entries = [e(i, 1) for i in range(1, 7)] + [e(7, 2)]
-    f = follower(cls, [], term=2, snapshot_delta=3)
+    entries = log_of([1, 1, 1, 1, 1, 1, 2])
+    f = fresh(cls, follower, term=2, snapshot_delta=3)
     r = f.replica
+
+    def created() -> list[tuple[int, int]]:  # (index, term) of each create_snapshot call
+        return [(index, term) for index, term, _ in f.sm.created]
+
     r.step(append(2, 0, 0, entries, commit=2))
-    expect(f.sm.created == [] and r.log.base_index == 0, "SNAP-TAKE", f"a snapshot after 2 applied entries "
-                                                                      f"(delta 3): {f.sm.created}")
+    expect(created() == [] and r.log.base_index == 0, "SNAP-TAKE",
+           f"a snapshot after 2 applied entries (delta 3): {created()}")
     r.step(append(2, 7, 2, [], commit=4))
-    expect(f.sm.created == [(4, 1)] and r.log.base_index == 4, "SNAP-TAKE",
-           f"after 4 applied entries (delta 3) expected one snapshot at (index 4, term 1); created {f.sm.created}, "
+    expect(created() == [(4, 1)] and r.log.base_index == 4, "SNAP-TAKE",
+           f"after 4 applied entries (delta 3) expected one snapshot at (index 4, term 1); created {created()}, "
            f"log base {r.log.base_index}")
     r.step(append(2, 7, 2, [], commit=6))
-    expect(f.sm.created == [(4, 1)], "SNAP-TAKE", f"only 2 entries applied since the last snapshot: {f.sm.created}")
+    expect(created() == [(4, 1)], "SNAP-TAKE", f"only 2 entries applied since the last snapshot: {created()}")
     r.step(append(2, 7, 2, [], commit=7))
-    expect(f.sm.created == [(4, 1), (7, 2)] and r.log.base_index == 7, "SNAP-TAKE",
-           f"expected a snapshot at (7, term 2): {f.sm.created}, log base {r.log.base_index}")
+    expect(created() == [(4, 1), (7, 2)] and r.log.base_index == 7, "SNAP-TAKE",
+           f"expected a snapshot at (7, term 2): {created()}, log base {r.log.base_index}")
 
 
 def install(f: Fakes, index: int, term: int, data: object, leader_term: int) -> None:
@@ -667,13 +679,13 @@ def install(f: Fakes, index: int, term: int, data: object, leader_term: int) -> 
 
 @check("D", "IS-KEEP", "entries after a matching snapshot are kept; otherwise the whole log goes")
 def is_keep(cls: type[Replica]) -> None:
-    f = follower(cls, [e(i, 1) for i in range(1, 6)], term=1)
-    install(f, 3, 1, (6, ("i1t1", "i2t1", "i3t1")), 1)
+    f = fresh(cls, follower, log_of([1] * 5), term=1)
+    install(f, 3, 1, (6, (Op("i1t1", 1), Op("i2t1", 2), Op("i3t1", 3))), 1)
     expect(f.replica.log.base_index == 3 and held(f.replica) == [(4, 1), (5, 1)], "IS-KEEP",
            f"my log held entry 3 of term 1 like the snapshot: entries 4-5 must be kept; base "
            f"{f.replica.log.base_index}, log {held(f.replica)}")
-    g = follower(cls, [e(1, 1), e(2, 1), e(3, 2)], term=3)
-    install(g, 3, 3, (6, ("a", "b", "c")), 3)
+    g = fresh(cls, follower, [e(1, 1), e(2, 1), e(3, 2)], term=3)
+    install(g, 3, 3, (6, (Op("a", 1), Op("b", 2), Op("c", 3))), 3)
     expect(g.replica.log.base_index == 3 and held(g.replica) == [], "IS-KEEP",
            f"my entry 3 has term 2, the snapshot's term 3: the whole log must go; log {held(g.replica)}")
     expect(g.sm.states_of("i3t2") == [ABANDONED] and f.sm.states_of("i3t1") == [APPLIED], "IS-KEEP",
@@ -683,8 +695,8 @@ def is_keep(cls: type[Replica]) -> None:
 
 @check("D", "IS-LOAD", "the state machine is reset from the snapshot; the term never goes back")
 def is_load(cls: type[Replica]) -> None:
-    f = follower(cls, [e(1, 1)], term=5)
-    snapshot_data = (10, ("a", "b", "c", "d"))
+    f = fresh(cls, follower, [e(1, 1)], term=5)
+    snapshot_data = (10, (Op("a", 1), Op("b", 2), Op("c", 3), Op("d", 4)))
     install(f, 4, 1, snapshot_data, 5)
     r = f.replica
     expect(r.current_term == 5 and f.storage.current_term == 5, "IS-LOAD",
@@ -694,7 +706,7 @@ def is_load(cls: type[Replica]) -> None:
            f"the state machine was not reset from the snapshot: total {f.sm.total}")
     expect((r.commit_index, r.last_applied) == (4, 4), "IS-LOAD",
            f"commit_index, last_applied are {(r.commit_index, r.last_applied)}, expected at least 4")
-    answers = f.cluster.take(InstallSnapshotResponse)
+    answers = f.cluster.messages(InstallSnapshotResponse, remove=True)
     expect(answers and answers[-1].last_included_index == 4, "IS-LOAD", f"the snapshot was not acknowledged: {answers}")
     r.step(append(5, 4, 1, [e(5, 5)], commit=5))
     expect(reply(f).success and r.commit_index == 5, "AE-CHECK", "the log does not continue after the snapshot")
@@ -730,5 +742,37 @@ def sim_restart_from_snapshot(cls: type[Replica], seed: int) -> None:
     for r in sim.replicas:
         expect(len(r.machine.data) == 8, "SNAP-TAKE", f"node {r.id} holds {dict(r.machine.data)} after restarting")
 
+
+# =============================================================================================
+# Scenario transcripts (raftlab/sim/transcripts/), replayed with the graded class
+# =============================================================================================
+def transcript_check(part: str, rule: str, name: str, points: int = 2) -> None:
+    """Register a check that replays the bundled transcript `name` with the graded class: it passes when
+    every ``check`` of the transcript holds (outputs may differ: a student's explanations are their own)."""
+    def replay_transcript(cls: type[Replica], seed: object = None) -> None:
+        failure: BaseException | None = None
+        try:
+            result = run_transcript(name, replica_class=cls, simulation_class=GradedSimulation)
+        except TranscriptError as error:  # the replica raised, or an invariant broke: report that
+            failure = error.__cause__ or error
+        if failure is not None:
+            raise failure  # outside the handler, so that its own chain of causes is kept as it is
+        for block in result.failures:
+            why = next(line for line in block.actual.splitlines() if line.startswith("FAIL"))
+            raise CheckFailed(f"{rule}: transcript {name}.txt, line {block.command.line}, "
+                              f"`{block.command.text}`: {why.removeprefix('FAIL: ')}")
+
+    title = f"transcript {name}: {Transcript.load(TRANSCRIPTS[name]).title}"
+    CHECKS.append(Check(f"{part}.t_{name}", part, rule, title, points, replay_transcript, True, name))
+
+
+transcript_check("A", "C-RETRY", "split_vote")
+transcript_check("A", "RV-GRANT", "stale_node_cannot_lead")
+transcript_check("B", "AE-CHECK, AE-TRUNCATE", "figure7")
+transcript_check("B", "L-COMMIT", "figure8")
+transcript_check("B", "AE-TRUNCATE", "deposed_leader")
+transcript_check("C", "RV-GRANT, restart", "restart_keeps_vote")
+transcript_check("C", "restart", "all_crash_restart")
+transcript_check("D", "SNAP-TAKE, IS-KEEP, IS-LOAD", "snapshot_install")
 
 BY_ID = {c.id: c for c in CHECKS}

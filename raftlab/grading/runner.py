@@ -176,14 +176,15 @@ def run_check(check: Check, student: type[Replica], seeds: Sequence[int], source
     cls = graded_class(student, check.part)
     result = CheckResult(check.id, check.part, check.rule, check.title, check.points, check.points, True, "pass",
                          scenario=check.scenario)
-    for seed in (seeds if check.scenario else [None]):
+    for seed in (seeds if check.scenario and check.transcript is None else [None]):
         _checks.TRACKED.clear()
         _checks.SIMS.clear()
         try:
             check.fn(cls, seed) if check.scenario else check.fn(cls)
         except BaseException as error:  # student code may raise anything
             _fail(result, error, seed)
-            result.replay = replay_command(source or f"{student.__module__}:{student.__qualname__}", check.id, seed)
+            result.replay = replay_command(source or f"{student.__module__}:{student.__qualname__}", check.id, seed,
+                                           check.scenario)
             break
     return result
 
@@ -218,9 +219,11 @@ def _fail(result: CheckResult, error: BaseException, seed: int | None) -> None:
 
 
 def _not_implemented(error: BaseException | None) -> BaseException | None:
-    while error is not None:
+    seen = set()
+    while error is not None and id(error) not in seen:  # a chain of causes may loop
         if isinstance(error, NotImplementedError):
             return error
+        seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
 
@@ -241,13 +244,14 @@ def _format(error: BaseException) -> str:
     return "".join(lines)[-4000:]
 
 
-def replay_command(source: str, check_id: str, seed: int | None) -> str:
-    """The command that replays a failure (in the `RaftLab` app for a scenario)."""
+def replay_command(source: str, check_id: str, seed: int | None, scenario: bool | None = None) -> str:
+    """The command that replays a failure (in the `RaftLab` app for a scenario or a transcript)."""
     target = repr(source)
-    if seed is None:
+    if not (seed is not None if scenario is None else scenario):
         return f"python -c \"from raftlab.grading import replay; replay({target}, '{check_id}')\""
+    seeded = "" if seed is None else f", seed={seed}"
     return (f"from raftlab.grading import replay; from raftlab.widgets import RaftLab; "
-            f"RaftLab(replay({target}, '{check_id}', seed={seed}))   # in a notebook cell")
+            f"RaftLab(replay({target}, '{check_id}'{seeded}))   # in a notebook cell")
 
 
 def _resolve(student: type[Replica] | str | Path) -> type[Replica]:
@@ -275,12 +279,13 @@ def replay(student: type[Replica] | str | Path, check_id: str, seed: int | None 
         check.fn(cls)
         print(f"{check_id}: passed")
         return None
-    seed = 1 if seed is None else seed
+    seed = 1 if seed is None and check.transcript is None else seed
+    on = f"transcript {check.transcript}.txt" if check.transcript else f"seed {seed}"
     try:
         check.fn(cls, seed)
-        print(f"{check_id} (seed {seed}): passed")
+        print(f"{check_id} ({on}): passed")
     except Exception as error:
-        print(f"{check_id} (seed {seed}) failed: {type(error).__name__}: {error}".splitlines()[0])
+        print(f"{check_id} ({on}) failed: {type(error).__name__}: {error}".splitlines()[0])
         if _checks.SIMS:
             print(_checks.SIMS[-1].trace.explain(last=20))
     if not _checks.SIMS:
@@ -291,7 +296,7 @@ def replay(student: type[Replica] | str | Path, check_id: str, seed: int | None 
 
 
 # ----- the guarded worker ------------------------------------------------------------------------
-def _serve(conn: Any, student: type[Replica] | str, source: str) -> None:
+def _serve(conn: Any, student: type[Replica] | str | Path, source: str) -> None:
     sys.stdout = sys.stderr = io.StringIO()  # a student's prints must not garble the report
     try:
         cls = _resolve(student)
@@ -310,7 +315,7 @@ def _serve(conn: Any, student: type[Replica] | str, source: str) -> None:
 
 
 class _Worker:
-    def __init__(self, student: type[Replica] | str, source: str) -> None:
+    def __init__(self, student: type[Replica] | str | Path, source: str) -> None:
         ctx = multiprocessing.get_context("fork")
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_serve, args=(child, student, source), daemon=True)
@@ -369,11 +374,11 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
         source = str(student)
     start = time.perf_counter()
     report = Report(getattr(student, "__name__", Path(str(student)).stem), source, part, seed_values)
-    worker = _Worker(student, source)
-    loaded = worker.receive(timeout)
+    first = _Worker(student, source)
+    loaded = first.receive(timeout)
     if loaded is None or loaded[0] == "error":
         report.error = "loading timed out" if loaded is None else loaded[1]
-        worker.stop(kill=True)
+        first.stop(kill=True)
         for c in chosen:
             report.results.append(CheckResult(c.id, c.part, c.rule, c.title, c.points, 0, False, "crash",
                                               message=f"the submission could not be loaded: {report.error}",
@@ -381,6 +386,7 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
         report.seconds = time.perf_counter() - start
         return report
     report.student, report.missing = loaded[1], loaded[2]
+    worker: _Worker | None = first
     for c in chosen:
         if worker is None:
             worker = _Worker(student, source)
@@ -391,12 +397,11 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
             worker.conn.send((c.id, seed_values))
             result = worker.receive(timeout)
         if result is None:
-            result = CheckResult(c.id, c.part, c.rule, c.title, c.points, 0, False, "timeout",
-                                 seed=seed_values[0] if c.scenario else None,
+            seed = seed_values[0] if c.scenario and c.transcript is None else None
+            result = CheckResult(c.id, c.part, c.rule, c.title, c.points, 0, False, "timeout", seed=seed,
                                  message=f"{c.rule}: no answer within {timeout:g} s of wall time: an infinite loop "
                                          f"in your code? (the check was stopped)",
-                                 replay=replay_command(source, c.id, seed_values[0] if c.scenario else None),
-                                 scenario=c.scenario)
+                                 replay=replay_command(source, c.id, seed, c.scenario), scenario=c.scenario)
             worker = None
         report.results.append(result)
     if worker is not None:

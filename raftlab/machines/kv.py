@@ -13,7 +13,7 @@ import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from .base import ObservableStateMachine
 
@@ -165,21 +165,22 @@ class KVStore(ObservableStateMachine[KVCommand, KVData]):
         return result
 
     def _execute(self, command: KVCommand) -> Any:
+        # `value` is a str for put, append and cas (KVCommand's constructor checks it): hence the casts
         op, key, data = command.op, command.key, self._data
         if op == "get":
             return data.get(key)
         if op == "put":
-            data[key] = command.value
+            data[key] = cast(str, command.value)
             return None
         if op == "append":
-            data[key] = new = data.get(key, "") + command.value
+            data[key] = new = data.get(key, "") + cast(str, command.value)
             return new
         if op == "delete":
             return data.pop(key, None) is not None
         # cas
         if data.get(key) != command.expected:
             return False
-        data[key] = command.value
+        data[key] = cast(str, command.value)
         return True
 
     def _state(self) -> KVData:

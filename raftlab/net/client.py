@@ -11,13 +11,18 @@ import random
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from .transport import Address
 
 
 class KVError(RuntimeError):
     """The cluster refused a request, or did not answer before the deadline."""
+
+
+def _address(a: Sequence[Any]) -> Address:
+    """`a` as a tuple: callers may pass lists (from JSON, say), and addresses are dict keys."""
+    return cast(Address, tuple(a))
 
 
 def parse_address(text: str) -> Address:
@@ -56,7 +61,7 @@ class KVClient:
     def __init__(self, addresses: Sequence[Address], *, client_id: int | None = None, timeout: float = 10.0) -> None:
         if not addresses:
             raise ValueError("no node addresses")
-        self.addresses = [tuple(a) for a in addresses]
+        self.addresses = [_address(a) for a in addresses]
         self.client_id = random.getrandbits(62) if client_id is None else client_id
         self.seq = 0
         self.timeout = timeout
@@ -108,8 +113,8 @@ class KVClient:
             request["id"] = attempt
             try:
                 reply = self._call(target, request, min(left, 6.0))
-            except (OSError, ValueError) as error:
-                last_error = f"{target[0]}:{target[1]}: {error}"
+            except (OSError, ValueError) as failure:
+                last_error = f"{target[0]}:{target[1]}: {failure}"
                 self._drop(target)
                 target = self._next(target)
                 time.sleep(0.02)
@@ -134,12 +139,12 @@ class KVClient:
 
     def status(self, address: Address, timeout: float = 2.0) -> dict:
         """The status of one node (raises OSError if it does not answer)."""
-        reply = self._call(tuple(address), {"op": "status", "id": 0}, timeout)
+        reply = self._call(_address(address), {"op": "status", "id": 0}, timeout)
         return reply["result"]
 
     def local_get(self, address: Address, key: str, timeout: float = 2.0) -> str | None:
         """The value of `key` applied on one node (not linearizable)."""
-        return self._call(tuple(address), {"op": "local_get", "key": key, "id": 0}, timeout)["result"]
+        return self._call(_address(address), {"op": "local_get", "key": key, "id": 0}, timeout)["result"]
 
     def _call(self, address: Address, request: dict, timeout: float) -> dict:
         connection = self._connections.get(address)

@@ -101,19 +101,19 @@ def _kv_data(data: Any) -> list:
 
 def message_to_json(m: Message) -> list:
     """The JSON value (a list) of one message; transitions must be `KVCommand`s."""
-    t = type(m)
-    if t is AppendEntryRequest:
+    # `type(m) is C` (not isinstance, not a `t = type(m)` local): exact types, as fast, and mypy narrows `m`
+    if type(m) is AppendEntryRequest:
         return ["AEQ", m.from_id, m.term, m.prev_log_index, m.prev_log_term, _entries(m.entries), m.commit_index]
-    if t is AppendEntryResponse:
+    if type(m) is AppendEntryResponse:
         return ["AER", m.from_id, m.term, m.success, m.last_index, m.mismatch_index]
-    if t is VoteRequest:
+    if type(m) is VoteRequest:
         return ["VQ", m.from_id, m.term, m.last_log_index, m.last_log_term]
-    if t is VoteResponse:
+    if type(m) is VoteResponse:
         return ["VR", m.from_id, m.term, m.vote_granted]
-    if t is InstallSnapshotRequest:
+    if type(m) is InstallSnapshotRequest:
         return ["SQ", m.from_id, m.term, m.last_included_index, m.last_included_term, m.offset,
                 _kv_data(m.data), m.done]
-    if t is InstallSnapshotResponse:
+    if type(m) is InstallSnapshotResponse:
         return ["SR", m.from_id, m.term, m.last_included_index]
     raise TypeError(f"not a message: {m!r}")
 

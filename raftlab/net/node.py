@@ -249,6 +249,7 @@ class KVNode:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer_at = deadline
+            assert self._loop is not None  # a round runs only when `_wakeup` scheduled it on the loop
             self._timer = self._loop.call_later(max(deadline - now, 0.0), self._on_timer)
 
     def _on_timer(self) -> None:
@@ -296,7 +297,8 @@ class KVNode:
         client, seq = request.get("client"), request.get("seq")
         if type(client) is not int or not 0 <= client < 2**63 or type(seq) is not int or not 0 <= seq < 2**63:
             raise ValueError("client and seq must be ints in [0, 2**63)")
-        command = KVCommand(client, seq, op, request.get("key"), request.get("value"), request.get("expected"))
+        untrusted_key: Any = request.get("key")  # like value and expected: KVCommand checks every field's type
+        command = KVCommand(client, seq, op, untrusted_key, request.get("value"), request.get("expected"))
         return self._enqueue(command, writer, rid)
 
     def _enqueue(self, command: KVCommand, sink: asyncio.Transport | asyncio.Future, rid: Any) -> dict | None:

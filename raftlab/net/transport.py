@@ -107,7 +107,9 @@ class _Link:
 def _payloads(messages: list[Message], encode: Callable[[Message], str]) -> list[bytes]:
     """JSON payloads carrying `messages`, as few as fit under MAX_FRAME (a message too big alone is lost)."""
     limit = MAX_FRAME - 64
-    payloads, parts, size = [], [], 2
+    payloads: list[bytes] = []
+    parts: list[str] = []
+    size = 2
     for m in messages:
         part = encode(m)
         if len(part) + 2 > limit:
@@ -234,10 +236,11 @@ class _Inbound(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # (uvloop's are not asyncio.Transport subclasses)
-        self.where = transport.get_extra_info("peername")
+        # a stream transport (uvloop's are not asyncio.Transport subclasses, hence a cast, not a check)
+        self.transport = stream = cast(asyncio.Transport, transport)
+        self.where = stream.get_extra_info("peername")
         self.cluster._inbound.add(self)
-        transport.write(self.session.challenge())
+        stream.write(self.session.challenge())
         self._timer = asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)
 
     def data_received(self, data: bytes) -> None:

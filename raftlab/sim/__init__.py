@@ -2,15 +2,19 @@
 
 `Simulation` runs real `raftlab.core.Replica`s on a simulated network (`NetworkModel`), records an
 explained `Trace`, checks Raft's safety properties as it goes (`InvariantViolation`), and can
-rewind. See docs in `Simulation`.
+rewind (its `History`). Renderers read `sim.frame()`, a `Frame`. See docs in `Simulation`.
 """
 
+from .frame import Frame, NodeFrame
+from .history import History
 from .invariants import InvariantChecker, InvariantViolation
 from .network import LinkModel, NetworkModel
-from .simulation import InFlight, NodeSnapshot, ReplicaView, SimCluster, SimSnapshot, Simulation, Submission
+from .node import ReplicaView, SimCluster
+from .simulation import InFlight, Simulation
+from .submission import Submission
 from .trace import Trace, TraceEvent, describe
 
 __all__ = [
-    "InFlight", "InvariantChecker", "InvariantViolation", "LinkModel", "NetworkModel", "NodeSnapshot",
-    "ReplicaView", "SimCluster", "SimSnapshot", "Simulation", "Submission", "Trace", "TraceEvent", "describe",
+    "Frame", "History", "InFlight", "InvariantChecker", "InvariantViolation", "LinkModel", "NetworkModel",
+    "NodeFrame", "ReplicaView", "SimCluster", "Simulation", "Submission", "Trace", "TraceEvent", "describe",
 ]

@@ -23,7 +23,8 @@ from ..core import Replica, TransitionState
 from ..machines import KVStore
 from .invariants import InvariantViolation
 from .network import NetworkModel
-from .simulation import Simulation, Submission
+from .simulation import Simulation
+from .submission import Submission
 
 KEYS = ("x", "y", "z")
 

@@ -1,11 +1,15 @@
-"""The simulated network's behaviour: latency, loss and duplication, per link if wanted."""
+"""The simulated network's behaviour: latency, loss and duplication, per link if wanted; and
+`wire_size`, what a message would weigh on a wire."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from ..core import AppendEntryRequest, Message
+from ..core.messages import MESSAGE_TYPES
 
 Link = tuple[int, int]  # (source, destination): links are one-way
 
@@ -86,3 +90,13 @@ class NetworkModel:
         latency = link.latency if link.latency is not None else self.latency
         return (*latency, self.drop if link.drop is None else link.drop,
                 self.duplicate if link.duplicate is None else link.duplicate)
+
+
+_FIELD_BYTES = {cls: 8 * len(fields(cls)) for cls in MESSAGE_TYPES}
+
+
+def wire_size(message: Message) -> int:
+    """An estimate of a message's size on a wire: 8 bytes a field, and 48 bytes an entry."""
+    if type(message) is AppendEntryRequest:
+        return _FIELD_BYTES[AppendEntryRequest] + 48 * len(message.entries)
+    return _FIELD_BYTES[type(message)]

@@ -2,25 +2,28 @@
 
 One seed decides everything (timers, latency, loss, duplication); the same seed and the same
 interventions give the same run, event for event. Time is held in integer microseconds.
+
+This module holds the event loop and the interventions; a node's parts are in `node`, the client's
+handle in `submission`, going back and forking in `history`, and what renderers read in `frame`.
 """
 
 from __future__ import annotations
 
-import copy
 import heapq
 import math
 import random
 from collections import Counter as Tally
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field, fields
 from functools import partial
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from ..core import AppendEntryRequest, Event, LogEntry, Message, MemoryStorage, Replica, Role, Snapshot, TransitionState
-from ..core.messages import MESSAGE_TYPES
+from ..core import Event, Message, MemoryStorage, Replica, Role, TransitionState
+from .frame import Frame
+from .history import History
 from .invariants import InvariantChecker
-from .network import NetworkModel
+from .network import NetworkModel, wire_size
+from .node import MachineTap, ReplicaView, SimCluster
+from .submission import Submission
 from .trace import SIM, Trace, TraceEvent
 
 _DELIVER, _TIMER = 0, 1
@@ -46,194 +49,6 @@ class InFlight(NamedTuple):
         return self  # immutable: checkpoints share it
 
 
-@dataclass(slots=True)
-class Submission:
-    """A client's transition and its state on every node (`TransitionState` by node id)."""
-
-    transition: Any  # what was submitted
-    id: Hashable  # its id
-    node: int  # the node it was submitted to
-    step: int  # the simulation step at which it was submitted
-    states: dict[int, TransitionState] = field(default_factory=dict)  # node -> latest state
-    index: int | None = None  # the log index at which it was applied, once known
-    answer: TransitionState | None = None  # the first final state (applied or abandoned) on its node
-    replied: float | None = None  # virtual time of that answer
-    result: Any = None  # if the answer is APPLIED: what the node's state machine returned (its `results`)
-
-    @property
-    def applied_on(self) -> set[int]:
-        """The nodes that applied it."""
-        return {n for n, s in self.states.items() if s is TransitionState.APPLIED}
-
-    @property
-    def state(self) -> TransitionState | None:
-        """Its state on the node it was submitted to (what that node would answer the client)."""
-        return self.states.get(self.node)
-
-
-class SimCluster:
-    """The in-memory `Cluster` of one simulated node."""
-
-    __slots__ = ("inbox", "leader", "node", "sim")
-
-    def __init__(self, sim: Simulation, node: int) -> None:
-        self.sim, self.node = sim, node
-        self.inbox: list[Message] = []  # filled by the simulation on delivery
-        self.leader: int | None = None  # the leader this node knows
-
-    def send_message(self, to_id: int, message: Message) -> None:
-        self.sim._send(self.node, to_id, message)
-
-    def receive_messages(self) -> list[Message]:
-        messages, self.inbox = self.inbox, []
-        return messages
-
-    def halt(self) -> bool:
-        return False
-
-    def register_leader(self, leader_id: int | None) -> None:
-        self.leader = leader_id
-
-
-class _Tap:
-    """Wraps a node's state machine: forwards every call, and tells the simulation what happened."""
-
-    def __init__(self, sim: Simulation, node: int, machine: Any) -> None:
-        self.sim, self.node, self.machine = sim, node, machine
-        self.applied_index = 0  # index of the last entry applied (or covered by a snapshot)
-
-    def register_transition_state(self, transition_id: Hashable, state: TransitionState) -> None:
-        self.machine.register_transition_state(transition_id, state)
-        self.sim._transition_state(self.node, transition_id, state, self.applied_index)
-
-    def apply_transition(self, transition: Any) -> None:
-        self.machine.apply_transition(transition)
-        replica = self.sim._replicas[self.node]  # the index is the replica's, not counted here
-        previous, self.applied_index = self.applied_index, replica.last_applied + 1
-        if self.sim.checker is not None:
-            self.sim.checker.on_apply(self.node, self.applied_index, _id(transition), previous)
-
-    def get_pending_transitions(self) -> Iterable[Any]:
-        return self.machine.get_pending_transitions()
-
-    def get_snapshot(self) -> Snapshot | None:
-        return self.machine.get_snapshot()
-
-    def create_snapshot(self, last_included_index: int, last_included_term: int) -> Snapshot:
-        return self.machine.create_snapshot(last_included_index, last_included_term)
-
-    def set_snapshot(self, snapshot: Snapshot) -> None:
-        self.machine.set_snapshot(snapshot)
-        self.applied_index = snapshot.last_included_index
-
-
-@dataclass(frozen=True, slots=True)
-class NodeSnapshot:
-    """One node, frozen: what a renderer needs."""
-
-    id: int
-    crashed: bool
-    role: Role | None  # None while crashed
-    term: int
-    voted_for: int | None
-    leader: int | None  # the leader it knows
-    log: tuple[LogEntry, ...]  # entries after the snapshot
-    snapshot_index: int  # last index covered by its snapshot
-    snapshot_term: int
-    commit_index: int
-    last_applied: int
-    next_index: MappingProxyType  # leader only: peer -> next index
-    match_index: MappingProxyType  # leader only: peer -> match index
-    deadline: float  # its next timer, seconds (inf if none)
-    election_timeout_range: tuple[float, float]
-    heartbeat_timeout: float
-
-
-@dataclass(frozen=True, slots=True)
-class SimSnapshot:
-    """An immutable copy of everything a renderer needs, at one moment."""
-
-    time: float  # seconds
-    step: int
-    seed: int
-    nodes: tuple[NodeSnapshot, ...]
-    in_flight: tuple[InFlight, ...]  # sorted by arrival
-    cut: frozenset[tuple[int, int]]  # one-way links that are cut
-    leader: int | None
-
-
-class ReplicaView:
-    """Read-only view of one node (live or crashed)."""
-
-    __slots__ = ("_node", "_sim")
-
-    def __init__(self, sim: Simulation, node: int) -> None:
-        self._sim, self._node = sim, node
-
-    def __repr__(self) -> str:
-        replica = self._replica
-        return repr(replica) if replica is not None else f"ReplicaView(id={self._node}, crashed)"
-
-    @property
-    def _replica(self) -> Replica | None:
-        return self._sim._replicas[self._node]
-
-    @property
-    def id(self) -> int:
-        return self._node
-
-    @property
-    def crashed(self) -> bool:
-        return self._replica is None
-
-    @property
-    def role(self) -> Role | None:
-        return None if self._replica is None else self._replica.role
-
-    @property
-    def term(self) -> int:
-        return self._sim._storages[self._node].current_term
-
-    @property
-    def voted_for(self) -> int | None:
-        return self._sim._storages[self._node].voted_for
-
-    @property
-    def log(self) -> tuple[LogEntry, ...]:
-        """The entries held after the snapshot."""
-        log = self._sim._storages[self._node].log
-        return log.entries_from(log.base_index + 1)
-
-    @property
-    def last_index(self) -> int:
-        return self._sim._storages[self._node].log.last_index
-
-    @property
-    def snapshot_index(self) -> int:
-        return self._sim._storages[self._node].log.base_index
-
-    @property
-    def commit_index(self) -> int:
-        return 0 if self._replica is None else self._replica.commit_index
-
-    @property
-    def last_applied(self) -> int:
-        return 0 if self._replica is None else self._replica.last_applied
-
-    @property
-    def machine(self) -> Any:
-        """The node's state machine (None while crashed)."""
-        return None if self._replica is None else self._sim._taps[self._node].machine
-
-    @property
-    def stats(self) -> Any:
-        return None if self._replica is None else self._replica.stats
-
-
-def _id(transition: Any) -> Hashable:
-    return transition.get_id()
-
-
 class Simulation:
     """A Raft cluster of `n` real `Replica`s on a simulated network, in virtual time.
 
@@ -242,7 +57,9 @@ class Simulation:
         seed: decides every random choice of the run.
         heartbeat_timeout, election_timeout: as for `Replica` (seconds).
         network: a `NetworkModel` (default: 5-15 ms latency, no loss).
-        state_machine: a class or factory making each node's state machine (default `KVStore`).
+        state_machine: a class or factory making each node's state machine (default `KVStore`): any
+            object with the six methods of the core `StateMachine` protocol (the simulation queues
+            the submitted transitions itself).
         snapshot_delta: as for `Replica`.
         noop_transition: the leaders' no-op (default: ``state_machine.NOOP``).
         check_invariants: check Raft's safety properties after every step.
@@ -255,6 +72,7 @@ class Simulation:
             `raftlab.sim.figure16`: a short run is several times faster. Everything else is unchanged.
     """
 
+    # The state of the run: what a checkpoint of the `history` copies (and `rewind` restores).
     _STATE = ("_replicas", "_storages", "_taps", "_clusters", "_queue", "_timers", "_incarnation", "_rng",
               "_cut", "_drop_next", "_in_flight", "network", "now_us", "steps", "_seq", "_message_ids",
               "submissions", "checker", "counters")
@@ -283,16 +101,10 @@ class Simulation:
         self.heartbeat_timeout, self.election_timeout = heartbeat_timeout, tuple(election_timeout)
         self.snapshot_delta, self.noop = snapshot_delta, noop
         self.state_machine, self.replica_class = state_machine, replica_class  # what each node runs
-        self.checkpoint_every = checkpoint_every
         self.record_trace = bool(record_trace)
         self.trace = Trace()
-        self._interventions: list[tuple[int, int, str, tuple, dict]] = []  # (step, time, what, args, kwargs)
-        self._checkpoints: list[tuple[int, int, int, dict]] = []  # (step, trace length, interventions, state)
-        self._next_checkpoint = 0  # the step at which to take the next checkpoint
-        self._future: list[tuple] = []  # interventions of a rewound history, replayed by stepping on
-        self._replaying = False
-        self.history_end = 0  # the furthest step this history has reached (for a time slider)
-        # ---- the state of the run (everything in _STATE is checkpointed)
+        self.history = History(self, checkpoint_every, enabled=self.record_trace)
+        # ---- the state of the run (everything in _STATE is checkpointed by the history)
         self.now_us = 0  # virtual time, microseconds
         self.steps = 0  # steps taken
         self._seq = 0  # tie-breaker for the event queue (and so, determinism)
@@ -313,13 +125,13 @@ class Simulation:
         self._timers: dict[int, int] = dict.fromkeys(self.ids, math.inf)
         self._storages = {i: MemoryStorage() for i in self.ids}
         self._replicas: dict[int, Replica | None] = dict.fromkeys(self.ids)
-        self._taps: dict[int, _Tap] = {}
+        self._taps: dict[int, MachineTap] = {}
         self._clusters: dict[int, SimCluster] = {}
         self.replicas = tuple(ReplicaView(self, i) for i in self.ids)  # read-only views
         # Validate the Replica arguments once, with a clear error, before anything runs.
         for i in self.ids:
             self._boot(i)
-        self._checkpoint()
+        self.history.checkpoint()
 
     def __repr__(self) -> str:
         return (f"Simulation(n={self.n}, seed={self.seed}, time={self.now:.4f}s, steps={self.steps}, "
@@ -343,32 +155,22 @@ class Simulation:
         """Messages on their way, by arrival time."""
         return sorted(self._in_flight.values(), key=lambda m: (m.arrives, m.id))
 
-    def snapshot(self) -> SimSnapshot:
-        """An immutable copy of everything a renderer needs."""
-        nodes = []
-        for i in self.ids:
-            r, s = self._replicas[i], self._storages[i]
-            log = s.log
-            leader = r is not None and r.role is Role.LEADER
-            nodes.append(NodeSnapshot(
-                i, r is None, None if r is None else r.role, s.current_term, s.voted_for,
-                None if r is None else self._clusters[i].leader, log.entries_from(log.base_index + 1),
-                log.base_index, log.base_term, 0 if r is None else r.commit_index,
-                0 if r is None else r.last_applied,
-                MappingProxyType(dict(r.next_index) if leader else {}),
-                MappingProxyType(dict(r.match_index) if leader else {}),
-                math.inf if r is None else r.next_deadline, tuple(self.election_timeout), self.heartbeat_timeout))
-        return SimSnapshot(self.now, self.steps, self.seed, tuple(nodes), tuple(self.in_flight()),
-                           frozenset(self._cut), self.leader())
+    def frame(self) -> Frame:
+        """An immutable copy of everything a renderer needs (`Frame`)."""
+        return Frame.of(self)
+
+    @property
+    def history_end(self) -> int:
+        """The furthest step this history has reached (for a time slider); see `rewind`."""
+        return self.history.end
 
     # ----- running ---------------------------------------------------------------------------
     def step(self, until: float = math.inf) -> TraceEvent | None:
         """Take one step: deliver the next message or fire the next timer, if that happens no later
         than `until` (virtual seconds). Returns its trace event, or None if nothing happens by then."""
-        while self._future and self._future[0][0] <= self.steps:  # replaying a rewound history
-            self._replay(self._future.pop(0))
-        if self.steps >= self._next_checkpoint:
-            self._checkpoint()
+        history = self.history
+        if history.future or self.steps >= history.next_checkpoint:
+            history.before_step()  # replay a rewound history's interventions, take a checkpoint
         queue, limit = self._queue, math.inf if until == math.inf else _us(until)
         while queue and queue[0][0] <= limit:
             time, _, kind, a, b = heapq.heappop(queue)
@@ -423,8 +225,8 @@ class Simulation:
         `states` follow the transition on every node."""
         node = to if to is not None else (self.leader() if self.leader() is not None else 0)
         self._check_node(node)
-        self._log_intervention("submit", transition, to=to)
-        handle = Submission(transition, _id(transition), node, self.steps)
+        self.history.log("submit", transition, to=to)
+        handle = Submission(transition, transition.get_id(), node, self.steps)
         self.submissions[handle.id] = handle
         self._record("client_request", node, SIM, transition=repr(transition))
         replica = self._replicas[node]
@@ -432,7 +234,7 @@ class Simulation:
             handle.states[node] = TransitionState.ABANDONED_NOT_LEADER
             self._record("client_reply", node, SIM, transition=repr(transition), state="refused: node is down")
             return handle
-        self._taps[node].machine.submit(transition)
+        self._taps[node].submit(transition)  # the replica takes it now, with the machine's own
         replica.process_transitions()
         self._after(node)
         return handle
@@ -457,7 +259,7 @@ class Simulation:
     def crash(self, node: int) -> None:
         """Crash `node`: its volatile state and the messages on their way to it are lost."""
         self._check_node(node)
-        self._log_intervention("crash", node)
+        self.history.log("crash", node)
         if self._replicas[node] is None:
             return
         self._replicas[node] = None
@@ -472,7 +274,7 @@ class Simulation:
         """Restart a crashed `node`: a new `Replica` on its kept storage, with a new state machine
         that the replica rebuilds from the snapshot and the log."""
         self._check_node(node)
-        self._log_intervention("restart", node)
+        self.history.log("restart", node)
         if self._replicas[node] is not None:
             return
         self._boot(node)
@@ -482,7 +284,7 @@ class Simulation:
     def force_timeout(self, node: int) -> None:
         """Make `node`'s election timer fire now: it becomes a candidate (unless it is leader or down)."""
         self._check_node(node)
-        self._log_intervention("force_timeout", node)
+        self.history.log("force_timeout", node)
         replica = self._replicas[node]
         if replica is None or replica.role is Role.LEADER:
             return
@@ -499,49 +301,49 @@ class Simulation:
         rest = set(self.ids).difference(*sets)
         if rest:
             sets.append(rest)
-        self._log_intervention("partition", *[sorted(g) for g in groups])
+        self.history.log("partition", *[sorted(g) for g in groups])
         side = {node: k for k, g in enumerate(sets) for node in g}
         self._cut |= {(a, b) for a in self.ids for b in self.ids if side[a] != side[b]}
         self._record("network", None, SIM, what=f"partitioned into {[sorted(g) for g in sets]}")
 
     def heal(self) -> None:
         """Restore every link (undo partitions, disconnections and cuts)."""
-        self._log_intervention("heal")
+        self.history.log("heal")
         self._cut.clear()
         self._record("network", None, SIM, what="all links healed")
 
     def disconnect(self, node: int) -> None:
         """Cut every link to and from `node`."""
         self._check_node(node)
-        self._log_intervention("disconnect", node)
+        self.history.log("disconnect", node)
         self._cut |= {(node, o) for o in self.ids if o != node} | {(o, node) for o in self.ids if o != node}
         self._record("network", node, SIM, what=f"node {node} disconnected")
 
     def connect(self, node: int) -> None:
         """Restore every link to and from `node`."""
         self._check_node(node)
-        self._log_intervention("connect", node)
+        self.history.log("connect", node)
         self._cut = {(a, b) for a, b in self._cut if node not in (a, b)}
         self._record("network", node, SIM, what=f"node {node} reconnected")
 
     def cut(self, source: int, destination: int) -> None:
         """Cut the one-way link from `source` to `destination`."""
         self._check_node(source), self._check_node(destination)
-        self._log_intervention("cut", source, destination)
+        self.history.log("cut", source, destination)
         self._cut.add((source, destination))
         self._record("network", source, SIM, what=f"link {source}->{destination} cut")
 
     def uncut(self, source: int, destination: int) -> None:
         """Restore the one-way link from `source` to `destination`."""
         self._check_node(source), self._check_node(destination)
-        self._log_intervention("uncut", source, destination)
+        self.history.log("uncut", source, destination)
         self._cut.discard((source, destination))
         self._record("network", source, SIM, what=f"link {source}->{destination} restored")
 
     def drop_next(self, source: int, destination: int) -> None:
         """Lose the next message sent from `source` to `destination`."""
         self._check_node(source), self._check_node(destination)
-        self._log_intervention("drop_next", source, destination)
+        self.history.log("drop_next", source, destination)
         self._drop_next[(source, destination)] += 1
 
     def drop_message(self, message_id: int) -> None:
@@ -549,88 +351,26 @@ class Simulation:
         flight = self._in_flight.pop(message_id, None)
         if flight is None:
             raise ValueError(f"no message {message_id} is in flight")
-        self._log_intervention("drop_message", message_id)
+        self.history.log("drop_message", message_id)
         self._lost(flight, "it was dropped by hand")
 
-    # ----- rewinding ---------------------------------------------------------------------------
+    # ----- going back ----------------------------------------------------------------------------
     def rewind(self, to_event: int) -> None:
         """Go back to the moment after step `to_event` (before any intervention made then), by
         replay from the nearest checkpoint. Stepping on replays the same history (its interventions
         included) until you act: an intervention made then forks a new history, and the old future
         is forgotten."""
-        if not self.record_trace:
-            raise RuntimeError("rewind needs the history that Simulation(record_trace=False) does not keep")
-        if type(to_event) is not int or not 0 <= to_event <= self.steps:
-            raise ValueError(f"to_event must be between 0 and the steps taken ({self.steps}), not {to_event!r}")
-        self.history_end = max(self.history_end, self.steps)
-        before = sum(1 for i in self._interventions if i[0] < to_event)  # interventions to keep
-        step, trace_length, done, state = max((c for c in self._checkpoints if c[0] <= to_event and c[2] <= before),
-                                              key=lambda c: (c[0], c[2]))
-        self._future = self._interventions[before:] + self._future
-        pending = self._interventions[done:before]
-        del self._interventions[done:]
-        self._restore(state)
-        del self.trace.events[trace_length:]
-        self._checkpoints = [c for c in self._checkpoints if c[0] <= step and c[2] <= done]
-        self._future = pending + self._future
-        while self.steps < to_event and self.step() is not None:
-            pass
-        while self._future and self._future[0][0] < to_event:  # (none are left, unless the queue ran dry)
-            self._replay(self._future.pop(0))
-
-    def _replay(self, intervention: tuple) -> None:
-        _, now_us, name, args, kwargs = intervention
-        self.now_us, self._replaying = now_us, True
-        try:
-            if name == "network":
-                setattr(self.network, *args)
-            elif name == "link":
-                self.network.set_link(*args, **kwargs)
-            elif name == "clear_link":
-                self.network.clear_link(*args)
-            else:
-                getattr(self, name)(*args, **kwargs)
-        finally:
-            self._replaying = False
-
-    def _log_intervention(self, name: str, *args: Any, **kwargs: Any) -> None:
-        if not self._replaying:  # acting forks: the future of a rewound history is forgotten
-            self._future.clear()
-            self.history_end = self.steps
-        self._interventions.append((self.steps, self.now_us, name, copy.deepcopy(args), dict(kwargs)))
+        self.history.rewind(to_event)
 
     def _network_changed(self, name: str, value: Any) -> None:
-        if name in ("link", "clear_link"):
-            source, destination = value[:2]
-            self._log_intervention(name, source, destination, **(
-                dict(zip(("latency", "drop", "duplicate"), value[2:], strict=True)) if name == "link" else {}))
-        else:
-            self._log_intervention("network", name, value)
+        self.history.log_network_change(name, value)
         self._record("network", None, SIM, what=f"{name} set to {value}")
-
-    def _checkpoint(self) -> None:
-        if not self.record_trace:
-            self._next_checkpoint = math.inf
-            return
-        if self._checkpoints and self._checkpoints[-1][:3] == (self.steps, len(self.trace), len(self._interventions)):
-            return
-        memo = {id(self): self, id(self.trace): self.trace}
-        state = copy.deepcopy({name: getattr(self, name) for name in self._STATE}, memo)
-        self._checkpoints.append((self.steps, len(self.trace), len(self._interventions), state))
-        # A checkpoint costs time in proportion to the state; space them so they stay a small share.
-        size = sum(s.log.last_index for s in self._storages.values()) + len(self.submissions)
-        self._next_checkpoint = self.steps + max(self.checkpoint_every, 4 * size)
-
-    def _restore(self, state: dict) -> None:
-        memo = {id(self): self, id(self.trace): self.trace}
-        for name, value in copy.deepcopy(state, memo).items():
-            object.__setattr__(self, name, value)
 
     # ----- internals ---------------------------------------------------------------------------
     def _boot(self, node: int) -> None:
         incarnation = self._incarnation[node]
         machine = self.state_machine()
-        tap = _Tap(self, node, machine)
+        tap = MachineTap(self, node, machine)
         cluster = SimCluster(self, node)
         self._taps[node], self._clusters[node] = tap, cluster
         if self.checker is not None:
@@ -645,8 +385,6 @@ class Simulation:
     def _advance(self, time: int) -> None:
         self.now_us = time
         self.steps += 1
-        if self.steps > self.history_end:
-            self.history_end = self.steps
 
     def _clock(self) -> float:
         return self.now_us / _US
@@ -678,7 +416,7 @@ class Simulation:
     def _send(self, source: int, destination: int, message: Message) -> None:
         kind = type(message).__name__
         self.counters["messages"][kind] += 1
-        self.counters["bytes"][kind] += _size(message)
+        self.counters["bytes"][kind] += wire_size(message)
         if self.record_trace:
             self._record("send", source, SIM, to=destination, message=message, id=self._message_ids + 1)
         if destination not in self._incarnation:
@@ -723,29 +461,6 @@ class Simulation:
         data["term"] = event.term
         self.trace.events.append(TraceEvent(self.steps, self.now_us, event.kind, event.node, event.rule, data))
 
-    def _transition_state(self, node: int, transition_id: Hashable, state: TransitionState, index: int) -> None:
-        handle = self.submissions.get(transition_id)
-        if handle is None:
-            return
-        handle.states[node] = state
-        if state is TransitionState.APPLIED and handle.index is None:
-            handle.index = index
-        if node == handle.node and handle.answer is None and (state is TransitionState.APPLIED or state.abandoned):
-            handle.answer, handle.replied = state, self.now
-            if state is TransitionState.APPLIED:
-                handle.result = getattr(self._taps[node].machine, "results", {}).get(transition_id)
-            self._record("client_reply", node, SIM, transition=repr(handle.transition), state=state.value)
-
 
 def _settled(handle: Submission, k: int, sim: Simulation) -> bool:
-    return len(handle.applied_on) >= k or (handle.state is not None and handle.state.abandoned)
-
-
-_FIELD_BYTES = {cls: 8 * len(fields(cls)) for cls in MESSAGE_TYPES}
-
-
-def _size(message: Message) -> int:
-    """An estimate of a message's size on a wire: 8 bytes a field, and 48 bytes an entry."""
-    if type(message) is AppendEntryRequest:
-        return _FIELD_BYTES[AppendEntryRequest] + 48 * len(message.entries)
-    return _FIELD_BYTES[type(message)]
+    return handle.settled(k)

@@ -1,13 +1,13 @@
-"""raftlab.viz: renderers from a simulation snapshot (and its trace) to matplotlib figures.
+"""raftlab.viz: renderers from a simulation frame (and its trace) to matplotlib figures.
 
 Pure and stateless towards matplotlib: each view owns one `matplotlib.figure.Figure` on an Agg canvas
 (no pyplot, no global state), creates its artists once and updates them in place:
 
-    g = GraphView(); g.update(sim.snapshot(), selected=0); png = g.png(); g.node_at(0.5, 0.2)
-    l = LogView(); l.update(sim.snapshot()); t = TimelineView(); t.update(sim.snapshot(), sim.trace)
+    g = GraphView(); g.update(sim.frame(), selected=0); png = g.png(); g.node_at(0.5, 0.2)
+    l = LogView(); l.update(sim.frame()); t = TimelineView(); t.update(sim.frame(), sim.trace)
 
 `draw_graph`, `draw_logs` and `draw_timeline` make a new figure per call. Inside IPython, a
-`SimSnapshot` shown by itself renders as a picture of the graph and the logs.
+`Frame` shown by itself renders as a picture of the graph and the logs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from ..sim import SimSnapshot
+from ..sim import Frame
+from .figure16 import plot_figure16
 from .graph import GraphPainter, GraphView, draw_graph, layout
 from .logs import LogsPainter, LogView, draw_logs
 from .style import MESSAGE_STYLE, PALETTE, ROLE_STYLE, TERM_COLORS, figure_png, new_figure
@@ -26,27 +27,27 @@ from .timeline import TimelinePainter, TimelineView, draw_timeline
 __all__ = [
     "MESSAGE_STYLE", "PALETTE", "ROLE_STYLE", "TERM_COLORS", "GraphPainter", "GraphView", "LogView", "LogsPainter",
     "TimelinePainter", "TimelineView",
-    "draw_graph", "draw_logs", "draw_snapshot", "draw_timeline", "layout", "register_ipython_formatter",
-    "snapshot_png",
+    "draw_frame", "draw_graph", "draw_logs", "draw_timeline", "frame_png", "layout", "plot_figure16",
+    "register_ipython_formatter",
 ]
 
 
-def draw_snapshot(snapshot: SimSnapshot, *, dpi: float = 80) -> Figure:
-    """A new Figure with the cluster graph (left) and the logs (right) of `snapshot`."""
+def draw_frame(frame: Frame, *, dpi: float = 80) -> Figure:
+    """A new Figure with the cluster graph (left) and the logs (right) of `frame`."""
     figure, _ = new_figure((13.0, 4.6), dpi)
     left, right = figure.subfigures(1, 2, width_ratios=[4.6, 8.4])
-    GraphPainter(left).update(snapshot)
-    LogsPainter(right, rect=(0.15, 0.16, 0.84, 0.7)).update(snapshot)
+    GraphPainter(left).update(frame)
+    LogsPainter(right, rect=(0.15, 0.16, 0.84, 0.7)).update(frame)
     return figure
 
 
-def snapshot_png(snapshot: SimSnapshot) -> bytes:
-    """PNG bytes of `draw_snapshot(snapshot)` (IPython's image/png formatter for `SimSnapshot`)."""
-    return figure_png(draw_snapshot(snapshot))
+def frame_png(frame: Frame) -> bytes:
+    """PNG bytes of `draw_frame(frame)` (IPython's image/png formatter for `Frame`)."""
+    return figure_png(draw_frame(frame))
 
 
 def register_ipython_formatter(shell: Any = None) -> bool:
-    """Make IPython show a `SimSnapshot` as a picture (graph and logs). Uses the running IPython
+    """Make IPython show a `Frame` as a picture (graph and logs). Uses the running IPython
     shell unless `shell` is given; does nothing (and returns False) outside IPython."""
     if shell is None:
         ipython = sys.modules.get("IPython")  # not imported: certainly not inside IPython
@@ -54,7 +55,7 @@ def register_ipython_formatter(shell: Any = None) -> bool:
     formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
     if not formatters or "image/png" not in formatters:
         return False
-    formatters["image/png"].for_type(SimSnapshot, snapshot_png)
+    formatters["image/png"].for_type(Frame, frame_png)
     return True
 
 

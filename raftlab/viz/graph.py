@@ -4,6 +4,7 @@ the messages on their way, and the links that are cut."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import networkx as nx
@@ -15,15 +16,15 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, PathPatch, Wedge
 from matplotlib.path import Path
 
-from ..sim import SimSnapshot, TraceEvent
+from ..sim import Frame, InFlight, NodeFrame, TraceEvent
 from .style import (
-    MESSAGE_STYLE, MESSAGE_TYPES, PALETTE, ROLE_STYLE, TextStamps, figure_png, new_figure, role_key, static_legend,
+    EMPTY_XY, MESSAGE_STYLE, MESSAGE_TYPES, PALETTE, ROLE_STYLE, TextStamps, figure_png, label_look, new_figure,
+    role_key, static_legend, xy_array,
 )
 
 MAX_NODES = 9
 _LAYOUTS: dict[int, np.ndarray] = {}
 _LANE = 0.05  # messages and cut links from a to b run this far to the right of the line a-b
-_EMPTY = np.empty((0, 2))
 
 
 def layout(n: int) -> np.ndarray:
@@ -77,18 +78,18 @@ class GraphPainter:
         ax.add_collection(self.edges)
         self.cut_lines = LineCollection([], colors=PALETTE["cut"], linewidths=1.6, linestyles=(0, (4, 3)), zorder=2)
         ax.add_collection(self.cut_lines)
-        self.cut_marks = ax.scatter(_EMPTY[:, 0], _EMPTY[:, 1], marker="x", s=60, c=PALETTE["cut"], linewidths=2.2,
+        self.cut_marks = ax.scatter(EMPTY_XY[:, 0], EMPTY_XY[:, 1], marker="x", s=60, c=PALETTE["cut"], linewidths=2.2,
                                     zorder=2.2)
         self.highlight_edge = Line2D([], [], color=PALETTE["highlight"], linewidth=7, alpha=0.9, zorder=1.5,
                                      solid_capstyle="round", visible=False)
         ax.add_line(self.highlight_edge)
-        self.highlight_message = ax.scatter(_EMPTY[:, 0], _EMPTY[:, 1], s=260, c=PALETTE["highlight"],
+        self.highlight_message = ax.scatter(EMPTY_XY[:, 0], EMPTY_XY[:, 1], s=260, c=PALETTE["highlight"],
                                             edgecolors="#B8A800", linewidths=1, zorder=2.4)
         self.messages: dict[str, Any] = {}
         for kind in MESSAGE_TYPES:
             st = MESSAGE_STYLE[kind]
             self.messages[kind] = ax.scatter(
-                _EMPTY[:, 0], _EMPTY[:, 1], marker=st["marker"], s=52 if st["filled"] else 46,
+                EMPTY_XY[:, 0], EMPTY_XY[:, 1], marker=st["marker"], s=52 if st["filled"] else 46,
                 facecolors=st["color"] if st["filled"] else "white", edgecolors=st["color"],
                 linewidths=1.0 if st["filled"] else 1.6, zorder=2.5)
         self._nodes: list[dict[str, Any]] = []
@@ -162,19 +163,31 @@ class GraphPainter:
         normal = np.array([u[1], -u[0]]) * _LANE
         return p + normal, q + normal
 
-    def update(self, snapshot: SimSnapshot, *, selected: int | None = None,
+    def update(self, snapshot: Frame, *, selected: int | None = None,
                highlight: TraceEvent | None = None) -> None:
+        """Redraw for `snapshot`: phase by phase, each setting its artists in place."""
         nodes = snapshot.nodes
-        n = len(nodes)
-        if n != self.n:
-            self._build(n)
-        pos, r = layout(n), node_radius(n)
-        leader = snapshot.leader
-        lead_term = nodes[leader].term if leader is not None else None
-        self.title.set([(0.5, 0.975, f"t = {snapshot.time:.3f} s   step {snapshot.step}   "
-                         + (f"leader: node {leader} (term {lead_term})" if leader is not None else "no leader"))])
-        node_style = {}
-        ids, id_colors, labels, label_colors, label_weights = [], [], [], [], []
+        if len(nodes) != self.n:
+            self._build(len(nodes))
+        self._draw_title(snapshot.time, snapshot.step, snapshot.leader, nodes)
+        roles = self._draw_bodies(nodes)
+        self._draw_labels(nodes, roles)
+        self._draw_timers(nodes, roles, snapshot.time)
+        self._draw_selection(nodes, selected)
+        self._draw_cuts(snapshot.cut)
+        self._draw_messages(snapshot.in_flight, snapshot.time)
+        self._highlight(highlight, layout(self.n), self.n)
+
+    def _draw_title(self, time: float, step: int, leader: int | None, nodes: Sequence[NodeFrame]) -> None:
+        """The title: the time, the step and the leader with its term."""
+        who = f"leader: node {leader} (term {nodes[leader].term})" if leader is not None else "no leader"
+        self.title.set([(0.5, 0.975, f"t = {time:.3f} s   step {step}   {who}")])
+
+    def _draw_bodies(self, nodes: Sequence[NodeFrame]) -> list[str]:
+        """Each node's shape, colour and outline by role, crossed out if crashed; returns the role keys."""
+        pos, r = layout(self.n), node_radius(self.n)
+        self.node_style = {}
+        roles = []
         for ns, art in zip(nodes, self._nodes, strict=True):
             key = role_key(ns.role, ns.crashed)
             st = ROLE_STYLE[key]
@@ -185,14 +198,33 @@ class GraphPainter:
             art["body"].set_edgecolor("#777777" if ns.crashed else "#222222")
             art["body"].set_linewidth(1.4 if key != "leader" else 2.4)
             art["cross"].set_visible(ns.crashed)
-            ids.append((x, y, str(ns.id)))
+            self.node_style[ns.id] = {"role": key, "color": st["color"],
+                                      "shape": shape if key != "crashed" else "cross"}
+            roles.append(key)
+        return roles
+
+    def _draw_labels(self, nodes: Sequence[NodeFrame], roles: Sequence[str]) -> None:
+        """The id on each node, and beside it its role, term, vote and commit index."""
+        pos = layout(self.n)
+        ids, id_colors, labels, label_colors, label_weights = [], [], [], [], []
+        for ns, key in zip(nodes, roles, strict=True):
+            ids.append((*pos[ns.id], str(ns.id)))
             id_colors.append("#555555" if ns.crashed else "#111111")
             vote = "-" if ns.voted_for is None else str(ns.voted_for)
-            label = f"{st['text']}\nterm {ns.term}  vote {vote}\ncommit {ns.commit_index}"
-            labels.append((*self._anchors[ns.id][:2], label, *self._anchors[ns.id][2:]))
-            label_colors.append("#8A8A8A" if ns.crashed else ("#006B4F" if key == "leader" else PALETTE["text"]))
-            label_weights.append("bold" if key == "leader" else "normal")
-            # election timer: the share of the longest timeout still to run
+            label = f"{ROLE_STYLE[key]['text']}\nterm {ns.term}  vote {vote}\ncommit {ns.commit_index}"
+            lx, ly, ha, va = self._anchors[ns.id]
+            labels.append((lx, ly, label, ha, va))
+            color, weight = label_look(key, ns.crashed)
+            label_colors.append(color)
+            label_weights.append(weight)
+            self.node_style[ns.id]["label"] = label
+        small = self.n > 5
+        self.ids.set(ids, id_colors, sizes=[10 if small else 12] * len(ids))
+        self.labels.set(labels, label_colors, label_weights, sizes=[6.5 if small else 7.5] * len(labels))
+
+    def _draw_timers(self, nodes: Sequence[NodeFrame], roles: Sequence[str], now: float) -> None:
+        """The election timer ring round each live non-leader: the share of its longest timeout left."""
+        for ns, key, art in zip(nodes, roles, self._nodes, strict=True):
             ring = art["ring"]
             if ns.crashed or key == "leader" or not math.isfinite(ns.deadline):
                 ring.set_visible(False)
@@ -200,34 +232,33 @@ class GraphPainter:
                 remaining = None
             else:
                 high = ns.election_timeout_range[1] or 1.0
-                remaining = max(0.0, min(1.0, (ns.deadline - snapshot.time) / high))
+                remaining = max(0.0, min(1.0, (ns.deadline - now) / high))
                 ring.set_theta1(90.0 - 360.0 * remaining)
                 ring.set_theta2(90.0)
                 ring.set_visible(remaining > 0)
                 art["ring_back"].set_visible(True)
+            self.node_style[ns.id]["timer"] = remaining
+
+    def _draw_selection(self, nodes: Sequence[NodeFrame], selected: int | None) -> None:
+        """The outline round the selected node."""
+        for ns, art in zip(nodes, self._nodes, strict=True):
             art["select"].set_visible(selected == ns.id)
-            node_style[ns.id] = {"role": key, "color": st["color"], "shape": shape if key != "crashed" else "cross",
-                                 "label": label, "timer": remaining, "selected": selected == ns.id}
-        self.node_style = node_style
-        small = n > 5
-        self.ids.set(ids, id_colors, sizes=[10 if small else 12] * len(ids))
-        self.labels.set(labels, label_colors, label_weights, sizes=[6.5 if small else 7.5] * len(labels))
-        # cut links
-        cut = frozenset((a, b) for a, b in snapshot.cut if a < n and b < n)
-        segments, marks = [], []
-        for a, b in sorted(cut):
-            p, q = self._lane(a, b)
-            segments.append([p, q])
-            marks.append(p + (q - p) * 0.55)
-        self.cut_lines.set_segments(segments)
-        self.cut_marks.set_offsets(np.array(marks) if marks else _EMPTY)
-        self.cut_links = cut
-        # messages in flight
-        now_us = snapshot.time * 1e6
+            self.node_style[ns.id]["selected"] = selected == ns.id
+
+    def _draw_cuts(self, cut: frozenset[tuple[int, int]]) -> None:
+        """A dashed line and a cross on each one-way link that is cut."""
+        self.cut_links = frozenset((a, b) for a, b in cut if a < self.n and b < self.n)
+        lanes = [self._lane(a, b) for a, b in sorted(self.cut_links)]
+        self.cut_lines.set_segments([[p, q] for p, q in lanes])
+        self.cut_marks.set_offsets(xy_array([p + (q - p) * 0.55 for p, q in lanes]))
+
+    def _draw_messages(self, in_flight: Sequence[InFlight], now: float) -> None:
+        """Each message in flight, on its lane as far as it has travelled, marked by its type."""
+        now_us = now * 1e6
         by_kind: dict[str, list] = {kind: [] for kind in MESSAGE_TYPES}
-        marks_drawn = {}
-        for f in snapshot.in_flight:
-            if f.source >= n or f.destination >= n:
+        self.message_marks = {}
+        for f in in_flight:
+            if f.source >= self.n or f.destination >= self.n:
                 continue
             kind = type(f.message).__name__
             span = f.arrives - f.sent
@@ -236,18 +267,16 @@ class GraphPainter:
             xy = p + (q - p) * progress
             if kind in by_kind:
                 by_kind[kind].append(xy)
-            marks_drawn[f.id] = {"type": kind, "xy": (float(xy[0]), float(xy[1])), "progress": progress,
-                                 **MESSAGE_STYLE.get(kind, {})}
+            self.message_marks[f.id] = {"type": kind, "xy": (float(xy[0]), float(xy[1])), "progress": progress,
+                                        **MESSAGE_STYLE.get(kind, {})}
         for kind, points in by_kind.items():
-            self.messages[kind].set_offsets(np.array(points) if points else _EMPTY)
-        self.message_marks = marks_drawn
-        self._highlight(highlight, pos, n)
+            self.messages[kind].set_offsets(xy_array(points))
 
     def _highlight(self, event: TraceEvent | None, pos: np.ndarray, n: int) -> None:
         for art in self._nodes:
             art["halo"].set_visible(False)
         self.highlight_edge.set_visible(False)
-        self.highlight_message.set_offsets(_EMPTY)
+        self.highlight_message.set_offsets(EMPTY_XY)
         self.highlighted = {}
         if event is None:
             return
@@ -294,7 +323,7 @@ class GraphView:
         self.figure, self.canvas = new_figure(figsize, dpi)
         self.painter = GraphPainter(self.figure)
 
-    def update(self, snapshot: SimSnapshot, *, selected: int | None = None,
+    def update(self, snapshot: Frame, *, selected: int | None = None,
                highlight: TraceEvent | None = None) -> None:
         """Redraw for `snapshot`; `selected` is outlined; `highlight` (an event) is emphasised."""
         self.painter.update(snapshot, selected=selected, highlight=highlight)
@@ -327,7 +356,7 @@ class GraphView:
         return self.painter.message_marks
 
 
-def draw_graph(snapshot: SimSnapshot, *, selected: int | None = None, highlight: TraceEvent | None = None,
+def draw_graph(snapshot: Frame, *, selected: int | None = None, highlight: TraceEvent | None = None,
                figsize: tuple[float, float] = (5.5, 5.0), dpi: float = 90) -> Figure:
     """A new Figure of the cluster graph (one-shot; `GraphView` updates one figure in place)."""
     view = GraphView(figsize, dpi)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -11,25 +12,38 @@ from matplotlib.figure import Figure, FigureBase
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from ..sim import SimSnapshot, TraceEvent
-from .style import PALETTE, ROLE_STYLE, TextStamps, figure_png, new_figure, role_key, short_text, term_color
+from ..sim import Frame, NodeFrame, TraceEvent
+from .style import (
+    PALETTE, ROLE_STYLE, TextStamps, figure_png, label_look, new_figure, rectangles, role_key, short_text, strokes,
+    term_color, xy_array,
+)
 
 MAX_CELLS = 40  # indices shown at most; older ones are behind an ellipsis
 MIN_COLUMNS = 16  # a short log still gets cells this narrow at most (so the text fits)
 MAX_ROWS = 9
 _CELL_H = 0.74  # cell height (rows are 1 apart)
-_EMPTY_VERTS = np.empty((0, 4, 2))
 _INDEX_KINDS = {"appended": ("first", "last"), "truncated": ("first", "first"), "committed": ("index", "index"),
                 "applied": ("index", "index"), "snapshot_taken": ("index", "index"),
                 "snapshot_installed": ("index", "index")}
 
 
-def _rects(x0: np.ndarray, y0: np.ndarray, w: np.ndarray | float, h: float) -> np.ndarray:
-    """Rectangles as a (k, 4, 2) array of vertices."""
-    x1 = x0 + w
-    y1 = y0 + h
-    return np.stack([np.column_stack([x0, y0]), np.column_stack([x1, y0]), np.column_stack([x1, y1]),
-                     np.column_stack([x0, y1])], axis=1) if len(x0) else _EMPTY_VERTS
+class _Columns(NamedTuple):
+    """The indices shown, lo to hi, and how the x axis fits them."""
+
+    lo: int
+    hi: int
+    columns: int  # cell columns (at least one spare after the last index)
+    prefix: float  # the width of the snapshot / ellipsis area left of the cells
+    cell_px: float  # the width of a cell, in pixels
+
+
+def _set_cells(collection: PolyCollection, cells: Sequence[tuple[int, float, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Make `collection` the cells given as (x, y, colour); returns their lower-left corners."""
+    xs, ys, colors = zip(*cells, strict=True) if cells else ((), (), ())
+    x0, y0 = np.array(xs, float), np.array(ys, float)
+    collection.set_verts(rectangles(x0, y0, x0 + 1.0, y0 + _CELL_H))
+    collection.set_facecolor(list(colors))
+    return x0, y0
 
 
 class LogsPainter:
@@ -84,126 +98,142 @@ class LogsPainter:
         self.visible_range: tuple[int, int] = (1, 0)
         self.highlighted: dict[str, Any] = {}
 
-    def update(self, snapshot: SimSnapshot, *, selected: int | None = None,
+    def update(self, snapshot: Frame, *, selected: int | None = None,
                highlight: TraceEvent | None = None) -> None:
+        """Redraw for `snapshot`: phase by phase, each setting its artists in place."""
         nodes = snapshot.nodes[:MAX_ROWS]
-        n = len(nodes)
+        w = self._draw_axes(nodes)
+        self._draw_cells(nodes, w)
+        self._draw_prefix(nodes, w)
+        self._draw_applied(nodes, w)
+        self._draw_markers(nodes, snapshot.leader, w)
+        self._draw_rows(nodes, w)
+        self._draw_header(w)
+        self._draw_selection(selected, len(nodes), w)
+        self._highlight(highlight, w.lo, w.hi, len(nodes))
+
+    def _draw_axes(self, nodes: Sequence[NodeFrame]) -> _Columns:
+        """The indices shown (the last `MAX_CELLS`), the axes' limits to fit them, and the title."""
         hi = max([ns.snapshot_index + len(ns.log) for ns in nodes] + [1])
         lo = max(1, hi - MAX_CELLS + 1)
         columns = max(hi - lo + 2, MIN_COLUMNS)  # one spare column for next_index just after the log
         prefix = 0.19 * columns  # the snapshot / ellipsis area, left of the cells
-        ax = self.ax
-        ax.set_xlim(-prefix, columns)
-        ax.set_ylim(n - 0.35, -1.0)
-        width_px = ax.bbox.width / (columns + prefix)
-        show_ops = width_px >= 30
-        leader = snapshot.leader
-        lead = nodes[leader] if leader is not None and leader < n else None
+        self.ax.set_xlim(-prefix, columns)
+        self.ax.set_ylim(len(nodes) - 0.35, -1.0)
         shown = f"indices {lo}\u2013{hi}" + (f", the last {MAX_CELLS}" if lo > 1 else "")
         self.title.set([(0.5, 0.985, f"logs   ({shown})")])
-        terms, ops, snap_texts, ellipses, row_labels, row_colors, row_weights = [], [], [], [], [], [], []
         self.visible_range = (lo, hi)
+        return _Columns(lo, hi, columns, prefix, self.ax.bbox.width / (columns + prefix))
 
-        cell_style: dict[tuple[int, int], dict[str, Any]] = {}
-        c_x, c_y, c_color, u_x, u_y, u_color = [], [], [], [], [], []
-        snap_verts, overlay, applied_segments = [], [], []
-        next_xy, match_xy = [], []
-        self.snapshot_blocks, self.elided, self.markers = {}, {}, {}
-        y_top = -_CELL_H / 2
+    def _draw_cells(self, nodes: Sequence[NodeFrame], w: _Columns) -> None:
+        """One cell per entry shown, filled by term, hatched until committed, with its term and operation."""
+        lo, show_ops = w.lo, w.cell_px >= 30
+        cells: dict[bool, list[tuple[int, float, str]]] = {True: [], False: []}  # committed? -> x, y, colour
+        terms, ops = [], []
+        style: dict[tuple[int, int], dict[str, Any]] = {}
         for row, ns in enumerate(nodes):
-            key = role_key(ns.role, ns.crashed)
-            start = max(lo, ns.snapshot_index + 1)
-            entries = ns.log[start - ns.snapshot_index - 1:] if ns.log else ()
-            for entry in entries:
-                index = entry.index
-                x = index - lo
-                committed = index <= ns.commit_index
-                color = term_color(entry.term)
-                if committed:
-                    c_x.append(x), c_y.append(row + y_top), c_color.append(color)
-                else:
-                    u_x.append(x), u_y.append(row + y_top), u_color.append(color)
+            y, start = row - _CELL_H / 2, max(lo, ns.snapshot_index + 1)
+            for entry in ns.log[start - ns.snapshot_index - 1:] if ns.log else ():
+                index, term = entry.index, entry.term
+                x, committed, color = index - lo, index <= ns.commit_index, term_color(term)
+                cells[committed].append((x, y, color))
                 text = short_text(entry.transition)
-                cell_style[(ns.id, index)] = {"term": entry.term, "color": color, "committed": committed,
-                                              "hatch": None if committed else "//", "alpha": 1.0 if committed
-                                              else 0.45,
-                                              "applied": index <= ns.last_applied, "text": text}
-                terms.append((x + 0.5, row - 0.15 if show_ops else row, str(entry.term)))
+                style[(ns.id, index)] = {"term": term, "color": color, "committed": committed,
+                                         "hatch": None if committed else "//", "alpha": 1.0 if committed else 0.45,
+                                         "applied": index <= ns.last_applied, "text": text}
+                terms.append((x + 0.5, row - 0.15 if show_ops else row, str(term)))
                 if show_ops:
                     ops.append((x + 0.5, row + 0.17, text))
-            # the snapshot: one compacted block, in the prefix area and over the indices it covers
-            if ns.snapshot_index > 0:
-                x0 = -prefix * 0.97
-                x1 = -prefix * 0.2 if ns.snapshot_index < lo else ns.snapshot_index - lo + 1
-                snap_verts.append([(x0, row + y_top), (x1, row + y_top), (x1, row - y_top), (x0, row - y_top)])
-                snap_texts.append(((x0 + min(x1, -prefix * 0.2)) / 2, row,
-                                   f"snapshot\n1\u2013{ns.snapshot_index} (t{ns.snapshot_term})"))
-                self.snapshot_blocks[ns.id] = {"last_index": ns.snapshot_index, "term": ns.snapshot_term,
-                                               "x0": x0, "x1": x1}
-            # older entries not shown (not compacted): an ellipsis
-            hidden = lo > ns.snapshot_index + 1 and len(ns.log) > 0
-            if hidden:
-                ellipses.append((-prefix * 0.1, row, "\u2026"))
-            self.elided[ns.id] = hidden
-            # applied: an underline under the applied cells
-            applied_to = min(ns.last_applied, hi)
-            if applied_to >= lo:
-                first = max(lo, ns.snapshot_index + 1) - lo
-                if applied_to - lo + 1 > first:
-                    applied_segments.append([(first, row - y_top + 0.07), (applied_to - lo + 1, row - y_top + 0.07)])
-            # the leader's next and match index for this follower
-            if lead is not None and ns.id != lead.id:
-                nxt, match = lead.next_index.get(ns.id), lead.match_index.get(ns.id)
-                self.markers[ns.id] = {"next": nxt, "match": match}
-                if nxt is not None and lo <= nxt <= lo + columns - 1:
-                    next_xy.append((nxt - lo + 0.5, row + y_top - 0.06))
-                if match is not None and lo <= match <= hi:
-                    match_xy.append((match - lo + 0.5, row - y_top + 0.12))
-            if ns.crashed:
-                overlay.append([(-prefix, row - 0.5), (columns, row - 0.5), (columns, row + 0.5), (-prefix, row + 0.5)])
-            # row label
-            st = ROLE_STYLE[key]
-            line2 = f"term {ns.term}  commit {ns.commit_index}"
-            if ns.id in self.markers:
-                m = self.markers[ns.id]
-                line2 += f"\nnext {m['next']}  match {m['match']}"
-            row_labels.append((-0.01, row, f"node {ns.id}  {st['text']}\n{line2}"))
-            row_colors.append("#8A8A8A" if ns.crashed else ("#006B4F" if key == "leader" else "#222222"))
-            row_weights.append("bold" if key == "leader" else "normal")
+        self.cell_style = style
         self.terms.set(terms)
         self.ops.set(ops)
-        self.snap_texts.set(snap_texts)
-        self.ellipses.set(ellipses)
-        self.row_labels.set(row_labels, row_colors, row_weights)
-        self.cell_style = cell_style
-        self.committed.set_verts(_rects(np.array(c_x, float), np.array(c_y, float), 1.0, _CELL_H))
-        self.committed.set_facecolor(c_color)
-        self.uncommitted.set_verts(_rects(np.array(u_x, float), np.array(u_y, float), 1.0, _CELL_H))
-        self.uncommitted.set_facecolor(u_color)
-        if u_x:
-            ux, uy = np.array(u_x, float), np.array(u_y, float)
-            nan = np.full(len(ux), np.nan)
-            hx = np.column_stack([ux + 0.12, ux + 0.5, nan, ux + 0.5, ux + 0.88, nan]).ravel()
-            hy = np.column_stack([uy + _CELL_H * 0.5, uy, nan, uy + _CELL_H, uy + _CELL_H * 0.5, nan]).ravel()
-            self.hatch.set_data(hx, hy)
+        _set_cells(self.committed, cells[True])
+        ux, uy = _set_cells(self.uncommitted, cells[False])
+        if len(ux):  # two strokes across each uncommitted cell
+            self.hatch.set_data(*strokes([ux + 0.12, ux + 0.5, np.nan, ux + 0.5, ux + 0.88],
+                                         [uy + _CELL_H * 0.5, uy, np.nan, uy + _CELL_H, uy + _CELL_H * 0.5]))
         else:
             self.hatch.set_data([], [])
-        self.snapshots.set_verts(snap_verts)
+
+    def _draw_prefix(self, nodes: Sequence[NodeFrame], w: _Columns) -> None:
+        """Left of the cells: each snapshot as a grey block (over the indices it covers too), or an ellipsis."""
+        top = -_CELL_H / 2
+        verts, texts, ellipses = [], [], []
+        self.snapshot_blocks, self.elided = {}, {}
+        for row, ns in enumerate(nodes):
+            if ns.snapshot_index > 0:
+                x0 = -w.prefix * 0.97
+                x1 = -w.prefix * 0.2 if ns.snapshot_index < w.lo else ns.snapshot_index - w.lo + 1
+                verts.append([(x0, row + top), (x1, row + top), (x1, row - top), (x0, row - top)])
+                texts.append(((x0 + min(x1, -w.prefix * 0.2)) / 2, row,
+                              f"snapshot\n1\u2013{ns.snapshot_index} (t{ns.snapshot_term})"))
+                self.snapshot_blocks[ns.id] = {"last_index": ns.snapshot_index, "term": ns.snapshot_term,
+                                               "x0": x0, "x1": x1}
+            self.elided[ns.id] = w.lo > ns.snapshot_index + 1 and len(ns.log) > 0
+            if self.elided[ns.id]:
+                ellipses.append((-w.prefix * 0.1, row, "\u2026"))
+        self.snapshots.set_verts(verts)
+        self.snap_texts.set(texts)
+        self.ellipses.set(ellipses)
+
+    def _draw_applied(self, nodes: Sequence[NodeFrame], w: _Columns) -> None:
+        """An underline under each replica's applied cells."""
+        segments = []
+        for row, ns in enumerate(nodes):
+            first, end = max(w.lo, ns.snapshot_index + 1) - w.lo, min(ns.last_applied, w.hi) - w.lo + 1
+            if end > first:
+                y = row + _CELL_H / 2 + 0.07
+                segments.append([(first, y), (end, y)])
+        self.applied.set_segments(segments)
+
+    def _draw_markers(self, nodes: Sequence[NodeFrame], leader: int | None, w: _Columns) -> None:
+        """The leader's next index (\u25bc, above) and match index (\u25b2, below) for each follower."""
+        lead = nodes[leader] if leader is not None and leader < len(nodes) else None
+        next_xy, match_xy = [], []
+        self.markers = {}
+        for row, ns in enumerate(nodes):
+            if lead is None or ns.id == lead.id:
+                continue
+            nxt, match = lead.next_index.get(ns.id), lead.match_index.get(ns.id)
+            self.markers[ns.id] = {"next": nxt, "match": match}
+            if nxt is not None and w.lo <= nxt <= w.lo + w.columns - 1:
+                next_xy.append((nxt - w.lo + 0.5, row - _CELL_H / 2 - 0.06))
+            if match is not None and w.lo <= match <= w.hi:
+                match_xy.append((match - w.lo + 0.5, row + _CELL_H / 2 + 0.12))
+        self.next_marks.set_offsets(xy_array(next_xy))
+        self.match_marks.set_offsets(xy_array(match_xy))
+
+    def _draw_rows(self, nodes: Sequence[NodeFrame], w: _Columns) -> None:
+        """Each row's label (node, role, term, commit, and next/match when known), greyed out if crashed."""
+        labels, colors, weights, overlay = [], [], [], []
+        for row, ns in enumerate(nodes):
+            key = role_key(ns.role, ns.crashed)
+            line2 = f"term {ns.term}  commit {ns.commit_index}"
+            if ns.id in self.markers:
+                line2 += f"\nnext {self.markers[ns.id]['next']}  match {self.markers[ns.id]['match']}"
+            labels.append((-0.01, row, f"node {ns.id}  {ROLE_STYLE[key]['text']}\n{line2}"))
+            color, weight = label_look(key, ns.crashed)
+            colors.append(color)
+            weights.append(weight)
+            if ns.crashed:
+                overlay.append([(-w.prefix, row - 0.5), (w.columns, row - 0.5), (w.columns, row + 0.5),
+                                (-w.prefix, row + 0.5)])
+        self.row_labels.set(labels, colors, weights)
         self.overlay.set_verts(overlay)
-        self.applied.set_segments(applied_segments)
-        self.next_marks.set_offsets(np.array(next_xy) if next_xy else np.empty((0, 2)))
-        self.match_marks.set_offsets(np.array(match_xy) if match_xy else np.empty((0, 2)))
-        # header: index numbers
-        step = 1 if width_px >= 16 else 5
-        self.header.set([(index - lo + 0.5, -0.47, str(index)) for index in range(lo, hi + 1)
-                         if step == 1 or index % step == 0 or index == lo])
-        # selection and highlight
+
+    def _draw_header(self, w: _Columns) -> None:
+        """The index numbers above the cells (every fifth one when the cells are narrow)."""
+        step = 1 if w.cell_px >= 16 else 5
+        self.header.set([(index - w.lo + 0.5, -0.47, str(index)) for index in range(w.lo, w.hi + 1)
+                         if step == 1 or index % step == 0 or index == w.lo])
+
+    def _draw_selection(self, selected: int | None, n: int, w: _Columns) -> None:
+        """The outline round the selected replica's row."""
         if selected is not None and 0 <= selected < n:
-            self.selected_box.set_bounds(-prefix, selected - 0.5, columns + prefix, 1.0)
+            self.selected_box.set_bounds(-w.prefix, selected - 0.5, w.columns + w.prefix, 1.0)
             self.selected_box.set_visible(True)
         else:
             self.selected_box.set_visible(False)
-        self._highlight(highlight, lo, hi, n)
 
     def _highlight(self, event: TraceEvent | None, lo: int, hi: int, n: int) -> None:
         self.highlight_box.set_visible(False)
@@ -236,7 +266,7 @@ class LogView:
         self.figure, self.canvas = new_figure(figsize, dpi)
         self.painter = LogsPainter(self.figure)
 
-    def update(self, snapshot: SimSnapshot, *, selected: int | None = None,
+    def update(self, snapshot: Frame, *, selected: int | None = None,
                highlight: TraceEvent | None = None) -> None:
         """Redraw for `snapshot`; `selected`'s row is outlined; `highlight`'s cells are emphasised."""
         self.painter.update(snapshot, selected=selected, highlight=highlight)
@@ -261,7 +291,7 @@ class LogView:
         return self.painter.markers
 
 
-def draw_logs(snapshot: SimSnapshot, *, selected: int | None = None, highlight: TraceEvent | None = None,
+def draw_logs(snapshot: Frame, *, selected: int | None = None, highlight: TraceEvent | None = None,
               figsize: tuple[float, float] = (8, 3.2), dpi: float = 90) -> Figure:
     """A new Figure of the logs (one-shot; `LogView` updates one figure in place)."""
     view = LogView(figsize, dpi)

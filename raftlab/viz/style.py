@@ -114,6 +114,41 @@ def short_text(transition: Any, limit: int = 8) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def label_look(key: str, crashed: bool) -> tuple[str, str]:
+    """The colour and weight of a node's written state: grey if crashed, bold green for the leader."""
+    if crashed:
+        return "#8A8A8A", "normal"
+    return ("#006B4F", "bold") if key == "leader" else (PALETTE["text"], "normal")
+
+
+EMPTY_XY = np.empty((0, 2))
+"""No points (the offsets of an empty scatter)."""
+
+
+def xy_array(points: Sequence[Any]) -> np.ndarray:
+    """`points` (x, y pairs) as an (n, 2) array, also when there are none."""
+    return np.array(points) if points else EMPTY_XY
+
+
+def rectangles(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> np.ndarray:
+    """Rectangles from arrays of their left, bottom, right and top, as a (k, 4, 2) array of vertices."""
+    if not len(x0):
+        return np.empty((0, 4, 2))
+    return np.stack([np.column_stack([x0, y0]), np.column_stack([x1, y0]), np.column_stack([x1, y1]),
+                     np.column_stack([x0, y1])], axis=1)
+
+
+def strokes(xs: Sequence[Any], ys: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The x and y data of one Line2D drawing many strokes: stroke k runs through the k-th items of the
+    arrays (or numbers) in `xs` and `ys`, as many strokes as `xs[0]` has items; a NaN after each stroke
+    lifts the pen."""
+    data = np.empty((2, len(xs[0]), len(xs) + 1))
+    data[:, :, -1] = np.nan
+    for j, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        data[0, :, j], data[1, :, j] = x, y
+    return data[0].ravel(), data[1].ravel()
+
+
 def new_figure(figsize: tuple[float, float], dpi: float) -> tuple[Figure, FigureCanvasAgg]:
     """A Figure with its own Agg canvas (no pyplot, no global state)."""
     figure = Figure(figsize=figsize, dpi=dpi, facecolor="white")

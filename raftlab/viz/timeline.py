@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -22,8 +22,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from ..sim import SimSnapshot, TraceEvent
-from .style import PALETTE, TextStamps, figure_png, message_type, new_figure, static_legend
+from ..sim import Frame, InFlight, TraceEvent
+from .style import (
+    EMPTY_XY, PALETTE, TextStamps, figure_png, message_type, new_figure, rectangles, static_legend, strokes,
+    xy_array,
+)
 
 MAX_LANES = 9
 _ROLE_OF = {"became_follower": "follower", "became_candidate": "candidate", "became_leader": "leader",
@@ -32,7 +35,6 @@ _FAMILY = {"VoteRequest": "vote", "VoteResponse": "vote", "AppendEntryRequest": 
            "AppendEntryResponse": "append", "InstallSnapshotRequest": "snapshot", "InstallSnapshotResponse": "snapshot"}
 _BAND_ALPHA = {"follower": 0.4, "candidate": 0.8, "leader": 0.8, "crashed": 0.8}
 _BAND_RGBA = {role: to_rgba(PALETTE[role], _BAND_ALPHA[role]) for role in _BAND_ALPHA}
-_EMPTY = np.empty((0, 2))
 _CHECKPOINT = 64
 _MARKS = frozenset({"committed", "became_leader", "crash"})
 MAX_MESSAGES = 800  # drawn at most (the most recent); a busy window holds thousands
@@ -111,6 +113,23 @@ class TraceIndex:
         return self.changes[i:j]
 
 
+
+class _Span(NamedTuple):
+    """The stretch of virtual time drawn: `length` seconds up to `end` (now), also in microseconds."""
+
+    start: float
+    end: float
+    start_us: int
+    end_us: int
+    length: float
+
+    @classmethod
+    def ending(cls, now: float, window: float) -> _Span:
+        """The last `window` seconds (at least a millisecond) up to `now`."""
+        length = max(float(window), 1e-3)
+        return cls(now - length, now, round((now - length) * 1e6), round(now * 1e6), length)
+
+
 class TimelinePainter:
     """Draws the timeline into one Axes of `parent` and updates it in place."""
 
@@ -152,18 +171,18 @@ class TimelinePainter:
             # arrival dots of the requests and replies that matter (heartbeats and their acks get none)
             self.dots[family] = ax.add_line(Line2D([], [], linestyle="none", marker="o", markersize=2.2,
                                                    markeredgewidth=0, color=PALETTE[family], zorder=2.2))
-        self.lost = ax.scatter(_EMPTY[:, 0], _EMPTY[:, 1], marker="x", s=28, c=PALETTE["lost"], linewidths=1.8,
+        self.lost = ax.scatter(EMPTY_XY[:, 0], EMPTY_XY[:, 1], marker="x", s=28, c=PALETTE["lost"], linewidths=1.8,
                                zorder=3)
-        self.commits = ax.scatter(_EMPTY[:, 0], _EMPTY[:, 1], marker="|", s=40, c=PALETTE["commit"], linewidths=1.2,
+        self.commits = ax.scatter(EMPTY_XY[:, 0], EMPTY_XY[:, 1], marker="|", s=40, c=PALETTE["commit"], linewidths=1.2,
                                   zorder=3)
-        self.elections = ax.scatter(_EMPTY[:, 0], _EMPTY[:, 1], marker="*", s=120, c=PALETTE["leader"],
+        self.elections = ax.scatter(EMPTY_XY[:, 0], EMPTY_XY[:, 1], marker="*", s=120, c=PALETTE["leader"],
                                     edgecolors="#222222", linewidths=0.6, zorder=4)
-        self.crashes = ax.scatter(_EMPTY[:, 0], _EMPTY[:, 1], marker="X", s=50, c="#444444", zorder=4)
+        self.crashes = ax.scatter(EMPTY_XY[:, 0], EMPTY_XY[:, 1], marker="X", s=50, c="#444444", zorder=4)
         self.election_labels = TextStamps(ax, ax.transData, size=6.5, ha="left", va="bottom", color="#114D3B",
                                           weight="bold", zorder=4)
         self.highlight_span = ax.axvline(0, color=PALETTE["highlight"], linewidth=5, alpha=0.8, zorder=0.5,
                                          visible=False)
-        self.highlight_mark = ax.scatter(_EMPTY[:, 0], _EMPTY[:, 1], s=200, facecolors="none",
+        self.highlight_mark = ax.scatter(EMPTY_XY[:, 0], EMPTY_XY[:, 1], s=200, facecolors="none",
                                          edgecolors="#C9B800", linewidths=2.5, zorder=5)
         self.cursor = ax.axvline(0, color="#D55E00", linewidth=1.4, zorder=5)
         self.lane_labels = TextStamps(ax, ax.get_yaxis_transform(), size=7.5, ha="right")
@@ -186,39 +205,46 @@ class TimelinePainter:
         self.events_scanned = 0
         self.highlighted: dict[str, Any] = {}
 
-    def update(self, snapshot: SimSnapshot, trace_events: Any, *, window: float = 2.0,
+    def update(self, snapshot: Frame, trace_events: Any, *, window: float = 2.0,
                highlight: TraceEvent | None = None) -> None:
+        """Redraw the window ending at `snapshot.time`: phase by phase, each setting its artists in place."""
         events: Sequence[TraceEvent] = getattr(trace_events, "events", trace_events)
         if not isinstance(events, Sequence):
             events = list(events)
-        n = min(len(snapshot.nodes), MAX_LANES)
-        window = max(float(window), 1e-3)
-        now = snapshot.time
-        now_us = round(now * 1e6)
-        t0 = now - window
-        t0_us = round(t0 * 1e6)
-        ax = self.ax
+        self.history.sync(events)
+        span = _Span.ending(snapshot.time, window)
+        self._draw_lanes(min(len(snapshot.nodes), MAX_LANES))
+        self._draw_window(span, snapshot.leader)
+        self._draw_bands(span)
+        self.events_scanned = self._draw_messages(span, snapshot.in_flight) + self._draw_marks(span)
+        self._highlight(highlight, self.n, self.messages_drawn)
+
+    def _draw_lanes(self, n: int) -> None:
+        """One lane per node, labelled (only when the number of nodes changes)."""
         if n != self.n:
             self.n = n
-            ax.set_ylim(n - 0.45, -0.55)
+            self.ax.set_ylim(n - 0.45, -0.55)
             self.lane_labels.set([(-0.008, i, f"node {i}") for i in range(n)])
-        x0, x1 = (t0, now + 0.06 * window) if t0 >= 0 else (0.0, 1.06 * window)
-        ax.set_xlim(x0, x1)
+
+    def _draw_window(self, span: _Span, leader: int | None) -> None:
+        """The time axis and its ticks, the cursor at now with the future shaded, and the title."""
+        x0, x1 = (span.start, span.end + 0.06 * span.length) if span.start >= 0 else (0.0, 1.06 * span.length)
+        self.ax.set_xlim(x0, x1)
         ticks = [v for v in self.locator.tick_values(x0, x1) if x0 <= v <= x1]
         self.tick_labels.set([(v, -0.05, f"{v:g}") for v in ticks])
-        self.ticks.set_data([x for v in ticks for x in (v, v, np.nan)], [y for _ in ticks for y in (0, -0.025, np.nan)])
-        self.future.set_bounds(now, -1, x1 - now + 1, n + 2)
-        self.cursor.set_xdata([now, now])
-        leader = snapshot.leader
-        self.title.set([(0.01, 0.985, f"timeline   the last {window:g} s up to t = {now:.3f} s"
+        self.ticks.set_data(*strokes([ticks, ticks], [0, -0.025]))
+        self.future.set_bounds(span.end, -1, x1 - span.end + 1, self.n + 2)
+        self.cursor.set_xdata([span.end, span.end])
+        self.title.set([(0.01, 0.985, f"timeline   the last {span.length:g} s up to t = {span.end:.3f} s"
                          + (f"   leader: node {leader}" if leader is not None else ""))])
-        # roles: the role at the window's start, then each change inside it
-        self.history.sync(events)
-        roles = self.history.roles_at(t0_us)
-        current = {i: (roles.get(i, "follower"), max(t0, 0.0)) for i in range(n)}
+
+    def _draw_bands(self, span: _Span) -> None:
+        """Each lane coloured by the node's role: the role at the window's start, then each change in it."""
+        roles = self.history.roles_at(span.start_us)
+        current = {i: (roles.get(i, "follower"), max(span.start, 0.0)) for i in range(self.n)}
         bands: list[tuple[int, str, float, float]] = []
-        for time_us, node, role in self.history.between(t0_us, now_us):
-            if node >= n:
+        for time_us, node, role in self.history.between(span.start_us, span.end_us):
+            if node >= self.n:
                 continue
             old, since = current[node]
             t = time_us / 1e6
@@ -227,57 +253,43 @@ class TimelinePainter:
                     bands.append((node, old, since, t))
                 current[node] = (role, t)
         for node, (role, since) in current.items():
-            bands.append((node, role, since, now))
+            bands.append((node, role, since, span.end))
         self.bands_drawn = bands
         if bands:
             arr = np.array([(b[2], b[3], b[0]) for b in bands])
-            x0, x1, y = arr[:, 0], arr[:, 1], arr[:, 2]
-            verts = np.stack([np.column_stack([x0, y - 0.36]), np.column_stack([x1, y - 0.36]),
-                              np.column_stack([x1, y + 0.36]), np.column_stack([x0, y + 0.36])], axis=1)
-            self.bands.set_verts(verts)
+            self.bands.set_verts(rectangles(arr[:, 0], arr[:, 2] - 0.36, arr[:, 1], arr[:, 2] + 0.36))
             self.bands.set_facecolor([_BAND_RGBA[b[1]] for b in bands])
         else:
             self.bands.set_verts([])
-        # the messages sent inside the window (and a little before it, for those still travelling)
+
+    def _draw_messages(self, span: _Span, in_flight: Sequence[InFlight]) -> int:
+        """An arrow per message sent in (or just before) the window; returns how many sends were looked at."""
         index = self.history
-        margin_us = round(min(0.25 * window, 0.5) * 1e6)
-        i0 = bisect_left(index.send_times, t0_us - margin_us)
-        i1 = bisect_right(index.send_times, now_us)
-        i0 = max(i0, i1 - MAX_MESSAGES)
-        j0, j1 = bisect_left(index.mark_times, t0_us), bisect_right(index.mark_times, now_us)
-        self.events_scanned = (i1 - i0) + (j1 - j0)
-        elections, commits, crashes = [], [], []
-        for time_us, node, kind, value in index.marks[j0:j1]:
-            if node >= n:
-                continue
-            if kind == "committed":
-                commits.append((time_us / 1e6, node, value))
-            elif kind == "became_leader":
-                elections.append((time_us / 1e6, node, value))
-            else:
-                crashes.append((time_us / 1e6, node))
-        flying = {f.id: f.arrives for f in snapshot.in_flight}
-        ends = index.ends
+        margin_us = round(min(0.25 * span.length, 0.5) * 1e6)
+        i1 = bisect_right(index.send_times, span.end_us)
+        i0 = max(bisect_left(index.send_times, span.start_us - margin_us), i1 - MAX_MESSAGES)
+        flying = {f.id: f.arrives for f in in_flight}
         lines: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {key: [] for key in self.lines}
         dots: dict[str, list[tuple[float, int]]] = {family: [] for family in self.dots}
         lost = []
         drawn: dict[int, dict[str, Any]] = {}
+        n, ends, start_us, end_us = self.n, index.ends, span.start_us, span.end_us
         for sent, src, dst, mid, kind, family, weight in index.sends[i0:i1]:
             if src is None or src >= n or dst >= n:
                 continue
             end = ends.get(mid)
-            if end is not None and end[0] <= now_us:
+            if end is not None and end[0] <= end_us:
                 t_end, fate = end
             elif mid in flying:
                 t_end, fate = flying[mid], "in flight"
             else:
                 continue
-            if t_end < t0_us:
+            if t_end < start_us:
                 continue
             xs, xe = sent / 1e6, t_end / 1e6
             if fate == "lost":
                 # the lost message travels part of the way; it ends in a red cross
-                xe = xs + max(xe - xs, 0.004 * window)
+                xe = xs + max(xe - xs, 0.004 * span.length)
                 ye = src + (dst - src) * 0.5
                 lines[(family, weight)].append((xs, src, xe, ye))
                 lost.append((xe, ye))
@@ -287,32 +299,52 @@ class TimelinePainter:
                 lines[(family, weight)].append((xs, src, xe, dst))
                 if weight == "heavy":
                     dots[family].append((xe, dst))
-            drawn[mid] = {"type": kind, "family": family, "source": src, "destination": dst, "sent": xs,
-                          "end": xe, "fate": fate}
+            drawn[mid] = {"type": kind, "family": family, "source": src, "destination": dst, "sent": xs, "end": xe,
+                          "fate": fate}
+        self.messages_drawn = drawn
+        self._set_arrows(lines, dots, lost)
+        return i1 - i0
+
+    def _set_arrows(self, lines: dict[tuple[str, str], list[tuple[float, float, float, float]]],
+                    dots: dict[str, list[tuple[float, int]]], lost: list[tuple[float, float]]) -> None:
+        """Set the arrow lines (x0, y0, x1, y1) of each family and weight, the arrival dots and the lost crosses."""
         for key, segments in lines.items():
-            if segments:
-                a = np.array(segments, dtype=float)
-                nan = np.full(len(a), np.nan)
-                self.lines[key].set_data(np.column_stack([a[:, 0], a[:, 2], nan]).ravel(),
-                                         np.column_stack([a[:, 1], a[:, 3], nan]).ravel())
-            else:
+            if not segments:
                 self.lines[key].set_data([], [])
+                continue
+            a = np.array(segments, dtype=float)
+            self.lines[key].set_data(*strokes([a[:, 0], a[:, 2]], [a[:, 1], a[:, 3]]))
         for family, points in dots.items():
             self.dots[family].set_data([p[0] for p in points], [p[1] for p in points])
-        self.lost.set_offsets(np.array(lost) if lost else _EMPTY)
-        self.messages_drawn = drawn
-        self.commits.set_offsets(np.array([(t, node + 0.36) for t, node, _ in commits]) if commits else _EMPTY)
+        self.lost.set_offsets(xy_array(lost))
+
+    def _draw_marks(self, span: _Span) -> int:
+        """The commits, elections (with their term) and crashes in the window; returns how many were looked at."""
+        index = self.history
+        j0, j1 = bisect_left(index.mark_times, span.start_us), bisect_right(index.mark_times, span.end_us)
+        elections, commits, crashes = [], [], []
+        for time_us, node, kind, value in index.marks[j0:j1]:
+            if node >= self.n:
+                continue
+            if kind == "committed":
+                commits.append((time_us / 1e6, node, value))
+            elif kind == "became_leader":
+                elections.append((time_us / 1e6, node, value))
+            else:
+                crashes.append((time_us / 1e6, node))
+        self.commits.set_offsets(xy_array([(t, node + 0.36) for t, node, _ in commits]))
         self.commits_drawn = commits
-        self.elections.set_offsets(np.array([(t, node) for t, node, _ in elections]) if elections else _EMPTY)
+        self.elections.set_offsets(xy_array([(t, node) for t, node, _ in elections]))
         self.elections_drawn = elections
-        self.crashes.set_offsets(np.array(crashes) if crashes else _EMPTY)
-        self.election_labels.set([(t + 0.008 * window, node - 0.12, f"term {term}") for t, node, term in elections])
-        self._highlight(highlight, n, drawn)
+        self.crashes.set_offsets(xy_array(crashes))
+        self.election_labels.set([(t + 0.008 * span.length, node - 0.12, f"term {term}")
+                                  for t, node, term in elections])
+        return j1 - j0
 
     def _highlight(self, event: TraceEvent | None, n: int, drawn: dict[int, dict[str, Any]]) -> None:
         self.highlighted = {}
         self.highlight_line.set_segments([])
-        self.highlight_mark.set_offsets(_EMPTY)
+        self.highlight_mark.set_offsets(EMPTY_XY)
         self.highlight_span.set_visible(False)
         if event is None:
             return
@@ -342,7 +374,7 @@ class TimelineView:
         self.figure, self.canvas = new_figure(figsize, dpi)
         self.painter = TimelinePainter(self.figure)
 
-    def update(self, snapshot: SimSnapshot, trace_events: Any, *, window: float = 2.0,
+    def update(self, snapshot: Frame, trace_events: Any, *, window: float = 2.0,
                highlight: TraceEvent | None = None) -> None:
         """Redraw the last `window` seconds up to `snapshot.time` from `trace_events` (a `Trace` or a
         time-ordered sequence of `TraceEvent`); `highlight` (an event) is emphasised."""
@@ -363,7 +395,7 @@ class TimelineView:
         return self.painter.messages_drawn
 
 
-def draw_timeline(snapshot: SimSnapshot, trace_events: Any, window: float = 2.0, *,
+def draw_timeline(snapshot: Frame, trace_events: Any, window: float = 2.0, *,
                   highlight: TraceEvent | None = None, figsize: tuple[float, float] = (8, 3.0),
                   dpi: float = 90) -> Figure:
     """A new Figure of the timeline (one-shot; `TimelineView` updates one figure in place)."""

@@ -2,7 +2,7 @@
 
 Only standard ipywidgets (JupyterLab 4, Notebook 7, Voilà). Animation is the front end's
 `ipywidgets.Play`: no threads, no sleeping. Every control calls the `Simulation`, then one
-`_refresh()` redraws everything from ``sim.snapshot()`` and the trace.
+`_refresh()` redraws everything from ``sim.frame()`` and the trace.
 """
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ import html
 import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
+from ..core import Replica
 from ..machines import Add, KVCommand, KVStore
 from ..sim import NetworkModel, Simulation, TraceEvent, describe
-from ..sim.scenarios import SCENARIOS
+from ..sim.transcript import TRANSCRIPTS, Transcript, load_scenario
 from ..viz import GraphView, LogView, TimelineView
 
 NOTABLE = frozenset({"became_candidate", "became_leader", "became_follower", "committed"})
@@ -90,8 +92,10 @@ class RaftLab:
     - narration: `narration` (HTML: the last events explained, the current one highlighted; the
       views highlight it too).
     - set-up: `seed` (IntText), `size` (IntSlider 1-9), `reset_button` ("Reset": a new simulation
-      of that size and seed, with the network of the sliders), `scenario` (Dropdown of `SCENARIOS`:
-      choosing one resets, then runs it).
+      of that size and seed, with the network of the sliders), `scenario` (Dropdown of the bundled
+      scenario transcripts, `raftlab.sim.transcript.TRANSCRIPTS`: choosing one replays it, with this
+      app's replica class, and stops where it ends; `load_transcript(path)` does the same for a
+      transcript of your own, and ``RaftLab.from_transcript(path)`` opens one in a new app).
     - views: `graph_image`, `log_image`, `timeline_image` (Image, png); `status` (HTML: time, step,
       leader).
     - errors: `errors` (HTML: the last exception raised by a control, with a traceback summary),
@@ -157,8 +161,10 @@ class RaftLab:
         self.seed = w.IntText(value=self.sim.seed, description="seed")
         self.size = w.IntSlider(value=self.sim.n, min=1, max=9, description="nodes")
         self.reset_button = _button("Reset", "a new simulation of this size and seed", self._on_reset)
-        self.scenario = w.Dropdown(options=[("(choose a scenario)", None), *((name, name) for name in SCENARIOS)],
-                                   value=None, description="scenario")
+        self.scenario = w.Dropdown(options=[("(choose a scenario)", None),
+                                            *((f"{name}: {Transcript.load(path).title}"[:70], name)
+                                              for name, path in TRANSCRIPTS.items())],
+                                   value=None, description="scenario", layout=w.Layout(width="460px"))
         self.scenario.observe(self._on_scenario, names="value")
 
         # views, narration, errors
@@ -218,14 +224,14 @@ class RaftLab:
             self._sides_box.children = self.sides
 
     def _refresh(self) -> None:
-        """Redraw everything from the simulation's snapshot and trace."""
-        sim, snap = self.sim, self.sim.snapshot()
+        """Redraw everything from the simulation's frame and trace."""
+        sim, frame = self.sim, self.sim.frame()
         events = sim.trace.events
         current = events[-1] if events else None
         node = self.node_picker.value
-        self.graph_view.update(snap, selected=node, highlight=current)
-        self.log_view.update(snap, selected=node, highlight=current)
-        self.timeline_view.update(snap, events, window=2.0, highlight=current)
+        self.graph_view.update(frame, selected=node, highlight=current)
+        self.log_view.update(frame, selected=node, highlight=current)
+        self.timeline_view.update(frame, events, window=2.0, highlight=current)
         self.graph_image.value = self.graph_view.png()
         self.log_image.value = self.log_view.png()
         self.timeline_image.value = self.timeline_view.png()
@@ -239,14 +245,14 @@ class RaftLab:
             chosen = self.messages.value
             self.messages.options = [
                 (f"#{f.id} {f.source}→{f.destination}: {describe(f.message)}{' (copy)' if f.copy else ''}, "
-                 f"arrives {f.arrives / 1e6:.4f}s", f.id) for f in snap.in_flight]
-            ids = [f.id for f in snap.in_flight]
+                 f"arrives {f.arrives / 1e6:.4f}s", f.id) for f in frame.in_flight]
+            ids = [f.id for f in frame.in_flight]
             self.messages.value = chosen if chosen in ids else (ids[0] if ids else None)
         replay = " · <i>replaying a recorded history: acting now forks it</i>" if sim.steps < sim.history_end else ""
-        self.status.value = (f"<b>t = {snap.time:.4f} s</b> · step {snap.step} of {sim.history_end} · "
-                             f"leader: {'none' if snap.leader is None else f'node {snap.leader}'} · "
-                             f"seed {snap.seed}{replay}")
-        self.inspector.value = self._inspect(snap, node)
+        self.status.value = (f"<b>t = {frame.time:.4f} s</b> · step {frame.step} of {sim.history_end} · "
+                             f"leader: {'none' if frame.leader is None else f'node {frame.leader}'} · "
+                             f"seed {frame.seed}{replay}")
+        self.inspector.value = self._inspect(frame, node)
         lines = []
         for event in events[-NARRATED:]:
             style = "background:#fff3b0;font-weight:bold" if event is current else ""
@@ -254,9 +260,9 @@ class RaftLab:
         self.narration.value = (f'<ol style="font-family:monospace;font-size:12px;margin:0" '
                                 f'start="{max(len(events) - NARRATED, 0) + 1}">{"".join(lines)}</ol>')
 
-    def _inspect(self, snap: Any, node: int) -> str:
+    def _inspect(self, frame: Any, node: int) -> str:
         """The selected node's full state, as an HTML table."""
-        s = snap.nodes[node]
+        s = frame.nodes[node]
         rows = [("role", "crashed" if s.crashed else s.role.value),
                 ("term", s.term), ("voted for", s.voted_for), ("knows leader", s.leader),
                 ("commit index", s.commit_index), ("last applied", s.last_applied),
@@ -376,7 +382,7 @@ class RaftLab:
         a, b = [i for i in side if side[i] == "A"], [i for i in side if side[i] == "B"]
         if not a or not b:
             raise ValueError("a partition needs at least one node on each side, A and B")
-        if self.sim.snapshot().cut:
+        if self.sim.frame().cut:
             self.sim.heal()
         self.sim.partition(a, b)
 
@@ -407,8 +413,29 @@ class RaftLab:
     @_callback
     def _on_scenario(self, change: dict) -> None:
         if change["new"] is not None:
-            self._new_simulation()
-            SCENARIOS[change["new"]](self.sim)
+            self._open_transcript(change["new"])
+
+    def load_transcript(self, source: str | Path) -> Simulation:
+        """Replay a scenario transcript (a path, a bundled name or a transcript's text; see
+        `raftlab.sim.transcript`) with this app's replica class, and show where it ends: its own
+        cluster size, seed and network. Scrub back to watch it happen. Returns the new simulation."""
+        self._open_transcript(source)
+        self._refresh()
+        return self.sim
+
+    @classmethod
+    def from_transcript(cls, source: str | Path, **options: Any) -> RaftLab:
+        """A new app on the simulation a transcript leaves (`options`: those of `run_transcript`, such
+        as ``replica_class=MyReplica``)."""
+        return cls(load_scenario(source, **options))
+
+    def _open_transcript(self, source: str | Path) -> None:
+        self.sim = load_scenario(source, replica_class=self._arguments.get("replica_class", Replica))
+        with self._quiet():
+            self.seed.value, self.size.value = self.sim.seed, self.sim.n
+            self.latency.value = tuple(s * 1000 for s in self.sim.network.latency)
+            self.drop_rate.value, self.duplicate_rate.value = self.sim.network.drop, self.sim.network.duplicate
+        self._rebuild_nodes()
 
     @_callback
     def _on_dismiss(self, button: w.Button) -> None:

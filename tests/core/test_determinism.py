@@ -9,8 +9,8 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
-from raftlab.core import Replica, Role
-from tests.fakes import ELECTION, HEARTBEAT, NOOP, Op, RecordingCluster, RecordingStateMachine
+from raftlab.core import Role
+from raftlab.grading.fakes import NOOP, Op, build
 
 IDS = (1, 2, 3)
 STEP = 0.01  # seconds of manual clock per round
@@ -30,10 +30,10 @@ def drive(seed: int, rounds: int = 600, drop: float = 0.1) -> Run:
     every 7 rounds each replica is offered a transition (only a leader accepts it). Every 150 rounds the
     current leader is cut off for 60 rounds (all its messages, both ways, are lost), forcing elections."""
     net = random.Random(seed)
-    clusters = {i: RecordingCluster() for i in IDS}
-    machines = {i: RecordingStateMachine() for i in IDS}
-    replicas = {i: Replica(i, [p for p in IDS if p != i], clusters[i], machines[i], NOOP, HEARTBEAT, ELECTION,
-                           rng=random.Random(seed * 1000 + i)) for i in IDS}
+    fakes = {i: build(id=i, peers=[p for p in IDS if p != i], seed=seed * 1000 + i) for i in IDS}
+    replicas = {i: f.replica for i, f in fakes.items()}
+    clusters = {i: f.cluster for i, f in fakes.items()}
+    machines = {i: f.sm for i, f in fakes.items()}
     digest, sends, leaders = hashlib.sha256(), 0, set()
     cut: int | None = None
     for step in range(rounds):

@@ -8,10 +8,12 @@ from __future__ import annotations
 import pytest
 
 from raftlab.core import (
-    AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, MemoryStorage, ReplicaStopped, Role,
+    AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, ReplicaStopped, Role,
     Snapshot, SqliteStorage, TransitionState, VoteRequest,
 )
-from tests.fakes import LEADER, Op, RecordingStateMachine, append, e, elect, follower, leader, make_replica, stored
+from raftlab.grading.fakes import (
+    LEADER, Op, RecordingStateMachine, RecordingStorage, append, build, e, elect, follower, leader, log_of, stored,
+)
 
 APPLIED = TransitionState.APPLIED
 CONFLICT = TransitionState.ABANDONED_CONFLICT_WITH_LEADER
@@ -24,7 +26,7 @@ def test_is_stale_refusal_acknowledges_nothing():
     replica.step(InstallSnapshotRequest(LEADER, 2, 10, 2, 0, (0, ()), True))
     assert cluster.sent == [(LEADER, InstallSnapshotResponse(1, 3, 0))]
 
-    boss, _, _ = leader([e(k, 1) for k in range(1, 4)], term=2)  # leader of term 3
+    boss, _, _ = leader(log_of([1, 1, 1]), term=2)  # leader of term 3
     boss.step(InstallSnapshotResponse(2, 3, 0))
     assert boss.match_index[2] == 0
 
@@ -45,41 +47,25 @@ def test_is_keep_reports_the_fate_of_unapplied_entries_it_removes():
         assert replica.log.base_index == 2 and replica.last_applied == 2
 
 
-class FailingStorage(MemoryStorage):
-    """Memory storage whose next write of the chosen kind raises, like a full or failing disk."""
-
-    def __init__(self, fail: str) -> None:
-        super().__init__()
-        self.fail = fail
-
-    def _write_append(self, entries):
-        if self.fail == "append":
-            raise OSError("disk full")
-
-    def _write_term_and_vote(self, term, voted_for):
-        if self.fail == "vote" and voted_for is not None:
-            raise OSError("disk full")
-
-
 def test_ae_append_failed_write_stops_the_replica_before_it_acknowledges():
     """AE-APPEND / persistence: if storing entries fails, nothing is acknowledged, memory still agrees
     with the disk, and every later input raises `ReplicaStopped` (fail-stop)."""
-    replica, cluster, _ = make_replica(storage=FailingStorage("append"))
+    replica, cluster, _ = build(storage=RecordingStorage(fail="append"))
     with pytest.raises(ReplicaStopped, match="disk full"):
         replica.step(append(1, 0, 0, [e(1, 1)]))
     assert replica.stopped
     assert replica.log.last_index == 0
-    assert not [m for _, m in cluster.sent if isinstance(m, AppendEntryResponse)]
+    assert not cluster.messages(AppendEntryResponse)
     with pytest.raises(ReplicaStopped):
         replica.step(append(1, 0, 0, [e(1, 1)]))
     with pytest.raises(ReplicaStopped):
         replica.tick(10.0)
-    assert not [m for _, m in cluster.sent if isinstance(m, AppendEntryResponse)]
+    assert not cluster.messages(AppendEntryResponse)
 
 
 def test_rv_grant_failed_vote_write_sends_no_vote():
     """RV-GRANT / persistence: a vote that could not be stored is never sent."""
-    replica, cluster, _ = make_replica(storage=FailingStorage("vote"))
+    replica, cluster, _ = build(storage=RecordingStorage(fail="vote"))
     with pytest.raises(ReplicaStopped):
         replica.step(VoteRequest(2, 1, 0, 0))
     assert replica.voted_for is None
@@ -104,8 +90,8 @@ def test_ae_check_entries_conflicting_with_the_snapshot_are_dropped_not_raised()
     a correct leader) are dropped and counted; the replica keeps running."""
     storage = stored()
     storage.save_snapshot(Snapshot(5, 3, (0, ())))
-    replica, _, _ = make_replica(storage=storage)
-    replica.step(append(3, 2, 1, [e(k, 1) for k in range(3, 8)]))
+    replica, _, _ = build(storage=storage)
+    replica.step(append(3, 2, 1, log_of([1] * 5, first=3)))
     assert replica.stats.drop_reasons == {"conflicts with my snapshot": 1}
     assert not replica.stopped and replica.log.last_index == 5
 
@@ -128,11 +114,11 @@ def test_is_load_failing_set_snapshot_stops_the_replica():
         def set_snapshot(self, snapshot):
             raise ValueError("bad snapshot data")
 
-    replica, cluster, _ = make_replica(state_machine=Broken())
+    replica, cluster, _ = build(sm=Broken())
     with pytest.raises(ReplicaStopped, match="bad snapshot data"):
         replica.step(InstallSnapshotRequest(LEADER, 1, 4, 1, 0, "garbage", True))
     assert replica.stopped
-    assert not [m for _, m in cluster.sent if isinstance(m, InstallSnapshotResponse)]
+    assert not cluster.messages(InstallSnapshotResponse)
 
 
 def test_is_load_recovery_starts_the_state_machine_exactly_at_the_chosen_snapshot():
@@ -140,7 +126,7 @@ def test_is_load_recovery_starts_the_state_machine_exactly_at_the_chosen_snapsho
     stored one, so entries after it are applied exactly once."""
     own = Snapshot(4, 1, (4, tuple(Op(f"o{k}", 1) for k in range(4))))
     sm = RecordingStateMachine(own_snapshot=own, total=99)  # state beyond its snapshot
-    replica, _, _ = make_replica(state_machine=sm, storage=stored([e(k, 1) for k in range(1, 7)], term=1))
+    replica, _, _ = build(sm=sm, storage=stored(log_of([1] * 6), term=1))
     assert sm.snapshots_set == [own] and sm.total == 4
     assert replica.log.base_index == 4 and replica.log.last_index == 6
     assert replica.commit_index == replica.last_applied == 4

@@ -7,10 +7,7 @@ with that id.
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,107 +15,11 @@ from raftlab.core import (
     AppendEntryRequest, AppendEntryResponse, InstallSnapshotResponse, LogEntry, MemoryStorage, Message,
     Replica, Role, SqliteStorage, Storage, TransitionState, VoteRequest, VoteResponse,
 )
-from tests.fakes import ELECTION, HEARTBEAT, NOOP, Op, RecordingCluster, RecordingStateMachine
+from raftlab.grading.fakes import (
+    ELECTION, HEARTBEAT, ME, NOOP, Op, RecordingCluster, append, build, campaign, elect, journaled, log_of, stored,
+)
 
 LOW, HIGH = ELECTION
-ME = 1
-
-
-# ----- helpers ---------------------------------------------------------------------------------
-
-@dataclass
-class JournalCluster(RecordingCluster):
-    """A RecordingCluster that also writes each send into a journal shared with `JournalStorage`,
-    together with the storage's term and vote at the moment `send_message` is called."""
-
-    journal: list = field(default_factory=list)
-    storage: Storage | None = None
-
-    def send_message(self, to_id: int, message: Any) -> None:
-        assert self.storage is not None
-        self.journal.append(("send", to_id, message, self.storage.current_term, self.storage.voted_for))
-        super().send_message(to_id, message)
-
-
-class JournalStorage(MemoryStorage):
-    """MemoryStorage whose durability hook for term and vote writes into a shared journal."""
-
-    def __init__(self, journal: list) -> None:
-        super().__init__()
-        self.journal = journal
-
-    def _write_term_and_vote(self, term: int, voted_for: int | None) -> None:
-        self.journal.append(("persist", term, voted_for))
-
-
-def build(id: int = ME, peers: tuple[int, ...] = (2, 3), *, seed: int = 0, storage: Storage | None = None,
-          cluster: RecordingCluster | None = None,
-          ) -> tuple[Replica, RecordingCluster, RecordingStateMachine]:
-    """Like tests.fakes.make_replica, but the cluster can be chosen."""
-    cluster = cluster if cluster is not None else RecordingCluster()
-    sm = RecordingStateMachine()
-    replica = Replica(id, peers, cluster, sm, NOOP, HEARTBEAT, ELECTION, storage=storage, rng=random.Random(seed))
-    return replica, cluster, sm
-
-
-def build_journaled(peers: tuple[int, ...] = (2, 3), *, term: int = 0, log_terms: tuple[int, ...] = (),
-                    ) -> tuple[Replica, JournalCluster, list]:
-    """A replica whose storage writes and sends go, in order, into one journal."""
-    journal: list = []
-    storage = JournalStorage(journal)
-    fill(storage, term, log_terms)
-    journal.clear()
-    cluster = JournalCluster(journal=journal, storage=storage)
-    replica, _, _ = build(peers=peers, storage=storage, cluster=cluster)
-    return replica, cluster, journal
-
-
-def fill(storage: Storage, term: int, log_terms: tuple[int, ...], voted_for: int | None = None) -> Storage:
-    """Give `storage` a term, a vote and a log whose entry i+1 has term log_terms[i]."""
-    storage.set_term_and_vote(term, voted_for)
-    storage.append([LogEntry(Op(f"e{i}"), i, t) for i, t in enumerate(log_terms, start=1)])
-    return storage
-
-
-def stored(term: int, log_terms: tuple[int, ...] = (), voted_for: int | None = None) -> MemoryStorage:
-    s = MemoryStorage()
-    fill(s, term, log_terms, voted_for)
-    return s
-
-
-def make_candidate(replica: Replica, cluster: RecordingCluster) -> float:
-    """Let the election timer fire; returns the time of the tick."""
-    now = replica.next_deadline
-    replica.tick(now)
-    assert replica.role is Role.CANDIDATE
-    cluster.take()
-    return now
-
-
-def make_leader(replica: Replica, cluster: RecordingCluster) -> float:
-    """Win an election with just enough granted votes; returns the time of the election."""
-    now = make_candidate(replica, cluster)
-    for peer in replica.peer_ids:
-        if replica.role is Role.LEADER:
-            break
-        replica.step(VoteResponse(peer, replica.current_term, True))
-    assert replica.role is Role.LEADER
-    cluster.take()
-    return now
-
-
-def heartbeat(leader: int, term: int, prev_index: int = 0, prev_term: int = 0, commit: int = 0,
-              entries: tuple[LogEntry, ...] = ()) -> AppendEntryRequest:
-    return AppendEntryRequest(leader, term, prev_index, prev_term, entries, commit)
-
-
-def only_reply(cluster: RecordingCluster, kind: type, to: int) -> Any:
-    """The single message sent (of any type), which must be a `kind` addressed to `to`."""
-    sent = cluster.take()
-    assert len(sent) == 1, sent
-    dest, message = sent[0]
-    assert dest == to and isinstance(message, kind), sent[0]
-    return message
 
 
 # ----- ALL-TERM --------------------------------------------------------------------------------
@@ -127,7 +28,7 @@ def _higher_term_messages(term: int) -> dict[str, Message]:
     # The VoteRequest's candidate has an empty log, older than the replica's, so the vote is refused
     # and the cleared vote stays cleared.
     return {
-        "append_request": heartbeat(2, term),
+        "append_request": append(term),
         "vote_request": VoteRequest(2, term, 0, 0),
         "append_response": AppendEntryResponse(2, term, False, 0, 1),
         "vote_response": VoteResponse(2, term, False),
@@ -140,12 +41,14 @@ def _higher_term_messages(term: int) -> dict[str, Message]:
 def test_all_term_higher_term_request_or_response_makes_follower_and_clears_vote(role: Role, kind: str) -> None:
     """ALL-TERM (§5.1): any request or response with a term above current_term makes a leader or a
     candidate a follower of that term, with no vote (persisted in storage)."""
-    storage = stored(2, (1, 2))  # a log, so that the candidate of the VoteRequest is behind
+    storage = stored(log_of([1, 2]), term=2)  # a log, so that the candidate of the VoteRequest is behind
     replica, cluster, _ = build(storage=storage)
     if role is Role.LEADER:
-        make_leader(replica, cluster)
+        elect(replica)
+        cluster.take()
     else:
-        make_candidate(replica, cluster)
+        campaign(replica)
+        cluster.take()
     assert replica.current_term == 3 and replica.voted_for == ME
     replica.step(_higher_term_messages(7)[kind])
     assert replica.role is Role.FOLLOWER
@@ -164,8 +67,10 @@ def test_all_term_higher_term_request_or_response_makes_follower_and_clears_vote
 def test_all_term_higher_term_is_persisted_before_answering() -> None:
     """ALL-TERM (§5.1, Figure 2 "persist first"): the new term and the cleared vote are durable before
     the reply to the higher-term request is sent."""
-    replica, cluster, journal = build_journaled(term=2, log_terms=(1, 2))
-    make_candidate(replica, cluster)
+    f = journaled(log_of([1, 2]), term=2)
+    replica, cluster, journal = f.replica, f.cluster, f.journal
+    campaign(replica)
+    cluster.take()
     journal.clear()
     replica.step(VoteRequest(2, 5, 0, 0))  # refused: the candidate's log is behind
     assert journal[0] == ("persist", 5, None)
@@ -177,7 +82,7 @@ def test_all_term_higher_term_is_persisted_before_answering() -> None:
 
 def test_all_term_higher_term_makes_follower_adopt_term_and_forget_vote() -> None:
     """ALL-TERM (§5.1): a follower that voted in term 1 and sees term 4 adopts term 4 with no vote."""
-    storage = stored(1, (1,), voted_for=2)
+    storage = stored(log_of([1]), term=1, voted_for=2)
     replica, cluster, _ = build(storage=storage)
     replica.step(AppendEntryResponse(3, 4, False, 0, 1))
     assert (replica.role, storage.current_term, storage.voted_for) == (Role.FOLLOWER, 4, None)
@@ -187,13 +92,15 @@ def test_all_term_higher_term_makes_follower_adopt_term_and_forget_vote() -> Non
 # ----- ALL-STALE -------------------------------------------------------------------------------
 
 def _in_role(role: Role) -> tuple[Replica, RecordingCluster]:
-    replica, cluster, _ = build(storage=stored(4, (1, 4)))
+    replica, cluster, _ = build(storage=stored(log_of([1, 4]), term=4))
     if role is Role.LEADER:
-        make_leader(replica, cluster)
+        elect(replica)
+        cluster.take()
     elif role is Role.CANDIDATE:
-        make_candidate(replica, cluster)
+        campaign(replica)
+        cluster.take()
     else:
-        replica.step(heartbeat(2, 4, 2, 4))
+        replica.step(append(4, 2, 4))
         cluster.take()
     return replica, cluster
 
@@ -207,9 +114,9 @@ def test_all_stale_lower_term_request_is_refused_with_current_term(role: Role, k
     term, vote, leader = replica.current_term, replica.voted_for, replica.leader_id
     old = term - 2
     # Even with a log that would otherwise be up to date (and a matching prev entry).
-    request = heartbeat(3, old, 2, 4) if kind is AppendEntryRequest else VoteRequest(3, old, 99, old)
+    request = append(old, 2, 4, sender=3) if kind is AppendEntryRequest else VoteRequest(3, old, 99, old)
     replica.step(request)
-    reply = only_reply(cluster, AppendEntryResponse if kind is AppendEntryRequest else VoteResponse, 3)
+    reply = cluster.take_one(AppendEntryResponse if kind is AppendEntryRequest else VoteResponse, to=3)
     assert reply.term == term
     assert (reply.success if kind is AppendEntryRequest else reply.vote_granted) is False
     assert (replica.role, replica.current_term, replica.voted_for, replica.leader_id) == (role, term, vote, leader)
@@ -217,8 +124,9 @@ def test_all_stale_lower_term_request_is_refused_with_current_term(role: Role, k
 
 def test_all_stale_lower_term_vote_response_is_ignored() -> None:
     """ALL-STALE (§5.1): a granted vote from an earlier term does not count for the current election."""
-    replica, cluster, _ = build(storage=stored(4))
-    make_candidate(replica, cluster)  # term 5, needs one more vote of 3
+    replica, cluster, _ = build(storage=stored(term=4))
+    campaign(replica)  # term 5, needs one more vote of 3
+    cluster.take()
     replica.step(VoteResponse(2, 4, True))
     replica.step(VoteResponse(3, 3, True))
     assert replica.role is Role.CANDIDATE
@@ -229,8 +137,9 @@ def test_all_stale_lower_term_vote_response_is_ignored() -> None:
 
 def test_all_stale_lower_term_append_response_is_ignored() -> None:
     """ALL-STALE (§5.1): a leader ignores a success from an earlier term: no match_index, no commit."""
-    replica, cluster, _ = build(storage=stored(4))
-    make_leader(replica, cluster)  # term 5, noop at index 1
+    replica, cluster, _ = build(storage=stored(term=4))
+    elect(replica)  # term 5, noop at index 1
+    cluster.take()
     replica.step(AppendEntryResponse(2, 4, True, 1, None))
     replica.step(AppendEntryResponse(3, 4, False, 0, 1))
     assert replica.match_index == {2: 0, 3: 0}
@@ -247,10 +156,10 @@ def test_f_respond_follower_answers_append_and_vote_requests() -> None:
     current term, whether it grants it or not."""
     replica, cluster, _ = build(peers=(2, 3, 4))
     cluster.inbox = [
-        heartbeat(2, 1),  # accepted: leader 2 of term 1
+        append(1),  # accepted: leader 2 of term 1
         VoteRequest(3, 1, 0, 0),  # granted: no vote yet in term 1
         VoteRequest(4, 1, 0, 0),  # refused: already voted for 3
-        heartbeat(4, 0),  # refused: stale
+        append(0, sender=4),  # refused: stale
     ]
     replica.process_messages()
     assert cluster.sent == [
@@ -279,11 +188,11 @@ def test_f_timeout_follower_becomes_candidate_when_timer_expires() -> None:
 def test_f_timeout_timer_reset_by_append_entries_from_current_leader() -> None:
     """F-TIMEOUT (§5.2): an AppendEntries from the leader of the current term restarts the timer."""
     replica, _, _ = build()
-    replica.step(heartbeat(2, 1))
+    replica.step(append(1))
     first = replica.next_deadline
     now = first - 0.01
     replica.tick(now)
-    replica.step(heartbeat(2, 1))
+    replica.step(append(1))
     assert now + LOW <= replica.next_deadline <= now + HIGH
     replica.tick(first)
     assert replica.role is Role.FOLLOWER and replica.current_term == 1
@@ -298,7 +207,7 @@ def test_f_timeout_timer_reset_by_granting_a_vote() -> None:
     now = first - 0.01
     replica.tick(now)
     replica.step(VoteRequest(2, 1, 0, 0))
-    assert only_reply(cluster, VoteResponse, 2).vote_granted
+    assert cluster.take_one(VoteResponse, to=2).vote_granted
     assert now + LOW <= replica.next_deadline <= now + HIGH
     replica.tick(first)
     assert replica.role is Role.FOLLOWER
@@ -311,7 +220,7 @@ def _not_resetting() -> dict[str, tuple[Message, ...]]:
     return {
         "vote_refused_already_voted": (VoteRequest(4, 2, 5, 2),),
         "vote_refused_log_behind": (VoteRequest(4, 3, 1, 1),),
-        "stale_append_request": (heartbeat(4, 1),),
+        "stale_append_request": (append(1, sender=4),),
         "stale_vote_request": (VoteRequest(4, 1, 9, 1),),
         "stray_vote_response": (VoteResponse(4, 2, True),),
         "stray_append_response": (AppendEntryResponse(4, 2, True, 2, None),),
@@ -323,8 +232,8 @@ def test_f_timeout_timer_not_reset_by_refused_vote_or_stale_message(kind: str) -
     """F-TIMEOUT (§5.2) and the pitfall "resetting the election timer on every message, or on refused
     votes": a refused vote, a stale-term request or a stray response leaves the timer alone, and the
     follower still times out at the original deadline."""
-    replica, _, _ = build(peers=(2, 3, 4), storage=stored(2, (1, 2), voted_for=3))
-    replica.step(heartbeat(2, 2, 2, 2))
+    replica, _, _ = build(peers=(2, 3, 4), storage=stored(log_of([1, 2]), term=2, voted_for=3))
+    replica.step(append(2, 2, 2))
     deadline = replica.next_deadline
     replica.tick(deadline - 0.01)
     for message in _not_resetting()[kind]:
@@ -340,9 +249,9 @@ def test_c_start_increments_term_votes_for_self_and_requests_votes() -> None:
     """C-START (§5.2): on becoming candidate the replica increases its term, votes for itself
     (persisted), forgets the leader, draws a fresh timer in the range, and sends one VoteRequest with
     its last log index and term to every peer."""
-    storage = stored(3, (1, 3, 3))
+    storage = stored(log_of([1, 3, 3]), term=3)
     replica, cluster, _ = build(peers=(2, 3, 4, 5), storage=storage)
-    replica.step(heartbeat(2, 3, 3, 3))
+    replica.step(append(3, 3, 3))
     cluster.take()
     now = replica.next_deadline
     replica.tick(now)
@@ -356,7 +265,8 @@ def test_c_start_increments_term_votes_for_self_and_requests_votes() -> None:
 
 def test_c_start_term_and_self_vote_persisted_before_vote_requests() -> None:
     """C-START (§5.2): the new term and the self-vote are durable before any VoteRequest leaves."""
-    replica, _, journal = build_journaled(term=6)
+    f = journaled(term=6)
+    replica, journal = f.replica, f.journal
     replica.tick(replica.next_deadline)
     assert journal[0] == ("persist", 7, ME)
     sends = journal[1:]
@@ -373,7 +283,8 @@ def test_c_win_majority_of_whole_cluster_including_self_makes_leader(peers: tupl
     form a majority of the whole cluster; refusals and duplicate votes do not count; it then calls
     register_leader with its own id."""
     replica, cluster, _ = build(peers=peers)
-    make_candidate(replica, cluster)
+    campaign(replica)
+    cluster.take()
     term = replica.current_term
     granters = peers[:needed]
     for peer in peers[needed:]:  # refusals first
@@ -397,23 +308,25 @@ def test_c_yield_append_entries_from_leader_of_same_term_makes_candidate_followe
     """C-YIELD (§5.2): a candidate that receives an AppendEntries from a leader of its own term
     becomes a follower of that leader (register_leader), keeps its term and vote, and answers."""
     replica, cluster, _ = build()
-    make_candidate(replica, cluster)
+    campaign(replica)
+    cluster.take()
     cluster.leaders.clear()
-    replica.step(heartbeat(2, 1))
+    replica.step(append(1))
     assert replica.role is Role.FOLLOWER
     assert (replica.current_term, replica.voted_for) == (1, ME)
     assert replica.leader_id == 2
     assert cluster.leaders == [2]
-    assert only_reply(cluster, AppendEntryResponse, 2) == AppendEntryResponse(ME, 1, True, 0, None)
+    assert cluster.take_one(AppendEntryResponse, to=2) == AppendEntryResponse(ME, 1, True, 0, None)
     replica.step(VoteResponse(3, 1, True))  # a late vote no longer makes it leader
     assert replica.role is Role.FOLLOWER
 
 
 def test_c_yield_not_for_append_entries_of_older_term() -> None:
     """C-YIELD (§5.2): only a leader whose term is at least the candidate's makes it yield."""
-    replica, cluster, _ = build(storage=stored(2))
-    make_candidate(replica, cluster)  # term 3
-    replica.step(heartbeat(2, 2))
+    replica, cluster, _ = build(storage=stored(term=2))
+    campaign(replica)  # term 3
+    cluster.take()
+    replica.step(append(2))
     assert replica.role is Role.CANDIDATE and replica.leader_id is None
 
 
@@ -424,7 +337,8 @@ def test_c_retry_split_vote_starts_new_election_with_fresh_random_timer() -> Non
     election in term + 1 (own vote only, new VoteRequests), each time with a fresh random timeout."""
     replica, cluster, _ = build(peers=(2, 3, 4, 5))
     durations = []
-    now = make_candidate(replica, cluster)
+    now = campaign(replica)
+    cluster.take()
     replica.step(VoteResponse(2, 1, True))  # one vote of the two needed: a split vote
     replica.step(VoteResponse(3, 1, False))
     for term in range(2, 7):
@@ -447,10 +361,10 @@ def test_c_retry_split_vote_starts_new_election_with_fresh_random_timer() -> Non
 def test_rv_stale_refuses_vote_request_of_older_term() -> None:
     """RV-STALE (§5.1): a VoteRequest with a term below current_term is refused with the current term,
     even from a candidate with a longer log, and the vote is not recorded."""
-    storage = stored(3, (1,))
+    storage = stored(log_of([1]), term=3)
     replica, cluster, _ = build(storage=storage)
     replica.step(VoteRequest(2, 2, 10, 2))
-    assert only_reply(cluster, VoteResponse, 2) == VoteResponse(ME, 3, False)
+    assert cluster.take_one(VoteResponse, to=2) == VoteResponse(ME, 3, False)
     assert (storage.current_term, storage.voted_for) == (3, None)
 
 
@@ -459,34 +373,35 @@ def test_rv_stale_refuses_vote_request_of_older_term() -> None:
 def test_rv_grant_grants_when_not_voted_and_again_to_same_candidate() -> None:
     """RV-GRANT (§5.2): a replica that has not voted in the term grants the vote (persisted), and
     grants it again to the same candidate (a retransmitted request)."""
-    storage = stored(1, (1,))
+    storage = stored(log_of([1]), term=1)
     replica, cluster, _ = build(storage=storage)
     replica.step(VoteRequest(2, 1, 1, 1))
-    assert only_reply(cluster, VoteResponse, 2) == VoteResponse(ME, 1, True)
+    assert cluster.take_one(VoteResponse, to=2) == VoteResponse(ME, 1, True)
     assert storage.voted_for == 2
     replica.step(VoteRequest(2, 1, 1, 1))
-    assert only_reply(cluster, VoteResponse, 2) == VoteResponse(ME, 1, True)
+    assert cluster.take_one(VoteResponse, to=2) == VoteResponse(ME, 1, True)
     assert storage.voted_for == 2
 
 
 def test_rv_grant_refuses_second_candidate_in_same_term() -> None:
     """RV-GRANT (§5.2): at most one vote per term: once it voted for 2, a replica refuses 3 in the same
     term even though 3's log is more up to date."""
-    storage = stored(1, (1,))
+    storage = stored(log_of([1]), term=1)
     replica, cluster, _ = build(storage=storage)
     replica.step(VoteRequest(2, 1, 1, 1))
     cluster.take()
     replica.step(VoteRequest(3, 1, 5, 1))
-    assert only_reply(cluster, VoteResponse, 3) == VoteResponse(ME, 1, False)
+    assert cluster.take_one(VoteResponse, to=3) == VoteResponse(ME, 1, False)
     assert storage.voted_for == 2
 
 
 def test_rv_grant_candidate_votes_only_for_itself() -> None:
     """RV-GRANT (§5.2): a candidate has voted for itself and refuses other candidates of its term."""
     replica, cluster, _ = build()
-    make_candidate(replica, cluster)
+    campaign(replica)
+    cluster.take()
     replica.step(VoteRequest(2, 1, 0, 0))
-    assert only_reply(cluster, VoteResponse, 2) == VoteResponse(ME, 1, False)
+    assert cluster.take_one(VoteResponse, to=2) == VoteResponse(ME, 1, False)
     assert replica.voted_for == ME and replica.role is Role.CANDIDATE
 
 
@@ -504,12 +419,12 @@ def test_rv_grant_up_to_date_check(last_index: int, last_term: int, granted: boo
     """RV-GRANT (§5.4.1): the vote goes only to a candidate whose log is at least as up to date: a
     higher last term wins; with equal last terms the candidate's last index must be >= the voter's.
     The voter's log ends at (index 3, term 2)."""
-    storage = stored(2, (1, 2, 2))
+    storage = stored(log_of([1, 2, 2]), term=2)
     replica, cluster, _ = build(storage=storage)
     deadline = replica.next_deadline
     replica.tick(0.1)
     replica.step(VoteRequest(2, 4, last_index, last_term))
-    assert only_reply(cluster, VoteResponse, 2) == VoteResponse(ME, 4, granted)
+    assert cluster.take_one(VoteResponse, to=2) == VoteResponse(ME, 4, granted)
     assert storage.current_term == 4
     assert storage.voted_for == (2 if granted else None)
     if not granted:  # F-TIMEOUT: a refused vote leaves the timer alone
@@ -519,17 +434,18 @@ def test_rv_grant_up_to_date_check(last_index: int, last_term: int, granted: boo
 def test_rv_grant_refuses_candidate_with_older_last_term() -> None:
     """RV-GRANT (§5.4.1): a candidate whose last entry has an older term is refused however long its log,
     so it cannot become leader and overwrite the voter's newer entries."""
-    storage = stored(5, (1, 5))
+    storage = stored(log_of([1, 5]), term=5)
     replica, cluster, _ = build(storage=storage)
     replica.step(VoteRequest(2, 6, 100, 4))
-    assert only_reply(cluster, VoteResponse, 2) == VoteResponse(ME, 6, False)
+    assert cluster.take_one(VoteResponse, to=2) == VoteResponse(ME, 6, False)
     assert storage.voted_for is None
 
 
 def test_rv_grant_vote_persisted_before_response_is_sent() -> None:
     """RV-GRANT (§5.2, Figure 2): the vote is in storage (and its durability hook has returned) when
     the granting VoteResponse is handed to the cluster."""
-    replica, _, journal = build_journaled(term=1)
+    f = journaled(term=1)
+    replica, journal = f.replica, f.journal
     replica.step(VoteRequest(3, 1, 0, 0))
     assert journal == [
         ("persist", 1, 3),
@@ -547,9 +463,10 @@ def test_rv_grant_vote_persisted_before_response_is_sent() -> None:
 def test_l_noop_new_leader_appends_noop_of_its_term_and_sends_it() -> None:
     """L-NOOP (§8): a new leader appends noop_transition with its own term at last_index + 1, and its
     first AppendEntries to each peer carries that entry after the previous last entry."""
-    storage = stored(2, (1, 2))
+    storage = stored(log_of([1, 2]), term=2)
     replica, cluster, _ = build(storage=storage)
-    make_candidate(replica, cluster)
+    campaign(replica)
+    cluster.take()
     replica.step(VoteResponse(3, 3, True))
     assert replica.role is Role.LEADER
     noop = LogEntry(NOOP, 3, 3)
@@ -568,7 +485,8 @@ def test_l_heartbeat_sent_on_election_and_every_heartbeat_interval() -> None:
     `tick` reaches the heartbeat deadline (next_deadline); never in between; a leader never starts an
     election; once peers are up to date the heartbeats are empty."""
     replica, cluster, _ = build(peers=(2, 3, 4))
-    now = make_candidate(replica, cluster) + 0.01
+    now = campaign(replica) + 0.01
+    cluster.take()
     replica.tick(now)
     replica.step(VoteResponse(2, 1, True))
     replica.step(VoteResponse(3, 1, True))
@@ -633,7 +551,7 @@ def test_rv_grant_pitfall_vote_survives_restart_no_second_vote_in_term(backend: 
     storage = open_storage()
     first, cluster, _ = build(storage=storage)
     first.step(VoteRequest(2, 5, 0, 0))
-    assert only_reply(cluster, VoteResponse, 2).vote_granted
+    assert cluster.take_one(VoteResponse, to=2).vote_granted
     if backend == "sqlite":
         storage.close()
         storage = open_storage()
@@ -641,9 +559,9 @@ def test_rv_grant_pitfall_vote_survives_restart_no_second_vote_in_term(backend: 
         second, cluster2, _ = build(storage=storage, seed=1)  # a new incarnation on the same storage
         assert (second.current_term, second.voted_for, second.role) == (5, 2, Role.FOLLOWER)
         second.step(VoteRequest(3, 5, 0, 0))
-        assert only_reply(cluster2, VoteResponse, 3) == VoteResponse(ME, 5, False)
+        assert cluster2.take_one(VoteResponse, to=3) == VoteResponse(ME, 5, False)
         second.step(VoteRequest(2, 5, 0, 0))
-        assert only_reply(cluster2, VoteResponse, 2) == VoteResponse(ME, 5, True)
+        assert cluster2.take_one(VoteResponse, to=2) == VoteResponse(ME, 5, True)
         assert second.voted_for == 2
     finally:
         if isinstance(storage, SqliteStorage):
@@ -655,11 +573,12 @@ def test_c_start_pitfall_candidate_restart_does_not_vote_again_in_its_term() -> 
     refuses another candidate of that term and its next election uses term + 1."""
     storage = MemoryStorage()
     first, cluster, _ = build(storage=storage)
-    make_candidate(first, cluster)
+    campaign(first)
+    cluster.take()
     second, cluster2, _ = build(storage=storage, seed=3)
     assert (second.current_term, second.voted_for) == (1, ME)
     second.step(VoteRequest(2, 1, 0, 0))
-    assert only_reply(cluster2, VoteResponse, 2) == VoteResponse(ME, 1, False)
+    assert cluster2.take_one(VoteResponse, to=2) == VoteResponse(ME, 1, False)
     second.tick(second.next_deadline)
     assert (second.role, second.current_term) == (Role.CANDIDATE, 2)
 
@@ -672,16 +591,16 @@ def test_c_yield_register_leader_called_on_every_change_of_known_leader() -> Non
     candidate, its own id when it wins; never twice in a row for the same leader."""
     replica, cluster, _ = build(peers=(2, 3, 4))
     assert cluster.leaders == []
-    replica.step(heartbeat(2, 1))
-    replica.step(heartbeat(2, 1))  # the same leader: no new call
+    replica.step(append(1))
+    replica.step(append(1))  # the same leader: no new call
     assert cluster.leaders == [2]
     replica.step(VoteRequest(3, 2, 0, 0))  # term 2: the leader of term 1 is no longer known
     assert cluster.leaders == [2, None]
-    replica.step(heartbeat(3, 2))
+    replica.step(append(2, sender=3))
     assert cluster.leaders == [2, None, 3]
     replica.step(AppendEntryResponse(4, 3, False, 0, 1))  # term 3, from a response
     assert cluster.leaders == [2, None, 3, None]
-    replica.step(heartbeat(4, 3))
+    replica.step(append(3, sender=4))
     assert cluster.leaders == [2, None, 3, None, 4]
     replica.tick(replica.next_deadline)  # candidate in term 4
     assert replica.role is Role.CANDIDATE
@@ -691,7 +610,7 @@ def test_c_yield_register_leader_called_on_every_change_of_known_leader() -> Non
     replica.step(VoteResponse(2, 5, True))
     replica.step(VoteResponse(3, 5, True))
     assert cluster.leaders == [2, None, 3, None, 4, None, ME]
-    replica.step(heartbeat(2, 6))  # deposed by a leader of a later term
+    replica.step(append(6))  # deposed by a leader of a later term
     assert replica.role is Role.FOLLOWER
     assert cluster.leaders == [2, None, 3, None, 4, None, ME, None, 2]
 
@@ -701,13 +620,13 @@ def test_c_yield_register_leader_called_on_every_change_of_known_leader() -> Non
 def test_f_timeout_randomised_timeouts_differ_between_seeds_and_lie_in_range() -> None:
     """F-TIMEOUT / C-START (§5.2): election timeouts are drawn at random from the configured range:
     different seeds give different timers, the same seed the same one, all within (low, high)."""
-    deadlines = [build(seed=seed)[0].next_deadline for seed in range(20)]
+    deadlines = [build(seed=seed).replica.next_deadline for seed in range(20)]
     assert all(LOW <= d <= HIGH for d in deadlines)
     assert len(set(deadlines)) == len(deadlines)
-    assert build(seed=7)[0].next_deadline == deadlines[7]
+    assert build(seed=7).replica.next_deadline == deadlines[7]
     # After a reset at time t the timer lies in [t + low, t + high] too.
     for seed in range(20):
         replica, _, _ = build(seed=seed)
         replica.tick(1.0)
-        replica.step(heartbeat(2, 1))
+        replica.step(append(1))
         assert 1.0 + LOW <= replica.next_deadline <= 1.0 + HIGH

@@ -12,9 +12,7 @@ five-node cluster). When it is a follower, peer 2 plays the leader. Test transit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,18 +22,15 @@ from raftlab.core import (
     ApplyError,
     InstallSnapshotRequest,
     InstallSnapshotResponse,
-    LogEntry,
     MemoryStorage,
-    Replica,
     Role,
     Snapshot,
     SqliteStorage,
     TransitionState,
     VoteRequest,
 )
-from tests.fakes import (
-    LEADER, Op, RecordingCluster, RecordingStateMachine, append, e, elect, follower, leader, make_replica, ok,
-    only_sent, refused, sent, stored,
+from raftlab.grading.fakes import (
+    LEADER, Op, RecordingStateMachine, append, build, e, elect, follower, held, journaled, leader, ok, refused, stored,
 )
 
 QUEUED = TransitionState.QUEUED
@@ -43,47 +38,6 @@ COMMITTED = TransitionState.COMMITTED
 APPLIED = TransitionState.APPLIED
 NOT_LEADER = TransitionState.ABANDONED_NOT_LEADER
 CONFLICT = TransitionState.ABANDONED_CONFLICT_WITH_LEADER
-
-# ----- helpers (the shared ones are in tests/fakes.py) ----------------------------------------
-def held(replica: Replica) -> list[tuple[int, int, Any]]:
-    """The log entries the replica holds (after its snapshot), as (index, term, transition id)."""
-    log = replica.log
-    return [(x.index, x.term, x.transition.id) for x in log.entries_from(log.base_index + 1)]
-
-
-def states_of(sm: RecordingStateMachine, transition_id: Any) -> list[TransitionState]:
-    """Every state registered for `transition_id`, in order."""
-    return [s for i, s in sm.states if i == transition_id]
-
-
-def applied_ids(sm: RecordingStateMachine) -> list[Any]:
-    return [op.id for op in sm.applied]
-
-
-class WatchedStorage(MemoryStorage):
-    """MemoryStorage that records each durable append, with how many messages had been sent by then."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cluster: RecordingCluster | None = None
-        self.appends: list[tuple[tuple[tuple[int, int], ...], int]] = []
-
-    def _write_append(self, entries: Sequence[LogEntry]) -> None:
-        sent_before = len(self.cluster.sent) if self.cluster is not None else 0
-        self.appends.append((tuple((x.index, x.term) for x in entries), sent_before))
-
-
-class SnapshotRecordingStateMachine(RecordingStateMachine):
-    """Also records each create_snapshot call and how many transitions were applied at that moment."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.created: list[tuple[int, int, int]] = []  # (index, term, len(applied))
-
-    def create_snapshot(self, last_included_index: int, last_included_term: int) -> Snapshot:
-        self.created.append((last_included_index, last_included_term, len(self.applied)))
-        return super().create_snapshot(last_included_index, last_included_term)
-
 
 # ----- ALL-APPLY ---------------------------------------------------------------------------------
 def test_all_apply_applies_committed_entries_in_log_order_each_once() -> None:
@@ -96,22 +50,22 @@ def test_all_apply_applies_committed_entries_in_log_order_each_once() -> None:
     assert sm.states == []
 
     replica.step(append(1, 3, 1, commit=2))
-    assert applied_ids(sm) == ["a", "b"]
+    assert sm.applied_ids == ["a", "b"]
     assert (replica.commit_index, replica.last_applied) == (2, 2)
 
     replica.step(append(1, 3, 1, commit=3))
-    assert applied_ids(sm) == ["a", "b", "c"]
+    assert sm.applied_ids == ["a", "b", "c"]
     assert (replica.commit_index, replica.last_applied) == (3, 3)
 
     # Duplicates of what was already seen never apply anything a second time.
     replica.step(append(1, 3, 1, commit=3))
     replica.step(append(1, 0, 0, entries, commit=3))
     replica.step(append(1, 1, 1, entries[1:], commit=2))
-    assert applied_ids(sm) == ["a", "b", "c"]
+    assert sm.applied_ids == ["a", "b", "c"]
     assert sm.total == 111
     assert replica.last_applied == 3
     for name in "abc":
-        assert states_of(sm, name) == [COMMITTED, APPLIED]
+        assert sm.states_of(name) == [COMMITTED, APPLIED]
     # Registered in log order: a's states before b's, b's before c's (by first COMMITTED, by APPLIED).
     applied_order = [i for i, s in sm.states if s is APPLIED]
     assert applied_order == ["a", "b", "c"]
@@ -128,10 +82,10 @@ def test_all_apply_error_stops_replica_without_skipping_the_entry() -> None:
     assert info.value.index == 2
     assert "index 2" in str(info.value)
     assert replica.stopped
-    assert applied_ids(sm) == ["a"]
+    assert sm.applied_ids == ["a"]
     assert replica.last_applied == 1
-    assert states_of(sm, "b") == [COMMITTED]  # never reported applied
-    assert APPLIED not in states_of(sm, "c")
+    assert sm.states_of("b") == [COMMITTED]  # never reported applied
+    assert APPLIED not in sm.states_of("c")
 
     sm.fail_on = None  # even once the state machine would succeed, the stopped replica does nothing
     sm.pending = [Op("late")]
@@ -141,13 +95,13 @@ def test_all_apply_error_stops_replica_without_skipping_the_entry() -> None:
         with pytest.raises(ApplyError) as again:
             call()
         assert again.value.index == 2
-    assert applied_ids(sm) == ["a"]
+    assert sm.applied_ids == ["a"]
     assert replica.last_applied == 1
 
     # Restarted from its storage with a working state machine, it applies index 2 (not skipped).
-    restarted, _, sm2 = make_replica(storage=replica.storage)
+    restarted, _, sm2 = build(storage=replica.storage)
     restarted.step(append(1, 3, 1, commit=3))
-    assert applied_ids(sm2) == ["a", "b", "c"]
+    assert sm2.applied_ids == ["a", "b", "c"]
 
 
 # ----- L-APPEND ----------------------------------------------------------------------------------
@@ -155,34 +109,36 @@ def test_l_append_leader_appends_durably_with_its_term_queues_and_replicates() -
     """L-APPEND (§5.3): a leader appends pending transitions to its log with its term, durably before
     sending anything about them, registers them QUEUED, replicates them at once, and reports them
     COMMITTED/APPLIED only once a majority holds them."""
-    storage = WatchedStorage()
-    replica, cluster, sm = make_replica(storage=storage)
-    storage.cluster = cluster
+    f = journaled()
+    replica, cluster, sm = f
     elect(replica)
     term = replica.current_term
     replica.step(ok(2, term, 1))
     replica.step(ok(3, term, 1))
     assert replica.commit_index == 1  # the no-op
     cluster.take()
+    f.journal.clear()
 
     sm.pending = [Op("a", 1), Op("b", 2)]
     replica.process_transitions()
-    assert held(replica)[1:] == [(2, term, "a"), (3, term, "b")]
-    assert storage.appends[-1] == (((2, term), (3, term)), 0)  # durable before any message was sent
-    assert states_of(sm, "a") == [QUEUED] and states_of(sm, "b") == [QUEUED]
+    assert held(replica, ids=True)[1:] == [(2, term, "a"), (3, term, "b")]
+    last_write = max(k for k, x in enumerate(f.journal) if x[0] == "append")
+    assert f.journal[last_write] == ("append", ((2, term), (3, term)))
+    assert not [x for x in f.journal[:last_write] if x[0] == "send"]  # durable before any message was sent
+    assert sm.states_of("a") == [QUEUED] and sm.states_of("b") == [QUEUED]
     for peer in (2, 3):
-        request = only_sent(cluster, AppendEntryRequest, to=peer)
+        request = cluster.message(AppendEntryRequest, to=peer)
         assert (request.term, request.prev_log_index, request.prev_log_term) == (term, 1, term)
         assert [(x.index, x.term, x.transition) for x in request.entries] == [
             (2, term, Op("a", 1)), (3, term, Op("b", 2))]
         assert request.commit_index == 1
-    assert replica.commit_index == 1 and applied_ids(sm) == ["noop"]
+    assert replica.commit_index == 1 and sm.applied_ids == ["noop"]
 
     replica.step(ok(2, term, 3))
     assert replica.commit_index == 3
-    assert applied_ids(sm) == ["noop", "a", "b"]
-    assert states_of(sm, "a") == [QUEUED, COMMITTED, APPLIED]
-    assert states_of(sm, "b") == [QUEUED, COMMITTED, APPLIED]
+    assert sm.applied_ids == ["noop", "a", "b"]
+    assert sm.states_of("a") == [QUEUED, COMMITTED, APPLIED]
+    assert sm.states_of("b") == [QUEUED, COMMITTED, APPLIED]
 
 
 def test_l_append_non_leader_abandons_transitions() -> None:
@@ -191,14 +147,14 @@ def test_l_append_non_leader_abandons_transitions() -> None:
     replica, cluster, sm = follower()
     sm.pending = [Op("f1")]
     replica.process_transitions()
-    assert states_of(sm, "f1") == [NOT_LEADER]
+    assert sm.states_of("f1") == [NOT_LEADER]
 
     replica.step(append(1, 0, 0, [e(1, 1, "x")]))
     cluster.take()
     sm.pending = [Op("f2"), Op("f3")]
     replica.process_transitions()
-    assert states_of(sm, "f2") == [NOT_LEADER] and states_of(sm, "f3") == [NOT_LEADER]
-    assert held(replica) == [(1, 1, "x")]
+    assert sm.states_of("f2") == [NOT_LEADER] and sm.states_of("f3") == [NOT_LEADER]
+    assert held(replica, ids=True) == [(1, 1, "x")]
     assert cluster.sent == []
 
     replica.tick(10.0)
@@ -206,8 +162,8 @@ def test_l_append_non_leader_abandons_transitions() -> None:
     cluster.take()
     sm.pending = [Op("c1")]
     replica.process_transitions()
-    assert states_of(sm, "c1") == [NOT_LEADER]
-    assert held(replica) == [(1, 1, "x")]
+    assert sm.states_of("c1") == [NOT_LEADER]
+    assert held(replica, ids=True) == [(1, 1, "x")]
     assert cluster.sent == []
     assert sm.applied == []
 
@@ -219,10 +175,10 @@ def test_l_replicate_sends_entries_from_next_index_with_prev_index_and_term() ->
     (before its no-op) and, pipelined, moves past the entries sent."""
     replica, cluster, _sm = leader([e(1, 1), e(2, 1), e(3, 2)], term=2)
     assert replica.current_term == 3
-    assert held(replica)[-1] == (4, 3, "noop")
+    assert held(replica, ids=True)[-1] == (4, 3, "noop")
     assert replica.next_index == {2: 5, 3: 5} and replica.match_index == {2: 0, 3: 0}
     for peer in (2, 3):
-        request = only_sent(cluster, AppendEntryRequest, to=peer)
+        request = cluster.message(AppendEntryRequest, to=peer)
         assert (request.from_id, request.term, request.prev_log_index, request.prev_log_term) == (1, 3, 3, 2)
         assert [(x.index, x.term) for x in request.entries] == [(4, 3)]
         assert request.commit_index == 0
@@ -231,10 +187,10 @@ def test_l_replicate_sends_entries_from_next_index_with_prev_index_and_term() ->
     # Peer 2 holds only index 1: it refuses with the hint 2; the leader retries from there at once.
     replica.step(refused(2, 3, 1, 2))
     assert replica.next_index[2] == 5  # back to 2, then past the three entries sent again
-    request = only_sent(cluster, AppendEntryRequest, to=2)
+    request = cluster.message(AppendEntryRequest, to=2)
     assert (request.prev_log_index, request.prev_log_term) == (1, 1)
     assert [(x.index, x.term) for x in request.entries] == [(2, 1), (3, 2), (4, 3)]
-    assert sent(cluster, AppendEntryRequest, to=3) == []
+    assert cluster.messages(AppendEntryRequest, to=3) == []
 
 
 def test_l_replicate_success_sets_match_to_prev_plus_entries_sent() -> None:
@@ -273,14 +229,14 @@ def test_l_replicate_failure_jumps_to_hint_but_never_below_match_plus_one() -> N
     assert cluster.sent == []
 
     replica.step(refused(3, 3, 5, 5))  # hint: one step back
-    request = only_sent(cluster, AppendEntryRequest, to=3)
+    request = cluster.message(AppendEntryRequest, to=3)
     assert (request.prev_log_index, request.prev_log_term) == (4, 2)
     assert [x.index for x in request.entries] == [5, 6]
     assert replica.next_index[3] == 7
     cluster.take()
 
     replica.step(refused(2, 3, 5, 4))  # hint: the first index of the follower's conflicting term
-    request = only_sent(cluster, AppendEntryRequest, to=2)
+    request = cluster.message(AppendEntryRequest, to=2)
     assert (request.prev_log_index, request.prev_log_term) == (3, 1)
     assert [x.index for x in request.entries] == [4, 5, 6]
     cluster.take()
@@ -297,7 +253,7 @@ def test_l_replicate_failure_jumps_to_hint_but_never_below_match_plus_one() -> N
     assert replica.next_index[2] == 8
     cluster.take()
     replica.step(refused(2, 3, 3, 2))
-    request = only_sent(cluster, AppendEntryRequest, to=2)
+    request = cluster.message(AppendEntryRequest, to=2)
     assert request.prev_log_index == 6  # resent from match_index + 1 = 7, never below
     assert replica.match_index[2] == 6
 
@@ -309,25 +265,25 @@ def test_l_replicate_sends_install_snapshot_when_entries_were_compacted() -> Non
     storage.set_term_and_vote(1, None)
     data = (15, (Op("s", 15),))
     storage.save_snapshot(Snapshot(5, 1, data))
-    replica, cluster, sm = make_replica(storage=storage)
+    replica, cluster, sm = build(storage=storage)
     assert (replica.commit_index, replica.last_applied, sm.total) == (5, 5, 15)
     elect(replica)
     assert replica.current_term == 2
-    assert held(replica) == [(6, 2, "noop")]
-    request = only_sent(cluster, AppendEntryRequest, to=2)
+    assert held(replica, ids=True) == [(6, 2, "noop")]
+    request = cluster.message(AppendEntryRequest, to=2)
     assert (request.prev_log_index, request.prev_log_term) == (5, 1)
     cluster.take()
 
     replica.step(refused(2, 2, 0, 1))  # peer 2 has an empty log
     assert replica.next_index[2] == 6  # back to 1, inside the snapshot: the snapshot goes, then past it
-    assert sent(cluster, AppendEntryRequest, to=2) == []
-    snap = only_sent(cluster, InstallSnapshotRequest, to=2)
+    assert cluster.messages(AppendEntryRequest, to=2) == []
+    snap = cluster.message(InstallSnapshotRequest, to=2)
     assert snap == InstallSnapshotRequest(1, 2, 5, 1, 0, data, True)
     cluster.take()
 
     replica.step(InstallSnapshotResponse(2, 2, 5))
     assert replica.match_index[2] == 5 and replica.next_index[2] == 7  # 6 went out at once
-    request = only_sent(cluster, AppendEntryRequest, to=2)
+    request = cluster.message(AppendEntryRequest, to=2)
     assert (request.prev_log_index, request.prev_log_term) == (5, 1)
     assert [(x.index, x.term) for x in request.entries] == [(6, 2)]
     replica.step(ok(2, 2, 6))
@@ -348,12 +304,12 @@ def test_l_commit_commits_current_term_entry_held_by_majority() -> None:
     assert replica.commit_index == 0 and sm.applied == []
     replica.step(ok(3, term, 2))  # leader, 2, 3 hold 2: three of five
     assert replica.commit_index == 2
-    assert applied_ids(sm) == ["noop", "a"]
-    assert states_of(sm, "b") == [QUEUED]
+    assert sm.applied_ids == ["noop", "a"]
+    assert sm.states_of("b") == [QUEUED]
     replica.step(ok(4, term, 3))  # leader, 2, 4 hold 3
     assert replica.commit_index == 3
-    assert applied_ids(sm) == ["noop", "a", "b"]
-    assert states_of(sm, "b") == [QUEUED, COMMITTED, APPLIED]
+    assert sm.applied_ids == ["noop", "a", "b"]
+    assert sm.states_of("b") == [QUEUED, COMMITTED, APPLIED]
 
 
 def test_l_commit_never_commits_older_term_entry_by_counting_replicas() -> None:
@@ -363,7 +319,7 @@ def test_l_commit_never_commits_older_term_entry_by_counting_replicas() -> None:
     replica.MAX_ENTRIES_PER_MESSAGE = 1  # the leader sends the old entries first, one per request
     assert replica.current_term == 3
     replica.step(refused(2, 3, 1, 2))  # peer 2 holds only index 1
-    request = sent(cluster, AppendEntryRequest, to=2)[-1]
+    request = cluster.messages(AppendEntryRequest, to=2)[-1]
     assert (request.prev_log_index, [(x.index, x.term) for x in request.entries]) == (1, [(2, 2)])
     cluster.take()
 
@@ -371,7 +327,7 @@ def test_l_commit_never_commits_older_term_entry_by_counting_replicas() -> None:
     assert replica.match_index[2] == 2
     assert replica.commit_index == 0
     assert sm.applied == []
-    assert COMMITTED not in states_of(sm, "t2") and COMMITTED not in states_of(sm, "t1")
+    assert COMMITTED not in sm.states_of("t2") and COMMITTED not in sm.states_of("t1")
     # Even more copies do not help: peer 3 acknowledges index 2 too.
     replica.step(refused(3, 3, 1, 2))
     replica.step(ok(3, 3, 2))
@@ -389,18 +345,18 @@ def test_l_commit_commits_older_term_entry_indirectly_via_current_term_entry() -
     replica.step(ok(2, 3, 2))
     assert replica.commit_index == 0
     # The leader goes on at once with the next entry: its own no-op of term 3.
-    request = only_sent(cluster, AppendEntryRequest, to=2)
+    request = cluster.message(AppendEntryRequest, to=2)
     assert (request.prev_log_index, request.prev_log_term) == (2, 2)
     assert [(x.index, x.term) for x in request.entries] == [(3, 3)]
     cluster.take()
     replica.step(ok(2, 3, 2))  # a duplicate: no progress, no new request
-    assert sent(cluster, AppendEntryRequest) == [] and replica.commit_index == 0
+    assert cluster.messages(AppendEntryRequest) == [] and replica.commit_index == 0
 
     replica.step(ok(2, 3, 3))
     assert replica.commit_index == 3
-    assert applied_ids(sm) == ["t1", "t2", "noop"]
-    assert states_of(sm, "t1") == [COMMITTED, APPLIED]
-    assert states_of(sm, "t2") == [COMMITTED, APPLIED]
+    assert sm.applied_ids == ["t1", "t2", "noop"]
+    assert sm.states_of("t1") == [COMMITTED, APPLIED]
+    assert sm.states_of("t2") == [COMMITTED, APPLIED]
 
 
 # ----- AppendEntries receiver ----------------------------------------------------------------------
@@ -410,10 +366,10 @@ def test_ae_stale_refuses_request_from_older_term() -> None:
     replica, cluster, sm = follower([e(1, 1, "a")], term=3)
     deadline = replica.next_deadline
     replica.step(append(2, 1, 1, [e(2, 2, "b")], commit=2, sender=3))
-    response = only_sent(cluster, AppendEntryResponse, to=3)
+    response = cluster.message(AppendEntryResponse, to=3)
     assert response.success is False
     assert response.term == 3
-    assert held(replica) == [(1, 1, "a")]
+    assert held(replica, ids=True) == [(1, 1, "a")]
     assert replica.commit_index == 0 and sm.applied == []
     assert replica.current_term == 3
     assert replica.leader_id is None and cluster.leaders == []
@@ -426,9 +382,9 @@ def test_ae_check_refuses_when_log_too_short_with_hint_after_last() -> None:
     and the hint is the follower's last index + 1."""
     replica, cluster, sm = follower([e(1, 1, "a"), e(2, 1, "b")], term=1)
     replica.step(append(1, 4, 1, [e(5, 1)], commit=5))
-    response = only_sent(cluster, AppendEntryResponse, to=LEADER)
+    response = cluster.message(AppendEntryResponse, to=LEADER)
     assert (response.success, response.term, response.last_index, response.mismatch_index) == (False, 1, 2, 3)
-    assert held(replica) == [(1, 1, "a"), (2, 1, "b")]
+    assert held(replica, ids=True) == [(1, 1, "a"), (2, 1, "b")]
     assert replica.commit_index == 0 and sm.applied == []
 
 
@@ -438,9 +394,9 @@ def test_ae_check_refuses_on_term_mismatch_with_first_index_of_conflicting_term(
     log = [e(1, 1, "a"), e(2, 2, "b"), e(3, 2, "c"), e(4, 2, "d")]
     replica, cluster, sm = follower(log, term=2)
     replica.step(append(3, 4, 3, [e(5, 3)], commit=5))
-    response = only_sent(cluster, AppendEntryResponse, to=LEADER)
+    response = cluster.message(AppendEntryResponse, to=LEADER)
     assert (response.success, response.term, response.last_index, response.mismatch_index) == (False, 3, 4, 2)
-    assert held(replica) == [(1, 1, "a"), (2, 2, "b"), (3, 2, "c"), (4, 2, "d")]
+    assert held(replica, ids=True) == [(1, 1, "a"), (2, 2, "b"), (3, 2, "c"), (4, 2, "d")]
     assert replica.commit_index == 0 and sm.applied == []
     assert not any(s is CONFLICT for _, s in sm.states)
 
@@ -453,12 +409,12 @@ def test_ae_truncate_deletes_conflicting_entry_and_all_after_it() -> None:
     replica, cluster, sm = follower(log, term=1)
     # The new leader's request re-sends the matching entry 1, then conflicts at 2.
     replica.step(append(2, 0, 0, [e(1, 1, "a"), e(2, 2, "x")], commit=1))
-    assert held(replica) == [(1, 1, "a"), (2, 2, "x")]
+    assert held(replica, ids=True) == [(1, 1, "a"), (2, 2, "x")]
     for name in "bcd":
-        assert states_of(sm, name) == [CONFLICT]
-    assert CONFLICT not in states_of(sm, "a")
-    assert applied_ids(sm) == ["a"]
-    response = only_sent(cluster, AppendEntryResponse, to=LEADER)
+        assert sm.states_of(name) == [CONFLICT]
+    assert CONFLICT not in sm.states_of("a")
+    assert sm.applied_ids == ["a"]
+    response = cluster.message(AppendEntryResponse, to=LEADER)
     assert (response.success, response.last_index) == (True, 2)
 
 
@@ -472,27 +428,25 @@ def test_ae_truncate_keeps_matching_suffix() -> None:
     replica.step(append(1, 0, 0, longer[:1]))  # delayed, shorter
     replica.step(append(1, 1, 1, longer[1:2]))  # delayed, in the middle
     replica.step(append(1, 0, 0, []))  # delayed heartbeat
-    assert held(replica) == [(1, 1, "a"), (2, 1, "b"), (3, 1, "c")]
+    assert held(replica, ids=True) == [(1, 1, "a"), (2, 1, "b"), (3, 1, "c")]
     assert not any(s is CONFLICT for _, s in sm.states)
-    responses = sent(cluster, AppendEntryResponse, to=LEADER)
+    responses = cluster.messages(AppendEntryResponse, to=LEADER)
     assert [(r.success, r.last_index) for r in responses] == [(True, 1), (True, 2), (True, 0)]
 
 
 def test_ae_append_adds_only_entries_not_already_present() -> None:
     """AE-APPEND (§5.3): the entries not already in the log are appended (and only those are written)."""
-    storage = WatchedStorage()
-    stored([e(1, 1, "a"), e(2, 1, "b")], term=1, storage=storage)
-    storage.appends.clear()
-    replica, cluster, _sm = make_replica(storage=storage)
+    f = journaled([e(1, 1, "a"), e(2, 1, "b")], term=1)
+    replica, cluster, _sm = f
     replica.step(append(1, 0, 0, [e(1, 1, "a"), e(2, 1, "b"), e(3, 1, "c"), e(4, 1, "d")]))
-    assert held(replica) == [(1, 1, "a"), (2, 1, "b"), (3, 1, "c"), (4, 1, "d")]
-    assert [writes for writes, _ in storage.appends] == [((3, 1), (4, 1))]
-    response = only_sent(cluster, AppendEntryResponse, to=LEADER)
+    assert held(replica, ids=True) == [(1, 1, "a"), (2, 1, "b"), (3, 1, "c"), (4, 1, "d")]
+    assert f.storage.appends == [((3, 1), (4, 1))]
+    response = cluster.message(AppendEntryResponse, to=LEADER)
     assert (response.success, response.term, response.last_index, response.mismatch_index) == (True, 1, 4, None)
 
     replica.step(append(1, 4, 1, [e(5, 1, "e")]))
-    assert held(replica)[-1] == (5, 1, "e")
-    assert [writes for writes, _ in storage.appends] == [((3, 1), (4, 1)), ((5, 1),)]
+    assert held(replica, ids=True)[-1] == (5, 1, "e")
+    assert f.storage.appends == [((3, 1), (4, 1)), ((5, 1),)]
 
 
 def test_ae_commit_capped_by_last_entry_this_request_made_known_to_match() -> None:
@@ -505,14 +459,14 @@ def test_ae_commit_capped_by_last_entry_this_request_made_known_to_match() -> No
     # only proves the follower's log matches up to index 1.
     replica.step(append(2, 1, 1, [], commit=4))
     assert replica.commit_index == 1
-    assert applied_ids(sm) == ["a"]
+    assert sm.applied_ids == ["a"]
     for name in "bcd":
-        assert COMMITTED not in states_of(sm, name)
+        assert COMMITTED not in sm.states_of(name)
 
     replica.step(append(2, 1, 1, [e(2, 2, "x")], commit=4))  # proves up to 2
     assert replica.commit_index == 2
-    assert applied_ids(sm) == ["a", "x"]
-    assert held(replica) == [(1, 1, "a"), (2, 2, "x")]
+    assert sm.applied_ids == ["a", "x"]
+    assert held(replica, ids=True) == [(1, 1, "a"), (2, 2, "x")]
 
     replica.step(append(2, 0, 0, [e(1, 1, "a")], commit=4))  # a delayed request proving only 1
     assert replica.commit_index == 2  # and commit_index never decreases
@@ -521,7 +475,7 @@ def test_ae_commit_capped_by_last_entry_this_request_made_known_to_match() -> No
 
     replica.step(append(2, 2, 2, [e(3, 2, "y"), e(4, 2, "z")], commit=3))  # leader_commit is the cap
     assert replica.commit_index == 3
-    assert applied_ids(sm) == ["a", "x", "y"]
+    assert sm.applied_ids == ["a", "x", "y"]
 
 
 # ----- InstallSnapshot receiver --------------------------------------------------------------------
@@ -531,11 +485,11 @@ def test_is_stale_refuses_snapshot_from_older_term() -> None:
     replica, cluster, sm = follower([e(1, 1, "a"), e(2, 1, "b")], term=3)
     deadline = replica.next_deadline
     replica.step(InstallSnapshotRequest(LEADER, 2, 5, 2, 0, (99, ()), True))
-    response = only_sent(cluster, InstallSnapshotResponse, to=LEADER)
+    response = cluster.message(InstallSnapshotResponse, to=LEADER)
     assert response.term == 3
     assert sm.snapshots_set == []
     assert replica.log.base_index == 0 and replica.log.snapshot is None
-    assert held(replica) == [(1, 1, "a"), (2, 1, "b")]
+    assert held(replica, ids=True) == [(1, 1, "a"), (2, 1, "b")]
     assert (replica.commit_index, replica.last_applied, sm.total) == (0, 0, 0)
     assert replica.current_term == 3
     assert replica.leader_id is None
@@ -549,12 +503,12 @@ def test_is_keep_keeps_entries_after_matching_last_included_entry() -> None:
     replica, _cluster, sm = follower(log, term=1)
     replica.step(InstallSnapshotRequest(LEADER, 1, 3, 1, 0, (6, ()), True))
     assert replica.log.base_index == 3 and replica.log.base_term == 1
-    assert held(replica) == [(4, 1, "e4"), (5, 1, "e5")]
+    assert held(replica, ids=True) == [(4, 1, "e4"), (5, 1, "e5")]
     assert replica.log.last_index == 5
     assert not any(s is CONFLICT for _, s in sm.states)
     # The kept entries are still usable: the leader commits them next.
     replica.step(append(1, 5, 1, [], commit=5))
-    assert applied_ids(sm) == ["e4", "e5"]
+    assert sm.applied_ids == ["e4", "e5"]
 
 
 def test_is_keep_discards_whole_log_when_last_included_entry_differs() -> None:
@@ -565,7 +519,7 @@ def test_is_keep_discards_whole_log_when_last_included_entry_differs() -> None:
     replica.step(InstallSnapshotRequest(LEADER, 2, 3, 2, 0, (6, ()), True))
     assert replica.log.base_index == 3 and replica.log.base_term == 2
     assert len(replica.log) == 0 and replica.log.last_index == 3 and replica.log.last_term == 2
-    assert states_of(sm, "e4") == [CONFLICT] and states_of(sm, "e5") == [CONFLICT]
+    assert sm.states_of("e4") == [CONFLICT] and sm.states_of("e5") == [CONFLICT]
 
 
 def test_is_keep_discards_whole_log_when_log_is_shorter_than_snapshot() -> None:
@@ -582,17 +536,17 @@ def test_is_load_resets_state_machine_commit_and_applied() -> None:
     last_applied become the last included index, and later entries apply on top of it."""
     replica, cluster, sm = follower([e(1, 1, "a", 1), e(2, 1, "b", 2)], term=1)
     replica.step(append(1, 2, 1, [], commit=1))
-    assert applied_ids(sm) == ["a"]
+    assert sm.applied_ids == ["a"]
     cluster.take()
     data = (10, (Op("a", 1), Op("b", 2), Op("c", 3), Op("d", 4)))
     replica.step(InstallSnapshotRequest(LEADER, 1, 4, 1, 0, data, True))
     assert sm.snapshots_set == [Snapshot(4, 1, data)]
     assert sm.total == 10
     assert (replica.commit_index, replica.last_applied) == (4, 4)
-    assert only_sent(cluster, InstallSnapshotResponse, to=LEADER) == InstallSnapshotResponse(1, 1, 4)
+    assert cluster.message(InstallSnapshotResponse, to=LEADER) == InstallSnapshotResponse(1, 1, 4)
 
     replica.step(append(1, 4, 1, [e(5, 1, "e", 5)], commit=5))
-    assert applied_ids(sm) == ["a", "b", "c", "d", "e"]  # only e applied on top of the snapshot
+    assert sm.applied_ids == ["a", "b", "c", "d", "e"]  # only e applied on top of the snapshot
     assert sm.total == 15
     assert replica.last_applied == 5
 
@@ -601,12 +555,12 @@ def test_is_load_never_moves_the_term_backwards() -> None:
     """IS-LOAD (§7): the term never goes backwards because of a snapshot — installing a snapshot whose
     last included term is older than the current term leaves current_term (and the vote) alone
     (Little Raft 0.2 set the term from the snapshot)."""
-    replica, cluster, _sm = make_replica(storage=stored([e(1, 1)], term=5, voted_for=LEADER))
+    replica, cluster, _sm = build(storage=stored([e(1, 1)], term=5, voted_for=LEADER))
     replica.step(InstallSnapshotRequest(LEADER, 5, 3, 2, 0, (6, ()), True))
     assert replica.log.base_index == 3  # it was installed...
     assert replica.current_term == 5  # ...without touching the term
     assert replica.voted_for == LEADER
-    assert only_sent(cluster, InstallSnapshotResponse, to=LEADER).term == 5
+    assert cluster.message(InstallSnapshotResponse, to=LEADER).term == 5
 
     # A snapshot from a leader of a higher term: the term becomes the leader's, not the snapshot's.
     replica.step(InstallSnapshotRequest(3, 7, 4, 2, 0, (10, ()), True))
@@ -627,7 +581,7 @@ def test_is_load_older_snapshot_not_installed_but_acknowledged() -> None:
     for index in (3, 5):
         replica.step(InstallSnapshotRequest(LEADER, 1, index, 1, 0, (0, ()), True))
         assert sm.snapshots_set == []
-        assert sm.total == 15 and applied_ids(sm) == [f"e{k}" for k in range(1, 6)]
+        assert sm.total == 15 and sm.applied_ids == [f"e{k}" for k in range(1, 6)]
         assert (replica.commit_index, replica.last_applied) == (5, 5)
         assert replica.log.base_index == 0 and replica.log.last_index == 5
         assert cluster.take() == [(LEADER, InstallSnapshotResponse(1, 1, index))]
@@ -640,8 +594,8 @@ def test_snap_take_compacts_after_every_k_applied_entries(tmp_path: Path) -> Non
     has applied exactly that far), log.base_index advances and storage durably holds the snapshot."""
     path = tmp_path / "replica.db"
     storage = SqliteStorage(path)
-    sm = SnapshotRecordingStateMachine()
-    replica, _cluster, _ = make_replica(storage=storage, state_machine=sm, snapshot_delta=2)
+    sm = RecordingStateMachine()
+    replica, _cluster, _ = build(storage=storage, sm=sm, snapshot_delta=2)
     replica.step(append(1, 0, 0, [e(1, 1, "a", 1), e(2, 1, "b", 2)]))
     replica.step(append(2, 2, 1, [e(3, 2, "c", 3), e(4, 2, "d", 4), e(5, 2, "f", 5)]))
 
@@ -653,7 +607,7 @@ def test_snap_take_compacts_after_every_k_applied_entries(tmp_path: Path) -> Non
     assert sm.created == [(2, 1, 2), (4, 2, 4)]
     snapshot = Snapshot(4, 2, (10, (Op("a", 1), Op("b", 2), Op("c", 3), Op("d", 4))))
     assert replica.log.snapshot == snapshot
-    assert held(replica) == [(5, 2, "f")]
+    assert held(replica, ids=True) == [(5, 2, "f")]
     storage.close()
 
     with SqliteStorage(path) as reopened:
@@ -669,11 +623,11 @@ def test_pitfall_follower_reports_match_from_request_not_its_log_length() -> Non
     stale = [e(k, 1, f"s{k}") for k in range(1, 6)]
     replica, cluster, _sm = follower(stale, term=1)
     replica.step(append(2, 1, 1, []))  # a heartbeat from the new leader proving only index 1
-    response = only_sent(cluster, AppendEntryResponse, to=LEADER)
+    response = cluster.message(AppendEntryResponse, to=LEADER)
     assert (response.success, response.last_index) == (True, 1)
     cluster.take()
     replica.step(append(2, 2, 1, [e(3, 1, "s3")]))
-    assert only_sent(cluster, AppendEntryResponse, to=LEADER).last_index == 3
+    assert cluster.message(AppendEntryResponse, to=LEADER).last_index == 3
 
 
 def test_pitfall_leader_does_not_commit_entry_only_a_minority_holds() -> None:
@@ -687,8 +641,8 @@ def test_pitfall_leader_does_not_commit_entry_only_a_minority_holds() -> None:
     replica.step(ok(2, term, 1))  # the answer to the election request, which carried only the no-op
     assert replica.match_index[2] == 1
     assert replica.commit_index == 1
-    assert applied_ids(sm) == ["noop"]
-    assert states_of(sm, "a") == [QUEUED] and states_of(sm, "b") == [QUEUED]
+    assert sm.applied_ids == ["noop"]
+    assert sm.states_of("a") == [QUEUED] and sm.states_of("b") == [QUEUED]
     replica.step(ok(2, term, 99))  # acknowledges more than the leader has: dropped
     assert replica.match_index[2] == 1 and replica.commit_index == 1
 
@@ -703,7 +657,7 @@ def test_pitfall_stale_duplicated_reordered_responses_are_harmless() -> None:
     replica.process_transitions()  # old 1, noop 2, a 3
     replica.step(ok(2, 2, 3))
     assert (replica.match_index[2], replica.next_index[2], replica.commit_index) == (3, 4, 3)
-    assert applied_ids(sm) == ["old", "noop", "a"]
+    assert sm.applied_ids == ["old", "noop", "a"]
     cluster.take()
 
     replica.step(ok(2, 2, 3))  # duplicate
@@ -711,22 +665,22 @@ def test_pitfall_stale_duplicated_reordered_responses_are_harmless() -> None:
     replica.step(refused(2, 2, 1, 1))  # reordered: an older refusal arrives late
     replica.step(refused(2, 2, 0, None))
     assert (replica.match_index[2], replica.next_index[2], replica.commit_index) == (3, 4, 3)
-    assert applied_ids(sm) == ["old", "noop", "a"]
+    assert sm.applied_ids == ["old", "noop", "a"]
     assert [s for i, s in sm.states if i == "a"] == [QUEUED, COMMITTED, APPLIED]
-    assert sent(cluster, AppendEntryRequest, to=2) == []
+    assert cluster.messages(AppendEntryRequest, to=2) == []
 
     # Responses from an older term are ignored, success or not.
     replica.step(ok(3, 1, 3))
     replica.step(refused(3, 1, 0, 1))
     assert replica.match_index[3] == 0 and replica.next_index[3] == 4  # past what was sent, unchanged
-    assert sent(cluster, AppendEntryRequest, to=3) == []
+    assert cluster.messages(AppendEntryRequest, to=3) == []
 
     # next_index never goes below 1, however low the hint: the entries are resent from index 1.
     for hint in (0, 0, None, 1):
         cluster.take()
         replica.step(refused(3, 2, 0, hint))
         assert replica.match_index[3] == 0
-        requests = sent(cluster, AppendEntryRequest, to=3)
+        requests = cluster.messages(AppendEntryRequest, to=3)
         if hint is None:  # no hint: the refusal of an older-term request, ignored
             assert requests == []
             continue
@@ -746,22 +700,22 @@ def test_pitfall_deposed_leader_cannot_commit_what_it_queued() -> None:
     assert replica.commit_index == 1
     sm.pending = [Op("read-x")]
     replica.process_transitions()  # index 2, term 1
-    assert states_of(sm, "read-x") == [QUEUED]
+    assert sm.states_of("read-x") == [QUEUED]
 
     replica.step(VoteRequest(3, 2, 1, 1))  # peer 3 campaigns in term 2: this leader steps down
     assert replica.role is Role.FOLLOWER and replica.current_term == 2
     replica.step(ok(2, 1, 2))  # late acknowledgements of the old term's request
     replica.step(ok(3, 2, 2))
     assert replica.commit_index == 1
-    assert applied_ids(sm) == ["noop"]
-    assert states_of(sm, "read-x") == [QUEUED]
+    assert sm.applied_ids == ["noop"]
+    assert sm.states_of("read-x") == [QUEUED]
     sm.pending = [Op("read-y")]
     replica.process_transitions()
-    assert states_of(sm, "read-y") == [NOT_LEADER]
+    assert sm.states_of("read-y") == [NOT_LEADER]
 
     # The new leader (3) replicates its own entry at index 2.
     replica.step(append(2, 1, 1, [e(2, 2, "noop3")], commit=2, sender=3))
-    assert held(replica) == [(1, 1, "noop"), (2, 2, "noop3")]
-    assert states_of(sm, "read-x") == [QUEUED, CONFLICT]
-    assert applied_ids(sm) == ["noop", "noop3"]
+    assert held(replica, ids=True) == [(1, 1, "noop"), (2, 2, "noop3")]
+    assert sm.states_of("read-x") == [QUEUED, CONFLICT]
+    assert sm.applied_ids == ["noop", "noop3"]
     assert replica.commit_index == 2

@@ -16,21 +16,12 @@ from raftlab.core import (
     AppendEntryRequest, AppendEntryResponse, LogEntry, MemoryStorage, Snapshot, SqliteStorage, Storage,
     VoteRequest, VoteResponse,
 )
-from tests.fakes import Op, RecordingCluster, RecordingStateMachine, make_replica
-
-
-def entries(first: int, terms: list[int], prefix: str = "e") -> list[LogEntry]:
-    return [LogEntry(Op(f"{prefix}{first + k}", first + k), first + k, t) for k, t in enumerate(terms)]
-
-
-def held(storage: Storage) -> list[LogEntry]:
-    log = storage.log
-    return list(log.entries_from(log.base_index + 1))
+from raftlab.grading.fakes import Op, RecordingCluster, RecordingStateMachine, build, held_entries, log_of
 
 
 def state(storage: Storage) -> tuple:
     """Everything persistent, to compare before/after a reopen."""
-    return storage.current_term, storage.voted_for, storage.log.snapshot, held(storage)
+    return storage.current_term, storage.voted_for, storage.log.snapshot, held_entries(storage)
 
 
 class Backend:
@@ -105,70 +96,71 @@ def test_term_cannot_go_backwards(backend: Backend) -> None:
 def test_append_and_truncate_survive_reopen(backend: Backend) -> None:
     """AE-APPEND / AE-TRUNCATE persistence: the log after appends and a truncation comes back whole."""
     s = backend.open()
-    s.append(entries(1, [1, 1, 2, 2, 3]))
+    s.append(log_of([1, 1, 2, 2, 3]))
     s.append([])  # an empty append is harmless
     s = backend.reopen(s)
-    assert held(s) == entries(1, [1, 1, 2, 2, 3])
+    assert held_entries(s) == log_of([1, 1, 2, 2, 3])
     removed = s.truncate(4)
-    assert removed == entries(4, [2, 3])
-    s.append(entries(4, [4, 4], prefix="x"))
-    expected = entries(1, [1, 1, 2]) + entries(4, [4, 4], prefix="x")
-    assert held(s) == expected
+    assert removed == log_of([2, 3], first=4)
+    s.append(log_of([4, 4], first=4, prefix="x"))
+    expected = log_of([1, 1, 2]) + log_of([4, 4], first=4, prefix="x")
+    assert held_entries(s) == expected
     s = backend.reopen(s)
-    assert held(s) == expected
+    assert held_entries(s) == expected
     assert (s.log.last_index, s.log.last_term) == (5, 4)
 
 
 def test_invalid_append_raises_and_writes_nothing(backend: Backend) -> None:
     s = backend.open()
-    s.append(entries(1, [1, 2]))
-    for bad in (entries(4, [2]), entries(2, [2]), entries(3, [1]), entries(3, [2]) + entries(5, [2])):
+    s.append(log_of([1, 2]))
+    for bad in (log_of([2], first=4), log_of([2], first=2), log_of([1], first=3),
+                log_of([2], first=3) + log_of([2], first=5)):
         with pytest.raises(ValueError):
             s.append(bad)
     s = backend.reopen(s)
-    assert held(s) == entries(1, [1, 2])
+    assert held_entries(s) == log_of([1, 2])
 
 
 def test_save_snapshot_with_matching_term_keeps_suffix_and_survives_reopen(backend: Backend) -> None:
     """IS-KEEP / SNAP-TAKE: the log holds the snapshot's entry with the same term: keep what follows."""
     s = backend.open()
     s.set_term_and_vote(3, 1)
-    s.append(entries(1, [1, 1, 2, 2, 3]))
+    s.append(log_of([1, 1, 2, 2, 3]))
     snap = Snapshot(3, 2, {"total": 6})
-    assert s.save_snapshot(snap) == entries(1, [1, 1, 2])  # returns every entry removed: the prefix
-    assert (s.log.snapshot, held(s)) == (snap, entries(4, [2, 3]))
+    assert s.save_snapshot(snap) == log_of([1, 1, 2])  # returns every entry removed: the prefix
+    assert (s.log.snapshot, held_entries(s)) == (snap, log_of([2, 3], first=4))
     s = backend.reopen(s)
     assert s.log.snapshot == snap
     assert (s.log.base_index, s.log.base_term, s.log.last_index, s.log.last_term) == (3, 2, 5, 3)
-    assert held(s) == entries(4, [2, 3])
+    assert held_entries(s) == log_of([2, 3], first=4)
     assert (s.current_term, s.voted_for) == (3, 1)
     # later appends and a second, newer snapshot keep working after the reopen
-    s.append(entries(6, [3]))
+    s.append(log_of([3], first=6))
     s.save_snapshot(Snapshot(5, 3, {"total": 15}))
     s = backend.reopen(s)
-    assert (s.log.base_index, held(s)) == (5, entries(6, [3]))
+    assert (s.log.base_index, held_entries(s)) == (5, log_of([3], first=6))
 
 
 def test_save_snapshot_with_conflicting_term_discards_whole_log(backend: Backend) -> None:
     """IS-KEEP: no entry at the snapshot's index with its term: discard the whole log (durably)."""
     s = backend.open()
-    s.append(entries(1, [1, 1, 2, 2, 3]))
+    s.append(log_of([1, 1, 2, 2, 3]))
     snap = Snapshot(3, 3, "leader's state")  # my entry 3 has term 2
     removed = s.save_snapshot(snap)
-    assert removed == entries(1, [1, 1, 2, 2, 3])
+    assert removed == log_of([1, 1, 2, 2, 3])
     assert (s.log.base_index, s.log.last_index, s.log.last_term, len(s.log)) == (3, 3, 3, 0)
     s = backend.reopen(s)
     assert s.log.snapshot == snap
     assert (s.log.base_index, s.log.last_index, s.log.last_term, len(s.log)) == (3, 3, 3, 0)
-    s.append(entries(4, [3]))
+    s.append(log_of([3], first=4))
     s = backend.reopen(s)
-    assert held(s) == entries(4, [3])
+    assert held_entries(s) == log_of([3], first=4)
 
 
 def test_snapshot_beyond_the_log_discards_it(backend: Backend) -> None:
     """IS-KEEP: a snapshot past the end of the log (an InstallSnapshot from far ahead) replaces it all."""
     s = backend.open()
-    s.append(entries(1, [1, 1]))
+    s.append(log_of([1, 1]))
     s.save_snapshot(Snapshot(10, 4, "far"))
     s = backend.reopen(s)
     assert (s.log.base_index, s.log.base_term, len(s.log)) == (10, 4, 0)
@@ -177,7 +169,7 @@ def test_snapshot_beyond_the_log_discards_it(backend: Backend) -> None:
 
 def test_compacted_entries_cannot_be_truncated_or_resnapshotted(backend: Backend) -> None:
     s = backend.open()
-    s.append(entries(1, [1, 1, 1, 2]))
+    s.append(log_of([1, 1, 1, 2]))
     s.save_snapshot(Snapshot(2, 1, "s2"))
     before = state(s)
     with pytest.raises(ValueError):
@@ -198,7 +190,7 @@ def test_sqlite_storage_with_json_encoding(tmp_path: Path) -> None:
         s.save_snapshot(Snapshot(1, 1, {"total": 1}))
     with SqliteStorage(path, **kw) as s:
         assert s.log.snapshot == Snapshot(1, 1, {"total": 1})
-        assert held(s) == [LogEntry(["x", 2], 2, 1)]
+        assert held_entries(s) == [LogEntry(["x", 2], 2, 1)]
 
 
 def test_sqlite_storage_fsyncs_every_write_unless_told_not_to(tmp_path: Path) -> None:
@@ -211,7 +203,7 @@ def test_sqlite_storage_fsyncs_every_write_unless_told_not_to(tmp_path: Path) ->
             s.set_term_and_vote(3, 2)
             s.append([LogEntry("a", 1, 3)])
         with SqliteStorage(path) as s:
-            assert (s.current_term, s.voted_for, held(s)) == (3, 2, [LogEntry("a", 1, 3)])
+            assert (s.current_term, s.voted_for, held_entries(s)) == (3, 2, [LogEntry("a", 1, 3)])
     with pytest.raises(ValueError, match="fsync"):
         SqliteStorage(tmp_path / "x.sqlite3", fsync="no")  # type: ignore[arg-type]
 
@@ -237,7 +229,7 @@ def test_replica_restart_keeps_term_vote_log_and_snapshot(tmp_path: Path) -> Non
     grants to the candidate it voted for, and resumes from the snapshot (IS-LOAD, commit = applied = base)."""
     path = tmp_path / "replica1.sqlite3"
     storage = SqliteStorage(path)
-    replica, _, sm = make_replica(1, (2, 3), snapshot_delta=3, storage=storage)
+    replica, _, sm = build(snapshot_delta=3, storage=storage)
     checking = CheckingCluster(path)
     replica.cluster = checking
 
@@ -264,7 +256,7 @@ def test_replica_restart_keeps_term_vote_log_and_snapshot(tmp_path: Path) -> Non
     reopened = SqliteStorage(path)
     try:
         fresh_sm = RecordingStateMachine()
-        restarted, cluster2, _ = make_replica(1, (2, 3), snapshot_delta=3, storage=reopened, state_machine=fresh_sm)
+        restarted, cluster2, _ = build(snapshot_delta=3, storage=reopened, sm=fresh_sm)
         assert (restarted.current_term, restarted.voted_for) == (5, 2)
         assert restarted.log.snapshot == stored_snapshot
         assert [e for e in restarted.log.entries_from(4)] == list(log_entries[3:])
@@ -292,31 +284,31 @@ def test_restart_with_newer_state_machine_snapshot_updates_storage(tmp_path: Pat
     path = tmp_path / "newer.sqlite3"
     with SqliteStorage(path) as s:
         s.set_term_and_vote(2, 3)
-        s.append(entries(1, [1, 1, 2, 2, 2, 2]))
+        s.append(log_of([1, 1, 2, 2, 2, 2]))
         s.save_snapshot(Snapshot(2, 1, (0, ())))
     own = Snapshot(4, 2, (7, ("e1", "e2", "e3", "e4")))
     with SqliteStorage(path) as s:
         sm = RecordingStateMachine(own_snapshot=own)
-        replica, _, _ = make_replica(1, (2, 3), storage=s, state_machine=sm)
+        replica, _, _ = build(storage=s, sm=sm)
         assert replica.log.snapshot == own
-        assert held(s) == entries(5, [2, 2])
+        assert held_entries(s) == log_of([2, 2], first=5)
         assert sm.snapshots_set == [own]
         assert sm.total == 7
         assert replica.commit_index == replica.last_applied == 4
         assert (replica.current_term, replica.voted_for) == (2, 3)
     with SqliteStorage(path) as s:  # durable
         assert s.log.snapshot == own
-        assert held(s) == entries(5, [2, 2])
+        assert held_entries(s) == log_of([2, 2], first=5)
 
 
 def test_restart_with_conflicting_newer_state_machine_snapshot_discards_log(tmp_path: Path) -> None:
     """IS-KEEP at start-up: a newer own snapshot whose term conflicts with the log discards the log."""
     path = tmp_path / "conflict.sqlite3"
     with SqliteStorage(path) as s:
-        s.append(entries(1, [1, 1, 1]))
+        s.append(log_of([1, 1, 1]))
     own = Snapshot(2, 4, (1, ()))
     with SqliteStorage(path) as s:
-        replica, _, sm = make_replica(1, (2, 3), storage=s, state_machine=RecordingStateMachine(own_snapshot=own))
+        replica, _, sm = build(storage=s, sm=RecordingStateMachine(own_snapshot=own))
         assert (replica.log.base_index, replica.log.last_index, len(replica.log)) == (2, 2, 0)
         assert replica.commit_index == replica.last_applied == 2
         assert sm.snapshots_set == [own]  # started exactly at its own (newer) snapshot, never the older one
@@ -329,16 +321,16 @@ def test_restart_with_older_or_no_state_machine_snapshot_loads_stored_one(tmp_pa
     path = tmp_path / "older.sqlite3"
     stored = Snapshot(3, 1, (6, ("a", "b", "c")))
     with SqliteStorage(path) as s:
-        s.append(entries(1, [1, 1, 1, 1]))
+        s.append(log_of([1, 1, 1, 1]))
         s.save_snapshot(stored)
     for own in (None, Snapshot(1, 1, (1, ("a",)))):
         with SqliteStorage(path) as s:
             sm = RecordingStateMachine(own_snapshot=own)
-            replica, _, _ = make_replica(1, (2, 3), storage=s, state_machine=sm)
+            replica, _, _ = build(storage=s, sm=sm)
             assert sm.snapshots_set == [stored]
             assert sm.total == 6
             assert replica.log.snapshot == stored
-            assert held(s) == entries(4, [1])
+            assert held_entries(s) == log_of([1], first=4)
             assert replica.commit_index == replica.last_applied == 3
         with SqliteStorage(path) as s:  # storage not downgraded to the older snapshot
             assert s.log.snapshot == stored
@@ -347,10 +339,10 @@ def test_restart_with_older_or_no_state_machine_snapshot_loads_stored_one(tmp_pa
 def test_restart_on_memory_storage_keeps_vote(tmp_path: Path) -> None:
     """RV-GRANT / persistence on MemoryStorage (kept across a simulated crash): still one vote per term."""
     storage = MemoryStorage()
-    replica, cluster, _ = make_replica(1, (2, 3), storage=storage)
+    replica, cluster, _ = build(storage=storage)
     replica.step(VoteRequest(2, 5, 0, 0))
     assert cluster.take() == [(2, VoteResponse(1, 5, True))]
-    restarted, cluster2, _ = make_replica(1, (2, 3), storage=storage)
+    restarted, cluster2, _ = build(storage=storage)
     restarted.step(VoteRequest(3, 5, 0, 0))
     assert cluster2.take() == [(3, VoteResponse(1, 5, False))]
     assert (restarted.current_term, restarted.voted_for) == (5, 2)

@@ -7,7 +7,6 @@ quietly (counted in `stats`, nothing sent, nothing changed, nothing raised); a f
 
 from __future__ import annotations
 
-import random
 from collections import namedtuple
 from datetime import timedelta
 from typing import Any
@@ -21,13 +20,7 @@ from raftlab.core import (
     LogEntry, MemoryStorage, Replica, Role, TransitionState, VoteRequest, VoteResponse, check_message,
 )
 from raftlab.core.messages import MESSAGE_TYPES
-from tests.fakes import ELECTION, HEARTBEAT, NOOP, Op, RecordingCluster, RecordingStateMachine, make_replica
-
-
-def build(id: Any = 1, peers: Any = (2, 3), heartbeat: Any = HEARTBEAT, election: Any = ELECTION,
-          snapshot_delta: Any = 0, seed: int = 0) -> Replica:
-    return Replica(id, peers, RecordingCluster(), RecordingStateMachine(), NOOP, heartbeat, election,
-                   snapshot_delta, rng=random.Random(seed))
+from raftlab.grading.fakes import Op, RecordingStateMachine, build, held_entries, leader, log_of
 
 
 # ----- constructor ---------------------------------------------------------------------------------------------
@@ -80,17 +73,17 @@ def test_bad_constructor_argument_raises_value_error_naming_it(kwargs: dict, nam
 def test_good_constructor_arguments_are_accepted() -> None:
     for kwargs in ({"id": 0, "peers": ()}, {"id": 7, "peers": [0, 3, 5]}, {"snapshot_delta": 0},
                    {"snapshot_delta": 10}, {"heartbeat": 1, "election": (2, 2)}):
-        replica = build(**kwargs)
+        replica = build(**kwargs).replica
         assert replica.role is Role.FOLLOWER
-    assert build(peers=iter([2, 3])).peer_ids == (2, 3)  # any iterable of ids
+    assert build(peers=iter([2, 3])).replica.peer_ids == (2, 3)  # any iterable of ids
 
 
 def test_timedelta_timeouts_equal_their_seconds() -> None:
     """Timeouts may be given as datetime.timedelta; they mean the same as the seconds value."""
     as_delta = build(heartbeat=timedelta(milliseconds=50),
-                     election=(timedelta(milliseconds=150), timedelta(milliseconds=300)), seed=4)
-    as_float = build(heartbeat=0.05, election=(0.15, 0.30), seed=4)
-    mixed = build(heartbeat=timedelta(milliseconds=50), election=(0.15, timedelta(seconds=0.3)), seed=4)
+                     election=(timedelta(milliseconds=150), timedelta(milliseconds=300)), seed=4).replica
+    as_float = build(heartbeat=0.05, election=(0.15, 0.30), seed=4).replica
+    mixed = build(heartbeat=timedelta(milliseconds=50), election=(0.15, timedelta(seconds=0.3)), seed=4).replica
     for replica in (as_delta, mixed):
         assert replica.heartbeat_timeout == 0.05
         assert replica.election_timeout_range == (0.15, 0.30)
@@ -109,10 +102,6 @@ LookAlike = namedtuple("LookAlike", "from_id term last_log_index last_log_term")
 
 class VoteRequestSubclass(VoteRequest):
     __slots__ = ()
-
-
-def op_entries(first: int, terms: list[int]) -> tuple[LogEntry, ...]:
-    return tuple(LogEntry(Op(f"x{first + k}", 1), first + k, t) for k, t in enumerate(terms))
 
 
 BAD_MESSAGES: list[tuple[Any, str]] = [
@@ -140,12 +129,12 @@ BAD_MESSAGES: list[tuple[Any, str]] = [
     (AppendEntryRequest(2, 9, 0, 0, 5, 0), "ill-typed field"),
     (AppendEntryRequest(2, 9, 0, 0, {1: 1}, 0), "ill-typed field"),
     (AppendEntryRequest(2, 9, 0, 0, (), -1), "ill-typed field"),
-    (AppendEntryRequest(2, 9, 0, 0, op_entries(2, [9]), 0), "entry out of place"),  # misnumbered
-    (AppendEntryRequest(2, 9, 0, 0, op_entries(1, [9, 9])[::-1], 0), "entry out of place"),
-    (AppendEntryRequest(2, 9, 3, 1, op_entries(1, [9]), 0), "entry out of place"),
-    (AppendEntryRequest(2, 9, 0, 0, op_entries(1, [10]), 0), "entry out of place"),  # term above request's
-    (AppendEntryRequest(2, 9, 0, 0, op_entries(1, [5, 4]), 0), "entry out of place"),  # decreasing terms
-    (AppendEntryRequest(2, 9, 1, 5, op_entries(2, [4]), 0), "entry out of place"),  # below prev_log_term
+    (AppendEntryRequest(2, 9, 0, 0, tuple(log_of([9], first=2)), 0), "entry out of place"),  # misnumbered
+    (AppendEntryRequest(2, 9, 0, 0, tuple(log_of([9, 9]))[::-1], 0), "entry out of place"),
+    (AppendEntryRequest(2, 9, 3, 1, tuple(log_of([9])), 0), "entry out of place"),
+    (AppendEntryRequest(2, 9, 0, 0, tuple(log_of([10])), 0), "entry out of place"),  # term above request's
+    (AppendEntryRequest(2, 9, 0, 0, tuple(log_of([5, 4])), 0), "entry out of place"),  # decreasing terms
+    (AppendEntryRequest(2, 9, 1, 5, tuple(log_of([4], first=2)), 0), "entry out of place"),  # below prev_log_term
     (AppendEntryRequest(2, 9, 0, 0, (("x", 1, 9),), 0), "entry out of place"),  # not a LogEntry
     (AppendEntryRequest(2, 9, 0, 0, (LogEntry("x", 1, "9"),), 0), "entry out of place"),
     (AppendEntryRequest(2, 9, 0, 0, (LogEntry("x", 1, -1),), 0), "entry out of place"),
@@ -163,20 +152,9 @@ BAD_MESSAGES: list[tuple[Any, str]] = [
 
 def observable(replica: Replica) -> tuple:
     """Everything a dropped message must leave alone."""
-    log = replica.log
-    held = log.entries_from(log.base_index + 1)
     return (replica.current_term, replica.voted_for, replica.role, replica.leader_id, replica.commit_index,
-            replica.last_applied, log.snapshot, held, dict(replica.next_index), dict(replica.match_index),
-            set(replica.votes), replica.next_deadline, replica.stopped)
-
-
-def leader_replica() -> tuple[Replica, RecordingCluster, RecordingStateMachine]:
-    replica, cluster, sm = make_replica(1, (2, 3))
-    replica.tick(1.0)
-    replica.step(VoteResponse(2, 1, True))
-    assert replica.role is Role.LEADER
-    cluster.take()
-    return replica, cluster, sm
+            replica.last_applied, replica.log.snapshot, held_entries(replica), dict(replica.next_index),
+            dict(replica.match_index), set(replica.votes), replica.next_deadline, replica.stopped)
 
 
 @pytest.mark.parametrize("role", ["follower", "leader"])
@@ -185,9 +163,10 @@ def test_malformed_or_misaddressed_message_is_dropped(message: Any, reason: str,
     """INPUT: a malformed or misaddressed message is dropped and counted: no reply, no state change,
     no exception (even though most carry term 9, above the replica's: ALL-TERM must not fire)."""
     if role == "leader":
-        replica, cluster, sm = leader_replica()
+        replica, cluster, sm = leader()
+        cluster.take()
     else:
-        replica, cluster, sm = make_replica(1, (2, 3))
+        replica, cluster, sm = build()
     events_before = list(sm.states)
     before = observable(replica)
     received = replica.stats.received
@@ -202,7 +181,7 @@ def test_malformed_or_misaddressed_message_is_dropped(message: Any, reason: str,
 
 
 def test_drop_counters_accumulate_by_reason() -> None:
-    replica, cluster, _ = make_replica(1, (2, 3))
+    replica, cluster, _ = build()
     cluster.inbox = [None, {}, VoteRequest(9, 1, 0, 0), VoteRequest(2, "1", 0, 0), VoteRequest(1, 1, 0, 0),
                      VoteRequest(7, 1, 0, 0), VoteRequest(2, 1, 0, 0)]  # the last one is fine
     replica.process_messages()
@@ -218,8 +197,9 @@ def test_check_message_accepts_well_formed_messages() -> None:
     """The validation is not so strict that real messages are dropped."""
     good = [VoteRequest(0, 0, 0, 0), VoteResponse(2, 3, False), AppendEntryResponse(2, 3, False, 4, None),
             AppendEntryResponse(2, 3, True, 4, None), AppendEntryResponse(2, 3, False, 4, 2),
-            AppendEntryRequest(2, 3, 0, 0, (), 0), AppendEntryRequest(2, 3, 2, 1, op_entries(3, [1, 2, 3]), 1),
-            AppendEntryRequest(2, 3, 2, 1, list(op_entries(3, [3])), 1),
+            AppendEntryRequest(2, 3, 0, 0, (), 0),
+            AppendEntryRequest(2, 3, 2, 1, tuple(log_of([1, 2, 3], first=3)), 1),
+            AppendEntryRequest(2, 3, 2, 1, log_of([3], first=3), 1),
             InstallSnapshotRequest(2, 3, 4, 2, 0, object(), True), InstallSnapshotResponse(2, 3, 4)]
     for message in good:
         assert check_message(message) is None, message
@@ -300,7 +280,7 @@ actions = st.lists(st.one_of(
 def test_random_garbage_never_raises_and_only_well_formed_messages_change_term(actions: list) -> None:
     """INPUT / ALL-TERM: whatever arrives, step never raises; an ill-formed or misaddressed message is
     dropped with no effect at all; a well-formed one moves the term to max(current, its term), never back."""
-    replica, cluster, sm = make_replica(1, (2, 3), snapshot_delta=2, storage=MemoryStorage())
+    replica, cluster, sm = build(snapshot_delta=2, storage=MemoryStorage())
     now = 0.0
     for action, arg in actions:
         if action == "tick":
@@ -331,7 +311,7 @@ def test_snapshot_whose_last_term_exceeds_the_request_term_is_dropped() -> None:
     log holds no entry of a later term), just as check_message already refuses entries whose term
     exceeds the request's. Such a request is malformed: drop it rather than adopt a base term above
     the current term (which makes every later append of the current term raise ValueError)."""
-    replica, cluster, _ = make_replica(1, (2, 3))
+    replica, cluster, _ = build()
     before = observable(replica)
     replica.step(InstallSnapshotRequest(2, 1, 5, 9, 0, (0, ()), True))
     assert replica.stats.dropped == 1
@@ -343,11 +323,11 @@ def test_entries_contradicting_the_snapshot_do_not_crash_the_replica() -> None:
     """INPUT / IS-KEEP: an AppendEntries whose entries after my snapshot have a term below the snapshot's
     (impossible from an honest leader, since the snapshot covers committed entries) must not make
     `step` raise; the log must stay well numbered with non-decreasing terms."""
-    replica, cluster, _ = make_replica(1, (2, 3))
+    replica, cluster, _ = build()
     replica.step(InstallSnapshotRequest(2, 5, 5, 5, 0, (0, ()), True))
     assert (replica.log.base_index, replica.log.base_term) == (5, 5)
     cluster.take()
-    replica.step(AppendEntryRequest(2, 5, 3, 0, op_entries(4, [1, 1, 1]), 0))  # must not raise
+    replica.step(AppendEntryRequest(2, 5, 3, 0, tuple(log_of([1, 1, 1], first=4)), 0))  # must not raise
     log = replica.log
     terms = [log.term_at(i) for i in range(log.base_index, log.last_index + 1)]
     assert terms == sorted(terms)
@@ -361,7 +341,7 @@ def test_apply_error_stops_the_replica_without_skipping_the_entry() -> None:
     (tick, step, process_* raise the same error) and the entry was not skipped (last_applied before it)."""
     storage = MemoryStorage()
     sm = RecordingStateMachine(fail_on="b")
-    replica, cluster, _ = make_replica(1, (2, 3), storage=storage, state_machine=sm)
+    replica, cluster, _ = build(storage=storage, sm=sm)
     ops = [Op("a", 1), Op("b", 2), Op("c", 3)]
     request = AppendEntryRequest(2, 1, 0, 0, tuple(LogEntry(op, i, 1) for i, op in enumerate(ops, 1)), 3)
     with pytest.raises(ApplyError) as info:
@@ -389,7 +369,7 @@ def test_apply_error_stops_the_replica_without_skipping_the_entry() -> None:
 
     # restarted from its storage with a fixed state machine, it applies b then c: nothing was skipped
     fixed = RecordingStateMachine()
-    restarted, _, _ = make_replica(1, (2, 3), storage=storage, state_machine=fixed)
+    restarted, _, _ = build(storage=storage, sm=fixed)
     restarted.step(AppendEntryRequest(2, 1, 3, 1, (), 3))
     assert fixed.applied == ops
     assert restarted.last_applied == 3
@@ -397,7 +377,8 @@ def test_apply_error_stops_the_replica_without_skipping_the_entry() -> None:
 
 def test_apply_error_on_the_leader() -> None:
     """ALL-APPLY on a leader: its own no-op applies, then a failing transition stops it at its index."""
-    replica, _, sm = leader_replica()
+    replica, cluster, sm = leader()
+    cluster.take()
     replica.step(AppendEntryResponse(2, 1, True, 1, None))  # the no-op at 1 commits and applies
     assert replica.last_applied == 1
     sm.fail_on = "bad"

@@ -91,14 +91,18 @@ def test_skeleton_part_scores_zero_with_hints() -> None:
 def test_a_failing_scenario_reports_seed_invariant_tail_and_replay() -> None:
     report = grade(KeepsConflictingEntries, part="B", seeds=[1, 2])
     failed = {r.id: r for r in report.results if not r.passed}
-    assert set(failed) == {"B.ae_truncate_conflict", "B.sim_rejoin"}
+    assert set(failed) == {"B.ae_truncate_conflict", "B.sim_rejoin", "B.t_figure7", "B.t_deposed_leader"}
     scenario = failed["B.sim_rejoin"]
     assert scenario.seed == 1
     assert scenario.kind in ("invariant", "assertion")
     assert "AE-TRUNCATE" in scenario.message or "Log Matching" in scenario.message
     assert len(scenario.tail.splitlines()) >= 5
     assert "RaftLab(replay(" in scenario.replay and "'B.sim_rejoin', seed=1" in scenario.replay
-    assert scenario.earned == 0 and report.earned == report.total - 2 - 3
+    assert scenario.earned == 0 and report.earned == report.total - 2 - 3 - 2 - 2
+    transcript = failed["B.t_deposed_leader"]  # a bundled transcript replayed with the mutant
+    assert transcript.seed is None and transcript.kind == "invariant"  # the checker stops the replay
+    assert transcript.message.startswith("State Machine Safety violated") and "(seed 4)" in transcript.message
+    assert "RaftLab(replay(" in transcript.replay and "'B.t_deposed_leader'))" in transcript.replay
     paper = failed["B.ae_truncate_conflict"]
     assert paper.seed is None and paper.message.startswith("AE-TRUNCATE:")
     assert "[AE-TRUNCATE] truncated" not in paper.tail  # the explained tail shows what did happen
@@ -186,7 +190,7 @@ def test_cli_grades_a_folder_into_csv(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["grade", str(folder), "--part", "D", "--seeds", "1", "--csv", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert [r["student"] for r in rows] == ["ann", "ben", "cat"]
-    assert rows[0]["score"] == "1.0000" and rows[0]["D"] == "11/11"
+    assert rows[0]["score"] == "1.0000" and rows[0]["D"] == "13/13"
     assert rows[1]["score"] == "0.0000" and "SyntaxError" in rows[1]["error"]
     assert float(rows[2]["score"]) < 1 and "D.is_load" in rows[2]["failed"]
     text = capsys.readouterr().out

@@ -13,7 +13,7 @@ import pytest
 
 from raftlab.sim import Simulation
 from raftlab.sim.figure16 import (
-    BOTTOM_LINES, LINES, PAPER, TOP_LINES, Figure16Result, plot_figure16, run_figure16, run_trial, trials_for,
+    BOTTOM_LINES, LINES, PAPER, TOP_LINES, Figure16Result, run_figure16, run_trial, trials_for,
 )
 
 FAST = (0.001, 0.004)  # a 5 ms round trip: the network on which the paper's figures are reproduced
@@ -110,6 +110,8 @@ def test_bad_arguments_are_refused() -> None:
 
 
 def test_plot_has_the_papers_two_panels(small: Figure16Result) -> None:
+    from raftlab.viz import plot_figure16  # the renderer lives in viz, beside the others
+
     figure = plot_figure16(small)
     top, bottom = figure.axes
     assert top.get_xscale() == bottom.get_xscale() == "log"

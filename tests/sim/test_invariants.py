@@ -505,8 +505,8 @@ def figure8(sim: Simulation) -> dict[str, int]:
     sim.restart(s1)
 
     def old_entry_on_majority(s: Simulation) -> bool:
-        snap = s.snapshot()
-        return snap.leader is not None and sum(m >= 2 for m in snap.nodes[snap.leader].match_index.values()) >= 2
+        frame = s.frame()
+        return frame.leader is not None and sum(m >= 2 for m in frame.nodes[frame.leader].match_index.values()) >= 2
 
     sim.run_until(old_entry_on_majority, 5.0)
     assert old_entry_on_majority(sim)

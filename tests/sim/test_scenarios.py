@@ -111,7 +111,7 @@ def log_index_of(sim: Simulation, node: int, transition_id: Hashable) -> list[in
 def _tip(sim: Simulation, node: int) -> tuple[int, int]:
     """(last index, last term) of a node's log, the snapshot's if the log is empty."""
     r = sim.replicas[node]
-    return (r.last_index, r.log[-1].term if r.log else sim.snapshot().nodes[node].snapshot_term)
+    return (r.last_index, r.log[-1].term if r.log else sim.frame().nodes[node].snapshot_term)
 
 
 def converged(sim: Simulation, nodes: Iterable[int] | None = None) -> bool:

@@ -1,5 +1,5 @@
-"""The `Simulation` API: validation, stepping and time, views and snapshots, faults and the network,
-submissions, `one`, and `rewind`."""
+"""The `Simulation` API: validation, stepping and time, views and frames, faults and the network,
+submissions (of any protocol state machine), `one`, and `rewind`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from types import MappingProxyType
 
 import pytest
 
-from raftlab.core import AppendEntryRequest, Role, TransitionState, VoteRequest
+from raftlab.core import AppendEntryRequest, Role, Snapshot, TransitionState, VoteRequest
 from raftlab.machines import KVStore
-from raftlab.sim import NetworkModel, Simulation, SimSnapshot
+from raftlab.sim import Frame, NetworkModel, Simulation
 from raftlab.sim.trace import TraceEvent
 
 # ----- helpers ---------------------------------------------------------------------------------------
@@ -104,11 +104,11 @@ def test_network_model_accepts_edges() -> None:
 def test_unknown_nodes_are_refused(call: Callable[[Simulation], object]) -> None:
     sim = Simulation(5, seed=1)
     sim.run(0.2)
-    before = sim.snapshot()
+    before = sim.frame()
     length = len(sim.trace)
     with pytest.raises(ValueError, match="node"):
         call(sim)
-    assert sim.snapshot() == before  # nothing changed
+    assert sim.frame() == before  # nothing changed
     assert len(sim.trace) == length  # nothing recorded
 
 
@@ -153,10 +153,10 @@ def test_step_returns_the_event_and_advances_now() -> None:
 
 def test_step_until_returns_none_without_moving() -> None:
     sim = Simulation(3, seed=4)
-    first = sim.snapshot()
+    first = sim.frame()
     assert sim.step(until=0.01) is None  # the first timer fires at >= 0.15 s
     assert (sim.now, sim.steps) == (0.0, 0)
-    assert sim.snapshot() == first
+    assert sim.frame() == first
     event = sim.step(until=1.0)
     assert event is not None and 0.15 <= event.seconds <= 0.30
 
@@ -308,7 +308,7 @@ def test_restart_rebuilds_the_state_machine() -> None:
 def test_partition_and_heal() -> None:
     sim = elected(5, seed=11)
     sim.partition([0, 1], [2])
-    cut = sim.snapshot().cut
+    cut = sim.frame().cut
     sides = [{0, 1}, {2}, {3, 4}]
     assert cut == frozenset((a, b) for a in range(5) for b in range(5)
                             if next(i for i, g in enumerate(sides) if a in g) != next(
@@ -325,7 +325,7 @@ def test_partition_and_heal() -> None:
     assert len(lost) >= len(across) - len(sim.in_flight())
     assert {e.node for e in sim.trace[mark:] if e.kind == "became_leader"} <= {3, 4}  # only 3, 4 can't win either
     sim.heal()
-    assert sim.snapshot().cut == frozenset()
+    assert sim.frame().cut == frozenset()
     mark = len(sim.trace)
     sim.run(1.0)
     assert not drops(sim, since=mark)
@@ -337,7 +337,7 @@ def test_cut_is_one_way_and_uncut_restores() -> None:
     leader = sim.leader()
     other = (leader + 1) % 3
     sim.cut(other, leader)  # the leader still reaches `other`; its answers are lost
-    assert sim.snapshot().cut == {(other, leader)}
+    assert sim.frame().cut == {(other, leader)}
     assert sim.trace[-1].kind == "network" and f"link {other}->{leader} cut" in sim.trace[-1].explain()
     mark = len(sim.trace)
     sim.run(0.12)
@@ -348,7 +348,7 @@ def test_cut_is_one_way_and_uncut_restores() -> None:
     assert "was lost: the link is cut." in back[-1].explain()
     assert any((e.node, e.data["to"]) == (leader, other) for e in delivered(sim, mark))  # the other way works
     sim.uncut(other, leader)
-    assert sim.snapshot().cut == frozenset()
+    assert sim.frame().cut == frozenset()
     mark = len(sim.trace)
     sim.run(0.12)
     assert any((e.node, e.data["to"]) == (other, leader) for e in delivered(sim, mark))
@@ -370,14 +370,14 @@ def test_disconnect_and_connect() -> None:
     sim = elected(5, seed=14)
     node = sim.leader()
     sim.disconnect(node)
-    assert sim.snapshot().cut == {(node, o) for o in range(5) if o != node} | {(o, node) for o in range(5) if o != node}
+    assert sim.frame().cut == {(node, o) for o in range(5) if o != node} | {(o, node) for o in range(5) if o != node}
     mark = len(sim.trace)
     sim.run(1.0)
     assert not [e for e in delivered(sim, mark) if node in (e.node, e.data["to"])]
     assert [e for e in drops(sim, since=mark) if e.node == node]
     assert sim.leader() not in (None, node)
     sim.connect(node)
-    assert sim.snapshot().cut == frozenset()
+    assert sim.frame().cut == frozenset()
     mark = len(sim.trace)
     sim.run(1.0)
     assert [e for e in delivered(sim, mark) if e.data["to"] == node]
@@ -503,10 +503,10 @@ def test_counters_per_message_type() -> None:
     assert sim.counters["bytes"]["AppendEntryRequest"] > heartbeat_size * sent["AppendEntryRequest"]
 
 
-# ----- snapshot() --------------------------------------------------------------------------------------
+# ----- frame() -----------------------------------------------------------------------------------------
 
 
-def test_snapshot_contents() -> None:
+def test_frame_contents() -> None:
     sim = elected(5, seed=21)
     sim.one(KVStore.put(1, 1, "k", "v"), k=5)
     leader = sim.leader()
@@ -514,12 +514,12 @@ def test_snapshot_contents() -> None:
     sim.crash(crashed)
     sim.cut(leader, (leader + 1) % 5)
     sim.run_until(lambda s: len(s.in_flight()) >= 2, 1.0)
-    snap = sim.snapshot()
-    assert isinstance(snap, SimSnapshot)
-    assert (snap.time, snap.step, snap.seed, snap.leader) == (sim.now, sim.steps, 21, leader)
-    assert [n.id for n in snap.nodes] == list(range(5))
-    assert snap.cut == frozenset({(leader, (leader + 1) % 5)})
-    for node in snap.nodes:
+    frame = sim.frame()
+    assert isinstance(frame, Frame)
+    assert (frame.time, frame.step, frame.seed, frame.leader) == (sim.now, sim.steps, 21, leader)
+    assert [n.id for n in frame.nodes] == list(range(5))
+    assert frame.cut == frozenset({(leader, (leader + 1) % 5)})
+    for node in frame.nodes:
         view = sim.replicas[node.id]
         assert node.crashed == (node.id == crashed)
         assert node.role == view.role and node.term == view.term and node.voted_for == view.voted_for
@@ -537,21 +537,21 @@ def test_snapshot_contents() -> None:
                        if p != crashed and p != (leader + 1) % 5)
         else:
             assert dict(node.next_index) == dict(node.match_index) == {}
-    assert snap.in_flight == tuple(sim.in_flight()) and snap.in_flight
-    assert [f.arrives for f in snap.in_flight] == sorted(f.arrives for f in snap.in_flight)
-    for flight in snap.in_flight:
+    assert frame.in_flight == tuple(sim.in_flight()) and frame.in_flight
+    assert [f.arrives for f in frame.in_flight] == sorted(f.arrives for f in frame.in_flight)
+    for flight in frame.in_flight:
         assert flight.sent <= sim.now_us < flight.arrives
         assert flight.destination != crashed
         assert (flight.source, flight.destination) != (leader, (leader + 1) % 5)
 
 
-def test_snapshot_is_immutable_and_detached() -> None:
+def test_frame_is_immutable_and_detached() -> None:
     sim = elected(3, seed=22)
     sim.run(0.02)
-    snap = sim.snapshot()
-    leader_node = snap.nodes[snap.leader]
+    frame = sim.frame()
+    leader_node = frame.nodes[frame.leader]
     with pytest.raises((dataclasses.FrozenInstanceError, AttributeError, TypeError)):
-        snap.step = 0  # type: ignore[misc]
+        frame.step = 0  # type: ignore[misc]
     with pytest.raises((dataclasses.FrozenInstanceError, AttributeError, TypeError)):
         leader_node.term = 99  # type: ignore[misc]
     with pytest.raises(TypeError):
@@ -559,18 +559,18 @@ def test_snapshot_is_immutable_and_detached() -> None:
     with pytest.raises(TypeError):
         leader_node.match_index[1] = 0  # type: ignore[index]
     assert isinstance(leader_node.next_index, MappingProxyType)
-    assert isinstance(snap.nodes, tuple) and isinstance(snap.in_flight, tuple) and isinstance(leader_node.log, tuple)
-    assert isinstance(snap.cut, frozenset)
-    flight = snap.in_flight[0]
+    assert isinstance(frame.nodes, tuple) and isinstance(frame.in_flight, tuple) and isinstance(leader_node.log, tuple)
+    assert isinstance(frame.cut, frozenset)
+    flight = frame.in_flight[0]
     with pytest.raises((dataclasses.FrozenInstanceError, AttributeError, TypeError)):
         flight.arrives = 0  # type: ignore[misc]
-    hash(snap.nodes[0].log)  # all plain immutable values
+    hash(frame.nodes[0].log)  # all plain immutable values
     # later steps do not change it
-    copy = repr(snap)
+    copy = repr(frame)
     sim.one(KVStore.put(1, 1, "k", "v"), k=3)
     sim.crash(0)
-    assert repr(snap) == copy
-    assert sim.snapshot() != snap
+    assert repr(frame) == copy
+    assert sim.frame() != frame
 
 
 # ----- submissions -------------------------------------------------------------------------------------
@@ -596,6 +596,68 @@ def test_submission_states_on_leader_and_followers() -> None:
     assert len(replies) == 1 and replies[0].node == leader and replies[0].data["state"] == "applied"
     requests = [e for e in sim.trace.of_kind("client_request") if e.data["transition"] == repr(command)]
     assert len(requests) == 1 and requests[0].node == leader
+
+
+@dataclasses.dataclass(frozen=True)
+class Note:
+    """A transition of `Notebook`."""
+
+    id: str
+    text: str
+
+    def get_id(self) -> str:
+        return self.id
+
+
+class Notebook:
+    """A state machine written to the `StateMachine` protocol alone: no raftlab base class, no queue,
+    no `submit`, no `results`."""
+
+    NOOP = Note("noop", "")
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.states: dict[str, list[TransitionState]] = {}
+
+    def register_transition_state(self, transition_id: str, state: TransitionState) -> None:
+        self.states.setdefault(transition_id, []).append(state)
+
+    def apply_transition(self, transition: Note) -> None:
+        if transition != self.NOOP:
+            self.notes.append(transition.text)
+
+    def get_pending_transitions(self) -> list[Note]:
+        return []
+
+    def get_snapshot(self) -> None:
+        return None
+
+    def create_snapshot(self, last_included_index: int, last_included_term: int) -> Snapshot:
+        return Snapshot(last_included_index, last_included_term, tuple(self.notes))
+
+    def set_snapshot(self, snapshot: Snapshot) -> None:
+        self.notes = list(snapshot.data)
+
+
+def test_a_state_machine_written_to_the_protocol_alone_runs() -> None:
+    sim = elected(3, seed=32, state_machine=Notebook)
+    leader = sim.leader()
+    handle = sim.submit(Note("n1", "hello"))
+    assert handle.node == leader and handle.state is TransitionState.QUEUED
+    sim.run_until(lambda s: len(handle.applied_on) == 3, 2.0)
+    assert handle.applied_on == {0, 1, 2} and handle.index == 2
+    assert handle.answer is TransitionState.APPLIED and handle.replied is not None and handle.result is None
+    assert all(state is TransitionState.APPLIED for state in handle.states.values())
+    for view in sim.replicas:
+        assert view.machine.notes == ["hello"]
+    assert sim.replicas[leader].machine.states["n1"] == [
+        TransitionState.QUEUED, TransitionState.COMMITTED, TransitionState.APPLIED]
+    assert [e.data["state"] for e in sim.trace.of_kind("client_reply")] == ["applied"]
+    # one() and rewind work for it too
+    assert len(sim.one(Note("n2", "world"), k=3).applied_on) == 3
+    h = sim.trace.hash()
+    sim.rewind(sim.steps)
+    assert sim.trace.hash() == h and all(view.machine.notes == ["hello", "world"] for view in sim.replicas)
 
 
 def test_submission_to_a_follower_or_a_crashed_node_is_abandoned() -> None:
@@ -681,10 +743,10 @@ END = 320
 
 
 def fingerprint(sim: Simulation) -> tuple:
-    snap = sim.snapshot()
+    frame = sim.frame()
     machines = tuple(None if r.machine is None else (dict(r.machine.data), r.machine.applied_index)
                      for r in sim.replicas)
-    return (snap, sim.trace.hash(), len(sim.trace), machines, sim.now_us,
+    return (frame, sim.trace.hash(), len(sim.trace), machines, sim.now_us,
             {k: dict(v) for k, v in sim.counters.items()})
 
 

@@ -1,4 +1,4 @@
-"""The renderers draw what the snapshot says: tests look at the artists and at what each view
+"""The renderers draw what the frame says: tests look at the artists and at what each view
 records having drawn (`node_style`, `cut_links`, `message_marks`, `cell_style`, `bands`, ...)."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from matplotlib.figure import Figure
 
 from raftlab.core import InstallSnapshotRequest, LogEntry, Role
 from raftlab.machines import KVStore
-from raftlab.sim import InFlight, NodeSnapshot, SimSnapshot, Simulation, TraceEvent
+from raftlab.sim import Frame, InFlight, NodeFrame, Simulation, TraceEvent
 from raftlab.viz import (
     MESSAGE_STYLE, PALETTE, ROLE_STYLE, GraphView, LogView, TimelineView, draw_graph, draw_logs, draw_timeline,
-    register_ipython_formatter, snapshot_png,
+    frame_png, register_ipython_formatter,
 )
 from raftlab.viz.logs import MAX_CELLS
 
@@ -65,7 +65,7 @@ def decode_png_ok(data: bytes) -> None:
 def test_leader_has_the_leader_style() -> None:
     sim = elected()
     g = GraphView()
-    g.update(sim.snapshot())
+    g.update(sim.frame())
     leader = sim.leader()
     style = g.node_style[leader]
     assert style["role"] == "leader"
@@ -83,7 +83,7 @@ def test_crashed_node_has_the_crashed_style() -> None:
     victim = (sim.leader() + 1) % 5
     sim.crash(victim)
     g = GraphView()
-    g.update(sim.snapshot())
+    g.update(sim.frame())
     style = g.node_style[victim]
     assert style["role"] == "crashed" and style["color"] == PALETTE["crashed"] and style["shape"] == "cross"
     assert "crashed" in style["label"] and style["timer"] is None
@@ -96,7 +96,7 @@ def test_candidate_has_the_candidate_style_and_a_timer() -> None:
     follower = (sim.leader() + 1) % 5
     sim.force_timeout(follower)
     g = GraphView()
-    g.update(sim.snapshot())
+    g.update(sim.frame())
     style = g.node_style[follower]
     assert style["role"] == "candidate" and style["shape"] == "diamond" and style["color"] == PALETTE["candidate"]
     assert 0 < style["timer"] <= 1
@@ -106,35 +106,35 @@ def test_candidate_has_the_candidate_style_and_a_timer() -> None:
 def test_cut_link_is_drawn_cut() -> None:
     sim = elected()
     g = GraphView()
-    g.update(sim.snapshot())
+    g.update(sim.frame())
     assert g.cut_links == frozenset() and len(g.painter.cut_lines.get_segments()) == 0
     sim.cut(1, 3)
-    g.update(sim.snapshot())
+    g.update(sim.frame())
     assert g.cut_links == frozenset({(1, 3)})
     assert len(g.painter.cut_lines.get_segments()) == 1
     assert len(g.painter.cut_marks.get_offsets()) == 1  # the x on the link
     assert g.painter.cut_lines.get_linestyle()[0][1] is not None  # dashed
     sim.heal()
-    g.update(sim.snapshot())
+    g.update(sim.frame())
     assert g.cut_links == frozenset() and len(g.painter.cut_marks.get_offsets()) == 0
 
 
 def test_messages_in_flight_appear_with_their_type_style() -> None:
     sim = elected()
     sim.force_timeout((sim.leader() + 1) % 5)  # vote requests on their way
-    snap = sim.snapshot()
+    frame = sim.frame()
     g = GraphView()
-    g.update(snap)
-    assert snap.in_flight
-    kinds = {type(f.message).__name__ for f in snap.in_flight}
+    g.update(frame)
+    assert frame.in_flight
+    kinds = {type(f.message).__name__ for f in frame.in_flight}
     assert "VoteRequest" in kinds
-    for f in snap.in_flight:
+    for f in frame.in_flight:
         mark = g.message_marks[f.id]
         assert mark["type"] == type(f.message).__name__
         assert mark["color"] == MESSAGE_STYLE[mark["type"]]["color"]
         assert mark["marker"] == MESSAGE_STYLE[mark["type"]]["marker"]
     for kind, collection in g.painter.messages.items():
-        assert len(collection.get_offsets()) == sum(type(f.message).__name__ == kind for f in snap.in_flight)
+        assert len(collection.get_offsets()) == sum(type(f.message).__name__ == kind for f in frame.in_flight)
     # vote requests and append requests look different
     assert MESSAGE_STYLE["VoteRequest"]["color"] != MESSAGE_STYLE["AppendEntryRequest"]["color"]
     assert MESSAGE_STYLE["VoteRequest"]["filled"] != MESSAGE_STYLE["VoteResponse"]["filled"]
@@ -142,12 +142,12 @@ def test_messages_in_flight_appear_with_their_type_style() -> None:
 
 def test_a_message_is_drawn_at_its_progress() -> None:
     sim = elected()
-    snap = sim.snapshot()
+    frame = sim.frame()
     flight = InFlight(999, 0, 1, InstallSnapshotRequest(0, 1, 5, 1, 0, None, True), 0,
-                      round(snap.time * 2e6) or 2)
-    snap = SimSnapshot(snap.time, snap.step, snap.seed, snap.nodes, (flight,), frozenset(), snap.leader)
+                      round(frame.time * 2e6) or 2)
+    frame = Frame(frame.time, frame.step, frame.seed, frame.nodes, (flight,), frozenset(), frame.leader)
     g = GraphView()
-    g.update(snap)
+    g.update(frame)
     mark = g.message_marks[999]
     assert mark["type"] == "InstallSnapshotRequest" and mark["marker"] == "s"
     assert mark["progress"] == pytest.approx(0.5, abs=0.01)
@@ -157,7 +157,7 @@ def test_selected_node_is_outlined_and_highlight_is_shown() -> None:
     sim = elected()
     g = GraphView()
     event = next(e for e in reversed(sim.trace.events) if e.kind == "became_leader")
-    g.update(sim.snapshot(), selected=2, highlight=event)
+    g.update(sim.frame(), selected=2, highlight=event)
     assert g.node_style[2]["selected"] and g.painter._nodes[2]["select"].get_visible()
     assert not any(g.painter._nodes[i]["select"].get_visible() for i in (0, 1, 3, 4))
     assert g.painter.highlighted["node"] == event.node
@@ -166,12 +166,12 @@ def test_selected_node_is_outlined_and_highlight_is_shown() -> None:
 
 def test_title_and_labels_say_time_leader_term_vote_commit() -> None:
     sim = with_writes(count=2)
-    snap = sim.snapshot()
+    frame = sim.frame()
     g = GraphView()
-    g.update(snap)
+    g.update(frame)
     title = g.painter.title.texts[0]
-    assert f"{snap.time:.3f}" in title and f"leader: node {snap.leader}" in title
-    for ns in snap.nodes:
+    assert f"{frame.time:.3f}" in title and f"leader: node {frame.leader}" in title
+    for ns in frame.nodes:
         label = g.node_style[ns.id]["label"]
         assert f"term {ns.term}" in label and f"commit {ns.commit_index}" in label
         assert f"vote {ns.voted_for}" in label
@@ -183,7 +183,7 @@ def test_node_at_picks_each_node_at_its_centre(n: int) -> None:
     sim = Simulation(n, seed=2)
     sim.run(0.5)
     g = GraphView()
-    g.update(sim.snapshot())
+    g.update(sim.frame())
     for node in range(n):
         x, y = g.node_centre(node)
         assert 0 < x < 1 and 0 < y < 1
@@ -194,7 +194,7 @@ def test_node_at_picks_each_node_at_its_centre(n: int) -> None:
 def test_node_at_uses_image_coordinates_from_the_top_left() -> None:
     sim = Simulation(5, seed=2)
     g = GraphView()
-    g.update(sim.snapshot())
+    g.update(sim.frame())
     x, y = g.node_centre(0)  # node 0 is drawn on top
     assert y < 0.5
     assert g.node_at(x, y) == 0 and g.node_at(x, 1 - y) != 0
@@ -205,15 +205,15 @@ def test_committed_cells_differ_from_uncommitted() -> None:
     sim = with_writes(count=3)
     leader = sim.leader()
     sim.submit(KVStore.put(1, 99, "y", "new"))  # appended by the leader, not yet committed
-    snap = sim.snapshot()
+    frame = sim.frame()
     lg = LogView()
-    lg.update(snap)
-    last = snap.nodes[leader].log[-1].index
+    lg.update(frame)
+    last = frame.nodes[leader].log[-1].index
     committed, pending = lg.cell_style[(leader, 2)], lg.cell_style[(leader, last)]
     assert committed["committed"] and not pending["committed"]
     assert committed["hatch"] is None and pending["hatch"] is not None
     assert committed["alpha"] > pending["alpha"]
-    assert pending["text"] == "put y" and committed["term"] == snap.nodes[leader].term
+    assert pending["text"] == "put y" and committed["term"] == frame.nodes[leader].term
     assert len(lg.painter.uncommitted.get_paths()) == sum(not s["committed"] for s in lg.cell_style.values())
     assert len(lg.painter.committed.get_paths()) == sum(s["committed"] for s in lg.cell_style.values())
     assert lg.painter.committed.get_alpha() != lg.painter.uncommitted.get_alpha()
@@ -226,9 +226,9 @@ def test_cells_are_coloured_by_term_and_show_it() -> None:
     sim.run_until(lambda s: s.leader() is not None, 5.0)
     sim.one(KVStore.put(1, 50, "z", "1"))
     lg = LogView()
-    snap = sim.snapshot()
-    lg.update(snap)
-    leader = snap.leader
+    frame = sim.frame()
+    lg.update(frame)
+    leader = frame.leader
     terms = {s["term"]: s["color"] for (node, _), s in lg.cell_style.items() if node == leader}
     assert len(terms) >= 2 and len(set(terms.values())) == len(terms)
     assert {str(t) for t in terms} <= set(lg.painter.terms.texts)
@@ -237,7 +237,7 @@ def test_cells_are_coloured_by_term_and_show_it() -> None:
 def test_applied_cells_are_marked() -> None:
     sim = with_writes(count=3)
     lg = LogView()
-    lg.update(sim.snapshot())
+    lg.update(sim.frame())
     assert any(s["applied"] for s in lg.cell_style.values())
     assert len(lg.painter.applied.get_segments()) == 5  # one underline per row
 
@@ -246,11 +246,11 @@ def test_snapshot_prefix_is_drawn_as_one_block() -> None:
     sim = elected(snapshot_delta=5)
     for k in range(1, 13):
         sim.one(KVStore.put(1, k, "x", str(k)))
-    snap = sim.snapshot()
-    compacted = [ns for ns in snap.nodes if ns.snapshot_index > 0]
+    frame = sim.frame()
+    compacted = [ns for ns in frame.nodes if ns.snapshot_index > 0]
     assert compacted
     lg = LogView()
-    lg.update(snap)
+    lg.update(frame)
     for ns in compacted:
         block = lg.snapshot_blocks[ns.id]
         assert block["last_index"] == ns.snapshot_index
@@ -267,11 +267,11 @@ def test_long_logs_show_the_last_indices_with_an_ellipsis() -> None:
         sim.submit(KVStore.put(1, k, "x", str(k)))
         sim.run(0.002)
     sim.run(0.5)
-    snap = sim.snapshot()
+    frame = sim.frame()
     lg = LogView()
-    lg.update(snap)
+    lg.update(frame)
     lo, hi = lg.painter.visible_range
-    assert hi == max(ns.snapshot_index + len(ns.log) for ns in snap.nodes)
+    assert hi == max(ns.snapshot_index + len(ns.log) for ns in frame.nodes)
     assert hi - lo + 1 == MAX_CELLS
     assert all(index >= lo for _, index in lg.cell_style)
     assert all(lg.painter.elided.values()) and len(lg.painter.ellipses.texts) == 3
@@ -279,11 +279,11 @@ def test_long_logs_show_the_last_indices_with_an_ellipsis() -> None:
 
 def test_leader_next_and_match_index_are_marked() -> None:
     sim = with_writes(count=2)
-    snap = sim.snapshot()
+    frame = sim.frame()
     lg = LogView()
-    lg.update(snap)
-    lead = snap.nodes[snap.leader]
-    assert set(lg.markers) == set(range(5)) - {snap.leader}
+    lg.update(frame)
+    lead = frame.nodes[frame.leader]
+    assert set(lg.markers) == set(range(5)) - {frame.leader}
     for follower, m in lg.markers.items():
         assert m == {"next": lead.next_index[follower], "match": lead.match_index[follower]}
     assert len(lg.painter.next_marks.get_offsets()) == 4
@@ -295,7 +295,7 @@ def test_crashed_rows_are_greyed() -> None:
     victim = (sim.leader() + 2) % 5
     sim.crash(victim)
     lg = LogView()
-    lg.update(sim.snapshot())
+    lg.update(sim.frame())
     overlays = lg.painter.overlay.get_paths()
     assert len(overlays) == 1
     ys = overlays[0].vertices[:, 1]
@@ -307,7 +307,7 @@ def test_log_highlight_outlines_the_cells_of_the_event() -> None:
     sim = with_writes(count=2)
     event = next(e for e in reversed(sim.trace.events) if e.kind == "committed")
     lg = LogView()
-    lg.update(sim.snapshot(), highlight=event, selected=1)
+    lg.update(sim.frame(), highlight=event, selected=1)
     assert lg.painter.highlighted["cells"] == (event.node, event.data["index"], event.data["index"])
     assert lg.painter.highlight_box.get_visible() and lg.painter.selected_box.get_visible()
 
@@ -320,7 +320,7 @@ def test_timeline_bands_follow_roles() -> None:
     sim.crash(leader)
     sim.run(0.2)
     t = TimelineView()
-    t.update(sim.snapshot(), sim.trace, window=5.0)
+    t.update(sim.frame(), sim.trace, window=5.0)
     roles = {(node, role) for node, role, _, _ in t.bands}
     assert (leader, "leader") in roles and (leader, "crashed") in roles
     assert any(role == "follower" for _, role, _, _ in t.bands)
@@ -335,7 +335,7 @@ def test_timeline_draws_messages_and_lost_ones_end_in_a_cross() -> None:
     sim.cut(sim.leader(), (sim.leader() + 1) % 5)
     sim.run(0.2)
     t = TimelineView()
-    t.update(sim.snapshot(), sim.trace, window=0.5)
+    t.update(sim.frame(), sim.trace, window=0.5)
     fates = {m["fate"] for m in t.messages.values()}
     assert {"delivered", "lost"} <= fates
     lost = sum(m["fate"] == "lost" for m in t.messages.values())
@@ -349,7 +349,7 @@ def test_timeline_window_reads_only_events_near_the_window() -> None:
     sim = elected()
     sim.run(5.0)
     t = TimelineView()
-    t.update(sim.snapshot(), sim.trace, window=0.2)
+    t.update(sim.frame(), sim.trace, window=0.2)
     assert 0 < t.painter.events_scanned < len(sim.trace) / 5
     assert all(m["end"] >= sim.now - 0.2 for m in t.messages.values())
     assert t.painter.ax.get_xlim()[0] == pytest.approx(sim.now - 0.2)
@@ -359,9 +359,9 @@ def test_timeline_follows_a_rewind() -> None:
     sim = elected()
     sim.run(1.0)
     t = TimelineView()
-    t.update(sim.snapshot(), sim.trace)
+    t.update(sim.frame(), sim.trace)
     sim.rewind(to_event=10)
-    t.update(sim.snapshot(), sim.trace)
+    t.update(sim.frame(), sim.trace)
     assert all(end <= sim.now + 1e-9 for _, _, _, end in t.bands)
     assert all(m["sent"] <= sim.now + 1e-9 for m in t.messages.values())
 
@@ -371,7 +371,7 @@ def test_timeline_highlights_the_event() -> None:
     sim.run(0.2)
     event = next(e for e in reversed(sim.trace.events) if e.kind == "deliver")
     t = TimelineView()
-    t.update(sim.snapshot(), sim.trace, highlight=event)
+    t.update(sim.frame(), sim.trace, highlight=event)
     assert t.painter.highlighted["time"] == pytest.approx(event.seconds)
     assert t.painter.highlighted["message"] == event.data["id"]
     assert len(t.painter.highlight_line.get_segments()) == 1
@@ -384,12 +384,12 @@ def test_views_work_for_every_cluster_size(n: int) -> None:
     sim.run_until(lambda s: s.leader() is not None, 5.0)
     sim.submit(KVStore.put(1, 1, "x", "1"))
     sim.run(0.05)
-    snap = sim.snapshot()
+    frame = sim.frame()
     g, lg, t = GraphView(), LogView(), TimelineView()
-    g.update(snap, selected=n - 1)
-    lg.update(snap, selected=n - 1)
-    t.update(snap, sim.trace)
-    assert len(g.node_style) == n and g.node_style[snap.leader]["role"] == "leader"
+    g.update(frame, selected=n - 1)
+    lg.update(frame, selected=n - 1)
+    t.update(frame, sim.trace)
+    assert len(g.node_style) == n and g.node_style[frame.leader]["role"] == "leader"
     assert {node for node, _ in lg.cell_style} == set(range(n))
     assert {node for node, _, _, _ in t.bands} == set(range(n))
     for view, size in ((g, (495, 450)), (lg, (720, 288)), (t, (720, 270))):
@@ -400,18 +400,18 @@ def test_png_is_valid_and_changes_after_steps() -> None:
     sim = elected()
     views = [GraphView(), LogView(), TimelineView()]
     before = []
-    snap = sim.snapshot()
+    frame = sim.frame()
     for v in views:
-        v.update(snap, sim.trace) if isinstance(v, TimelineView) else v.update(snap)
+        v.update(frame, sim.trace) if isinstance(v, TimelineView) else v.update(frame)
         data = v.png()
         decode_png_ok(data)
         before.append(data)
     sim.submit(KVStore.put(1, 1, "x", "1"))
     for _ in range(6):
         sim.step()
-    snap = sim.snapshot()
+    frame = sim.frame()
     for v, old in zip(views, before, strict=True):
-        v.update(snap, sim.trace) if isinstance(v, TimelineView) else v.update(snap)
+        v.update(frame, sim.trace) if isinstance(v, TimelineView) else v.update(frame)
         data = v.png()
         decode_png_ok(data)
         assert data != old
@@ -434,11 +434,11 @@ def test_updates_reuse_the_figure_and_do_not_leak_artists() -> None:
         if k == 25:
             sim.cut(0, 1)
         sim.step()
-        snap = sim.snapshot()
+        frame = sim.frame()
         event = sim.trace.events[-1]
-        g.update(snap, selected=k % 5, highlight=event)
-        lg.update(snap, selected=k % 5, highlight=event)
-        t.update(snap, sim.trace, highlight=event)
+        g.update(frame, selected=k % 5, highlight=event)
+        lg.update(frame, selected=k % 5, highlight=event)
+        t.update(frame, sim.trace, highlight=event)
         for v in (g, lg, t):
             v.png()
         now = [count_artists(v.figure) for v in (g, lg, t)]
@@ -451,25 +451,25 @@ def test_updates_reuse_the_figure_and_do_not_leak_artists() -> None:
 
 def test_one_shot_functions_make_new_figures() -> None:
     sim = elected()
-    snap = sim.snapshot()
-    a, b = draw_graph(snap), draw_graph(snap)
+    frame = sim.frame()
+    a, b = draw_graph(frame), draw_graph(frame)
     assert isinstance(a, Figure) and a is not b
-    assert isinstance(draw_logs(snap), Figure)
-    assert isinstance(draw_timeline(snap, sim.trace, window=1.0), Figure)
+    assert isinstance(draw_logs(frame), Figure)
+    assert isinstance(draw_timeline(frame, sim.trace, window=1.0), Figure)
 
 
-def test_views_accept_a_plain_list_of_events_and_a_hand_made_snapshot() -> None:
-    node = NodeSnapshot(0, False, Role.LEADER, 2, 0, 0, (LogEntry(KVStore.NOOP, 1, 2),), 0, 0, 1, 1,
-                        {}, {}, math.inf, (0.15, 0.3), 0.05)
-    snap = SimSnapshot(0.5, 3, 1, (node,), (), frozenset(), 0)
+def test_views_accept_a_plain_list_of_events_and_a_hand_made_frame() -> None:
+    node = NodeFrame(0, False, Role.LEADER, 2, 0, 0, (LogEntry(KVStore.NOOP, 1, 2),), 0, 0, 1, 1,
+                     {}, {}, math.inf, (0.15, 0.3), 0.05)
+    frame = Frame(0.5, 3, 1, (node,), (), frozenset(), 0)
     events = [TraceEvent(1, 100_000, "became_leader", 0, "C-WIN", {"term": 2, "votes": [0]}),
               TraceEvent(2, 200_000, "committed", 0, "L-COMMIT", {"index": 1, "term": 2})]
     t = TimelineView()
-    t.update(snap, events, window=1.0)
+    t.update(frame, events, window=1.0)
     assert [b[1] for b in t.bands] == ["follower", "leader"]
     assert t.painter.commits_drawn == [(0.2, 0, 1)]
     lg = LogView()
-    lg.update(snap)
+    lg.update(frame)
     assert lg.cell_style[(0, 1)]["text"] == "noop"
 
 
@@ -493,11 +493,11 @@ def test_ipython_formatter_registered_only_inside_ipython() -> None:
     assert register_ipython_formatter(object()) is False  # no display_formatter: not a shell
     shell = FakeShell()
     assert register_ipython_formatter(shell) is True
-    func = shell.display_formatter.formatters["image/png"].types[SimSnapshot]
+    func = shell.display_formatter.formatters["image/png"].types[Frame]
     sim = elected(n=3)
-    data = func(sim.snapshot())
+    data = func(sim.frame())
     decode_png_ok(data)
-    assert data == snapshot_png(sim.snapshot())
+    assert data == frame_png(sim.frame())
 
 
 def _inside_ipython() -> bool:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from raftlab.core import Role
+from pathlib import Path
+
 from raftlab.sim import Simulation
+from raftlab.sim.transcript import TRANSCRIPTS, run_transcript
 from raftlab.widgets import RaftLab
 from raftlab.widgets.app import CLIENT, NARRATED, notable
 
@@ -25,7 +28,8 @@ def images(app: RaftLab) -> tuple[bytes, bytes, bytes]:
 
 
 def elect(app: RaftLab) -> int:
-    app.scenario.value = "first election"
+    while app.sim.leader() is None and app.sim.now < 5.0:
+        app.notable_button.click()
     leader = app.sim.leader()
     assert leader is not None
     return leader
@@ -174,10 +178,10 @@ def test_the_inspector_shows_next_and_match_for_a_leader_only(app: RaftLab) -> N
     app.node_picker.value = leader
     text = app.inspector.value
     assert "leader" in text and "<th>next</th>" in text and "<th>match</th>" in text
-    snap = app.sim.snapshot().nodes[leader]
+    node = app.sim.frame().nodes[leader]
     for peer in app.sim.ids:
         if peer != leader:
-            assert f"<tr><td>{peer}</td><td>{snap.next_index[peer]}</td><td>{snap.match_index[peer]}</td></tr>" in text
+            assert f"<tr><td>{peer}</td><td>{node.next_index[peer]}</td><td>{node.match_index[peer]}</td></tr>" in text
     app.node_picker.value = next(i for i in app.sim.ids if i != leader)
     assert "<th>match</th>" not in app.inspector.value
     assert "follower" in app.inspector.value
@@ -211,13 +215,13 @@ def test_apply_partition_cuts_links_between_the_sides_and_heal_clears_them(app: 
     app.partition_button.click()
     a, b = {0, 1}, {2, 3, 4}
     expected = {(x, y) for x in a for y in b} | {(y, x) for x in a for y in b}
-    assert app.sim.snapshot().cut == expected
+    assert app.sim.frame().cut == expected
     for node, side in enumerate("ABAAA"):  # a new partition replaces the old one
         app.sides[node].value = side
     app.partition_button.click()
-    assert app.sim.snapshot().cut == {(1, x) for x in (0, 2, 3, 4)} | {(x, 1) for x in (0, 2, 3, 4)}
+    assert app.sim.frame().cut == {(1, x) for x in (0, 2, 3, 4)} | {(x, 1) for x in (0, 2, 3, 4)}
     app.heal_button.click()
-    assert app.sim.snapshot().cut == frozenset()
+    assert app.sim.frame().cut == frozenset()
 
 
 def test_drop_message_removes_the_chosen_message(app: RaftLab) -> None:
@@ -259,16 +263,31 @@ def test_reset_builds_a_new_simulation_of_the_chosen_size_and_seed(app: RaftLab)
     assert app.sim.steps == 1
 
 
-def test_the_scenario_picker_resets_and_runs_the_scenario(app: RaftLab) -> None:
+def test_the_scenario_picker_replays_a_bundled_transcript(app: RaftLab) -> None:
     tick(app, 5)
     old = app.sim
-    app.scenario.value = "leader crash"
+    assert [v for _, v in app.scenario.options][1:] == list(TRANSCRIPTS)  # the same files as the tests and grader
+    app.scenario.value = "leader_crash"
     assert app.sim is not old
-    assert sum(r.crashed for r in app.sim.replicas) == 1
+    replayed = run_transcript("leader_crash").sim
+    assert app.sim.trace.hash() == replayed.trace.hash()  # exactly the transcript's run
+    assert app.sim.leader() == replayed.leader() is not None
     assert "crash" in [e.kind for e in app.sim.trace]
     assert app.time_slider.value == app.sim.steps > 0
+    assert (app.size.value, app.seed.value) == (app.sim.n, app.sim.seed)
     app.reset_button.click()
     assert app.scenario.value is None and app.sim.steps == 0
+
+
+def test_a_students_own_transcript_replays_in_the_app(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.txt"
+    mine.write_text("# My scenario: node 2 times out first.\n\nsim n=3 seed=4\n\ntimeout 2\n\nrun-until leader=2\n")
+    app = RaftLab.from_transcript(mine)
+    assert app.sim.leader() == 2 and app.sim.n == 3
+    again = RaftLab(n=5, seed=1)
+    sim = again.load_transcript(str(mine))
+    assert sim is again.sim and sim.leader() == 2 and len(again.node_picker.options) == 3
+    assert "leader" in again.status.value
 
 
 # ----- errors ----------------------------------------------------------------------------------------------
@@ -279,7 +298,7 @@ def test_a_failing_action_is_shown_in_the_app_and_the_app_keeps_working(app: Raf
     assert isinstance(app.last_error, ValueError)
     assert "ValueError" in app.errors.value and "each side" in app.errors.value
     assert app._error_box.layout.display != "none"
-    assert app.sim.snapshot().cut == frozenset()
+    assert app.sim.frame().cut == frozenset()
     app.step_button.click()
     assert app.sim.steps == 1
 

@@ -1,0 +1,71 @@
+"""What the renderers read: a `Frame`, an immutable copy of a `Simulation` at one moment.
+
+`sim.frame()` takes one; `raftlab.viz` draws it. (Raft's own snapshots, of the log, are another
+thing: a node's `snapshot_index` and `snapshot_term` say how far its snapshot reaches.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from ..core import LogEntry, Role
+
+if TYPE_CHECKING:
+    from .simulation import InFlight, Simulation
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFrame:
+    """One node, frozen: what a renderer needs."""
+
+    id: int
+    crashed: bool
+    role: Role | None  # None while crashed
+    term: int
+    voted_for: int | None
+    leader: int | None  # the leader it knows
+    log: tuple[LogEntry, ...]  # entries after the snapshot
+    snapshot_index: int  # last index covered by its snapshot
+    snapshot_term: int
+    commit_index: int
+    last_applied: int
+    next_index: MappingProxyType  # leader only: peer -> next index
+    match_index: MappingProxyType  # leader only: peer -> match index
+    deadline: float  # its next timer, seconds (inf if none)
+    election_timeout_range: tuple[float, float]
+    heartbeat_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """An immutable copy of everything a renderer needs, at one moment."""
+
+    time: float  # seconds
+    step: int
+    seed: int
+    nodes: tuple[NodeFrame, ...]
+    in_flight: tuple[InFlight, ...]  # sorted by arrival
+    cut: frozenset[tuple[int, int]]  # one-way links that are cut
+    leader: int | None
+
+    @classmethod
+    def of(cls, sim: Simulation) -> Frame:
+        """The frame of `sim` now (what `sim.frame()` returns)."""
+        nodes = []
+        for i in sim.ids:
+            r, s = sim._replicas[i], sim._storages[i]
+            log = s.log
+            lead = r if r is not None and r.role is Role.LEADER else None
+            nodes.append(NodeFrame(
+                i, r is None, None if r is None else r.role, s.current_term, s.voted_for,
+                None if r is None else sim._clusters[i].leader, log.entries_from(log.base_index + 1),
+                log.base_index, log.base_term, 0 if r is None else r.commit_index,
+                0 if r is None else r.last_applied,
+                MappingProxyType(dict(lead.next_index) if lead is not None else {}),
+                MappingProxyType(dict(lead.match_index) if lead is not None else {}),
+                math.inf if r is None else r.next_deadline, tuple(sim.election_timeout), sim.heartbeat_timeout))
+        return cls(sim.now, sim.steps, sim.seed, tuple(nodes), tuple(sim.in_flight()), frozenset(sim._cut),
+                   sim.leader())

@@ -1,0 +1,134 @@
+"""The history of a `Simulation`: its interventions, its checkpoints, and going back to an earlier step.
+
+A run is decided by its seed and its interventions (a crash, a partition, a submission, a change of
+the network model, ...). The `History` logs each intervention with the step and the time it was made
+at, and every so often takes a checkpoint, a deep copy of the simulation's state. `rewind(k)` restores
+the latest checkpoint before step `k` and steps on from it, replaying the logged interventions where
+they were made, up to step `k`. The interventions after `k` are kept as the *future*: stepping on
+replays them too, until the user acts, which forks a new history (the old future is forgotten).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .simulation import Simulation
+
+Intervention = tuple[int, int, str, tuple, dict]  # (step, time in microseconds, name, args, kwargs)
+
+
+class History:
+    """The history of one `Simulation` (its `history` attribute); see the module docstring.
+
+    Args:
+        sim: the simulation; the attributes named in its ``_STATE`` are what a checkpoint copies.
+        checkpoint_every: the least number of steps between two checkpoints (more as the state grows,
+            so that checkpoints stay a small share of the work).
+        enabled: False keeps no checkpoints, so that `rewind` raises (``Simulation(record_trace=False)``).
+    """
+
+    def __init__(self, sim: Simulation, checkpoint_every: int, enabled: bool = True) -> None:
+        self.sim, self.checkpoint_every, self.enabled = sim, checkpoint_every, enabled
+        self.interventions: list[Intervention] = []  # in the order made (and replayed)
+        self.checkpoints: list[tuple[int, int, int, dict]] = []  # (step, trace length, interventions, state)
+        self.next_checkpoint: float = 0  # the step at which to take the next checkpoint
+        self.future: list[Intervention] = []  # interventions of a rewound history, replayed by stepping on
+        self.replaying = False  # True while an intervention of the history is made again
+        self._end = 0
+
+    @property
+    def end(self) -> int:
+        """The furthest step this history has reached (for a time slider)."""
+        return max(self._end, self.sim.steps)
+
+    # ----- recording --------------------------------------------------------------------------------
+    def log(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """Log the intervention ``sim.name(*args, **kwargs)``, made now. Unless it is replayed, it
+        forks: the future of a rewound history is forgotten."""
+        sim = self.sim
+        if not self.replaying:
+            self.future.clear()
+            self._end = sim.steps
+        self.interventions.append((sim.steps, sim.now_us, name, copy.deepcopy(args), dict(kwargs)))
+
+    def log_network_change(self, name: str, value: Any) -> None:
+        """Log a change of the network model: `name` is a field, or ``"link"`` / ``"clear_link"`` with
+        `value` the arguments of `NetworkModel.set_link` / `clear_link`."""
+        if name == "link":
+            self.log(name, *value[:2], **dict(zip(("latency", "drop", "duplicate"), value[2:], strict=True)))
+        elif name == "clear_link":
+            self.log(name, *value[:2])
+        else:
+            self.log("network", name, value)
+
+    def before_step(self) -> None:
+        """Replay the interventions due (in a rewound history), and take a checkpoint if one is due."""
+        sim, future = self.sim, self.future
+        while future and future[0][0] <= sim.steps:
+            self._replay(future.pop(0))
+        if sim.steps >= self.next_checkpoint:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Take a checkpoint of the simulation now (unless one of this moment exists)."""
+        sim = self.sim
+        if not self.enabled:
+            self.next_checkpoint = math.inf
+            return
+        if self.checkpoints and self.checkpoints[-1][:3] == (sim.steps, len(sim.trace), len(self.interventions)):
+            return
+        state = copy.deepcopy({name: getattr(sim, name) for name in sim._STATE}, self._memo())
+        self.checkpoints.append((sim.steps, len(sim.trace), len(self.interventions), state))
+        # A checkpoint costs time in proportion to the state; space them so they stay a small share.
+        size = sum(s.log.last_index for s in sim._storages.values()) + len(sim.submissions)
+        self.next_checkpoint = sim.steps + max(self.checkpoint_every, 4 * size)
+
+    # ----- going back -------------------------------------------------------------------------------
+    def rewind(self, to_event: int) -> None:
+        """Go back to the moment after step `to_event` (before any intervention made then); see
+        `Simulation.rewind`."""
+        sim = self.sim
+        if not self.enabled:
+            raise RuntimeError("rewind needs the history that Simulation(record_trace=False) does not keep")
+        if type(to_event) is not int or not 0 <= to_event <= sim.steps:
+            raise ValueError(f"to_event must be between 0 and the steps taken ({sim.steps}), not {to_event!r}")
+        self._end = self.end
+        before = sum(1 for i in self.interventions if i[0] < to_event)  # interventions to keep
+        step, trace_length, done, state = max((c for c in self.checkpoints if c[0] <= to_event and c[2] <= before),
+                                              key=lambda c: (c[0], c[2]))
+        self.future = self.interventions[before:] + self.future
+        pending = self.interventions[done:before]
+        del self.interventions[done:]
+        for name, value in copy.deepcopy(state, self._memo()).items():
+            object.__setattr__(sim, name, value)
+        del sim.trace.events[trace_length:]
+        self.checkpoints = [c for c in self.checkpoints if c[0] <= step and c[2] <= done]
+        self.future = pending + self.future
+        while sim.steps < to_event and sim.step() is not None:
+            pass
+        while self.future and self.future[0][0] < to_event:  # (none are left, unless the queue ran dry)
+            self._replay(self.future.pop(0))
+
+    def _replay(self, intervention: Intervention) -> None:
+        sim = self.sim
+        _, now_us, name, args, kwargs = intervention
+        sim.now_us, self.replaying = now_us, True
+        try:
+            if name == "network":
+                setattr(sim.network, *args)
+            elif name == "link":
+                sim.network.set_link(*args, **kwargs)
+            elif name == "clear_link":
+                sim.network.clear_link(*args)
+            else:
+                getattr(sim, name)(*args, **kwargs)
+        finally:
+            self.replaying = False
+
+    def _memo(self) -> dict:
+        """What a checkpoint shares with the live simulation instead of copying."""
+        sim = self.sim
+        return {id(sim): sim, id(sim.trace): sim.trace, id(self): self}

@@ -1,0 +1,158 @@
+"""The parts of one simulated node: its `SimCluster`, its `MachineTap`, and the read-only `ReplicaView`."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..core import LogEntry, Message, Replica, Role, Snapshot, TransitionState
+from .trace import SIM
+
+if TYPE_CHECKING:
+    from .simulation import Simulation
+
+
+class SimCluster:
+    """The in-memory `Cluster` of one simulated node."""
+
+    __slots__ = ("inbox", "leader", "node", "sim")
+
+    def __init__(self, sim: Simulation, node: int) -> None:
+        self.sim, self.node = sim, node
+        self.inbox: list[Message] = []  # filled by the simulation on delivery
+        self.leader: int | None = None  # the leader this node knows
+
+    def send_message(self, to_id: int, message: Message) -> None:
+        self.sim._send(self.node, to_id, message)
+
+    def receive_messages(self) -> list[Message]:
+        messages, self.inbox = self.inbox, []
+        return messages
+
+    def halt(self) -> bool:
+        return False
+
+    def register_leader(self, leader_id: int | None) -> None:
+        self.leader = leader_id
+
+
+class MachineTap:
+    """What a simulated node's `Replica` is given as its state machine: the node's `machine`, wrapped.
+
+    The machine is any object with the six methods of the core `StateMachine` protocol. The tap
+    forwards every call to it and tells the simulation what happened: the states of the client's
+    `Submission`s, and each entry applied (to the invariant checker). It also queues the transitions
+    submitted through the simulation (`submit`): the replica takes them after the machine's own
+    pending ones, so the machine needs no queue of its own.
+    """
+
+    def __init__(self, sim: Simulation, node: int, machine: Any) -> None:
+        self.sim, self.node, self.machine = sim, node, machine
+        self.applied_index = 0  # index of the last entry applied (or covered by a snapshot)
+        self.submitted: list[Any] = []  # submitted through the simulation, not taken by the replica yet
+
+    def submit(self, transition: Any) -> None:
+        """Queue a client's `transition` for the replica (which takes it with `get_pending_transitions`)."""
+        self.submitted.append(transition)
+
+    def register_transition_state(self, transition_id: Hashable, state: TransitionState) -> None:
+        self.machine.register_transition_state(transition_id, state)
+        sim = self.sim
+        handle = sim.submissions.get(transition_id)
+        if handle is not None and handle.track(self.node, state, self.applied_index, sim.now):
+            if state is TransitionState.APPLIED:
+                handle.result = getattr(self.machine, "results", {}).get(transition_id)
+            sim._record("client_reply", self.node, SIM, transition=repr(handle.transition), state=state.value)
+
+    def apply_transition(self, transition: Any) -> None:
+        self.machine.apply_transition(transition)
+        replica = self.sim._replicas[self.node]  # the index is the replica's, not counted here
+        assert replica is not None  # (it is the one applying)
+        previous, self.applied_index = self.applied_index, replica.last_applied + 1
+        if self.sim.checker is not None:
+            self.sim.checker.on_apply(self.node, self.applied_index, transition.get_id(), previous)
+
+    def get_pending_transitions(self) -> Iterable[Any]:
+        own = self.machine.get_pending_transitions()
+        if not self.submitted:
+            return own
+        submitted, self.submitted = self.submitted, []
+        return [*own, *submitted]
+
+    def get_snapshot(self) -> Snapshot | None:
+        return self.machine.get_snapshot()
+
+    def create_snapshot(self, last_included_index: int, last_included_term: int) -> Snapshot:
+        return self.machine.create_snapshot(last_included_index, last_included_term)
+
+    def set_snapshot(self, snapshot: Snapshot) -> None:
+        self.machine.set_snapshot(snapshot)
+        self.applied_index = snapshot.last_included_index
+
+
+class ReplicaView:
+    """Read-only view of one node (live or crashed)."""
+
+    __slots__ = ("_node", "_sim")
+
+    def __init__(self, sim: Simulation, node: int) -> None:
+        self._sim, self._node = sim, node
+
+    def __repr__(self) -> str:
+        replica = self._replica
+        return repr(replica) if replica is not None else f"ReplicaView(id={self._node}, crashed)"
+
+    @property
+    def _replica(self) -> Replica | None:
+        return self._sim._replicas[self._node]
+
+    @property
+    def id(self) -> int:
+        return self._node
+
+    @property
+    def crashed(self) -> bool:
+        return self._replica is None
+
+    @property
+    def role(self) -> Role | None:
+        return None if self._replica is None else self._replica.role
+
+    @property
+    def term(self) -> int:
+        return self._sim._storages[self._node].current_term
+
+    @property
+    def voted_for(self) -> int | None:
+        return self._sim._storages[self._node].voted_for
+
+    @property
+    def log(self) -> tuple[LogEntry, ...]:
+        """The entries held after the snapshot."""
+        log = self._sim._storages[self._node].log
+        return log.entries_from(log.base_index + 1)
+
+    @property
+    def last_index(self) -> int:
+        return self._sim._storages[self._node].log.last_index
+
+    @property
+    def snapshot_index(self) -> int:
+        return self._sim._storages[self._node].log.base_index
+
+    @property
+    def commit_index(self) -> int:
+        return 0 if self._replica is None else self._replica.commit_index
+
+    @property
+    def last_applied(self) -> int:
+        return 0 if self._replica is None else self._replica.last_applied
+
+    @property
+    def machine(self) -> Any:
+        """The node's state machine (None while crashed)."""
+        return None if self._replica is None else self._sim._taps[self._node].machine
+
+    @property
+    def stats(self) -> Any:
+        return None if self._replica is None else self._replica.stats

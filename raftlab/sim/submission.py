@@ -1,0 +1,49 @@
+"""`Submission`: a client's handle on a transition submitted to a `Simulation`."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core import TransitionState
+
+
+@dataclass(slots=True)
+class Submission:
+    """A client's transition and its state on every node (`TransitionState` by node id)."""
+
+    transition: Any  # what was submitted
+    id: Hashable  # its id
+    node: int  # the node it was submitted to
+    step: int  # the simulation step at which it was submitted
+    states: dict[int, TransitionState] = field(default_factory=dict)  # node -> latest state
+    index: int | None = None  # the log index at which it was applied, once known
+    answer: TransitionState | None = None  # the first final state (applied or abandoned) on its node
+    replied: float | None = None  # virtual time of that answer
+    result: Any = None  # if the answer is APPLIED: what the node's state machine returned (its `results`)
+
+    @property
+    def applied_on(self) -> set[int]:
+        """The nodes that applied it."""
+        return {n for n, s in self.states.items() if s is TransitionState.APPLIED}
+
+    @property
+    def state(self) -> TransitionState | None:
+        """Its state on the node it was submitted to (what that node would answer the client)."""
+        return self.states.get(self.node)
+
+    def settled(self, k: int) -> bool:
+        """True once `k` nodes applied it, or its node abandoned it."""
+        return len(self.applied_on) >= k or (self.state is not None and self.state.abandoned)
+
+    def track(self, node: int, state: TransitionState, index: int, now: float) -> bool:
+        """`node` registered `state` for it (`index`: the node's last applied index). True if that is
+        the answer to the client (the first final state on its node); the caller sets `result`."""
+        self.states[node] = state
+        if state is TransitionState.APPLIED and self.index is None:
+            self.index = index
+        if node == self.node and self.answer is None and (state is TransitionState.APPLIED or state.abandoned):
+            self.answer, self.replied = state, now
+            return True
+        return False
