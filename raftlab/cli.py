@@ -163,13 +163,14 @@ def _demo(parser: argparse.ArgumentParser, args: Any) -> int:
 
 def _simulate(args: Any) -> int:
     from .machines import KVStore
-    from .sim import NetworkModel, Simulation
+    from .core import EventKind
+    from .sim import NetworkModel, SimKind, Simulation
 
     sim = Simulation(args.nodes, args.seed, network=NetworkModel(drop=args.drop))
     shown = 0
-    narrated = {"became_candidate", "became_leader", "became_follower", "vote_granted", "vote_refused",
-                "committed", "truncated", "snapshot_installed", "client_request", "client_reply", "crash",
-                "restart", "network", "append_refused"}
+    narrated = {*EventKind.ROLE_CHANGES, *EventKind.VOTES, EventKind.COMMITTED, EventKind.TRUNCATED,
+                EventKind.SNAPSHOT_INSTALLED, *SimKind.CLIENT, SimKind.CRASH, SimKind.RESTART, SimKind.NETWORK,
+                EventKind.APPEND_REFUSED}
     seq = 0
     while sim.now < args.duration:
         if sim.leader() is not None and sim.now >= 1.0:
@@ -181,7 +182,7 @@ def _simulate(args: Any) -> int:
                 if event.kind in narrated:
                     print(event.explain())
         shown = len(sim.trace)
-    leaders = {e.data["term"]: e.node for e in sim.trace.of_kind("became_leader")}
+    leaders = {e.data["term"]: e.node for e in sim.trace.of_kind(EventKind.BECAME_LEADER)}
     commits = max((r.commit_index for r in sim.replicas), default=0)
     messages = sum(sim.counters["messages"].values())
     print(f"\nsummary: {args.duration:g} virtual seconds, {sim.steps} steps, seed {args.seed}")

@@ -106,3 +106,10 @@ def test_the_check_finds_wrong_imports_lazy_or_relative() -> None:
         "line 1: check imports the third-party package numpy"]
     assert _wrong_imports(PACKAGE / "viz" / "probe.py", "from raftlab import sim\nfrom .. import widgets\n") == [
         "line 2: viz imports raftlab.widgets"]
+
+
+def test_the_package_ships_its_type_marker() -> None:
+    # "Typing :: Typed" is true: py.typed is in the package and in its package data (mypy runs in CI).
+    assert (PACKAGE / "py.typed").is_file()
+    pyproject = (PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"Typing :: Typed"' in pyproject and '"py.typed"' in pyproject

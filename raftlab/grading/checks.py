@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core import (
-    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, MemoryStorage,
-    Replica, Role, Snapshot, TransitionState, VoteRequest, VoteResponse,
+    AppendEntryRequest, AppendEntryResponse, EventKind, InstallSnapshotRequest, InstallSnapshotResponse,
+    MemoryStorage, Replica, Role, Snapshot, TransitionState, VoteRequest, VoteResponse,
 )
 from ..machines import KVStore
 from ..sim import NetworkModel, Simulation, TraceEvent
@@ -725,7 +725,7 @@ def sim_catch_up(cls: type[Replica], seed: int) -> None:
     sim.run_until(lambda s: len(s.replicas[4].machine.data) == 7, 3.0)
     expect(len(sim.replicas[4].machine.data) == 7, "IS-LOAD",
            f"node 4 did not catch up within 3 s: {dict(sim.replicas[4].machine.data)}")
-    expect(sim.trace.of_kind("snapshot_installed"), "IS-LOAD", "node 4 caught up without installing a snapshot")
+    expect(sim.trace.of_kind(EventKind.SNAPSHOT_INSTALLED), "IS-LOAD", "node 4 caught up without installing a snapshot")
 
 
 @check("D", "SNAP-TAKE, restart", "scenario: nodes restart from their snapshots", points=2, scenario=True)

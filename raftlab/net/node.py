@@ -32,9 +32,8 @@ from collections.abc import Callable, Coroutine, Hashable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from ..core import MemoryStorage, Replica, Role, SqliteStorage
+from ..core import Event, EventKind, MemoryStorage, Replica, Role, SqliteStorage
 from ..core.interfaces import TransitionState
-from ..core.replica import Event
 from ..machines.kv import OPS, KVCommand, KVStore
 from .client import KVError
 from .codec import storage_dumps, storage_loads
@@ -119,20 +118,20 @@ class KVNode:
     # ----- the replica's observer and the state machine's events ------------------------------------
     def _observe(self, event: Event) -> None:
         d = event.details
-        if event.kind == "became_leader":
+        if event.kind == EventKind.BECAME_LEADER:
             _log(f"node {self.id}: became LEADER of term {event.term} ({event.rule}: votes from {d.get('votes')}, "
                  f"a majority)")
-        elif event.kind == "became_candidate":
+        elif event.kind == EventKind.BECAME_CANDIDATE:
             _log(f"node {self.id}: became candidate for term {event.term} ({event.rule}: election timeout, "
                  f"no leader heard from)")
-        elif event.kind == "became_follower":
+        elif event.kind == EventKind.BECAME_FOLLOWER:
             _log(f"node {self.id}: became follower in term {event.term} ({event.rule}: {d.get('why')})")
-        elif event.kind == "truncated":
+        elif event.kind == EventKind.TRUNCATED:
             _log(f"node {self.id}: truncated {d.get('count')} entries from {d.get('first')} ({event.rule})")
-        elif event.kind == "snapshot_installed":
+        elif event.kind == EventKind.SNAPSHOT_INSTALLED:
             _log(f"node {self.id}: installed the snapshot of leader {d.get('leader')} up to index {d.get('index')} "
                  f"({event.rule})")
-        elif event.kind == "message_dropped":
+        elif event.kind == EventKind.MESSAGE_DROPPED:
             _log(f"node {self.id}: replica dropped a message: {d.get('why')}")
 
     def _on_machine(self, kind: str, transition_id: Hashable | None, state: TransitionState | None,

@@ -2,7 +2,8 @@
 
 `Simulation` runs real `raftlab.core.Replica`s on a simulated network (`NetworkModel`), records an
 explained `Trace`, checks Raft's safety properties as it goes (`InvariantViolation`), and can
-rewind (its `History`). Renderers read `sim.frame()`, a `Frame`. See docs in `Simulation`.
+rewind (its `History`). A trace event's kind is a `SimKind` or the core's `EventKind`. Renderers
+read `sim.frame()`, a `Frame`. See docs in `Simulation`.
 """
 
 from .frame import Frame, NodeFrame
@@ -12,9 +13,10 @@ from .network import LinkModel, NetworkModel
 from .node import ReplicaView, SimCluster
 from .simulation import InFlight, Simulation
 from .submission import Submission
-from .trace import Trace, TraceEvent, describe
+from .trace import SimKind, Trace, TraceEvent, describe
 
 __all__ = [
     "Frame", "History", "InFlight", "InvariantChecker", "InvariantViolation", "LinkModel", "NetworkModel",
-    "NodeFrame", "ReplicaView", "SimCluster", "Simulation", "Submission", "Trace", "TraceEvent", "describe",
+    "NodeFrame", "ReplicaView", "SimCluster", "SimKind", "Simulation", "Submission", "Trace", "TraceEvent",
+    "describe",
 ]

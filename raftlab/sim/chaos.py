@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..check import Operation, check
 from ..core import Replica, TransitionState
-from ..machines import KVStore
+from ..machines import KVCommand, KVStore
 from .invariants import InvariantViolation
 from .network import NetworkModel
 from .simulation import Simulation
@@ -58,7 +58,7 @@ class _Client:
     id: int
     seq: int = 0
     pending: Submission | None = None  # the latest submission of its current command
-    command: KVStore | None = None
+    command: KVCommand | None = None  # its current command (None before the first)
     call: float = 0.0
     sent_at: float = 0.0
     history: list[Operation] = field(default_factory=list)
@@ -161,6 +161,7 @@ def _submit(sim: Simulation, rng: random.Random, client: _Client) -> None:
 
 def _finish(client: _Client, ret: float | None, output: object) -> None:
     c = client.command
+    assert c is not None, "a client finishes only a command it sent"
     client.history.append(Operation(client.id, c.op, c.key, c.value, c.expected, call=client.call, ret=ret,
                                     output=output))
     client.pending = None

@@ -94,7 +94,7 @@ def trials_for(line: Line, trials: int) -> int:
 
 
 # ----- one trial ---------------------------------------------------------------------------------
-def _established(sim: Simulation, seen: dict) -> bool:
+def _established(sim: Simulation, seen: dict[str, int]) -> bool:
     """True once a live leader has committed an entry of its own term; notes the first win."""
     for replica in sim._replicas.values():
         if replica is not None and replica.role is Role.LEADER:
@@ -126,7 +126,8 @@ def run_trial(line: Line, index: int, seed: int = 1, *, latency: tuple[float, fl
     sim.run(rng.uniform(0, low / 2))  # the leader crashes within its heartbeat interval
     sim.crash(0)
     sim.disconnect(0)  # what is sent to it is lost at once (saves the simulation a step per message)
-    crashed, seen = sim.now_us, {}
+    crashed = sim.now_us
+    seen: dict[str, int] = {}  # "elected": when the first leader won
     sim.run_until(lambda s: _established(s, seen), limit)
     done = _established(sim, seen)
     established = (sim.now_us - crashed) / 1000 if done else limit * 1000
@@ -184,7 +185,8 @@ class Figure16Result:
     wall_s: float = field(compare=False)
 
     def __getitem__(self, line: Line) -> LineResult:
-        return self.lines[tuple(line)]
+        low, high = line  # (a list of two will do)
+        return self.lines[low, high]
 
     def figures(self) -> dict[str, float]:
         """Our values of the paper's figures (those whose lines were run), milliseconds."""
@@ -255,19 +257,16 @@ def run_figure16(trials: int = 1000, *, lines: Sequence[Line] | None = None, exe
     """
     if type(trials) is not int or trials < 1:
         raise ValueError(f"trials must be a positive int, not {trials!r}")
-    lines = LINES if lines is None else tuple(tuple(line) for line in lines)
-    for line in lines:
-        if not (len(line) == 2 and 0 < line[0] <= line[1]):
-            raise ValueError(f"a line is (low, high) milliseconds with 0 < low <= high, not {line!r}")
+    lines = LINES if lines is None else tuple(_as_line(line) for line in lines)
+    low_s, high_s = latency
+    latency = (low_s, high_s)  # a tuple, even if given a list
     start = time.perf_counter()
     tasks = [(line, a, min(a + chunk, trials_for(line, trials)))
              for line in lines for a in range(0, trials_for(line, trials), chunk)]
     total, done = sum(b - a for _, a, b in tasks), 0
-    own = executor is None
-    if own:
-        executor = ProcessPoolExecutor(min(os.cpu_count() or 1, len(tasks)))
+    pool = executor if executor is not None else ProcessPoolExecutor(min(os.cpu_count() or 1, len(tasks)))
     try:
-        futures: dict[Future, tuple] = {executor.submit(_run_chunk, line, a, b, seed, tuple(latency), limit):
+        futures: dict[Future, tuple] = {pool.submit(_run_chunk, line, a, b, seed, latency, limit):
                                         (line, a, b) for line, a, b in tasks}
         results: dict[tuple, list] = {}
         for future in as_completed(futures):
@@ -276,11 +275,18 @@ def run_figure16(trials: int = 1000, *, lines: Sequence[Line] | None = None, exe
             if progress is not None:
                 progress(done, total)
     finally:
-        if own:
-            executor.shutdown(cancel_futures=True)
+        if executor is None:  # made here
+            pool.shutdown(cancel_futures=True)
     out: dict[Line, LineResult] = {}
     for line in lines:
         rows = [row for task in tasks if task[0] == line for row in results[task]]
         out[line] = LineResult(line[0], line[1], tuple(r[0] for r in rows), tuple(r[1] for r in rows),
                                sum(r[2] for r in rows))
-    return Figure16Result(out, trials, seed, tuple(latency), limit, time.perf_counter() - start)
+    return Figure16Result(out, trials, seed, latency, limit, time.perf_counter() - start)
+
+
+def _as_line(line: Sequence[int]) -> Line:
+    """`line` as a `Line`, checked: (low, high) milliseconds with 0 < low <= high."""
+    if not (len(line) == 2 and 0 < line[0] <= line[1]):
+        raise ValueError(f"a line is (low, high) milliseconds with 0 < low <= high, not {tuple(line)!r}")
+    return line[0], line[1]

@@ -66,6 +66,6 @@ class Frame:
                 0 if r is None else r.last_applied,
                 MappingProxyType(dict(lead.next_index) if lead is not None else {}),
                 MappingProxyType(dict(lead.match_index) if lead is not None else {}),
-                math.inf if r is None else r.next_deadline, tuple(sim.election_timeout), sim.heartbeat_timeout))
+                math.inf if r is None else r.next_deadline, sim.election_timeout, sim.heartbeat_timeout))
         return cls(sim.now, sim.steps, sim.seed, tuple(nodes), tuple(sim.in_flight()), frozenset(sim._cut),
                    sim.leader())

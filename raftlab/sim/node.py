@@ -6,7 +6,7 @@ from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..core import LogEntry, Message, Replica, Role, Snapshot, TransitionState
-from .trace import SIM
+from .trace import SIM, SimKind
 
 if TYPE_CHECKING:
     from .simulation import Simulation
@@ -62,7 +62,7 @@ class MachineTap:
         if handle is not None and handle.track(self.node, state, self.applied_index, sim.now):
             if state is TransitionState.APPLIED:
                 handle.result = getattr(self.machine, "results", {}).get(transition_id)
-            sim._record("client_reply", self.node, SIM, transition=repr(handle.transition), state=state.value)
+            sim._record(SimKind.CLIENT_REPLY, self.node, SIM, transition=repr(handle.transition), state=state.value)
 
     def apply_transition(self, transition: Any) -> None:
         self.machine.apply_transition(transition)

@@ -24,7 +24,7 @@ from .invariants import InvariantChecker
 from .network import NetworkModel, wire_size
 from .node import MachineTap, ReplicaView, SimCluster
 from .submission import Submission
-from .trace import SIM, Trace, TraceEvent
+from .trace import SIM, SimKind, Trace, TraceEvent
 
 _DELIVER, _TIMER = 0, 1
 _US = 1_000_000
@@ -97,8 +97,12 @@ class Simulation:
         noop = noop_transition if noop_transition is not None else getattr(state_machine, "NOOP", None)
         if noop is None:
             raise ValueError("noop_transition is required when state_machine has no NOOP attribute")
+        timeout = tuple(election_timeout)
+        if len(timeout) != 2:
+            raise ValueError(f"election_timeout must be a pair (low, high), not {election_timeout!r}")
         self.n, self.seed, self.ids = n, seed, tuple(range(n))
-        self.heartbeat_timeout, self.election_timeout = heartbeat_timeout, tuple(election_timeout)
+        self.heartbeat_timeout = heartbeat_timeout
+        self.election_timeout: tuple[float, float] = (timeout[0], timeout[1])
         self.snapshot_delta, self.noop = snapshot_delta, noop
         self.state_machine, self.replica_class = state_machine, replica_class  # what each node runs
         self.record_trace = bool(record_trace)
@@ -122,7 +126,7 @@ class Simulation:
         if self.checker is not None:
             self.checker.sim = self
         self._incarnation = dict.fromkeys(self.ids, 0)
-        self._timers: dict[int, int] = dict.fromkeys(self.ids, math.inf)
+        self._timers: dict[int, float] = dict.fromkeys(self.ids, math.inf)  # armed: microseconds; else inf
         self._storages = {i: MemoryStorage() for i in self.ids}
         self._replicas: dict[int, Replica | None] = dict.fromkeys(self.ids)
         self._taps: dict[int, MachineTap] = {}
@@ -180,11 +184,11 @@ class Simulation:
                     continue  # a timer of an earlier incarnation, or superseded by an earlier one
                 self._timers[a] = math.inf
                 if replica.next_deadline > time / _US + 1e-9:
-                    self._arm(a)  # the deadline moved later since: no event, wait for it
+                    self._arm(a, replica)  # the deadline moved later since: no event, wait for it
                     continue
                 self._advance(time)
                 which = "heartbeat" if replica.role is Role.LEADER else "election"
-                event = self._record("timer", a, SIM, which=which)
+                event = self._record(SimKind.TIMER, a, SIM, which=which)
                 replica.tick(max(time / _US, replica.next_deadline))
                 self._after(a)
                 return event
@@ -198,7 +202,7 @@ class Simulation:
                 return self._lost(flight, "its receiver crashed")
             if (flight.source, dst) in self._cut:
                 return self._lost(flight, "the link was cut while it travelled")
-            event = self._record("deliver", flight.source, SIM, to=dst, message=flight.message, id=flight.id)
+            event = self._record(SimKind.DELIVER, flight.source, SIM, to=dst, message=flight.message, id=flight.id)
             self._clusters[dst].inbox.append(flight.message)
             replica.process_messages()
             self._after(dst)
@@ -223,16 +227,20 @@ class Simulation:
     def submit(self, transition: Any, to: int | None = None) -> Submission:
         """Give `transition` to node `to` (default: the leader, else node 0). Returns a handle whose
         `states` follow the transition on every node."""
-        node = to if to is not None else (self.leader() if self.leader() is not None else 0)
+        if to is None:
+            leader = self.leader()
+            node = leader if leader is not None else 0
+        else:
+            node = to
         self._check_node(node)
         self.history.log("submit", transition, to=to)
         handle = Submission(transition, transition.get_id(), node, self.steps)
         self.submissions[handle.id] = handle
-        self._record("client_request", node, SIM, transition=repr(transition))
+        self._record(SimKind.CLIENT_REQUEST, node, SIM, transition=repr(transition))
         replica = self._replicas[node]
         if replica is None:
             handle.states[node] = TransitionState.ABANDONED_NOT_LEADER
-            self._record("client_reply", node, SIM, transition=repr(transition), state="refused: node is down")
+            self._record(SimKind.CLIENT_REPLY, node, SIM, transition=repr(transition), state="refused: node is down")
             return handle
         self._taps[node].submit(transition)  # the replica takes it now, with the machine's own
         replica.process_transitions()
@@ -265,7 +273,7 @@ class Simulation:
         self._replicas[node] = None
         self._incarnation[node] += 1
         self._timers[node] = math.inf
-        self._record("crash", node, SIM)
+        self._record(SimKind.CRASH, node, SIM)
         for flight in [f for f in self._in_flight.values() if f.destination == node]:
             del self._in_flight[flight.id]
             self._lost(flight, "its receiver crashed")
@@ -279,7 +287,7 @@ class Simulation:
             return
         self._boot(node)
         s = self._storages[node]
-        self._record("restart", node, SIM, term=s.current_term, entries=s.log.last_index)
+        self._record(SimKind.RESTART, node, SIM, term=s.current_term, entries=s.log.last_index)
 
     def force_timeout(self, node: int) -> None:
         """Make `node`'s election timer fire now: it becomes a candidate (unless it is leader or down)."""
@@ -288,7 +296,7 @@ class Simulation:
         replica = self._replicas[node]
         if replica is None or replica.role is Role.LEADER:
             return
-        self._record("timer", node, SIM, which="election (forced)")
+        self._record(SimKind.TIMER, node, SIM, which="election (forced)")
         replica.campaign()
         self._after(node)
 
@@ -304,45 +312,48 @@ class Simulation:
         self.history.log("partition", *[sorted(g) for g in groups])
         side = {node: k for k, g in enumerate(sets) for node in g}
         self._cut |= {(a, b) for a in self.ids for b in self.ids if side[a] != side[b]}
-        self._record("network", None, SIM, what=f"partitioned into {[sorted(g) for g in sets]}")
+        self._record(SimKind.NETWORK, None, SIM, what=f"partitioned into {[sorted(g) for g in sets]}")
 
     def heal(self) -> None:
         """Restore every link (undo partitions, disconnections and cuts)."""
         self.history.log("heal")
         self._cut.clear()
-        self._record("network", None, SIM, what="all links healed")
+        self._record(SimKind.NETWORK, None, SIM, what="all links healed")
 
     def disconnect(self, node: int) -> None:
         """Cut every link to and from `node`."""
         self._check_node(node)
         self.history.log("disconnect", node)
         self._cut |= {(node, o) for o in self.ids if o != node} | {(o, node) for o in self.ids if o != node}
-        self._record("network", node, SIM, what=f"node {node} disconnected")
+        self._record(SimKind.NETWORK, node, SIM, what=f"node {node} disconnected")
 
     def connect(self, node: int) -> None:
         """Restore every link to and from `node`."""
         self._check_node(node)
         self.history.log("connect", node)
         self._cut = {(a, b) for a, b in self._cut if node not in (a, b)}
-        self._record("network", node, SIM, what=f"node {node} reconnected")
+        self._record(SimKind.NETWORK, node, SIM, what=f"node {node} reconnected")
 
     def cut(self, source: int, destination: int) -> None:
         """Cut the one-way link from `source` to `destination`."""
-        self._check_node(source), self._check_node(destination)
+        self._check_node(source)
+        self._check_node(destination)
         self.history.log("cut", source, destination)
         self._cut.add((source, destination))
-        self._record("network", source, SIM, what=f"link {source}->{destination} cut")
+        self._record(SimKind.NETWORK, source, SIM, what=f"link {source}->{destination} cut")
 
     def uncut(self, source: int, destination: int) -> None:
         """Restore the one-way link from `source` to `destination`."""
-        self._check_node(source), self._check_node(destination)
+        self._check_node(source)
+        self._check_node(destination)
         self.history.log("uncut", source, destination)
         self._cut.discard((source, destination))
-        self._record("network", source, SIM, what=f"link {source}->{destination} restored")
+        self._record(SimKind.NETWORK, source, SIM, what=f"link {source}->{destination} restored")
 
     def drop_next(self, source: int, destination: int) -> None:
         """Lose the next message sent from `source` to `destination`."""
-        self._check_node(source), self._check_node(destination)
+        self._check_node(source)
+        self._check_node(destination)
         self.history.log("drop_next", source, destination)
         self._drop_next[(source, destination)] += 1
 
@@ -364,7 +375,7 @@ class Simulation:
 
     def _network_changed(self, name: str, value: Any) -> None:
         self.history.log_network_change(name, value)
-        self._record("network", None, SIM, what=f"{name} set to {value}")
+        self._record(SimKind.NETWORK, None, SIM, what=f"{name} set to {value}")
 
     # ----- internals ---------------------------------------------------------------------------
     def _boot(self, node: int) -> None:
@@ -401,10 +412,11 @@ class Simulation:
         if self.checker is not None:
             self.checker.raise_pending()
             self.checker.check(node, replica)
-        self._arm(node)
+        self._arm(node, replica)
 
-    def _arm(self, node: int) -> None:
-        deadline = self._replicas[node].next_deadline
+    def _arm(self, node: int, replica: Replica) -> None:
+        """Schedule a timer event at `replica`'s next deadline, unless an earlier one is armed."""
+        deadline = replica.next_deadline
         if deadline == math.inf:
             return
         when = max(_us(deadline), self.now_us)
@@ -418,7 +430,7 @@ class Simulation:
         self.counters["messages"][kind] += 1
         self.counters["bytes"][kind] += wire_size(message)
         if self.record_trace:
-            self._record("send", source, SIM, to=destination, message=message, id=self._message_ids + 1)
+            self._record(SimKind.SEND, source, SIM, to=destination, message=message, id=self._message_ids + 1)
         if destination not in self._incarnation:
             return
         low, high, drop, duplicate = self.network.params(source, destination)
@@ -440,14 +452,14 @@ class Simulation:
                 self._lost(flight, why)
                 return
             if k:
-                self._record("duplicate", source, SIM, to=destination, message=message, id=flight.id)
+                self._record(SimKind.DUPLICATE, source, SIM, to=destination, message=message, id=flight.id)
             self._in_flight[flight.id] = flight
             self._seq += 1
             heapq.heappush(self._queue, (arrives, self._seq, _DELIVER, flight.id, self._incarnation[destination]))
 
     def _lost(self, flight: InFlight, why: str) -> TraceEvent:
         self.counters["dropped"][type(flight.message).__name__] += 1
-        return self._record("drop", flight.source, SIM, to=flight.destination, message=flight.message,
+        return self._record(SimKind.DROP, flight.source, SIM, to=flight.destination, message=flight.message,
                             id=flight.id, why=why)
 
     def _record(self, kind: str, node: int | None, rule: str, **data: Any) -> TraceEvent:

@@ -7,15 +7,33 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from ..core import (
-    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntryRequest, AppendEntryResponse, EventKind, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 )
 
 # Rule ids for events that come from the simulation rather than from a Raft rule.
 SIM = "SIM"  # the network, the clock or the user acted
+
+
+class SimKind:
+    """The kinds of `TraceEvent` that the simulation records itself (rule ``SIM``), named once; the
+    replicas' own kinds are the core's `EventKind`. Plain strings, so traces stay JSON."""
+
+    SEND: Final = "send"  # a replica sent a message (node: the sender)
+    DELIVER: Final = "deliver"  # a message arrived (node: the sender; data["to"]: the receiver)
+    DROP: Final = "drop"  # a message was lost (data["why"])
+    DUPLICATE: Final = "duplicate"  # the network made a second copy of a message
+    TIMER: Final = "timer"  # a replica's election or heartbeat timer fired
+    CRASH: Final = "crash"  # a node crashed
+    RESTART: Final = "restart"  # a crashed node restarted from its storage
+    NETWORK: Final = "network"  # a partition, a cut, a heal or a change of the network model
+    CLIENT_REQUEST: Final = "client_request"  # a client submitted a transition to a node
+    CLIENT_REPLY: Final = "client_reply"  # a node told the client what became of its transition
+
+    CLIENT: Final = (CLIENT_REQUEST, CLIENT_REPLY)
 
 
 class TraceEvent(NamedTuple):
@@ -28,8 +46,8 @@ class TraceEvent(NamedTuple):
 
     step: int  # the simulation step during which it happened
     time: int  # virtual time, microseconds
-    kind: str  # "send", "deliver", "drop", "became_leader", "vote_refused", "crash", ...
-    node: int | None  # the node it happened on (the sender for "send"), None for cluster-wide events
+    kind: str  # a `SimKind` (SimKind.SEND, SimKind.CRASH, ...) or a replica's `EventKind`
+    node: int | None  # the node it happened on (the sender for a message), None for cluster-wide events
     rule: str  # a rule id of docs/raft-rules.md, or "SIM" for the network, clock and user
     data: dict[str, Any]  # the details
 
@@ -160,54 +178,54 @@ def describe(message: Any) -> str:
 def _explain(e: TraceEvent) -> str:
     d, who = e.data, f"node {e.node}"
     k = e.kind
-    if k == "send":
+    if k == SimKind.SEND:
         return f"{who} sent {describe(d['message'])} to node {d['to']}."
-    if k == "deliver":
+    if k == SimKind.DELIVER:
         return f"node {d['to']} received {describe(d['message'])} from {who}."
-    if k == "drop":
+    if k == SimKind.DROP:
         return f"{describe(d['message'])} from {who} to node {d['to']} was lost: {d['why']}."
-    if k == "duplicate":
+    if k == SimKind.DUPLICATE:
         return f"the network duplicated {describe(d['message'])} from {who} to node {d['to']}."
-    if k == "timer":
+    if k == SimKind.TIMER:
         return f"{who}'s {d['which']} timer fired."
-    if k == "became_candidate":
+    if k == EventKind.BECAME_CANDIDATE:
         return f"{who} heard from no leader in time and became a candidate in term {d.get('term')}."
-    if k == "became_leader":
+    if k == EventKind.BECAME_LEADER:
         return f"{who} won the election of term {d.get('term')} with votes from {d.get('votes')}."
-    if k == "became_follower":
+    if k == EventKind.BECAME_FOLLOWER:
         return f"{who} became a follower in term {d.get('term')}: {d.get('why')}."
-    if k in ("vote_granted", "vote_refused"):
-        verb = "granted its vote to" if k == "vote_granted" else "refused its vote to"
+    if k in (EventKind.VOTE_GRANTED, EventKind.VOTE_REFUSED):
+        verb = "granted its vote to" if k == EventKind.VOTE_GRANTED else "refused its vote to"
         return f"{who} {verb} node {d.get('candidate')} in term {d.get('term')}: {d.get('why')}."
-    if k == "appended":
+    if k == EventKind.APPENDED:
         first, last = d.get("first"), d.get("last")
         span = f"entry {first}" if first == last else f"entries {first}-{last}"
         source = {"L-APPEND": "from a client", "L-NOOP": "(its no-op as new leader)"}.get(e.rule, "from the leader")
         return f"{who} appended {span} {source}."
-    if k == "append_refused":
+    if k == EventKind.APPEND_REFUSED:
         return (f"{who} refused entries from leader {d.get('leader')}: its log does not match at index "
                 f"{d.get('prev_log_index')}; it asked the leader to back up to {d.get('hint')}.")
-    if k == "truncated":
+    if k == EventKind.TRUNCATED:
         return f"{who} deleted {d.get('count')} conflicting entries from index {d.get('first')} on."
-    if k == "committed":
+    if k == EventKind.COMMITTED:
         how = "a majority stores it" if e.rule == "L-COMMIT" else "the leader said so"
         return f"{who} committed up to index {d.get('index')}: {how}."
-    if k == "applied":
+    if k == EventKind.APPLIED:
         return f"{who} applied entry {d.get('index')} to its state machine."
-    if k == "snapshot_taken":
+    if k == EventKind.SNAPSHOT_TAKEN:
         return f"{who} compacted its log into a snapshot up to index {d.get('index')}."
-    if k == "snapshot_installed":
+    if k == EventKind.SNAPSHOT_INSTALLED:
         return f"{who} installed a snapshot up to index {d.get('index')} from leader {d.get('leader')}."
-    if k == "message_dropped":
+    if k == EventKind.MESSAGE_DROPPED:
         return f"{who} dropped a malformed or misaddressed message: {d.get('why')}."
-    if k == "crash":
+    if k == SimKind.CRASH:
         return f"{who} crashed: its volatile state and the messages on their way to it are lost."
-    if k == "restart":
+    if k == SimKind.RESTART:
         return f"{who} restarted from its storage (term {d.get('term')}, {d.get('entries')} log entries)."
-    if k == "client_request":
+    if k == SimKind.CLIENT_REQUEST:
         return f"a client sent {d.get('transition')} to {who}."
-    if k == "client_reply":
+    if k == SimKind.CLIENT_REPLY:
         return f"{who} answered the client: {d.get('transition')} is {d.get('state')}."
-    if k == "network":
+    if k == SimKind.NETWORK:
         return f"the network changed: {d.get('what')}."
     return f"{who}: {k} {d}."

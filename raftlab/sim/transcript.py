@@ -94,10 +94,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core import Replica, Role, TransitionState
+from ..core import EventKind, Replica, Role, TransitionState
+from .frame import Frame
 from .network import NetworkModel
 from .simulation import Simulation
-from .trace import TraceEvent
+from .trace import SimKind, TraceEvent
 
 __all__ = [
     "TRANSCRIPTS", "TRANSCRIPT_DIR", "Block", "Command", "Transcript", "TranscriptError", "TranscriptResult",
@@ -454,12 +455,12 @@ def _scope_words(text: str) -> str | list[int]:
 
 # Notable events: what a command prints by default.
 _NOTABLE_KINDS = frozenset({
-    "became_candidate", "became_leader", "became_follower", "vote_granted", "vote_refused", "append_refused",
-    "truncated", "snapshot_taken", "snapshot_installed", "crash", "restart", "network", "client_request",
-    "client_reply", "message_dropped",
+    *EventKind.ROLE_CHANGES, *EventKind.VOTES, EventKind.APPEND_REFUSED, EventKind.TRUNCATED,
+    EventKind.SNAPSHOT_TAKEN, EventKind.SNAPSHOT_INSTALLED, EventKind.MESSAGE_DROPPED,
+    SimKind.CRASH, SimKind.RESTART, SimKind.NETWORK, *SimKind.CLIENT,
 })
-_KINDS = frozenset({*_NOTABLE_KINDS, "send", "deliver", "drop", "duplicate", "timer", "appended", "committed",
-                    "applied"})
+_KINDS = frozenset({*_NOTABLE_KINDS, SimKind.SEND, SimKind.DELIVER, SimKind.DROP, SimKind.DUPLICATE, SimKind.TIMER,
+                    EventKind.APPENDED, EventKind.COMMITTED, EventKind.APPLIED})
 
 
 def _kinds(text: str) -> frozenset[str]:
@@ -475,13 +476,13 @@ def _notable(event: TraceEvent) -> bool:
     kind = event.kind
     if kind in _NOTABLE_KINDS:
         return True
-    if kind == "committed":  # the leader's commits; followers learn them from the leader (show=committed)
+    if kind == EventKind.COMMITTED:  # the leader's commits; followers learn them from the leader (show=committed)
         return event.rule == "L-COMMIT"
-    if kind == "appended":  # the leader's own appends; followers' copies with show=appended
+    if kind == EventKind.APPENDED:  # the leader's own appends; followers' copies with show=appended
         return event.rule in ("L-APPEND", "L-NOOP")
-    if kind == "timer":
+    if kind == SimKind.TIMER:
         return "forced" in str(event.data.get("which", ""))
-    if kind == "drop":  # losses the transcript chose (drop-next, drop-in-flight); the network's own are hidden
+    if kind == SimKind.DROP:  # losses the transcript chose (drop-next, drop-in-flight); the network's own are hidden
         return "chosen" in str(event.data.get("why", "")) or "by hand" in str(event.data.get("why", ""))
     return False
 
@@ -670,7 +671,7 @@ class _Runner:
 
     def _line(self, event: TraceEvent) -> str:
         line = event.explain()
-        if event.kind in ("client_request", "client_reply"):
+        if event.kind in SimKind.CLIENT:
             text = event.data.get("transition")
             if isinstance(text, str) and text in self.labels:
                 line = line.replace(text, self.labels[text])
@@ -683,7 +684,7 @@ class _Runner:
             raise self._error(command, f"node {node} does not exist: the nodes are 0-{self.sim.n - 1}")
         return node
 
-    def _frame(self) -> Any:
+    def _frame(self) -> Frame:
         return self.sim.frame()
 
     def _scope(self, command: Command) -> list[int]:
@@ -779,7 +780,7 @@ class _Runner:
                 event = self.sim.step()
                 if event is None:
                     return ["(nothing left to happen)"]
-                if event.kind in ("deliver", "drop"):
+                if event.kind in (SimKind.DELIVER, SimKind.DROP):
                     break
         return []
 
@@ -883,7 +884,7 @@ class _Runner:
         rows = [("node", "role", "term", "vote", "commit", "applied", "log")]
         for node in frame.nodes:
             crashed = node.crashed
-            rows.append((str(node.id), "crashed" if crashed else node.role.value, str(node.term),
+            rows.append((str(node.id), "crashed" if node.role is None else node.role.value, str(node.term),
                          "-" if node.voted_for is None else str(node.voted_for),
                          "-" if crashed else str(node.commit_index), "-" if crashed else str(node.last_applied),
                          _log_text(node.log, node.snapshot_index, node.snapshot_term)))
@@ -894,7 +895,7 @@ class _Runner:
     def do_log(self, c: Command) -> str:
         node = self._node(c, c.args[0])
         frame = self._frame().nodes[node]
-        role = "crashed" if frame.crashed else frame.role.value
+        role = "crashed" if frame.role is None else frame.role.value
         status = "" if frame.crashed else f": commit {frame.commit_index}, applied {frame.last_applied}"
         lines = [f"node {node} ({role}, term {frame.term}){status}"]
         if frame.snapshot_index:
@@ -919,17 +920,20 @@ class _Runner:
                          for f in flights)
 
     def do_stats(self, c: Command) -> str:
-        tally: dict[str, dict[str, int]] = {"send": {}, "drop": {}, "duplicate": {}}
+        sent: dict[str, int] = {}  # message type -> count
+        lost: dict[str, int] = {}
+        duplicated: dict[str, int] = {}
+        tally = {SimKind.SEND: sent, SimKind.DROP: lost, SimKind.DUPLICATE: duplicated}
         for e in self.sim.trace.events:
-            if e.kind in tally:
+            counts = tally.get(e.kind)
+            if counts is not None:
                 message = e.data.get("message")
                 kind = message["type"] if isinstance(message, dict) else type(message).__name__
-                tally[e.kind][kind] = tally[e.kind].get(kind, 0) + 1
-        lines = [f"messages sent: {sum(tally['send'].values())}, lost: {sum(tally['drop'].values())}, "
-                 f"duplicated: {sum(tally['duplicate'].values())}"]
-        for kind in sorted(tally["send"]):
-            lines.append(f"  {kind}: sent {tally['send'][kind]}, lost {tally['drop'].get(kind, 0)}, "
-                         f"duplicated {tally['duplicate'].get(kind, 0)}")
+                counts[kind] = counts.get(kind, 0) + 1
+        lines = [f"messages sent: {sum(sent.values())}, lost: {sum(lost.values())}, "
+                 f"duplicated: {sum(duplicated.values())}"]
+        for kind in sorted(sent):
+            lines.append(f"  {kind}: sent {sent[kind]}, lost {lost.get(kind, 0)}, duplicated {duplicated.get(kind, 0)}")
         return "\n".join(lines)
 
     def do_trace(self, c: Command) -> str:

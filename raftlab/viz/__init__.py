@@ -35,7 +35,7 @@ __all__ = [
 def draw_frame(frame: Frame, *, dpi: float = 80) -> Figure:
     """A new Figure with the cluster graph (left) and the logs (right) of `frame`."""
     figure, _ = new_figure((13.0, 4.6), dpi)
-    left, right = figure.subfigures(1, 2, width_ratios=[4.6, 8.4])
+    left, right = figure.subfigures(1, 2, squeeze=False, width_ratios=[4.6, 8.4])[0]
     GraphPainter(left).update(frame)
     LogsPainter(right, rect=(0.15, 0.16, 0.84, 0.7)).update(frame)
     return figure

@@ -11,7 +11,7 @@ import networkx as nx
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure, FigureBase
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, PathPatch, Wedge
 from matplotlib.path import Path
@@ -60,7 +60,7 @@ def _shape(shape: str, x: float, y: float, r: float) -> Path:
 class GraphPainter:
     """Draws the cluster graph into one Axes of `parent` and updates it in place."""
 
-    def __init__(self, parent: FigureBase, rect: tuple[float, float, float, float] = (0.02, 0.16, 0.96, 0.76),
+    def __init__(self, parent: Figure | SubFigure, rect: tuple[float, float, float, float] = (0.02, 0.16, 0.96, 0.76),
                  *, legend: bool = True) -> None:
         self.parent = parent
         self.ax: Axes = parent.add_axes(rect)
@@ -69,7 +69,7 @@ class GraphPainter:
         ax.set_ylim(-1.62, 1.62)
         ax.set_aspect("equal", adjustable="box")
         ax.set_axis_off()
-        self.title = TextStamps(parent, getattr(parent, "transSubfigure", parent.transFigure), size=10,
+        self.title = TextStamps(parent, parent.transSubfigure, size=10,
                                 weight="bold", ha="center", va="top", color=PALETTE["text"])
         self.ids = TextStamps(ax, ax.transData, size=12, weight="bold", zorder=3.3)
         self.labels = TextStamps(ax, ax.transData, size=7.5, linespacing=1.25, zorder=3.3)
@@ -163,19 +163,19 @@ class GraphPainter:
         normal = np.array([u[1], -u[0]]) * _LANE
         return p + normal, q + normal
 
-    def update(self, snapshot: Frame, *, selected: int | None = None,
+    def update(self, frame: Frame, *, selected: int | None = None,
                highlight: TraceEvent | None = None) -> None:
-        """Redraw for `snapshot`: phase by phase, each setting its artists in place."""
-        nodes = snapshot.nodes
+        """Redraw for `frame`: phase by phase, each setting its artists in place."""
+        nodes = frame.nodes
         if len(nodes) != self.n:
             self._build(len(nodes))
-        self._draw_title(snapshot.time, snapshot.step, snapshot.leader, nodes)
+        self._draw_title(frame.time, frame.step, frame.leader, nodes)
         roles = self._draw_bodies(nodes)
         self._draw_labels(nodes, roles)
-        self._draw_timers(nodes, roles, snapshot.time)
+        self._draw_timers(nodes, roles, frame.time)
         self._draw_selection(nodes, selected)
-        self._draw_cuts(snapshot.cut)
-        self._draw_messages(snapshot.in_flight, snapshot.time)
+        self._draw_cuts(frame.cut)
+        self._draw_messages(frame.in_flight, frame.time)
         self._highlight(highlight, layout(self.n), self.n)
 
     def _draw_title(self, time: float, step: int, leader: int | None, nodes: Sequence[NodeFrame]) -> None:
@@ -317,16 +317,16 @@ class GraphPainter:
 
 
 class GraphView:
-    """The cluster graph in its own Figure, updated in place: ``update(snapshot)`` then ``png()``."""
+    """The cluster graph in its own Figure, updated in place: ``update(frame)`` then ``png()``."""
 
     def __init__(self, figsize: tuple[float, float] = (5.5, 5.0), dpi: float = 90) -> None:
         self.figure, self.canvas = new_figure(figsize, dpi)
         self.painter = GraphPainter(self.figure)
 
-    def update(self, snapshot: Frame, *, selected: int | None = None,
+    def update(self, frame: Frame, *, selected: int | None = None,
                highlight: TraceEvent | None = None) -> None:
-        """Redraw for `snapshot`; `selected` is outlined; `highlight` (an event) is emphasised."""
-        self.painter.update(snapshot, selected=selected, highlight=highlight)
+        """Redraw for `frame`; `selected` is outlined; `highlight` (an event) is emphasised."""
+        self.painter.update(frame, selected=selected, highlight=highlight)
 
     def png(self) -> bytes:
         """The current figure as PNG bytes."""
@@ -356,9 +356,9 @@ class GraphView:
         return self.painter.message_marks
 
 
-def draw_graph(snapshot: Frame, *, selected: int | None = None, highlight: TraceEvent | None = None,
+def draw_graph(frame: Frame, *, selected: int | None = None, highlight: TraceEvent | None = None,
                figsize: tuple[float, float] = (5.5, 5.0), dpi: float = 90) -> Figure:
     """A new Figure of the cluster graph (one-shot; `GraphView` updates one figure in place)."""
     view = GraphView(figsize, dpi)
-    view.update(snapshot, selected=selected, highlight=highlight)
+    view.update(frame, selected=selected, highlight=highlight)
     return view.figure

@@ -8,23 +8,24 @@ from typing import Any, NamedTuple
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PolyCollection
-from matplotlib.figure import Figure, FigureBase
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
+from ..core import EventKind
 from ..sim import Frame, NodeFrame, TraceEvent
 from .style import (
-    PALETTE, ROLE_STYLE, TextStamps, figure_png, label_look, new_figure, rectangles, role_key, short_text, strokes,
-    term_color, xy_array,
+    PALETTE, ROLE_STYLE, TextStamps, figure_png, label_look, new_figure, rectangles, role_key, set_polygons,
+    short_text, strokes, term_color, xy_array,
 )
 
 MAX_CELLS = 40  # indices shown at most; older ones are behind an ellipsis
 MIN_COLUMNS = 16  # a short log still gets cells this narrow at most (so the text fits)
 MAX_ROWS = 9
 _CELL_H = 0.74  # cell height (rows are 1 apart)
-_INDEX_KINDS = {"appended": ("first", "last"), "truncated": ("first", "first"), "committed": ("index", "index"),
-                "applied": ("index", "index"), "snapshot_taken": ("index", "index"),
-                "snapshot_installed": ("index", "index")}
+_INDEX_KINDS = {EventKind.APPENDED: ("first", "last"), EventKind.TRUNCATED: ("first", "first"),
+                EventKind.COMMITTED: ("index", "index"), EventKind.APPLIED: ("index", "index"),
+                EventKind.SNAPSHOT_TAKEN: ("index", "index"), EventKind.SNAPSHOT_INSTALLED: ("index", "index")}
 
 
 class _Columns(NamedTuple):
@@ -41,7 +42,7 @@ def _set_cells(collection: PolyCollection, cells: Sequence[tuple[int, float, str
     """Make `collection` the cells given as (x, y, colour); returns their lower-left corners."""
     xs, ys, colors = zip(*cells, strict=True) if cells else ((), (), ())
     x0, y0 = np.array(xs, float), np.array(ys, float)
-    collection.set_verts(rectangles(x0, y0, x0 + 1.0, y0 + _CELL_H))
+    set_polygons(collection, rectangles(x0, y0, x0 + 1.0, y0 + _CELL_H))
     collection.set_facecolor(list(colors))
     return x0, y0
 
@@ -49,13 +50,13 @@ def _set_cells(collection: PolyCollection, cells: Sequence[tuple[int, float, str
 class LogsPainter:
     """Draws every replica's log into one Axes of `parent` and updates it in place."""
 
-    def __init__(self, parent: FigureBase, rect: tuple[float, float, float, float] = (0.135, 0.13, 0.855, 0.73),
+    def __init__(self, parent: Figure | SubFigure, rect: tuple[float, float, float, float] = (0.135, 0.13, 0.855, 0.73),
                  *, legend: bool = True) -> None:
         self.parent = parent
         self.ax: Axes = parent.add_axes(rect)
         ax = self.ax
         ax.set_axis_off()
-        figure_transform = getattr(parent, "transSubfigure", parent.transFigure)
+        figure_transform = parent.transSubfigure  # (a Figure's is its transFigure)
         self.title = TextStamps(parent, figure_transform, size=9.5, weight="bold", va="top", color=PALETTE["text"])
         if legend:
             self.legend = TextStamps(parent, figure_transform, size=6.5, va="bottom", color="#555555")
@@ -77,12 +78,14 @@ class LogsPainter:
                                      linewidths=0.5, zorder=5)
         self.match_marks = ax.scatter([], [], marker="^", s=26, c=PALETTE["leader"], edgecolors="#222222",
                                       linewidths=0.5, zorder=5)
-        self.selected_box = ax.add_patch(Rectangle((0, 0), 1, 1, facecolor="none", edgecolor=PALETTE["selected"],
-                                                   linewidth=1.8, zorder=6, visible=False))
-        self.highlight_box = ax.add_patch(Rectangle((0, 0), 1, 1, facecolor="none", edgecolor="#C9B800",
-                                                    linewidth=3.0, zorder=6, visible=False))
-        self.highlight_fill = ax.add_patch(Rectangle((0, 0), 1, 1, facecolor=PALETTE["highlight"], edgecolor="none",
-                                                     alpha=0.7, zorder=1, visible=False))
+        self.selected_box = Rectangle((0, 0), 1, 1, facecolor="none", edgecolor=PALETTE["selected"], linewidth=1.8,
+                                      zorder=6, visible=False)
+        self.highlight_box = Rectangle((0, 0), 1, 1, facecolor="none", edgecolor="#C9B800", linewidth=3.0, zorder=6,
+                                       visible=False)
+        self.highlight_fill = Rectangle((0, 0), 1, 1, facecolor=PALETTE["highlight"], edgecolor="none", alpha=0.7,
+                                        zorder=1, visible=False)
+        for box in (self.selected_box, self.highlight_box, self.highlight_fill):
+            ax.add_patch(box)
         ytrans = ax.get_yaxis_transform()  # x in axes fraction, y in data
         self.row_labels = TextStamps(ax, ytrans, size=7, ha="right", linespacing=1.2, zorder=3)
         self.snap_texts = TextStamps(ax, ax.transData, size=6, zorder=3)
@@ -94,19 +97,19 @@ class LogsPainter:
         self.cell_style: dict[tuple[int, int], dict[str, Any]] = {}
         self.snapshot_blocks: dict[int, dict[str, Any]] = {}
         self.elided: dict[int, bool] = {}
-        self.markers: dict[int, dict[str, int]] = {}
+        self.markers: dict[int, dict[str, int | None]] = {}  # None: the leader does not know
         self.visible_range: tuple[int, int] = (1, 0)
         self.highlighted: dict[str, Any] = {}
 
-    def update(self, snapshot: Frame, *, selected: int | None = None,
+    def update(self, frame: Frame, *, selected: int | None = None,
                highlight: TraceEvent | None = None) -> None:
-        """Redraw for `snapshot`: phase by phase, each setting its artists in place."""
-        nodes = snapshot.nodes[:MAX_ROWS]
+        """Redraw for `frame`: phase by phase, each setting its artists in place."""
+        nodes = frame.nodes[:MAX_ROWS]
         w = self._draw_axes(nodes)
         self._draw_cells(nodes, w)
         self._draw_prefix(nodes, w)
         self._draw_applied(nodes, w)
-        self._draw_markers(nodes, snapshot.leader, w)
+        self._draw_markers(nodes, frame.leader, w)
         self._draw_rows(nodes, w)
         self._draw_header(w)
         self._draw_selection(selected, len(nodes), w)
@@ -250,7 +253,7 @@ class LogsPainter:
         data = event.data if isinstance(event.data, dict) else {}
         if names is None or data.get(names[0]) is None:
             return
-        first, last = int(data[names[0]]), int(data.get(names[1], data[names[0]]))
+        first, last = int(data[names[0]]), int(data[names[1]] if names[1] in data else data[names[0]])
         first, last = max(first, lo), min(last, hi)
         if first > last:
             return
@@ -260,16 +263,16 @@ class LogsPainter:
 
 
 class LogView:
-    """The logs in their own Figure, updated in place: ``update(snapshot)`` then ``png()``."""
+    """The logs in their own Figure, updated in place: ``update(frame)`` then ``png()``."""
 
     def __init__(self, figsize: tuple[float, float] = (8, 3.2), dpi: float = 90) -> None:
         self.figure, self.canvas = new_figure(figsize, dpi)
         self.painter = LogsPainter(self.figure)
 
-    def update(self, snapshot: Frame, *, selected: int | None = None,
+    def update(self, frame: Frame, *, selected: int | None = None,
                highlight: TraceEvent | None = None) -> None:
-        """Redraw for `snapshot`; `selected`'s row is outlined; `highlight`'s cells are emphasised."""
-        self.painter.update(snapshot, selected=selected, highlight=highlight)
+        """Redraw for `frame`; `selected`'s row is outlined; `highlight`'s cells are emphasised."""
+        self.painter.update(frame, selected=selected, highlight=highlight)
 
     def png(self) -> bytes:
         """The current figure as PNG bytes."""
@@ -286,14 +289,14 @@ class LogView:
         return self.painter.snapshot_blocks
 
     @property
-    def markers(self) -> dict[int, dict[str, int]]:
+    def markers(self) -> dict[int, dict[str, int | None]]:
         """follower -> the leader's next and match index for it, as drawn."""
         return self.painter.markers
 
 
-def draw_logs(snapshot: Frame, *, selected: int | None = None, highlight: TraceEvent | None = None,
+def draw_logs(frame: Frame, *, selected: int | None = None, highlight: TraceEvent | None = None,
               figsize: tuple[float, float] = (8, 3.2), dpi: float = 90) -> Figure:
     """A new Figure of the logs (one-shot; `LogView` updates one figure in place)."""
     view = LogView(figsize, dpi)
-    view.update(snapshot, selected=selected, highlight=highlight)
+    view.update(frame, selected=selected, highlight=highlight)
     return view.figure

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PathCollection
-from matplotlib.figure import Figure
+from matplotlib.collections import PathCollection, PolyCollection
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
@@ -138,6 +138,12 @@ def rectangles(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -
                      np.column_stack([x0, y1])], axis=1)
 
 
+def set_polygons(collection: PolyCollection, verts: np.ndarray) -> None:
+    """Make the (k, n, 2) array `verts` the polygons of `collection`, as one array: matplotlib's fast
+    path for it (one Path per row, no per-polygon checks)."""
+    collection.set_verts(verts)  # type: ignore[arg-type]  # the stubs admit only a sequence, not a 3-D array
+
+
 def strokes(xs: Sequence[Any], ys: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """The x and y data of one Line2D drawing many strokes: stroke k runs through the k-th items of the
     arrays (or numbers) in `xs` and `ys`, as many strokes as `xs[0]` has items; a NaN after each stroke
@@ -253,12 +259,12 @@ class TextStamps:
         return [t for _, _, t in self.items]
 
 
-def static_legend(figure: Any, entries: Sequence[tuple[str, dict[str, Any]]], *, top: float, ncol: int,
+def static_legend(figure: Figure | SubFigure, entries: Sequence[tuple[str, dict[str, Any]]], *, top: float, ncol: int,
                   left: float = 0.03, right: float = 0.97, row: float = 0.045, size: float = 7) -> TextStamps:
     """A legend drawn once from markers and stamped labels, in figure coordinates: each entry is
     (label, style) where style has marker/markerfacecolor/markeredgecolor/... (a Line2D's keywords)
     or ``patch=colour``."""
-    transform = getattr(figure, "transSubfigure", figure.transFigure)
+    transform = figure.transSubfigure  # (a Figure's is its transFigure)
     column = (right - left) / ncol
     labels = TextStamps(figure, transform, size=size, color="#333333", ha="left", va="center", zorder=5)
     items = []

@@ -17,26 +17,28 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.colors import to_rgba
-from matplotlib.figure import Figure, FigureBase
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
+from matplotlib.typing import LineStyleType
 
-from ..sim import Frame, InFlight, TraceEvent
+from ..core import EventKind
+from ..sim import Frame, InFlight, SimKind, TraceEvent
 from .style import (
-    EMPTY_XY, PALETTE, TextStamps, figure_png, message_type, new_figure, rectangles, static_legend, strokes,
-    xy_array,
+    EMPTY_XY, PALETTE, TextStamps, figure_png, message_type, new_figure, rectangles, set_polygons, static_legend,
+    strokes, xy_array,
 )
 
 MAX_LANES = 9
-_ROLE_OF = {"became_follower": "follower", "became_candidate": "candidate", "became_leader": "leader",
-            "crash": "crashed", "restart": "follower"}
+_ROLE_OF = {EventKind.BECAME_FOLLOWER: "follower", EventKind.BECAME_CANDIDATE: "candidate",
+            EventKind.BECAME_LEADER: "leader", SimKind.CRASH: "crashed", SimKind.RESTART: "follower"}
 _FAMILY = {"VoteRequest": "vote", "VoteResponse": "vote", "AppendEntryRequest": "append",
            "AppendEntryResponse": "append", "InstallSnapshotRequest": "snapshot", "InstallSnapshotResponse": "snapshot"}
 _BAND_ALPHA = {"follower": 0.4, "candidate": 0.8, "leader": 0.8, "crashed": 0.8}
 _BAND_RGBA = {role: to_rgba(PALETTE[role], _BAND_ALPHA[role]) for role in _BAND_ALPHA}
 _CHECKPOINT = 64
-_MARKS = frozenset({"committed", "became_leader", "crash"})
+_MARKS = frozenset({EventKind.COMMITTED, EventKind.BECAME_LEADER, SimKind.CRASH})
 MAX_MESSAGES = 800  # drawn at most (the most recent); a busy window holds thousands
 _HEAVY = {family: to_rgba(PALETTE[family], 0.95) for family in ("vote", "append", "snapshot")}
 _LIGHT = {family: to_rgba(PALETTE[family], 0.35) for family in ("vote", "append", "snapshot")}
@@ -50,6 +52,10 @@ class TraceIndex:
     window is found by bisection."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget every event read."""
         self.changes: list[tuple[int, int, str]] = []  # (time µs, node, role)
         self.checkpoints: list[dict[int, str]] = [{}]  # roles after changes[: 64 * k]
         self.sends: list[tuple] = []  # (time µs, source, destination, id, type, family, weight) by time
@@ -63,13 +69,13 @@ class TraceIndex:
     def sync(self, events: Sequence[TraceEvent]) -> None:
         """Read the events not read yet."""
         if self._seen and (len(events) < self._seen or events[self._seen - 1] is not self._last):
-            self.__init__()
+            self._reset()
         changes = self.changes
         sends, send_times, ends, marks = self.sends, self.send_times, self.ends, self.marks
         for k in range(self._seen, len(events)):
             event = events[k]
             kind = event.kind
-            if kind == "send" or kind == "duplicate":
+            if kind == SimKind.SEND or kind == SimKind.DUPLICATE:
                 d = event.data
                 message = d["message"]
                 mtype = message_type(message)
@@ -77,9 +83,9 @@ class TraceIndex:
                 sends.append((event.time, event.node, d["to"], d["id"], mtype, _FAMILY.get(mtype, "append"),
                               "light" if light else "heavy"))
                 send_times.append(event.time)
-            elif kind == "deliver":
+            elif kind == SimKind.DELIVER:
                 ends[event.data["id"]] = (event.time, "delivered")
-            elif kind == "drop":
+            elif kind == SimKind.DROP:
                 ends[event.data["id"]] = (event.time, "lost")
             elif kind in _MARKS and event.node is not None:
                 marks.append((event.time, event.node, kind, event.data.get("index", event.data.get("term"))))
@@ -133,7 +139,7 @@ class _Span(NamedTuple):
 class TimelinePainter:
     """Draws the timeline into one Axes of `parent` and updates it in place."""
 
-    def __init__(self, parent: FigureBase, rect: tuple[float, float, float, float] = (0.075, 0.15, 0.91, 0.67),
+    def __init__(self, parent: Figure | SubFigure, rect: tuple[float, float, float, float] = (0.075, 0.15, 0.91, 0.67),
                  *, legend: bool = True) -> None:
         self.parent = parent
         self.ax: Axes = parent.add_axes(rect)
@@ -142,7 +148,7 @@ class TimelinePainter:
         ax.xaxis.set_visible(False)  # ticks are drawn by hand: an Axis costs milliseconds a frame
         for side in ("top", "right", "left"):
             ax.spines[side].set_visible(False)
-        figure_transform = getattr(parent, "transSubfigure", parent.transFigure)
+        figure_transform = parent.transSubfigure  # (a Figure's is its transFigure)
         self.title = TextStamps(parent, figure_transform, size=9.5, weight="bold", ha="left", va="top",
                                 color=PALETTE["text"])
         self.locator = MaxNLocator(nbins=8)
@@ -151,7 +157,8 @@ class TimelinePainter:
                                         clip_on=False))
         xlabel = TextStamps(ax, ax.transAxes, size=7, ha="right", va="top", color="#333333")
         xlabel.set([(1.0, -0.13, "virtual time (s)")])
-        self.future = ax.add_patch(Rectangle((0, -1), 0, 100, facecolor="#F2F2F2", edgecolor="none", zorder=0))
+        self.future = Rectangle((0, -1), 0, 100, facecolor="#F2F2F2", edgecolor="none", zorder=0)
+        ax.add_patch(self.future)
         self.bands = PolyCollection([], edgecolors="none", zorder=1)
         self.highlight_line = LineCollection([], colors=[PALETTE["highlight"]], linewidths=6, zorder=1.8)
         for artist in (self.bands, self.highlight_line):
@@ -162,9 +169,10 @@ class TimelinePainter:
         self.dots: dict[str, Line2D] = {}
         for family in ("vote", "append", "snapshot"):
             busy = family == "append"  # the bulk of the traffic: lighter, so the role bands stay visible
-            for weight, (alpha, width, style) in {"heavy": (0.55 if busy else 0.95, 0.8 if busy else 1.3, "-"),
-                                                  "light": (0.25, 0.5, "-"),
-                                                  "flight": (0.8, 1.1, (0, (2, 2)))}.items():
+            looks: dict[str, tuple[float, float, LineStyleType]] = {  # weight -> alpha, width, line style
+                "heavy": (0.55 if busy else 0.95, 0.8 if busy else 1.3, "-"), "light": (0.25, 0.5, "-"),
+                "flight": (0.8, 1.1, (0, (2, 2)))}
+            for weight, (alpha, width, style) in looks.items():
                 self.lines[(family, weight)] = ax.add_line(Line2D([], [], color=PALETTE[family], alpha=alpha,
                                                                   linewidth=width, linestyle=style, zorder=2,
                                                                   antialiased=not busy and weight != "light"))
@@ -187,7 +195,8 @@ class TimelinePainter:
         self.cursor = ax.axvline(0, color="#D55E00", linewidth=1.4, zorder=5)
         self.lane_labels = TextStamps(ax, ax.get_yaxis_transform(), size=7.5, ha="right")
         if legend:
-            entries = [(r, {"patch": _BAND_RGBA[r]}) for r in ("follower", "candidate", "leader", "crashed")]
+            entries: list[tuple[str, dict[str, Any]]] = [
+                (r, {"patch": _BAND_RGBA[r]}) for r in ("follower", "candidate", "leader", "crashed")]
             entries += [(f, {"color": PALETTE[f], "linewidth": 1.5}) for f in ("vote", "append", "snapshot")]
             entries += [("lost", {"linestyle": "none", "marker": "x", "color": PALETTE["lost"],
                                   "markeredgewidth": 1.8, "markersize": 6}),
@@ -205,18 +214,18 @@ class TimelinePainter:
         self.events_scanned = 0
         self.highlighted: dict[str, Any] = {}
 
-    def update(self, snapshot: Frame, trace_events: Any, *, window: float = 2.0,
+    def update(self, frame: Frame, trace_events: Any, *, window: float = 2.0,
                highlight: TraceEvent | None = None) -> None:
-        """Redraw the window ending at `snapshot.time`: phase by phase, each setting its artists in place."""
+        """Redraw the window ending at `frame.time`: phase by phase, each setting its artists in place."""
         events: Sequence[TraceEvent] = getattr(trace_events, "events", trace_events)
         if not isinstance(events, Sequence):
             events = list(events)
         self.history.sync(events)
-        span = _Span.ending(snapshot.time, window)
-        self._draw_lanes(min(len(snapshot.nodes), MAX_LANES))
-        self._draw_window(span, snapshot.leader)
+        span = _Span.ending(frame.time, window)
+        self._draw_lanes(min(len(frame.nodes), MAX_LANES))
+        self._draw_window(span, frame.leader)
         self._draw_bands(span)
-        self.events_scanned = self._draw_messages(span, snapshot.in_flight) + self._draw_marks(span)
+        self.events_scanned = self._draw_messages(span, frame.in_flight) + self._draw_marks(span)
         self._highlight(highlight, self.n, self.messages_drawn)
 
     def _draw_lanes(self, n: int) -> None:
@@ -257,7 +266,7 @@ class TimelinePainter:
         self.bands_drawn = bands
         if bands:
             arr = np.array([(b[2], b[3], b[0]) for b in bands])
-            self.bands.set_verts(rectangles(arr[:, 0], arr[:, 2] - 0.36, arr[:, 1], arr[:, 2] + 0.36))
+            set_polygons(self.bands, rectangles(arr[:, 0], arr[:, 2] - 0.36, arr[:, 1], arr[:, 2] + 0.36))
             self.bands.set_facecolor([_BAND_RGBA[b[1]] for b in bands])
         else:
             self.bands.set_verts([])
@@ -326,9 +335,9 @@ class TimelinePainter:
         for time_us, node, kind, value in index.marks[j0:j1]:
             if node >= self.n:
                 continue
-            if kind == "committed":
+            if kind == EventKind.COMMITTED:
                 commits.append((time_us / 1e6, node, value))
-            elif kind == "became_leader":
+            elif kind == EventKind.BECAME_LEADER:
                 elections.append((time_us / 1e6, node, value))
             else:
                 crashes.append((time_us / 1e6, node))
@@ -356,11 +365,12 @@ class TimelinePainter:
             self.highlight_mark.set_offsets(np.array([(t, event.node)]))
             self.highlighted["node"] = event.node
         data = event.data if isinstance(event.data, dict) else {}
-        m = drawn.get(data.get("id")) if data.get("id") is not None else None
+        message_id = data.get("id")
+        m = drawn.get(message_id) if message_id is not None else None
         if m is not None:
             y_end = m["destination"] if m["fate"] != "lost" else (m["source"] + m["destination"]) / 2
             self.highlight_line.set_segments([[(m["sent"], m["source"]), (m["end"], y_end)]])
-            self.highlighted["message"] = data["id"]
+            self.highlighted["message"] = message_id
 
 
 def _entries(message: Any) -> Any:
@@ -368,17 +378,17 @@ def _entries(message: Any) -> Any:
 
 
 class TimelineView:
-    """The timeline in its own Figure, updated in place: ``update(snapshot, trace)`` then ``png()``."""
+    """The timeline in its own Figure, updated in place: ``update(frame, trace)`` then ``png()``."""
 
     def __init__(self, figsize: tuple[float, float] = (8, 3.0), dpi: float = 90) -> None:
         self.figure, self.canvas = new_figure(figsize, dpi)
         self.painter = TimelinePainter(self.figure)
 
-    def update(self, snapshot: Frame, trace_events: Any, *, window: float = 2.0,
+    def update(self, frame: Frame, trace_events: Any, *, window: float = 2.0,
                highlight: TraceEvent | None = None) -> None:
-        """Redraw the last `window` seconds up to `snapshot.time` from `trace_events` (a `Trace` or a
+        """Redraw the last `window` seconds up to `frame.time` from `trace_events` (a `Trace` or a
         time-ordered sequence of `TraceEvent`); `highlight` (an event) is emphasised."""
-        self.painter.update(snapshot, trace_events, window=window, highlight=highlight)
+        self.painter.update(frame, trace_events, window=window, highlight=highlight)
 
     def png(self) -> bytes:
         """The current figure as PNG bytes."""
@@ -395,10 +405,10 @@ class TimelineView:
         return self.painter.messages_drawn
 
 
-def draw_timeline(snapshot: Frame, trace_events: Any, window: float = 2.0, *,
+def draw_timeline(frame: Frame, trace_events: Any, window: float = 2.0, *,
                   highlight: TraceEvent | None = None, figsize: tuple[float, float] = (8, 3.0),
                   dpi: float = 90) -> Figure:
     """A new Figure of the timeline (one-shot; `TimelineView` updates one figure in place)."""
     view = TimelineView(figsize, dpi)
-    view.update(snapshot, trace_events, window=window, highlight=highlight)
+    view.update(frame, trace_events, window=window, highlight=highlight)
     return view.figure

@@ -17,19 +17,20 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..core import Replica
+from ..core import EventKind, Replica
 from ..machines import Add, KVCommand, KVStore
-from ..sim import NetworkModel, Simulation, TraceEvent, describe
+from ..sim import Frame, NetworkModel, Simulation, TraceEvent, describe
 from ..sim.transcript import TRANSCRIPTS, Transcript, load_scenario
 from ..viz import GraphView, LogView, TimelineView
 
-NOTABLE = frozenset({"became_candidate", "became_leader", "became_follower", "committed"})
+NOTABLE = frozenset({*EventKind.ROLE_CHANGES, EventKind.COMMITTED})
+"""Event kinds at which "Next notable" stops."""
 
 
 def notable(event: TraceEvent) -> bool:
     """A change of role or a commit (a follower that only moves to a newer term is not a change of role)."""
-    return event.kind in NOTABLE and not (event.kind == "became_follower" and event.data.get("was") == "follower")
-"""Event kinds at which "Next notable" stops."""
+    return event.kind in NOTABLE and not (
+        event.kind == EventKind.BECAME_FOLLOWER and event.data.get("was") == "follower")
 
 NOTABLE_LIMIT = 5000  # the most steps "Next notable" takes
 NARRATED = 12  # events shown in the narration
@@ -260,10 +261,10 @@ class RaftLab:
         self.narration.value = (f'<ol style="font-family:monospace;font-size:12px;margin:0" '
                                 f'start="{max(len(events) - NARRATED, 0) + 1}">{"".join(lines)}</ol>')
 
-    def _inspect(self, frame: Any, node: int) -> str:
+    def _inspect(self, frame: Frame, node: int) -> str:
         """The selected node's full state, as an HTML table."""
         s = frame.nodes[node]
-        rows = [("role", "crashed" if s.crashed else s.role.value),
+        rows: list[tuple[str, Any]] = [("role", "crashed" if s.role is None else s.role.value),
                 ("term", s.term), ("voted for", s.voted_for), ("knows leader", s.leader),
                 ("commit index", s.commit_index), ("last applied", s.last_applied),
                 ("last log index", s.snapshot_index + len(s.log)), ("snapshot index", s.snapshot_index),
@@ -364,6 +365,7 @@ class RaftLab:
     @_callback
     def _on_request(self, button: w.Button) -> None:
         seq = 1 + max((i[1] for i in self.sim.submissions if isinstance(i, tuple) and i[0] == CLIENT), default=0)
+        transition: KVCommand | Add
         if isinstance(self.sim.noop, KVCommand):
             transition = KVStore.put(CLIENT, seq, f"k{seq}", str(seq))
         else:  # a Counter cluster

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from raftlab.core import LogEntry, Replica, Role, TransitionState
+from raftlab.core import EventKind, LogEntry, Replica, Role, TransitionState
 from raftlab.machines import KVStore
 from raftlab.sim import InvariantViolation, NetworkModel, Simulation
 
@@ -95,7 +95,7 @@ def test_election_safety_refused_votes_counted(seed: int) -> None:
     assert "both leaders of term" in exc.detail
     assert "won the election" in exc.tail
     correct = split_vote(Replica, seed)  # the correct replica: split votes, never two leaders
-    assert any("already voted" in e.data["why"] for e in correct.trace.of_kind("vote_refused"))
+    assert any("already voted" in e.data["why"] for e in correct.trace.of_kind(EventKind.VOTE_REFUSED))
 
 
 def random_sim(cls: type[Replica], seed: int) -> Simulation:
@@ -301,7 +301,7 @@ def test_leader_completeness_votes_without_up_to_date_check() -> None:
     correct = Simulation(5, seed=8)
     lagging_candidate(correct)
     assert "behind mine" in correct.trace.explain()  # the lagging node was refused
-    assert all(e.node != 4 for e in correct.trace.of_kind("became_leader"))
+    assert all(e.node != 4 for e in correct.trace.of_kind(EventKind.BECAME_LEADER))
 
 
 # ----- State Machine Safety --------------------------------------------------------------------------
@@ -425,7 +425,7 @@ def test_monotonic_term_from_snapshot() -> None:
     assert "node 4" in exc.detail
     correct = Simulation(5, seed=12, snapshot_delta=3)
     snapshot_to_newer_term(correct)
-    assert correct.trace.of_kind("snapshot_installed")  # the schedule does exercise InstallSnapshot
+    assert correct.trace.of_kind(EventKind.SNAPSHOT_INSTALLED)  # the schedule does exercise InstallSnapshot
 
 
 # ----- Monotonic commit index ------------------------------------------------------------------------
@@ -530,7 +530,7 @@ def test_figure8_commit_by_counting_old_term_replicas(seed: int) -> None:
     sim = Simulation(5, seed=seed, replica_class=CountsOldTermReplicas)
     exc = caught(sim, lambda: figure8(sim), "Leader Completeness")
     assert "without the committed entry 2" in exc.detail
-    assert any(e.kind == "committed" and e.data["index"] == 2 for e in sim.trace.of_kind("committed"))
+    assert any(e.kind == EventKind.COMMITTED and e.data["index"] == 2 for e in sim.trace.of_kind(EventKind.COMMITTED))
 
     correct = Simulation(5, seed=seed, replica_class=OneEntryPerMessage)
     roles = figure8(correct)

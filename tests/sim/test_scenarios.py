@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from raftlab.core import Role, TransitionState
+from raftlab.core import EventKind, Role, TransitionState
 from raftlab.machines import KVCommand, KVStore
-from raftlab.sim import NetworkModel, Simulation, Submission
+from raftlab.sim import NetworkModel, SimKind, Simulation, Submission
 
 SEEDS = [1, 2, 3, 4, 5]
 MORE_SEEDS = [1, 2, 3, 4, 5, 6, 7, 8]
@@ -89,7 +89,7 @@ def leaders_by_term(sim: Simulation, since: int = 0) -> dict[int, set[int]]:
     """term -> nodes that became leader in it, from the trace (events from index `since`)."""
     result: dict[int, set[int]] = {}
     for e in sim.trace.events[since:]:
-        if e.kind == "became_leader":
+        if e.kind == EventKind.BECAME_LEADER:
             result.setdefault(e.data["term"], set()).add(e.node)
     return result
 
@@ -486,7 +486,7 @@ def test_rejoin_of_partitioned_leader(seed: int) -> None:
         assert h.state is TransitionState.ABANDONED_CONFLICT_WITH_LEADER, f"{h.states}\n{tail(sim)}"
         assert not h.applied_on
         assert all(not log_index_of(sim, i, h.id) for i in sim.ids)
-    truncated = [e for e in sim.trace.of_kind("truncated") if e.node == leader1]
+    truncated = [e for e in sim.trace.of_kind(EventKind.TRUNCATED) if e.node == leader1]
     assert truncated and sum(e.data["count"] for e in truncated) >= 3
     assert_logs_agree(sim, committed_only=False)
     assert_same_state(sim)
@@ -500,11 +500,11 @@ def catch_up(sim: Simulation, group: list[int], lagging: list[int], timeout: flo
     behind = sum(top - sim.replicas[i].commit_index for i in lagging)  # entries to replace or send
     assert behind >= 50 * len(lagging)
     sent = sim.counters["messages"]["AppendEntryRequest"]
-    refusals, start = len(sim.trace.of_kind("append_refused")), sim.now
+    refusals, start = len(sim.trace.of_kind(EventKind.APPEND_REFUSED)), sim.now
     sim.run_until(lambda s: group_leader(s, group) is not None and converged(s, group), timeout)
     assert converged(sim, group), f"{group} did not converge within {timeout}s\n{tail(sim)}"
     ae = sim.counters["messages"]["AppendEntryRequest"] - sent
-    refused = len(sim.trace.of_kind("append_refused")) - refusals
+    refused = len(sim.trace.of_kind(EventKind.APPEND_REFUSED)) - refusals
     elapsed = sim.now - start
     heartbeats = (sim.n - 1) * (elapsed / sim.heartbeat_timeout + 2)
     assert refused <= 10, f"{refused} refusals to back up over long divergent logs\n{tail(sim)}"
@@ -923,10 +923,10 @@ def test_install_snapshot_to_lagging_follower(seed: int, how: str) -> None:
     sim.run_until(lambda s: s.replicas[lagging].last_applied >= s.replicas[leader].commit_index, 2.0)
     assert sim.replicas[lagging].last_applied >= sim.replicas[leader].commit_index, tail(sim)
     assert sim.counters["messages"]["InstallSnapshotRequest"] > 0
-    delivered = [e for e in sim.trace.events[mark:] if e.kind == "deliver" and e.data["to"] == lagging
+    delivered = [e for e in sim.trace.events[mark:] if e.kind == SimKind.DELIVER and e.data["to"] == lagging
                  and type(e.data["message"]).__name__ == "InstallSnapshotRequest"]
     assert delivered, f"the follower did not catch up through InstallSnapshot\n{tail(sim)}"
-    assert [e for e in sim.trace.events[mark:] if e.kind == "snapshot_installed" and e.node == lagging]
+    assert [e for e in sim.trace.events[mark:] if e.kind == EventKind.SNAPSHOT_INSTALLED and e.node == lagging]
     wait_converged(sim)
     assert dict(sim.replicas[lagging].machine.data) == dict(sim.replicas[leader].machine.data)
     assert dict(sim.replicas[lagging].machine.sessions) == dict(sim.replicas[leader].machine.sessions)

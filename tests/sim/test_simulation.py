@@ -11,9 +11,9 @@ from types import MappingProxyType
 
 import pytest
 
-from raftlab.core import AppendEntryRequest, Role, Snapshot, TransitionState, VoteRequest
+from raftlab.core import AppendEntryRequest, EventKind, Role, Snapshot, TransitionState, VoteRequest
 from raftlab.machines import KVStore
-from raftlab.sim import Frame, NetworkModel, Simulation
+from raftlab.sim import Frame, NetworkModel, SimKind, Simulation
 from raftlab.sim.trace import TraceEvent
 
 # ----- helpers ---------------------------------------------------------------------------------------
@@ -27,15 +27,15 @@ def elected(n: int = 5, seed: int = 1, **kwargs) -> Simulation:  # type: ignore[
 
 
 def drops(sim: Simulation, why: str | None = None, since: int = 0) -> list[TraceEvent]:
-    return [e for e in sim.trace[since:] if e.kind == "drop" and (why is None or e.data["why"] == why)]
+    return [e for e in sim.trace[since:] if e.kind == SimKind.DROP and (why is None or e.data["why"] == why)]
 
 
 def sends(sim: Simulation, since: int = 0) -> list[TraceEvent]:
-    return [e for e in sim.trace[since:] if e.kind == "send"]
+    return [e for e in sim.trace[since:] if e.kind == SimKind.SEND]
 
 
 def delivered(sim: Simulation, since: int = 0) -> list[TraceEvent]:
-    return [e for e in sim.trace[since:] if e.kind == "deliver"]
+    return [e for e in sim.trace[since:] if e.kind == SimKind.DELIVER]
 
 
 # ----- validation --------------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def test_step_returns_the_event_and_advances_now() -> None:
     for k in range(1, 60):
         event = sim.step()
         assert isinstance(event, TraceEvent)
-        assert event.kind in ("timer", "deliver", "drop")
+        assert event.kind in (SimKind.TIMER, SimKind.DELIVER, SimKind.DROP)
         assert event.step == sim.steps == k
         assert event.time == sim.now_us == round(sim.now * 1e6)
         assert event.time >= last
@@ -181,7 +181,7 @@ def test_run_until_stops_when_the_predicate_holds() -> None:
     sim.run_until(lambda s: s.leader() is not None)
     assert sim.leader() is not None
     # it stopped right after the step that made the leader
-    assert sim.trace.of_kind("became_leader")[-1].step == sim.steps == sim.trace[-1].step
+    assert sim.trace.of_kind(EventKind.BECAME_LEADER)[-1].step == sim.steps == sim.trace[-1].step
     assert sim.run_until(lambda s: True) == 0
     # a predicate that never holds: stops at the timeout, time advanced exactly
     before = sim.now_us
@@ -256,11 +256,11 @@ def test_crash_loses_messages_in_flight_and_volatile_state() -> None:
     assert "crashed" in repr(view)
     assert (view.term, view.log) == (term, log)  # persistent state survives
     assert not any(f.destination == node for f in sim.in_flight())
-    crash_at = max(i for i, e in enumerate(sim.trace) if e.kind == "crash")
+    crash_at = max(i for i, e in enumerate(sim.trace) if e.kind == SimKind.CRASH)
     assert sim.trace[crash_at].node == node
     after = sim.trace.events[crash_at + 1:]  # each lost message is reported, with the reason
     assert sorted(e.data["id"] for e in after) == sorted(lost)
-    assert all(e.kind == "drop" and e.data["why"] == "its receiver crashed" for e in after)
+    assert all(e.kind == SimKind.DROP and e.data["why"] == "its receiver crashed" for e in after)
     sim.restart(node)  # at once: the lost messages must not reach the new incarnation
     mark = len(sim.trace)
     sim.run(0.5)
@@ -274,10 +274,10 @@ def test_crash_loses_messages_in_flight_and_volatile_state() -> None:
     assert not [e for e in delivered(sim, mark) if e.data["to"] == node]
     # crash and restart of a node in that state do nothing more
     sim.crash(node)
-    assert sum(e.kind == "crash" for e in sim.trace[mark:]) == 0
+    assert sum(e.kind == SimKind.CRASH for e in sim.trace[mark:]) == 0
     sim.restart(node)
     sim.restart(node)
-    assert sum(e.kind == "restart" for e in sim.trace[mark:]) == 1
+    assert sum(e.kind == SimKind.RESTART for e in sim.trace[mark:]) == 1
 
 
 def test_restart_rebuilds_the_state_machine() -> None:
@@ -296,7 +296,7 @@ def test_restart_rebuilds_the_state_machine() -> None:
     assert view.commit_index == view.last_applied == view.snapshot_index  # starts at its snapshot
     assert view.machine.applied_index == view.snapshot_index
     restart = sim.trace[-1]
-    assert restart.kind == "restart" and restart.data["entries"] == sim.replicas[node].last_index
+    assert restart.kind == SimKind.RESTART and restart.data["entries"] == sim.replicas[node].last_index
     sim.run_until(lambda s: s.replicas[node].last_applied >= applied, 2.0)
     assert sim.replicas[node].machine.data == data == {"log": "01234567"}
     assert sim.replicas[node].machine.sessions == old_machine.sessions
@@ -313,7 +313,7 @@ def test_partition_and_heal() -> None:
     assert cut == frozenset((a, b) for a in range(5) for b in range(5)
                             if next(i for i, g in enumerate(sides) if a in g) != next(
                                 i for i, g in enumerate(sides) if b in g))
-    assert sim.trace[-1].kind == "network" and "[0, 1], [2], [3, 4]" in sim.trace[-1].explain()
+    assert sim.trace[-1].kind == SimKind.NETWORK and "[0, 1], [2], [3, 4]" in sim.trace[-1].explain()
     mark = len(sim.trace)
     sim.run(1.0)
     across = [e for e in sends(sim, mark) if (e.node, e.data["to"]) in cut]
@@ -323,7 +323,8 @@ def test_partition_and_heal() -> None:
     assert {(e.node, e.data["to"]) for e in lost} <= cut
     assert {e.data["why"] for e in lost} <= {"the link is cut", "the link was cut while it travelled"}
     assert len(lost) >= len(across) - len(sim.in_flight())
-    assert {e.node for e in sim.trace[mark:] if e.kind == "became_leader"} <= {3, 4}  # only 3, 4 can't win either
+    # only 3, 4 can't win either
+    assert {e.node for e in sim.trace[mark:] if e.kind == EventKind.BECAME_LEADER} <= {3, 4}
     sim.heal()
     assert sim.frame().cut == frozenset()
     mark = len(sim.trace)
@@ -338,11 +339,12 @@ def test_cut_is_one_way_and_uncut_restores() -> None:
     other = (leader + 1) % 3
     sim.cut(other, leader)  # the leader still reaches `other`; its answers are lost
     assert sim.frame().cut == {(other, leader)}
-    assert sim.trace[-1].kind == "network" and f"link {other}->{leader} cut" in sim.trace[-1].explain()
+    assert sim.trace[-1].kind == SimKind.NETWORK and f"link {other}->{leader} cut" in sim.trace[-1].explain()
     mark = len(sim.trace)
     sim.run(0.12)
-    back = [e for e in sim.trace[mark:] if e.kind in ("deliver", "drop") and (e.node, e.data["to"]) == (other, leader)]
-    assert back and all(e.kind == "drop" for e in back)
+    back = [e for e in sim.trace[mark:]
+            if e.kind in (SimKind.DELIVER, SimKind.DROP) and (e.node, e.data["to"]) == (other, leader)]
+    assert back and all(e.kind == SimKind.DROP for e in back)
     assert all(e.data["why"] in ("the link is cut", "the link was cut while it travelled") for e in back)
     assert [e for e in back if e.data["why"] == "the link is cut"]
     assert "was lost: the link is cut." in back[-1].explain()
@@ -361,8 +363,8 @@ def test_cut_while_travelling() -> None:
     flight = sim.in_flight()[0]
     sim.cut(flight.source, flight.destination)
     sim.run_until(lambda s: all(f.id != flight.id for f in s.in_flight()), 1.0)
-    [event] = [e for e in sim.trace if e.kind in ("deliver", "drop") and e.data.get("id") == flight.id]
-    assert event.kind == "drop" and event.data["why"] == "the link was cut while it travelled"
+    [event] = [e for e in sim.trace if e.kind in (SimKind.DELIVER, SimKind.DROP) and e.data.get("id") == flight.id]
+    assert event.kind == SimKind.DROP and event.data["why"] == "the link was cut while it travelled"
     assert event.time == flight.arrives
 
 
@@ -407,7 +409,7 @@ def test_drop_message_by_id() -> None:
     sim.drop_message(victim.id)
     assert victim.id not in {f.id for f in sim.in_flight()} and kept in sim.in_flight()
     event = sim.trace[-1]
-    assert (event.kind, event.data["id"], event.data["why"]) == ("drop", victim.id, "it was dropped by hand")
+    assert (event.kind, event.data["id"], event.data["why"]) == (SimKind.DROP, victim.id, "it was dropped by hand")
     assert "was lost: it was dropped by hand." in event.explain()
     sim.run(0.1)
     assert not [e for e in delivered(sim) if e.data["id"] == victim.id]
@@ -431,7 +433,7 @@ def test_duplicates_are_delivered_and_applied_once() -> None:
     for k, piece in enumerate("abc"):
         sim.one(KVStore.append(1, k, "k", piece), k=3)
     sim.run(0.5)
-    duplicated = sim.trace.of_kind("duplicate")
+    duplicated = sim.trace.of_kind(SimKind.DUPLICATE)
     assert len(duplicated) == len(sends(sim))  # every message was sent twice over the wire
     copies = [e for e in duplicated]
     assert all(e.data["id"] > 0 for e in copies)
@@ -445,13 +447,13 @@ def test_duplicates_are_delivered_and_applied_once() -> None:
 def test_duplicate_toggled_at_run_time() -> None:
     sim = Simulation(3, seed=18)
     sim.run(0.5)
-    assert not sim.trace.of_kind("duplicate")
+    assert not sim.trace.of_kind(SimKind.DUPLICATE)
     sim.network.duplicate = 1.0
     event = sim.trace[-1]
-    assert event.kind == "network" and "duplicate set to 1.0" in event.explain()
+    assert event.kind == SimKind.NETWORK and "duplicate set to 1.0" in event.explain()
     mark = len(sim.trace)
     sim.run(0.3)
-    assert len([e for e in sim.trace[mark:] if e.kind == "duplicate"]) == len(sends(sim, mark)) > 0
+    assert len([e for e in sim.trace[mark:] if e.kind == SimKind.DUPLICATE]) == len(sends(sim, mark)) > 0
 
 
 def test_per_link_overrides() -> None:
@@ -466,9 +468,10 @@ def test_per_link_overrides() -> None:
     assert sim.network.params(a, leader) == (0.005, 0.015, 0.0, 0.0)
     mark = len(sim.trace)
     sim.run(0.5)
-    to_a = [e for e in sim.trace[mark:] if e.kind in ("deliver", "drop") and (e.node, e.data["to"]) == (leader, a)
+    to_a = [e for e in sim.trace[mark:]
+            if e.kind in (SimKind.DELIVER, SimKind.DROP) and (e.node, e.data["to"]) == (leader, a)
             and e.data["id"] not in older]
-    assert to_a and all(e.kind == "drop" and e.data["why"] == "the network lost it" for e in to_a)
+    assert to_a and all(e.kind == SimKind.DROP and e.data["why"] == "the network lost it" for e in to_a)
     slow = [f for f in sim.in_flight() if (f.source, f.destination) == (leader, b)]
     assert all(f.arrives - f.sent == 30_000 for f in slow)
     other = [f for f in sim.in_flight() if (f.source, f.destination) != (leader, b)]
@@ -592,9 +595,9 @@ def test_submission_states_on_leader_and_followers() -> None:
     assert handle.state is TransitionState.APPLIED and handle.applied_on == set(range(5))
     assert all(state is TransitionState.APPLIED for state in handle.states.values())
     assert handle.index == 2
-    replies = [e for e in sim.trace.of_kind("client_reply") if e.data["transition"] == repr(command)]
+    replies = [e for e in sim.trace.of_kind(SimKind.CLIENT_REPLY) if e.data["transition"] == repr(command)]
     assert len(replies) == 1 and replies[0].node == leader and replies[0].data["state"] == "applied"
-    requests = [e for e in sim.trace.of_kind("client_request") if e.data["transition"] == repr(command)]
+    requests = [e for e in sim.trace.of_kind(SimKind.CLIENT_REQUEST) if e.data["transition"] == repr(command)]
     assert len(requests) == 1 and requests[0].node == leader
 
 
@@ -652,7 +655,7 @@ def test_a_state_machine_written_to_the_protocol_alone_runs() -> None:
         assert view.machine.notes == ["hello"]
     assert sim.replicas[leader].machine.states["n1"] == [
         TransitionState.QUEUED, TransitionState.COMMITTED, TransitionState.APPLIED]
-    assert [e.data["state"] for e in sim.trace.of_kind("client_reply")] == ["applied"]
+    assert [e.data["state"] for e in sim.trace.of_kind(SimKind.CLIENT_REPLY)] == ["applied"]
     # one() and rewind work for it too
     assert len(sim.one(Note("n2", "world"), k=3).applied_on) == 3
     h = sim.trace.hash()
@@ -666,7 +669,7 @@ def test_submission_to_a_follower_or_a_crashed_node_is_abandoned() -> None:
     handle = sim.submit(KVStore.put(1, 1, "k", "v"), to=follower)
     assert handle.node == follower
     assert handle.state is TransitionState.ABANDONED_NOT_LEADER and handle.state.abandoned
-    assert sim.trace[-1].kind == "client_reply" and sim.trace[-1].node == follower
+    assert sim.trace[-1].kind == SimKind.CLIENT_REPLY and sim.trace[-1].node == follower
     sim.crash(follower)
     down = sim.submit(KVStore.put(1, 2, "k", "w"), to=follower)
     assert down.state is TransitionState.ABANDONED_NOT_LEADER
@@ -691,7 +694,7 @@ def test_one_retries_across_a_leader_change() -> None:
     command = KVStore.append(1, 1, "k", "x")
     handle = sim.one(command, timeout=10.0, retry=1.0)
     assert handle.node != old and len(handle.applied_on) >= 3
-    requests = [e.node for e in sim.trace.of_kind("client_request") if e.data["transition"] == repr(command)]
+    requests = [e.node for e in sim.trace.of_kind(SimKind.CLIENT_REQUEST) if e.data["transition"] == repr(command)]
     assert requests[0] == old and requests[-1] == handle.node and len(requests) >= 2
     sim.connect(old)
     sim.run(1.0)
@@ -804,7 +807,7 @@ def test_rewind_forks_a_new_deterministic_history() -> None:
     sim.rewind(100)
     fork(sim)
     # the interventions after step 100 are forgotten: no partition, no heal, no link override
-    assert not [e for e in sim.trace if e.kind == "network" and "partitioned" in e.explain()]
+    assert not [e for e in sim.trace if e.kind == SimKind.NETWORK and "partitioned" in e.explain()]
     assert sim.network.links == {}
     assert (1, 2) not in sim.submissions
     assert sim.network.duplicate == 0.5

@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from raftlab.core import EventKind
 from raftlab.machines import KVStore
-from raftlab.sim import NetworkModel, Simulation, Trace, TraceEvent
+from raftlab.sim import NetworkModel, SimKind, Simulation, Trace, TraceEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = set(re.findall(r"\*\*([A-Z]+(?:-[A-Z]+)+)\*\*", (ROOT / "docs" / "raft-rules.md").read_text()))
-SIM_KINDS = {"send", "deliver", "drop", "duplicate", "timer", "crash", "restart", "network", "client_request",
-             "client_reply"}
-EXPECTED_KINDS = SIM_KINDS | {"became_candidate", "became_leader", "became_follower", "vote_granted", "vote_refused",
-                              "appended", "truncated", "committed", "applied", "snapshot_taken", "snapshot_installed"}
+SIM_KINDS = {SimKind.SEND, SimKind.DELIVER, SimKind.DROP, SimKind.DUPLICATE, SimKind.TIMER, SimKind.CRASH,
+             SimKind.RESTART, SimKind.NETWORK, SimKind.CLIENT_REQUEST, SimKind.CLIENT_REPLY}
+EXPECTED_KINDS = SIM_KINDS | {*EventKind.ROLE_CHANGES, *EventKind.VOTES, EventKind.APPENDED, EventKind.TRUNCATED,
+                              EventKind.COMMITTED, EventKind.APPLIED, EventKind.SNAPSHOT_TAKEN,
+                              EventKind.SNAPSHOT_INSTALLED}
 
 
 def scenario(seed: int) -> Simulation:
@@ -161,6 +163,18 @@ def test_load_skips_blank_lines(tmp_path: Path) -> None:
     assert Trace.load(path).hash() == sim.trace.hash()
 
 
+def test_kinds_are_the_strings_a_saved_trace_holds() -> None:
+    # The constants are the trace format (and enter every hash): each kind keeps its string.
+    def named(kinds: type) -> dict[str, str]:
+        return {name: value for name, value in vars(kinds).items() if name.isupper() and isinstance(value, str)}
+
+    assert named(SimKind) == {name.upper(): name for name in (
+        "send", "deliver", "drop", "duplicate", "timer", "crash", "restart", "network", "client_request",
+        "client_reply")}
+    assert set(named(SimKind).values()).isdisjoint(named(EventKind).values())
+    assert SimKind.CLIENT == (SimKind.CLIENT_REQUEST, SimKind.CLIENT_REPLY)
+
+
 # ----- explanations ------------------------------------------------------------------------------------
 
 
@@ -182,7 +196,7 @@ def test_every_kind_of_event_occurs_and_is_explained(run: Simulation, tmp_path: 
             if event.kind not in SIM_KINDS:  # every detail a replica's sentence needs is there
                 assert "None" not in text, text
             assert text.endswith("."), text
-    network = [e.explain() for e in run.trace.of_kind("network")]
+    network = [e.explain() for e in run.trace.of_kind(SimKind.NETWORK)]
     assert any("partitioned" in t for t in network) and any("healed" in t for t in network)
 
 
@@ -190,22 +204,22 @@ def test_explanations_name_what_happened(run: Simulation) -> None:
     first = {}
     for event in run.trace:
         first.setdefault(event.kind, event)
-    leader = first["became_leader"]
+    leader = first[EventKind.BECAME_LEADER]
     assert f"node {leader.node} won the election of term {leader.data['term']}" in leader.explain()
-    send = first["send"]
+    send = first[SimKind.SEND]
     assert f"node {send.node} sent" in send.explain() and f"to node {send.data['to']}" in send.explain()
-    drop = first["drop"]
+    drop = first[SimKind.DROP]
     assert drop.data["why"] in drop.explain()
-    crash = first["crash"]
+    crash = first[SimKind.CRASH]
     assert f"node {crash.node} crashed" in crash.explain()
-    truncated = first["truncated"]
+    truncated = first[EventKind.TRUNCATED]
     assert f"deleted {truncated.data['count']} conflicting entries" in truncated.explain()
-    installed = first["snapshot_installed"]
+    installed = first[EventKind.SNAPSHOT_INSTALLED]
     assert f"up to index {installed.data['index']}" in installed.explain()
 
 
 def test_refused_vote_says_which_log_was_behind(run: Simulation) -> None:
-    refused = run.trace.of_kind("vote_refused")
+    refused = run.trace.of_kind(EventKind.VOTE_REFUSED)
     by_log = [e for e in refused if "log" in e.data["why"]]
     assert by_log, "the run has no vote refused for an out-of-date log"
     for event in by_log:
@@ -223,7 +237,7 @@ def test_rule_ids(run: Simulation) -> None:
         assert event.rule in RULES | {"SIM", "INPUT"}, event
         if event.kind in SIM_KINDS:
             assert event.rule == "SIM", event
-        elif event.kind == "message_dropped":
+        elif event.kind == EventKind.MESSAGE_DROPPED:
             assert event.rule == "INPUT", event
         else:
             assert event.rule in RULES, event  # a replica's own event names its Raft rule

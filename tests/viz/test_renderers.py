@@ -10,9 +10,9 @@ import zlib
 import pytest
 from matplotlib.figure import Figure
 
-from raftlab.core import InstallSnapshotRequest, LogEntry, Role
+from raftlab.core import EventKind, InstallSnapshotRequest, LogEntry, Role
 from raftlab.machines import KVStore
-from raftlab.sim import Frame, InFlight, NodeFrame, Simulation, TraceEvent
+from raftlab.sim import Frame, InFlight, NodeFrame, SimKind, Simulation, TraceEvent
 from raftlab.viz import (
     MESSAGE_STYLE, PALETTE, ROLE_STYLE, GraphView, LogView, TimelineView, draw_graph, draw_logs, draw_timeline,
     frame_png, register_ipython_formatter,
@@ -156,7 +156,7 @@ def test_a_message_is_drawn_at_its_progress() -> None:
 def test_selected_node_is_outlined_and_highlight_is_shown() -> None:
     sim = elected()
     g = GraphView()
-    event = next(e for e in reversed(sim.trace.events) if e.kind == "became_leader")
+    event = next(e for e in reversed(sim.trace.events) if e.kind == EventKind.BECAME_LEADER)
     g.update(sim.frame(), selected=2, highlight=event)
     assert g.node_style[2]["selected"] and g.painter._nodes[2]["select"].get_visible()
     assert not any(g.painter._nodes[i]["select"].get_visible() for i in (0, 1, 3, 4))
@@ -305,7 +305,7 @@ def test_crashed_rows_are_greyed() -> None:
 
 def test_log_highlight_outlines_the_cells_of_the_event() -> None:
     sim = with_writes(count=2)
-    event = next(e for e in reversed(sim.trace.events) if e.kind == "committed")
+    event = next(e for e in reversed(sim.trace.events) if e.kind == EventKind.COMMITTED)
     lg = LogView()
     lg.update(sim.frame(), highlight=event, selected=1)
     assert lg.painter.highlighted["cells"] == (event.node, event.data["index"], event.data["index"])
@@ -369,7 +369,7 @@ def test_timeline_follows_a_rewind() -> None:
 def test_timeline_highlights_the_event() -> None:
     sim = elected()
     sim.run(0.2)
-    event = next(e for e in reversed(sim.trace.events) if e.kind == "deliver")
+    event = next(e for e in reversed(sim.trace.events) if e.kind == SimKind.DELIVER)
     t = TimelineView()
     t.update(sim.frame(), sim.trace, highlight=event)
     assert t.painter.highlighted["time"] == pytest.approx(event.seconds)
@@ -462,8 +462,8 @@ def test_views_accept_a_plain_list_of_events_and_a_hand_made_frame() -> None:
     node = NodeFrame(0, False, Role.LEADER, 2, 0, 0, (LogEntry(KVStore.NOOP, 1, 2),), 0, 0, 1, 1,
                      {}, {}, math.inf, (0.15, 0.3), 0.05)
     frame = Frame(0.5, 3, 1, (node,), (), frozenset(), 0)
-    events = [TraceEvent(1, 100_000, "became_leader", 0, "C-WIN", {"term": 2, "votes": [0]}),
-              TraceEvent(2, 200_000, "committed", 0, "L-COMMIT", {"index": 1, "term": 2})]
+    events = [TraceEvent(1, 100_000, EventKind.BECAME_LEADER, 0, "C-WIN", {"term": 2, "votes": [0]}),
+              TraceEvent(2, 200_000, EventKind.COMMITTED, 0, "L-COMMIT", {"index": 1, "term": 2})]
     t = TimelineView()
     t.update(frame, events, window=1.0)
     assert [b[1] for b in t.bands] == ["follower", "leader"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from raftlab.core import Role
+from raftlab.core import EventKind, Role
 from pathlib import Path
 
-from raftlab.sim import Simulation
+from raftlab.sim import SimKind, Simulation
 from raftlab.sim.transcript import TRANSCRIPTS, run_transcript
 from raftlab.widgets import RaftLab
 from raftlab.widgets.app import CLIENT, NARRATED, notable
@@ -94,7 +94,7 @@ def test_next_notable_stops_at_a_role_change_or_a_commit(app: RaftLab) -> None:
         assert not [e for e in app.sim.trace if before < e.step < steps and notable(e)]
     assert app.sim.leader() is not None
     # Followers that only moved to the candidate's term did not stop it: they are not changes of role.
-    moved = [e for e in app.sim.trace if e.kind == "became_follower"]
+    moved = [e for e in app.sim.trace if e.kind == EventKind.BECAME_FOLLOWER]
     assert moved and all(e.data["was"] == "follower" and not notable(e) for e in moved)
 
 
@@ -143,7 +143,7 @@ def test_crash_and_restart_the_selected_node(app: RaftLab) -> None:
     assert "crashed" in app.inspector.value
     app.restart_button.click()
     assert not app.sim.replicas[3].crashed
-    assert app.sim.trace[-1].kind == "restart" and app.sim.trace[-1].node == 3
+    assert app.sim.trace[-1].kind == SimKind.RESTART and app.sim.trace[-1].node == 3
 
 
 def test_time_out_makes_the_selected_node_a_candidate(app: RaftLab) -> None:
@@ -206,7 +206,7 @@ def test_network_sliders_change_the_network(app: RaftLab) -> None:
     assert app.sim.network.drop == 0.25
     assert app.sim.network.duplicate == 0.1
     assert app.sim.network.latency == (0.02, 0.05)
-    assert [e.kind for e in app.sim.trace[-3:]] == ["network"] * 3
+    assert [e.kind for e in app.sim.trace[-3:]] == [SimKind.NETWORK] * 3
 
 
 def test_apply_partition_cuts_links_between_the_sides_and_heal_clears_them(app: RaftLab) -> None:
@@ -232,7 +232,7 @@ def test_drop_message_removes_the_chosen_message(app: RaftLab) -> None:
     app.messages.value = ids[2]
     app.drop_button.click()
     assert [f.id for f in app.sim.in_flight()] == ids[:2] + ids[3:]
-    assert app.sim.trace[-1].kind == "drop" and app.sim.trace[-1].data["id"] == ids[2]
+    assert app.sim.trace[-1].kind == SimKind.DROP and app.sim.trace[-1].data["id"] == ids[2]
     assert ids[2] not in [v for _, v in app.messages.options]
 
 
@@ -272,7 +272,7 @@ def test_the_scenario_picker_replays_a_bundled_transcript(app: RaftLab) -> None:
     replayed = run_transcript("leader_crash").sim
     assert app.sim.trace.hash() == replayed.trace.hash()  # exactly the transcript's run
     assert app.sim.leader() == replayed.leader() is not None
-    assert "crash" in [e.kind for e in app.sim.trace]
+    assert SimKind.CRASH in [e.kind for e in app.sim.trace]
     assert app.time_slider.value == app.sim.steps > 0
     assert (app.size.value, app.seed.value) == (app.sim.n, app.sim.seed)
     app.reset_button.click()
