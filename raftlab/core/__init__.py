@@ -10,13 +10,14 @@ from .messages import (
     AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     LogEntry, Message, ReplicaID, Snapshot, VoteRequest, VoteResponse, check_message,
 )
-from .replica import ApplyError, Replica, ReplicaStats, ReplicaStopped, Role
+from .replica import ApplyError, Flow, Progress, Replica, ReplicaStats, ReplicaStopped, Role
 from .storage import MemoryStorage, SqliteStorage, Storage
 
 __all__ = [
-    "AppendEntryRequest", "AppendEntryResponse", "ApplyError", "Cluster", "Event", "EventKind",
+    "AppendEntryRequest", "AppendEntryResponse", "ApplyError", "Cluster", "Event", "EventKind", "Flow",
     "InstallSnapshotRequest", "InstallSnapshotResponse", "Log", "LogEntry", "MemoryStorage",
-    "Message", "Replica", "ReplicaID", "ReplicaStats", "ReplicaStopped", "Role", "Snapshot", "SqliteStorage",
+    "Message", "Progress", "Replica", "ReplicaID", "ReplicaStats", "ReplicaStopped", "Role", "Snapshot",
+    "SqliteStorage",
     "StateMachine", "Storage", "Transition", "TransitionState", "VoteRequest", "VoteResponse",
     "check_message", "transition_id",
 ]

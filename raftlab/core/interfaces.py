@@ -20,13 +20,21 @@ class TransitionState(Enum):
     QUEUED = "queued"  # a leader accepted it into its log
     COMMITTED = "committed"  # a majority stores it; it will be applied
     APPLIED = "applied"  # the state machine applied it
-    ABANDONED_NOT_LEADER = "abandoned: not leader"  # offered to a replica that is not the leader
-    ABANDONED_CONFLICT_WITH_LEADER = "abandoned: conflict with leader"  # uncommitted, then truncated
+    ABANDONED_NOT_LEADER = "abandoned: not leader"  # offered to a replica that is not the leader: never appended
+    ABANDONED_CONFLICT_WITH_LEADER = "abandoned: conflict with leader"  # can provably never be applied (IS-KEEP)
+    UNKNOWN = "unknown: retry with the same id"  # removed from this log (AE-TRUNCATE): it may still commit elsewhere
 
     @property
     def abandoned(self) -> bool:
-        """True for both kinds of abandonment: the transition will not be applied from here."""
+        """True for both kinds of abandonment: the transition can provably never be applied (it was
+        never appended, or it came after an entry that conflicts with a committed one)."""
         return self is TransitionState.ABANDONED_NOT_LEADER or self is TransitionState.ABANDONED_CONFLICT_WITH_LEADER
+
+    @property
+    def final(self) -> bool:
+        """True for the last state a replica reports for a transition: applied, abandoned, or unknown
+        (removed from its log: only a retry with the same id can tell, and at most once)."""
+        return self is not TransitionState.QUEUED and self is not TransitionState.COMMITTED
 
 
 @runtime_checkable

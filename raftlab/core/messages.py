@@ -55,6 +55,8 @@ class AppendEntryResponse:
     match, never the follower's log length (using the length is Little Raft's `match_index` defect).
     On failure it is the follower's last log index, and `mismatch_index` is where the leader should
     try next (the first index of the conflicting term, or just after the follower's log).
+    `prev_log_index` (raftlab's own field) names the request answered, so that a leader can tell the
+    refusal of its current probe from a stale one (FC-STALE); None from a sender that does not say.
     """
 
     from_id: ReplicaID  # the follower
@@ -62,6 +64,7 @@ class AppendEntryResponse:
     success: bool  # whether the follower's log matched at prev_log_index
     last_index: int  # see the class docstring
     mismatch_index: int | None  # on failure, the next index the leader should try
+    prev_log_index: int | None = None  # raftlab: the prev_log_index of the request answered (FC-STALE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +125,14 @@ for _cls in (LogEntry, Snapshot, *MESSAGE_TYPES):  # immutable values: a deep co
 
 _BOOL_FIELDS = frozenset({"success", "vote_granted", "done"})
 _SPECIAL = {"mismatch_index": 2, "entries": 3, "data": 4}  # other fields: 0 = natural int, 1 = bool
-_FIELD_KINDS = {cls: tuple((f.name, 1 if f.name in _BOOL_FIELDS else _SPECIAL.get(f.name, 0)) for f in fields(cls))
-                for cls in MESSAGE_TYPES}
+_OPTIONAL = {(AppendEntryResponse, "prev_log_index")}  # 2 = None or a natural int
+
+
+def _kind(cls: type, name: str) -> int:
+    return 1 if name in _BOOL_FIELDS else 2 if (cls, name) in _OPTIONAL else _SPECIAL.get(name, 0)
+
+
+_FIELD_KINDS = {cls: tuple((f.name, _kind(cls, f.name)) for f in fields(cls)) for cls in MESSAGE_TYPES}
 
 
 def _natural(value: Any) -> bool:

@@ -40,6 +40,27 @@ class Role(Enum):
     LEADER = "leader"
 
 
+class Flow(Enum):
+    """How a leader sends to one follower (etcd raft's `tracker.StateType`)."""
+
+    PROBE = "probe"  # FC-PROBE: its match is not known; one AppendEntries in flight at a time
+    REPLICATE = "replicate"  # FC-PIPELINE: it matches; up to max_inflight AppendEntries in flight
+    SNAPSHOT = "snapshot"  # FC-SNAPSHOT: an InstallSnapshot is on its way; only heartbeats besides
+
+
+@dataclass(slots=True)
+class Progress:
+    """A leader's view of one follower's replication, beside `next_index` and `match_index`
+    (etcd raft's `tracker.Progress`)."""
+
+    flow: Flow = Flow.PROBE  # how to send to it
+    probe: int | None = None  # PROBE: prev_log_index of the probe in flight (None: none in flight)
+    inflight: list[int] = field(default_factory=list)  # REPLICATE: last index of each request in flight
+    oldest: int | None = None  # REPLICATE: the oldest request in flight at the last heartbeat
+    active: bool = False  # it answered since the last heartbeat (etcd's RecentActive)
+    resend_at: float = math.inf  # SNAPSHOT: when to send the snapshot again if it is not answered
+
+
 @dataclass(slots=True)
 class ReplicaStats:
     """Counters kept by a replica."""
@@ -103,6 +124,10 @@ class Replica(Generic[T, D]):
         election_timeout_range: ``(low, high)`` seconds; each election timer is drawn uniformly from
             it. ``low`` must exceed the heartbeat; Little Raft advises 2-3x the heartbeat.
         snapshot_delta: compact the log every this many applied entries (0: never).
+        max_inflight: the most AppendEntries with entries a leader keeps in flight to a follower that
+            matches (FC-PIPELINE). 1 (the default) waits for each answer and then sends all that
+            accumulated meanwhile: right on a network that reorders (the simulator's); a transport
+            that keeps order, such as one TCP connection per peer, gains from more (etcd uses 256).
         storage: where term, vote, log and snapshot persist (a new `MemoryStorage` by default).
             A replica built on existing storage resumes from it.
         rng: randomness for election timers (`random.Random`); pass a seeded one for determinism.
@@ -124,7 +149,7 @@ class Replica(Generic[T, D]):
                  state_machine: StateMachine[T, D], noop_transition: T,
                  heartbeat_timeout: float | timedelta,
                  election_timeout_range: tuple[float | timedelta, float | timedelta],
-                 snapshot_delta: int = 0, *, storage: Storage | None = None,
+                 snapshot_delta: int = 0, *, max_inflight: int = 1, storage: Storage | None = None,
                  rng: random.Random | None = None, clock: Callable[[], float] | None = None,
                  observer: Callable[[Event], None] | None = None) -> None:
         peers = tuple(peer_ids)
@@ -149,6 +174,8 @@ class Replica(Generic[T, D]):
                              f"2-3x the heartbeat is usual, got low={low}")
         if type(snapshot_delta) is not int or snapshot_delta < 0:
             raise ValueError(f"snapshot_delta must be an int >= 0 (0: never compact), not {snapshot_delta!r}")
+        if type(max_inflight) is not int or max_inflight < 1:
+            raise ValueError(f"max_inflight must be an int >= 1, not {max_inflight!r}")
 
         self.id = id  # this replica
         self.peer_ids = peers  # the other replicas
@@ -158,6 +185,7 @@ class Replica(Generic[T, D]):
         self.heartbeat_timeout = heartbeat  # seconds between heartbeats
         self.election_timeout_range = (low, high)  # seconds, drawn uniformly
         self.snapshot_delta = snapshot_delta  # entries applied between snapshots (0: never)
+        self.max_inflight = max_inflight  # leader: AppendEntries in flight to a matching follower
         self.storage = storage if storage is not None else MemoryStorage()  # persistent state
         self.stats = ReplicaStats()  # counters
         self.role = Role.FOLLOWER  # follower, candidate or leader
@@ -166,6 +194,7 @@ class Replica(Generic[T, D]):
         self.last_applied = 0  # highest index applied to the state machine
         self.next_index: dict[ReplicaID, int] = {}  # leader: next index to send to each peer
         self.match_index: dict[ReplicaID, int] = {}  # leader: highest index known replicated on each peer
+        self.progress: dict[ReplicaID, Progress] = {}  # leader: how it sends to each peer (flow control)
         self.votes: set[ReplicaID] = set()  # candidate: who voted for it in this term
         self.rng = rng if rng is not None else random.Random()  # draws the election timers
         self._clock = clock
@@ -230,7 +259,8 @@ class Replica(Generic[T, D]):
         if self.role is Role.LEADER:
             if self._time >= self.heartbeat_deadline:  # L-HEARTBEAT (§5.2)
                 self.heartbeat_deadline = self._time + self.heartbeat_timeout
-                self.broadcast_append()
+                for peer in self.peer_ids:
+                    self.send_heartbeat(peer)
         elif self._time >= self.election_deadline:  # F-TIMEOUT and C-RETRY (§5.2)
             self.start_election()
 
@@ -329,7 +359,8 @@ class Replica(Generic[T, D]):
 
     def handle_append_request(self, m: AppendEntryRequest) -> None:
         if m.term < self.current_term:  # AE-STALE (§5.1)
-            self.send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, self.log.last_index, None))
+            self.send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, self.log.last_index, None,
+                                                     m.prev_log_index))
             return
         if not self.accept_leader(m.from_id, "AE"):
             return
@@ -343,7 +374,8 @@ class Replica(Generic[T, D]):
         if not self.log_matches(prev, prev_term):  # AE-CHECK (§5.3), with a hint
             hint = log.last_index + 1 if prev > log.last_index else log.first_index_of_term(prev)
             self.emit(EventKind.APPEND_REFUSED, "AE-CHECK", leader=m.from_id, prev_log_index=prev, hint=hint)
-            self.send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, log.last_index, hint))
+            self.send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, log.last_index, hint,
+                                                     m.prev_log_index))
             return
         if any(x.index <= self.commit_index and log.term_at(x.index) != x.term for x in entries):
             self.drop("conflicts with a committed entry")
@@ -353,7 +385,7 @@ class Replica(Generic[T, D]):
             self.append_entries(new, "AE-APPEND")
         last_new = m.prev_log_index + len(m.entries)
         self.commit_from_leader(m.commit_index, last_new)
-        self.send(m.from_id, AppendEntryResponse(self.id, self.current_term, True, last_new, None))
+        self.send(m.from_id, AppendEntryResponse(self.id, self.current_term, True, last_new, None, m.prev_log_index))
 
     def log_matches(self, prev_index: int, prev_term: int) -> bool:
         # AE-CHECK (§5.3): the log holds an entry at prev_index, of term prev_term.
@@ -378,25 +410,44 @@ class Replica(Generic[T, D]):
     def handle_append_response(self, m: AppendEntryResponse) -> None:
         if m.term < self.current_term or self.role is not Role.LEADER:
             return  # ALL-STALE (§5.1)
-        peer = m.from_id
         if m.last_index > self.log.last_index and m.success:
             self.drop(f"acknowledges an index beyond my log: {m.last_index}")
             return
-        if m.success:  # L-REPLICATE (§5.3, §7): match what the request proved, never less than before
-            if m.last_index <= self.match_index[peer]:
-                return  # a duplicate or reordered acknowledgement
-            self.match_index[peer] = m.last_index
-            self.next_index[peer] = max(self.next_index[peer], m.last_index + 1)
-            self.advance_commit()
-        else:  # L-REPLICATE (§5.3, §7): back up to the hint, never below what is known to match
-            if m.mismatch_index is None:
-                return  # a refusal of a request from an older term of mine: nothing to learn
-            new_next = max(self.match_index[peer] + 1, min(self.next_index[peer], m.mismatch_index))
-            if new_next == self.next_index[peer]:
-                return  # a stale refusal
-            self.next_index[peer] = new_next
-        if self.next_index[peer] <= self.log.last_index:
-            self.send_append(peer)
+        self.progress[m.from_id].active = True
+        if m.success:
+            self.replicate_to(m.from_id, m.last_index)
+            self.record_match(m.from_id, m.last_index)
+        else:
+            self.back_off(m.from_id, m)
+        self.send_append(m.from_id)
+
+    def record_match(self, peer: ReplicaID, index: int) -> None:
+        # L-REPLICATE (§5.3, §7): match what the request proved, never less than before; then commit.
+        if index <= self.match_index[peer]:
+            return  # a duplicate or reordered acknowledgement
+        self.match_index[peer] = index
+        self.next_index[peer] = max(self.next_index[peer], index + 1)
+        self.advance_commit()
+
+    def replicate_to(self, peer: ReplicaID, index: int) -> None:
+        # FC-PIPELINE (etcd raft): a follower known to match at `index` is replicated to from there on;
+        # the requests it answered leave the pipeline.
+        pr = self.progress[peer]
+        if pr.flow is not Flow.REPLICATE and index >= self.match_index[peer]:
+            pr.flow, pr.probe, pr.inflight, pr.oldest = Flow.REPLICATE, None, [], None
+            self.next_index[peer] = index + 1
+        elif pr.inflight:
+            pr.inflight = [last for last in pr.inflight if last > index]
+
+    def back_off(self, peer: ReplicaID, m: AppendEntryResponse) -> None:
+        # L-REPLICATE, FC-STALE (§5.3; etcd raft): only the refusal of the current probe is news: back
+        # up to the follower's hint, never below what is known to match, and probe again. Any other
+        # refusal (of a request reordered or overtaken in a pipeline, or from an older term) is ignored.
+        pr = self.progress[peer]
+        if pr.flow is not Flow.PROBE or m.prev_log_index != pr.probe or m.mismatch_index is None:
+            return
+        self.next_index[peer] = max(self.match_index[peer] + 1, min(self.next_index[peer], m.mismatch_index))
+        pr.probe = None
 
     def handle_snapshot_request(self, m: InstallSnapshotRequest) -> None:
         if m.term < self.current_term:  # IS-STALE (§7): refused; index 0 acknowledges nothing
@@ -413,14 +464,21 @@ class Replica(Generic[T, D]):
         self.send(m.from_id, InstallSnapshotResponse(self.id, self.current_term, m.last_included_index))
 
     def install_snapshot(self, snapshot: Snapshot) -> None:
-        # IS-KEEP (§7). Unapplied entries it removes are in the snapshot if the log matched it there;
-        # otherwise their fate is unknown and they are reported abandoned.
-        matched = self.log.term_at(snapshot.last_included_index) == snapshot.last_included_term
-        fate = TransitionState.APPLIED if matched else TransitionState.ABANDONED_CONFLICT_WITH_LEADER
+        # IS-KEEP (§7). What became of the unapplied entries it removes is reported, as far as it is
+        # known: the snapshot applied those it covers if the log matched it at its last entry, or if they
+        # are of its last term (that term's leader made both, in order); after a conflicting last entry
+        # none can ever commit (abandoned); an older-term entry it covers may or may not be in it.
+        index, term = snapshot.last_included_index, snapshot.last_included_term
+        matched = self.log.term_at(index) == term
         removed = [e for e in self.storage.save_snapshot(snapshot) if e.index > self.last_applied]
         self.state_machine.set_snapshot(snapshot)  # IS-LOAD (§7): the term is left alone
         for entry in removed:
-            self.report(entry.transition, fate)
+            if matched or (entry.index <= index and entry.term == term):
+                self.report(entry.transition, TransitionState.APPLIED)
+            elif entry.index > index or entry.term > term:
+                self.report(entry.transition, TransitionState.ABANDONED_CONFLICT_WITH_LEADER)
+            else:
+                self.report(entry.transition, TransitionState.UNKNOWN)
         self.commit_index = max(self.commit_index, snapshot.last_included_index)
         self.last_applied = snapshot.last_included_index
 
@@ -431,12 +489,11 @@ class Replica(Generic[T, D]):
         if m.last_included_index > self.log.last_index:
             self.drop(f"acknowledges an index beyond my log: {m.last_included_index}")
             return
-        if m.last_included_index > self.match_index[peer]:  # L-REPLICATE (§5.3, §7)
-            self.match_index[peer] = m.last_included_index
-            self.next_index[peer] = max(self.next_index[peer], m.last_included_index + 1)
-            self.advance_commit()
-            if self.next_index[peer] <= self.log.last_index:
-                self.send_append(peer)
+        self.progress[peer].active = True
+        if m.last_included_index > 0:  # L-REPLICATE (§5.3, §7); FC-SNAPSHOT: answered, replicate again
+            self.replicate_to(peer, m.last_included_index)
+            self.record_match(peer, m.last_included_index)
+            self.send_append(peer)
 
     # ----- roles -------------------------------------------------------------------------------
     def start_election(self) -> None:
@@ -459,6 +516,7 @@ class Replica(Generic[T, D]):
         self.set_leader(self.id)
         self.next_index = {p: self.log.last_index + 1 for p in self.peer_ids}
         self.match_index = {p: 0 for p in self.peer_ids}
+        self.progress = {p: Progress() for p in self.peer_ids}  # FC-PROBE (§5.3): every match is unknown
         self.emit(EventKind.BECAME_LEADER, "C-WIN", votes=sorted(self.votes))
         # L-NOOP (§8): an entry of the new term, so earlier entries can commit.
         self.append_entries([LogEntry(self.noop_transition, self.log.last_index + 1, self.current_term)], "L-NOOP")
@@ -497,23 +555,69 @@ class Replica(Generic[T, D]):
             self.send_append(peer)
 
     def send_append(self, peer: ReplicaID) -> None:
-        # L-REPLICATE (§5.3, §7): entries from next_index, or the snapshot if they were compacted.
-        # Pipelined, as in etcd: next_index moves past what was sent, so entries in flight are not sent
-        # again; a lost message shows as a refusal (at the latest on the next heartbeat), which moves
-        # next_index back.
-        log, next_index = self.log, self.next_index[peer]
+        # L-REPLICATE (§5.3, §7): entries from next_index, or the snapshot if they were compacted, as
+        # flow control allows: FC-PROBE one probe at a time; FC-PIPELINE up to max_inflight requests,
+        # next_index moving past what was sent (as in etcd); FC-SNAPSHOT nothing while one is on its way.
+        pr, log, next_index = self.progress[peer], self.log, self.next_index[peer]
+        if pr.flow is Flow.SNAPSHOT or (pr.flow is Flow.PROBE and pr.probe is not None):
+            return
+        if pr.flow is Flow.REPLICATE and (next_index > log.last_index or len(pr.inflight) >= self.max_inflight):
+            return
         if next_index <= log.base_index:
-            s = log.snapshot
-            assert s is not None  # a log with a base has its snapshot
-            self.send(peer, InstallSnapshotRequest(self.id, self.current_term, s.last_included_index,
-                                                   s.last_included_term, 0, s.data, True))
-            self.next_index[peer] = s.last_included_index + 1
+            self.send_snapshot(peer)
             return
         entries = log.entries_from(next_index, self.MAX_ENTRIES_PER_MESSAGE)
-        prev_term = cast(int, log.term_at(next_index - 1))  # held: base_index < next_index <= last_index + 1
-        self.send(peer, AppendEntryRequest(self.id, self.current_term, next_index - 1, prev_term, entries,
-                                           self.commit_index))
-        self.next_index[peer] = next_index + len(entries)
+        self.send(peer, self.append_request(next_index - 1, entries))
+        if pr.flow is Flow.PROBE:
+            pr.probe = next_index - 1
+        else:
+            pr.inflight.append(next_index - 1 + len(entries))
+            self.next_index[peer] = next_index + len(entries)
+
+    def send_heartbeat(self, peer: ReplicaID) -> None:
+        # L-HEARTBEAT (§5.2): every peer hears from the leader each heartbeat_timeout. FC-PIPELINE: a
+        # request in flight since the last heartbeat and still unanswered is lost: probe the follower.
+        # FC-PROBE: a probe unanswered by now is lost: the heartbeat is the next probe, with entries if
+        # the follower answered anything since the last heartbeat, else without (a follower that is
+        # down is not sent them again and again). FC-SNAPSHOT: resent when due.
+        pr = self.progress[peer]
+        active, pr.active = pr.active, False
+        if pr.flow is Flow.REPLICATE:
+            if pr.inflight and pr.inflight[0] == pr.oldest:
+                pr.flow, pr.inflight, self.next_index[peer] = Flow.PROBE, [], self.match_index[peer] + 1
+            elif self.next_index[peer] <= self.log.last_index and len(pr.inflight) < self.max_inflight:
+                self.send_append(peer)  # entries, which carry the heartbeat
+                pr.oldest = pr.inflight[0]
+                return
+            pr.oldest = pr.inflight[0] if pr.inflight else None
+        if pr.flow is Flow.SNAPSHOT and self.now() >= pr.resend_at:
+            self.send_snapshot(peer)
+            return
+        if pr.flow is Flow.PROBE and active:
+            pr.probe = None
+            self.send_append(peer)
+            return
+        prev = max(self.next_index[peer], self.log.base_index + 1) - 1  # (behind a compacted log: its base)
+        if pr.flow is Flow.PROBE:
+            pr.probe = prev
+        self.send(peer, self.append_request(prev, ()))
+
+    def send_snapshot(self, peer: ReplicaID) -> None:
+        # FC-SNAPSHOT (§7): the entries it needs were compacted: send the snapshot, then wait for its
+        # answer (or an election timeout) before sending it anything but heartbeats.
+        s = self.log.snapshot
+        assert s is not None  # a log with a base has its snapshot
+        self.send(peer, InstallSnapshotRequest(self.id, self.current_term, s.last_included_index,
+                                               s.last_included_term, 0, s.data, True))
+        pr = self.progress[peer]
+        pr.flow, pr.probe, pr.inflight = Flow.SNAPSHOT, None, []
+        pr.resend_at = self.now() + self.election_timeout_range[1]
+        self.next_index[peer] = s.last_included_index + 1
+
+    def append_request(self, prev_index: int, entries: tuple[LogEntry, ...]) -> AppendEntryRequest:
+        """An AppendEntries of mine: `entries` after `prev_index` (a held or the snapshot's index)."""
+        prev_term = cast(int, self.log.term_at(prev_index))
+        return AppendEntryRequest(self.id, self.current_term, prev_index, prev_term, entries, self.commit_index)
 
     def advance_commit(self) -> None:
         # L-COMMIT (§5.3, §5.4.2): the highest index a majority holds, only if its entry is of the current term.
@@ -568,11 +672,12 @@ class Replica(Generic[T, D]):
         self.storage.append(entries)
 
     def truncate(self, index: int) -> None:
-        """Delete the log from `index` on (AE-TRUNCATE's deletion); its transitions are reported."""
+        """Delete the log from `index` on (AE-TRUNCATE's deletion). Its transitions are reported
+        UNKNOWN: an entry removed here may still be committed by a later leader that holds it."""
         removed = self.storage.truncate(index)
         self.emit(EventKind.TRUNCATED, "AE-TRUNCATE", first=index, count=len(removed))
         for entry in removed:
-            self.report(entry.transition, TransitionState.ABANDONED_CONFLICT_WITH_LEADER)
+            self.report(entry.transition, TransitionState.UNKNOWN)
 
     def recover(self) -> None:
         # Persistent state (Figure 2): start from storage, and from the state machine's own snapshot if newer.

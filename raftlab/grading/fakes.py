@@ -248,7 +248,7 @@ class Fakes:
 
 def build(cls: type[Replica] = Replica, *, id: int = ME, peers: Iterable[int] = (2, 3), seed: int = 0,
           storage: Storage | None = None, sm: RecordingStateMachine | None = None, snapshot_delta: int = 0,
-          heartbeat: float | timedelta = HEARTBEAT,
+          max_inflight: int = 1, heartbeat: float | timedelta = HEARTBEAT,
           election: tuple[float | timedelta, float | timedelta] = ELECTION,
           journal: list | None = None, track: list[Fakes] | None = None) -> Fakes:
     """A replica of class `cls` with recording fakes, ``random.Random(seed)`` and no clock.
@@ -265,8 +265,8 @@ def build(cls: type[Replica] = Replica, *, id: int = ME, peers: Iterable[int] = 
     fakes = Fakes(None, cluster, sm, storage, events)  # type: ignore[arg-type]  # the replica comes next
     if track is not None:
         track.append(fakes)
-    fakes.replica = cls(id, peers, cluster, sm, NOOP, heartbeat, election, snapshot_delta, storage=storage,
-                        rng=random.Random(seed), observer=events.append)
+    fakes.replica = cls(id, peers, cluster, sm, NOOP, heartbeat, election, snapshot_delta, max_inflight=max_inflight,
+                        storage=storage, rng=random.Random(seed), observer=events.append)
     return fakes
 
 
@@ -351,14 +351,16 @@ def append(term: int, prev: int = 0, prev_term: int = 0, entries: Sequence[LogEn
     return AppendEntryRequest(sender, term, prev, prev_term, tuple(entries), commit)
 
 
-def ok(peer: int, term: int, last_index: int) -> AppendEntryResponse:
-    """A successful AppendEntries response from `peer` acknowledging the log up to `last_index`."""
-    return AppendEntryResponse(peer, term, True, last_index, None)
+def ok(peer: int, term: int, last_index: int, prev: int | None = None) -> AppendEntryResponse:
+    """A successful AppendEntries response from `peer` acknowledging the log up to `last_index`, the
+    answer to the request whose prev_log_index was `prev`."""
+    return AppendEntryResponse(peer, term, True, last_index, None, prev)
 
 
-def refused(peer: int, term: int, last_index: int, hint: int | None) -> AppendEntryResponse:
-    """A refused AppendEntries response from `peer` whose mismatch hint is `hint`."""
-    return AppendEntryResponse(peer, term, False, last_index, hint)
+def refused(peer: int, term: int, last_index: int, hint: int | None, prev: int | None = None) -> AppendEntryResponse:
+    """A refused AppendEntries response from `peer` whose mismatch hint is `hint`, the answer to the
+    request whose prev_log_index was `prev` (a leader acts only on the refusal of its current probe)."""
+    return AppendEntryResponse(peer, term, False, last_index, hint, prev)
 
 
 def held_entries(source: Replica | Storage) -> list[LogEntry]:

@@ -146,13 +146,14 @@ class ActsOnStaleResponses(Replica):
             return
         peer = m.from_id
         if m.success:
+            self.replicate_to(peer, m.last_index)
             self.match_index[peer] = m.last_index
             self.next_index[peer] = m.last_index + 1
             self.advance_commit()
         elif m.mismatch_index is not None:
             self.next_index[peer] = max(1, m.mismatch_index)
-        if self.next_index[peer] <= self.log.last_index:
-            self.send_append(peer)
+            self.progress[peer].probe = None
+        self.send_append(peer)
 
 
 MUTANTS: tuple[type[Replica], ...] = (

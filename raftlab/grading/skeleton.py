@@ -81,11 +81,16 @@ EXERCISES: tuple[Exercise, ...] = (
              "if leader_commit > self.commit_index, commit up to min(leader_commit, last_new) with "
              "self.commit_to(index, 'AE-COMMIT'); last_new is the last index this request made known to "
              "match"),
-    Exercise("handle_append_response", "B", "L-REPLICATE",
-             "a leader's answer from a peer: ignore stale ones (earlier term, not leader); on success set "
-             "match_index to m.last_index if that is higher (never lower), next_index past it, and try to "
-             "commit; on a refusal with a hint move next_index back to the hint but never below "
-             "match_index + 1; then send the peer what it still needs"),
+    Exercise("record_match", "B", "L-REPLICATE",
+             "a peer acknowledged that its log matches the leader's up to index: set match_index[peer] to index "
+             "if that is higher (never lower: a late acknowledgement must not move it back), next_index[peer] "
+             "past it (never back), and try to commit"),
+    Exercise("back_off", "B", "L-REPLICATE, FC-STALE",
+             "a peer refused an AppendEntries (m): only the refusal of the current probe says something new "
+             "(self.progress[peer].flow is Flow.PROBE and m.prev_log_index == self.progress[peer].probe, with a "
+             "hint m.mismatch_index); then move next_index[peer] to the hint, but never below "
+             "match_index[peer] + 1, and set self.progress[peer].probe = None so that the next probe goes out. "
+             "Ignore any other refusal"),
     Exercise("advance_commit", "B", "L-COMMIT",
              "a leader commits the highest index N held by a majority (itself and match_index) if the "
              "entry at N has the CURRENT term; an older-term entry is never committed by counting replicas"),
@@ -103,9 +108,11 @@ EXERCISES: tuple[Exercise, ...] = (
              "since the log's base, save state_machine.create_snapshot(last_applied, its term) in storage"),
     Exercise("install_snapshot", "D", "IS-KEEP, IS-LOAD",
              "install a leader's newer snapshot: save it in storage (which keeps the entries after it only "
-             "if the log holds its last entry with the same term), register the unapplied entries removed "
-             "(APPLIED if the log matched, else ABANDONED_CONFLICT_WITH_LEADER), load it into the state "
-             "machine, and raise commit_index and last_applied to its index. Never touch the term"),
+             "if the log holds its last entry with the same term), report each unapplied entry removed: "
+             "APPLIED if the log matched, or if the entry is at or below the snapshot's index and of its last "
+             "term; ABANDONED_CONFLICT_WITH_LEADER if it is above the snapshot's index or of a later term; "
+             "else UNKNOWN. Load it into the state machine, and raise commit_index and last_applied to its "
+             "index. Never touch the term"),
 )
 
 BY_NAME = {e.name: e for e in EXERCISES}
@@ -155,9 +162,13 @@ class StudentReplica(Replica):
         """AE-COMMIT (§5.3): follow the leader's commit index."""
         raise _todo("commit_from_leader")
 
-    def handle_append_response(self, m: AppendEntryResponse) -> None:
-        """L-REPLICATE (§5.3, §7): a peer answered an AppendEntries."""
-        raise _todo("handle_append_response")
+    def record_match(self, peer: int, index: int) -> None:
+        """L-REPLICATE (§5.3, §7): a peer acknowledged `index`."""
+        raise _todo("record_match")
+
+    def back_off(self, peer: int, m: AppendEntryResponse) -> None:
+        """L-REPLICATE, FC-STALE (§5.3): a peer refused an AppendEntries."""
+        raise _todo("back_off")
 
     def advance_commit(self) -> None:
         """L-COMMIT (§5.3, §5.4.2): commit what a majority holds."""

@@ -190,6 +190,8 @@ class KVStore(ObservableStateMachine[KVCommand, KVData]):
         items, sessions = data
         self._data = dict(items)
         self._sessions = dict(sessions)
+        for client, (seq, result) in sessions:  # the snapshot applied these: their results are known
+            self.results.setdefault((client, seq), result)
 
     def _describe(self) -> str:
         return f"data={reprlib.repr(self._data)}, sessions={len(self._sessions)}"

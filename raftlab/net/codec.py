@@ -105,7 +105,7 @@ def message_to_json(m: Message) -> list:
     if type(m) is AppendEntryRequest:
         return ["AEQ", m.from_id, m.term, m.prev_log_index, m.prev_log_term, _entries(m.entries), m.commit_index]
     if type(m) is AppendEntryResponse:
-        return ["AER", m.from_id, m.term, m.success, m.last_index, m.mismatch_index]
+        return ["AER", m.from_id, m.term, m.success, m.last_index, m.mismatch_index, m.prev_log_index]
     if type(m) is VoteRequest:
         return ["VQ", m.from_id, m.term, m.last_log_index, m.last_log_term]
     if type(m) is VoteResponse:
@@ -243,9 +243,10 @@ def message_from_json(value: Any) -> Message:
         m: Message = AppendEntryRequest(_nat(frm, "from_id"), _nat(term, "term"), _nat(pli, "prev_log_index"),
                                         _nat(plt, "prev_log_term"), log, _nat(commit, "commit_index"))
     elif kind == "AER":
-        frm, term, ok, last, mismatch = _list(fields, "AER fields", 5)
+        frm, term, ok, last, mismatch, prev = _list(fields, "AER fields", 6)
         m = AppendEntryResponse(_nat(frm, "from_id"), _nat(term, "term"), _flag(ok, "success"),
-                                _nat(last, "last_index"), None if mismatch is None else _nat(mismatch, "mismatch"))
+                                _nat(last, "last_index"), None if mismatch is None else _nat(mismatch, "mismatch"),
+                                None if prev is None else _nat(prev, "prev_log_index"))
     elif kind == "VQ":
         frm, term, lli, llt = _list(fields, "VQ fields", 4)
         m = VoteRequest(_nat(frm, "from_id"), _nat(term, "term"), _nat(lli, "last_log_index"),

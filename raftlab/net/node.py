@@ -46,6 +46,7 @@ YIELD_EVERY = 128  # client requests read from one connection before letting the
 HEARTBEAT = 0.05
 ELECTION = (0.5, 1.0)
 SNAPSHOT_EVERY = 100_000  # applied entries between snapshots (the log is compacted up to each one; etcd's default)
+MAX_INFLIGHT = 64  # AppendEntries in flight to a matching follower: one TCP connection per peer keeps their order
 
 
 class ServedKVStore(KVStore):
@@ -58,8 +59,12 @@ class ServedKVStore(KVStore):
         self._on_event = on_event
 
     def register_transition_state(self, transition_id: Hashable, state: TransitionState) -> None:
-        if state.abandoned:  # queued, committed: nothing to tell; applied: told by apply_transition
+        if state.final and state is not TransitionState.APPLIED:  # applied: told by apply_transition
             self._on_event("state", transition_id, state, None)
+
+    def _restore(self, data: Any) -> None:
+        super()._restore(data)
+        self.results.clear()  # answers come from the sessions, which the snapshot restored
 
     def apply_transition(self, transition: KVCommand) -> None:
         result = None if transition == self.NOOP else self._apply(transition)
@@ -98,8 +103,8 @@ class KVNode:
         # every `snapshot_every` applied entries the KVStore is snapshotted (JSON, in the same sqlite file)
         # and the log compacted; a follower that needs compacted entries gets the snapshot instead (§7)
         self.replica = Replica(id, [p for p in peers if p != id], self.cluster, self.store, KVStore.NOOP,
-                               heartbeat, election, snapshot_every, storage=self.storage, clock=time.monotonic,
-                               observer=self._observe)
+                               heartbeat, election, snapshot_every, max_inflight=MAX_INFLIGHT,
+                               storage=self.storage, clock=time.monotonic, observer=self._observe)
         self._waiting: dict[Hashable, list[list]] = {}  # transition id -> [writer, request id, answered]
         self._replies: dict[asyncio.Transport, list[str]] = {}  # answers to write after this round, per client
         self._admission: deque[KVCommand] = deque()  # accepted client commands not yet given to the replica
@@ -140,8 +145,9 @@ class KVNode:
             return
         if kind == "applied":
             reply = {"ok": True, "result": result}
-        elif kind == "state" and state is not None and state.abandoned:
-            why = "not_leader" if state is TransitionState.ABANDONED_NOT_LEADER else "abandoned"
+        elif kind == "state" and state is not None and state.final:  # the client retries with the same seq
+            why = {TransitionState.ABANDONED_NOT_LEADER: "not_leader", TransitionState.UNKNOWN: "unknown"}.get(
+                state, "abandoned")
             reply = {"ok": False, "error": why, "leader": self._leader_hint()}
         else:
             return
@@ -314,7 +320,9 @@ class KVNode:
     def submit(self, command: KVCommand) -> asyncio.Future:
         """Hand `command` to the log from this node's own event loop (embedding the node: no client hop).
         Returns a future of its reply, a dict as a client gets it: ``{"ok": True, "result": R}`` once
-        applied, or ``{"ok": False, "error": "not_leader" | "abandoned" | "timeout", "leader": ...}``."""
+        applied, or ``{"ok": False, "error": "not_leader" | "unknown" | "abandoned" | "timeout", "leader": ...}``
+        (unknown: the entry was removed from this node's log and may still commit elsewhere: retry it
+        with the same seq, which the store's session applies at most once)."""
         if self._loop is None or self._stopping:
             raise KVError("the node is not running")
         future = self._loop.create_future()

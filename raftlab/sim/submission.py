@@ -19,7 +19,7 @@ class Submission:
     step: int  # the simulation step at which it was submitted
     states: dict[int, TransitionState] = field(default_factory=dict)  # node -> latest state
     index: int | None = None  # the log index at which it was applied, once known
-    answer: TransitionState | None = None  # the first final state (applied or abandoned) on its node
+    answer: TransitionState | None = None  # the first final state (applied, abandoned, unknown) on its node
     replied: float | None = None  # virtual time of that answer
     result: Any = None  # if the answer is APPLIED: what the node's state machine returned (its `results`)
 
@@ -34,8 +34,10 @@ class Submission:
         return self.states.get(self.node)
 
     def settled(self, k: int) -> bool:
-        """True once `k` nodes applied it, or its node abandoned it."""
-        return len(self.applied_on) >= k or (self.state is not None and self.state.abandoned)
+        """True once `k` nodes applied it, or its node gave its final answer otherwise (abandoned, or
+        unknown: then retry it with the same id, as `Simulation.one` does)."""
+        return len(self.applied_on) >= k or (self.state is not None and self.state.final
+                                              and self.state is not TransitionState.APPLIED)
 
     def track(self, node: int, state: TransitionState, index: int, now: float) -> bool:
         """`node` registered `state` for it (`index`: the node's last applied index). True if that is
@@ -43,7 +45,7 @@ class Submission:
         self.states[node] = state
         if state is TransitionState.APPLIED and self.index is None:
             self.index = index
-        if node == self.node and self.answer is None and (state is TransitionState.APPLIED or state.abandoned):
+        if node == self.node and self.answer is None and state.final:
             self.answer, self.replied = state, now
             return True
         return False

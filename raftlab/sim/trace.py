@@ -206,7 +206,8 @@ def _explain(e: TraceEvent) -> str:
         return (f"{who} refused entries from leader {d.get('leader')}: its log does not match at index "
                 f"{d.get('prev_log_index')}; it asked the leader to back up to {d.get('hint')}.")
     if k == EventKind.TRUNCATED:
-        return f"{who} deleted {d.get('count')} conflicting entries from index {d.get('first')} on."
+        count = d.get("count")
+        return f"{who} deleted {count} conflicting entr{'y' if count == 1 else 'ies'} from index {d.get('first')} on."
     if k == EventKind.COMMITTED:
         how = "a majority stores it" if e.rule == "L-COMMIT" else "the leader said so"
         return f"{who} committed up to index {d.get('index')}: {how}."

@@ -70,7 +70,7 @@ Predicates (of ``check`` and ``run-until``):
 - cluster-wide: ``leader`` (some live node leads), ``leader=N|none`` (`Simulation.leader`),
   ``leaders=N,...|none`` (the live nodes that believe they lead), ``leader-among=N,...``,
   ``one-leader`` (exactly one live node believes it leads), ``req.K=STATE`` (request #K on the
-  node it was sent to, or on each node of ``on=``; STATE is queued, committed, applied, abandoned,
+  node it was sent to, or on each node of ``on=``; STATE is queued, committed, applied, abandoned, unknown,
   pending or none);
 - on each node of ``on=all|live|N,...`` (default: the live nodes): ``term``, ``committed``,
   ``applied``, ``last-index``, ``snapshot``, ``counter`` compared by ``=``, ``!=``, ``<``, ``<=``,
@@ -496,7 +496,7 @@ _PREDICATE = re.compile(r"^([a-z][\w.-]*?)(>=|<=|!=|=|<|>)(.*)$")
 _NUMERIC = ("term", "committed", "applied", "last-index", "snapshot", "counter")
 _FLAGS = ("leader", "one-leader", "same-log", "crashed", "up")
 _VALUED = ("leader", "leaders", "leader-among", "role", "vote", "log", "entry", "no-entry", "req")
-_REQUEST_STATES = ("queued", "committed", "applied", "abandoned", "pending", "none")
+_REQUEST_STATES = ("queued", "committed", "applied", "abandoned", "unknown", "pending", "none")
 
 
 def _parse_predicate(word: str) -> tuple[str, str, str, str]:
@@ -862,8 +862,8 @@ class _Runner:
             self.labels[repr(transition)] = f"request #{k} ({_describe(transition)})"
         if "wait" in c.options:
             self.sim.run_until(lambda s: handle.answer is not None or (handle.state is not None
-                                                                         and handle.state.abandoned), 5.0)
-            if handle.answer is None and not (handle.state is not None and handle.state.abandoned):
+                                                                         and handle.state.final), 5.0)
+            if handle.answer is None and not (handle.state is not None and handle.state.final):
                 self.failed = True
                 return [f"FAIL: request #{k} was not answered within 5s"]
         return []
@@ -1071,6 +1071,8 @@ def _request_state_is(state: TransitionState | None, value: str) -> bool:
         return state in (None, TransitionState.QUEUED, TransitionState.COMMITTED)
     if value == "abandoned":
         return state is not None and state.abandoned
+    if value == "unknown":
+        return state is TransitionState.UNKNOWN
     return state is not None and state.value == value
 
 

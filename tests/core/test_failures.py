@@ -17,6 +17,7 @@ from raftlab.grading.fakes import (
 
 APPLIED = TransitionState.APPLIED
 CONFLICT = TransitionState.ABANDONED_CONFLICT_WITH_LEADER
+UNKNOWN = TransitionState.UNKNOWN
 
 
 def test_is_stale_refusal_acknowledges_nothing():
@@ -33,9 +34,9 @@ def test_is_stale_refusal_acknowledges_nothing():
 
 def test_is_keep_reports_the_fate_of_unapplied_entries_it_removes():
     """IS-KEEP: a deposed leader's queued transition covered by an installed snapshot does not stay
-    QUEUED forever: if the log matched the snapshot it was applied through it, otherwise it is
-    reported abandoned (its fate is unknown, so a client retries; dedupe makes that safe)."""
-    for matched, fate in [(True, APPLIED), (False, CONFLICT)]:
+    QUEUED forever: if the log matched the snapshot it was applied through it; otherwise its fate is
+    unknown here (UNKNOWN: a client retries with the same id; dedupe makes that safe)."""
+    for matched, fate in [(True, APPLIED), (False, UNKNOWN)]:
         replica, _, sm = leader(term=0)  # leader of term 1, no-op at index 1
         sm.pending = [Op("x")]
         replica.process_transitions()  # x at index 2, QUEUED
@@ -45,6 +46,33 @@ def test_is_keep_reports_the_fate_of_unapplied_entries_it_removes():
         replica.step(InstallSnapshotRequest(3, 2, 2, snapshot_term, 0, (0, ()), True))
         assert sm.state_of("x") is fate
         assert replica.log.base_index == 2 and replica.last_applied == 2
+
+
+@pytest.mark.parametrize(("terms", "snapshot", "fates"), [
+    # The issue's case: c2 and c3 are in the snapshot, but nothing here can tell: unknown, never "abandoned".
+    ([1, 1, 1, 2], (4, 3), {2: UNKNOWN, 3: UNKNOWN, 4: UNKNOWN}),
+    ([1, 1, 1, 2], (3, 1), {2: APPLIED, 3: APPLIED}),  # matched at 3: applied; entry 4 is kept
+    ([1, 1, 2], (3, 1), {2: APPLIED, 3: CONFLICT}),  # of the snapshot's last term: applied; a later term: never
+    ([1, 1, 1], (2, 2), {2: UNKNOWN, 3: CONFLICT}),  # after a conflicting last entry nothing can commit
+])
+def test_is_keep_reports_only_what_is_true_of_each_entry_it_removes(terms, snapshot, fates):
+    """IS-KEEP: entries the snapshot covers were applied through it if the log matched it at its last
+    entry, or if they are of its last term (that term's leader made both); an entry above a conflicting
+    last entry, or of a later term than it, can never be committed (ABANDONED_CONFLICT_WITH_LEADER);
+    an older-term entry it covers may or may not be in it (UNKNOWN)."""
+    replica, _, sm = follower(log_of(terms, prefix="c"), term=3)
+    replica.step(InstallSnapshotRequest(LEADER, 3, snapshot[0], snapshot[1], 0, (0, ()), True))
+    assert {i: sm.state_of(f"c{i}") for i in range(2, len(terms) + 1) if sm.states_of(f"c{i}")} == fates
+    assert replica.current_term == 3
+
+
+def test_ae_truncate_reports_unknown_not_abandoned():
+    """AE-TRUNCATE: an entry removed from this log may still be committed by a later leader that holds
+    it (the scenario of raftlab/sim/transcripts/uncommitted_is_not_lost.txt), so it is reported UNKNOWN,
+    never abandoned: `abandoned` means it can never be applied."""
+    replica, _, sm = follower(log_of([1, 1], prefix="c"), term=1)
+    replica.step(append(2, 1, 1, [e(2, 2, "new")]))
+    assert sm.state_of("c2") is UNKNOWN and not UNKNOWN.abandoned and UNKNOWN.final
 
 
 def test_ae_append_failed_write_stops_the_replica_before_it_acknowledges():

@@ -143,7 +143,7 @@ def test_all_stale_lower_term_append_response_is_ignored() -> None:
     replica.step(AppendEntryResponse(2, 4, True, 1, None))
     replica.step(AppendEntryResponse(3, 4, False, 0, 1))
     assert replica.match_index == {2: 0, 3: 0}
-    assert replica.next_index == {2: 2, 3: 2}  # past the no-op sent on election, and unchanged
+    assert replica.next_index == {2: 1, 3: 1}  # probing (FC-PROBE): the no-op is on its way; unchanged
     assert replica.commit_index == 0
     assert (replica.role, replica.current_term) == (Role.LEADER, 5)
     assert cluster.take() == []
@@ -163,10 +163,10 @@ def test_f_respond_follower_answers_append_and_vote_requests() -> None:
     ]
     replica.process_messages()
     assert cluster.sent == [
-        (2, AppendEntryResponse(ME, 1, True, 0, None)),
+        (2, AppendEntryResponse(ME, 1, True, 0, None, 0)),  # each answer names the request's prev_log_index
         (3, VoteResponse(ME, 1, True)),
         (4, VoteResponse(ME, 1, False)),
-        (4, AppendEntryResponse(ME, 1, False, 0, None)),
+        (4, AppendEntryResponse(ME, 1, False, 0, None, 0)),
     ]
     assert replica.role is Role.FOLLOWER
 
@@ -316,7 +316,7 @@ def test_c_yield_append_entries_from_leader_of_same_term_makes_candidate_followe
     assert (replica.current_term, replica.voted_for) == (1, ME)
     assert replica.leader_id == 2
     assert cluster.leaders == [2]
-    assert cluster.take_one(AppendEntryResponse, to=2) == AppendEntryResponse(ME, 1, True, 0, None)
+    assert cluster.take_one(AppendEntryResponse, to=2) == AppendEntryResponse(ME, 1, True, 0, None, 0)
     replica.step(VoteResponse(3, 1, True))  # a late vote no longer makes it leader
     assert replica.role is Role.FOLLOWER
 

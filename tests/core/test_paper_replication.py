@@ -20,6 +20,7 @@ from raftlab.core import (
     AppendEntryRequest,
     AppendEntryResponse,
     ApplyError,
+    Flow,
     InstallSnapshotRequest,
     InstallSnapshotResponse,
     MemoryStorage,
@@ -38,6 +39,7 @@ COMMITTED = TransitionState.COMMITTED
 APPLIED = TransitionState.APPLIED
 NOT_LEADER = TransitionState.ABANDONED_NOT_LEADER
 CONFLICT = TransitionState.ABANDONED_CONFLICT_WITH_LEADER
+UNKNOWN = TransitionState.UNKNOWN
 
 # ----- ALL-APPLY ---------------------------------------------------------------------------------
 def test_all_apply_applies_committed_entries_in_log_order_each_once() -> None:
@@ -172,11 +174,11 @@ def test_l_append_non_leader_abandons_transitions() -> None:
 def test_l_replicate_sends_entries_from_next_index_with_prev_index_and_term() -> None:
     """L-REPLICATE (§5.3): the leader sends each peer the entries from its next_index, with
     prev_log_index = next_index - 1 and that entry's term; next_index starts at the leader's last + 1
-    (before its no-op) and, pipelined, moves past the entries sent."""
+    (before its no-op). The first request is a probe (FC-PROBE): next_index stays until it is answered."""
     replica, cluster, _sm = leader([e(1, 1), e(2, 1), e(3, 2)], term=2)
     assert replica.current_term == 3
     assert held(replica, ids=True)[-1] == (4, 3, "noop")
-    assert replica.next_index == {2: 5, 3: 5} and replica.match_index == {2: 0, 3: 0}
+    assert replica.next_index == {2: 4, 3: 4} and replica.match_index == {2: 0, 3: 0}
     for peer in (2, 3):
         request = cluster.message(AppendEntryRequest, to=peer)
         assert (request.from_id, request.term, request.prev_log_index, request.prev_log_term) == (1, 3, 3, 2)
@@ -184,9 +186,9 @@ def test_l_replicate_sends_entries_from_next_index_with_prev_index_and_term() ->
         assert request.commit_index == 0
     cluster.take()
 
-    # Peer 2 holds only index 1: it refuses with the hint 2; the leader retries from there at once.
-    replica.step(refused(2, 3, 1, 2))
-    assert replica.next_index[2] == 5  # back to 2, then past the three entries sent again
+    # Peer 2 holds only index 1: it refuses the probe (prev 3) with the hint 2; the leader retries from there.
+    replica.step(refused(2, 3, 1, 2, prev=3))
+    assert replica.next_index[2] == 2  # back to the hint; a probe again, so it stays until answered
     request = cluster.message(AppendEntryRequest, to=2)
     assert (request.prev_log_index, request.prev_log_term) == (1, 1)
     assert [(x.index, x.term) for x in request.entries] == [(2, 1), (3, 2), (4, 3)]
@@ -197,7 +199,7 @@ def test_l_replicate_success_sets_match_to_prev_plus_entries_sent() -> None:
     """L-REPLICATE (§5.3): on success match_index = prev_log_index + entries sent (what the follower
     acknowledged), next_index = match_index + 1, and match_index never decreases."""
     replica, _cluster, sm = leader([e(1, 1), e(2, 1), e(3, 2)], term=2)
-    replica.step(refused(2, 3, 1, 2))  # leader now sends prev=1, entries 2..4
+    replica.step(refused(2, 3, 1, 2, prev=3))  # leader now sends prev=1, entries 2..4
     replica.step(ok(2, 3, 4))  # the answer to that request: 1 + 3
     assert replica.match_index[2] == 4 and replica.next_index[2] == 5
     assert replica.commit_index == 4  # leader and peer 2 hold the term-3 no-op
@@ -219,23 +221,23 @@ def test_l_replicate_failure_jumps_to_hint_but_never_below_match_plus_one() -> N
     """L-REPLICATE (§5.3): on a refusal next_index moves straight to the follower's hint, but never
     below match_index + 1, and the leader retries from there. A refusal without a hint is a follower's
     answer to a request from an older term (AE-STALE): it says nothing about this term's log and is
-    ignored. (Pipelined: after each send, next_index is past the entries sent.)"""
+    ignored. (Probing, FC-PROBE: next_index is where the probe in flight starts.)"""
     replica, cluster, sm = leader([e(1, 1), e(2, 1), e(3, 1), e(4, 2), e(5, 2)], term=2)
-    assert replica.next_index == {2: 7, 3: 7}  # the no-op (index 6) is on its way
+    assert replica.next_index == {2: 6, 3: 6}  # the probe carrying the no-op (index 6) is on its way
     cluster.take()
 
-    replica.step(refused(3, 3, 5, None))  # no hint: the refusal of an older-term request
-    assert replica.next_index[3] == 7
+    replica.step(refused(3, 3, 5, None, prev=5))  # no hint: the refusal of an older-term request
+    assert replica.next_index[3] == 6
     assert cluster.sent == []
 
-    replica.step(refused(3, 3, 5, 5))  # hint: one step back
+    replica.step(refused(3, 3, 5, 5, prev=5))  # hint: one step back
     request = cluster.message(AppendEntryRequest, to=3)
     assert (request.prev_log_index, request.prev_log_term) == (4, 2)
     assert [x.index for x in request.entries] == [5, 6]
-    assert replica.next_index[3] == 7
+    assert replica.next_index[3] == 5
     cluster.take()
 
-    replica.step(refused(2, 3, 5, 4))  # hint: the first index of the follower's conflicting term
+    replica.step(refused(2, 3, 5, 4, prev=5))  # hint: the first index of the follower's conflicting term
     request = cluster.message(AppendEntryRequest, to=2)
     assert (request.prev_log_index, request.prev_log_term) == (3, 1)
     assert [x.index for x in request.entries] == [4, 5, 6]
@@ -245,16 +247,23 @@ def test_l_replicate_failure_jumps_to_hint_but_never_below_match_plus_one() -> N
     assert replica.match_index[2] == 6 and replica.next_index[2] == 7
     # A refusal pointing below what peer 2 is known to match (stale or bogus) cannot pull next_index
     # below match_index + 1.
-    replica.step(refused(2, 3, 2, 1))
+    replica.step(refused(2, 3, 2, 1, prev=1))
     assert replica.next_index[2] == 7
     assert replica.match_index[2] == 6
     sm.pending = [Op("a")]
     replica.process_transitions()  # index 7 goes to peer 2; next_index 8
     assert replica.next_index[2] == 8
     cluster.take()
-    replica.step(refused(2, 3, 3, 2))
+    # Request 7 is lost: a heartbeat later it is still unanswered, so peer 2 is probed again (FC-PIPELINE),
+    # and even a refusal of that probe with a hint of 2 resends from match_index + 1 = 7, never below.
+    replica.tick(replica.next_deadline)
+    replica.tick(replica.next_deadline)
+    probe = cluster.messages(AppendEntryRequest, to=2)[-1]
+    assert (probe.prev_log_index, probe.entries) == (6, ())  # the heartbeat is the probe
+    cluster.take()
+    replica.step(refused(2, 3, 3, 2, prev=6))
     request = cluster.message(AppendEntryRequest, to=2)
-    assert request.prev_log_index == 6  # resent from match_index + 1 = 7, never below
+    assert request.prev_log_index == 6 and [x.index for x in request.entries] == [7]
     assert replica.match_index[2] == 6
 
 
@@ -274,7 +283,7 @@ def test_l_replicate_sends_install_snapshot_when_entries_were_compacted() -> Non
     assert (request.prev_log_index, request.prev_log_term) == (5, 1)
     cluster.take()
 
-    replica.step(refused(2, 2, 0, 1))  # peer 2 has an empty log
+    replica.step(refused(2, 2, 0, 1, prev=5))  # peer 2 has an empty log
     assert replica.next_index[2] == 6  # back to 1, inside the snapshot: the snapshot goes, then past it
     assert cluster.messages(AppendEntryRequest, to=2) == []
     snap = cluster.message(InstallSnapshotRequest, to=2)
@@ -288,6 +297,130 @@ def test_l_replicate_sends_install_snapshot_when_entries_were_compacted() -> Non
     assert [(x.index, x.term) for x in request.entries] == [(6, 2)]
     replica.step(ok(2, 2, 6))
     assert replica.commit_index == 6
+
+
+# ----- flow control (FC-PROBE, FC-PIPELINE, FC-STALE, FC-SNAPSHOT) ----------------------------------
+def test_fc_probe_one_probe_in_flight_until_answered_then_an_empty_probe_each_heartbeat() -> None:
+    """FC-PROBE: after an election the leader probes each follower: one AppendEntries in flight, no
+    more until it is answered, however many transitions arrive; unanswered at the next heartbeat, the
+    heartbeat is the next probe, without entries (a follower that is down is not sent them again)."""
+    replica, cluster, sm = leader([e(1, 1), e(2, 1)], term=1)
+    assert [len(r.entries) for r in cluster.messages(AppendEntryRequest, to=2)] == [1]  # the no-op
+    cluster.take()
+    for k in range(5):
+        sm.pending = [Op(f"w{k}", k)]
+        replica.process_transitions()
+    assert cluster.messages(AppendEntryRequest) == []  # probing: nothing more before an answer
+    replica.tick(replica.next_deadline)
+    for peer in (2, 3):
+        [probe] = cluster.messages(AppendEntryRequest, to=peer)
+        assert (probe.prev_log_index, probe.entries) == (2, ())
+    assert replica.progress[2].flow is Flow.PROBE and replica.progress[2].probe == 2
+    cluster.take()
+    replica.step(ok(2, 2, 2, prev=2))  # the answer to the heartbeat's probe: peer 2 matches at 2
+    [request] = cluster.messages(AppendEntryRequest, to=2)
+    assert (request.prev_log_index, [x.index for x in request.entries]) == (2, [3, 4, 5, 6, 7, 8])
+    assert replica.progress[2].flow is Flow.REPLICATE and replica.next_index[2] == 9
+
+
+def test_fc_pipeline_at_most_max_inflight_requests_then_all_that_accumulated_in_one() -> None:
+    """FC-PIPELINE: a follower known to match gets up to `max_inflight` requests in flight, next_index
+    moving past each; the transitions that arrive meanwhile go out together when an answer frees room."""
+    replica, cluster, sm = leader(max_inflight=2)
+    replica.step(ok(2, 1, 1, prev=0))  # peer 2 matches the no-op: replicate
+    cluster.take()
+    for k in range(5):
+        sm.pending = [Op(f"w{k}", k)]
+        replica.process_transitions()  # indices 2..6
+    sent = cluster.messages(AppendEntryRequest, to=2)
+    assert [(r.prev_log_index, [x.index for x in r.entries]) for r in sent] == [(1, [2]), (2, [3])]
+    assert replica.progress[2].inflight == [2, 3] and replica.next_index[2] == 4
+    cluster.take()
+    replica.step(ok(2, 1, 2, prev=1))
+    [request] = cluster.messages(AppendEntryRequest, to=2)
+    assert (request.prev_log_index, [x.index for x in request.entries]) == (3, [4, 5, 6])
+    assert replica.progress[2].inflight == [3, 6] and replica.next_index[2] == 7
+    # With the default (1), the leader waits for each answer: one request in flight.
+    one, cluster1, sm1 = leader()
+    one.step(ok(2, 1, 1, prev=0))
+    cluster1.take()
+    for k in range(3):
+        sm1.pending = [Op(f"w{k}", k)]
+        one.process_transitions()
+    assert [len(r.entries) for r in cluster1.messages(AppendEntryRequest, to=2)] == [1]
+
+
+def test_fc_pipeline_a_request_lost_in_flight_is_found_at_the_next_heartbeat_and_probed() -> None:
+    """FC-PIPELINE: a request still unanswered a whole heartbeat after it was in flight is taken as
+    lost: the follower is probed again from match_index + 1, and entries follow its answer."""
+    replica, cluster, sm = leader()
+    replica.step(ok(2, 1, 1, prev=0))
+    sm.pending = [Op("a", 1)]
+    replica.process_transitions()  # index 2 to peer 2: lost
+    replica.tick(replica.next_deadline)  # in flight since before this heartbeat: maybe just slow
+    assert replica.progress[2].flow is Flow.REPLICATE
+    cluster.take()
+    replica.tick(replica.next_deadline)  # still unanswered a heartbeat later: lost
+    assert replica.progress[2].flow is Flow.PROBE and replica.next_index[2] == 2
+    [probe] = cluster.messages(AppendEntryRequest, to=2)
+    assert (probe.prev_log_index, probe.entries) == (1, ())
+    cluster.take()
+    replica.step(ok(2, 1, 1, prev=1))
+    [request] = cluster.messages(AppendEntryRequest, to=2)
+    assert [x.index for x in request.entries] == [2]
+
+
+def test_fc_stale_only_the_refusal_of_the_current_probe_moves_next_index() -> None:
+    """FC-STALE: a refusal names the prev_log_index of the request it refuses; the leader acts only on
+    the refusal of its current probe. A refusal of an older probe, or of a request in a pipeline
+    (reordered, or overtaken by a heartbeat), is ignored: nothing is sent again because of it."""
+    replica, cluster, _sm = leader([e(1, 1), e(2, 1), e(3, 1)], term=1)  # no-op 4, probe prev 3
+    cluster.take()
+    replica.step(refused(2, 2, 1, 2, prev=2))  # names another request: stale
+    replica.step(refused(2, 2, 1, 2))  # names no request: not known to be the probe's
+    assert replica.next_index[2] == 4 and cluster.take() == []
+    replica.step(refused(2, 2, 1, 2, prev=3))  # the current probe's
+    assert replica.next_index[2] == 2 and replica.progress[2].probe == 1
+    assert len(cluster.messages(AppendEntryRequest, to=2)) == 1
+    cluster.take()
+    replica.step(refused(2, 2, 1, 2, prev=3))  # the same refusal again (duplicated): stale now
+    assert cluster.take() == []
+    replica.step(ok(2, 2, 4, prev=1))
+    assert replica.progress[2].flow is Flow.REPLICATE
+    replica.step(refused(2, 2, 2, 3, prev=4))  # a pipelined request refused (reordered): ignored
+    assert (replica.next_index[2], replica.match_index[2]) == (5, 4) and cluster.take() == []
+
+
+def test_fc_snapshot_one_install_snapshot_until_answered_or_an_election_timeout() -> None:
+    """FC-SNAPSHOT: while an InstallSnapshot is on its way to a follower, the leader sends it nothing
+    but empty heartbeats, however many transitions arrive; it sends the snapshot again only after an
+    election timeout without an answer, and replicates entries once the snapshot is acknowledged."""
+    storage = MemoryStorage()
+    storage.set_term_and_vote(1, None)
+    storage.save_snapshot(Snapshot(5, 1, (15, (Op("s", 15),))))
+    replica, cluster, sm = build(storage=storage)
+    elect(replica)  # no-op 6, probe prev 5
+    cluster.take()
+    replica.step(refused(2, 2, 0, 1, prev=5))  # peer 2 is empty: it needs the snapshot
+    assert len(cluster.messages(InstallSnapshotRequest, to=2)) == 1
+    assert replica.progress[2].flow is Flow.SNAPSHOT
+    cluster.take()
+    sent_at = replica.now()
+    for k in range(4):
+        sm.pending = [Op(f"w{k}", k)]
+        replica.process_transitions()
+        replica.tick(replica.next_deadline)  # heartbeats, for less than an election timeout
+    assert replica.now() - sent_at < replica.election_timeout_range[1]
+    to_2 = [m for to, m in cluster.take() if to == 2]
+    assert to_2 and all(isinstance(m, AppendEntryRequest) and m.entries == () for m in to_2)
+    while replica.now() - sent_at < replica.election_timeout_range[1]:
+        replica.tick(replica.next_deadline)
+    assert len(cluster.messages(InstallSnapshotRequest, to=2)) == 1  # unanswered: sent again, once
+    cluster.take()
+    replica.step(InstallSnapshotResponse(2, 2, 5))
+    assert replica.progress[2].flow is Flow.REPLICATE and replica.match_index[2] == 5
+    [request] = cluster.messages(AppendEntryRequest, to=2)
+    assert [x.index for x in request.entries] == [6, 7, 8, 9, 10]
 
 
 # ----- L-COMMIT ----------------------------------------------------------------------------------
@@ -318,7 +451,7 @@ def test_l_commit_never_commits_older_term_entry_by_counting_replicas() -> None:
     replica, cluster, sm = leader([e(1, 1, "t1"), e(2, 2, "t2")], term=2)
     replica.MAX_ENTRIES_PER_MESSAGE = 1  # the leader sends the old entries first, one per request
     assert replica.current_term == 3
-    replica.step(refused(2, 3, 1, 2))  # peer 2 holds only index 1
+    replica.step(refused(2, 3, 1, 2, prev=2))  # peer 2 holds only index 1
     request = cluster.messages(AppendEntryRequest, to=2)[-1]
     assert (request.prev_log_index, [(x.index, x.term) for x in request.entries]) == (1, [(2, 2)])
     cluster.take()
@@ -329,7 +462,7 @@ def test_l_commit_never_commits_older_term_entry_by_counting_replicas() -> None:
     assert sm.applied == []
     assert COMMITTED not in sm.states_of("t2") and COMMITTED not in sm.states_of("t1")
     # Even more copies do not help: peer 3 acknowledges index 2 too.
-    replica.step(refused(3, 3, 1, 2))
+    replica.step(refused(3, 3, 1, 2, prev=2))
     replica.step(ok(3, 3, 2))
     assert replica.commit_index == 0
     assert sm.applied == []
@@ -340,7 +473,7 @@ def test_l_commit_commits_older_term_entry_indirectly_via_current_term_entry() -
     the older-term entry is committed with it (indirectly), and everything is applied in order."""
     replica, cluster, sm = leader([e(1, 1, "t1"), e(2, 2, "t2")], term=2)
     replica.MAX_ENTRIES_PER_MESSAGE = 1
-    replica.step(refused(2, 3, 1, 2))
+    replica.step(refused(2, 3, 1, 2, prev=2))
     cluster.take()
     replica.step(ok(2, 3, 2))
     assert replica.commit_index == 0
@@ -398,21 +531,21 @@ def test_ae_check_refuses_on_term_mismatch_with_first_index_of_conflicting_term(
     assert (response.success, response.term, response.last_index, response.mismatch_index) == (False, 3, 4, 2)
     assert held(replica, ids=True) == [(1, 1, "a"), (2, 2, "b"), (3, 2, "c"), (4, 2, "d")]
     assert replica.commit_index == 0 and sm.applied == []
-    assert not any(s is CONFLICT for _, s in sm.states)
+    assert not any(s in (CONFLICT, UNKNOWN) for _, s in sm.states)
 
 
 def test_ae_truncate_deletes_conflicting_entry_and_all_after_it() -> None:
     """AE-TRUNCATE (§5.3): an existing entry that conflicts with a new one (same index, different term) is
-    deleted with everything after it; the truncated uncommitted transitions are registered
-    ABANDONED_CONFLICT_WITH_LEADER; the entries before the conflict are kept."""
+    deleted with everything after it; the truncated uncommitted transitions are registered UNKNOWN (a later
+    leader may still hold and commit them); the entries before the conflict are kept."""
     log = [e(1, 1, "a"), e(2, 1, "b"), e(3, 1, "c"), e(4, 1, "d")]
     replica, cluster, sm = follower(log, term=1)
     # The new leader's request re-sends the matching entry 1, then conflicts at 2.
     replica.step(append(2, 0, 0, [e(1, 1, "a"), e(2, 2, "x")], commit=1))
     assert held(replica, ids=True) == [(1, 1, "a"), (2, 2, "x")]
     for name in "bcd":
-        assert sm.states_of(name) == [CONFLICT]
-    assert CONFLICT not in sm.states_of("a")
+        assert sm.states_of(name) == [UNKNOWN]
+    assert UNKNOWN not in sm.states_of("a")
     assert sm.applied_ids == ["a"]
     response = cluster.message(AppendEntryResponse, to=LEADER)
     assert (response.success, response.last_index) == (True, 2)
@@ -429,7 +562,7 @@ def test_ae_truncate_keeps_matching_suffix() -> None:
     replica.step(append(1, 1, 1, longer[1:2]))  # delayed, in the middle
     replica.step(append(1, 0, 0, []))  # delayed heartbeat
     assert held(replica, ids=True) == [(1, 1, "a"), (2, 1, "b"), (3, 1, "c")]
-    assert not any(s is CONFLICT for _, s in sm.states)
+    assert not any(s in (CONFLICT, UNKNOWN) for _, s in sm.states)
     responses = cluster.messages(AppendEntryResponse, to=LEADER)
     assert [(r.success, r.last_index) for r in responses] == [(True, 1), (True, 2), (True, 0)]
 
@@ -505,7 +638,7 @@ def test_is_keep_keeps_entries_after_matching_last_included_entry() -> None:
     assert replica.log.base_index == 3 and replica.log.base_term == 1
     assert held(replica, ids=True) == [(4, 1, "e4"), (5, 1, "e5")]
     assert replica.log.last_index == 5
-    assert not any(s is CONFLICT for _, s in sm.states)
+    assert not any(s in (CONFLICT, UNKNOWN) for _, s in sm.states)
     # The kept entries are still usable: the leader commits them next.
     replica.step(append(1, 5, 1, [], commit=5))
     assert sm.applied_ids == ["e4", "e5"]
@@ -671,14 +804,14 @@ def test_pitfall_stale_duplicated_reordered_responses_are_harmless() -> None:
 
     # Responses from an older term are ignored, success or not.
     replica.step(ok(3, 1, 3))
-    replica.step(refused(3, 1, 0, 1))
-    assert replica.match_index[3] == 0 and replica.next_index[3] == 4  # past what was sent, unchanged
+    replica.step(refused(3, 1, 0, 1, prev=1))
+    assert replica.match_index[3] == 0 and replica.next_index[3] == 2  # probing from 2, unchanged
     assert cluster.messages(AppendEntryRequest, to=3) == []
 
     # next_index never goes below 1, however low the hint: the entries are resent from index 1.
     for hint in (0, 0, None, 1):
         cluster.take()
-        replica.step(refused(3, 2, 0, hint))
+        replica.step(refused(3, 2, 0, hint, prev=replica.progress[3].probe))  # each answers the probe
         assert replica.match_index[3] == 0
         requests = cluster.messages(AppendEntryRequest, to=3)
         if hint is None:  # no hint: the refusal of an older-term request, ignored
@@ -686,14 +819,14 @@ def test_pitfall_stale_duplicated_reordered_responses_are_harmless() -> None:
             continue
         assert [(r.prev_log_index, r.prev_log_term) for r in requests] == [(0, 0)]
         assert [x.index for x in requests[0].entries] == [1, 2, 3]
-        assert replica.next_index[3] == 4
+        assert replica.next_index[3] == 1  # probing from 1
     assert replica.current_term == 2 and replica.role is Role.LEADER
 
 
 def test_pitfall_deposed_leader_cannot_commit_what_it_queued() -> None:
     """L-COMMIT pitfall (stale reads after a partition): reads go through the log, so a leader deposed by
     a higher term must not commit or apply a transition it queued — late acknowledgements of its old
-    term are ignored, and the new leader's entries truncate it as ABANDONED_CONFLICT_WITH_LEADER."""
+    term are ignored, and the new leader's entries truncate it (UNKNOWN: it is not in this log any more)."""
     replica, _cluster, sm = leader()
     replica.step(ok(2, 1, 1))
     replica.step(ok(3, 1, 1))
@@ -716,6 +849,6 @@ def test_pitfall_deposed_leader_cannot_commit_what_it_queued() -> None:
     # The new leader (3) replicates its own entry at index 2.
     replica.step(append(2, 1, 1, [e(2, 2, "noop3")], commit=2, sender=3))
     assert held(replica, ids=True) == [(1, 1, "noop"), (2, 2, "noop3")]
-    assert sm.states_of("read-x") == [QUEUED, CONFLICT]
+    assert sm.states_of("read-x") == [QUEUED, UNKNOWN]
     assert sm.applied_ids == ["noop", "noop3"]
     assert replica.commit_index == 2

@@ -243,7 +243,7 @@ def test_replica_restart_keeps_term_vote_log_and_snapshot(tmp_path: Path) -> Non
     log_entries = tuple(LogEntry(op, i, 5) for i, op in enumerate(ops, start=1))
     replica.step(AppendEntryRequest(2, 5, 0, 0, log_entries, 3))
     [(to, response)] = checking.take()
-    assert (to, response) == (2, AppendEntryResponse(1, 5, True, 5, None))
+    assert (to, response) == (2, AppendEntryResponse(1, 5, True, 5, None, 0))
     assert checking.durable_at_send[-1][1:] == (5, 2, 5)  # entries durable before the success answer
     assert sm.applied == ops[:3]
     assert (replica.commit_index, replica.last_applied) == (3, 3)

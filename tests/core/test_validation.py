@@ -61,6 +61,9 @@ from raftlab.grading.fakes import Op, RecordingStateMachine, build, held_entries
     ({"snapshot_delta": 2.0}, ["snapshot_delta"]),
     ({"snapshot_delta": "3"}, ["snapshot_delta"]),
     ({"snapshot_delta": True}, ["snapshot_delta"]),
+    ({"max_inflight": 0}, ["max_inflight"]),
+    ({"max_inflight": 2.0}, ["max_inflight"]),
+    ({"max_inflight": True}, ["max_inflight"]),
     ({"snapshot_delta": None}, ["snapshot_delta"]),
 ])
 def test_bad_constructor_argument_raises_value_error_naming_it(kwargs: dict, names: list[str]) -> None:
