@@ -112,7 +112,10 @@ def notebook(part: str) -> nbformat.NotebookNode:
 
 def main() -> None:
     for part in PARTS:
-        nbformat.write(notebook(part), HERE / f"{NAMES[part]}.ipynb")
+        nb = notebook(part)
+        for k, cell in enumerate(nb.cells):  # stable ids, so that regenerating changes only what changed
+            cell.id = f"{part.lower()}{k:02d}"
+        nbformat.write(nb, HERE / f"{NAMES[part]}.ipynb")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ class NodeFrame:
     last_applied: int
     next_index: MappingProxyType  # leader only: peer -> next index
     match_index: MappingProxyType  # leader only: peer -> match index
+    flows: MappingProxyType  # leader only: peer -> how it sends to it ("probe", "replicate", "snapshot")
     deadline: float  # its next timer, seconds (inf if none)
     election_timeout_range: tuple[float, float]
     heartbeat_timeout: float
@@ -66,6 +67,7 @@ class Frame:
                 0 if r is None else r.last_applied,
                 MappingProxyType(dict(lead.next_index) if lead is not None else {}),
                 MappingProxyType(dict(lead.match_index) if lead is not None else {}),
+                MappingProxyType({p: pr.flow.value for p, pr in lead.progress.items()} if lead is not None else {}),
                 math.inf if r is None else r.next_deadline, sim.election_timeout, sim.heartbeat_timeout))
         return cls(sim.now, sim.steps, sim.seed, tuple(nodes), tuple(sim.in_flight()), frozenset(sim._cut),
                    sim.leader())

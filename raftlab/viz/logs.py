@@ -198,7 +198,7 @@ class LogsPainter:
             if lead is None or ns.id == lead.id:
                 continue
             nxt, match = lead.next_index.get(ns.id), lead.match_index.get(ns.id)
-            self.markers[ns.id] = {"next": nxt, "match": match}
+            self.markers[ns.id] = {"next": nxt, "match": match, "flow": lead.flows.get(ns.id)}
             if nxt is not None and w.lo <= nxt <= w.lo + w.columns - 1:
                 next_xy.append((nxt - w.lo + 0.5, row - _CELL_H / 2 - 0.06))
             if match is not None and w.lo <= match <= w.hi:
@@ -207,13 +207,14 @@ class LogsPainter:
         self.match_marks.set_offsets(xy_array(match_xy))
 
     def _draw_rows(self, nodes: Sequence[NodeFrame], w: _Columns) -> None:
-        """Each row's label (node, role, term, commit, and next/match when known), greyed out if crashed."""
+        """Each row's label (node, role, term, commit, and next/match/flow when known), greyed out if crashed."""
         labels, colors, weights, overlay = [], [], [], []
         for row, ns in enumerate(nodes):
             key = role_key(ns.role, ns.crashed)
             line2 = f"term {ns.term}  commit {ns.commit_index}"
             if ns.id in self.markers:
-                line2 += f"\nnext {self.markers[ns.id]['next']}  match {self.markers[ns.id]['match']}"
+                mark = self.markers[ns.id]
+                line2 += f"\nnext {mark['next']}  match {mark['match']}  {mark['flow'] or ''}"
             labels.append((-0.01, row, f"node {ns.id}  {ROLE_STYLE[key]['text']}\n{line2}"))
             color, weight = label_look(key, ns.crashed)
             colors.append(color)

@@ -275,9 +275,9 @@ class RaftLab:
         cells = "".join(f"<tr><td>{k}</td><td><b>{html.escape(str(v))}</b></td></tr>" for k, v in rows)
         text = f"<b>node {node}</b><table>{cells}</table>"
         if s.next_index:
-            peers = "".join(f"<tr><td>{p}</td><td>{s.next_index[p]}</td><td>{s.match_index.get(p)}</td></tr>"
-                            for p in sorted(s.next_index))
-            text += f"<table><tr><th>peer</th><th>next</th><th>match</th></tr>{peers}</table>"
+            peers = "".join(f"<tr><td>{p}</td><td>{s.next_index[p]}</td><td>{s.match_index.get(p)}</td>"
+                            f"<td>{s.flows.get(p, '')}</td></tr>" for p in sorted(s.next_index))
+            text += f"<table><tr><th>peer</th><th>next</th><th>match</th><th>flow</th></tr>{peers}</table>"
         return text
 
     def _report(self, error: BaseException) -> None:

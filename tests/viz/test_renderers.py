@@ -285,7 +285,9 @@ def test_leader_next_and_match_index_are_marked() -> None:
     lead = frame.nodes[frame.leader]
     assert set(lg.markers) == set(range(5)) - {frame.leader}
     for follower, m in lg.markers.items():
-        assert m == {"next": lead.next_index[follower], "match": lead.match_index[follower]}
+        assert m == {"next": lead.next_index[follower], "match": lead.match_index[follower],
+                     "flow": lead.flows[follower]}
+        assert m["flow"] in ("probe", "replicate", "snapshot")
     assert len(lg.painter.next_marks.get_offsets()) == 4
     assert len(lg.painter.match_marks.get_offsets()) == 4
 
@@ -460,7 +462,7 @@ def test_one_shot_functions_make_new_figures() -> None:
 
 def test_views_accept_a_plain_list_of_events_and_a_hand_made_frame() -> None:
     node = NodeFrame(0, False, Role.LEADER, 2, 0, 0, (LogEntry(KVStore.NOOP, 1, 2),), 0, 0, 1, 1,
-                     {}, {}, math.inf, (0.15, 0.3), 0.05)
+                     {}, {}, {}, math.inf, (0.15, 0.3), 0.05)
     frame = Frame(0.5, 3, 1, (node,), (), frozenset(), 0)
     events = [TraceEvent(1, 100_000, EventKind.BECAME_LEADER, 0, "C-WIN", {"term": 2, "votes": [0]}),
               TraceEvent(2, 200_000, EventKind.COMMITTED, 0, "L-COMMIT", {"index": 1, "term": 2})]

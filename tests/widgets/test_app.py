@@ -173,15 +173,16 @@ def test_client_request_submits_a_fresh_put_to_the_selected_node(app: RaftLab) -
     assert app.sim.submissions[(CLIENT, 3)].node == follower
 
 
-def test_the_inspector_shows_next_and_match_for_a_leader_only(app: RaftLab) -> None:
+def test_the_inspector_shows_next_match_and_flow_for_a_leader_only(app: RaftLab) -> None:
     leader = elect(app)
     app.node_picker.value = leader
     text = app.inspector.value
-    assert "leader" in text and "<th>next</th>" in text and "<th>match</th>" in text
+    assert "leader" in text and "<th>next</th>" in text and "<th>match</th>" in text and "<th>flow</th>" in text
     node = app.sim.frame().nodes[leader]
     for peer in app.sim.ids:
         if peer != leader:
-            assert f"<tr><td>{peer}</td><td>{node.next_index[peer]}</td><td>{node.match_index[peer]}</td></tr>" in text
+            assert (f"<tr><td>{peer}</td><td>{node.next_index[peer]}</td><td>{node.match_index[peer]}</td>"
+                    f"<td>{node.flows[peer]}</td></tr>") in text
     app.node_picker.value = next(i for i in app.sim.ids if i != leader)
     assert "<th>match</th>" not in app.inspector.value
     assert "follower" in app.inspector.value
