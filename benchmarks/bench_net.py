@@ -1,7 +1,7 @@
 """Benchmark real clusters on loopback: raftlab (`raftlab node`) against PySyncObj, in one run.
 
 Usage: python benchmarks/bench_net.py [--json] [--nodes 3 5] [--inflight 100 1000 10000]
-       [--sequential 2000] [--seconds 20]
+       [--sequential 2000] [--seconds 20] [--catch-up-only] [--catch-up-entries 20000]
 
 Needs PySyncObj (`pip install -e '.[bench]'`), a benchmark-only dependency. Every node is its own
 process on 127.0.0.1; every process is stopped (its process group killed) before the next run.
@@ -27,6 +27,19 @@ on its 100 ms timer) and off (one message per write); the comparison takes its b
 each measure. Throughput: `count` small writes with up to K in flight; latency: sequential writes,
 one at a time, each measure cut at `--seconds`.
 
+Catch-up (also alone, quickly, with --catch-up-only): 5 `raftlab node` processes (their defaults: sqlite
+with an fsync per write, max_inflight 64); one follower is killed (kill -9), `--catch-up-entries` writes go
+through the leader, the follower restarts on its data folder, and the run ends when its applied index
+reaches the leader's. Counted by the other nodes' per-peer counters (their `status`, as `raftlab kv
+status` prints it), from the restart on: log entries and bytes (whole frames) sent to it, per entry it
+needed, and InstallSnapshot requests; timed from its restart (process start-up included). Twice: through
+the log (no snapshot taken), and behind a log compacted every `--catch-up-snapshot-every` entries, where it
+needs the snapshot (exactly one InstallSnapshot). One line each, {"bench": "net_catch_up", "nodes": 5,
+"path": "log" | "snapshot", "entries_needed": ..., "entries_sent_per_needed": ..., "bytes_per_entry_needed":
+..., "snapshot_installs": ..., "seconds": ..., ...}; "new_terms" > 0 says the restarted node started an
+election before it heard from the leader (the leader's link to it redials with a backoff of up to 2 s),
+which the time then includes.
+
 Last line: {"bench": "net", "nodes": 3, "raftlab_ops_per_s": ..., "pysyncobj_ops_per_s": ..., "ratio": ...,
 "raftlab_p50_ms": ..., "pysyncobj_p50_ms": ..., "raftlab_p99_ms": ..., "raftlab_client_p50_ms": ...,
 "raftlab_client_p99_ms": ...} (in memory, 1,000 in flight).
@@ -47,7 +60,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -299,6 +314,140 @@ def run_raftlab(nodes: int, storage: str, inflights: list[int], sequential: int,
         procs.stop()
 
 
+# ----- raftlab: a follower catching up -------------------------------------------------------------------
+def _status(address: tuple[str, int], timeout: float = 1.0) -> dict | None:
+    """A node's `status` reply (what `raftlab kv status` prints), or None if it does not answer."""
+    try:
+        with socket.create_connection(address, timeout=timeout) as s, s.makefile("rwb") as f:
+            f.write(b'{"op": "status", "id": 0}\n')
+            f.flush()
+            return json.loads(f.readline())["result"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _wait_for(what: str, timeout: float, check) -> Any:
+    """Poll `check()` every 10 ms until it returns something true; that value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise RuntimeError(f"catch-up: {what} within {timeout} s")
+
+
+def _sent_to(statuses: list[dict], peer: int) -> dict[str, int]:
+    """What the given nodes' links sent to `peer`, summed (the per-peer counters of their status)."""
+    total = {"entries_sent": 0, "bytes_sent": 0, "snapshots_sent": 0, "frames_sent": 0}
+    for status in statuses:
+        counts = status["peers"].get(str(peer), {})
+        for key in total:
+            total[key] += counts.get(key, 0)
+    return total
+
+
+def run_catch_up(nodes: int, count: int, snapshot_every: int, folder: Path, options: list[str]) -> dict:
+    """Kill one follower of a `nodes`-node cluster of `raftlab node` processes, write `count` entries through
+    the leader, restart the follower on its data folder and measure until its applied index reaches the
+    leader's: what the other nodes sent to it (their per-peer counters: log entries, bytes of frames,
+    InstallSnapshot requests) and the wall time from its restart. `snapshot_every` is --snapshot-every."""
+    procs = Processes()
+    ports = free_ports(nodes)
+    peers = ",".join(f"{i + 1}={HOST}:{p}" for i, p in enumerate(ports))
+    run_folder = Path(tempfile.mkdtemp(prefix="catch-up-", dir=folder))
+    key_file = run_folder / "cluster.key"
+    key_file.write_text(secrets.token_hex(32))
+    key_file.chmod(0o600)
+    clients = {i + 1: (HOST, p + 1000) for i, p in enumerate(ports)}
+    running: dict[int, subprocess.Popen] = {}
+
+    def start(i: int) -> None:
+        running[i] = procs.start([sys.executable, "-m", "raftlab.cli", "node", "--id", str(i), "--peers", peers,
+                                  "--data-dir", str(run_folder / f"node{i}"), "--key-file", str(key_file),
+                                  "--snapshot-every", str(snapshot_every), *options], run_folder / f"node{i}.log")
+
+    try:
+        for i in clients:
+            start(i)
+        leader_address = asyncio.run(_raftlab_leader(list(clients.values())))
+        leader = next(i for i, a in clients.items() if a == leader_address)
+        asyncio.run(_raftlab_load(leader_address, 100, 500, 60))  # warm-up: the follower holds entries too
+        behind = max(i for i in clients if i != leader)
+        live = [i for i in clients if i != behind]
+
+        def settled() -> tuple[dict, dict] | None:
+            lead, follower = _status(clients[leader]), _status(clients[behind])
+            if lead and follower and lead["commit_index"] == lead["last_index"] == follower["last_applied"]:
+                return lead, follower
+            return None
+
+        _, before = _wait_for("the follower has every entry before it is stopped", 30, settled)
+        have = before["last_index"]
+        os.killpg(running[behind].pid, signal.SIGKILL)  # kill -9
+        running.pop(behind).wait(10)
+        done, _ = asyncio.run(_raftlab_load(leader_address, 1000, count, 300))
+        if done != count:
+            raise RuntimeError(f"catch-up: {count - done} of {count} writes failed")
+
+        def committed() -> dict | None:
+            lead = _status(clients[leader])
+            return lead if lead and lead["role"] == "leader" and lead["commit_index"] == lead["last_index"] else None
+
+        lead = _wait_for("the leader commits every write", 30, committed)
+        target, term = lead["last_index"], lead["term"]
+        if snapshot_every and lead["snapshot_index"] <= have:
+            raise RuntimeError("catch-up: the leader's log was not compacted past the follower's")
+
+        def statuses() -> list[dict] | None:
+            found = [_status(clients[i]) for i in live]
+            return None if None in found else cast(list[dict], found)
+
+        sent_before = _sent_to(_wait_for("the other nodes answer", 10, statuses), behind)
+        start(behind)
+        began = time.perf_counter()
+
+        def caught_up() -> tuple[dict, list[dict]] | None:
+            nonlocal target
+            follower = _status(clients[behind], 0.5)
+            if not follower or follower["last_applied"] < target:
+                return None
+            others = statuses()  # a new leader (the restarted node's election may depose the old) adds its no-op
+            if others is None:
+                return None
+            target = max(target, *(s["commit_index"] for s in others))
+            return (follower, others) if follower["last_applied"] >= target else None
+
+        follower, _ = _wait_for("the follower catches up", 300, caught_up)
+        seconds = time.perf_counter() - began
+        after = _wait_for("the other nodes answer", 10, statuses)  # the counters once it caught up
+        sent = _sent_to(after, behind)
+        sent = {key: sent[key] - sent_before[key] for key in sent}
+        needed = target - have
+        final = max(after, key=lambda s: (s["role"] == "leader", s["term"]))
+        return {"entries_needed": needed, "entries_sent": sent["entries_sent"],
+                "entries_sent_per_needed": round(sent["entries_sent"] / needed, 4),
+                "bytes_sent": sent["bytes_sent"], "bytes_per_entry_needed": round(sent["bytes_sent"] / needed, 1),
+                "snapshot_installs": sent["snapshots_sent"], "frames_sent": sent["frames_sent"],
+                "seconds": round(seconds, 3), "snapshot_every": snapshot_every, "follower_had": have,
+                "leader_snapshot_index": final["snapshot_index"],
+                "new_terms": max(follower["term"], *(s["term"] for s in after)) - term,
+                "leader_changed": final["id"] != leader}
+    finally:
+        procs.stop()
+
+
+def catch_up(nodes: int, count: int, snapshot_every: int, folder: Path, options: list[str]) -> list[dict]:
+    """The two catch-up measures of one run: through the log (no snapshot taken meanwhile: --snapshot-every
+    above everything written), then far behind a compacted log (the snapshot, then the log after it)."""
+    rows = []
+    for path, every in (("log", 0), ("snapshot", snapshot_every)):
+        print(f"{nodes} nodes, catch-up through the {path} ({count} entries behind) ...", file=sys.stderr, flush=True)
+        got = run_catch_up(nodes, count, every, folder, options)
+        rows.append({"bench": "net_catch_up", "nodes": nodes, "path": path, **got})
+    return rows
+
+
 # ----- PySyncObj ----------------------------------------------------------------------------------------
 def pso_node(argv: list[str]) -> None:
     """A PySyncObj node with a control port (run as a child process of this script)."""
@@ -437,7 +586,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="cap on each measure (default 20)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="latency rounds, the configurations taken in turn (default 3; --sequential writes each)")
+    parser.add_argument("--catch-up-only", action="store_true",
+                        help="only the catch-up of a restarted follower (5 nodes; no PySyncObj needed)")
+    parser.add_argument("--catch-up-nodes", type=int, default=5, help="cluster size of the catch-up (default 5)")
+    parser.add_argument("--catch-up-entries", type=int, default=20_000,
+                        help="entries written while the follower is down (default 20000)")
+    parser.add_argument("--catch-up-snapshot-every", type=int, default=1000,
+                        help="--snapshot-every of the snapshot catch-up (default 1000)")
     args = parser.parse_args()
+    catch_up_args = (args.catch_up_nodes, args.catch_up_entries, args.catch_up_snapshot_every)
+    if args.catch_up_only:
+        with tempfile.TemporaryDirectory(prefix="bench_net-") as tmp:
+            for row in catch_up(*catch_up_args, Path(tmp), []):
+                print(json.dumps(row), flush=True)
+        return
     try:
         import pysyncobj  # noqa: F401
     except ImportError:
@@ -445,7 +607,7 @@ def main() -> None:
     if 1000 not in args.inflight:
         args.inflight.append(1000)
     summaries = []
-    configs = [
+    configs: list[tuple[str, Callable[..., dict], tuple]] = [
         ("raftlab_memory", run_raftlab, ("memory",)),
         ("raftlab_durable", run_raftlab, ("sqlite",)),
         ("raftlab_durable_nofsync", run_raftlab, ("sqlite-nofsync",)),
@@ -461,12 +623,14 @@ def main() -> None:
             # round 0 measures throughput and latency; later rounds only latency, taking the configurations in
             # turn again, so that a slow minute of a shared machine is not charged to one library alone
             # (PySyncObj with batching answers on its 100 ms timer: one round of it is enough)
-            for r in range(args.rounds):
+            for round_ in range(args.rounds):
                 for name, run, options in configs:
-                    if r and "_batch_" in name:
+                    if round_ and "_batch_" in name:
                         continue
-                    print(f"{nodes} nodes, {name}, round {r + 1} of {args.rounds} ...", file=sys.stderr, flush=True)
-                    got = run(nodes, *options, args.inflight if r == 0 else [], args.sequential, args.seconds, folder)
+                    print(f"{nodes} nodes, {name}, round {round_ + 1} of {args.rounds} ...", file=sys.stderr,
+                          flush=True)
+                    got = run(nodes, *options, args.inflight if round_ == 0 else [], args.sequential, args.seconds,
+                              folder)
                     total = results.setdefault(name, {"latencies": [], "client_latencies": []})
                     for key, value in got.items():
                         if key.endswith("latencies"):
@@ -502,6 +666,8 @@ def main() -> None:
                 "pysyncobj_journal_p50_ms": min(p["p50_ms"] for p in pso_durable),
                 "raftlab_sqlite_p99_ms": rd["p99_ms"], "raftlab_sqlite_nofsync_ops_per_s": rn["ops_per_s_1000"],
                 "raftlab_sqlite_nofsync_p50_ms": rn["p50_ms"]}), flush=True)
+        for row in catch_up(*catch_up_args, folder, []):
+            print(json.dumps(row), flush=True)
     summaries.sort(key=lambda s: s["nodes"] == 3)  # the 3-node line last
     for s in summaries:
         print(json.dumps(s))

@@ -11,8 +11,11 @@ the request's ``id`` echoed, so requests may be pipelined):
 - ``{"id": 1, "op": "put", "client": C, "seq": S, "key": K, "value": V}`` (also ``get``, ``delete``,
   ``append``, and ``cas`` with ``expected``): through the log, at most once per (client, seq);
   reply ``{"id": 1, "ok": true, "result": R}``, or ``{"ok": false, "error": "not_leader",
-  "leader": "HOST:PORT" | null}``, ``"timeout"``, ``"bad_request"``;
-- ``{"op": "status"}``: role, term, leader, indices and the transport's counters (refused frames);
+  "leader": "HOST:PORT" | null}``, ``"unknown"`` (removed from this node's log: retry with the same seq),
+  ``"timeout"``, ``"bad_request"``;
+- ``{"op": "status"}``: role, term, leader, indices and the transport's counters (refused frames; and
+  under ``peers``, per peer id, what went out to it: frames, bytes, messages, log entries, InstallSnapshot
+  requests, messages dropped);
 - ``{"op": "local_get", "key": K}``: this replica's applied value (not linearizable; for tests).
 
 The client port is not authenticated: bind it to loopback (the default) or protect it otherwise.

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import cast
 
-from ..core.messages import Message, ReplicaID
+from ..core.messages import AppendEntryRequest, InstallSnapshotRequest, Message, ReplicaID
 from .codec import (
     CHALLENGE_SIZE, HEADER, MAX_FRAME, FrameError, InboundSession, MessageEncoder, OutboundSession, check_key,
 )
@@ -36,9 +36,27 @@ def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+@dataclass(slots=True)
+class PeerStats:
+    """What went out to one peer on its link (counted as written to the socket; a message dropped because
+    the peer was not connected or not reading counts in `send_dropped` only)."""
+
+    frames_sent: int = 0
+    bytes_sent: int = 0  # whole frames: header, MAC and counter included
+    messages_sent: int = 0
+    entries_sent: int = 0  # log entries carried by AppendEntries requests
+    snapshots_sent: int = 0  # InstallSnapshot requests
+    send_dropped: int = 0  # messages
+
+    def as_dict(self) -> dict:
+        return {"frames_sent": self.frames_sent, "bytes_sent": self.bytes_sent, "messages_sent": self.messages_sent,
+                "entries_sent": self.entries_sent, "snapshots_sent": self.snapshots_sent,
+                "send_dropped": self.send_dropped}
+
+
 @dataclass
 class TransportStats:
-    """Counters of a `TcpCluster`."""
+    """Counters of a `TcpCluster` (`peers`: per peer, what went out on its link)."""
 
     refused: Counter = field(default_factory=Counter)  # refused frames (connections dropped), by kind
     frames_sent: int = 0
@@ -48,13 +66,15 @@ class TransportStats:
     send_dropped: int = 0  # messages lost because the peer was not connected or not reading
     connections_made: int = 0  # outgoing connections established
     connections_accepted: int = 0  # incoming connections whose hello was valid
+    peers: dict[ReplicaID, PeerStats] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"refused": dict(self.refused), "refused_total": sum(self.refused.values()),
                 "frames_sent": self.frames_sent, "frames_received": self.frames_received,
                 "messages_sent": self.messages_sent, "messages_received": self.messages_received,
                 "send_dropped": self.send_dropped, "connections_made": self.connections_made,
-                "connections_accepted": self.connections_accepted}
+                "connections_accepted": self.connections_accepted,
+                "peers": {str(p): s.as_dict() for p, s in sorted(self.peers.items())}}
 
 
 class _Link:
@@ -64,6 +84,7 @@ class _Link:
         self.cluster, self.peer, self.address = cluster, peer, address
         self.session: OutboundSession | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.stats = cluster.stats.peers[peer] = PeerStats()
 
     async def run(self) -> None:
         delay = BACKOFF_MIN
@@ -93,19 +114,24 @@ class _Link:
             delay = min(delay * 2, BACKOFF_MAX)
 
     def send(self, messages: list[Message]) -> None:
-        session, writer, stats = self.session, self.writer, self.cluster.stats
+        session, writer, stats, peer = self.session, self.writer, self.cluster.stats, self.stats
         if session is None or writer is None or writer.is_closing() \
                 or writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
             stats.send_dropped += len(messages)
+            peer.send_dropped += len(messages)
             return
-        for payload in _payloads(messages, self.cluster.encoder.encode):
-            writer.write(session.seal(payload))
+        for payload in _payloads(messages, self.cluster.encoder.encode, peer):
+            data = session.seal(payload)
+            writer.write(data)
             stats.frames_sent += 1
+            peer.frames_sent += 1
+            peer.bytes_sent += len(data)
         stats.messages_sent += len(messages)
 
 
-def _payloads(messages: list[Message], encode: Callable[[Message], str]) -> list[bytes]:
-    """JSON payloads carrying `messages`, as few as fit under MAX_FRAME (a message too big alone is lost)."""
+def _payloads(messages: list[Message], encode: Callable[[Message], str], counts: PeerStats) -> list[bytes]:
+    """JSON payloads carrying `messages`, as few as fit under MAX_FRAME (a message too big alone is lost);
+    `counts` gets the messages, entries and snapshots they carry (and the messages lost)."""
     limit = MAX_FRAME - 64
     payloads: list[bytes] = []
     parts: list[str] = []
@@ -114,7 +140,13 @@ def _payloads(messages: list[Message], encode: Callable[[Message], str]) -> list
         part = encode(m)
         if len(part) + 2 > limit:
             _log(f"dropped a message of {len(part)} bytes: larger than a frame")
+            counts.send_dropped += 1
             continue
+        counts.messages_sent += 1
+        if type(m) is AppendEntryRequest:
+            counts.entries_sent += len(m.entries)
+        elif type(m) is InstallSnapshotRequest:
+            counts.snapshots_sent += 1
         if size + len(part) + 1 > limit:
             payloads.append(("[" + ",".join(parts) + "]").encode("ascii"))
             parts, size = [], 2
