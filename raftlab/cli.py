@@ -59,7 +59,20 @@ def main(argv: list[str] | None = None) -> int:
     simulate.add_argument("--trace", metavar="FILE", help="also save the trace as JSON Lines")
     simulate.add_argument("--quiet", action="store_true", help="print only the summary")
 
-    chaos = commands.add_parser("chaos", help="random faults on many seeds; checks safety, linearizability, liveness")
+    chaos = commands.add_parser(
+        "chaos", help="random faults on many seeds; checks safety, linearizability, liveness",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A chaos campaign: each seed draws its own mix of faults and its snapshot_delta (swarm testing), "
+                    "then runs\nKV clients under crashes, partitions, one-way partitions, a ring of majorities, "
+                    "pauses, loss and\nduplication; invariants, linearizability and recovery after a final heal are "
+                    "checked (raftlab.sim.chaos).",
+        epilog="exit codes (the most serious kind of failure seen decides):\n"
+               "  0  every seed clean\n"
+               "  3  safety: an invariant of Raft was violated\n"
+               "  4  linearizability: a client history is not linearizable\n"
+               "  5  liveness: after the final heal, the cluster did not catch up and commit a write within 5 s\n"
+               "  6  undecided: the linearizability check ran out of time (never counted as a pass)\n"
+               "Each failure is reported with its seed's swarm and the command that replays it.")
     chaos.add_argument("--seeds", type=_positive_int, default=20, help="how many seeds (default 20)")
     chaos.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
     chaos.add_argument("--duration", type=_positive_float, default=30.0, help="virtual seconds per seed (default 30)")
@@ -222,14 +235,14 @@ def _chaos(args: Any) -> int:
     figures = summary.as_dict()
     print(f"{figures['seeds']} seeds of {args.duration:g} s on {args.nodes} nodes: {figures['violations']} "
           f"safety violations, {figures['nonlinearizable']} non-linearizable histories, "
-          f"{figures['liveness_failures']} liveness failures; {figures['events']} events "
+          f"{figures['liveness_failures']} liveness failures, {figures['undecided']} undecided; "
+          f"{figures['install_snapshots']} InstallSnapshot sent; {figures['events']} events "
           f"({figures['events_per_s']}/s, {summary.wall_seconds:.1f} s)")
     for failure in summary.failures:
-        print(f"seed {failure.seed} failed: {failure.violation or failure.detail}")
-        print(f"  replay: {failure.replay_command()}")
+        print(failure.report())
     if args.json:
         print(json.dumps(figures))
-    return 1 if summary.failures else 0
+    return summary.exit_code
 
 
 def _grade(parser: argparse.ArgumentParser, args: Any) -> int:

@@ -3,14 +3,34 @@
 Each check looks only at what changed in the last step, so long runs stay fast. The checks read
 the replicas' state, not their own account of it, so a replica that breaks a rule silently is
 caught too.
+
+- Log Matching: every entry that is new in a node's log since the last check (appended by a client
+  request, a new leader's no-op or an AppendEntries, one entry or a whole batch) is compared, as
+  (index, term) -> (transition id, previous term), with what any node ever held at that (index, term).
+- Leader Completeness: a new leader of term T holds the highest entry any node knew committed while
+  in a term below T. (Not every entry committed so far: a leader of an older term can still be
+  elected late, by votes that were delayed or waited in a paused process, and need not hold what a
+  later term committed; it is deposed as soon as it hears of that term.)
+- State Machine Safety: each index is applied once per incarnation, in order, and the same transition
+  is applied at each index on every node; and the state machines' *states* agree at every snapshot
+  index: whenever a node takes or installs a snapshot at index i (its log's snapshot changed), a digest
+  of the snapshot's data, and of its state machine's state if it has applied exactly up to i, must equal
+  the digest any other node showed at i; and a node that applies index i afterwards must then have
+  that state too. Digests are taken only at those points, never at every apply. A state machine is
+  digested if it is an `ObservableStateMachine` (`Counter`, `KVStore`, ...): its state is what its
+  `_state()` puts in its snapshots, read without side effects, and the digest is the SHA-256 of the
+  canonical repr of that value (mappings and sets sorted), so the state's repr must depend on its value
+  only. Any other state machine is skipped by this digest check (the transition ids are still checked).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import hashlib
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..core import Role
+from ..core import LogEntry, Role, Snapshot
+from ..machines import ObservableStateMachine
 
 if TYPE_CHECKING:
     from .simulation import Simulation
@@ -29,19 +49,39 @@ class InvariantViolation(AssertionError):
         self.tail = tail  # the explained end of the trace
 
 
+class _Held(list):
+    """The entries a node held when last checked (entry k at position k - 1). A checkpoint's copy
+    shares the entries, which are immutable (as `Log`'s copy does), so that identity still tells an
+    entry that is unchanged after `rewind`."""
+
+    def __deepcopy__(self, memo: dict) -> _Held:
+        return _Held(self)
+
+
+class _Shared(dict):
+    """A mapping whose values are immutable (snapshots): a checkpoint's copy shares them."""
+
+    def __deepcopy__(self, memo: dict) -> _Shared:
+        return _Shared(self)
+
+
 class InvariantChecker:
     """Checks Election Safety, Leader Append-Only, Log Matching, Leader Completeness, State Machine
-    Safety, and that terms and commit indices never decrease."""
+    Safety (transitions and, at snapshot indices, states), and that terms and commit indices never
+    decrease. See the module docstring."""
 
     def __init__(self) -> None:
         self.leaders: dict[int, int] = {}  # term -> the node that led it
         self.entries: dict[tuple[int, int], tuple[Hashable, int]] = {}  # (index, term) -> (id, previous term)
         self.applied: dict[int, Hashable] = {}  # index -> the transition applied there
-        self.committed: tuple[int, int] = (0, 0)  # (index, term) of the highest committed entry
+        self.committed: dict[int, tuple[int, int]] = {}  # term -> (index, term) of the highest entry a node
+        # knew committed while in that term (so committed in that term or before)
         self.terms: dict[int, int] = {}  # node -> highest term seen
         self.commits: dict[int, int] = {}  # node -> commit index in its current incarnation
         self.tails: dict[int, tuple] = {}  # leader node -> (term, last index, last term, last entry)
-        self.logs: dict[int, tuple[int, int]] = {}  # node -> (last index, last term) when last checked
+        self.held: dict[int, _Held] = {}  # node -> the entries of its log when last checked
+        self.snapshots: _Shared = _Shared()  # node -> the snapshot of its log when last checked
+        self.digests: dict[int, tuple[str, str]] = {}  # snapshot index -> (digest of the state there, whose)
         self.sim: Simulation | None = None
         self.pending: InvariantViolation | None = None  # seen inside a replica's call, raised after it
 
@@ -66,7 +106,8 @@ class InvariantChecker:
         self.tails.pop(node, None)
 
     def on_apply(self, node: int, index: int, transition_id: Hashable, previous: int) -> None:
-        """State Machine Safety: one transition per index on every node, each index applied once."""
+        """State Machine Safety: one transition per index on every node, each index applied once; at
+        an index where some node took or installed a snapshot, the same state."""
         if index != previous + 1:
             again = "again" if index <= previous else "out of order"
             self.fail("State Machine Safety", f"node {node} applied index {index} {again}, after index {previous}",
@@ -75,6 +116,11 @@ class InvariantChecker:
         if seen != transition_id:
             self.fail("State Machine Safety", f"node {node} applied {transition_id!r} at index {index}, "
                                               f"where {seen!r} was applied", later=True)
+        if index in self.digests:
+            machine = self._machine(node)
+            if isinstance(machine, ObservableStateMachine):
+                self._same_state(index, digest(machine._state()), f"node {node}'s state machine, applied up to it,",
+                                 later=True)
 
     def check(self, node: int, replica: Any) -> None:
         """Check what may have changed on `node` (a live replica) in the last step."""
@@ -87,38 +133,99 @@ class InvariantChecker:
             self.fail("Monotonic commit index", f"node {node}'s commit index went from {self.commits[node]} "
                                                 f"back to {commit}")
         self.commits[node] = commit
-        last, last_term = log.last_index, log.last_term
-        if self.logs.get(node) != (last, last_term):  # Log Matching, on the entries that are new
-            self.logs[node] = (last, last_term)
-            index = last
-            while index > log.base_index:
-                entry = log.entry(index)
-                key, value = (index, entry.term), (_id(entry.transition), log.term_at(index - 1))
-                seen = self.entries.setdefault(key, value)
-                if seen != value:
-                    self.fail("Log Matching", f"node {node} holds index {index} of term {entry.term} as "
-                                              f"{value}, another log holds it as {seen} (transition, previous term)")
-                if seen is not value:
-                    break  # known before: the prefix below was checked then
-                index -= 1
-        if commit > self.committed[0] and commit > log.base_index:
-            self.committed = (commit, log.term_at(commit))
-        if replica.role is not Role.LEADER:
+        last, base = log.last_index, log.base_index
+        top = log.entry(last) if last > base else None
+        known = self.committed.get(term)
+        if commit > (known[0] if known else 0) and commit >= base:
+            self.committed[term] = (commit, log.term_at(commit))
+        if replica.role is Role.LEADER:  # (before Log Matching: a leader that rewrites its log breaks this)
+            if self.leaders.setdefault(term, node) != node:  # Election Safety
+                self.fail("Election Safety", f"nodes {self.leaders[term]} and {node} are both leaders of term {term}")
+            tail = self.tails.get(node)
+            if tail is None or tail[0] != term:  # a new leader: Leader Completeness, on what earlier terms committed
+                index, c_term = max((c for t, c in self.committed.items() if t < term), default=(0, 0))
+                if index > base and log.term_at(index) != c_term:
+                    self.fail("Leader Completeness", f"node {node} leads term {term} without the committed entry "
+                                                     f"{index} of term {c_term}")
+            elif last < tail[1] or (tail[1] > base and (log.term_at(tail[1]) != tail[2]
+                                                        or log.entry(tail[1]) is not tail[3])):
+                self.fail("Leader Append-Only", f"leader {node} of term {term} removed or overwrote entries "
+                                                f"(its log ended at {tail[1]}/term {tail[2]}, now at {last})")
+            self.tails[node] = (term, last, log.last_term, top)
+        else:
             self.tails.pop(node, None)
-            return
-        if self.leaders.setdefault(term, node) != node:  # Election Safety
-            self.fail("Election Safety", f"nodes {self.leaders[term]} and {node} are both leaders of term {term}")
-        tail = self.tails.get(node)
-        if tail is None or tail[0] != term:  # a new leader: Leader Completeness
-            index, c_term = self.committed
-            if index > log.base_index and log.term_at(index) != c_term:
-                self.fail("Leader Completeness", f"node {node} leads term {term} without the committed entry "
-                                                 f"{index} of term {c_term}")
-        elif last < tail[1] or (tail[1] > log.base_index and (log.term_at(tail[1]) != tail[2]
-                                                               or log.entry(tail[1]) is not tail[3])):
-            self.fail("Leader Append-Only", f"leader {node} of term {term} removed or overwrote entries "
-                                            f"(its log ended at {tail[1]}/term {tail[2]}, now at {last})")
-        self.tails[node] = (term, last, last_term, log.entry(last) if last > log.base_index else None)
+        held = self.held.get(node)
+        if held is None:
+            held = self.held[node] = _Held()
+        if len(held) != last or (top is not None and held[last - 1] is not top):
+            self._new_entries(node, log, held, last, base)  # Log Matching
+        snapshot = log.snapshot
+        if snapshot is not self.snapshots.get(node):
+            self.snapshots[node] = snapshot
+            if snapshot is not None:
+                self._snapshot(node, replica, snapshot)  # State Machine Safety, on the states
+
+    def _new_entries(self, node: int, log: Any, held: _Held, last: int, base: int) -> None:
+        """Log Matching on every entry of `node`'s log that is not the very entry it held at that index
+        when last checked: from the end down to the first one unchanged (or the snapshot)."""
+        if len(held) < last:
+            held.extend([None] * (last - len(held)))
+        else:
+            del held[last:]
+        entries = self.entries
+        index = last
+        while index > base:
+            entry: LogEntry = log.entry(index)
+            if held[index - 1] is entry:
+                break  # held at the last check, and so were the entries before it
+            held[index - 1] = entry
+            key, value = (index, entry.term), (_id(entry.transition), log.term_at(index - 1))
+            seen = entries.setdefault(key, value)
+            if seen != value:
+                self.fail("Log Matching", f"node {node} holds index {index} of term {entry.term} as "
+                                          f"{value}, another log holds it as {seen} (transition, previous term)")
+            index -= 1
+
+    def _snapshot(self, node: int, replica: Any, snapshot: Snapshot) -> None:
+        """`node` took or installed `snapshot`: its data, and its state machine if it is exactly at the
+        snapshot's index, must be the state every other node showed at that index."""
+        machine = self._machine(node)
+        if not isinstance(machine, ObservableStateMachine):
+            return  # no way to digest its state: skipped (see the module docstring)
+        index = snapshot.last_included_index
+        self._same_state(index, digest(snapshot.data), f"node {node}'s snapshot")
+        if replica.last_applied == index:
+            self._same_state(index, digest(machine._state()), f"node {node}'s state machine, at its snapshot,")
+
+    def _same_state(self, index: int, value: str, whose: str, *, later: bool = False) -> None:
+        known = self.digests.setdefault(index, (value, whose))
+        if known[0] != value:
+            self.fail("State Machine Safety", f"{whose} differs at index {index} from {known[1]} "
+                                              f"(state digests {value[:12]} and {known[0][:12]})", later=later)
+
+    def _machine(self, node: int) -> Any:
+        """The state machine of `node` (what its replica's tap wraps)."""
+        sim = self.sim
+        tap = sim._taps.get(node) if sim is not None else None
+        return getattr(tap, "machine", None)
+
+
+def digest(state: Any) -> str:
+    """The SHA-256 (hex) of the canonical repr of a state machine's `state`: mappings and sets are
+    sorted, lists and tuples are alike, anything else stands by its repr."""
+    return hashlib.sha256(repr(_canonical(state)).encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bytes)):
+        return value
+    if isinstance(value, (tuple, list)):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, Mapping):
+        return ("mapping", tuple(sorted(((_canonical(k), _canonical(v)) for k, v in value.items()), key=repr)))
+    if isinstance(value, (set, frozenset)):
+        return ("set", tuple(sorted((_canonical(v) for v in value), key=repr)))
+    return value
 
 
 def _id(transition: Any) -> Hashable:

@@ -26,7 +26,7 @@ from .node import MachineTap, ReplicaView, SimCluster
 from .submission import Submission
 from .trace import SIM, SimKind, Trace, TraceEvent
 
-_DELIVER, _TIMER = 0, 1
+_DELIVER, _TIMER, _RESUME = 0, 1, 2
 _US = 1_000_000
 
 
@@ -75,7 +75,7 @@ class Simulation:
     # The state of the run: what a checkpoint of the `history` copies (and `rewind` restores).
     _STATE = ("_replicas", "_storages", "_taps", "_clusters", "_queue", "_timers", "_incarnation", "_rng",
               "_cut", "_drop_next", "_in_flight", "network", "now_us", "steps", "_seq", "_message_ids",
-              "submissions", "checker", "counters")
+              "submissions", "checker", "counters", "_paused", "_parked")
 
     def __init__(self, n: int = 5, seed: int = 1, heartbeat_timeout: float = 0.05,
                  election_timeout: tuple[float, float] = (0.15, 0.30), network: NetworkModel | None = None,
@@ -120,6 +120,8 @@ class Simulation:
         self._cut: set[tuple[int, int]] = set()
         self._drop_next: Tally = Tally()
         self._in_flight: dict[int, InFlight] = {}
+        self._paused: dict[int, int] = {}  # paused node -> when it resumes, microseconds
+        self._parked: dict[int, list[int]] = {}  # paused node -> the messages waiting for it, in arrival order
         self.counters: dict[str, Tally] = {"messages": Tally(), "bytes": Tally(), "dropped": Tally()}
         self.submissions: dict[Hashable, Submission] = {}
         self.checker = InvariantChecker() if check_invariants else None
@@ -176,6 +178,7 @@ class Simulation:
         if history.future or self.steps >= history.next_checkpoint:
             history.before_step()  # replay a rewound history's interventions, take a checkpoint
         queue, limit = self._queue, math.inf if until == math.inf else _us(until)
+        paused = self._paused
         while queue and queue[0][0] <= limit:
             time, _, kind, a, b = heapq.heappop(queue)
             if kind == _TIMER:
@@ -183,6 +186,8 @@ class Simulation:
                 if b != self._incarnation[a] or time != self._timers[a] or replica is None:
                     continue  # a timer of an earlier incarnation, or superseded by an earlier one
                 self._timers[a] = math.inf
+                if paused and a in paused:
+                    continue  # a paused process's timers do not fire: re-armed when it resumes
                 if replica.next_deadline > time / _US + 1e-9:
                     self._arm(a, replica)  # the deadline moved later since: no event, wait for it
                     continue
@@ -192,11 +197,20 @@ class Simulation:
                 replica.tick(max(time / _US, replica.next_deadline))
                 self._after(a)
                 return event
+            if kind == _RESUME:
+                resumed = self._resume(a, b, time)
+                if resumed is None:
+                    continue  # a pause superseded by another, or ended by a crash
+                return resumed
             flight = self._in_flight.pop(a, None)
             if flight is None:
                 continue  # lost already (its receiver crashed, or it was dropped by hand)
-            self._advance(time)
             dst = flight.destination
+            if paused and dst in paused and b == self._incarnation[dst]:
+                self._in_flight[a] = flight._replace(arrives=paused[dst])  # it waits for its paused receiver
+                self._parked[dst].append(a)
+                continue
+            self._advance(time)
             replica = self._replicas[dst]
             if replica is None or b != self._incarnation[dst]:
                 return self._lost(flight, "its receiver crashed")
@@ -243,6 +257,8 @@ class Simulation:
             self._record(SimKind.CLIENT_REPLY, node, SIM, transition=repr(transition), state="refused: node is down")
             return handle
         self._taps[node].submit(transition)  # the replica takes it now, with the machine's own
+        if node in self._paused:
+            return handle  # a paused process takes it when it resumes
         replica.process_transitions()
         self._after(node)
         return handle
@@ -273,6 +289,8 @@ class Simulation:
         self._replicas[node] = None
         self._incarnation[node] += 1
         self._timers[node] = math.inf
+        self._paused.pop(node, None)  # a crash ends a pause (its waiting messages are lost below)
+        self._parked.pop(node, None)
         self._record(SimKind.CRASH, node, SIM)
         for flight in [f for f in self._in_flight.values() if f.destination == node]:
             del self._in_flight[flight.id]
@@ -294,11 +312,37 @@ class Simulation:
         self._check_node(node)
         self.history.log("force_timeout", node)
         replica = self._replicas[node]
-        if replica is None or replica.role is Role.LEADER:
+        if replica is None or replica.role is Role.LEADER or node in self._paused:
             return
         self._record(SimKind.TIMER, node, SIM, which="election (forced)")
         replica.campaign()
         self._after(node)
+
+    def pause(self, node: int, seconds: float) -> None:
+        """Pause `node`'s process for `seconds` of virtual time (a long garbage collection, a stalled
+        virtual machine): it takes no steps, so none of its timers fire, the messages that arrive for
+        it wait (and transitions submitted to it too), and it keeps its whole state, volatile state
+        included; the network is unchanged. Then it resumes: what waited is delivered, in arrival
+        order, before its overdue timers fire. Pausing a paused node sets when it resumes (``0``: now);
+        a crash ends a pause; a crashed node is not paused. A paused leader is still `leader()`."""
+        self._check_node(node)
+        if type(seconds) not in (int, float) or not 0 <= seconds < math.inf:
+            raise ValueError(f"seconds must be a finite number >= 0, not {seconds!r}")
+        self.history.log("pause", node, seconds)
+        if self._replicas[node] is None:
+            return
+        until = self.now_us + _us(seconds)
+        self._paused[node] = until
+        self._parked.setdefault(node, [])
+        self._seq += 1
+        heapq.heappush(self._queue, (until, self._seq, _RESUME, node, self._incarnation[node]))
+        self._record(SimKind.PAUSE, node, SIM, seconds=seconds)
+
+    def paused_until(self, node: int) -> float | None:
+        """When paused `node` resumes (virtual seconds), or None if it is not paused."""
+        self._check_node(node)
+        until = self._paused.get(node)
+        return None if until is None else until / _US
 
     def partition(self, *groups: Iterable[int]) -> None:
         """Cut every link between nodes of different groups (nodes in no group form one more group)."""
@@ -313,6 +357,29 @@ class Simulation:
         side = {node: k for k, g in enumerate(sets) for node in g}
         self._cut |= {(a, b) for a in self.ids for b in self.ids if side[a] != side[b]}
         self._record(SimKind.NETWORK, None, SIM, what=f"partitioned into {[sorted(g) for g in sets]}")
+
+    def ring(self, order: Iterable[int] | None = None) -> None:
+        """Cut links so that every node sees a majority, itself included, but each a different one: the
+        nodes are placed on a ring in `order` (default: by id) and each keeps its links (both ways) to
+        the ``k = ceil((n // 2) / 2)`` nearest nodes on each side only, so it reaches ``2k + 1`` nodes
+        with itself, a majority. For 5 nodes, each sees its two neighbours: 0-1-2-3-4-0 gives node 0
+        the majority {4, 0, 1} and node 2 {1, 2, 3}. A leader then reaches only part of the cluster
+        while the others can elect a leader of their own (no one can stay leader for long). Adds to
+        the cuts in force; `heal` undoes it. With 3 nodes or fewer nothing is cut (every majority
+        there is the whole ring)."""
+        nodes = list(self.ids) if order is None else list(order)
+        if sorted(nodes) != list(self.ids):
+            raise ValueError(f"order must name every node once, not {nodes!r}")
+        self.history.log("ring", nodes)
+        n, k = self.n, (self.n // 2 + 1) // 2
+        place = {node: p for p, node in enumerate(nodes)}
+        far = {(a, b) for a in self.ids for b in self.ids
+               if a != b and min(abs(place[a] - place[b]), n - abs(place[a] - place[b])) > k}
+        self._cut |= far
+        ring = "-".join(map(str, nodes))
+        self._record(SimKind.NETWORK, None, SIM, what=f"links cut into a ring of majorities {ring}: each node reaches "
+                                                      f"only the {k} nearest on each side ({2 * k + 1} of {n} with "
+                                                      f"itself, a majority)")
 
     def heal(self) -> None:
         """Restore every link (undo partitions, disconnections and cuts)."""
@@ -392,6 +459,27 @@ class Simulation:
             self.election_timeout, self.snapshot_delta, storage=self._storages[node], rng=rng,
             clock=self._clock, observer=self._observe if self.record_trace else None)
         self._after(node)
+
+    def _resume(self, node: int, incarnation: int, time: int) -> TraceEvent | None:
+        """The pause of `node` ends at `time` (unless superseded): what waited for it goes first."""
+        if self._paused.get(node) != time or incarnation != self._incarnation[node]:
+            return None
+        del self._paused[node]
+        self._advance(time)
+        waiting = self._parked.pop(node, [])
+        event = self._record(SimKind.RESUME, node, SIM, waiting=len(waiting))
+        for flight_id in waiting:
+            flight = self._in_flight.get(flight_id)
+            if flight is not None:  # (unless dropped by hand meanwhile)
+                self._in_flight[flight_id] = flight._replace(arrives=time)
+                self._seq += 1
+                heapq.heappush(self._queue, (time, self._seq, _DELIVER, flight_id, incarnation))
+        replica = self._replicas[node]
+        assert replica is not None  # a crash ends the pause
+        if self._taps[node].submitted:
+            replica.process_transitions()
+        self._after(node)
+        return event
 
     def _advance(self, time: int) -> None:
         self.now_us = time

@@ -29,6 +29,8 @@ class SimKind:
     TIMER: Final = "timer"  # a replica's election or heartbeat timer fired
     CRASH: Final = "crash"  # a node crashed
     RESTART: Final = "restart"  # a crashed node restarted from its storage
+    PAUSE: Final = "pause"  # a node's process was paused (data["seconds"])
+    RESUME: Final = "resume"  # a paused node resumed (data["waiting"]: messages that waited for it)
     NETWORK: Final = "network"  # a partition, a cut, a heal or a change of the network model
     CLIENT_REQUEST: Final = "client_request"  # a client submitted a transition to a node
     CLIENT_REPLY: Final = "client_reply"  # a node told the client what became of its transition
@@ -223,6 +225,14 @@ def _explain(e: TraceEvent) -> str:
         return f"{who} crashed: its volatile state and the messages on their way to it are lost."
     if k == SimKind.RESTART:
         return f"{who} restarted from its storage (term {d.get('term')}, {d.get('entries')} log entries)."
+    if k == SimKind.PAUSE:
+        return (f"{who}'s process was paused for {d.get('seconds')} s: it takes no steps (its timers stop, its "
+                f"messages wait for it) and keeps its state.")
+    if k == SimKind.RESUME:
+        waiting = d.get("waiting")
+        what = ("the message that waited for it arrives" if waiting == 1
+                else f"the {waiting} messages that waited for it arrive")
+        return f"{who} resumed after its pause, with its state intact: {what} now, and its timers run again."
     if k == SimKind.CLIENT_REQUEST:
         return f"a client sent {d.get('transition')} to {who}."
     if k == SimKind.CLIENT_REPLY:

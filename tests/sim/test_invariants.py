@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import pytest
 
-from raftlab.core import EventKind, LogEntry, Replica, Role, TransitionState
-from raftlab.machines import KVStore
+from raftlab.core import EventKind, InstallSnapshotRequest, LogEntry, Replica, Role, Snapshot, TransitionState
+from raftlab.machines import Add, KVStore
 from raftlab.sim import InvariantViolation, NetworkModel, Simulation
 
 # ----- helpers ---------------------------------------------------------------------------------------
@@ -539,3 +539,148 @@ def test_figure8_commit_by_counting_old_term_replicas(seed: int) -> None:
     assert all(r.machine.results.get(x) is None and "x" not in r.machine.data for r in correct.replicas)
     entry2 = {r.log[1].transition for r in correct.replicas}
     assert entry2 == {KVStore.NOOP}
+
+
+# ----- State Machine Safety on the states: a snapshot with the right index and term, the wrong data ----
+
+
+class SendsEmptySnapshots(Replica):
+    """IS-LOAD's input broken on the leader's side: the InstallSnapshot it builds carries the data of an
+    empty store, with the right last included index and term. The old checker compared only the
+    transition ids applied at each index, so a follower that installed it (and then applied the next
+    entries like everybody else) went unnoticed, although its store had lost every key."""
+
+    def send(self, to, message):  # type: ignore[no-untyped-def]
+        if isinstance(message, InstallSnapshotRequest):
+            message = dataclasses.replace(message, data=KVStore().create_snapshot(0, 0).data)
+        super().send(to, message)
+
+
+def test_state_machine_safety_snapshot_with_the_wrong_data() -> None:
+    sim = Simulation(5, seed=12, snapshot_delta=3, replica_class=SendsEmptySnapshots)
+    exc = caught(sim, lambda: snapshot_to_newer_term(sim), "State Machine Safety")
+    assert "node 4's snapshot differs at index" in exc.detail and "state digests" in exc.detail
+    assert "installed a snapshot" in exc.tail
+    # Unchecked, the same schedule ends with node 4's store differing from everybody else's.
+    unchecked = Simulation(5, seed=12, snapshot_delta=3, replica_class=SendsEmptySnapshots, check_invariants=False)
+    snapshot_to_newer_term(unchecked)
+    stores = [dict(r.machine.data) for r in unchecked.replicas]
+    assert stores[4] != stores[0] == stores[1] == stores[2] == stores[3] and "k0" not in stores[4]
+    correct = Simulation(5, seed=12, snapshot_delta=3)
+    snapshot_to_newer_term(correct)
+    assert correct.trace.of_kind(EventKind.SNAPSHOT_INSTALLED)
+    assert all(dict(r.machine.data) == dict(correct.replicas[0].machine.data) for r in correct.replicas)
+
+
+class AltersAStateMachine(Replica):
+    """ALL-APPLY broken in the state machine's use: on node 3, applying entry 4 also writes a key that
+    no transition wrote. Its ids are right, so only the states tell; node 3 takes a snapshot at 6 later."""
+
+    def apply_committed(self) -> None:
+        before = self.last_applied
+        super().apply_committed()
+        if self.id == 3 and before < 4 <= self.last_applied:
+            self.state_machine.machine._data["ghost"] = "boo"  # the simulation's tap wraps the machine
+
+
+def test_state_machine_safety_states_compared_at_snapshot_indices() -> None:
+    sim = Simulation(5, seed=3, snapshot_delta=3, replica_class=AltersAStateMachine)
+    exc = caught(sim, lambda: commit_some(sim, 6), "State Machine Safety")
+    assert "node 3's" in exc.detail and "differs at index" in exc.detail
+    correct = Simulation(5, seed=3, snapshot_delta=3)
+    commit_some(correct, 6)
+    assert correct.checker is not None and correct.checker.digests  # states were compared
+
+
+def test_a_state_machine_that_cannot_be_digested_is_skipped() -> None:
+    """The digest check reads `ObservableStateMachine` states only; other machines run unchecked there."""
+
+    class Plain:
+        """A counter written to the protocol alone (not an ObservableStateMachine)."""
+
+        NOOP = Add("noop", 0)
+
+        def __init__(self) -> None:
+            self.value = 0
+
+        def register_transition_state(self, transition_id: object, state: TransitionState) -> None:
+            pass
+
+        def apply_transition(self, transition: Add) -> None:
+            self.value += transition.delta
+
+        def get_pending_transitions(self) -> list[Add]:
+            return []
+
+        def get_snapshot(self) -> None:
+            return None
+
+        def create_snapshot(self, last_included_index: int, last_included_term: int) -> Snapshot:
+            return Snapshot(last_included_index, last_included_term, self.value)
+
+        def set_snapshot(self, snapshot: Snapshot) -> None:
+            self.value = snapshot.data
+
+    sim = Simulation(3, seed=3, snapshot_delta=2, state_machine=Plain)
+    sim.run_until(lambda s: s.leader() is not None, 5.0)
+    for k in range(5):
+        sim.one(Add(k, k), k=3)
+    assert sim.checker is not None and not sim.checker.digests and sim.replicas[0].snapshot_index > 0
+
+
+# ----- Log Matching on every entry of a batch ------------------------------------------------------------
+
+
+class AltersTheMiddleOfABatch(Replica):
+    """AE-APPEND broken: a follower stores, for one entry in the middle of a batch of three or more,
+    another transition than it received (same index, same term). The old checker compared only the
+    last entry of each batch; this entry is never committed in the schedule below, so nothing else
+    showed it either."""
+
+    def append_entries(self, entries, rule):  # type: ignore[no-untyped-def]
+        if rule == "AE-APPEND" and len(entries) >= 3:
+            k = len(entries) // 2
+            bad = dataclasses.replace(entries[k], transition=KVStore.put(99, entries[k].index, "bad", "bad"))
+            entries = [*entries[:k], bad, *entries[k + 1:]]
+        super().append_entries(entries, rule)
+
+
+def minority_batch(sim: Simulation) -> None:
+    """An old leader, cut off with one follower, takes five writes; the follower receives them in a
+    batch (flow control sends what accumulated while the first request was in flight); they never
+    commit, and the majority's new leader replaces them after the heal."""
+    old, _ = batch_in_a_minority(sim)
+    sim.run_until(lambda s: s.leader() not in (None, old), 5.0)
+    sim.one(KVStore.put(3, 1, "majority", "kept"))
+    sim.heal()
+    sim.run(1.0)
+
+
+def batch_in_a_minority(sim: Simulation) -> tuple[int, int]:
+    """The first half of `minority_batch`; returns (old leader, follower)."""
+    old = commit_some(sim, 1)
+    follower = (old + 1) % sim.n
+    sim.partition([old, follower])
+    for k in range(5):
+        sim.submit(KVStore.put(2, k + 1, "lost", str(k)), to=old)
+    sim.run(0.3)
+    return old, follower
+
+
+def test_log_matching_every_entry_of_a_batch() -> None:
+    sim = Simulation(5, seed=14, replica_class=AltersTheMiddleOfABatch)
+    exc = caught(sim, lambda: minority_batch(sim), "Log Matching")
+    assert "another log holds it" in exc.detail and "(99," in exc.detail
+    batches = [e for e in sim.trace.of_kind(EventKind.APPENDED)
+               if e.rule == "AE-APPEND" and e.data["last"] >= e.data["first"] + 2]
+    assert batches and batches[-1].step == exc.step  # seen when the batch arrived
+    # Unchecked: the two logs end alike but differ at one index in the middle, with the same term.
+    unchecked = Simulation(5, seed=14, replica_class=AltersTheMiddleOfABatch, check_invariants=False)
+    old, follower = batch_in_a_minority(unchecked)
+    logs = unchecked.replicas[old].log, unchecked.replicas[follower].log
+    assert logs[0][-1] == logs[1][-1] and len(logs[0]) == len(logs[1])
+    differ = [(a.index, a.term == b.term) for a, b in zip(*logs, strict=True) if a != b]
+    assert len(differ) == 1 and differ[0][1]
+    correct = Simulation(5, seed=14)
+    minority_batch(correct)
+    assert all("lost" not in r.machine.data and r.machine.data["majority"] == "kept" for r in correct.replicas)

@@ -841,3 +841,222 @@ def test_rewind_validates_its_argument(bad: object) -> None:
     with pytest.raises(ValueError, match="to_event"):
         sim.rewind(steps + 1)
     assert sim.trace.hash() == h and sim.steps == steps
+
+
+# ----- process pauses, one-way partitions, the ring of majorities --------------------------------------
+
+
+def node_state(sim: Simulation, node: int) -> tuple:
+    """Everything of `node` that a pause must keep: persistent and volatile state, and its machine."""
+    view, replica = sim.replicas[node], sim._replicas[node]
+    assert replica is not None
+    return (view.term, view.voted_for, view.log, view.commit_index, view.last_applied, view.role,
+            replica.leader_id, replica.election_deadline, dict(view.machine.data), replica.stats.received)
+
+
+def test_pause_keeps_state_and_resumes() -> None:
+    sim = elected(5, seed=41)
+    leader = sim.leader()
+    follower = (leader + 1) % 5
+    sim.one(KVStore.put(1, 1, "a", "1"), k=5)
+    before, mark, paused_at = node_state(sim, follower), len(sim.trace), sim.now
+    sim.pause(follower, 1.0)
+    assert sim.paused_until(follower) == pytest.approx(paused_at + 1.0)
+    assert sim.trace[-1].kind == SimKind.PAUSE and "paused for 1.0 s" in sim.trace[-1].explain()
+    sim.one(KVStore.put(1, 2, "b", "2"))  # the others go on without it
+    sim.run_until(lambda s: s.now >= paused_at + 0.9, 2.0)
+    assert node_state(sim, follower) == before  # no step taken: not even its election timer fired
+    waiting = [f for f in sim.in_flight() if f.destination == follower]
+    assert len(waiting) > 5 and all(f.arrives == _us_of(paused_at + 1.0) for f in waiting)  # they wait for it
+    assert any(f.sent < sim.now_us - 500_000 for f in waiting)
+    by_sender = (SimKind.PAUSE, SimKind.DELIVER, SimKind.DROP, SimKind.DUPLICATE)  # (node: the sender)
+    assert not [e for e in sim.trace[mark:] if e.node == follower and e.kind not in by_sender]
+    assert not [e for e in delivered(sim, mark) if e.data["to"] == follower]
+    sim.run_until(lambda s: s.paused_until(follower) is None, 1.0)
+    [resumed] = sim.trace.of_kind(SimKind.RESUME)
+    assert resumed.node == follower and resumed.time == _us_of(paused_at + 1.0)
+    assert f"the {resumed.data['waiting']} messages that waited for it arrive now" in resumed.explain()
+    sim.run(0.5)
+    assert sim.replicas[follower].term == sim.replicas[leader].term == before[0]  # no election was needed
+    assert sim.replicas[follower].machine.data == {"a": "1", "b": "2"}
+    assert sim.replicas[follower].log == sim.replicas[leader].log
+
+
+def _us_of(seconds: float) -> int:
+    return math.ceil(seconds * 1_000_000 - 1e-6)
+
+
+def test_a_paused_leader_is_replaced_and_steps_down_when_it_resumes() -> None:
+    sim = elected(5, seed=42)
+    old = sim.leader()
+    term = sim.replicas[old].term
+    sim.pause(old, 2.0)
+    sim.run_until(lambda s: any(r.role is Role.LEADER and r.term > term for r in s.replicas), 2.0)
+    new = next(r.id for r in sim.replicas if r.role is Role.LEADER and r.term > term)
+    assert sim.replicas[old].role is Role.LEADER and sim.replicas[old].term == term  # it does not know yet
+    sim.one(KVStore.put(1, 1, "k", "v"), k=4)
+    sim.run(2.0)
+    assert sim.paused_until(old) is None
+    assert sim.replicas[old].role is Role.FOLLOWER and sim.replicas[old].term > term
+    assert sim.replicas[old].machine.data == sim.replicas[new].machine.data == {"k": "v"}
+
+
+def test_pause_details() -> None:
+    sim = elected(3, seed=43)
+    node = (sim.leader() + 1) % 3
+    for bad in (-1, math.inf, math.nan, True, "1"):
+        with pytest.raises(ValueError, match="seconds"):
+            sim.pause(node, bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="node"):
+        sim.pause(3, 1.0)
+    sim.pause(node, 5.0)
+    sim.pause(node, 0.2)  # a second pause sets the end
+    sim.run(0.1)
+    sim.force_timeout(node)  # a paused process does not act
+    assert sim.replicas[node].role is Role.FOLLOWER
+    handle = sim.submit(KVStore.put(1, 1, "x", "1"), to=node)  # waits, then is refused: not the leader
+    assert handle.state is None
+    sim.run(0.2)
+    assert sim.paused_until(node) is None and handle.state is TransitionState.ABANDONED_NOT_LEADER
+    assert len(sim.trace.of_kind(SimKind.RESUME)) == 1  # the superseded end did nothing
+    sim.pause(node, 0)  # resumes at once
+    sim.step()
+    assert sim.paused_until(node) is None and sim.trace.of_kind(SimKind.RESUME)[-1].step == sim.steps
+    sim.pause(node, 5.0)
+    sim.crash(node)  # a crash ends a pause
+    assert sim.paused_until(node) is None
+    sim.pause(node, 1.0)  # a crashed node is not paused
+    assert sim.paused_until(node) is None
+    sim.restart(node)
+    sim.run(1.0)
+    assert sim.replicas[node].role is Role.FOLLOWER and sim.replicas[node].commit_index > 0
+
+
+def test_a_submission_to_a_paused_leader_is_taken_when_it_resumes() -> None:
+    sim = elected(3, seed=44)
+    leader = sim.leader()
+    sim.pause(leader, 0.1)  # shorter than an election timeout: it stays leader
+    handle = sim.submit(KVStore.put(1, 1, "x", "1"), to=leader)
+    sim.run(0.05)
+    assert handle.state is None
+    sim.run_until(lambda s: handle.settled(3), 1.0)
+    assert handle.answer is TransitionState.APPLIED and sim.leader() == leader
+
+
+PAUSE_SCRIPT: list[tuple[int, Callable[[Simulation], object]]] = [
+    (30, lambda s: s.submit(KVStore.put(1, 1, "a", "1"))),
+    (50, lambda s: s.pause(s.leader() if s.leader() is not None else 0, 0.6)),
+    (60, lambda s: s.submit(KVStore.put(1, 2, "b", "2"), to=1)),
+    (90, lambda s: s.pause(3, 0.2)),
+    (150, lambda s: s.ring([0, 2, 4, 1, 3])),
+    (220, lambda s: s.heal()),
+    (230, lambda s: s.submit(KVStore.put(1, 3, "c", "3"))),
+]
+
+
+@pytest.mark.parametrize("k", [0, 49, 50, 51, 95, 160, 230, 300])
+def test_pause_and_ring_are_replayed_by_rewind(k: int) -> None:
+    sim = Simulation(5, seed=45, checkpoint_every=40)
+    scripted(sim, PAUSE_SCRIPT, 300)
+    sim.run(1.0)
+    assert sim.trace.of_kind(SimKind.PAUSE) and sim.trace.of_kind(SimKind.RESUME)
+    end_steps, end_hash = sim.steps, sim.trace.hash()
+    fresh = Simulation(5, seed=45)
+    scripted(fresh, PAUSE_SCRIPT, 300)
+    fresh.run(1.0)
+    assert (fresh.steps, fresh.trace.hash()) == (end_steps, end_hash)  # deterministic
+    sim.rewind(k)
+    again = Simulation(5, seed=45)
+    scripted(again, PAUSE_SCRIPT, k)
+    assert fingerprint(sim) == fingerprint(again)
+    assert sim.paused_until(3) == again.paused_until(3)
+    while sim.steps < end_steps and sim.step() is not None:
+        pass
+    assert (sim.steps, sim.trace.hash()) == (end_steps, end_hash)
+
+
+def reach(sim: Simulation) -> dict[int, set[int]]:
+    """Whom each node can send to (itself included)."""
+    cut = sim.frame().cut
+    return {a: {b for b in sim.ids if a == b or (a, b) not in cut} for a in sim.ids}
+
+
+@pytest.mark.parametrize("n", [4, 5, 6, 7, 8, 9])
+def test_the_ring_gives_each_node_a_different_majority(n: int) -> None:
+    sim = Simulation(n, seed=46)
+    order = [*range(1, n, 2), *range(0, n, 2)]
+    sim.ring(order)
+    seen = reach(sim)
+    k = (n // 2 + 1) // 2
+    assert all(len(r) == 2 * k + 1 for r in seen.values())
+    assert all(n // 2 < len(r) < n for r in seen.values())  # a majority, never everyone
+    assert len({frozenset(r) for r in seen.values()}) == n  # each node's is its own
+    assert all((a in seen[b]) == (b in seen[a]) for a in sim.ids for b in sim.ids)  # links cut both ways
+    for p, node in enumerate(order):  # its k nearest on each side of the ring
+        assert seen[node] == {order[(p + d) % n] for d in range(-k, k + 1)}
+    assert "ring of majorities" in sim.trace[-1].explain()
+
+
+def test_the_ring_with_five_nodes_and_its_refusals() -> None:
+    sim = Simulation(5, seed=47)
+    sim.ring()
+    assert reach(sim) == {0: {4, 0, 1}, 1: {0, 1, 2}, 2: {1, 2, 3}, 3: {2, 3, 4}, 4: {3, 4, 0}}
+    with pytest.raises(ValueError, match="every node once"):
+        sim.ring([0, 1, 2, 3])
+    with pytest.raises(ValueError, match="every node once"):
+        sim.ring([0, 1, 2, 3, 3])
+    small = Simulation(3, seed=47)
+    small.ring()
+    assert small.frame().cut == frozenset()  # every majority of 3 in a ring is the whole ring
+
+
+def write_under(sim: Simulation, seconds: float, first_seq: int) -> int:
+    """Submit a write to the leader every 50 ms for `seconds`; returns the next sequence number."""
+    seq = first_seq
+    end = sim.now + seconds
+    while sim.now < end:
+        sim.submit(KVStore.put(1, seq, f"k{seq % 4}", str(seq)))
+        seq += 1
+        sim.run(0.05)
+    return seq
+
+
+def converged(sim: Simulation) -> bool:
+    """Every node holds the same log end, has applied all of it, and has the same store."""
+    ends = {(r.last_index, sim._storages[r.id].log.last_term, r.last_applied) for r in sim.replicas}
+    datas = [dict(r.machine.data) for r in sim.replicas]
+    return len(ends) == 1 and all(d == datas[0] for d in datas)
+
+
+def test_the_ring_keeps_the_cluster_safe_and_it_recovers_after_the_heal() -> None:
+    for seed in (48, 49, 50):
+        sim = elected(5, seed=seed, snapshot_delta=5)
+        sim.ring([0, 3, 1, 4, 2])
+        seq = write_under(sim, 5.0, 1)  # invariants are checked at every step
+        leaders = {e.node for e in sim.trace.of_kind(EventKind.BECAME_LEADER)}
+        assert len(leaders) >= 2, seed  # each node sees a majority: leadership moves around the ring
+        sim.heal()
+        sim.one(KVStore.put(1, seq, "final", "yes"), k=5)
+        sim.run(0.5)
+        assert converged(sim) and sim.replicas[0].machine.data["final"] == "yes"
+
+
+def test_a_one_way_partition_keeps_the_cluster_safe_and_it_recovers_after_the_heal() -> None:
+    for seed in (51, 52):
+        sim = elected(5, seed=seed, snapshot_delta=5)
+        leader = sim.leader()
+        sources = [leader, (leader + 1) % 5]
+        destinations = [n for n in sim.ids if n not in sources]
+        for a in sources:  # the leader's group can no longer reach the others, who still reach it
+            for b in destinations:
+                sim.cut(a, b)
+        assert sim.frame().cut == {(a, b) for a in sources for b in destinations}
+        mark = len(sim.trace)
+        seq = write_under(sim, 3.0, 1)
+        assert not [e for e in delivered(sim, mark) if e.node in sources and e.data["to"] in destinations]
+        assert [e for e in delivered(sim, mark) if e.node in destinations and e.data["to"] in sources]
+        assert any(e.node in destinations for e in sim.trace[mark:] if e.kind == EventKind.BECAME_LEADER)
+        sim.heal()
+        sim.one(KVStore.put(1, seq, "final", "yes"), k=5)
+        sim.run(0.5)
+        assert converged(sim)

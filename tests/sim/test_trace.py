@@ -169,8 +169,8 @@ def test_kinds_are_the_strings_a_saved_trace_holds() -> None:
         return {name: value for name, value in vars(kinds).items() if name.isupper() and isinstance(value, str)}
 
     assert named(SimKind) == {name.upper(): name for name in (
-        "send", "deliver", "drop", "duplicate", "timer", "crash", "restart", "network", "client_request",
-        "client_reply")}
+        "send", "deliver", "drop", "duplicate", "timer", "crash", "restart", "pause", "resume", "network",
+        "client_request", "client_reply")}
     assert set(named(SimKind).values()).isdisjoint(named(EventKind).values())
     assert SimKind.CLIENT == (SimKind.CLIENT_REQUEST, SimKind.CLIENT_REPLY)
 
