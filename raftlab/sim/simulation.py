@@ -3,8 +3,9 @@
 One seed decides everything (timers, latency, loss, duplication); the same seed and the same
 interventions give the same run, event for event. Time is held in integer microseconds.
 
-This module holds the event loop and the interventions; a node's parts are in `node`, the client's
-handle in `submission`, going back and forking in `history`, and what renderers read in `frame`.
+This module holds the event loop and the interventions on nodes and clients; pauses and the network's
+faults are in `faults` (a base class), a node's parts in `node`, the client's handle in `submission`,
+going back and forking in `history`, and what renderers read in `frame`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import heapq
 import math
 import random
 from collections import Counter as Tally
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from functools import partial
 from typing import Any, NamedTuple
 
 from ..core import Event, Message, MemoryStorage, Replica, Role, TransitionState
+from .faults import _RESUME, Faults, _us
 from .frame import Frame
 from .history import History
 from .invariants import InvariantChecker
@@ -26,12 +28,8 @@ from .node import MachineTap, ReplicaView, SimCluster
 from .submission import Submission
 from .trace import SIM, SimKind, Trace, TraceEvent
 
-_DELIVER, _TIMER, _RESUME = 0, 1, 2
+_DELIVER, _TIMER = 0, 1  # (and faults._RESUME = 2)
 _US = 1_000_000
-
-
-def _us(seconds: float) -> int:
-    return math.ceil(seconds * _US - 1e-6)
 
 
 class InFlight(NamedTuple):
@@ -49,7 +47,7 @@ class InFlight(NamedTuple):
         return self  # immutable: checkpoints share it
 
 
-class Simulation:
+class Simulation(Faults):
     """A Raft cluster of `n` real `Replica`s on a simulated network, in virtual time.
 
     Args:
@@ -317,120 +315,6 @@ class Simulation:
         self._record(SimKind.TIMER, node, SIM, which="election (forced)")
         replica.campaign()
         self._after(node)
-
-    def pause(self, node: int, seconds: float) -> None:
-        """Pause `node`'s process for `seconds` of virtual time (a long garbage collection, a stalled
-        virtual machine): it takes no steps, so none of its timers fire, the messages that arrive for
-        it wait (and transitions submitted to it too), and it keeps its whole state, volatile state
-        included; the network is unchanged. Then it resumes: what waited is delivered, in arrival
-        order, before its overdue timers fire. Pausing a paused node sets when it resumes (``0``: now);
-        a crash ends a pause; a crashed node is not paused. A paused leader is still `leader()`."""
-        self._check_node(node)
-        if type(seconds) not in (int, float) or not 0 <= seconds < math.inf:
-            raise ValueError(f"seconds must be a finite number >= 0, not {seconds!r}")
-        self.history.log("pause", node, seconds)
-        if self._replicas[node] is None:
-            return
-        until = self.now_us + _us(seconds)
-        self._paused[node] = until
-        self._parked.setdefault(node, [])
-        self._seq += 1
-        heapq.heappush(self._queue, (until, self._seq, _RESUME, node, self._incarnation[node]))
-        self._record(SimKind.PAUSE, node, SIM, seconds=seconds)
-
-    def paused_until(self, node: int) -> float | None:
-        """When paused `node` resumes (virtual seconds), or None if it is not paused."""
-        self._check_node(node)
-        until = self._paused.get(node)
-        return None if until is None else until / _US
-
-    def partition(self, *groups: Iterable[int]) -> None:
-        """Cut every link between nodes of different groups (nodes in no group form one more group)."""
-        sets = [set(g) for g in groups]
-        for g in sets:
-            for node in g:
-                self._check_node(node)
-        rest = set(self.ids).difference(*sets)
-        if rest:
-            sets.append(rest)
-        self.history.log("partition", *[sorted(g) for g in groups])
-        side = {node: k for k, g in enumerate(sets) for node in g}
-        self._cut |= {(a, b) for a in self.ids for b in self.ids if side[a] != side[b]}
-        self._record(SimKind.NETWORK, None, SIM, what=f"partitioned into {[sorted(g) for g in sets]}")
-
-    def ring(self, order: Iterable[int] | None = None) -> None:
-        """Cut links so that every node sees a majority, itself included, but each a different one: the
-        nodes are placed on a ring in `order` (default: by id) and each keeps its links (both ways) to
-        the ``k = ceil((n // 2) / 2)`` nearest nodes on each side only, so it reaches ``2k + 1`` nodes
-        with itself, a majority. For 5 nodes, each sees its two neighbours: 0-1-2-3-4-0 gives node 0
-        the majority {4, 0, 1} and node 2 {1, 2, 3}. A leader then reaches only part of the cluster
-        while the others can elect a leader of their own (no one can stay leader for long). Adds to
-        the cuts in force; `heal` undoes it. With 3 nodes or fewer nothing is cut (every majority
-        there is the whole ring)."""
-        nodes = list(self.ids) if order is None else list(order)
-        if sorted(nodes) != list(self.ids):
-            raise ValueError(f"order must name every node once, not {nodes!r}")
-        self.history.log("ring", nodes)
-        n, k = self.n, (self.n // 2 + 1) // 2
-        place = {node: p for p, node in enumerate(nodes)}
-        far = {(a, b) for a in self.ids for b in self.ids
-               if a != b and min(abs(place[a] - place[b]), n - abs(place[a] - place[b])) > k}
-        self._cut |= far
-        ring = "-".join(map(str, nodes))
-        self._record(SimKind.NETWORK, None, SIM, what=f"links cut into a ring of majorities {ring}: each node reaches "
-                                                      f"only the {k} nearest on each side ({2 * k + 1} of {n} with "
-                                                      f"itself, a majority)")
-
-    def heal(self) -> None:
-        """Restore every link (undo partitions, disconnections and cuts)."""
-        self.history.log("heal")
-        self._cut.clear()
-        self._record(SimKind.NETWORK, None, SIM, what="all links healed")
-
-    def disconnect(self, node: int) -> None:
-        """Cut every link to and from `node`."""
-        self._check_node(node)
-        self.history.log("disconnect", node)
-        self._cut |= {(node, o) for o in self.ids if o != node} | {(o, node) for o in self.ids if o != node}
-        self._record(SimKind.NETWORK, node, SIM, what=f"node {node} disconnected")
-
-    def connect(self, node: int) -> None:
-        """Restore every link to and from `node`."""
-        self._check_node(node)
-        self.history.log("connect", node)
-        self._cut = {(a, b) for a, b in self._cut if node not in (a, b)}
-        self._record(SimKind.NETWORK, node, SIM, what=f"node {node} reconnected")
-
-    def cut(self, source: int, destination: int) -> None:
-        """Cut the one-way link from `source` to `destination`."""
-        self._check_node(source)
-        self._check_node(destination)
-        self.history.log("cut", source, destination)
-        self._cut.add((source, destination))
-        self._record(SimKind.NETWORK, source, SIM, what=f"link {source}->{destination} cut")
-
-    def uncut(self, source: int, destination: int) -> None:
-        """Restore the one-way link from `source` to `destination`."""
-        self._check_node(source)
-        self._check_node(destination)
-        self.history.log("uncut", source, destination)
-        self._cut.discard((source, destination))
-        self._record(SimKind.NETWORK, source, SIM, what=f"link {source}->{destination} restored")
-
-    def drop_next(self, source: int, destination: int) -> None:
-        """Lose the next message sent from `source` to `destination`."""
-        self._check_node(source)
-        self._check_node(destination)
-        self.history.log("drop_next", source, destination)
-        self._drop_next[(source, destination)] += 1
-
-    def drop_message(self, message_id: int) -> None:
-        """Lose one message that is on its way (by its `InFlight.id`)."""
-        flight = self._in_flight.pop(message_id, None)
-        if flight is None:
-            raise ValueError(f"no message {message_id} is in flight")
-        self.history.log("drop_message", message_id)
-        self._lost(flight, "it was dropped by hand")
 
     # ----- going back ----------------------------------------------------------------------------
     def rewind(self, to_event: int) -> None:
