@@ -459,3 +459,17 @@ def test_replica_snapshots_and_restarts_from_storage() -> None:
     Replica(0, [], NullCluster(), restarted, restarted.NOOP, 0.05, (0.15, 0.3), storage=storage,
             rng=random.Random(1))
     assert restarted.value == 10 and restarted.applied_index == restarted.snapshot_index == 6
+
+
+def test_results_of_the_commands_a_snapshot_applied_are_known_after_installing_it() -> None:
+    """A command applied through an installed snapshot has its result (the client's session holds it),
+    so `Submission.result` is right when "applied" comes from a snapshot."""
+    source = KVStore()
+    source.apply_transition(KVStore.put(1, 1, "x", "a"))
+    source.apply_transition(KVStore.cas(2, 4, "x", "a", "b"))
+    snapshot = source.create_snapshot(2, 1)
+    target = KVStore()
+    assert target.results == {}
+    target.set_snapshot(snapshot)
+    assert target.results == {(1, 1): None, (2, 4): True}
+    assert target.read("x") == "b"
