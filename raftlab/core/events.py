@@ -26,6 +26,7 @@ class EventKind:
     SNAPSHOT_TAKEN: Final = "snapshot_taken"  # SNAP-TAKE
     SNAPSHOT_INSTALLED: Final = "snapshot_installed"  # IS-LOAD
     MESSAGE_DROPPED: Final = "message_dropped"  # INPUT
+    FLOW_CHANGED: Final = "flow_changed"  # FC-PIPELINE, FC-SNAPSHOT: how a leader sends to a follower
 
     ROLE_CHANGES: Final = (BECAME_CANDIDATE, BECAME_LEADER, BECAME_FOLLOWER)
     VOTES: Final = (VOTE_GRANTED, VOTE_REFUSED)

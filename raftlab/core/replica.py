@@ -436,6 +436,7 @@ class Replica(Generic[T, D]):
         if pr.flow is not Flow.REPLICATE and index >= self.match_index[peer]:
             pr.flow, pr.probe, pr.inflight, pr.oldest = Flow.REPLICATE, None, [], None
             self.next_index[peer] = index + 1
+            self.emit(EventKind.FLOW_CHANGED, "FC-PIPELINE", peer=peer, flow=pr.flow.value, index=index)
         elif pr.inflight:
             pr.inflight = [last for last in pr.inflight if last > index]
 
@@ -585,6 +586,8 @@ class Replica(Generic[T, D]):
         if pr.flow is Flow.REPLICATE:
             if pr.inflight and pr.inflight[0] == pr.oldest:
                 pr.flow, pr.inflight, self.next_index[peer] = Flow.PROBE, [], self.match_index[peer] + 1
+                self.emit(EventKind.FLOW_CHANGED, "FC-PIPELINE", peer=peer, flow=pr.flow.value,
+                          index=self.match_index[peer])
             elif self.next_index[peer] <= self.log.last_index and len(pr.inflight) < self.max_inflight:
                 self.send_append(peer)  # entries, which carry the heartbeat
                 pr.oldest = pr.inflight[0]
@@ -613,6 +616,7 @@ class Replica(Generic[T, D]):
         pr.flow, pr.probe, pr.inflight = Flow.SNAPSHOT, None, []
         pr.resend_at = self.now() + self.election_timeout_range[1]
         self.next_index[peer] = s.last_included_index + 1
+        self.emit(EventKind.FLOW_CHANGED, "FC-SNAPSHOT", peer=peer, flow=pr.flow.value, index=s.last_included_index)
 
     def append_request(self, prev_index: int, entries: tuple[LogEntry, ...]) -> AppendEntryRequest:
         """An AppendEntries of mine: `entries` after `prev_index` (a held or the snapshot's index)."""

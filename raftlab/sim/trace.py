@@ -221,6 +221,15 @@ def _explain(e: TraceEvent) -> str:
         return f"{who} installed a snapshot up to index {d.get('index')} from leader {d.get('leader')}."
     if k == EventKind.MESSAGE_DROPPED:
         return f"{who} dropped a malformed or misaddressed message: {d.get('why')}."
+    if k == EventKind.FLOW_CHANGED:
+        peer, index, flow = d.get("peer"), int(d.get("index", 0)), d.get("flow")
+        if flow == "replicate":
+            return f"{who} now replicates to node {peer}: it matches up to index {index}, so requests may be pipelined."
+        if flow == "probe":
+            return (f"{who} probes node {peer} again from index {index + 1}: a request to it has gone unanswered for a "
+                    f"heartbeat, so it is taken as lost.")
+        return (f"{who} sends node {peer} its snapshot up to index {index}: the entries it needs were compacted; "
+                f"nothing else but heartbeats until it answers.")
     if k == SimKind.CRASH:
         return f"{who} crashed: its volatile state and the messages on their way to it are lost."
     if k == SimKind.RESTART:

@@ -20,6 +20,7 @@ from raftlab.core import (
     AppendEntryRequest,
     AppendEntryResponse,
     ApplyError,
+    EventKind,
     Flow,
     InstallSnapshotRequest,
     InstallSnapshotResponse,
@@ -352,8 +353,10 @@ def test_fc_pipeline_at_most_max_inflight_requests_then_all_that_accumulated_in_
 
 def test_fc_pipeline_a_request_lost_in_flight_is_found_at_the_next_heartbeat_and_probed() -> None:
     """FC-PIPELINE: a request still unanswered a whole heartbeat after it was in flight is taken as
-    lost: the follower is probed again from match_index + 1, and entries follow its answer."""
-    replica, cluster, sm = leader()
+    lost: the follower is probed again from match_index + 1, and entries follow its answer. Each change
+    of flow is an event naming its rule."""
+    fakes = leader()
+    replica, cluster, sm = fakes
     replica.step(ok(2, 1, 1, prev=0))
     sm.pending = [Op("a", 1)]
     replica.process_transitions()  # index 2 to peer 2: lost
@@ -368,6 +371,9 @@ def test_fc_pipeline_a_request_lost_in_flight_is_found_at_the_next_heartbeat_and
     replica.step(ok(2, 1, 1, prev=1))
     [request] = cluster.messages(AppendEntryRequest, to=2)
     assert [x.index for x in request.entries] == [2]
+    flows = [(e.rule, e.details["peer"], e.details["flow"]) for e in fakes.events
+             if e.kind == EventKind.FLOW_CHANGED and e.details["peer"] == 2]
+    assert flows == [("FC-PIPELINE", 2, "replicate"), ("FC-PIPELINE", 2, "probe"), ("FC-PIPELINE", 2, "replicate")]
 
 
 def test_fc_stale_only_the_refusal_of_the_current_probe_moves_next_index() -> None:

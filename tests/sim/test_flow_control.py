@@ -92,6 +92,9 @@ def test_a_follower_behind_a_compacted_log_gets_exactly_one_snapshot() -> None:
         sim.run(0.5)
         assert sent(sim, start, (InstallSnapshotRequest,), to=follower)[0] == 1, seed
         assert sim.replicas[follower].machine.read("x") == "12"  # caught up
+        flows = [e for e in sim.trace.events[start:] if e.kind == "flow_changed" and e.data["peer"] == follower]
+        assert [e.data["flow"] for e in flows][:2] == ["snapshot", "replicate"], seed  # FC-SNAPSHOT, explained:
+        assert "its snapshot up to index" in flows[0].explain() and flows[0].rule == "FC-SNAPSHOT"
 
 
 @pytest.mark.parametrize("seed", range(20))
