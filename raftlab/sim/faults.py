@@ -135,26 +135,27 @@ class Faults:
 
     def cut(self, source: int, destination: int) -> None:
         """Cut the one-way link from `source` to `destination`."""
-        self._check_node(source)
-        self._check_node(destination)
+        self._check_link(source, destination)
         self.history.log("cut", source, destination)
         self._cut.add((source, destination))
         self._record(SimKind.NETWORK, source, SIM, what=f"link {source}->{destination} cut")
 
     def uncut(self, source: int, destination: int) -> None:
         """Restore the one-way link from `source` to `destination`."""
-        self._check_node(source)
-        self._check_node(destination)
+        self._check_link(source, destination)
         self.history.log("uncut", source, destination)
         self._cut.discard((source, destination))
         self._record(SimKind.NETWORK, source, SIM, what=f"link {source}->{destination} restored")
 
     def drop_next(self, source: int, destination: int) -> None:
         """Lose the next message sent from `source` to `destination`."""
-        self._check_node(source)
-        self._check_node(destination)
+        self._check_link(source, destination)
         self.history.log("drop_next", source, destination)
         self._drop_next[(source, destination)] += 1
+
+    def _check_link(self, source: int, destination: int) -> None:
+        self._check_node(source)
+        self._check_node(destination)
 
     def drop_message(self, message_id: int) -> None:
         """Lose one message that is on its way (by its `InFlight.id`)."""

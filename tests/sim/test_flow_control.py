@@ -61,17 +61,23 @@ def test_back_to_back_writes_on_a_reordering_network_take_no_more_requests_than_
     assert min(entries) >= 24  # every follower got every entry
 
 
+def behind(seed: int, missed: int, **options: object) -> tuple[Simulation, int, int]:
+    """A FIFO cluster whose follower was down for `missed` writes and has just restarted: (the simulation,
+    the follower, the trace position of its restart)."""
+    sim = settled(seed, FIFO, **options)
+    follower = next(i for i in sim.ids if i != sim.leader())
+    sim.crash(follower)
+    for seq in range(1, missed + 1):
+        sim.one(KVStore.put(1, seq, "x", str(seq)), k=2)
+    sim.restart(follower)
+    return sim, follower, len(sim.trace)
+
+
 def test_a_follower_restarted_33_entries_behind_is_sent_what_it_lacks_about_once() -> None:
     """FIFO network: a follower down for 33 writes, then 12 more: it is sent at most 1.2 x the 45 entries
     it needs from its restart on (before flow control: 552)."""
     for seed in range(20):
-        sim = settled(seed, FIFO)
-        follower = next(i for i in sim.ids if i != sim.leader())
-        sim.crash(follower)
-        for seq in range(1, 34):
-            sim.one(KVStore.put(1, seq, "x", str(seq)), k=2)
-        sim.restart(follower)
-        start = len(sim.trace)
+        sim, follower, start = behind(seed, 33)
         write_all(sim, 2, 12)
         _, entries = sent(sim, start, to=follower)
         assert 45 <= entries <= 1.2 * 45, (seed, entries)
@@ -81,13 +87,7 @@ def test_a_follower_behind_a_compacted_log_gets_exactly_one_snapshot() -> None:
     """FC-SNAPSHOT: a follower that needs entries the leader has compacted (snapshot_delta=5) gets one
     InstallSnapshot per catch-up on a lossless network, however many writes arrive meanwhile (before: 12)."""
     for seed in range(20):
-        sim = settled(seed, FIFO, snapshot_delta=5)
-        follower = next(i for i in sim.ids if i != sim.leader())
-        sim.crash(follower)
-        for seq in range(1, 21):
-            sim.one(KVStore.put(1, seq, "x", str(seq)), k=2)
-        sim.restart(follower)
-        start = len(sim.trace)
+        sim, follower, start = behind(seed, 20, snapshot_delta=5)
         write_all(sim, 2, 12, k=2)  # (the follower may receive them inside the snapshot: it never logs them)
         sim.run(0.5)
         assert sent(sim, start, (InstallSnapshotRequest,), to=follower)[0] == 1, seed
