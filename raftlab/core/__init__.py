@@ -4,20 +4,21 @@ Little Raft's three steps: implement a `StateMachine`, implement a `Cluster`, st
 """
 
 from .events import Event, EventKind
-from .interfaces import Cluster, StateMachine, Transition, TransitionState, transition_id
+from .interfaces import Cluster, ReadState, StateMachine, Transition, TransitionState, transition_id
 from .log import Log
 from .messages import (
-    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    LogEntry, Message, ReplicaID, Snapshot, VoteRequest, VoteResponse, check_message,
+    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, LogEntry, Message,
+    PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse, ReplicaID, Snapshot, TimeoutNow,
+    VoteRequest, VoteResponse, check_message,
 )
-from .replica import ApplyError, Flow, Progress, Replica, ReplicaStats, ReplicaStopped, Role
+from .replica import ApplyError, Flow, Progress, Read, Replica, ReplicaStats, ReplicaStopped, Role
 from .storage import MemoryStorage, SqliteStorage, Storage
 
 __all__ = [
     "AppendEntryRequest", "AppendEntryResponse", "ApplyError", "Cluster", "Event", "EventKind", "Flow",
     "InstallSnapshotRequest", "InstallSnapshotResponse", "Log", "LogEntry", "MemoryStorage",
-    "Message", "Progress", "Replica", "ReplicaID", "ReplicaStats", "ReplicaStopped", "Role", "Snapshot",
-    "SqliteStorage",
-    "StateMachine", "Storage", "Transition", "TransitionState", "VoteRequest", "VoteResponse",
+    "Message", "PreVoteRequest", "PreVoteResponse", "Progress", "Read", "ReadIndexRequest", "ReadIndexResponse",
+    "ReadState", "Replica", "ReplicaID", "ReplicaStats", "ReplicaStopped", "Role", "Snapshot", "SqliteStorage",
+    "StateMachine", "Storage", "TimeoutNow", "Transition", "TransitionState", "VoteRequest", "VoteResponse",
     "check_message", "transition_id",
 ]

@@ -27,9 +27,16 @@ class EventKind:
     SNAPSHOT_INSTALLED: Final = "snapshot_installed"  # IS-LOAD
     MESSAGE_DROPPED: Final = "message_dropped"  # INPUT
     FLOW_CHANGED: Final = "flow_changed"  # FC-PIPELINE, FC-SNAPSHOT: how a leader sends to a follower
+    PRE_VOTE_STARTED: Final = "pre_vote_started"  # PV-ASK
+    VOTE_IGNORED: Final = "vote_ignored"  # CQ-STICKY: a VoteRequest ignored while a leader is heard from
+    TRANSFER_STARTED: Final = "transfer_started"  # LT-STOP
+    TIMEOUT_NOW_SENT: Final = "timeout_now_sent"  # LT-TIMEOUTNOW
+    TRANSFER_ABORTED: Final = "transfer_aborted"  # LT-ABORT
+    READ_READY: Final = "read_ready"  # RI-SERVE
+    READ_ABANDONED: Final = "read_abandoned"  # RI-SERVE: no leader confirmed it
 
     ROLE_CHANGES: Final = (BECAME_CANDIDATE, BECAME_LEADER, BECAME_FOLLOWER)
-    VOTES: Final = (VOTE_GRANTED, VOTE_REFUSED)
+    VOTES: Final = (VOTE_GRANTED, VOTE_REFUSED)  # (pre-votes too: rule PV-GRANT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,13 @@ class TransitionState(Enum):
         return self is not TransitionState.QUEUED and self is not TransitionState.COMMITTED
 
 
+class ReadState(Enum):
+    """What became of a linearizable read asked of `Replica.read` (thesis §6.4)."""
+
+    READY = "ready"  # serve it now, from the state machine's current state: that is linearizable
+    ABANDONED = "abandoned: not leader"  # no leader could confirm it: ask again (the leader, later)
+
+
 @runtime_checkable
 class Transition(Protocol):
     """A change to the state machine. Little Raft's `StateMachineTransition`."""
@@ -73,6 +80,10 @@ class StateMachine(Protocol[T, D]):
 
     def set_snapshot(self, snapshot: Snapshot[D]) -> None:
         """Replace the whole state by `snapshot` (sent by the leader, or loaded at start-up)."""
+
+    # Optional, for linearizable reads without log writes (`Replica.read`):
+    # def register_read_state(self, read_id: Hashable, state: ReadState) -> None:
+    #     """Told once per read: READY (answer it from the current state now) or ABANDONED."""
 
 
 class Cluster(Protocol[T_co, D_co]):

@@ -1,4 +1,5 @@
-"""The values replicas exchange: log entries, snapshots and the six messages of Little Raft.
+"""The values replicas exchange: log entries, snapshots, the six messages of Little Raft and raftlab's
+five of the thesis (pre-votes, TimeoutNow, read indexes).
 
 All are frozen, slotted dataclasses. Field names are Little Raft's (`message.rs`); where raftlab gives
 a field a stricter meaning than Little Raft does, the class docstring says so.
@@ -44,6 +45,7 @@ class AppendEntryRequest(Generic[T]):
     prev_log_term: int  # term of that entry
     entries: tuple[LogEntry[T], ...]  # entries to store (empty for a heartbeat)
     commit_index: int  # the leader's commit index
+    round: int = 0  # raftlab: the leader's latest heartbeat round when it sent this (RI-CONFIRM, CQ-STEPDOWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,7 @@ class AppendEntryResponse:
     last_index: int  # see the class docstring
     mismatch_index: int | None  # on failure, the next index the leader should try
     prev_log_index: int | None = None  # raftlab: the prev_log_index of the request answered (FC-STALE)
+    round: int = 0  # raftlab: the `round` of the request answered (RI-CONFIRM, CQ-STEPDOWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,7 @@ class VoteRequest:
     term: int  # the candidate's term
     last_log_index: int  # index of the candidate's last log entry
     last_log_term: int  # term of the candidate's last log entry
+    transfer: bool = False  # raftlab: a leadership transfer's election (LT-TIMEOUTNOW), exempt from CQ-STICKY
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,55 @@ class VoteResponse:
     from_id: ReplicaID  # the voter
     term: int  # the voter's current term
     vote_granted: bool  # whether the voter granted its vote
+
+
+@dataclass(frozen=True, slots=True)
+class PreVoteRequest:
+    """Would-be candidate → all: would you vote for me in `term` (its term + 1)? Changes nothing (PV-ASK)."""
+
+    from_id: ReplicaID  # the would-be candidate
+    term: int  # the term it would stand in: its own term + 1
+    last_log_index: int  # index of its last log entry
+    last_log_term: int  # term of its last log entry
+
+
+@dataclass(frozen=True, slots=True)
+class PreVoteResponse:
+    """The answer to a `PreVoteRequest` (PV-GRANT): a grant carries the request's term, a refusal the
+    voter's own (so that a would-be candidate behind in terms catches up: etcd-io/etcd#8243, #8501)."""
+
+    from_id: ReplicaID  # the voter
+    term: int  # the request's term if granted, else the voter's current term
+    vote_granted: bool  # whether it would vote
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutNow:
+    """Leader → the target of a leadership transfer, once it holds the whole log: start an election
+    now (LT-TIMEOUTNOW, thesis §3.10)."""
+
+    from_id: ReplicaID  # the leader
+    term: int  # the leader's term
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndexRequest:
+    """Follower → leader: give me a read index for a linearizable read (RI-SERVE, thesis §6.4)."""
+
+    from_id: ReplicaID  # the follower
+    term: int  # the follower's term
+    seq: int  # the follower's number for this read
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndexResponse:
+    """Leader → follower: the read `seq` is safe once the follower has applied up to `read_index`."""
+
+    from_id: ReplicaID  # the leader
+    term: int  # the leader's term
+    seq: int  # the follower's number for the read
+    success: bool  # False: not the leader (the follower abandons the read)
+    read_index: int  # the leader's commit index, confirmed (0 on failure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +165,11 @@ class InstallSnapshotResponse:
 
 
 Message = (AppendEntryRequest | AppendEntryResponse | VoteRequest | VoteResponse
-           | InstallSnapshotRequest | InstallSnapshotResponse)
+           | InstallSnapshotRequest | InstallSnapshotResponse | PreVoteRequest | PreVoteResponse | TimeoutNow
+           | ReadIndexRequest | ReadIndexResponse)
 MESSAGE_TYPES = (AppendEntryRequest, AppendEntryResponse, VoteRequest, VoteResponse,
-                 InstallSnapshotRequest, InstallSnapshotResponse)
+                 InstallSnapshotRequest, InstallSnapshotResponse, PreVoteRequest, PreVoteResponse, TimeoutNow,
+                 ReadIndexRequest, ReadIndexResponse)
 
 def _shared(value: Any, memo: dict) -> Any:
     return value
@@ -123,7 +178,7 @@ def _shared(value: Any, memo: dict) -> Any:
 for _cls in (LogEntry, Snapshot, *MESSAGE_TYPES):  # immutable values: a deep copy (a checkpoint) shares them
     _cls.__deepcopy__ = _shared  # type: ignore[union-attr]  # mypy cannot see through the tuple of classes
 
-_BOOL_FIELDS = frozenset({"success", "vote_granted", "done"})
+_BOOL_FIELDS = frozenset({"success", "vote_granted", "done", "transfer"})
 _SPECIAL = {"mismatch_index": 2, "entries": 3, "data": 4}  # other fields: 0 = natural int, 1 = bool
 _OPTIONAL = {(AppendEntryResponse, "prev_log_index")}  # 2 = None or a natural int
 

@@ -13,18 +13,19 @@ import math
 import queue
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
 from typing import Any, Generic, TypeVar, cast
 
 from .events import Event, EventKind
-from .interfaces import Cluster, StateMachine, TransitionState, transition_id
+from .interfaces import Cluster, ReadState, StateMachine, TransitionState, transition_id
 from .log import Log
 from .messages import (
-    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    LogEntry, Message, ReplicaID, Snapshot, VoteRequest, VoteResponse, check_message,
+    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, LogEntry, Message,
+    PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse, ReplicaID, Snapshot, TimeoutNow,
+    VoteRequest, VoteResponse, check_message,
 )
 from .storage import MemoryStorage, Storage
 
@@ -59,6 +60,17 @@ class Progress:
     oldest: int | None = None  # REPLICATE: the oldest request in flight at the last heartbeat
     active: bool = False  # it answered since the last heartbeat (etcd's RecentActive)
     resend_at: float = math.inf  # SNAPSHOT: when to send the snapshot again if it is not answered
+    round: int = 0  # the latest heartbeat round it acknowledged (RI-CONFIRM, CQ-STEPDOWN, RI-LEASE)
+
+
+@dataclass(slots=True)
+class Read:
+    """A linearizable read waiting on this replica (thesis §6.4)."""
+
+    id: Hashable  # the caller's id (a leader serving a follower: that follower's `seq`)
+    origin: ReplicaID  # who answers it: this replica, or the follower that asked
+    round: int  # leader: the heartbeat round that confirms it (0: a lease did); follower: its `seq`
+    index: int | None = None  # the read index, once confirmed (RI-CONFIRM)
 
 
 @dataclass(slots=True)
@@ -124,6 +136,13 @@ class Replica(Generic[T, D]):
         election_timeout_range: ``(low, high)`` seconds; each election timer is drawn uniformly from
             it. ``low`` must exceed the heartbeat; Little Raft advises 2-3x the heartbeat.
         snapshot_delta: compact the log every this many applied entries (0: never).
+        pre_vote: ask for pre-votes before an election (PV-*, thesis §9.6), so that a server that was
+            cut off cannot depose a healthy leader when it comes back.
+        check_quorum: a leader that hears from no majority for an election timeout steps down, and a
+            server that hears from a leader ignores VoteRequests of higher terms (CQ-*, §6.2, §4.2.3).
+        read_lease: serve reads in a leader's lease without a heartbeat round (RI-LEASE, §6.4.1); needs
+            check_quorum and clocks whose rates differ by at most `drift_bound`.
+        drift_bound: the most one clock's rate may exceed another's (RI-LEASE), >= 1.
         max_inflight: the most AppendEntries with entries a leader keeps in flight to a follower that
             matches (FC-PIPELINE). 1 (the default) waits for each answer and then sends all that
             accumulated meanwhile: right on a network that reorders (the simulator's); a transport
@@ -149,7 +168,9 @@ class Replica(Generic[T, D]):
                  state_machine: StateMachine[T, D], noop_transition: T,
                  heartbeat_timeout: float | timedelta,
                  election_timeout_range: tuple[float | timedelta, float | timedelta],
-                 snapshot_delta: int = 0, *, max_inflight: int = 1, storage: Storage | None = None,
+                 snapshot_delta: int = 0, *, max_inflight: int = 1, pre_vote: bool = False,
+                 check_quorum: bool = False, read_lease: bool = False, drift_bound: float = 1.1,
+                 storage: Storage | None = None,
                  rng: random.Random | None = None, clock: Callable[[], float] | None = None,
                  observer: Callable[[Event], None] | None = None) -> None:
         peers = tuple(peer_ids)
@@ -176,6 +197,13 @@ class Replica(Generic[T, D]):
             raise ValueError(f"snapshot_delta must be an int >= 0 (0: never compact), not {snapshot_delta!r}")
         if type(max_inflight) is not int or max_inflight < 1:
             raise ValueError(f"max_inflight must be an int >= 1, not {max_inflight!r}")
+        for name, flag in (("pre_vote", pre_vote), ("check_quorum", check_quorum), ("read_lease", read_lease)):
+            if type(flag) is not bool:
+                raise ValueError(f"{name} must be True or False, not {flag!r}")
+        if read_lease and not check_quorum:
+            raise ValueError("read_lease needs check_quorum=True: without it a lease proves nothing (RI-LEASE)")
+        if not isinstance(drift_bound, (int, float)) or not 1 <= drift_bound < math.inf:
+            raise ValueError(f"drift_bound must be a number >= 1, not {drift_bound!r}")
 
         self.id = id  # this replica
         self.peer_ids = peers  # the other replicas
@@ -186,6 +214,8 @@ class Replica(Generic[T, D]):
         self.election_timeout_range = (low, high)  # seconds, drawn uniformly
         self.snapshot_delta = snapshot_delta  # entries applied between snapshots (0: never)
         self.max_inflight = max_inflight  # leader: AppendEntries in flight to a matching follower
+        self.pre_vote, self.check_quorum = pre_vote, check_quorum  # the thesis's options (PV-*, CQ-*)
+        self.read_lease, self.drift_bound = read_lease, float(drift_bound)  # RI-LEASE
         self.storage = storage if storage is not None else MemoryStorage()  # persistent state
         self.stats = ReplicaStats()  # counters
         self.role = Role.FOLLOWER  # follower, candidate or leader
@@ -196,6 +226,16 @@ class Replica(Generic[T, D]):
         self.match_index: dict[ReplicaID, int] = {}  # leader: highest index known replicated on each peer
         self.progress: dict[ReplicaID, Progress] = {}  # leader: how it sends to each peer (flow control)
         self.votes: set[ReplicaID] = set()  # candidate: who voted for it in this term
+        self.pre_votes: set[ReplicaID] | None = None  # during a pre-vote: who would vote for it (PV-WIN)
+        self.leader_heard_at = -math.inf  # when the leader of this term was last heard from (CQ-STICKY)
+        self.transfer_to: ReplicaID | None = None  # leader: the target of a leadership transfer (LT-*)
+        self.transfer_deadline = math.inf  # leader: when that transfer is aborted (LT-ABORT)
+        self.lease_broken = False  # leader: a transfer was tried in this term, so no lease (RI-LEASE)
+        self.transfer_election = False  # the election about to start answers a TimeoutNow (LT-TIMEOUTNOW)
+        self.round = 0  # leader: heartbeat rounds started (RI-CONFIRM); never decreases
+        self.round_sent: dict[int, float] = {}  # leader with check_quorum: when recent rounds started
+        self.reads: list[Read] = []  # linearizable reads waiting (RI-*)
+        self.read_seq = 0  # follower: the number of its last ReadIndexRequest
         self.rng = rng if rng is not None else random.Random()  # draws the election timers
         self._clock = clock
         self._time = 0.0  # last time given to tick (used when there is no clock)
@@ -208,7 +248,9 @@ class Replica(Generic[T, D]):
             AppendEntryRequest: self.handle_append_request, AppendEntryResponse: self.handle_append_response,
             VoteRequest: self.handle_vote_request, VoteResponse: self.handle_vote_response,
             InstallSnapshotRequest: self.handle_snapshot_request,
-            InstallSnapshotResponse: self.handle_snapshot_response,
+            InstallSnapshotResponse: self.handle_snapshot_response, PreVoteRequest: self.handle_pre_vote_request,
+            PreVoteResponse: self.handle_pre_vote_response, TimeoutNow: self.handle_timeout_now,
+            ReadIndexRequest: self.handle_read_request, ReadIndexResponse: self.handle_read_response,
         }
         self.recover()
         self.reset_election_timer()
@@ -259,10 +301,14 @@ class Replica(Generic[T, D]):
         if self.role is Role.LEADER:
             if self._time >= self.heartbeat_deadline:  # L-HEARTBEAT (§5.2)
                 self.heartbeat_deadline = self._time + self.heartbeat_timeout
+                if self.check_quorum and self.lost_quorum():
+                    return
+                if self._time >= self.transfer_deadline:
+                    self.abort_transfer()
                 for peer in self.peer_ids:
                     self.send_heartbeat(peer)
-        elif self._time >= self.election_deadline:  # F-TIMEOUT and C-RETRY (§5.2)
-            self.start_election()
+        elif self._time >= self.election_deadline:  # F-TIMEOUT and C-RETRY (§5.2), PV-ASK
+            self.start_pre_vote() if self.pre_vote else self.start_election()
 
     @_input
     def process_messages(self) -> None:
@@ -276,7 +322,7 @@ class Replica(Generic[T, D]):
         transitions = list(self.state_machine.get_pending_transitions())
         if not transitions:
             return
-        if self.role is not Role.LEADER:
+        if self.role is not Role.LEADER or self.transfer_to is not None:  # LT-STOP (§3.10)
             for t in transitions:
                 self.report(t, TransitionState.ABANDONED_NOT_LEADER)
             return
@@ -298,7 +344,10 @@ class Replica(Generic[T, D]):
         if reason is not None:
             self.drop(reason)
             return
-        if message.term > self.current_term:  # ALL-TERM (§5.1)
+        if isinstance(message, VoteRequest) and message.term > self.current_term and self.vote_is_disruptive(message):
+            return
+        if message.term > self.current_term and not (  # ALL-TERM (§5.1); PV-GRANT: pre-votes are exempt
+                isinstance(message, PreVoteRequest) or (isinstance(message, PreVoteResponse) and message.vote_granted)):
             self.become_follower(message.term, f"saw term {message.term} from {message.from_id}")
         self._handlers[type(message)](message)
 
@@ -307,7 +356,45 @@ class Replica(Generic[T, D]):
         """Start an election now, as if the election timer had fired (a leader does nothing). For
         tools and teaching: a simulator's "time out this node" button."""
         if self.role is not Role.LEADER:
-            self.start_election()
+            self.start_pre_vote() if self.pre_vote else self.start_election()
+
+    def transfer_leadership(self, to: ReplicaID) -> None:
+        """Hand the leadership to peer `to` (thesis §3.10): take no new transitions (LT-STOP), bring
+        `to` up to date (LT-CATCHUP), then tell it to start an election at once (LT-TIMEOUTNOW). If it
+        has not won within an election timeout, the transfer is aborted (LT-ABORT). Raises ValueError
+        if this replica is not the leader or `to` is not a peer."""
+        if to not in self.peer_ids:
+            raise ValueError(f"to must be a peer of replica {self.id} (one of {sorted(self.peer_ids)}), not {to!r}")
+        if self.role is not Role.LEADER:
+            raise ValueError(f"replica {self.id} is not the leader (the leader it knows: {self.leader_id}): "
+                             f"ask the leader to transfer")
+        self._transfer(to)
+
+    @_input
+    def _transfer(self, to: ReplicaID) -> None:
+        # LT-STOP (§3.10): no new transitions until the transfer ends; no more lease reads in this term.
+        self.transfer_to, self.transfer_deadline = to, self.now() + self.election_timeout_range[1]
+        self.lease_broken = True
+        self.emit(EventKind.TRANSFER_STARTED, "LT-STOP", to=to)
+        self.send_append(to)  # LT-CATCHUP (§3.10): ordinary replication
+        self.send_timeout_now()
+
+    @_input
+    def read(self, read_id: Hashable) -> None:
+        """Ask for a linearizable read without a log write (ReadIndex, thesis §6.4). Once it is safe,
+        the state machine's `register_read_state(read_id, ReadState.READY)` is called: answer it from
+        the state machine's current state then. ``ReadState.ABANDONED``: no leader confirmed it; ask
+        again. A follower asks its leader for the read index; a read whose message is lost is never
+        answered, so callers keep a timeout, as for transitions."""
+        if self.role is Role.LEADER:
+            self.reads.append(Read(read_id, self.id, self.confirm_round()))
+        elif self.leader_id is not None:  # RI-SERVE (§6.4): a follower asks its leader for a read index
+            self.read_seq += 1
+            self.reads.append(Read(read_id, self.id, self.read_seq))
+            self.send(self.leader_id, ReadIndexRequest(self.id, self.current_term, self.read_seq))
+        else:
+            self.report_read(read_id, ReadState.ABANDONED)
+        self.serve_reads()
 
     def start(self, recv_msg: queue.Queue, recv_transition: queue.Queue, poll: float = 0.005) -> None:
         """Little Raft's blocking loop in real time: returns once `cluster.halt()` is true.
@@ -327,6 +414,56 @@ class Replica(Generic[T, D]):
                 self.process_transitions()
 
     # ----- handlers for each message -----------------------------------------------------------
+    def heard_from_leader(self) -> bool:
+        """Whether a current leader was heard from within the minimum election timeout (a leader has)."""
+        return self.role is Role.LEADER or (
+            self.leader_id is not None and self.now() - self.leader_heard_at < self.election_timeout_range[0])
+
+    def vote_is_disruptive(self, m: VoteRequest) -> bool:
+        # CQ-STICKY (§4.2.3, §6.2): with check_quorum, a VoteRequest of a higher term is ignored while a
+        # leader is heard from (term and vote stay), unless a leadership transfer asked for it.
+        if not self.check_quorum or m.transfer or not self.heard_from_leader():
+            return False
+        self.emit(EventKind.VOTE_IGNORED, "CQ-STICKY", candidate=m.from_id,
+                  why=f"a current leader ({self.leader_id}) was heard from within the minimum election timeout")
+        return True
+
+    def start_pre_vote(self) -> None:
+        # PV-ASK (§9.6): ask for pre-votes for term + 1, changing and persisting nothing (but the timer).
+        self.pre_votes = {self.id}
+        self.reset_election_timer()
+        self.emit(EventKind.PRE_VOTE_STARTED, "PV-ASK", term=self.current_term + 1)
+        if self.has_majority(1):
+            self.start_election()
+            return
+        request = PreVoteRequest(self.id, self.current_term + 1, self.log.last_index, self.log.last_term)
+        for peer in self.peer_ids:
+            self.send(peer, request)
+
+    def grant_pre_vote(self, m: PreVoteRequest) -> bool:
+        # PV-GRANT (§9.6): for a later term, a log at least as up to date, and no leader heard from
+        # within the minimum election timeout. Nothing changes here: no term, no vote, no timer.
+        return (m.term > self.current_term and not self.heard_from_leader()
+                and self.log.is_up_to_date(m.last_log_index, m.last_log_term))
+
+    def handle_pre_vote_request(self, m: PreVoteRequest) -> None:
+        granted = self.grant_pre_vote(m)  # a refusal carries my term, a grant the request's (etcd#8243, #8501)
+        why = ("its log is at least as up to date as mine and I hear from no leader" if granted
+               else f"my term {self.current_term} is not behind its {m.term}" if m.term <= self.current_term
+               else f"I heard from leader {self.leader_id} recently" if self.heard_from_leader()
+               else "its log is behind mine")
+        self.emit(EventKind.VOTE_GRANTED if granted else EventKind.VOTE_REFUSED, "PV-GRANT", candidate=m.from_id,
+                  why=why, pre_vote=True)
+        self.send(m.from_id, PreVoteResponse(self.id, m.term if granted else self.current_term, granted))
+
+    def handle_pre_vote_response(self, m: PreVoteResponse) -> None:
+        # PV-WIN (§9.6): pre-votes from a majority for my term + 1 start a real election (C-START).
+        if self.pre_votes is None or not m.vote_granted or m.term != self.current_term + 1:
+            return  # not asking, a refusal (a higher term in it made me follow it: ALL-TERM), or stale
+        self.pre_votes.add(m.from_id)
+        if self.has_majority(len(self.pre_votes)):
+            self.start_election()
+
     def handle_vote_request(self, m: VoteRequest) -> None:
         if m.term < self.current_term:  # RV-STALE (§5.1)
             granted, rule, why = False, "RV-STALE", f"its term {m.term} is behind mine"
@@ -360,7 +497,7 @@ class Replica(Generic[T, D]):
     def handle_append_request(self, m: AppendEntryRequest) -> None:
         if m.term < self.current_term:  # AE-STALE (§5.1)
             self.send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, self.log.last_index, None,
-                                                     m.prev_log_index))
+                                                     m.prev_log_index, m.round))
             return
         if not self.accept_leader(m.from_id, "AE"):
             return
@@ -375,7 +512,7 @@ class Replica(Generic[T, D]):
             hint = log.last_index + 1 if prev > log.last_index else log.first_index_of_term(prev)
             self.emit(EventKind.APPEND_REFUSED, "AE-CHECK", leader=m.from_id, prev_log_index=prev, hint=hint)
             self.send(m.from_id, AppendEntryResponse(self.id, self.current_term, False, log.last_index, hint,
-                                                     m.prev_log_index))
+                                                     m.prev_log_index, m.round))
             return
         if any(x.index <= self.commit_index and log.term_at(x.index) != x.term for x in entries):
             self.drop("conflicts with a committed entry")
@@ -385,7 +522,8 @@ class Replica(Generic[T, D]):
             self.append_entries(new, "AE-APPEND")
         last_new = m.prev_log_index + len(m.entries)
         self.commit_from_leader(m.commit_index, last_new)
-        self.send(m.from_id, AppendEntryResponse(self.id, self.current_term, True, last_new, None, m.prev_log_index))
+        self.send(m.from_id, AppendEntryResponse(self.id, self.current_term, True, last_new, None, m.prev_log_index,
+                                                 m.round))
 
     def log_matches(self, prev_index: int, prev_term: int) -> bool:
         # AE-CHECK (§5.3): the log holds an entry at prev_index, of term prev_term.
@@ -413,13 +551,16 @@ class Replica(Generic[T, D]):
         if m.last_index > self.log.last_index and m.success:
             self.drop(f"acknowledges an index beyond my log: {m.last_index}")
             return
-        self.progress[m.from_id].active = True
+        pr = self.progress[m.from_id]
+        pr.active, pr.round = True, max(pr.round, m.round)
         if m.success:
             self.replicate_to(m.from_id, m.last_index)
             self.record_match(m.from_id, m.last_index)
         else:
             self.back_off(m.from_id, m)
         self.send_append(m.from_id)
+        self.send_timeout_now()
+        self.serve_reads()
 
     def record_match(self, peer: ReplicaID, index: int) -> None:
         # L-REPLICATE (§5.3, §7): match what the request proved, never less than before; then commit.
@@ -482,6 +623,7 @@ class Replica(Generic[T, D]):
                 self.report(entry.transition, TransitionState.UNKNOWN)
         self.commit_index = max(self.commit_index, snapshot.last_included_index)
         self.last_applied = snapshot.last_included_index
+        self.serve_reads()
 
     def handle_snapshot_response(self, m: InstallSnapshotResponse) -> None:
         if m.term < self.current_term or self.role is not Role.LEADER:
@@ -496,6 +638,87 @@ class Replica(Generic[T, D]):
             self.record_match(peer, m.last_included_index)
             self.send_append(peer)
 
+    def handle_timeout_now(self, m: TimeoutNow) -> None:
+        # LT-TIMEOUTNOW (§3.10): the leader of my term asks me to stand now: no pre-vote, and the
+        # VoteRequests say so (exempt from CQ-STICKY).
+        if m.term == self.current_term and self.accept_leader(m.from_id, "TimeoutNow"):
+            self.transfer_election = True
+            self.start_election()
+
+    def handle_read_request(self, m: ReadIndexRequest) -> None:
+        if self.role is Role.LEADER and m.term == self.current_term:  # RI-SERVE (§6.4): for a follower
+            self.reads.append(Read(m.seq, m.from_id, self.confirm_round()))
+            self.serve_reads()
+        else:
+            self.send(m.from_id, ReadIndexResponse(self.id, self.current_term, m.seq, False, 0))
+
+    def handle_read_response(self, m: ReadIndexResponse) -> None:
+        for r in self.reads:
+            if r.origin == self.id and r.round == m.seq and r.index is None and m.term == self.current_term:
+                r.index = m.read_index if m.success else None
+                if not m.success:
+                    self.reads.remove(r)
+                    self.report_read(r.id, ReadState.ABANDONED)
+                break
+        self.serve_reads()
+
+    # ----- the thesis's leadership mechanisms (§3.10, §6.4) ------------------------------------
+    def send_timeout_now(self) -> None:
+        # LT-TIMEOUTNOW (§3.10): once the transfer's target holds my whole log, tell it to stand now.
+        to = self.transfer_to
+        if to is not None and self.match_index[to] == self.log.last_index:
+            self.send(to, TimeoutNow(self.id, self.current_term))
+            self.emit(EventKind.TIMEOUT_NOW_SENT, "LT-TIMEOUTNOW", to=to)
+
+    def abort_transfer(self) -> None:
+        # LT-ABORT (§3.10): the target has not won within an election timeout: take transitions again.
+        self.emit(EventKind.TRANSFER_ABORTED, "LT-ABORT", to=self.transfer_to)
+        self.transfer_to, self.transfer_deadline = None, math.inf
+
+    def confirm_round(self) -> int:
+        # RI-CONFIRM (§6.4): a read is confirmed by a heartbeat round started after it arrived and
+        # acknowledged by a majority; RI-LEASE (§6.4.1): within a lease, no round is needed (round 0).
+        if self.lease_valid():
+            return 0
+        self.start_round()
+        for peer, pr in self.progress.items():
+            if pr.flow is not Flow.SNAPSHOT:  # an empty AppendEntries that changes nothing
+                self.send(peer, self.append_request(max(self.match_index[peer], self.log.base_index), ()))
+        return self.round
+
+    def lease_valid(self) -> bool:
+        # RI-LEASE (§6.4.1): a majority acknowledged a round started less than the minimum election
+        # timeout / drift_bound ago, so none of them votes for another before now (CQ-STICKY).
+        started = self.round_sent.get(self.quorum_round())
+        return (self.read_lease and not self.lease_broken and started is not None
+                and self.now() - started < self.election_timeout_range[0] / self.drift_bound)
+
+    def serve_reads(self) -> None:
+        # RI-CURRENT, RI-SERVE (§6.4): a leader gives a read the commit index once it has committed an
+        # entry of its term and the read's round is confirmed; the read is answered once applied that far.
+        leader = self.role is Role.LEADER
+        current = leader and self.log.term_at(self.commit_index) == self.current_term
+        waiting = []
+        for r in self.reads:
+            if current and r.index is None and self.has_majority(
+                    1 + sum(p.round >= r.round for p in self.progress.values())):
+                r.index = self.commit_index
+            if r.index is not None and r.origin != self.id:
+                self.send(r.origin, ReadIndexResponse(self.id, self.current_term, cast(int, r.id), True, r.index))
+            elif r.index is not None and self.last_applied >= r.index:
+                self.report_read(r.id, ReadState.READY)
+            else:
+                waiting.append(r)
+        self.reads = waiting
+
+    def report_read(self, read_id: Hashable, state: ReadState) -> None:
+        """Tell the state machine what became of a read (its optional `register_read_state`)."""
+        self.emit(EventKind.READ_READY if state is ReadState.READY else EventKind.READ_ABANDONED, "RI-SERVE",
+                  read=repr(read_id))
+        hook = getattr(self.state_machine, "register_read_state", None)
+        if hook is not None:
+            hook(read_id, state)
+
     # ----- roles -------------------------------------------------------------------------------
     def start_election(self) -> None:
         # C-START (§5.2): new term, vote for myself (persisted), fresh timer, ask every peer.
@@ -504,11 +727,14 @@ class Replica(Generic[T, D]):
         self.set_leader(None)
         self.votes = {self.id}
         self.reset_election_timer()
-        self.emit(EventKind.BECAME_CANDIDATE, "C-START")
+        transfer, self.transfer_election = self.transfer_election, False
+        self.emit(EventKind.BECAME_CANDIDATE, "LT-TIMEOUTNOW" if transfer else "C-START",
+                  **({} if self.pre_votes is None else {"pre_votes": sorted(self.pre_votes)}))
+        self.pre_votes = None
         if self.has_majority(1):  # C-WIN (§5.2): a single-node cluster wins at once
             self.become_leader()
             return
-        request = VoteRequest(self.id, self.current_term, self.log.last_index, self.log.last_term)
+        request = VoteRequest(self.id, self.current_term, self.log.last_index, self.log.last_term, transfer)
         for peer in self.peer_ids:
             self.send(peer, request)
 
@@ -518,6 +744,9 @@ class Replica(Generic[T, D]):
         self.next_index = {p: self.log.last_index + 1 for p in self.peer_ids}
         self.match_index = {p: 0 for p in self.peer_ids}
         self.progress = {p: Progress() for p in self.peer_ids}  # FC-PROBE (§5.3): every match is unknown
+        self.pre_votes, self.lease_broken, self.round_sent = None, False, {}
+        if self.check_quorum:
+            self.start_round()
         self.emit(EventKind.BECAME_LEADER, "C-WIN", votes=sorted(self.votes))
         # L-NOOP (§8): an entry of the new term, so earlier entries can commit.
         self.append_entries([LogEntry(self.noop_transition, self.log.last_index + 1, self.current_term)], "L-NOOP")
@@ -527,15 +756,42 @@ class Replica(Generic[T, D]):
 
     def become_follower(self, term: int, why: str) -> None:
         # ALL-TERM (§5.1): a higher term makes anyone a follower with no vote (persisted first).
-        was = self.role
-        was_leader = was is Role.LEADER
         self.persist_term_and_vote(term, None)
-        self.role = Role.FOLLOWER
+        self.step_down("ALL-TERM", why)
+
+    def step_down(self, rule: str, why: str) -> None:
+        """Become a follower in the current term (its vote kept), because of `rule`."""
+        was = self.role
+        self.role, self.pre_votes, self.transfer_to, self.transfer_deadline = Role.FOLLOWER, None, None, math.inf
         self.set_leader(None)
-        if was_leader:
+        if was is Role.LEADER:
             self.heartbeat_deadline = math.inf
             self.reset_election_timer()
-        self.emit(EventKind.BECAME_FOLLOWER, "ALL-TERM", why=why, was=was.value)
+        self.emit(EventKind.BECAME_FOLLOWER, rule, why=why, was=was.value)
+
+    def lost_quorum(self) -> bool:
+        # CQ-STEPDOWN (§6.2): a leader that heard from no majority (itself included) within the minimum
+        # election timeout steps down; older rounds are forgotten. Each heartbeat starts a round.
+        heard = self.round_sent.get(self.quorum_round(), min(self.round_sent.values()))
+        self.start_round()
+        for old in [r for r in self.round_sent if self.round_sent[r] < heard]:
+            del self.round_sent[old]
+        if self.now() - heard < self.election_timeout_range[0]:
+            return False
+        self.step_down("CQ-STEPDOWN", f"no majority answered within {self.election_timeout_range[0]} s")
+        return True
+
+    def quorum_round(self) -> int:
+        """The latest heartbeat round a majority (this leader included) has acknowledged."""
+        held = sorted([self.round, *(p.round for p in self.progress.values())], reverse=True)
+        return held[len(held) // 2]
+
+    def start_round(self) -> None:
+        """Start a heartbeat round: the AppendEntries sent from now on carry its number (RI-CONFIRM).
+        Rounds start at each heartbeat with check_quorum, and for each read that needs one."""
+        self.round += 1
+        if self.check_quorum:
+            self.round_sent[self.round] = self.now()
 
     def accept_leader(self, leader: ReplicaID, kind: str) -> bool:
         """A request from the leader of my current term: follow it and reset the election timer."""
@@ -547,6 +803,7 @@ class Replica(Generic[T, D]):
             self.emit(EventKind.BECAME_FOLLOWER, "C-YIELD", why=f"{leader} is leader of term {self.current_term}",
                       was="candidate")
         self.set_leader(leader)
+        self.pre_votes, self.leader_heard_at = None, self.now()
         self.reset_election_timer()  # F-TIMEOUT (§5.2): only the current leader (or a granted vote) resets it
         return True
 
@@ -621,7 +878,8 @@ class Replica(Generic[T, D]):
     def append_request(self, prev_index: int, entries: tuple[LogEntry, ...]) -> AppendEntryRequest:
         """An AppendEntries of mine: `entries` after `prev_index` (a held or the snapshot's index)."""
         prev_term = cast(int, self.log.term_at(prev_index))
-        return AppendEntryRequest(self.id, self.current_term, prev_index, prev_term, entries, self.commit_index)
+        return AppendEntryRequest(self.id, self.current_term, prev_index, prev_term, entries, self.commit_index,
+                                  self.round)
 
     def advance_commit(self) -> None:
         # L-COMMIT (§5.3, §5.4.2): the highest index a majority holds, only if its entry is of the current term.
@@ -654,6 +912,8 @@ class Replica(Generic[T, D]):
             self.report(entry.transition, TransitionState.APPLIED)
             self.emit(EventKind.APPLIED, "ALL-APPLY", index=index)
         self.take_snapshot()
+        if self.reads:
+            self.serve_reads()
 
     def take_snapshot(self) -> None:
         # SNAP-TAKE (§7): compact the applied prefix every snapshot_delta entries.
@@ -706,6 +966,10 @@ class Replica(Generic[T, D]):
         if leader != self.leader_id:
             self.leader_id = leader
             self.cluster.register_leader(leader)
+            for r in [r for r in self.reads if r.index is None]:  # RI-SERVE: unconfirmed reads are lost
+                self.reads.remove(r)
+                if r.origin == self.id:
+                    self.report_read(r.id, ReadState.ABANDONED)
 
     def send(self, to: ReplicaID, message: Message) -> None:
         """Send `message` to replica `to` through the cluster (and count it)."""

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from raftlab.core import (
     AppendEntryRequest, AppendEntryResponse, ApplyError, InstallSnapshotRequest, InstallSnapshotResponse,
-    LogEntry, MemoryStorage, Replica, Role, TransitionState, VoteRequest, VoteResponse, check_message,
+    LogEntry, MemoryStorage, PreVoteRequest, PreVoteResponse, Replica, Role, TimeoutNow, TransitionState,
+    VoteRequest, VoteResponse, check_message,
 )
 from raftlab.core.messages import MESSAGE_TYPES
 from raftlab.grading.fakes import Op, RecordingStateMachine, build, held_entries, leader, log_of
@@ -282,7 +283,8 @@ actions = st.lists(st.one_of(
 @given(actions=actions)
 def test_random_garbage_never_raises_and_only_well_formed_messages_change_term(actions: list) -> None:
     """INPUT / ALL-TERM: whatever arrives, step never raises; an ill-formed or misaddressed message is
-    dropped with no effect at all; a well-formed one moves the term to max(current, its term), never back."""
+    dropped with no effect at all; a well-formed one moves the term to max(current, its term), never back
+    (a pre-vote leaves it, a TimeoutNow of the current leader starts an election)."""
     replica, cluster, sm = build(snapshot_delta=2, storage=MemoryStorage())
     now = 0.0
     for action, arg in actions:
@@ -296,12 +298,17 @@ def test_random_garbage_never_raises_and_only_well_formed_messages_change_term(a
             continue
         message = arg
         before, dropped, sent = observable(replica), replica.stats.dropped, len(cluster.sent)
+        led = replica.role is Role.LEADER and replica.current_term == message.term
         replica.step(message)
         well_formed = check_message(message) is None and message.from_id in (2, 3)
         if not well_formed:
             assert replica.stats.dropped == dropped + 1
             assert len(cluster.sent) == sent
             assert observable(replica) == before
+        elif isinstance(message, PreVoteRequest) or (isinstance(message, PreVoteResponse) and message.vote_granted):
+            assert replica.current_term == before[0]  # PV-GRANT: pre-votes change no term
+        elif isinstance(message, TimeoutNow) and message.term >= before[0] and not led:  # LT-TIMEOUTNOW: stands at once
+            assert replica.current_term == message.term + 1 and replica.role is Role.CANDIDATE
         else:
             assert replica.current_term == max(before[0], message.term)
         assert sum(replica.stats.drop_reasons.values()) == replica.stats.dropped
