@@ -32,8 +32,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..core.messages import (
-    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    LogEntry, Message, ReplicaID, VoteRequest, VoteResponse, check_message,
+    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, LogEntry, Message,
+    PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse, ReplicaID, TimeoutNow, VoteRequest,
+    VoteResponse, check_message,
 )
 from ..machines.kv import KVCommand
 
@@ -103,11 +104,12 @@ def message_to_json(m: Message) -> list:
     """The JSON value (a list) of one message; transitions must be `KVCommand`s."""
     # `type(m) is C` (not isinstance, not a `t = type(m)` local): exact types, as fast, and mypy narrows `m`
     if type(m) is AppendEntryRequest:
-        return ["AEQ", m.from_id, m.term, m.prev_log_index, m.prev_log_term, _entries(m.entries), m.commit_index]
+        return ["AEQ", m.from_id, m.term, m.prev_log_index, m.prev_log_term, _entries(m.entries), m.commit_index,
+                m.round]
     if type(m) is AppendEntryResponse:
-        return ["AER", m.from_id, m.term, m.success, m.last_index, m.mismatch_index, m.prev_log_index]
+        return ["AER", m.from_id, m.term, m.success, m.last_index, m.mismatch_index, m.prev_log_index, m.round]
     if type(m) is VoteRequest:
-        return ["VQ", m.from_id, m.term, m.last_log_index, m.last_log_term]
+        return ["VQ", m.from_id, m.term, m.last_log_index, m.last_log_term, m.transfer]
     if type(m) is VoteResponse:
         return ["VR", m.from_id, m.term, m.vote_granted]
     if type(m) is InstallSnapshotRequest:
@@ -115,6 +117,16 @@ def message_to_json(m: Message) -> list:
                 _kv_data(m.data), m.done]
     if type(m) is InstallSnapshotResponse:
         return ["SR", m.from_id, m.term, m.last_included_index]
+    if type(m) is PreVoteRequest:
+        return ["PVQ", m.from_id, m.term, m.last_log_index, m.last_log_term]
+    if type(m) is PreVoteResponse:
+        return ["PVR", m.from_id, m.term, m.vote_granted]
+    if type(m) is TimeoutNow:
+        return ["TN", m.from_id, m.term]
+    if type(m) is ReadIndexRequest:
+        return ["RIQ", m.from_id, m.term, m.seq]
+    if type(m) is ReadIndexResponse:
+        return ["RIR", m.from_id, m.term, m.seq, m.success, m.read_index]
     raise TypeError(f"not a message: {m!r}")
 
 
@@ -140,7 +152,7 @@ class MessageEncoder:
                                                            separators=(",", ":"))
             parts.append(text)
         return (f'["AEQ",{m.from_id},{m.term},{m.prev_log_index},{m.prev_log_term},[{",".join(parts)}],'
-                f"{m.commit_index}]")
+                f"{m.commit_index},{m.round}]")
 
 
 def encode_messages(messages: Iterable[Message]) -> bytes:
@@ -237,20 +249,21 @@ def message_from_json(value: Any) -> Message:
         raise _bad("a message starts with its type")
     kind, fields = items[0], items[1:]
     if kind == "AEQ":
-        frm, term, pli, plt, entries, commit = _list(fields, "AEQ fields", 6)
+        frm, term, pli, plt, entries, commit, rnd = _list(fields, "AEQ fields", 7)
         log = tuple(LogEntry(command_from_json(e[2]), _nat(e[0], "index"), _nat(e[1], "term"))
                     for e in (_list(x, "entry", 3) for x in _list(entries, "entries")))
         m: Message = AppendEntryRequest(_nat(frm, "from_id"), _nat(term, "term"), _nat(pli, "prev_log_index"),
-                                        _nat(plt, "prev_log_term"), log, _nat(commit, "commit_index"))
+                                        _nat(plt, "prev_log_term"), log, _nat(commit, "commit_index"),
+                                        _nat(rnd, "round"))
     elif kind == "AER":
-        frm, term, ok, last, mismatch, prev = _list(fields, "AER fields", 6)
+        frm, term, ok, last, mismatch, prev, rnd = _list(fields, "AER fields", 7)
         m = AppendEntryResponse(_nat(frm, "from_id"), _nat(term, "term"), _flag(ok, "success"),
                                 _nat(last, "last_index"), None if mismatch is None else _nat(mismatch, "mismatch"),
-                                None if prev is None else _nat(prev, "prev_log_index"))
+                                None if prev is None else _nat(prev, "prev_log_index"), _nat(rnd, "round"))
     elif kind == "VQ":
-        frm, term, lli, llt = _list(fields, "VQ fields", 4)
+        frm, term, lli, llt, transfer = _list(fields, "VQ fields", 5)
         m = VoteRequest(_nat(frm, "from_id"), _nat(term, "term"), _nat(lli, "last_log_index"),
-                        _nat(llt, "last_log_term"))
+                        _nat(llt, "last_log_term"), _flag(transfer, "transfer"))
     elif kind == "VR":
         frm, term, granted = _list(fields, "VR fields", 3)
         m = VoteResponse(_nat(frm, "from_id"), _nat(term, "term"), _flag(granted, "vote_granted"))
@@ -262,6 +275,23 @@ def message_from_json(value: Any) -> Message:
     elif kind == "SR":
         frm, term, lii = _list(fields, "SR fields", 3)
         m = InstallSnapshotResponse(_nat(frm, "from_id"), _nat(term, "term"), _nat(lii, "last_included_index"))
+    elif kind == "PVQ":
+        frm, term, lli, llt = _list(fields, "PVQ fields", 4)
+        m = PreVoteRequest(_nat(frm, "from_id"), _nat(term, "term"), _nat(lli, "last_log_index"),
+                           _nat(llt, "last_log_term"))
+    elif kind == "PVR":
+        frm, term, granted = _list(fields, "PVR fields", 3)
+        m = PreVoteResponse(_nat(frm, "from_id"), _nat(term, "term"), _flag(granted, "vote_granted"))
+    elif kind == "TN":
+        frm, term = _list(fields, "TN fields", 2)
+        m = TimeoutNow(_nat(frm, "from_id"), _nat(term, "term"))
+    elif kind == "RIQ":
+        frm, term, seq = _list(fields, "RIQ fields", 3)
+        m = ReadIndexRequest(_nat(frm, "from_id"), _nat(term, "term"), _nat(seq, "seq"))
+    elif kind == "RIR":
+        frm, term, seq, ok, index = _list(fields, "RIR fields", 5)
+        m = ReadIndexResponse(_nat(frm, "from_id"), _nat(term, "term"), _nat(seq, "seq"), _flag(ok, "success"),
+                              _nat(index, "read_index"))
     else:
         raise _bad(f"unknown message type {kind[:20]!r}")
     reason = check_message(m)

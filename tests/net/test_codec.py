@@ -12,6 +12,9 @@ from raftlab.core import (
     AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, LogEntry,
     VoteRequest, VoteResponse,
 )
+from raftlab.core.messages import (
+    MESSAGE_TYPES, PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse, TimeoutNow,
+)
 from raftlab.machines import KVStore
 from raftlab.net.codec import (
     HEADER, MAX_FRAME, FrameError, InboundSession, MessageEncoder, OutboundSession, decode_messages,
@@ -24,15 +27,34 @@ NONCE = b"n" * 16
 MESSAGES = [
     AppendEntryRequest(2, 3, 4, 2, (LogEntry(KVStore.put(7, 1, "a", "x"), 5, 3),
                                     LogEntry(KVStore.cas(7, 2, "a", None, "y"), 6, 3),
-                                    LogEntry(KVStore.NOOP, 7, 3)), 4),
+                                    LogEntry(KVStore.NOOP, 7, 3)), 4, 12),
     AppendEntryRequest(2, 3, 0, 0, (), 0),
     AppendEntryResponse(2, 3, True, 7, None),
     AppendEntryResponse(2, 3, False, 2, 1),
+    AppendEntryResponse(2, 3, True, 7, None, 4, 12),
     VoteRequest(2, 5, 9, 4),
+    VoteRequest(2, 5, 9, 4, True),
     VoteResponse(2, 5, True),
     InstallSnapshotRequest(2, 6, 10, 5, 0, ((("a", "1"), ("b", "2")), ((7, (3, None)), (8, (1, True)))), True),
     InstallSnapshotResponse(2, 6, 10),
+    PreVoteRequest(2, 6, 9, 5),
+    PreVoteResponse(2, 6, True),
+    PreVoteResponse(2, 7, False),
+    TimeoutNow(2, 6),
+    ReadIndexRequest(2, 6, 41),
+    ReadIndexResponse(2, 6, 41, True, 33),
+    ReadIndexResponse(2, 6, 42, False, 0),
 ]
+
+
+def test_every_message_type_and_every_field_value_is_on_the_wire():
+    assert {type(m) for m in MESSAGES} == set(MESSAGE_TYPES)
+    # the fields added with PreVote, CheckQuorum, transfers and ReadIndex travel, and are decoded as sent
+    for m in (MESSAGES[0], MESSAGES[4], MESSAGES[6]):
+        assert message_from_json(json.loads(json.dumps(message_to_json(m)))) == m
+    assert message_from_json(message_to_json(MESSAGES[0])).round == 12
+    assert message_from_json(message_to_json(MESSAGES[4])).round == 12
+    assert message_from_json(message_to_json(MESSAGES[6])).transfer is True
 
 
 def _pair(peer: int = 2, me: int = 1) -> tuple[OutboundSession, InboundSession, bytes]:
@@ -63,7 +85,8 @@ def test_the_encoder_caching_entries_writes_exactly_the_plain_json():
 
 
 def test_storage_encoding_round_trips_without_pickle():
-    for value in (KVStore.put(1, 2, "k", "v"), KVStore.NOOP, MESSAGES[-2].data):
+    snapshot = next(m for m in MESSAGES if isinstance(m, InstallSnapshotRequest))
+    for value in (KVStore.put(1, 2, "k", "v"), KVStore.NOOP, snapshot.data):
         blob = storage_dumps(value)
         assert b"pickle" not in blob and blob[:1] == b"["
         assert storage_loads(blob) == value
@@ -72,12 +95,39 @@ def test_storage_encoding_round_trips_without_pickle():
 @pytest.mark.parametrize("bad, why", [
     (["VR", 2, 5, 1], "vote_granted"),  # an int where a bool is required
     (["VR", True, 5, False], "from_id"),  # a bool where an int is required
-    (["VQ", 2, -1, 0, 0], "term"),
-    (["VQ", 2, 2**63, 0, 0], "term"),
-    (["VQ", 2, 1, 0, 2], "log term above"),  # check_message: last_log_term > term
-    (["AEQ", 2, 3, 4, 2, [[6, 3, [7, 1, "put", "a", "x", None]]], 4], "entry out of place"),
-    (["AEQ", 2, 3, 4, 2, [[5, 3, [7, 1, "put", "a", None, None]]], 4], "value"),  # KVCommand's own check
-    (["AEQ", 2, 3, 4, 2, [[5, 3, [7, 1, "drop_table", "a", None, None]]], 4], "op"),
+    (["VQ", 2, -1, 0, 0, False], "term"),
+    (["VQ", 2, 2**63, 0, 0, False], "term"),
+    (["VQ", 2, 1, 0, 2, False], "log term above"),  # check_message: last_log_term > term
+    (["VQ", 2, 1, 0, 0, 1], "transfer"),  # an int where a bool is required
+    (["VQ", 2, 1, 0, 0, None], "transfer"),
+    (["VQ", 2, 1, 0, 0], "VQ fields"),  # the old arity: the wire is versioned by its shape, never guessed
+    (["AEQ", 2, 3, 4, 2, [[6, 3, [7, 1, "put", "a", "x", None]]], 4, 0], "entry out of place"),
+    (["AEQ", 2, 3, 4, 2, [[5, 3, [7, 1, "put", "a", None, None]]], 4, 0], "value"),  # KVCommand's own check
+    (["AEQ", 2, 3, 4, 2, [[5, 3, [7, 1, "drop_table", "a", None, None]]], 4, 0], "op"),
+    (["AEQ", 2, 3, 0, 0, [], 0, -1], "round"),
+    (["AEQ", 2, 3, 0, 0, [], 0, True], "round"),
+    (["AEQ", 2, 3, 0, 0, [], 0, 2**63], "round"),
+    (["AEQ", 2, 3, 0, 0, [], 0], "AEQ fields"),
+    (["AER", 2, 3, True, 7, None, None, "1"], "round"),
+    (["AER", 2, 3, True, 7, None, None, -5], "round"),
+    (["AER", 2, 3, True, 7, None, None], "AER fields"),
+    (["PVQ", 2, 6, 9, 7], "log term above"),  # check_message applies to the new messages too
+    (["PVQ", 2, 6, 9.5, 5], "last_log_index"),
+    (["PVQ", 2, 6, 9], "PVQ fields"),
+    (["PVR", 2, 6, "yes"], "vote_granted"),
+    (["PVR", 2, -6, True], "term"),
+    (["PVR", 2, 6, True, 0], "PVR fields"),
+    (["TN", 2], "TN fields"),
+    (["TN", 2, 3, 4], "TN fields"),
+    (["TN", None, 3], "from_id"),
+    (["RIQ", 2, 6, -1], "seq"),
+    (["RIQ", 2, 6, [1]], "seq"),
+    (["RIQ", 2, 6], "RIQ fields"),
+    (["RIR", 2, 6, 41, 1, 33], "success"),
+    (["RIR", 2, 6, 41, True, -33], "read_index"),
+    (["RIR", 2, 6, 41, True, None], "read_index"),
+    (["RIR", 2, 6, 41, True], "RIR fields"),
+    (["pvq", 2, 6, 9, 5], "unknown message type"),  # type names are exact
     (["SQ", 2, 6, 10, 5, 0, [[["a", 1]], []], True], "snapshot items"),
     (["XX", 1], "unknown message type"),
     (["VR", 2, 5], "VR fields"),
@@ -110,6 +160,22 @@ def test_long_integers_are_refused_but_long_digit_strings_are_data():
 def test_a_message_claiming_another_sender_is_refused():
     with pytest.raises(FrameError, match="claims to be from 3"):
         decode_messages(encode_messages([VoteResponse(3, 1, True)]), sender=2)
+    for m in (TimeoutNow(3, 1), ReadIndexRequest(3, 1, 1), PreVoteRequest(3, 2, 0, 0)):
+        with pytest.raises(FrameError, match="claims to be from 3"):
+            decode_messages(encode_messages([m]), sender=2)
+
+
+@pytest.mark.parametrize("bad", [b'[["TN",2,3],["RIR",2,3,1,true,-1]]', b'[["PVR",2,3,1]]', b'[["RIQ",2,3]]',
+                                 b'[["AEQ",2,3,0,0,[],0]]', b'[["VQ",2,3,0,0,"true"]]'])
+def test_an_authentic_frame_with_a_malformed_new_message_is_refused_whole(bad):
+    outbound, inbound = _established()
+    out: list = []
+    with pytest.raises(FrameError) as caught:
+        inbound.feed(outbound.seal(bad), out)
+    assert caught.value.kind == "bad_payload" and out == []  # not even the well-formed TimeoutNow before it
+    with pytest.raises(FrameError):  # and the session stays refused
+        inbound.feed(outbound.seal(encode_messages([TimeoutNow(2, 3)])), out)
+    assert out == []
 
 
 def test_replayed_reordered_tampered_and_wrongly_keyed_frames_are_refused():
@@ -223,7 +289,7 @@ def test_fuzz_mutated_valid_frames_give_only_frame_errors(data):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**64, 2**64) | st.text(max_size=5) | st.sampled_from(
-        ["AEQ", "AER", "VQ", "VR", "SQ", "SR", "put", "get", "cas"]),
+        ["AEQ", "AER", "VQ", "VR", "SQ", "SR", "PVQ", "PVR", "TN", "RIQ", "RIR", "put", "get", "cas"]),
     lambda inner: st.lists(inner, max_size=8) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
     max_leaves=30)
 
