@@ -28,6 +28,7 @@ class EventKind:
     MESSAGE_DROPPED: Final = "message_dropped"  # INPUT
     FLOW_CHANGED: Final = "flow_changed"  # FC-PIPELINE, FC-SNAPSHOT: how a leader sends to a follower
     PRE_VOTE_STARTED: Final = "pre_vote_started"  # PV-ASK
+    PRE_VOTE_WON: Final = "pre_vote_won"  # PV-WIN
     VOTE_IGNORED: Final = "vote_ignored"  # CQ-STICKY: a VoteRequest ignored while a leader is heard from
     TRANSFER_STARTED: Final = "transfer_started"  # LT-STOP
     TIMEOUT_NOW_SENT: Final = "timeout_now_sent"  # LT-TIMEOUTNOW

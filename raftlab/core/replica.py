@@ -432,8 +432,9 @@ class Replica(Generic[T, D]):
         # PV-ASK (§9.6): ask for pre-votes for term + 1, changing and persisting nothing (but the timer).
         self.pre_votes = {self.id}
         self.reset_election_timer()
-        self.emit(EventKind.PRE_VOTE_STARTED, "PV-ASK", term=self.current_term + 1)
+        self.emit(EventKind.PRE_VOTE_STARTED, "PV-ASK", for_term=self.current_term + 1)
         if self.has_majority(1):
+            self.pre_votes = None
             self.start_election()
             return
         request = PreVoteRequest(self.id, self.current_term + 1, self.log.last_index, self.log.last_term)
@@ -462,6 +463,8 @@ class Replica(Generic[T, D]):
             return  # not asking, a refusal (a higher term in it made me follow it: ALL-TERM), or stale
         self.pre_votes.add(m.from_id)
         if self.has_majority(len(self.pre_votes)):
+            self.emit(EventKind.PRE_VOTE_WON, "PV-WIN", pre_votes=sorted(self.pre_votes))
+            self.pre_votes = None
             self.start_election()
 
     def handle_vote_request(self, m: VoteRequest) -> None:
@@ -603,6 +606,7 @@ class Replica(Generic[T, D]):
         if m.last_included_index > self.last_applied:
             self.install_snapshot(Snapshot(m.last_included_index, m.last_included_term, m.data))
             self.emit(EventKind.SNAPSHOT_INSTALLED, "IS-LOAD", index=m.last_included_index, leader=m.from_id)
+            self.serve_reads()
         self.send(m.from_id, InstallSnapshotResponse(self.id, self.current_term, m.last_included_index))
 
     def install_snapshot(self, snapshot: Snapshot) -> None:
@@ -623,7 +627,6 @@ class Replica(Generic[T, D]):
                 self.report(entry.transition, TransitionState.UNKNOWN)
         self.commit_index = max(self.commit_index, snapshot.last_included_index)
         self.last_applied = snapshot.last_included_index
-        self.serve_reads()
 
     def handle_snapshot_response(self, m: InstallSnapshotResponse) -> None:
         if m.term < self.current_term or self.role is not Role.LEADER:
@@ -644,6 +647,7 @@ class Replica(Generic[T, D]):
         if m.term == self.current_term and self.accept_leader(m.from_id, "TimeoutNow"):
             self.transfer_election = True
             self.start_election()
+            self.transfer_election = False
 
     def handle_read_request(self, m: ReadIndexRequest) -> None:
         if self.role is Role.LEADER and m.term == self.current_term:  # RI-SERVE (§6.4): for a follower
@@ -727,14 +731,12 @@ class Replica(Generic[T, D]):
         self.set_leader(None)
         self.votes = {self.id}
         self.reset_election_timer()
-        transfer, self.transfer_election = self.transfer_election, False
-        self.emit(EventKind.BECAME_CANDIDATE, "LT-TIMEOUTNOW" if transfer else "C-START",
-                  **({} if self.pre_votes is None else {"pre_votes": sorted(self.pre_votes)}))
-        self.pre_votes = None
+        self.emit(EventKind.BECAME_CANDIDATE, "C-START")
         if self.has_majority(1):  # C-WIN (§5.2): a single-node cluster wins at once
             self.become_leader()
             return
-        request = VoteRequest(self.id, self.current_term, self.log.last_index, self.log.last_term, transfer)
+        request = VoteRequest(self.id, self.current_term, self.log.last_index, self.log.last_term,
+                              self.transfer_election)  # (LT-TIMEOUTNOW: a transfer's election says so)
         for peer in self.peer_ids:
             self.send(peer, request)
 
@@ -745,6 +747,7 @@ class Replica(Generic[T, D]):
         self.match_index = {p: 0 for p in self.peer_ids}
         self.progress = {p: Progress() for p in self.peer_ids}  # FC-PROBE (§5.3): every match is unknown
         self.pre_votes, self.lease_broken, self.round_sent = None, False, {}
+        self.transfer_to, self.transfer_deadline = None, math.inf
         if self.check_quorum:
             self.start_round()
         self.emit(EventKind.BECAME_LEADER, "C-WIN", votes=sorted(self.votes))
@@ -756,18 +759,15 @@ class Replica(Generic[T, D]):
 
     def become_follower(self, term: int, why: str) -> None:
         # ALL-TERM (§5.1): a higher term makes anyone a follower with no vote (persisted first).
-        self.persist_term_and_vote(term, None)
-        self.step_down("ALL-TERM", why)
-
-    def step_down(self, rule: str, why: str) -> None:
-        """Become a follower in the current term (its vote kept), because of `rule`."""
         was = self.role
-        self.role, self.pre_votes, self.transfer_to, self.transfer_deadline = Role.FOLLOWER, None, None, math.inf
+        was_leader = was is Role.LEADER
+        self.persist_term_and_vote(term, None)
+        self.role = Role.FOLLOWER
         self.set_leader(None)
-        if was is Role.LEADER:
+        if was_leader:
             self.heartbeat_deadline = math.inf
             self.reset_election_timer()
-        self.emit(EventKind.BECAME_FOLLOWER, rule, why=why, was=was.value)
+        self.emit(EventKind.BECAME_FOLLOWER, "ALL-TERM", why=why, was=was.value)
 
     def lost_quorum(self) -> bool:
         # CQ-STEPDOWN (§6.2): a leader that heard from no majority (itself included) within the minimum
@@ -778,7 +778,11 @@ class Replica(Generic[T, D]):
             del self.round_sent[old]
         if self.now() - heard < self.election_timeout_range[0]:
             return False
-        self.step_down("CQ-STEPDOWN", f"no majority answered within {self.election_timeout_range[0]} s")
+        self.role, self.heartbeat_deadline = Role.FOLLOWER, math.inf  # in the same term, its vote kept
+        self.set_leader(None)
+        self.reset_election_timer()
+        self.emit(EventKind.BECAME_FOLLOWER, "CQ-STEPDOWN", why=f"no majority answered within "
+                  f"{self.election_timeout_range[0]} s", was="leader")
         return True
 
     def quorum_round(self) -> int:

@@ -12,11 +12,11 @@ from .invariants import InvariantChecker, InvariantViolation
 from .network import LinkModel, NetworkModel
 from .node import ReplicaView, SimCluster
 from .simulation import InFlight, Simulation
-from .submission import Submission
+from .submission import ReadRequest, Submission
 from .trace import SimKind, Trace, TraceEvent, describe
 
 __all__ = [
     "Frame", "History", "InFlight", "InvariantChecker", "InvariantViolation", "LinkModel", "NetworkModel",
-    "NodeFrame", "ReplicaView", "SimCluster", "SimKind", "Simulation", "Submission", "Trace", "TraceEvent",
-    "describe",
+    "NodeFrame", "ReadRequest", "ReplicaView", "SimCluster", "SimKind", "Simulation", "Submission", "Trace",
+    "TraceEvent", "describe",
 ]

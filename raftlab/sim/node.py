@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..core import LogEntry, Message, Replica, Role, Snapshot, TransitionState
+from ..core import LogEntry, Message, ReadState, Replica, Role, Snapshot, TransitionState
 from .trace import SIM, SimKind
 
 if TYPE_CHECKING:
@@ -63,6 +63,12 @@ class MachineTap:
             if state is TransitionState.APPLIED:
                 handle.result = getattr(self.machine, "results", {}).get(transition_id)
             sim._record(SimKind.CLIENT_REPLY, self.node, SIM, transition=repr(handle.transition), state=state.value)
+
+    def register_read_state(self, read_id: Hashable, state: ReadState) -> None:
+        handle = self.sim.reads.get(read_id)
+        if handle is not None:
+            value = self.machine.read(handle.key) if state is ReadState.READY else None
+            self.sim.answer_read(self.node, read_id, state, value)
 
     def apply_transition(self, transition: Any) -> None:
         self.machine.apply_transition(transition)

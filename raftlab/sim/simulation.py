@@ -19,13 +19,14 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from ..core import Event, Message, MemoryStorage, Replica, Role, TransitionState
+from .control import Control, check_options
 from .faults import _RESUME, Faults, _us
 from .frame import Frame
 from .history import History
 from .invariants import InvariantChecker
 from .network import NetworkModel, wire_size
 from .node import MachineTap, ReplicaView, SimCluster
-from .submission import Submission
+from .submission import ReadRequest, Submission
 from .trace import SIM, SimKind, Trace, TraceEvent
 
 _DELIVER, _TIMER = 0, 1  # (and faults._RESUME = 2)
@@ -47,7 +48,7 @@ class InFlight(NamedTuple):
         return self  # immutable: checkpoints share it
 
 
-class Simulation(Faults):
+class Simulation(Faults, Control):
     """A Raft cluster of `n` real `Replica`s on a simulated network, in virtual time.
 
     Args:
@@ -68,25 +69,28 @@ class Simulation(Faults):
             False leaves `trace` empty, gives the replicas no observer and takes no checkpoints (so
             `rewind` raises), for bulk experiments that read only the cluster's state, such as
             `raftlab.sim.figure16`: a short run is several times faster. Everything else is unchanged.
+        options: passed on to every `Replica`: ``max_inflight``, ``pre_vote``, ``check_quorum``,
+            ``read_lease``, ``drift_bound`` (see `Replica`), for example ``pre_vote=True``.
     """
 
     # The state of the run: what a checkpoint of the `history` copies (and `rewind` restores).
     _STATE = ("_replicas", "_storages", "_taps", "_clusters", "_queue", "_timers", "_incarnation", "_rng",
               "_cut", "_drop_next", "_in_flight", "network", "now_us", "steps", "_seq", "_message_ids",
-              "submissions", "checker", "counters", "_paused", "_parked")
+              "submissions", "checker", "counters", "_paused", "_parked", "reads", "_read_seq", "_clocks")
 
     def __init__(self, n: int = 5, seed: int = 1, heartbeat_timeout: float = 0.05,
                  election_timeout: tuple[float, float] = (0.15, 0.30), network: NetworkModel | None = None,
                  state_machine: Callable[[], Any] | None = None, snapshot_delta: int = 0, *,
                  noop_transition: Any = None, check_invariants: bool = True,
                  replica_class: type[Replica] = Replica, checkpoint_every: int = 5000,
-                 record_trace: bool = True) -> None:
+                 record_trace: bool = True, **options: Any) -> None:
         if type(n) is not int or n < 1:
             raise ValueError(f"n must be a positive int, not {n!r}")
         if type(seed) is not int:
             raise ValueError(f"seed must be an int, not {seed!r}")
         if network is not None and not isinstance(network, NetworkModel):
             raise ValueError(f"network must be a NetworkModel, not {network!r}")
+        check_options(options)
         if type(checkpoint_every) is not int or checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be a positive int, not {checkpoint_every!r}")
         if state_machine is None:
@@ -103,6 +107,7 @@ class Simulation(Faults):
         self.election_timeout: tuple[float, float] = (timeout[0], timeout[1])
         self.snapshot_delta, self.noop = snapshot_delta, noop
         self.state_machine, self.replica_class = state_machine, replica_class  # what each node runs
+        self.options = dict(options)  # passed on to every Replica (pre_vote, check_quorum, ...)
         self.record_trace = bool(record_trace)
         self.trace = Trace()
         self.history = History(self, checkpoint_every, enabled=self.record_trace)
@@ -122,6 +127,9 @@ class Simulation(Faults):
         self._parked: dict[int, list[int]] = {}  # paused node -> the messages waiting for it, in arrival order
         self.counters: dict[str, Tally] = {"messages": Tally(), "bytes": Tally(), "dropped": Tally()}
         self.submissions: dict[Hashable, Submission] = {}
+        self.reads: dict[Hashable, ReadRequest] = {}  # the reads asked with `read`, by id
+        self._read_seq = 0
+        self._clocks: dict[int, tuple[int, float, float]] = {}  # node -> (since, its time then, rate)
         self.checker = InvariantChecker() if check_invariants else None
         if self.checker is not None:
             self.checker.sim = self
@@ -186,13 +194,13 @@ class Simulation(Faults):
                 self._timers[a] = math.inf
                 if paused and a in paused:
                     continue  # a paused process's timers do not fire: re-armed when it resumes
-                if replica.next_deadline > time / _US + 1e-9:
+                if replica.next_deadline > self.local_time(a, time) + 1e-9:
                     self._arm(a, replica)  # the deadline moved later since: no event, wait for it
                     continue
                 self._advance(time)
                 which = "heartbeat" if replica.role is Role.LEADER else "election"
                 event = self._record(SimKind.TIMER, a, SIM, which=which)
-                replica.tick(max(time / _US, replica.next_deadline))
+                replica.tick(max(self.local_time(a, time), replica.next_deadline))
                 self._after(a)
                 return event
             if kind == _RESUME:
@@ -341,7 +349,8 @@ class Simulation(Faults):
         self._replicas[node] = self.replica_class(
             node, [p for p in self.ids if p != node], cluster, tap, self.noop, self.heartbeat_timeout,
             self.election_timeout, self.snapshot_delta, storage=self._storages[node], rng=rng,
-            clock=self._clock, observer=self._observe if self.record_trace else None)
+            clock=partial(self.local_time, node), observer=self._observe if self.record_trace else None,
+            **self.options)
         self._after(node)
 
     def _resume(self, node: int, incarnation: int, time: int) -> TraceEvent | None:
@@ -369,9 +378,6 @@ class Simulation(Faults):
         self.now_us = time
         self.steps += 1
 
-    def _clock(self) -> float:
-        return self.now_us / _US
-
     def _check_node(self, node: int) -> None:
         if node not in self._incarnation:
             raise ValueError(f"node must be one of {list(self.ids)}, not {node!r}")
@@ -391,7 +397,7 @@ class Simulation(Faults):
         deadline = replica.next_deadline
         if deadline == math.inf:
             return
-        when = max(_us(deadline), self.now_us)
+        when = max(math.ceil(self.virtual_us(node, deadline) - 1e-6), self.now_us)
         if when < self._timers[node]:
             self._timers[node] = when
             self._seq += 1

@@ -6,7 +6,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core import TransitionState
+from ..core import ReadState, TransitionState
 
 
 @dataclass(slots=True)
@@ -49,3 +49,16 @@ class Submission:
             self.answer, self.replied = state, now
             return True
         return False
+
+
+@dataclass(slots=True)
+class ReadRequest:
+    """A client's linearizable read of `key` at a node of a `Simulation` (`Simulation.read`)."""
+
+    key: Any  # what is read (the state machine's ``read(key)`` gives the value)
+    id: Hashable  # the read's id
+    node: int  # the node asked
+    asked: float  # virtual time of the request
+    state: ReadState | None = None  # READY (answered: `value`) or ABANDONED; None while waiting
+    value: Any = None  # the value read, once READY
+    answered: float | None = None  # virtual time of the answer

@@ -34,6 +34,10 @@ class SimKind:
     NETWORK: Final = "network"  # a partition, a cut, a heal or a change of the network model
     CLIENT_REQUEST: Final = "client_request"  # a client submitted a transition to a node
     CLIENT_REPLY: Final = "client_reply"  # a node told the client what became of its transition
+    READ_REQUEST: Final = "read_request"  # a client asked a node for a linearizable read
+    READ_REPLY: Final = "read_reply"  # a node answered a read (data["state"], data["value"])
+    TRANSFER: Final = "transfer"  # the user asked the leader to transfer its leadership (data["to"])
+    CLOCK: Final = "clock"  # a node's clock rate changed (data["rate"])
 
     CLIENT: Final = (CLIENT_REQUEST, CLIENT_REPLY)
 
