@@ -2,6 +2,8 @@
 
 It finds the leader (following the ``leader`` hints of followers), and retries a command with the
 same (client, seq) until it is answered or the deadline passes, so a retried write applies once.
+Reads (`get`) use ReadIndex by default: no log write, answered by whichever node it asks that knows
+a leader (`get(key, through_log=True)`: the old way, a ``get`` command through the log).
 """
 
 from __future__ import annotations
@@ -83,9 +85,19 @@ class KVClient:
     def put(self, key: str, value: str) -> None:
         return self.command("put", key, value)
 
-    def get(self, key: str) -> str | None:
-        """A linearizable read (through the log)."""
-        return self.command("get", key)
+    def get(self, key: str, *, through_log: bool = False) -> str | None:
+        """A linearizable read: ReadIndex (no log write; `read`), or a ``get`` command through the log."""
+        return self.command("get", key) if through_log else self.read(key)
+
+    def read(self, key: str) -> str | None:
+        """A linearizable read without a log write (ReadIndex), asked again until a node answers it."""
+        return self._retry({"op": "read", "key": key})
+
+    def transfer(self, to: int) -> dict:
+        """Ask the leader to hand its leadership to node `to`; returns ``{"leader": to, "term": T}`` once
+        the leader sees `to` lead. `KVError` if `to` is not a node of the cluster, or the transfer was
+        aborted (`to` did not win within an election timeout)."""
+        return self._retry({"op": "transfer", "to": to}, final=("bad_request", "not_a_peer", "transfer_aborted"))
 
     def delete(self, key: str) -> bool:
         return self.command("delete", key)
@@ -99,8 +111,12 @@ class KVClient:
     def command(self, op: str, key: str, value: str | None = None, expected: str | None = None) -> Any:
         """Run one command (a new seq), retrying it as-is until answered; raises `KVError`."""
         self.seq += 1
-        request = {"op": op, "client": self.client_id, "seq": self.seq, "key": key, "value": value,
-                   "expected": expected}
+        return self._retry({"op": op, "client": self.client_id, "seq": self.seq, "key": key, "value": value,
+                            "expected": expected})
+
+    def _retry(self, request: dict, final: Sequence[str] = ("bad_request",)) -> Any:
+        """Send `request` until a node answers it (following leader hints), or the deadline passes;
+        an error in `final` is raised at once as `KVError`."""
         deadline = time.monotonic() + self.timeout
         target = self._leader or self.addresses[0]
         last_error = "no answer"
@@ -120,12 +136,16 @@ class KVClient:
                 time.sleep(0.02)
                 continue
             if reply.get("ok"):
-                self._leader = target
+                op = request["op"]
+                if op == "transfer":  # the node that answered leads no more; the next command finds who does
+                    self._leader = None
+                elif op != "read":  # (any node that knows a leader serves reads: not a sign of leadership)
+                    self._leader = target
                 return reply.get("result")
             error = reply.get("error")
             last_error = f"{target[0]}:{target[1]}: {error}"
-            if error == "bad_request":
-                raise KVError(f"bad request: {reply.get('detail')}")
+            if error in final:
+                raise KVError(f"{str(error).replace('_', ' ')}: {reply.get('detail')}")
             hint = reply.get("leader")
             if hint:
                 try:

@@ -72,14 +72,31 @@ def add_parsers(commands: Any) -> None:
                       help="event loop: uvloop if installed (auto, the default), or asyncio's own")
     node.add_argument("--snapshot-every", type=int, default=None, metavar="N",
                       help="snapshot the store and compact the log every N applied entries (default 100000; 0: never)")
+    node.add_argument("--no-pre-vote", action="store_true",
+                      help="stand for election without a pre-vote first (PreVote is on by default: a node cut off "
+                           "and back cannot depose a healthy leader)")
+    node.add_argument("--no-check-quorum", action="store_true",
+                      help="a leader stays leader without hearing from a majority (CheckQuorum is on by default: "
+                           "it steps down after an election timeout without one, and nodes that hear from a leader "
+                           "ignore votes for others)")
+    node.add_argument("--read-lease", action="store_true",
+                      help="serve ReadIndex reads within the leader's lease, without a round of heartbeats: "
+                           "linearizable only if the nodes' clocks run at rates within --drift-bound of each other "
+                           "(needs CheckQuorum; every node should use it alike)")
+    node.add_argument("--drift-bound", type=float, default=None, metavar="R",
+                      help="with --read-lease: the most one clock's rate may exceed another's (default 1.1)")
 
-    kv = commands.add_parser("kv", help="client of a raftlab node cluster: put, get, delete, cas")
+    kv = commands.add_parser("kv", help="client of a raftlab node cluster: put, get, delete, cas, transfer")
     kv.add_argument("--peers", type=parse_peers, required=True, help="the nodes, as for raftlab node")
     kv.add_argument("--client-offset", type=int, default=CLIENT_OFFSET, help="as for raftlab node")
     kv.add_argument("--timeout", type=float, default=10.0, help="seconds, retries included (default 10)")
-    kv.add_argument("op", choices=["put", "get", "delete", "cas", "append", "status"])
+    kv.add_argument("--through-log", action="store_true",
+                    help="get: read through the log (a command appended and committed) instead of ReadIndex "
+                         "(the default: linearizable too, with no log write)")
+    kv.add_argument("op", choices=["put", "get", "delete", "cas", "append", "transfer", "status"])
     kv.add_argument("args", nargs="*", help="put KEY VALUE | get KEY | delete KEY | cas KEY EXPECTED VALUE "
-                                            "(EXPECTED '-' for absent) | append KEY VALUE | status")
+                                            "(EXPECTED '-' for absent) | append KEY VALUE | transfer NODE_ID "
+                                            "(the leader hands its leadership to that node) | status")
 
     cluster = commands.add_parser("cluster", help="start or stop a local loopback cluster in the background")
     cluster.add_argument("action", choices=["up", "down"])
@@ -107,8 +124,17 @@ def _node(parser: argparse.ArgumentParser, args: Any) -> int:
         parser.error(f"node: {error}")
     clients = {i: (args.client_host if i == args.id else h, p)
                for i, (h, p) in client_addresses(args.peers, args.client_offset).items()}
+    if args.read_lease and args.no_check_quorum:
+        parser.error("node: --read-lease needs CheckQuorum (drop --no-check-quorum): without it a lease proves nothing")
+    if args.drift_bound is not None and not args.read_lease:
+        parser.error("node: --drift-bound applies to --read-lease only")
     options: dict[str, Any] = {"durable": args.storage == "sqlite", "loop": args.loop,
-                               "fsync": not args.unsafe_no_fsync}
+                               "fsync": not args.unsafe_no_fsync, "pre_vote": not args.no_pre_vote,
+                               "check_quorum": not args.no_check_quorum, "read_lease": args.read_lease}
+    if args.drift_bound is not None:
+        if not 1.0 <= args.drift_bound < float("inf"):
+            parser.error("node: --drift-bound must be a number >= 1")
+        options["drift_bound"] = args.drift_bound
     if args.snapshot_every is not None:
         if args.snapshot_every < 0:
             parser.error("node: --snapshot-every must be >= 0 (0: never)")
@@ -117,9 +143,13 @@ def _node(parser: argparse.ArgumentParser, args: Any) -> int:
 
 
 def _kv(parser: argparse.ArgumentParser, args: Any) -> int:
-    arity = {"put": 2, "get": 1, "delete": 1, "cas": 3, "append": 2, "status": 0}[args.op]
+    arity = {"put": 2, "get": 1, "delete": 1, "cas": 3, "append": 2, "transfer": 1, "status": 0}[args.op]
     if len(args.args) != arity:
         parser.error(f"kv {args.op} takes {arity} arguments")
+    if args.through_log and args.op != "get":
+        parser.error("kv: --through-log applies to get only")
+    if args.op == "transfer" and not args.args[0].isdigit():
+        parser.error(f"kv transfer takes a node id, not {args.args[0]!r}")
     addresses = list(client_addresses(args.peers, args.client_offset).values())
     with KVClient(addresses, timeout=args.timeout) as client:
         try:
@@ -131,8 +161,13 @@ def _kv(parser: argparse.ArgumentParser, args: Any) -> int:
                         print(json.dumps({"address": f"{address[0]}:{address[1]}", "error": str(error)}))
                 return 0
             a = args.args
+            result: Any
             if args.op == "cas":
                 result = client.cas(a[0], None if a[1] == "-" else a[1], a[2])
+            elif args.op == "get":
+                result = client.get(a[0], through_log=args.through_log)
+            elif args.op == "transfer":
+                result = client.transfer(int(a[0]))
             else:
                 result = client.command(args.op, *a)
         except KVError as error:

@@ -12,10 +12,21 @@ the request's ``id`` echoed, so requests may be pipelined):
   ``append``, and ``cas`` with ``expected``): through the log, at most once per (client, seq);
   reply ``{"id": 1, "ok": true, "result": R}``, or ``{"ok": false, "error": "not_leader",
   "leader": "HOST:PORT" | null}``, ``"unknown"`` (removed from this node's log: retry with the same seq),
-  ``"timeout"``, ``"bad_request"``;
-- ``{"op": "status"}``: role, term, leader, indices and the transport's counters (refused frames; and
-  under ``peers``, per peer id, what went out to it: frames, bytes, messages, log entries, InstallSnapshot
-  requests, messages dropped);
+  ``"timeout"``, ``"bad_request"``; a leader handing its leadership over answers ``not_leader`` too;
+- ``{"id": 1, "op": "read", "key": K}``: a linearizable read without a log write (ReadIndex, thesis
+  §6.4; `Replica.read`), served by any node that knows a leader: a follower asks the leader for a read
+  index and answers from its own store once it has applied that far. The reads that arrive in one round
+  of the driver share one read index (one confirmation round of heartbeats). Reply ``{"ok": true,
+  "result": V}``, or ``not_leader`` (no leader known, or it changed before confirming: ask again, the
+  hinted leader for instance) or ``timeout``;
+- ``{"id": 1, "op": "transfer", "to": N}``: the leader hands its leadership to node N (thesis §3.10;
+  `Replica.transfer_leadership`); the reply comes once this node sees N lead, ``{"ok": true, "result":
+  {"leader": N, "term": T}}``, or ``not_leader`` (from a follower, with the leader's address),
+  ``not_a_peer`` (N is not in the cluster), ``transfer_aborted`` (N did not win within an election
+  timeout), ``timeout``;
+- ``{"op": "status"}``: role, term, leader, indices, the Raft options, reads answered and read indexes
+  asked, and the transport's counters (refused frames; and under ``peers``, per peer id, what went out
+  to it: frames, bytes, messages, log entries, InstallSnapshot requests, messages dropped);
 - ``{"op": "local_get", "key": K}``: this replica's applied value (not linearizable; for tests).
 
 The client port is not authenticated: bind it to loopback (the default) or protect it otherwise.
@@ -36,7 +47,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..core import Event, EventKind, MemoryStorage, Replica, Role, SqliteStorage
-from ..core.interfaces import TransitionState
+from ..core.interfaces import ReadState, TransitionState
 from ..machines.kv import OPS, KVCommand, KVStore
 from .client import KVError
 from .codec import storage_dumps, storage_loads
@@ -50,6 +61,7 @@ HEARTBEAT = 0.05
 ELECTION = (0.5, 1.0)
 SNAPSHOT_EVERY = 100_000  # applied entries between snapshots (the log is compacted up to each one; etcd's default)
 MAX_INFLIGHT = 64  # AppendEntries in flight to a matching follower: one TCP connection per peer keeps their order
+DRIFT_BOUND = 1.1  # with read_lease: the most one node's clock may run faster than another's (the core's default)
 
 
 class ServedKVStore(KVStore):
@@ -57,9 +69,15 @@ class ServedKVStore(KVStore):
     `MachineEvent`, no subscribers), and `results` and `states` stay empty (a long-running server would
     otherwise keep one entry per command)."""
 
-    def __init__(self, on_event: Any) -> None:
+    def __init__(self, on_event: Any, on_read: Callable[[Hashable, ReadState], None] | None = None) -> None:
         super().__init__()
         self._on_event = on_event
+        self._on_read = on_read
+
+    def register_read_state(self, read_id: Hashable, state: ReadState) -> None:
+        """`Replica.read`'s answer: READY (answer from the current state, now) or ABANDONED."""
+        if self._on_read is not None:
+            self._on_read(read_id, state)
 
     def register_transition_state(self, transition_id: Hashable, state: TransitionState) -> None:
         if state.final and state is not TransitionState.APPLIED:  # applied: told by apply_transition
@@ -89,14 +107,18 @@ class KVNode:
     def __init__(self, id: int, peers: Mapping[int, Address], key: bytes, data_dir: str | Path,
                  client_addresses: Mapping[int, Address], *, heartbeat: float = HEARTBEAT,
                  election: tuple[float, float] = ELECTION, durable: bool = True, fsync: bool = True,
-                 snapshot_every: int = SNAPSHOT_EVERY) -> None:
+                 snapshot_every: int = SNAPSHOT_EVERY, pre_vote: bool = True, check_quorum: bool = True,
+                 read_lease: bool = False, drift_bound: float = DRIFT_BOUND) -> None:
         if type(snapshot_every) is not int or snapshot_every < 0:
             raise ValueError(f"snapshot_every must be an int >= 0 (0: never), not {snapshot_every!r}")
+        if read_lease and not check_quorum:  # (the replica says so too, but only after files are made)
+            raise ValueError("read_lease needs check_quorum: without it a lease proves nothing")
         self.id = id
+        self.member_ids = frozenset(peers)  # every node of the cluster, this one included
         self.client_addresses = dict(client_addresses)
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = ServedKVStore(self._on_machine)
+        self.store = ServedKVStore(self._on_machine, self._on_read)
         # durable=False (benchmarks only): MemoryStorage, so a restarted node forgets its term and vote
         # fsync=False (--unsafe-no-fsync): survives the crash of the process, not of the machine
         self.storage = (SqliteStorage(self.data_dir / "raft.sqlite3", dumps=storage_dumps, loads=storage_loads,
@@ -104,11 +126,22 @@ class KVNode:
         self._stopping = False
         self.cluster = TcpCluster(id, peers, key, wake=self._wakeup)
         # every `snapshot_every` applied entries the KVStore is snapshotted (JSON, in the same sqlite file)
-        # and the log compacted; a follower that needs compacted entries gets the snapshot instead (§7)
+        # and the log compacted; a follower that needs compacted entries gets the snapshot instead (§7).
+        # PreVote and CheckQuorum are on (off in the core): a node cut off and back, or a flaky link, cannot
+        # depose a healthy leader, and a leader cut off from a majority steps down within an election timeout
         self.replica = Replica(id, [p for p in peers if p != id], self.cluster, self.store, KVStore.NOOP,
                                heartbeat, election, snapshot_every, max_inflight=MAX_INFLIGHT,
-                               storage=self.storage, clock=time.monotonic, observer=self._observe)
-        self._waiting: dict[Hashable, list[list]] = {}  # transition id -> [writer, request id, answered]
+                               pre_vote=pre_vote, check_quorum=check_quorum, read_lease=read_lease,
+                               drift_bound=drift_bound, storage=self.storage, clock=time.monotonic,
+                               observer=self._observe)
+        # transition id, or read id ("read", n) -> waiters [writer or future, request id, answered(, key)]
+        self._waiting: dict[Hashable, list[list]] = {}
+        self._read_next = 1  # the number of the next read id: the reads arriving now share ("read", n)
+        self._read_open = False  # reads wait for ("read", _read_next), to be given to the replica this round
+        self.reads_answered = 0  # reads answered from the store (READY)
+        self.read_indexes = 0  # read ids given to `Replica.read`
+        self._transfers: list[tuple[list, int]] = []  # (waiter, target) of the transfers under way
+        self._transfer_aborted = False  # the replica aborted a transfer since the last round (LT-ABORT)
         self._replies: dict[asyncio.Transport, list[str]] = {}  # answers to write after this round, per client
         self._admission: deque[KVCommand] = deque()  # accepted client commands not yet given to the replica
         self._expiry: deque[tuple[float, Hashable, list]] = deque()  # in deadline order
@@ -130,8 +163,11 @@ class KVNode:
             _log(f"node {self.id}: became LEADER of term {event.term} ({event.rule}: votes from {d.get('votes')}, "
                  f"a majority)")
         elif event.kind == EventKind.BECAME_CANDIDATE:
-            _log(f"node {self.id}: became candidate for term {event.term} ({event.rule}: election timeout, "
-                 f"no leader heard from)")
+            replica = getattr(self, "replica", None)  # (None while the replica is being built)
+            transfer = event.rule == "LT-TIMEOUTNOW" or getattr(replica, "transfer_election", False)
+            why = ("TimeoutNow: the leader hands its leadership over" if transfer
+                   else "election timeout, no leader heard from")
+            _log(f"node {self.id}: became candidate for term {event.term} ({event.rule}: {why})")
         elif event.kind == EventKind.BECAME_FOLLOWER:
             _log(f"node {self.id}: became follower in term {event.term} ({event.rule}: {d.get('why')})")
         elif event.kind == EventKind.TRUNCATED:
@@ -141,6 +177,14 @@ class KVNode:
                  f"({event.rule})")
         elif event.kind == EventKind.MESSAGE_DROPPED:
             _log(f"node {self.id}: replica dropped a message: {d.get('why')}")
+        elif event.kind == EventKind.TRANSFER_STARTED:
+            _log(f"node {self.id}: transferring the leadership to node {d.get('to')} ({event.rule})")
+        elif event.kind == EventKind.TIMEOUT_NOW_SENT:
+            _log(f"node {self.id}: node {d.get('to')} holds the whole log: told it to stand now ({event.rule})")
+        elif event.kind == EventKind.TRANSFER_ABORTED:
+            self._transfer_aborted = True
+            _log(f"node {self.id}: transfer to node {d.get('to')} aborted: it did not win within an election "
+                 f"timeout ({event.rule})")
 
     def _on_machine(self, kind: str, transition_id: Hashable | None, state: TransitionState | None,
                     result: Any) -> None:
@@ -157,8 +201,22 @@ class KVNode:
         for waiter in self._waiting.pop(transition_id, ()):
             self._answer(waiter, reply)
 
+    def _on_read(self, read_id: Hashable, state: ReadState) -> None:
+        """The replica's answer to the reads of `read_id`: READY, so answer each from the store now."""
+        waiters = self._waiting.pop(read_id, ())
+        if state is ReadState.READY:
+            read = self.store.read
+            for waiter in waiters:
+                if not waiter[2]:
+                    self.reads_answered += 1
+                    self._answer(waiter, {"ok": True, "result": read(waiter[3])})
+        else:  # no leader confirmed it: the client asks again (the leader it is told of, if any)
+            reply = {"ok": False, "error": "not_leader", "leader": self._leader_hint()}
+            for waiter in waiters:
+                self._answer(waiter, reply)
+
     def _answer(self, waiter: list, reply: dict) -> None:
-        sink, rid, answered = waiter
+        sink, rid, answered = waiter[0], waiter[1], waiter[2]
         if not answered:
             waiter[2] = True
             if isinstance(sink, asyncio.Future):  # from `execute`
@@ -240,7 +298,15 @@ class KVNode:
                 self._admit()
             if store.pending_count:
                 replica.process_transitions()
+            if self._read_open:  # one read index for every read that arrived since the last round
+                self._read_open = False
+                read_id = ("read", self._read_next)
+                self._read_next += 1
+                self.read_indexes += 1
+                replica.read(read_id)
             self.cluster.flush()
+            if self._transfers:
+                self._check_transfers()
             now = time.monotonic()
             self._expire(now)
             if self._replies:
@@ -288,7 +354,10 @@ class KVNode:
         return {"id": self.id, "role": r.role.value, "term": r.current_term, "leader": r.leader_id,
                 "last_index": r.log.last_index, "snapshot_index": r.log.base_index, "log_entries": len(r.log),
                 "commit_index": r.commit_index, "last_applied": r.last_applied,
-                "keys": len(self.store.data), "replica_dropped": r.stats.dropped, **self.cluster.stats.as_dict()}
+                "keys": len(self.store.data), "replica_dropped": r.stats.dropped,
+                "pre_vote": r.pre_vote, "check_quorum": r.check_quorum, "read_lease": r.read_lease,
+                "transfer_to": r.transfer_to if r.role is Role.LEADER else None, "reads_answered": self.reads_answered,
+                "read_indexes": self.read_indexes, **self.cluster.stats.as_dict()}
 
     def _handle(self, request: dict, writer: asyncio.Transport, rid: Any) -> dict | None:
         """The reply to `request`, or None if it will come once its command is applied (or abandoned)."""
@@ -300,6 +369,13 @@ class KVNode:
             if type(key) is not str:
                 raise ValueError("key must be a string")
             return {"ok": True, "result": self.store.read(key)}
+        if op == "read":
+            key = request.get("key")
+            if type(key) is not str:
+                raise ValueError("key must be a string")
+            return self._enqueue_read(key, writer, rid)
+        if op == "transfer":
+            return self._transfer(request.get("to"), writer, rid)
         if op not in OPS:
             raise ValueError(f"unknown op {op!r}")
         client, seq = request.get("client"), request.get("seq")
@@ -310,7 +386,7 @@ class KVNode:
         return self._enqueue(command, writer, rid)
 
     def _enqueue(self, command: KVCommand, sink: asyncio.Transport | asyncio.Future, rid: Any) -> dict | None:
-        if self.replica.role is not Role.LEADER:
+        if self.replica.role is not Role.LEADER or self.replica.transfer_to is not None:  # LT-STOP
             return {"ok": False, "error": "not_leader", "leader": self._leader_hint()}
         waiter = [sink, rid, False]  # answered once: applied, abandoned, or timed out
         tid = command.get_id()
@@ -319,6 +395,60 @@ class KVNode:
         self._admission.append(command)
         self._wakeup()
         return None
+
+    def _enqueue_read(self, key: str, sink: asyncio.Transport | asyncio.Future, rid: Any) -> dict | None:
+        """Wait for the next read id: given to the replica at the end of this round, with the other reads
+        that arrived meanwhile; answered in `_on_read`, or by `_expire`."""
+        if not self.replica.heard_from_leader():  # no leader to confirm it (an election is under way), or
+            # one silent for an election timeout (its reads would only time out): the client asks elsewhere
+            return {"ok": False, "error": "not_leader", "leader": self._leader_hint()}
+        waiter = [sink, rid, False, key]
+        read_id = ("read", self._read_next)
+        self._waiting.setdefault(read_id, []).append(waiter)
+        self._expiry.append((time.monotonic() + REQUEST_TIMEOUT, read_id, waiter))
+        self._read_open = True
+        self._wakeup()
+        return None
+
+    def _transfer(self, to: Any, sink: asyncio.Transport | asyncio.Future, rid: Any) -> dict | None:
+        """Start handing the leadership to node `to`; the reply waits for `_check_transfers`."""
+        if type(to) is not int or to not in self.member_ids:
+            return {"ok": False, "error": "not_a_peer",
+                    "detail": f"{to!r} is not a node of this cluster (nodes {sorted(self.member_ids)})"}
+        replica = self.replica
+        if replica.role is not Role.LEADER:
+            return {"ok": False, "error": "not_leader", "leader": self._leader_hint()}
+        if to == self.id:
+            return {"ok": True, "result": {"leader": to, "term": replica.current_term}}
+        replica.transfer_leadership(to)  # (cannot raise: `to` is a peer and this node leads)
+        waiter = [sink, rid, False]
+        self._transfers.append((waiter, to))
+        self._expiry.append((time.monotonic() + REQUEST_TIMEOUT, None, waiter))
+        self._transfer_aborted = False
+        self._wakeup()
+        return None
+
+    def _check_transfers(self) -> None:
+        """Answer the transfers that ended: the target leads (as far as this node knows), or the leader
+        aborted the transfer (LT-ABORT), or another node won the election."""
+        replica, aborted = self.replica, self._transfer_aborted
+        self._transfer_aborted = False
+        waiting = []
+        for waiter, to in self._transfers:
+            leader = replica.leader_id
+            if waiter[2]:  # timed out
+                continue
+            if leader == to:
+                self._answer(waiter, {"ok": True, "result": {"leader": to, "term": replica.current_term}})
+            elif aborted or (replica.role is Role.LEADER and replica.transfer_to != to):
+                self._answer(waiter, {"ok": False, "error": "transfer_aborted", "leader": None,
+                                      "detail": f"node {to} did not win an election within an election timeout"})
+            elif leader is not None and leader != self.id:
+                self._answer(waiter, {"ok": False, "error": "transfer_aborted", "leader": self._leader_hint(),
+                                      "detail": f"node {leader} won the election, not node {to}"})
+            else:
+                waiting.append((waiter, to))
+        self._transfers = waiting
 
     def submit(self, command: KVCommand) -> asyncio.Future:
         """Hand `command` to the log from this node's own event loop (embedding the node: no client hop).
@@ -338,6 +468,25 @@ class KVNode:
         """`submit` `command` and return its result once applied; `KVError` if this node is not the
         leader, the command was abandoned, or it was not applied within REQUEST_TIMEOUT seconds."""
         reply = await self.submit(command)
+        if not reply["ok"]:
+            raise KVError(f"{reply['error']} (leader: {reply.get('leader')})")
+        return reply["result"]
+
+    def submit_read(self, key: str) -> asyncio.Future:
+        """A linearizable read of `key` without a log write (ReadIndex), from this node's own event loop.
+        Returns a future of its reply: ``{"ok": True, "result": V}``, or ``{"ok": False, "error":
+        "not_leader" | "timeout", "leader": ...}``."""
+        if self._loop is None or self._stopping:
+            raise KVError("the node is not running")
+        future = self._loop.create_future()
+        reply = self._enqueue_read(key, future, None)
+        if reply is not None:
+            future.set_result(reply)
+        return future
+
+    async def read(self, key: str) -> str | None:
+        """`submit_read` `key` and return its value; `KVError` if no leader confirmed the read in time."""
+        reply = await self.submit_read(key)
         if not reply["ok"]:
             raise KVError(f"{reply['error']} (leader: {reply.get('leader')})")
         return reply["result"]
