@@ -254,6 +254,7 @@ class Replica(Generic[T, D]):
         }
         self.recover()
         self.reset_election_timer()
+        self.leader_heard_at = self.now()  # CQ-STICKY, RI-LEASE: a (re)started server acts as if a leader spoke
 
     def __repr__(self) -> str:
         return (f"Replica(id={self.id}, role={self.role.value}, term={self.current_term}, "
@@ -415,9 +416,9 @@ class Replica(Generic[T, D]):
 
     # ----- handlers for each message -----------------------------------------------------------
     def heard_from_leader(self) -> bool:
-        """Whether a current leader was heard from within the minimum election timeout (a leader has)."""
-        return self.role is Role.LEADER or (
-            self.leader_id is not None and self.now() - self.leader_heard_at < self.election_timeout_range[0])
+        """Whether a leader was heard from within the minimum election timeout (a leader has; a server
+        counts its own start as hearing from one, so that a restart cannot cut short a leader's lease)."""
+        return self.role is Role.LEADER or self.now() - self.leader_heard_at < self.election_timeout_range[0]
 
     def vote_is_disruptive(self, m: VoteRequest) -> bool:
         # CQ-STICKY (§4.2.3, §6.2): with check_quorum, a VoteRequest of a higher term is ignored while a
