@@ -26,6 +26,16 @@ def test_readme_three_steps_example_runs_as_written(tmp_path):
     assert done.stdout.strip() == "every replica counts {1: 15, 2: 15, 3: 15}"
 
 
+def test_readme_beyond_figure_2_example_runs_as_written(tmp_path):
+    code = README.split("<!-- example: beyond-figure-2 -->", 1)[1]
+    code = re.search(r"```python\n(.*?)\n```", code, re.S).group(1)
+    script = tmp_path / "beyond.py"
+    script.write_text(code, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ready 1 True"
+
+
 def test_readme_has_one_main_command_and_one_test_command_and_ci_runs_the_test_command():
     blocks = _bash_blocks()
     assert len(blocks) == 2 and all("\n" not in b for b in blocks), blocks
