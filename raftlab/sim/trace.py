@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from ..core import (
-    AppendEntryRequest, AppendEntryResponse, EventKind, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-)
+from ..core import EventKind
+from ..core.messages import MESSAGE_TYPES
 
 # Rule ids for events that come from the simulation rather than from a Raft rule.
 SIM = "SIM"  # the network, the clock or the user acted
@@ -125,8 +124,7 @@ class Trace:
             return cls(TraceEvent.from_json(json.loads(line)) for line in source if line.strip())
 
 
-_MESSAGE_TYPES = {cls.__name__: cls for cls in (AppendEntryRequest, AppendEntryResponse, VoteRequest,
-                                                VoteResponse, InstallSnapshotRequest, InstallSnapshotResponse)}
+_MESSAGE_TYPES = {cls.__name__: cls for cls in MESSAGE_TYPES}  # every message the core knows, saved as a dict
 
 
 def _jsonable(value: Any) -> Any:
@@ -149,12 +147,15 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _get(message: Any, name: str) -> Any:
-    return message[name] if isinstance(message, dict) else getattr(message, name)
+def _get(message: Any, name: str, default: Any = None) -> Any:
+    """A field of a message, or of its JSON dict (`default` if absent: a field added since it was saved)."""
+    return message.get(name, default) if isinstance(message, dict) else getattr(message, name, default)
 
 
 def describe(message: Any) -> str:
     """A short description of a message (a message object or its JSON dict)."""
+    if isinstance(message, str):  # saved by a version that did not know its type: its repr
+        return message
     kind = message["type"] if isinstance(message, dict) else type(message).__name__
     term = _get(message, "term")
     if kind == "AppendEntryRequest":
@@ -170,8 +171,24 @@ def describe(message: Any) -> str:
             return f"AppendEntries reply (term {term}, refused: the request's term was stale)"
         return f"AppendEntries reply (term {term}, refused, try index {hint})"
     if kind == "VoteRequest":
+        transfer = ", for a leadership transfer" if _get(message, "transfer", False) else ""
         return (f"VoteRequest (term {term}, last log {_get(message, 'last_log_index')}"
+                f"/term {_get(message, 'last_log_term')}{transfer})")
+    if kind == "PreVoteRequest":
+        return (f"PreVoteRequest (for term {term}, last log {_get(message, 'last_log_index')}"
                 f"/term {_get(message, 'last_log_term')})")
+    if kind == "PreVoteResponse":
+        if _get(message, "vote_granted"):
+            return f"pre-vote granted (for term {term})"
+        return f"pre-vote refused (the voter's term {term})"
+    if kind == "TimeoutNow":
+        return f"TimeoutNow (term {term}: start an election at once)"
+    if kind == "ReadIndexRequest":
+        return f"ReadIndex request #{_get(message, 'seq')} (term {term})"
+    if kind == "ReadIndexResponse":
+        if _get(message, "success"):
+            return f"ReadIndex reply #{_get(message, 'seq')} (term {term}, read index {_get(message, 'read_index')})"
+        return f"ReadIndex reply #{_get(message, 'seq')} (term {term}, refused: not the leader)"
     if kind == "VoteResponse":
         return f"vote {'granted' if _get(message, 'vote_granted') else 'refused'} (term {term})"
     if kind == "InstallSnapshotRequest":
@@ -195,11 +212,48 @@ def _explain(e: TraceEvent) -> str:
     if k == SimKind.TIMER:
         return f"{who}'s {d['which']} timer fired."
     if k == EventKind.BECAME_CANDIDATE:
+        if d.get("transfer"):
+            return (f"{who} became a candidate in term {d.get('term')} at once: the leader handed it the "
+                    f"leadership (TimeoutNow), so its VoteRequests say so and no one ignores them (LT-TIMEOUTNOW).")
         return f"{who} heard from no leader in time and became a candidate in term {d.get('term')}."
     if k == EventKind.BECAME_LEADER:
         return f"{who} won the election of term {d.get('term')} with votes from {d.get('votes')}."
     if k == EventKind.BECAME_FOLLOWER:
+        if e.rule == "CQ-STEPDOWN":
+            return (f"{who} stepped down as leader: {d.get('why')}, so it may be cut off from the cluster; it stays "
+                    f"in term {d.get('term')} as a follower (CQ-STEPDOWN).")
         return f"{who} became a follower in term {d.get('term')}: {d.get('why')}."
+    if k in (EventKind.VOTE_GRANTED, EventKind.VOTE_REFUSED) and d.get("pre_vote"):
+        if k == EventKind.VOTE_GRANTED:
+            return (f"{who} granted a pre-vote to node {d.get('candidate')}: {d.get('why')}; a pre-vote promises "
+                    f"only, it changes neither its term ({d.get('term')}) nor its vote (PV-GRANT).")
+        return (f"{who} refused a pre-vote to node {d.get('candidate')}: {d.get('why')}; its term stays "
+                f"{d.get('term')} (PV-GRANT).")
+    if k == EventKind.PRE_VOTE_STARTED:
+        return (f"{who} heard from no leader in time and asked for pre-votes for term {d.get('for_term')}: that "
+                f"changes nothing (its term stays {d.get('term')}) until a majority says yes (PV-ASK).")
+    if k == EventKind.PRE_VOTE_WON:
+        return (f"{who} won the pre-vote for term {_int(d.get('term')) + 1} with pre-votes from {d.get('pre_votes')}: "
+                f"a majority would vote for it, so it starts a real election (PV-WIN).")
+    if k == EventKind.VOTE_IGNORED:
+        return (f"{who} ignored node {d.get('candidate')}'s VoteRequest, keeping its term {d.get('term')} and its "
+                f"vote: {d.get('why')} (CQ-STICKY).")
+    if k == EventKind.TRANSFER_STARTED:
+        return (f"{who} began handing its leadership to node {d.get('to')}: it takes no new client transitions "
+                f"meanwhile and brings node {d.get('to')}'s log up to date first (LT-STOP).")
+    if k == EventKind.TIMEOUT_NOW_SENT:
+        return (f"{who} sent TimeoutNow to node {d.get('to')}: node {d.get('to')} holds its whole log, so it may "
+                f"start an election at once (LT-TIMEOUTNOW).")
+    if k == EventKind.TRANSFER_ABORTED:
+        return (f"{who} gave up handing its leadership to node {d.get('to')}: node {d.get('to')} did not win within "
+                f"an election timeout, so {who} takes client transitions again (LT-ABORT).")
+    if k == EventKind.READ_READY:
+        return (f"{who} may answer {_read_name(d.get('read'))} now: a leader confirmed its read index (by a "
+                f"heartbeat round a majority answered, or within its lease) and {who} has applied that far, so its "
+                f"state machine's answer is linearizable (RI-SERVE).")
+    if k == EventKind.READ_ABANDONED:
+        return (f"{who} abandoned {_read_name(d.get('read'))}: no leader confirmed it (it knows no leader, or the "
+                f"leader changed or refused); the client asks again (RI-SERVE).")
     if k in (EventKind.VOTE_GRANTED, EventKind.VOTE_REFUSED):
         verb = "granted its vote to" if k == EventKind.VOTE_GRANTED else "refused its vote to"
         return f"{who} {verb} node {d.get('candidate')} in term {d.get('term')}: {d.get('why')}."
@@ -252,4 +306,32 @@ def _explain(e: TraceEvent) -> str:
         return f"{who} answered the client: {d.get('transition')} is {d.get('state')}."
     if k == SimKind.NETWORK:
         return f"the network changed: {d.get('what')}."
+    if k == SimKind.READ_REQUEST:
+        return f"a client asked {who} for a linearizable read of {d.get('key')}, to be served without a log write."
+    if k == SimKind.READ_REPLY:
+        if d.get("state") == "ready":
+            value = d.get("value")
+            return (f"{who} answered the client's read: {d.get('key')} "
+                    f"{'has no value' if value in (None, 'None') else f'is {value}'}.")
+        return f"{who} could not answer the client's read of {d.get('key')} ({d.get('state')}): it may ask again."
+    if k == SimKind.TRANSFER:
+        return f"the user asked leader {e.node} to hand its leadership to node {d.get('to')}."
+    if k == SimKind.CLOCK:
+        rate = float(d.get("rate", 1.0))
+        how = ("exactly" if rate == 1 else f"{abs(rate - 1) * 100:.3g} % {'fast' if rate > 1 else 'slow'}")
+        return (f"{who}'s clock now runs at {rate:g} times the real rate ({how}): its timers and its lease are "
+                f"measured on it.")
     return f"{who}: {k} {d}."
+
+
+_READ_ID = re.compile(r"\('read', (\d+)\)")
+
+
+def _read_name(read: Any) -> str:
+    """A read's id as a student reads it: the simulation's ``('read', 3)`` is "read #3"."""
+    match = _READ_ID.fullmatch(str(read))
+    return f"read #{match.group(1)}" if match else f"read {read}"
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0

@@ -13,7 +13,7 @@ import pytest
 
 from raftlab.core import EventKind
 from raftlab.machines import KVStore
-from raftlab.sim import NetworkModel, SimKind, Simulation, Trace, TraceEvent
+from raftlab.sim import NetworkModel, SimKind, Simulation, Trace, TraceEvent, describe
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = set(re.findall(r"\*\*([A-Z]+(?:-[A-Z]+)+)\*\*", (ROOT / "docs" / "raft-rules.md").read_text()))
@@ -251,3 +251,174 @@ def test_replica_events_carry_their_term(run: Simulation) -> None:
         if event.kind not in SIM_KINDS:
             assert isinstance(event.data["term"], int) and event.data["term"] >= 1, event
             assert event.node in range(5)
+
+
+# ----- the thesis's mechanisms: PreVote, CheckQuorum, leadership transfer, reads ----------------------
+
+THESIS_SIM_KINDS = {SimKind.READ_REQUEST, SimKind.READ_REPLY, SimKind.TRANSFER, SimKind.CLOCK}
+THESIS_KINDS = THESIS_SIM_KINDS | {
+    EventKind.PRE_VOTE_STARTED, EventKind.PRE_VOTE_WON, EventKind.VOTE_IGNORED, EventKind.TRANSFER_STARTED,
+    EventKind.TIMEOUT_NOW_SENT, EventKind.TRANSFER_ABORTED, EventKind.READ_READY, EventKind.READ_ABANDONED}
+THESIS_RULES = {"PV-ASK", "PV-GRANT", "PV-WIN", "CQ-STEPDOWN", "CQ-STICKY", "LT-STOP", "LT-TIMEOUTNOW", "LT-ABORT",
+                "RI-SERVE"}
+THESIS_MESSAGES = {"PreVoteRequest", "PreVoteResponse", "TimeoutNow", "ReadIndexRequest", "ReadIndexResponse"}
+
+
+def thesis() -> Simulation:
+    """A run with PreVote, CheckQuorum and lease reads on, in which every new kind of event happens."""
+    sim = Simulation(5, seed=2, pre_vote=True, check_quorum=True, read_lease=True)
+    sim.run_until(lambda s: s.leader() is not None)  # pre-votes, then the election
+    sim.one(KVStore.put(1, 1, "a", "1"))
+    leader = sim.leader()
+    follower = (leader + 1) % 5
+    sim.read("a")  # at the leader, in its lease
+    sim.read("a", to=follower)  # at a follower: ReadIndex messages
+    sim.run(0.2)
+    sim.set_clock_rate(follower, 1.05)
+    sim.transfer_leadership(follower)  # TimeoutNow, a transfer's election
+    sim.run_until(lambda s: s.leader() == follower, 2.0)
+    target = (follower + 2) % 5
+    sim.disconnect(target)
+    sim.transfer_leadership(target)  # it cannot hear: the transfer is aborted
+    sim.run(0.5)
+    sim.connect(target)
+    sim.run(0.5)
+    # The leader's messages to three followers are cut (one way): they pre-vote and elect one of them; the
+    # fourth still hears the leader and ignores the VoteRequest; the old leader hears no majority and steps down.
+    leader = sim.leader()
+    others = [n for n in range(5) if n != leader]
+    for n in others[1:]:
+        sim.cut(leader, n)
+    sim.run(1.0)
+    sim.heal()
+    sim.run(0.5)
+    # A leader cut off from everyone steps down; a read asked of it then is abandoned.
+    leader = sim.leader()
+    sim.disconnect(leader)
+    sim.run(0.6)
+    sim.read("a", to=leader)
+    sim.connect(leader)
+    sim.run(0.5)
+    return sim
+
+
+@pytest.fixture(scope="module")
+def thesis_run() -> Simulation:
+    return thesis()
+
+
+def test_every_kind_of_the_thesis_occurs_and_is_explained(thesis_run: Simulation, tmp_path: Path) -> None:
+    trace = thesis_run.trace
+    kinds = {e.kind for e in trace}
+    assert kinds >= THESIS_KINDS, f"missing: {THESIS_KINDS - kinds}"
+    assert {e.rule for e in trace} >= THESIS_RULES, f"missing: {THESIS_RULES - {e.rule for e in trace}}"
+    sent = {type(e.data["message"]).__name__ for e in trace.of_kind(SimKind.SEND)}
+    assert sent >= THESIS_MESSAGES, f"missing: {THESIS_MESSAGES - sent}"
+    assert any(e.data["message"].transfer for e in trace.of_kind(SimKind.SEND)
+               if type(e.data["message"]).__name__ == "VoteRequest")
+    path = tmp_path / "thesis.jsonl"
+    trace.save(path)
+    loaded = Trace.load(path)
+    assert loaded.hash() == trace.hash() and loaded.explain() == trace.explain()
+    for saved in (trace, loaded):  # message objects, and their JSON dicts
+        for event in saved:
+            text = event.explain()
+            assert re.match(r"^\[ *\d+\.\d{4}s\] \S", text), text
+            assert not generic(event), text
+            assert text.endswith("."), text
+            if event.kind not in SIM_KINDS | THESIS_SIM_KINDS:
+                assert "None" not in text, text
+            if event.kind in (SimKind.SEND, SimKind.DELIVER, SimKind.DROP):  # described, not only named
+                message = event.data["message"]
+                assert isinstance(message, dict) == (saved is loaded)
+                name = message["type"] if isinstance(message, dict) else type(message).__name__
+                assert describe(message) != name and f"{describe(message)} " in text, text
+
+
+def explained(trace: Trace, kind: str, rule: str | None = None) -> list[str]:
+    return [e.explain() for e in trace if e.kind == kind and (rule is None or e.rule == rule)]
+
+
+def test_thesis_sentences_say_what_and_why(thesis_run: Simulation) -> None:
+    trace = thesis_run.trace
+    first = {}
+    for event in trace:
+        first.setdefault((event.kind, event.rule), event)
+    asked = first[(EventKind.PRE_VOTE_STARTED, "PV-ASK")]
+    assert (f"node {asked.node} heard from no leader in time and asked for pre-votes for term "
+            f"{asked.data['for_term']}: that changes nothing (its term stays {asked.data['term']}) until a majority "
+            f"says yes (PV-ASK).") in asked.explain()
+    won = first[(EventKind.PRE_VOTE_WON, "PV-WIN")]
+    assert (f"won the pre-vote for term {won.data['term'] + 1} with pre-votes from {won.data['pre_votes']}"
+            in won.explain())
+    granted = first[(EventKind.VOTE_GRANTED, "PV-GRANT")]
+    assert f"node {granted.node} granted a pre-vote to node {granted.data['candidate']}" in granted.explain()
+    assert "changes neither its term" in granted.explain()
+    refused = first[(EventKind.VOTE_REFUSED, "PV-GRANT")]
+    assert f"refused a pre-vote to node {refused.data['candidate']}: {refused.data['why']}" in refused.explain()
+    ignored = first[(EventKind.VOTE_IGNORED, "CQ-STICKY")]
+    assert (f"node {ignored.node} ignored node {ignored.data['candidate']}'s VoteRequest, keeping its term "
+            f"{ignored.data['term']} and its vote: a current leader (") in ignored.explain()
+    assert ignored.explain().endswith("within the minimum election timeout (CQ-STICKY).")
+    down = first[(EventKind.BECAME_FOLLOWER, "CQ-STEPDOWN")]
+    assert f"node {down.node} stepped down as leader: no majority answered within 0.15 s" in down.explain()
+    assert down.explain().endswith("(CQ-STEPDOWN).")
+    start = first[(EventKind.TRANSFER_STARTED, "LT-STOP")]
+    assert f"node {start.node} began handing its leadership to node {start.data['to']}" in start.explain()
+    now = first[(EventKind.TIMEOUT_NOW_SENT, "LT-TIMEOUTNOW")]
+    assert f"node {now.node} sent TimeoutNow to node {now.data['to']}" in now.explain()
+    abort = first[(EventKind.TRANSFER_ABORTED, "LT-ABORT")]
+    assert f"gave up handing its leadership to node {abort.data['to']}" in abort.explain()
+    assert re.search(r"node \d may answer read #1 now: .* linearizable \(RI-SERVE\)\.$",
+                     first[(EventKind.READ_READY, "RI-SERVE")].explain())
+    assert "abandoned read #3: no leader confirmed it" in first[(EventKind.READ_ABANDONED, "RI-SERVE")].explain()
+    replies = explained(trace, SimKind.READ_REPLY)
+    assert replies[0].endswith("answered the client's read: 'a' is '1'.") and "could not answer" in replies[-1]
+    assert "for a linearizable read of 'a'" in explained(trace, SimKind.READ_REQUEST)[0]
+    assert "to hand its leadership to node" in explained(trace, SimKind.TRANSFER)[0]
+    assert "clock now runs at 1.05 times the real rate (5 % fast)" in explained(trace, SimKind.CLOCK)[0]
+
+
+def test_thesis_messages_are_described(thesis_run: Simulation) -> None:
+    seen: dict[str, str] = {}
+    for event in thesis_run.trace.of_kind(SimKind.SEND):
+        message = event.data["message"]
+        name = type(message).__name__
+        text = describe(message)
+        assert describe(TraceEvent.from_json(event.to_json()).data["message"]) == text  # a loaded one too
+        if name == "VoteRequest" and message.transfer:
+            name = "VoteRequest (transfer)"
+        seen.setdefault(name, text)
+    assert re.fullmatch(r"PreVoteRequest \(for term \d+, last log \d+/term \d+\)", seen["PreVoteRequest"])
+    assert re.fullmatch(r"pre-vote (granted \(for term \d+\)|refused \(the voter's term \d+\))",
+                        seen["PreVoteResponse"])
+    assert re.fullmatch(r"TimeoutNow \(term \d+: start an election at once\)", seen["TimeoutNow"])
+    assert re.fullmatch(r"ReadIndex request #\d+ \(term \d+\)", seen["ReadIndexRequest"])
+    assert re.fullmatch(r"ReadIndex reply #\d+ \(term \d+, (read index \d+|refused: not the leader)\)",
+                        seen["ReadIndexResponse"])
+    assert seen["VoteRequest (transfer)"].endswith(", for a leadership transfer)")
+    assert "transfer" not in seen["VoteRequest"]
+
+
+def test_a_transfers_election_is_explained_as_one() -> None:
+    # The core marks the C-START of a transfer's election with transfer=True when it says so.
+    event = TraceEvent(1, 100, EventKind.BECAME_CANDIDATE, 2, "C-START", {"term": 3, "transfer": True})
+    assert "node 2 became a candidate in term 3 at once: the leader handed it the leadership" in event.explain()
+    plain = TraceEvent(1, 100, EventKind.BECAME_CANDIDATE, 2, "C-START", {"term": 3})
+    assert "node 2 heard from no leader in time and became a candidate in term 3." in plain.explain()
+
+
+def test_old_traces_still_describe_their_messages() -> None:
+    # A VoteRequest saved before the transfer field existed, and a message saved as its repr.
+    old = {"type": "VoteRequest", "from_id": 1, "term": 2, "last_log_index": 3, "last_log_term": 1}
+    assert describe(old) == "VoteRequest (term 2, last log 3/term 1)"
+    assert describe("Mystery(from_id=1)") == "Mystery(from_id=1)"
+
+
+def test_thesis_rule_ids(thesis_run: Simulation) -> None:
+    assert THESIS_RULES <= RULES
+    for event in thesis_run.trace:
+        if event.kind in SIM_KINDS | THESIS_SIM_KINDS:
+            assert event.rule == "SIM", event
+        elif event.kind != EventKind.MESSAGE_DROPPED:
+            assert event.rule in RULES, event
