@@ -732,7 +732,7 @@ class Replica(Generic[T, D]):
         self.set_leader(None)
         self.votes = {self.id}
         self.reset_election_timer()
-        self.emit(EventKind.BECAME_CANDIDATE, "C-START")
+        self.emit(EventKind.BECAME_CANDIDATE, "LT-TIMEOUTNOW" if self.transfer_election else "C-START")
         if self.has_majority(1):  # C-WIN (§5.2): a single-node cluster wins at once
             self.become_leader()
             return
