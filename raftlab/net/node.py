@@ -113,6 +113,9 @@ class KVNode:
             raise ValueError(f"snapshot_every must be an int >= 0 (0: never), not {snapshot_every!r}")
         if read_lease and not check_quorum:  # (the replica says so too, but only after files are made)
             raise ValueError("read_lease needs check_quorum: without it a lease proves nothing")
+        if len(peers) == 1:  # a single node is its own majority: CheckQuorum (and a lease) prove nothing, and
+            # the core's check would depose it whenever one round of the driver outlasts the election timeout
+            check_quorum = read_lease = False
         self.id = id
         self.member_ids = frozenset(peers)  # every node of the cluster, this one included
         self.client_addresses = dict(client_addresses)
@@ -129,6 +132,7 @@ class KVNode:
         # and the log compacted; a follower that needs compacted entries gets the snapshot instead (§7).
         # PreVote and CheckQuorum are on (off in the core): a node cut off and back, or a flaky link, cannot
         # depose a healthy leader, and a leader cut off from a majority steps down within an election timeout
+        # (a one-node cluster runs without CheckQuorum, see above)
         self.replica = Replica(id, [p for p in peers if p != id], self.cluster, self.store, KVStore.NOOP,
                                heartbeat, election, snapshot_every, max_inflight=MAX_INFLIGHT,
                                pre_vote=pre_vote, check_quorum=check_quorum, read_lease=read_lease,

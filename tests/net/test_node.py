@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from raftlab.core import Role
+from raftlab.core import AppendEntryRequest, Role
 from raftlab.machines.kv import KVCommand
+from raftlab.net import node as node_module
 from raftlab.net.client import KVError
+from raftlab.net.codec import CHALLENGE_SIZE, HEADER, OutboundSession, encode_messages
 from raftlab.net.node import MAX_REQUEST, YIELD_EVERY, KVNode, event_loop_runner
 
 from .conftest import free_ports
@@ -139,3 +141,110 @@ def test_unsafe_no_fsync_keeps_sqlite_but_skips_the_fsync(tmp_path):
             assert node.storage._db.execute("PRAGMA synchronous").fetchone() == (level,)
         finally:
             node.storage.close()
+
+
+def test_reads_are_answered_from_the_store_without_a_log_write(tmp_path):
+    count = 3 * YIELD_EVERY
+
+    async def test(node: KVNode, address: tuple[str, int]) -> None:
+        assert await node.execute(KVCommand(5, 1, "put", "a", "1")) is None
+        last, commit = node.replica.log.last_index, node.replica.commit_index
+        assert await node.read("a") == "1" and await node.read("nothing") is None
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b"".join(json.dumps({"id": n, "op": "read", "key": "a" if n % 2 else "b"}).encode() + b"\n"
+                              for n in range(count)))
+        replies = await lines(reader, count)
+        assert sorted(r["id"] for r in replies) == list(range(count))
+        assert all(r == {"ok": True, "result": "1" if r["id"] % 2 else None, "id": r["id"]} for r in replies)
+        # a read sees the write acknowledged just before it
+        writer.write(b'{"id": "w", "op": "put", "client": 5, "seq": 2, "key": "b", "value": "2"}\n')
+        assert (await lines(reader, 1))[0]["ok"]
+        writer.write(b'{"id": "r", "op": "read", "key": "b"}\n')
+        assert await lines(reader, 1) == [{"ok": True, "result": "2", "id": "r"}]
+        writer.write(b'{"id": "x", "op": "read", "key": 7}\n')
+        assert (await lines(reader, 1))[0]["error"] == "bad_request"
+        writer.close()
+        assert node.replica.log.last_index == last + 1 and node.replica.commit_index == commit + 1  # the put only
+        status = node.status()
+        assert status["reads_answered"] == count + 3
+        assert 1 <= status["read_indexes"] < count  # reads arriving together share one read index
+
+    run_with_node(tmp_path, test)
+
+
+def test_transfer_requests_are_checked_and_a_node_without_a_leader_refuses_reads(tmp_path):
+    async def alone(node: KVNode, address: tuple[str, int]) -> None:
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b'{"id": 1, "op": "transfer", "to": 9}\n{"id": 2, "op": "transfer", "to": "1"}\n'
+                     b'{"id": 3, "op": "transfer", "to": 1}\n')
+        replies = await lines(reader, 3)
+        assert [r["error"] for r in replies[:2]] == ["not_a_peer", "not_a_peer"] and "[1]" in replies[0]["detail"]
+        assert replies[2] == {"ok": True, "result": {"leader": 1, "term": node.replica.current_term}, "id": 3}
+        writer.close()
+        status = node.status()  # a one-node cluster is its own majority: no CheckQuorum
+        assert (status["pre_vote"], status["check_quorum"], status["read_lease"]) == (True, False, False)
+
+    run_with_node(tmp_path / "alone", alone)
+
+    async def follower(node: KVNode, address: tuple[str, int]) -> None:
+        await asyncio.sleep(0.3)  # its only peer is down: no leader
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(b'{"id": 1, "op": "transfer", "to": 2}\n{"id": 2, "op": "read", "key": "a"}\n')
+        assert await lines(reader, 2) == [{"ok": False, "error": "not_leader", "leader": None, "id": 1},
+                                          {"ok": False, "error": "not_leader", "leader": None, "id": 2}]
+        writer.close()
+        with pytest.raises(KVError, match="not_leader"):
+            await node.read("a")
+        status = node.status()
+        assert (status["pre_vote"], status["check_quorum"], status["read_lease"]) == (True, True, False)
+        assert status["term"] == 0  # PreVote: a node that cannot win changes no term
+
+    run_with_node(tmp_path / "follower", follower, alone=False)
+
+
+def test_a_read_forwarded_to_a_leader_that_never_answers_times_out(tmp_path, monkeypatch):
+    monkeypatch.setattr(node_module, "REQUEST_TIMEOUT", 0.3)
+
+    async def test(node: KVNode, address: tuple[str, int]) -> None:
+        # play node 2, a leader that heartbeats node 1 and never answers it (nothing listens on its port)
+        for _ in range(200):  # (the node may not be listening yet)
+            try:
+                peer_reader, peer_writer = await asyncio.open_connection(*node.cluster.address)
+                break
+            except OSError:
+                await asyncio.sleep(0.01)
+        session = OutboundSession(node.cluster.key, 2, 1)
+        peer_writer.write(session.hello(await peer_reader.readexactly(HEADER.size + CHALLENGE_SIZE)))
+        stop = asyncio.Event()
+
+        async def heartbeats() -> None:
+            while not stop.is_set():
+                peer_writer.write(session.seal(encode_messages([AppendEntryRequest(2, 1, 0, 0, (), 0)])))
+                await asyncio.sleep(0.01)
+
+        beating = asyncio.create_task(heartbeats())
+        try:
+            for _ in range(200):
+                if node.replica.leader_id == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert node.replica.leader_id == 2 and node.replica.role is Role.FOLLOWER
+            reader, writer = await asyncio.open_connection(*address)
+            writer.write(b'{"id": 1, "op": "read", "key": "a"}\n')
+            (reply,) = await lines(reader, 1)
+            assert reply["error"] == "timeout" and reply["id"] == 1
+            assert node.replica.leader_id == 2  # the leader was heard from throughout: only the read was lost
+            writer.close()
+            assert node._waiting == {}  # nothing kept for the expired read
+        finally:
+            stop.set()
+            await beating
+            peer_writer.close()
+
+    run_with_node(tmp_path, test, alone=False)
+
+
+def test_read_lease_needs_check_quorum():
+    with pytest.raises(ValueError, match="read_lease needs check_quorum"):
+        KVNode(1, {1: ("127.0.0.1", 1), 2: ("127.0.0.1", 3)}, b"k" * 32, "/nonexistent-never-created",
+               {1: ("127.0.0.1", 2)}, check_quorum=False, read_lease=True)
