@@ -7,9 +7,10 @@ thing: a node's `snapshot_index` and `snapshot_term` say how far its snapshot re
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core import LogEntry, Role
 
@@ -35,9 +36,16 @@ class NodeFrame:
     next_index: MappingProxyType  # leader only: peer -> next index
     match_index: MappingProxyType  # leader only: peer -> match index
     flows: MappingProxyType  # leader only: peer -> how it sends to it ("probe", "replicate", "snapshot")
-    deadline: float  # its next timer, seconds (inf if none)
+    deadline: float  # its next timer, seconds of virtual time (inf if none)
     election_timeout_range: tuple[float, float]
     heartbeat_timeout: float
+    # The thesis's mechanisms (defaults: none in progress), so a renderer can show them:
+    pre_votes: tuple[int, ...] | None = None  # asking for pre-votes: who said yes so far (itself included)
+    votes: tuple[int, ...] = ()  # candidate: who voted for it in this term (itself included)
+    transfer_to: int | None = None  # leader: the target of a leadership transfer in progress
+    transfer_deadline: float = math.inf  # leader: when that transfer is aborted, seconds of virtual time
+    reads: int = 0  # linearizable reads waiting on it
+    clock_rate: float = 1.0  # how fast its clock runs (`Simulation.set_clock_rate`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,7 @@ class Frame:
     in_flight: tuple[InFlight, ...]  # sorted by arrival
     cut: frozenset[tuple[int, int]]  # one-way links that are cut
     leader: int | None
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # the Replica options given
 
     @classmethod
     def of(cls, sim: Simulation) -> Frame:
@@ -60,6 +69,8 @@ class Frame:
             r, s = sim._replicas[i], sim._storages[i]
             log = s.log
             lead = r if r is not None and r.role is Role.LEADER else None
+            pre_votes = None if r is None else getattr(r, "pre_votes", None)  # (a replica class of old has none)
+            transfer_to = None if lead is None else getattr(lead, "transfer_to", None)
             nodes.append(NodeFrame(
                 i, r is None, None if r is None else r.role, s.current_term, s.voted_for,
                 None if r is None else sim._clusters[i].leader, log.entries_from(log.base_index + 1),
@@ -68,6 +79,19 @@ class Frame:
                 MappingProxyType(dict(lead.next_index) if lead is not None else {}),
                 MappingProxyType(dict(lead.match_index) if lead is not None else {}),
                 MappingProxyType({p: pr.flow.value for p, pr in lead.progress.items()} if lead is not None else {}),
-                math.inf if r is None else r.next_deadline, sim.election_timeout, sim.heartbeat_timeout))
+                math.inf if r is None else _virtual(sim, i, r.next_deadline), sim.election_timeout,
+                sim.heartbeat_timeout,
+                None if pre_votes is None else tuple(sorted(pre_votes)),
+                tuple(sorted(r.votes)) if r is not None and r.role is Role.CANDIDATE else (),
+                transfer_to,
+                math.inf if transfer_to is None or lead is None else _virtual(sim, i, lead.transfer_deadline),
+                0 if r is None else len(getattr(r, "reads", ())), sim.clock_rate(i)))
         return cls(sim.now, sim.steps, sim.seed, tuple(nodes), tuple(sim.in_flight()), frozenset(sim._cut),
-                   sim.leader())
+                   sim.leader(), MappingProxyType(dict(sim.options)))
+
+
+def _virtual(sim: Simulation, node: int, local: float) -> float:
+    """The virtual time (seconds) at which `node`'s clock reads `local` (the same number unless its clock drifts)."""
+    if not math.isfinite(local) or node not in sim._clocks:
+        return local
+    return sim.virtual_us(node, local) / 1e6
