@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Circle, PathPatch, Wedge
+from matplotlib.patches import Circle, FancyArrowPatch, PathPatch, Wedge
 from matplotlib.path import Path
 
 from ..sim import Frame, InFlight, NodeFrame, TraceEvent
@@ -23,6 +23,9 @@ from .style import (
 )
 
 MAX_NODES = 9
+_LEGEND_MESSAGES = (("VoteRequest", "vote"), ("PreVoteRequest", "pre-vote"), ("AppendEntryRequest", "append"),
+                    ("InstallSnapshotRequest", "snapshot"), ("TimeoutNow", "TimeoutNow"),
+                    ("ReadIndexRequest", "read index"))
 _LAYOUTS: dict[int, np.ndarray] = {}
 _LANE = 0.05  # messages and cut links from a to b run this far to the right of the line a-b
 
@@ -57,6 +60,21 @@ def _shape(shape: str, x: float, y: float, r: float) -> Path:
     return Path.circle((x, y), r)
 
 
+def _doing(node: NodeFrame, key: str, n: int) -> str:
+    """What a node is in the middle of, after its role: a pre-vote or an election (the count it has of the
+    majority it needs), or a leadership transfer."""
+    need = n // 2 + 1
+    if key == "crashed":
+        return ""
+    if node.pre_votes is not None:
+        return f", pre-vote {len(node.pre_votes)}/{need}"
+    if key == "candidate" and node.votes:
+        return f", votes {len(node.votes)}/{need}"
+    if key == "leader" and node.transfer_to is not None:
+        return f" \u2192 node {node.transfer_to}"
+    return ""
+
+
 class GraphPainter:
     """Draws the cluster graph into one Axes of `parent` and updates it in place."""
 
@@ -80,6 +98,11 @@ class GraphPainter:
         ax.add_collection(self.cut_lines)
         self.cut_marks = ax.scatter(EMPTY_XY[:, 0], EMPTY_XY[:, 1], marker="x", s=60, c=PALETTE["cut"], linewidths=2.2,
                                     zorder=2.2)
+        # a leadership transfer in progress: a dashed arrow from the leader to its target
+        self.transfer_arrow = FancyArrowPatch((0, 0), (0, 0), arrowstyle="-|>", mutation_scale=16, shrinkA=0,
+                                              shrinkB=0, color=PALETTE["transfer"], linewidth=2.2, linestyle="--",
+                                              zorder=1.7, visible=False)
+        ax.add_patch(self.transfer_arrow)
         self.highlight_edge = Line2D([], [], color=PALETTE["highlight"], linewidth=7, alpha=0.9, zorder=1.5,
                                      solid_capstyle="round", visible=False)
         ax.add_line(self.highlight_edge)
@@ -100,6 +123,7 @@ class GraphPainter:
         self.cut_links: frozenset[tuple[int, int]] = frozenset()
         self.message_marks: dict[int, dict[str, Any]] = {}  # in-flight id -> type, style and position
         self.highlighted: dict[str, Any] = {}
+        self.transfer: tuple[int, int] | None = None  # (leader, target) of the transfer drawn
 
     def _legend(self) -> None:
         entries: list[tuple[str, dict[str, Any]]] = []
@@ -108,11 +132,14 @@ class GraphPainter:
             marker = {"circle": "o", "diamond": "D", "square": "s", "cross": "X"}[st["shape"]]
             entries.append((st["text"].lower(), {"linestyle": "none", "marker": marker, "markersize": 8,
                                                  "markerfacecolor": st["color"], "markeredgecolor": "#333333"}))
-        for kind in MESSAGE_TYPES:
+        for kind, label in _LEGEND_MESSAGES:  # the requests; a reply is drawn hollow
             st = MESSAGE_STYLE[kind]
-            entries.append((st["label"], {"linestyle": "none", "marker": st["marker"], "markersize": 7,
-                                          "markerfacecolor": st["color"] if st["filled"] else "white",
-                                          "markeredgecolor": st["color"], "markeredgewidth": 1.4}))
+            entries.append((label, {"linestyle": "none", "marker": st["marker"], "markersize": 7,
+                                    "markerfacecolor": st["color"], "markeredgecolor": st["color"],
+                                    "markeredgewidth": 1.4}))
+        entries.append(("hollow: reply", {"linestyle": "none", "marker": "o", "markersize": 7,
+                                          "markerfacecolor": "white", "markeredgecolor": "#555555",
+                                          "markeredgewidth": 1.4}))
         entries.append(("cut link", {"color": PALETTE["cut"], "linestyle": (0, (3, 2)), "marker": "x",
                                      "markersize": 6, "markeredgewidth": 2}))
         self.legend = static_legend(self.parent, entries, top=0.125, ncol=4, row=0.04, left=0.06)
@@ -150,6 +177,9 @@ class GraphPainter:
                                             color="#444444", linewidth=2.5, zorder=3.2, visible=False)),
                 "select": ax.add_patch(Circle((x, y), r + 0.14, facecolor="none", edgecolor=PALETTE["selected"],
                                               linewidth=2.2, linestyle="-", zorder=3.1, visible=False)),
+                # asking for pre-votes: a dashed ring of the candidate's colour (a would-be candidate)
+                "pre_vote": ax.add_patch(Circle((x, y), r + 0.2, facecolor="none", edgecolor=PALETTE["candidate"],
+                                                linewidth=1.8, linestyle=(0, (3, 2)), zorder=3.05, visible=False)),
             })
             self._anchors.append((lx, ly, ha, va))
 
@@ -172,6 +202,7 @@ class GraphPainter:
         self._draw_title(frame.time, frame.step, frame.leader, nodes)
         roles = self._draw_bodies(nodes)
         self._draw_labels(nodes, roles)
+        self._draw_thesis(nodes)
         self._draw_timers(nodes, roles, frame.time)
         self._draw_selection(nodes, selected)
         self._draw_cuts(frame.cut)
@@ -211,7 +242,8 @@ class GraphPainter:
             ids.append((*pos[ns.id], str(ns.id)))
             id_colors.append("#555555" if ns.crashed else "#111111")
             vote = "-" if ns.voted_for is None else str(ns.voted_for)
-            label = f"{ROLE_STYLE[key]['text']}\nterm {ns.term}  vote {vote}\ncommit {ns.commit_index}"
+            label = (f"{ROLE_STYLE[key]['text']}{_doing(ns, key, self.n)}\nterm {ns.term}  vote {vote}\n"
+                     f"commit {ns.commit_index}{'' if ns.clock_rate == 1 else f'  clock {ns.clock_rate:g}x'}")
             lx, ly, ha, va = self._anchors[ns.id]
             labels.append((lx, ly, label, ha, va))
             color, weight = label_look(key, ns.crashed)
@@ -221,6 +253,23 @@ class GraphPainter:
         small = self.n > 5
         self.ids.set(ids, id_colors, sizes=[10 if small else 12] * len(ids))
         self.labels.set(labels, label_colors, label_weights, sizes=[6.5 if small else 7.5] * len(labels))
+
+    def _draw_thesis(self, nodes: Sequence[NodeFrame]) -> None:
+        """A pre-vote in progress (a dashed ring) and a leadership transfer in progress (a dashed arrow)."""
+        self.transfer = None
+        for ns, art in zip(nodes, self._nodes, strict=True):
+            asking = ns.pre_votes is not None and not ns.crashed
+            art["pre_vote"].set_visible(asking)
+            self.node_style[ns.id]["pre_votes"] = ns.pre_votes if asking else None
+            self.node_style[ns.id]["transfer_to"] = ns.transfer_to
+            if ns.transfer_to is not None and 0 <= ns.transfer_to < self.n and not ns.crashed:
+                self.transfer = (ns.id, ns.transfer_to)
+        self.transfer_arrow.set_visible(self.transfer is not None)
+        if self.transfer is not None:
+            pos, r = layout(self.n), node_radius(self.n)
+            p, q = pos[self.transfer[0]], pos[self.transfer[1]]
+            u = (q - p) / (float(np.hypot(*(q - p))) or 1.0)
+            self.transfer_arrow.set_positions(tuple(p + u * r * 1.35), tuple(q - u * r * 1.6))
 
     def _draw_timers(self, nodes: Sequence[NodeFrame], roles: Sequence[str], now: float) -> None:
         """The election timer ring round each live non-leader: the share of its longest timeout left."""

@@ -35,6 +35,8 @@ PALETTE: dict[str, str] = {
     "vote": "#CC79A7",  # reddish purple
     "append": "#0072B2",  # blue
     "snapshot": "#000000",  # black
+    "read": "#E69F00",  # orange (ReadIndex; told from a candidate by its hexagon, never a node's shape)
+    "transfer": "#009E73",  # bluish green, the leader's (TimeoutNow: the leadership handed on)
     # marks
     "cut": "#D55E00",  # vermillion (Okabe-Ito's red)
     "lost": "#D55E00",
@@ -75,8 +77,26 @@ MESSAGE_STYLE: dict[str, dict[str, Any]] = {
                                "label": "snapshot request"},
     "InstallSnapshotResponse": {"color": PALETTE["snapshot"], "marker": "s", "filled": False,
                                 "label": "snapshot reply"},
+    # the thesis's messages (PreVote, leadership transfer, ReadIndex)
+    "PreVoteRequest": {"color": PALETTE["vote"], "marker": "v", "filled": True, "label": "pre-vote request"},
+    "PreVoteResponse": {"color": PALETTE["vote"], "marker": "v", "filled": False, "label": "pre-vote reply"},
+    "TimeoutNow": {"color": PALETTE["transfer"], "marker": "*", "filled": True, "label": "TimeoutNow"},
+    "ReadIndexRequest": {"color": PALETTE["read"], "marker": "h", "filled": True, "label": "read-index request"},
+    "ReadIndexResponse": {"color": PALETTE["read"], "marker": "h", "filled": False, "label": "read-index reply"},
 }
-"""How each message type is drawn in flight (graph) and as an arrow (timeline)."""
+"""How each message type is drawn in flight (graph) and as an arrow (timeline); every message type of
+the core has an entry."""
+
+MESSAGE_FAMILY: dict[str, str] = {
+    "VoteRequest": "vote", "VoteResponse": "vote", "PreVoteRequest": "vote", "PreVoteResponse": "vote",
+    "AppendEntryRequest": "append", "AppendEntryResponse": "append",
+    "InstallSnapshotRequest": "snapshot", "InstallSnapshotResponse": "snapshot",
+    "TimeoutNow": "transfer", "ReadIndexRequest": "read", "ReadIndexResponse": "read",
+}
+"""The family of each message type: one colour (a `PALETTE` name) and one line style in the timeline."""
+
+FAMILIES: tuple[str, ...] = ("vote", "append", "snapshot", "transfer", "read")
+"""The message families, in the order the legends list them."""
 
 MESSAGE_TYPES: tuple[str, ...] = tuple(MESSAGE_STYLE)
 

@@ -26,22 +26,18 @@ from matplotlib.typing import LineStyleType
 from ..core import EventKind
 from ..sim import Frame, InFlight, SimKind, TraceEvent
 from .style import (
-    EMPTY_XY, PALETTE, TextStamps, figure_png, message_type, new_figure, rectangles, set_polygons, static_legend,
-    strokes, xy_array,
+    EMPTY_XY, FAMILIES, MESSAGE_FAMILY, PALETTE, TextStamps, figure_png, message_type, new_figure, rectangles,
+    set_polygons, static_legend, strokes, xy_array,
 )
 
 MAX_LANES = 9
 _ROLE_OF = {EventKind.BECAME_FOLLOWER: "follower", EventKind.BECAME_CANDIDATE: "candidate",
             EventKind.BECAME_LEADER: "leader", SimKind.CRASH: "crashed", SimKind.RESTART: "follower"}
-_FAMILY = {"VoteRequest": "vote", "VoteResponse": "vote", "AppendEntryRequest": "append",
-           "AppendEntryResponse": "append", "InstallSnapshotRequest": "snapshot", "InstallSnapshotResponse": "snapshot"}
 _BAND_ALPHA = {"follower": 0.4, "candidate": 0.8, "leader": 0.8, "crashed": 0.8}
 _BAND_RGBA = {role: to_rgba(PALETTE[role], _BAND_ALPHA[role]) for role in _BAND_ALPHA}
 _CHECKPOINT = 64
 _MARKS = frozenset({EventKind.COMMITTED, EventKind.BECAME_LEADER, SimKind.CRASH})
 MAX_MESSAGES = 800  # drawn at most (the most recent); a busy window holds thousands
-_HEAVY = {family: to_rgba(PALETTE[family], 0.95) for family in ("vote", "append", "snapshot")}
-_LIGHT = {family: to_rgba(PALETTE[family], 0.35) for family in ("vote", "append", "snapshot")}
 
 
 class TraceIndex:
@@ -80,7 +76,7 @@ class TraceIndex:
                 message = d["message"]
                 mtype = message_type(message)
                 light = mtype == "AppendEntryResponse" or (mtype == "AppendEntryRequest" and not _entries(message))
-                sends.append((event.time, event.node, d["to"], d["id"], mtype, _FAMILY.get(mtype, "append"),
+                sends.append((event.time, event.node, d["to"], d["id"], mtype, MESSAGE_FAMILY.get(mtype, "append"),
                               "light" if light else "heavy"))
                 send_times.append(event.time)
             elif kind == SimKind.DELIVER:
@@ -167,7 +163,7 @@ class TimelinePainter:
         # cheaper to set than a LineCollection of hundreds of segments.
         self.lines: dict[tuple[str, str], Line2D] = {}
         self.dots: dict[str, Line2D] = {}
-        for family in ("vote", "append", "snapshot"):
+        for family in FAMILIES:
             busy = family == "append"  # the bulk of the traffic: lighter, so the role bands stay visible
             looks: dict[str, tuple[float, float, LineStyleType]] = {  # weight -> alpha, width, line style
                 "heavy": (0.55 if busy else 0.95, 0.8 if busy else 1.3, "-"), "light": (0.25, 0.5, "-"),
@@ -197,13 +193,14 @@ class TimelinePainter:
         if legend:
             entries: list[tuple[str, dict[str, Any]]] = [
                 (r, {"patch": _BAND_RGBA[r]}) for r in ("follower", "candidate", "leader", "crashed")]
-            entries += [(f, {"color": PALETTE[f], "linewidth": 1.5}) for f in ("vote", "append", "snapshot")]
+            entries += [(f, {"color": PALETTE[f], "linewidth": 1.5}) for f in FAMILIES]
             entries += [("lost", {"linestyle": "none", "marker": "x", "color": PALETTE["lost"],
                                   "markeredgewidth": 1.8, "markersize": 6}),
                         ("elected", {"linestyle": "none", "marker": "*", "markersize": 9,
                                      "color": PALETTE["leader"], "markeredgecolor": "#222222"}),
                         ("commit", {"linestyle": "none", "marker": "|", "markersize": 7, "color": PALETTE["commit"]})]
-            self.legend = static_legend(parent, entries, top=0.88, ncol=10, left=0.075, right=0.995, size=6.5)
+            self.legend = static_legend(parent, entries, top=0.905, ncol=6, left=0.075, right=0.995, row=0.04,
+                                        size=6.5)
         self.history = TraceIndex()
         self.n = 0
         # What was drawn (for tests and for the widget app).

@@ -10,7 +10,11 @@ import zlib
 import pytest
 from matplotlib.figure import Figure
 
-from raftlab.core import EventKind, InstallSnapshotRequest, LogEntry, Role
+from raftlab.core import (
+    EventKind, InstallSnapshotRequest, LogEntry, PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse,
+    Role, TimeoutNow,
+)
+from raftlab.core.messages import MESSAGE_TYPES
 from raftlab.machines import KVStore
 from raftlab.sim import Frame, InFlight, NodeFrame, SimKind, Simulation, TraceEvent
 from raftlab.viz import (
@@ -18,6 +22,7 @@ from raftlab.viz import (
     frame_png, register_ipython_formatter,
 )
 from raftlab.viz.logs import MAX_CELLS
+from raftlab.viz.style import FAMILIES, MESSAGE_FAMILY
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -198,6 +203,150 @@ def test_node_at_uses_image_coordinates_from_the_top_left() -> None:
     x, y = g.node_centre(0)  # node 0 is drawn on top
     assert y < 0.5
     assert g.node_at(x, y) == 0 and g.node_at(x, 1 - y) != 0
+
+
+# ----- the thesis's messages and mechanisms ---------------------------------------------------------
+THESIS_MESSAGES = (PreVoteRequest(1, 3, 4, 2), PreVoteResponse(2, 3, True), TimeoutNow(0, 2), ReadIndexRequest(3, 2, 1),
+                   ReadIndexResponse(0, 2, 1, True, 7))
+
+
+def test_every_message_type_has_a_look_of_its_own() -> None:
+    names = [cls.__name__ for cls in MESSAGE_TYPES]
+    assert set(MESSAGE_STYLE) == set(names) == set(MESSAGE_FAMILY)
+    looks = {(st["color"], st["marker"], st["filled"]) for st in MESSAGE_STYLE.values()}
+    assert len(looks) == len(names)  # no two types look alike
+    assert len({st["label"] for st in MESSAGE_STYLE.values()}) == len(names)
+    for name, st in MESSAGE_STYLE.items():
+        assert st["color"] == PALETTE[MESSAGE_FAMILY[name]], name  # a type has its family's colour
+        assert st["filled"] == name.endswith(("Request", "TimeoutNow")), name  # requests filled, replies hollow
+    assert set(MESSAGE_FAMILY.values()) == set(FAMILIES)
+
+
+def in_flight(frame: Frame, messages: tuple = THESIS_MESSAGES) -> Frame:
+    """`frame` with `messages` in flight between nodes 0 and the others, half way."""
+    now = round(frame.time * 1e6)
+    flights = tuple(InFlight(900 + k, m.from_id, (m.from_id + 1) % len(frame.nodes), m, now - 1000, now + 1000)
+                    for k, m in enumerate(messages))
+    return Frame(frame.time, frame.step, frame.seed, frame.nodes, flights, frozenset(), frame.leader)
+
+
+def test_the_thesis_messages_are_drawn_in_flight_with_their_style() -> None:
+    frame = in_flight(elected().frame())
+    g = GraphView()
+    g.update(frame)
+    for flight in frame.in_flight:
+        name = type(flight.message).__name__
+        mark = g.message_marks[flight.id]
+        assert mark["type"] == name and mark["progress"] == pytest.approx(0.5)
+        assert (mark["color"], mark["marker"], mark["filled"]) == tuple(
+            MESSAGE_STYLE[name][k] for k in ("color", "marker", "filled"))
+        assert len(g.painter.messages[name].get_offsets()) == 1  # on its type's own collection
+    assert len(g.painter.messages) == len(MESSAGE_TYPES)
+    decode_png_ok(g.png())
+    legend = g.painter.legend.texts
+    assert {"pre-vote", "TimeoutNow", "read index", "hollow: reply"} <= set(legend)
+
+
+def test_a_simulation_with_the_options_shows_its_new_messages_and_the_timeline_their_families() -> None:
+    sim = elected(pre_vote=True, check_quorum=True)
+    sim.run(0.06)  # every follower has heard the leader
+    leader = sim.leader()
+    follower = (leader + 1) % 5
+    read = sim.read("x", to=follower)  # a ReadIndexRequest, then its reply
+    g = GraphView()
+    g.update(sim.frame())
+    assert "ReadIndexRequest" in {m["type"] for m in g.message_marks.values()}
+    sim.run_until(lambda s: read.state is not None, 1.0)
+    sim.transfer_leadership(follower)  # TimeoutNow (the follower is up to date)
+    g.update(sim.frame())
+    assert "TimeoutNow" in {m["type"] for m in g.message_marks.values()}
+    sim.run(0.3)
+    t = TimelineView()
+    t.update(sim.frame(), sim.trace, window=1.0)
+    families = {m["type"]: m["family"] for m in t.messages.values()}
+    assert families.get("PreVoteRequest") == families.get("PreVoteResponse") == "vote"
+    assert families["TimeoutNow"] == "transfer"
+    assert families["ReadIndexRequest"] == families["ReadIndexResponse"] == "read"
+    assert set(t.painter.lines) == {(f, w) for f in FAMILIES for w in ("heavy", "light", "flight")}
+    assert t.painter.lines[("transfer", "heavy")].get_xydata().size
+    assert {"transfer", "read"} <= set(t.painter.legend.texts)
+
+
+def test_a_pre_vote_in_progress_is_a_dashed_ring_and_counted() -> None:
+    sim = Simulation(5, seed=2, pre_vote=True)
+    sim.run_until(lambda s: any(n.pre_votes for n in s.frame().nodes), 1.0)
+    frame = sim.frame()
+    asking = next(n for n in frame.nodes if n.pre_votes is not None)
+    assert asking.role is Role.FOLLOWER and asking.id in asking.pre_votes and asking.term == 0  # nothing changed
+    g = GraphView()
+    g.update(frame)
+    style = g.node_style[asking.id]
+    assert style["pre_votes"] == asking.pre_votes
+    assert style["label"].startswith(f"follower, pre-vote {len(asking.pre_votes)}/3\n")
+    assert g.painter._nodes[asking.id]["pre_vote"].get_visible()
+    others = [n.id for n in frame.nodes if n.pre_votes is None]
+    assert others and not any(g.painter._nodes[i]["pre_vote"].get_visible() for i in others)
+    sim.run_until(lambda s: s.leader() is not None, 2.0)  # the pre-vote won: an election, then a leader
+    g.update(sim.frame())
+    assert not any(node["pre_vote"].get_visible() for node in g.painter._nodes)
+    assert all(style["pre_votes"] is None for style in g.node_style.values())
+
+
+def test_a_transfer_in_progress_is_an_arrow_from_the_leader_to_its_target() -> None:
+    sim = elected()
+    leader = sim.leader()
+    target = (leader + 2) % 5
+    sim.disconnect(target)  # it cannot catch up: the transfer stays in progress until it is aborted
+    sim.transfer_leadership(target)
+    frame = sim.frame()
+    lead = frame.nodes[leader]
+    assert lead.transfer_to == target and frame.time < lead.transfer_deadline <= frame.time + 0.3 + 1e-9
+    g = GraphView()
+    g.update(frame)
+    assert g.painter.transfer == (leader, target) and g.painter.transfer_arrow.get_visible()
+    assert g.node_style[leader]["label"].startswith(f"LEADER \u2192 node {target}\n")
+    assert g.node_style[leader]["transfer_to"] == target
+    decode_png_ok(g.png())
+    sim.run(0.4)  # aborted after an election timeout
+    g.update(sim.frame())
+    assert g.painter.transfer is None and not g.painter.transfer_arrow.get_visible()
+    assert "\u2192" not in g.node_style[sim.leader()]["label"]
+
+
+def test_a_candidates_votes_and_a_drifting_clock_are_labelled() -> None:
+    sim = elected()
+    follower = (sim.leader() + 1) % 5
+    sim.set_clock_rate(follower, 1.25)
+    sim.force_timeout(follower)
+    frame = sim.frame()
+    node = frame.nodes[follower]
+    assert node.votes == (follower,) and node.clock_rate == 1.25
+    # its timer is drawn in virtual time: its clock runs fast, so the deadline comes sooner
+    replica_deadline = sim._replicas[follower].next_deadline
+    assert node.deadline == pytest.approx(sim.virtual_us(follower, replica_deadline) / 1e6)
+    g = GraphView()
+    g.update(frame)
+    label = g.node_style[follower]["label"]
+    assert label.startswith("candidate, votes 1/3\n") and label.endswith("clock 1.25x")
+    assert "clock" not in g.node_style[sim.leader()]["label"]
+
+
+def test_views_keep_their_artists_with_the_options_on() -> None:
+    sim = elected(pre_vote=True, check_quorum=True)
+    g, t = GraphView(), TimelineView()
+    counts = None
+    for k in range(40):
+        if k == 5:
+            sim.transfer_leadership((sim.leader() + 1) % 5)
+        if k == 20 and sim.leader() is not None:
+            sim.force_timeout((sim.leader() + 2) % 5)
+        sim.step()
+        frame = in_flight(sim.frame(), THESIS_MESSAGES[: k % 6])
+        g.update(frame, highlight=sim.trace.events[-1])
+        t.update(frame, sim.trace)
+        now = [count_artists(v.figure) for v in (g, t)]
+        counts = counts or now
+        assert now == counts, k
 
 
 # ----- logs ----------------------------------------------------------------------------------------
