@@ -2,8 +2,9 @@
 
 One asyncio event loop drives the unchanged sans-I/O `Replica`: `tick()` at `next_deadline`,
 `process_messages()` when frames arrived, `process_transitions()` when clients submitted commands,
-then `TcpCluster.flush()` sends what the replica queued. Storage is `SqliteStorage` (JSON-encoded,
-durable before the replica sends anything); the state machine is `KVStore`.
+`read()` once for the reads that arrived, then `TcpCluster.flush()` sends what the replica queued.
+Storage is `SqliteStorage` (JSON-encoded, durable before the replica sends anything); the state machine
+is `KVStore`. The replica runs with PreVote and CheckQuorum (options of `KVNode`; off in the core).
 
 Clients speak JSON lines on the client port (one request object per line, one reply per line, with
 the request's ``id`` echoed, so requests may be pipelined):
