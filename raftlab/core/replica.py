@@ -430,8 +430,10 @@ class Replica(Generic[T, D]):
         return True
 
     def start_pre_vote(self) -> None:
-        # PV-ASK (§9.6): ask for pre-votes for term + 1, changing and persisting nothing (but the timer).
+        # PV-ASK (§9.6): ask for pre-votes for term + 1, changing and persisting nothing (but the timer); the
+        # leader it knew is gone (as in etcd), so that its reads go elsewhere.
         self.pre_votes = {self.id}
+        self.set_leader(None)
         self.reset_election_timer()
         self.emit(EventKind.PRE_VOTE_STARTED, "PV-ASK", for_term=self.current_term + 1)
         if self.has_majority(1):
@@ -452,7 +454,8 @@ class Replica(Generic[T, D]):
         granted = self.grant_pre_vote(m)  # a refusal carries my term, a grant the request's (etcd#8243, #8501)
         why = ("its log is at least as up to date as mine and I hear from no leader" if granted
                else f"my term {self.current_term} is not behind its {m.term}" if m.term <= self.current_term
-               else f"I heard from leader {self.leader_id} recently" if self.heard_from_leader()
+               else "I am the leader" if self.role is Role.LEADER
+               else "I heard from a leader within the minimum election timeout" if self.heard_from_leader()
                else "its log is behind mine")
         self.emit(EventKind.VOTE_GRANTED if granted else EventKind.VOTE_REFUSED, "PV-GRANT", candidate=m.from_id,
                   why=why, pre_vote=True)
@@ -555,7 +558,7 @@ class Replica(Generic[T, D]):
         if m.last_index > self.log.last_index and m.success:
             self.drop(f"acknowledges an index beyond my log: {m.last_index}")
             return
-        pr = self.progress[m.from_id]
+        pr, matched = self.progress[m.from_id], self.match_index[m.from_id]
         pr.active, pr.round = True, max(pr.round, m.round)
         if m.success:
             self.replicate_to(m.from_id, m.last_index)
@@ -563,7 +566,8 @@ class Replica(Generic[T, D]):
         else:
             self.back_off(m.from_id, m)
         self.send_append(m.from_id)
-        self.send_timeout_now()
+        if self.match_index[m.from_id] > matched:  # (once per catch-up: LT-TIMEOUTNOW)
+            self.send_timeout_now()
         self.serve_reads()
 
     def record_match(self, peer: ReplicaID, index: int) -> None:
@@ -775,6 +779,8 @@ class Replica(Generic[T, D]):
         # election timeout steps down; older rounds are forgotten. Each heartbeat starts a round.
         heard = self.round_sent.get(self.quorum_round(), min(self.round_sent.values()))
         self.start_round()
+        if self.has_majority(1):
+            return False  # (alone a majority: it always hears from one)
         for old in [r for r in self.round_sent if self.round_sent[r] < heard]:
             del self.round_sent[old]
         if self.now() - heard < self.election_timeout_range[0]:
