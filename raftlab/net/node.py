@@ -114,9 +114,6 @@ class KVNode:
             raise ValueError(f"snapshot_every must be an int >= 0 (0: never), not {snapshot_every!r}")
         if read_lease and not check_quorum:  # (the replica says so too, but only after files are made)
             raise ValueError("read_lease needs check_quorum: without it a lease proves nothing")
-        if len(peers) == 1:  # a single node is its own majority: CheckQuorum (and a lease) prove nothing, and
-            # the core's check would depose it whenever one round of the driver outlasts the election timeout
-            check_quorum = read_lease = False
         self.id = id
         self.member_ids = frozenset(peers)  # every node of the cluster, this one included
         self.client_addresses = dict(client_addresses)
