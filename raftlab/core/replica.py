@@ -779,10 +779,9 @@ class Replica(Generic[T, D]):
         # election timeout steps down; older rounds are forgotten. Each heartbeat starts a round.
         heard = self.round_sent.get(self.quorum_round(), min(self.round_sent.values()))
         self.start_round()
+        self.round_sent = {r: t for r, t in self.round_sent.items() if t >= heard}
         if self.has_majority(1):
             return False  # (alone a majority: it always hears from one)
-        for old in [r for r in self.round_sent if self.round_sent[r] < heard]:
-            del self.round_sent[old]
         if self.now() - heard < self.election_timeout_range[0]:
             return False
         self.role, self.heartbeat_deadline = Role.FOLLOWER, math.inf  # in the same term, its vote kept
