@@ -1,16 +1,31 @@
 """Chaos campaigns: many seeds, each a random schedule of faults under a KV workload, each seed with
 its own mix of faults (swarm testing).
 
-Every seed runs clients that retry, sending KV commands, while faults strike: crashes and restarts,
+Every seed runs clients that retry, sending KV commands through the log and linearizable reads
+without one (`Simulation.read`: ReadIndex, or a lease), while faults strike: crashes and restarts,
 partitions into two groups, one-way partitions (every link from one group to another cut, the links
 back kept), the ring of majorities (`Simulation.ring`: each node sees a majority, each a different
-one), process pauses (`Simulation.pause`), heals, and loss and duplication rates up to 30%.
+one), process pauses (`Simulation.pause`), partitions that cut the leader off in a minority (where,
+without CheckQuorum, it leads on without knowing it was deposed), leadership transfers, clocks that
+drift (a slow leader, fast followers: the worst case for a lease), heals, and loss and duplication
+rates up to 30%.
+
+Beside its commands, each client reads (a second thread of the client, one read at a time): at the
+node it believes leads (the last one that answered one of its reads), at the leader, or at any node
+(a follower asks its leader for the read index). In the history a read answered READY
+is an operation from its request to its answer, with the value read; an ABANDONED read did not take
+place and is left out; a read never answered has an unknown outcome (and so constrains nothing). The
+linearizability check holds reads to the same rule as writes and gets through the log: a read returns
+the latest value.
 
 Swarm testing (Groce et al., ISSTA 2012; TigerBeetle's simulator draws its parameters per seed too):
 rather than every seed mixing every fault at fixed rates, each seed first draws, from its own rng, a
 `Swarm`: the replicas' `snapshot_delta` (0, 3, 10 or 50) and a probability for each fault, often
-zero. Some seeds then hammer one fault and others combine a few, which reaches corners that a fixed
-mix makes rare; with `snapshot_delta` drawn, most campaigns send InstallSnapshot many times. The
+zero; then the replicas' options (`pre_vote`, `check_quorum`, `read_lease`, the last only with
+`check_quorum`) and how far clocks may drift (rates within [1/r, r] with r = √`DRIFT_BOUND`, so that
+any two clocks' rates differ by at most the replicas' `drift_bound`, which lease reads assume). Some
+seeds then hammer one fault and others combine a few, which reaches corners that a fixed mix makes
+rare; with `snapshot_delta` drawn, most campaigns send InstallSnapshot many times. The
 swarm is a function of the seed alone, so `ChaosResult.replay_command` replays a failure exactly, and
 a failure's report starts with its swarm.
 
@@ -32,6 +47,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -40,12 +56,12 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..check import Operation, check
-from ..core import Replica, TransitionState
+from ..core import ReadState, Replica, TransitionState
 from ..machines import KVCommand, KVStore
 from .invariants import InvariantViolation
 from .network import NetworkModel
 from .simulation import Simulation
-from .submission import Submission
+from .submission import ReadRequest, Submission
 
 KEYS = ("x", "y", "z")
 
@@ -69,7 +85,25 @@ SWARM_CHOICES: dict[str, tuple[float, ...]] = {
     "network": (0.0, 0.05, 0.1),
     "drop": (0.0, 0.05, 0.1, 0.3),
     "duplicate": (0.0, 0.05, 0.1, 0.3),
+    # Drawn after the figures above, so that a seed keeps the fault mix it had before these existed.
+    "isolate": (0.0, 0.03, 0.08),
+    "transfer": (0.0, 0.02, 0.05),
+    "drift": (0.0, 0.03, 0.1),
 }
+
+DRIFT_BOUND = 1.1
+"""The replicas' `drift_bound` in a campaign: the most one clock's rate may exceed another's."""
+
+MAX_RATE = math.sqrt(DRIFT_BOUND)
+"""The fastest clock rate a campaign sets (the slowest: its inverse), so that no two rates differ by
+more than `DRIFT_BOUND` (rates of 1/1.05 and 1.05 would differ by 1.1025, beyond it)."""
+
+READ_RATE = 0.25
+"""The chance that an idle client asks for a read in a step of its schedule (a step is 20 ms)."""
+
+READ_TIMEOUT = 1.0
+"""Virtual seconds a client waits for a read's answer before it moves on (the read stays pending: if
+it is answered later, the answer is in the history; if never, its outcome is unknown)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +123,33 @@ class Swarm:
     network: float  # set new loss and duplication rates, up to the two below
     drop: float  # the highest loss rate set
     duplicate: float  # the highest duplication rate set
+    isolate: float  # partition the leader, alone or with others, from a majority (deposed, it may not know)
+    transfer: float  # ask the leader to transfer its leadership to another node (`transfer_leadership`)
+    drift: float  # set a clock's rate (`set_clock_rate`): the leader's to 1 / max_rate, or another's to max_rate
+    pre_vote: bool = False  # the replicas' options (PreVote, CheckQuorum, lease reads)
+    check_quorum: bool = False
+    read_lease: bool = False  # only with check_quorum
+    max_rate: float = MAX_RATE  # the fastest clock rate set (tests go beyond the drift bound with it)
 
     @classmethod
     def draw(cls, seed: int) -> Swarm:
-        """The swarm of `seed` (from its own rng, ``random.Random(f"swarm/{seed}")``)."""
+        """The swarm of `seed` (from its own rng, ``random.Random(f"swarm/{seed}")``): each fault's
+        figure from `SWARM_CHOICES`, then each option on with probability 1/2 (`read_lease` only with
+        `check_quorum`)."""
         rng = random.Random(f"swarm/{seed}")
-        values: dict[str, Any] = {f.name: rng.choice(SWARM_CHOICES[f.name]) for f in fields(cls)}
+        values: dict[str, Any] = {name: rng.choice(choices) for name, choices in SWARM_CHOICES.items()}
+        values["pre_vote"], values["check_quorum"] = rng.random() < 0.5, rng.random() < 0.5
+        values["read_lease"] = values["check_quorum"] and rng.random() < 0.5
         return cls(**values)
 
+    def options(self) -> dict[str, Any]:
+        """The `Replica` options of this swarm, as `Simulation` takes them."""
+        return {"pre_vote": self.pre_vote, "check_quorum": self.check_quorum, "read_lease": self.read_lease,
+                "drift_bound": DRIFT_BOUND}
+
     def describe(self) -> str:
-        """One line: ``snapshot_delta=10 crash=0.08 ...``."""
-        return " ".join(f"{f.name}={getattr(self, f.name):g}" for f in fields(self))
+        """One line: ``snapshot_delta=10 crash=0.08 ... pre_vote=1 check_quorum=0 ...`` (options 1 or 0)."""
+        return " ".join(f"{f.name}={float(getattr(self, f.name)):.4g}" for f in fields(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +167,9 @@ class ChaosResult:
     detail: str = ""  # what went wrong, if anything
     swarm: Swarm | None = None  # what the seed exercised (`Swarm.draw(seed)`)
     install_snapshots: int = 0  # InstallSnapshot requests sent
+    reads: int = 0  # reads without a log write answered READY, so in the history and checked
+    reads_abandoned: int = 0  # reads answered ABANDONED (not in the history: they did not take place)
+    reads_unanswered: int = 0  # reads never answered (in the history, of unknown outcome)
 
     @property
     def undecided(self) -> bool:
@@ -163,16 +216,21 @@ class _Client:
     call: float = 0.0
     sent_at: float = 0.0
     history: list[Operation] = field(default_factory=list)
+    reading: ReadRequest | None = None  # the read it waits for
+    reads: list[ReadRequest] = field(default_factory=list)  # every read it asked (put in the history at the end)
+    believed: int | None = None  # the node it believes leads: the last one that answered a read READY
 
 
 def run_chaos(seed: int, duration: float = 30.0, nodes: int = 5, clients: int = 3, *,
-              replica_class: type[Replica] = Replica) -> ChaosResult:
+              replica_class: type[Replica] = Replica, swarm: Swarm | None = None) -> ChaosResult:
     """Run one seed of chaos and return what happened (never raises for a Raft failure).
-    `replica_class` lets tests check that a deliberately broken replica is caught."""
-    swarm = Swarm.draw(seed)
+    `replica_class` lets tests check that a deliberately broken replica is caught, and `swarm` (default:
+    `Swarm.draw(seed)`) that a chosen mix of faults catches it (the replay command does not replay a
+    swarm given here)."""
+    swarm = Swarm.draw(seed) if swarm is None else swarm
     rng = random.Random(f"chaos/{seed}")
     sim = Simulation(nodes, seed, network=NetworkModel(latency=(0.002, 0.03)), state_machine=KVStore,
-                     snapshot_delta=swarm.snapshot_delta, replica_class=replica_class)
+                     snapshot_delta=swarm.snapshot_delta, replica_class=replica_class, **swarm.options())
     people = [_Client(c) for c in range(clients)]
     try:
         while sim.now < duration:
@@ -190,23 +248,60 @@ def run_chaos(seed: int, duration: float = 30.0, nodes: int = 5, clients: int = 
             elif sim.paused_until(node) is not None:
                 sim.pause(node, 0)  # resumes now
         final = KVStore.put(clients, 0, "final", str(seed))
-        try:
-            sim.one(final, k=nodes, timeout=5.0, retry=0.5)
-            live, detail = True, ""
-        except TimeoutError as error:
-            live, detail = False, str(error)
+        live = _final_write(sim, final, nodes, timeout=5.0, retry=0.5)
+        detail = "" if live else f"{final!r} was not applied on {nodes} nodes within 5 s (seed {seed})"
         for client in people:  # what is still unanswered has an unknown outcome
             if client.pending is not None:
                 _finish(client, None, None)
         history = [op for client in people for op in client.history]
-        verdict = check(history, timeout=60.0)
+        reads = [_read_operation(client, r) for client in people for r in client.reads
+                 if r.state is not ReadState.ABANDONED]
+        verdict = check(history + reads, timeout=60.0)
         if verdict.ok is not True:
-            detail = f"{detail} {verdict}".strip()
-        return ChaosResult(seed, duration, nodes, sim.steps, len(history), None, verdict.ok, live, detail, swarm,
-                           _install_snapshots(sim))
+            detail = f"{detail} {verdict.explain()}".strip()
+        answered = sum(op.ret is not None for op in reads)
+        return ChaosResult(seed, duration, nodes, sim.steps, len(history) + len(reads), None, verdict.ok, live,
+                           detail, swarm, _install_snapshots(sim), answered, _abandoned(people),
+                           len(reads) - answered)
     except InvariantViolation as violation:
         return ChaosResult(seed, duration, nodes, sim.steps, 0, f"{violation.property}: {violation.detail}",
-                           None, True, str(violation), swarm, _install_snapshots(sim))
+                           None, True, str(violation), swarm, _install_snapshots(sim),
+                           reads_abandoned=_abandoned(people))
+
+
+def _read_operation(client: _Client, read: ReadRequest) -> Operation:
+    """A read in the history: from its request to its answer (READY), or of unknown outcome (no answer)."""
+    answered = read.state is ReadState.READY
+    return Operation(client.id, "read", read.key, call=read.asked, ret=read.answered if answered else None,
+                     output=read.value if answered else None)
+
+
+def _abandoned(people: list[_Client]) -> int:
+    return sum(r.state is ReadState.ABANDONED for client in people for r in client.reads)
+
+
+def _final_write(sim: Simulation, command: KVCommand, k: int, *, timeout: float, retry: float) -> bool:
+    """Submit `command` to the leader until `k` nodes applied it (True) or `timeout` virtual seconds
+    passed (False), resubmitting it every `retry` seconds, as `Simulation.one` does, and waiting a
+    heartbeat before asking again a leader that refused it at once (one in a leadership transfer
+    refuses new transitions until the transfer ends: asking it again at the same instant would never
+    let virtual time advance)."""
+    deadline = sim.now + timeout
+    while sim.now < deadline:
+        sim.run_until(lambda s: s.leader() is not None, deadline - sim.now)
+        if sim.leader() is None:
+            return False
+        handle = sim.submit(command)
+        sim.run_until(functools.partial(_settled, handle, k), min(retry, max(deadline - sim.now, 0.0)))
+        if len(handle.applied_on) >= k:
+            return True
+        if handle.settled(k):  # refused: wait a little before asking again
+            sim.run(min(sim.heartbeat_timeout, max(deadline - sim.now, 0.0)))
+    return False
+
+
+def _settled(handle: Submission, k: int, sim: Simulation) -> bool:
+    return handle.settled(k)
 
 
 def _install_snapshots(sim: Simulation) -> int:
@@ -243,6 +338,23 @@ def _faults(sim: Simulation, rng: random.Random, swarm: Swarm) -> None:
     if rng.random() < swarm.network:
         sim.network.drop = rng.choice((0.0, swarm.drop / 2, swarm.drop))
         sim.network.duplicate = rng.choice((0.0, swarm.duplicate / 2, swarm.duplicate))
+    if rng.random() < swarm.isolate:
+        leader = sim.leader()
+        if leader is not None:
+            others = [i for i in sim.ids if i != leader]
+            rng.shuffle(others)
+            with_it = rng.randint(0, max(0, (sim.n - 1) // 2 - 1))  # a minority: the rest can elect a leader
+            sim.partition([leader, *others[:with_it]], others[with_it:])
+    if rng.random() < swarm.transfer:
+        leader = sim.leader()
+        if leader is not None:
+            sim.transfer_leadership(rng.choice([i for i in sim.ids if i != leader]))
+    if rng.random() < swarm.drift:  # the most adversarial rates: a slow leader, fast followers
+        leader = sim.leader()
+        if leader is not None and rng.random() < 0.5:  # its lease lasts longest in real time
+            sim.set_clock_rate(leader, 1 / swarm.max_rate)
+        else:  # their timers run out soonest
+            sim.set_clock_rate(rng.choice([i for i in sim.ids if i != leader]), swarm.max_rate)
 
 
 def _two_groups(sim: Simulation, rng: random.Random) -> tuple[list[int], list[int]]:
@@ -253,7 +365,9 @@ def _two_groups(sim: Simulation, rng: random.Random) -> tuple[list[int], list[in
 
 
 def _drive(sim: Simulation, rng: random.Random, client: _Client) -> None:
-    """One client: answer what was answered, retry what looks lost, send something new."""
+    """One client: its reads (`_drive_reads`), then its commands: answer what was answered, retry what
+    looks lost, send something new."""
+    _drive_reads(sim, rng, client)
     handle = client.pending
     if handle is not None:
         if handle.answer is TransitionState.APPLIED:
@@ -284,6 +398,32 @@ def _unsettled(state: TransitionState | None) -> bool:
     """A state that says neither "on its way" nor "final" (UNKNOWN: removed from that node's log, it may
     or may not commit elsewhere): the client retries with the same id at once, as after a timeout."""
     return state not in _ON_ITS_WAY and not state.abandoned
+
+
+def _drive_reads(sim: Simulation, rng: random.Random, client: _Client) -> None:
+    """A client's reads, beside its commands (as a second thread of the client would): one at a time,
+    given up on after `READ_TIMEOUT`; the node that answered one READY is where the next one goes."""
+    read = client.reading
+    if read is not None:
+        if read.state is None and sim.now - read.asked <= READ_TIMEOUT:
+            return
+        client.reading = None  # answered, abandoned (it did not happen), or given up on (still pending)
+        client.believed = read.node if read.state is ReadState.READY else None
+    if rng.random() < READ_RATE:
+        _read(sim, rng, client, rng.choice(KEYS))
+
+
+def _read(sim: Simulation, rng: random.Random, client: _Client, key: str) -> None:
+    """A read without a log write, at the node the client believes leads, the leader, or any node."""
+    leader, draw = sim.leader(), rng.random()
+    if client.believed is not None and draw < 0.8:
+        target = client.believed
+    elif leader is not None and draw < 0.9:
+        target = leader
+    else:
+        target = rng.choice(sim.ids)
+    client.reading = sim.read(key, to=target)
+    client.reads.append(client.reading)
 
 
 def _submit(sim: Simulation, rng: random.Random, client: _Client) -> None:
@@ -334,23 +474,34 @@ class CampaignSummary:
                 "nonlinearizable": sum(r.linearizable is False for r in self.results),
                 "liveness_failures": sum(not r.live for r in self.results),
                 "undecided": sum(r.undecided for r in self.results),
-                "install_snapshots": sum(r.install_snapshots for r in self.results), "events": events,
+                "install_snapshots": sum(r.install_snapshots for r in self.results),
+                "reads": sum(r.reads for r in self.results),
+                "reads_abandoned": sum(r.reads_abandoned for r in self.results),
+                "reads_unanswered": sum(r.reads_unanswered for r in self.results),
+                "seeds_without_reads": sum(r.reads == 0 for r in self.results), "events": events,
                 "events_per_s": round(events / self.wall_seconds) if self.wall_seconds else 0,
                 "results_hash": self.hash()[:16]}
 
 
 def run_campaign(seeds: Iterable[int], duration: float = 30.0, nodes: int = 5, *,
                  executor: Executor | None = None, progress: Callable[[ChaosResult], None] | None = None,
-                 replica_class: type[Replica] = Replica) -> CampaignSummary:
+                 replica_class: type[Replica] = Replica,
+                 swarms: Callable[[int], Swarm] | None = None) -> CampaignSummary:
     """Run `run_chaos` for every seed, on `executor` if given (else here, one after the other);
-    `progress` is called with each result as it comes. `replica_class` is for tests (on an executor,
-    it must be importable by its workers)."""
+    `progress` is called with each result as it comes. `replica_class` and `swarms` (a seed's swarm,
+    instead of `Swarm.draw`) are for tests (on an executor, they must be importable by its workers)."""
     start, results = time.perf_counter(), []
     seeds = list(seeds)
-    one = functools.partial(run_chaos, duration=duration, nodes=nodes, replica_class=replica_class)
+    one = functools.partial(_run_one, duration=duration, nodes=nodes, replica_class=replica_class, swarms=swarms)
     outcomes: Iterable[ChaosResult] = map(one, seeds) if executor is None else executor.map(one, seeds)
     for result in outcomes:
         results.append(result)
         if progress is not None:
             progress(result)
     return CampaignSummary(tuple(results), time.perf_counter() - start)
+
+
+def _run_one(seed: int, *, duration: float, nodes: int, replica_class: type[Replica],
+             swarms: Callable[[int], Swarm] | None) -> ChaosResult:
+    return run_chaos(seed, duration, nodes, replica_class=replica_class,
+                     swarm=None if swarms is None else swarms(seed))

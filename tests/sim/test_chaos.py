@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import random
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
 from raftlab import cli
-from raftlab.check import LinearizabilityResult
-from raftlab.core import Replica, Role, TransitionState, VoteResponse
-from raftlab.sim import chaos
-from raftlab.sim.chaos import EXIT_CODES, SWARM_CHOICES, Swarm, run_campaign, run_chaos
+from raftlab.check import LinearizabilityResult, Operation, check
+from raftlab.core import ReadState, Replica, Role, TransitionState, VoteResponse
+from raftlab.machines import KVStore
+from raftlab.sim import NetworkModel, Simulation, chaos
+from raftlab.sim.submission import ReadRequest
+from raftlab.sim.chaos import DRIFT_BOUND, EXIT_CODES, MAX_RATE, SWARM_CHOICES, Swarm, run_campaign, run_chaos
 
 
 class CommitsWithoutAMajority(Replica):
@@ -38,8 +41,33 @@ class VotesWithoutUpToDateCheck(Replica):
         super().handle_vote_request(m)
 
 
+class ReadsWithoutConfirming(Replica):
+    """Breaks RI-CONFIRM: a leader serves a read at once, as if a heartbeat round had confirmed it, so a
+    deposed leader that does not know it yet answers from its stale state."""
+
+    def confirm_round(self) -> int:
+        return 0
+
+
+class LeaseWithoutCheck(Replica):
+    """Breaks RI-LEASE: every leader believes it holds a lease, with or without CheckQuorum."""
+
+    def lease_valid(self) -> bool:
+        return True
+
+
+def leader_partitions(seed: int) -> Swarm:
+    """The faults that expose stale reads: the leader often cut off in a minority, and no CheckQuorum
+    (with it, a deposed leader steps down before a new one is elected, and so rarely answers late)."""
+    return dataclasses.replace(Swarm.draw(seed), crash=0.0, partition=0.0, one_way=0.0, ring=0.0, pause=0.0,
+                               isolate=0.1, heal=0.1, transfer=0.0, check_quorum=False, read_lease=False)
+
+
 FIGURES = {"seeds", "failures", "violations", "nonlinearizable", "liveness_failures", "undecided",
-           "install_snapshots", "events", "events_per_s", "results_hash"}
+           "install_snapshots", "reads", "reads_abandoned", "reads_unanswered", "seeds_without_reads", "events",
+           "events_per_s", "results_hash"}
+OLD_FIELDS = ("snapshot_delta", "crash", "restart", "partition", "one_way", "ring", "pause", "heal", "network",
+              "drop", "duplicate")  # the swarm's figures before reads and the replicas' options were drawn
 
 
 def test_chaos_seeds_are_clean_and_deterministic():
@@ -60,6 +88,10 @@ def test_a_small_campaign_is_clean_and_sends_install_snapshot():
             figures["undecided"]) == (0, 0, 0, 0, 0), [r.report() for r in summary.failures]
     assert figures["install_snapshots"] > 0 and summary.exit_code == 0
     assert len({r.swarm.snapshot_delta for r in summary.results if r.swarm}) > 1  # seeds differ in their delta
+    # Reads in every history, checked with the writes; the seeds ran with different options.
+    assert figures["seeds_without_reads"] == 0 and all(r.reads > 0 for r in summary.results)
+    assert figures["reads"] == sum(r.reads for r in summary.results) and figures["reads_abandoned"] > 0
+    assert len({(r.swarm.pre_vote, r.swarm.check_quorum, r.swarm.read_lease) for r in summary.results if r.swarm}) > 2
 
 
 def test_each_seed_draws_its_own_swarm():
@@ -72,6 +104,19 @@ def test_each_seed_draws_its_own_swarm():
     assert len(set(swarms)) > 90
     assert run_chaos(7, duration=2.0).swarm == Swarm.draw(7)
     assert Swarm.draw(7).describe().startswith(f"snapshot_delta={Swarm.draw(7).snapshot_delta} crash=")
+    for name in ("isolate", "transfer", "drift"):
+        assert {getattr(s, name) for s in swarms} == set(SWARM_CHOICES[name]), name
+    # The replicas' options: every combination, lease reads only with CheckQuorum, clocks within the bound.
+    options = {(s.pre_vote, s.check_quorum, s.read_lease) for s in swarms}
+    assert options == {(p, c, lease) for p in (False, True) for c in (False, True) for lease in (False, c)}
+    assert all(s.max_rate == MAX_RATE and s.max_rate ** 2 <= DRIFT_BOUND for s in swarms)
+    assert Swarm.draw(3).options() == {"pre_vote": Swarm.draw(3).pre_vote, "check_quorum": Swarm.draw(3).check_quorum,
+                                       "read_lease": Swarm.draw(3).read_lease, "drift_bound": DRIFT_BOUND}
+    assert " pre_vote=1 " in Swarm.draw(next(s for s in range(1, 50) if Swarm.draw(s).pre_vote)).describe()
+    for seed in (1, 2, 3, 500):  # a seed keeps the faults it drew before the new figures were added
+        legacy = random.Random(f"swarm/{seed}")
+        assert [getattr(Swarm.draw(seed), n) for n in OLD_FIELDS] == [legacy.choice(SWARM_CHOICES[n])
+                                                                       for n in OLD_FIELDS]
 
 
 def test_chaos_catches_a_replica_that_breaks_the_commit_rule_or_the_vote_rule():
@@ -82,6 +127,102 @@ def test_chaos_catches_a_replica_that_breaks_the_commit_rule_or_the_vote_rule():
         assert caught, f"no seed caught {broken.__name__}"
         assert all(r.kind in ("safety", "linearizability") for r in caught)
         assert summary.exit_code in (EXIT_CODES["safety"], EXIT_CODES["linearizability"])
+
+
+def test_chaos_catches_reads_served_without_confirming_leadership():
+    """A leader that serves reads without a heartbeat round (RI-CONFIRM broken, or a lease that is always
+    valid): a campaign that partitions the leader away catches it as a stale read within a few seeds
+    (measured: 26 of seeds 1-40 of 5 s catch ReadsWithoutConfirming with these faults; with the swarms of
+    `Swarm.draw`, 9 of seeds 1-40 of 30 s, the first at seed 4). The real replica passes the same seeds."""
+    for broken in (ReadsWithoutConfirming, LeaseWithoutCheck):
+        summary = run_campaign(range(1, 5), 5.0, 5, replica_class=broken, swarms=leader_partitions)
+        assert summary.failures, f"no seed caught {broken.__name__}"
+        assert {r.kind for r in summary.failures} == {"linearizability"}
+        assert summary.exit_code == EXIT_CODES["linearizability"]
+        assert all("read('" in r.detail and "not linearizable" in r.detail for r in summary.failures)
+    clean = run_campaign(range(1, 5), 5.0, 5, swarms=leader_partitions)
+    assert not clean.failures, [r.report() for r in clean.failures]
+    assert all(r.reads > 0 for r in clean.results)
+
+
+def _lease_read_after_a_new_leader_wrote(rate: float, seed: int = 1) -> tuple[list[Operation], ReadState | None]:
+    """The leader's clock slowed to 1 / `rate`, every other clock sped up to `rate`, x written, the leader
+    cut off alone, x written again through the new leader, then x read at the old leader: the history of
+    the two writes and the read, and the read's state."""
+    sim = Simulation(5, seed, network=NetworkModel(latency=(0.002, 0.01)), pre_vote=True, check_quorum=True,
+                     read_lease=True, drift_bound=DRIFT_BOUND)
+    sim.run_until(lambda s: s.leader() is not None, 5.0)
+    old = sim.leader()
+    assert old is not None
+    for node in sim.ids:
+        sim.set_clock_rate(node, 1 / rate if node == old else rate)
+    first = sim.one(KVStore.put(1, 1, "x", "1"))
+    sim.run(0.5)
+    assert sim.leader() == old
+    sim.partition({old}, set(sim.ids) - {old})
+    sim.run_until(lambda s: s.leader() not in (None, old), 5.0)
+    asked = sim.now
+    second = sim.one(KVStore.put(1, 2, "x", "2"))
+    read = sim.read("x", to=old)
+    sim.run(0.05)
+    history = [Operation(1, "put", "x", "1", call=0.0, ret=first.replied),
+               Operation(1, "put", "x", "2", call=asked, ret=second.replied)]
+    if read.state is ReadState.READY:
+        history.append(Operation(2, "read", "x", call=read.asked, ret=read.answered, output=read.value))
+    return history, read.state
+
+
+def test_a_lease_read_with_clocks_drifting_beyond_the_bound_is_caught():
+    """RI-LEASE holds while clock rates differ by at most drift_bound (1.1): at 1 / √1.1 and √1.1 the old
+    leader's lease has run out before a new leader can be elected. At 1 / 1.6 and 1.6 (a ratio of 2.56)
+    it has not: the deposed leader answers from its stale state, and the check catches it.
+    (In chaos campaigns such drift is caught rarely: with `max_rate` 3, leader partitions and lease
+    reads, 2 of seeds 1-30 of 10 s; with a larger drift the cluster loses its liveness instead.)"""
+    history, state = _lease_read_after_a_new_leader_wrote(1.6)
+    assert state is ReadState.READY and history[-1].output == "1"  # the stale value, after 2 was written
+    result = check(history)
+    assert result.ok is False and result.failing_key == "x" and result.shortest_bad_prefix[-1].op == "read"
+    history, state = _lease_read_after_a_new_leader_wrote(MAX_RATE)
+    assert state is not ReadState.READY and check(history).ok is True  # no lease left: the read waits or is refused
+
+
+def test_the_final_write_waits_out_a_leadership_transfer():
+    """A leader in a transfer refuses new transitions at once (LT-STOP); the liveness check's final write
+    must let virtual time pass until the transfer ends (`Simulation.one` would ask again at the same
+    instant, for ever), here one to a crashed node, aborted after an election timeout (LT-ABORT)."""
+    sim = Simulation(5, 1)
+    sim.run_until(lambda s: s.leader() is not None, 5.0)
+    leader = sim.leader()
+    target = next(i for i in sim.ids if i != leader)
+    sim.crash(target)
+    sim.transfer_leadership(target)
+    start = sim.now
+    assert chaos._final_write(sim, KVStore.put(9, 1, "final", "1"), 4, timeout=5.0, retry=0.5)
+    assert start < sim.now < start + 5.0
+    assert not chaos._final_write(Simulation(5, 1), KVStore.put(9, 1, "final", "1"), 6, timeout=1.0, retry=0.5)
+
+
+def test_reads_enter_the_history_as_the_checker_models_them():
+    """READY: an operation from request to answer, with the value read; never answered: of unknown outcome;
+    ABANDONED: not in the history (it did not take place)."""
+    sim = Simulation(5, 1)
+    sim.run_until(lambda s: s.leader() is not None, 5.0)
+    sim.one(KVStore.put(1, 1, "x", "1"))
+    client = chaos._Client(7)
+    chaos._read(sim, random.Random(1), client, "x")
+    ready = client.reading
+    sim.run(0.2)
+    assert ready is not None and ready.state is ReadState.READY and ready.value == "1"
+    op = chaos._read_operation(client, ready)
+    assert (op.client, op.op, op.key, op.call, op.ret, op.output) == (7, "read", "x", ready.asked, ready.answered, "1")
+    pending = ReadRequest("x", ("read", 99), 0, 1.5)
+    assert chaos._read_operation(client, pending) == Operation(7, "read", "x", call=1.5, ret=None, output=None)
+    down = next(i for i in sim.ids if i != sim.leader())
+    sim.crash(down)
+    client.reads += [sim.read("x", to=down), pending]
+    assert client.reads[-2].state is ReadState.ABANDONED and chaos._abandoned([client]) == 1
+    result = run_chaos(3, duration=5.0)
+    assert result.ok and result.reads > 0 and result.operations > result.reads + result.reads_unanswered
 
 
 def test_a_safety_failure_gives_its_exit_code_and_its_report(monkeypatch, capsys):
@@ -174,7 +315,8 @@ def test_chaos_help_documents_the_exit_codes():
 
 
 def test_chaos_campaign_of_200_seeds_reports_no_failure():
-    """The campaign of the acceptance criteria: 200 seeds of 30 virtual seconds, zero failures."""
+    """The campaign of the acceptance criteria: 200 seeds of 30 virtual seconds, reads in every history,
+    zero failures (``raftlab chaos --seeds 500 --duration 30 --workers 2`` is clean too)."""
     done = subprocess.run([sys.executable, "-m", "raftlab.cli", "chaos", "--seeds", "200", "--duration", "30",
                            "--workers", "2", "--json"], capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-3000:]
@@ -183,4 +325,5 @@ def test_chaos_campaign_of_200_seeds_reports_no_failure():
     assert (figures["violations"], figures["nonlinearizable"], figures["liveness_failures"], figures["undecided"]) == (
         0, 0, 0, 0)
     assert figures["events"] > 200 * 1000 and figures["install_snapshots"] > 200
+    assert figures["seeds_without_reads"] == 0 and figures["reads"] > 200 * 100  # reads in every history
     print(done.stdout.strip().splitlines()[-1])
