@@ -62,10 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     chaos = commands.add_parser(
         "chaos", help="random faults on many seeds; checks safety, linearizability, liveness",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="A chaos campaign: each seed draws its own mix of faults and its snapshot_delta (swarm testing), "
-                    "then runs\nKV clients under crashes, partitions, one-way partitions, a ring of majorities, "
-                    "pauses, loss and\nduplication; invariants, linearizability and recovery after a final heal are "
-                    "checked (raftlab.sim.chaos).",
+        description="A chaos campaign: each seed draws its own mix of faults, its snapshot_delta and the replicas' "
+                    "options\n(PreVote, CheckQuorum, lease reads; swarm testing), then runs KV clients, writing "
+                    "through the log and\nreading without it (ReadIndex or a lease), under crashes, partitions "
+                    "(some isolating the leader),\none-way partitions, a ring of majorities, pauses, leadership "
+                    "transfers, clock drift within the\ndrift bound, loss and duplication; invariants, "
+                    "linearizability (reads included) and recovery after a\nfinal heal are checked "
+                    "(raftlab.sim.chaos).",
         epilog="exit codes (the most serious kind of failure seen decides):\n"
                "  0  every seed clean\n"
                "  3  safety: an invariant of Raft was violated\n"
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     chaos.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
     chaos.add_argument("--duration", type=_positive_float, default=30.0, help="virtual seconds per seed (default 30)")
     chaos.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
-    chaos.add_argument("--workers", type=_positive_int, default=1, help="processes to use (default 1)")
+    chaos.add_argument("--workers", "--jobs", type=_positive_int, default=1, help="processes to use (default 1)")
     chaos.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     grade = commands.add_parser("grade", help="grade a student's Raft (raftlab.grading) or a folder of them")
     grade.add_argument("path", nargs="?", help="a .py file defining a subclass of StudentReplica (the one named "
@@ -236,6 +239,8 @@ def _chaos(args: Any) -> int:
     print(f"{figures['seeds']} seeds of {args.duration:g} s on {args.nodes} nodes: {figures['violations']} "
           f"safety violations, {figures['nonlinearizable']} non-linearizable histories, "
           f"{figures['liveness_failures']} liveness failures, {figures['undecided']} undecided; "
+          f"{figures['reads']} reads checked ({figures['seeds_without_reads']} seeds without one; "
+          f"{figures['reads_abandoned']} abandoned, {figures['reads_unanswered']} unanswered); "
           f"{figures['install_snapshots']} InstallSnapshot sent; {figures['events']} events "
           f"({figures['events_per_s']}/s, {summary.wall_seconds:.1f} s)")
     for failure in summary.failures:
