@@ -1,7 +1,7 @@
 """Benchmark real clusters on loopback: raftlab (`raftlab node`) against PySyncObj, in one run.
 
 Usage: python benchmarks/bench_net.py [--json] [--nodes 3 5] [--inflight 100 1000 10000]
-       [--sequential 2000] [--seconds 20] [--catch-up-only] [--catch-up-entries 20000]
+       [--sequential 2000] [--seconds 20] [--catch-up-only] [--catch-up-entries 20000] [--reads-only]
 
 Needs PySyncObj (`pip install -e '.[bench]'`), a benchmark-only dependency. Every node is its own
 process on 127.0.0.1; every process is stopped (its process group killed) before the next run.
@@ -16,6 +16,18 @@ How each is driven (stated, because it is not identical):
 - PySyncObj: it has no client protocol, so its load runs *inside* its leader's process (a
   `@replicated` setter with a callback), which spares it the client hop; the headline compares
   like with like (raftlab's in-process latency) and also prints raftlab's through its client.
+
+Reads: in each raftlab run, beside its writes and measured the same ways, linearizable reads by ReadIndex
+(`{"op": "read"}`, what `raftlab kv get` sends; no log write): throughput with 1,000 in flight, in the
+leader's process (`KVNode.submit_read`, ``read_ops_per_s``) and through its client port
+(``client_read_ops_per_s``), and the latency of sequential reads (``read_p50_ms`` in process, and
+``client_read_p50_ms`` through `KVClient.get`; ``client_follower_read_p50_ms`` asks a follower, which gets
+its read index from the leader). The reads that reach a node in one round of its driver share one read
+index, so that reads in flight are confirmed by one round of heartbeats. PySyncObj has no linearizable
+read without a log write, so reads are compared with raftlab's own writes: one line {"bench":
+"net_reads", "nodes": N, "storage": ..., "read_ops_per_s": ..., "write_ops_per_s": ..., "read_write_ratio":
+..., "read_p50_ms": ..., "write_p50_ms": ..., ...} per node count, for the durable configuration (sqlite,
+fsync per write: `raftlab node`'s defaults); `--reads-only` measures just that, without PySyncObj.
 
 Persistence: "memory" is raftlab's MemoryStorage against PySyncObj without a journal; "durable" is
 raftlab's SqliteStorage (WAL, synchronous=FULL, every append fsynced before it is acknowledged), and
@@ -130,9 +142,10 @@ async def _raftlab_leader(clients: list[tuple[str, int]], timeout: float = 20.0)
     raise RuntimeError("raftlab: no leader")
 
 
-async def _raftlab_load(address: tuple[str, int], inflight: int, count: int, seconds: float) -> tuple[int, float]:
-    """`count` puts with at most `inflight` outstanding on one connection (pipelined JSON lines, each
-    window of free slots written at once); returns (writes acknowledged, seconds)."""
+async def _raftlab_load(address: tuple[str, int], inflight: int, count: int, seconds: float,
+                        op: str = "put") -> tuple[int, float]:
+    """`count` puts (or ReadIndex reads: op "read") with at most `inflight` outstanding on one connection
+    (pipelined JSON lines, each window of free slots written at once); returns (answered, seconds)."""
     reader, writer = await asyncio.open_connection(*address, limit=1 << 20)
     state = {"outstanding": 0, "done": 0, "failed": 0}
     room = asyncio.Event()
@@ -164,7 +177,8 @@ async def _raftlab_load(address: tuple[str, int], inflight: int, count: int, sec
         lines = []
         for n in range(sent, sent + free):  # slot n % inflight is a client of its own, its seq growing
             lines.append(json.dumps({"id": n, "op": "put", "client": base + n % inflight, "seq": n // inflight + 1,
-                                     "key": f"k{n % 1000}", "value": "v" * 16}))
+                                     "key": f"k{n % 1000}", "value": "v" * 16}) if op == "put" else
+                         json.dumps({"id": n, "op": "read", "key": f"k{n % 1000}"}))
         lines.append("")
         writer.write("\n".join(lines).encode())
         state["outstanding"] += free
@@ -179,24 +193,31 @@ async def _raftlab_load(address: tuple[str, int], inflight: int, count: int, sec
     reader_task.cancel()
     writer.close()
     if state["failed"]:
-        print(f"  raftlab: {state['failed']} writes failed", file=sys.stderr)
+        print(f"  raftlab: {state['failed']} {'writes' if op == 'put' else 'reads'} failed", file=sys.stderr)
     return state["done"], elapsed
 
 
-def _raftlab_sequential(clients: list[tuple[str, int]], count: int, seconds: float) -> list[float]:
-    """Latencies (ms) of sequential puts, one at a time, through raftlab's own blocking `KVClient`
-    (which follows the leader if it changes)."""
+def _raftlab_sequential(clients: list[tuple[str, int]], count: int, seconds: float, op: str = "put") -> list[float]:
+    """Latencies (ms) of sequential puts (or ReadIndex gets: op "read"), one at a time, through raftlab's
+    own blocking `KVClient` (which follows the leader if it changes; a read is answered by the first node
+    asked that hears from a leader)."""
     from raftlab.net.client import KVClient
 
     latencies = []
     with KVClient(clients, timeout=10) as client:
-        client.put("s", "warm")  # finds the leader
+        if op == "put":
+            client.put("s", "warm")  # finds the leader
+        else:
+            client.get("s")  # (a put would make it ask the leader first)
         deadline = time.perf_counter() + seconds
         for _ in range(count):
             if time.perf_counter() > deadline:
                 break
             t = time.perf_counter()
-            client.put("s", "v" * 16)
+            if op == "put":
+                client.put("s", "v" * 16)
+            elif client.get("s") is None:
+                raise RuntimeError("raftlab: a read lost the value written")
             latencies.append((time.perf_counter() - t) * 1000)
     return latencies
 
@@ -225,6 +246,20 @@ def raftlab_node(argv: list[str]) -> None:
                 reply: dict = {"leader": node.replica.role is Role.LEADER and node.replica.commit_index >= 1}
             elif request["cmd"] == "load":
                 reply = await inprocess_load(request["inflight"], request["count"], request["seconds"])
+            elif request["cmd"] == "read_load":
+                reply = await inprocess_load(request["inflight"], request["count"], request["seconds"], reads=True)
+            elif request["cmd"] == "read_seq":
+                latencies, start = [], time.perf_counter()
+                for _ in range(request["count"]):
+                    if time.perf_counter() - start > request["seconds"]:
+                        break
+                    t = time.perf_counter()
+                    try:
+                        await node.read("s")
+                    except Exception:
+                        continue
+                    latencies.append((time.perf_counter() - t) * 1000)
+                reply = {"latencies": latencies}
             else:
                 latencies, client = [], int.from_bytes(os.urandom(4), "big")
                 start = time.perf_counter()
@@ -242,8 +277,9 @@ def raftlab_node(argv: list[str]) -> None:
             await writer.drain()
             writer.close()
 
-        async def inprocess_load(inflight: int, count: int, seconds: float) -> dict:
-            """`count` puts with at most `inflight` outstanding, each refilled from its reply's callback."""
+        async def inprocess_load(inflight: int, count: int, seconds: float, reads: bool = False) -> dict:
+            """`count` puts (or ReadIndex reads) with at most `inflight` outstanding, each refilled from its
+            reply's callback."""
             base = int.from_bytes(os.urandom(4), "big") << 20
             state = {"sent": 0, "outstanding": 0, "done": 0}
             finished = asyncio.get_running_loop().create_future()
@@ -253,8 +289,8 @@ def raftlab_node(argv: list[str]) -> None:
                 while state["outstanding"] < inflight and state["sent"] < count \
                         and time.perf_counter() - start < seconds:
                     n = state["sent"]
-                    future = node.submit(KVCommand(base + n % inflight, n // inflight + 1, "put", f"k{n % 1000}",
-                                                   "v" * 16))
+                    future = node.submit_read(f"k{n % 1000}") if reads else node.submit(
+                        KVCommand(base + n % inflight, n // inflight + 1, "put", f"k{n % 1000}", "v" * 16))
                     future.add_done_callback(landed)
                     state["sent"] += 1
                     state["outstanding"] += 1
@@ -278,7 +314,9 @@ def raftlab_node(argv: list[str]) -> None:
 
 def run_raftlab(nodes: int, storage: str, inflights: list[int], sequential: int, seconds: float,
                 folder: Path) -> dict:
-    """storage: "memory", "sqlite" (fsync per write) or "sqlite-nofsync" (`--unsafe-no-fsync`)."""
+    """storage: "memory", "sqlite" (fsync per write) or "sqlite-nofsync" (`--unsafe-no-fsync`). Writes, then
+    reads (ReadIndex) measured the same ways: throughput at each of `inflights` (the first round only) and
+    sequential latencies."""
     procs = Processes()
     ports = free_ports(nodes)
     peers = ",".join(f"{i + 1}={HOST}:{p}" for i, p in enumerate(ports))
@@ -303,10 +341,20 @@ def run_raftlab(nodes: int, storage: str, inflights: list[int], sequential: int,
                 out[f"ops_per_s_{k}"] = round(r["done"] / r["seconds"])
                 done, elapsed = await _raftlab_load(leader, k, max(10 * k, 20_000), seconds)
                 out[f"client_ops_per_s_{k}"] = round(done / elapsed)
+                r = _control(leader[1] + 1000, {"cmd": "read_load", "inflight": k, "count": max(10 * k, 20_000),
+                                                "seconds": seconds})
+                out[f"read_ops_per_s_{k}"] = round(r["done"] / r["seconds"])
+                done, elapsed = await _raftlab_load(leader, k, max(10 * k, 20_000), seconds, op="read")
+                out[f"client_read_ops_per_s_{k}"] = round(done / elapsed)
             out["client_latencies"] = _raftlab_sequential(clients, sequential, seconds)
+            out["client_read_latencies"] = _raftlab_sequential(clients, sequential, seconds, op="read")
             leader = await _raftlab_leader(clients)
+            follower = next(a for a in clients if a != leader) if len(clients) > 1 else leader
+            out["client_follower_read_latencies"] = _raftlab_sequential([follower], sequential, seconds, op="read")
             out["latencies"] = _control(leader[1] + 1000, {"cmd": "seq", "count": sequential,
                                                            "seconds": seconds})["latencies"]
+            out["read_latencies"] = _control(leader[1] + 1000, {"cmd": "read_seq", "count": sequential,
+                                                                "seconds": seconds})["latencies"]
             return out
 
         return asyncio.run(main())
@@ -571,6 +619,35 @@ def run_pysyncobj(nodes: int, batch: bool, journal: bool, inflights: list[int], 
         procs.stop()
 
 
+LATENCIES = ("", "client_", "read_", "client_read_", "client_follower_read_")  # prefixes of the latency lists
+
+
+def summarise(total: dict) -> dict:
+    """`total` with each list of latencies replaced by its p50, p99 and count."""
+    total = dict(total)
+    for prefix in LATENCIES:
+        lat = total.pop(f"{prefix}latencies", None)
+        if lat:
+            total.update({f"{prefix}p50_ms": round(percentile(lat, 0.5), 3),
+                          f"{prefix}p99_ms": round(percentile(lat, 0.99), 3),
+                          f"{prefix}sequential_{'reads' if 'read' in prefix else 'writes'}": len(lat)})
+    return total
+
+
+def reads_row(nodes: int, storage: str, r: dict) -> dict:
+    """ReadIndex reads beside the writes of the same raftlab run (`summarise`d), 1,000 in flight."""
+    return {"bench": "net_reads", "nodes": nodes, "storage": storage,
+            "read_ops_per_s": r["read_ops_per_s_1000"], "write_ops_per_s": r["ops_per_s_1000"],
+            "read_write_ratio": round(r["read_ops_per_s_1000"] / r["ops_per_s_1000"], 2),
+            "read_p50_ms": r["read_p50_ms"], "write_p50_ms": r["p50_ms"],
+            "read_p99_ms": r["read_p99_ms"], "write_p99_ms": r["p99_ms"],
+            "client_read_ops_per_s": r["client_read_ops_per_s_1000"],
+            "client_write_ops_per_s": r["client_ops_per_s_1000"],
+            "client_read_write_ratio": round(r["client_read_ops_per_s_1000"] / r["client_ops_per_s_1000"], 2),
+            "client_read_p50_ms": r["client_read_p50_ms"], "client_write_p50_ms": r["client_p50_ms"],
+            "client_follower_read_p50_ms": r["client_follower_read_p50_ms"]}
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--pso-node":
         pso_node(sys.argv[2:])
@@ -586,6 +663,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="cap on each measure (default 20)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="latency rounds, the configurations taken in turn (default 3; --sequential writes each)")
+    parser.add_argument("--reads-only", action="store_true",
+                        help="only raftlab's ReadIndex reads beside its writes (durable, the node's defaults; "
+                             "no PySyncObj needed)")
     parser.add_argument("--catch-up-only", action="store_true",
                         help="only the catch-up of a restarted follower (5 nodes; no PySyncObj needed)")
     parser.add_argument("--catch-up-nodes", type=int, default=5, help="cluster size of the catch-up (default 5)")
@@ -599,6 +679,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench_net-") as tmp:
             for row in catch_up(*catch_up_args, Path(tmp), []):
                 print(json.dumps(row), flush=True)
+        return
+    if args.reads_only:
+        with tempfile.TemporaryDirectory(prefix="bench_net-") as tmp:
+            for nodes in args.nodes:
+                print(f"{nodes} nodes, raftlab_durable, reads and writes ...", file=sys.stderr, flush=True)
+                total = summarise(run_raftlab(nodes, "sqlite", [1000], args.sequential, args.seconds, Path(tmp)))
+                if not args.json:
+                    print({"bench": "net_detail", "nodes": nodes, "config": "raftlab_durable", **total}, flush=True)
+                print(json.dumps(reads_row(nodes, "sqlite", total)), flush=True)
         return
     try:
         import pysyncobj  # noqa: F401
@@ -631,19 +720,14 @@ def main() -> None:
                           flush=True)
                     got = run(nodes, *options, args.inflight if round_ == 0 else [], args.sequential, args.seconds,
                               folder)
-                    total = results.setdefault(name, {"latencies": [], "client_latencies": []})
+                    total = results.setdefault(name, {})
                     for key, value in got.items():
                         if key.endswith("latencies"):
-                            total[key] += value
+                            total.setdefault(key, []).extend(value)
                         else:
                             total[key] = value
-            for name, total in results.items():
-                for prefix in ("", "client_"):
-                    lat = total.pop(f"{prefix}latencies")
-                    if lat:
-                        total.update({f"{prefix}p50_ms": round(percentile(lat, 0.5), 3),
-                                      f"{prefix}p99_ms": round(percentile(lat, 0.99), 3),
-                                      f"{prefix}sequential_writes": len(lat)})
+            for name in list(results):
+                total = results[name] = summarise(results[name])
                 row = {"bench": "net_detail", "nodes": nodes, "config": name, **total}
                 print(json.dumps(row) if args.json else row, flush=True)
             pso = [results["pysyncobj_batch_memory"], results["pysyncobj_nobatch_memory"]]
@@ -657,7 +741,10 @@ def main() -> None:
                 "raftlab_p50_ms": r["p50_ms"], "pysyncobj_p50_ms": best_p50, "raftlab_p99_ms": r["p99_ms"],
                 "raftlab_client_ops_per_s": r["client_ops_per_s_1000"],
                 "raftlab_client_ratio": round(r["client_ops_per_s_1000"] / best_ops, 2),
-                "raftlab_client_p50_ms": r["client_p50_ms"], "raftlab_client_p99_ms": r["client_p99_ms"]})
+                "raftlab_client_p50_ms": r["client_p50_ms"], "raftlab_client_p99_ms": r["client_p99_ms"],
+                "raftlab_read_ops_per_s": r["read_ops_per_s_1000"], "raftlab_read_p50_ms": r["read_p50_ms"],
+                "raftlab_client_read_ops_per_s": r["client_read_ops_per_s_1000"],
+                "raftlab_client_read_p50_ms": r["client_read_p50_ms"]})
             durable_ops = max(p["ops_per_s_1000"] for p in pso_durable)
             print(json.dumps({
                 "bench": "net_durable", "nodes": nodes, "raftlab_sqlite_ops_per_s": rd["ops_per_s_1000"],
@@ -666,6 +753,7 @@ def main() -> None:
                 "pysyncobj_journal_p50_ms": min(p["p50_ms"] for p in pso_durable),
                 "raftlab_sqlite_p99_ms": rd["p99_ms"], "raftlab_sqlite_nofsync_ops_per_s": rn["ops_per_s_1000"],
                 "raftlab_sqlite_nofsync_p50_ms": rn["p50_ms"]}), flush=True)
+            print(json.dumps(reads_row(nodes, "sqlite", rd)), flush=True)
         for row in catch_up(*catch_up_args, folder, []):
             print(json.dumps(row), flush=True)
     summaries.sort(key=lambda s: s["nodes"] == 3)  # the 3-node line last

@@ -4,7 +4,9 @@ A history is a list of `Operation`: who called what, when it was invoked (`call`
 (`ret`) and what it returned (`output`). `check` decides whether some total order of the operations
 (a *linearization*) respects real time (an operation that returned before another was invoked comes
 first) and is a legal run of a sequential `Model`. `KV_MODEL`, the default, is a key-value store with
-put, get, append, delete and cas; its histories are checked one key at a time.
+put, get, append, delete and cas, and read: a get served without a log write (ReadIndex or a lease,
+thesis §6.4), which must return the latest value exactly as a get through the log must; its histories
+are checked one key at a time.
 
 Operations with an unknown outcome (``ret=None``: the client timed out, say) may or may not have taken
 effect. The checker accepts both: such an operation is either left out of the linearization (it never
@@ -12,7 +14,9 @@ took effect) or placed anywhere after its call, with its output unconstrained. L
 very end is indistinguishable from leaving it out, so this is Porcupine's "return at infinity"; the
 search simply stops as soon as every operation with a known return is linearized. The price: to
 reject a history the search must try the unknown writes on a key in all useful combinations, so many
-of them on one key can make a "not linearizable" verdict slow; `timeout` bounds it.
+of them on one key can make a "not linearizable" verdict slow; `timeout` bounds it. An operation
+that changes nothing (a get or a read, for `KV_MODEL`: the model's `read_only`) constrains nothing
+when its outcome is unknown, so such operations are left out before the search.
 
     >>> h = [Operation(1, "put", "x", "a", call=0, ret=2),
     ...      Operation(2, "get", "x", call=1, ret=3, output="a")]
@@ -29,6 +33,10 @@ from typing import Any
 
 __all__ = ["KV_MODEL", "LinearizabilityResult", "Model", "Operation", "check"]
 
+READS = ("get", "read")
+"""The key-value operations that return the key's value and change nothing: a get through the log, a
+read without one (ReadIndex or a lease)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Operation:
@@ -36,14 +44,15 @@ class Operation:
 
     Args:
         client: who issued it (informative only).  `call`, `ret` and `output` are keyword-only.
-        op: ``"put"``, ``"get"``, ``"append"``, ``"delete"`` or ``"cas"``.
+        op: ``"put"``, ``"get"``, ``"append"``, ``"delete"``, ``"cas"``, or ``"read"`` (a get answered
+            without a log write: the same semantics, named apart so that reports tell them apart).
         key: the key it acts on.
         value: the value written by put and append, the new value of cas.
         expected: the value cas compares with (None: the key must be absent).
         call: invocation time.
         ret: return time, or None if the outcome is unknown (it may have taken effect at any time after
             `call`, or never); `output` is then ignored.
-        output: get: the value, None if absent; put: None; append: the new value; delete: True if the
+        output: get and read: the value, None if absent; put: None; append: the new value; delete: True if the
             key existed; cas: True if it swapped.
 
     >>> Operation(client=1, op="cas", key="x", value="b", expected="a", call=1.0, ret=1.5, output=True).op
@@ -63,6 +72,16 @@ class Operation:
     def __post_init__(self) -> None:
         if self.ret is not None and self.ret < self.call:
             raise ValueError(f"operation returns ({self.ret}) before it is called ({self.call})")
+
+
+def never(op: Operation) -> bool:
+    """False: no operation is known to be read-only (the default `Model.read_only`)."""
+    return False
+
+
+def kv_read_only(op: Operation) -> bool:
+    """True for the key-value store's operations that change nothing: get and read."""
+    return op.op in READS
 
 
 def one_partition(history: Sequence[Operation]) -> list[list[Operation]]:
@@ -100,6 +119,8 @@ class Model:
             ``op.ret is None`` the output is unknown and `step` must accept any output.
         partition: splits a history into independently checked parts (default: one part).
         describe: a one-line account of an operation, for messages.
+        read_only: whether an operation never changes the state (whatever the state): such an operation
+            of unknown outcome is left out of the history, which it cannot constrain (default: none is).
 
     >>> counter = Model(init=lambda: 0, step=lambda s, op: (op.ret is None or op.output == s + 1, s + 1))
     >>> check([Operation(1, "incr", "c", call=0, ret=1, output=1)], counter).ok
@@ -110,13 +131,14 @@ class Model:
     step: Callable[[Any, Operation], tuple[bool, Hashable]]
     partition: Callable[[Sequence[Operation]], list[list[Operation]]] = one_partition
     describe: Callable[[Operation], str] = describe_operation
+    read_only: Callable[[Operation], bool] = never
 
 
 def kv_step(state: str | None, op: Operation) -> tuple[bool, str | None]:
     """The KVStore's sequential semantics for one key whose value is `state` (None: absent)."""
     new: str | None  # the key's value after `op`
     out: object  # the output `op` must have returned
-    if op.op == "get":
+    if op.op in READS:
         new, out = state, state
     elif op.op == "put":
         new, out = op.value, op.output  # put returns nothing worth checking
@@ -132,7 +154,7 @@ def kv_step(state: str | None, op: Operation) -> tuple[bool, str | None]:
     return (op.ret is None or op.output == out), new
 
 
-KV_MODEL = Model(init=lambda: None, step=kv_step, partition=by_key)
+KV_MODEL = Model(init=lambda: None, step=kv_step, partition=by_key, read_only=kv_read_only)
 """The raftlab KVStore, one key at a time: the state is the key's value (None when absent)."""
 
 
@@ -279,7 +301,8 @@ def _shortest_bad_prefix(ops: list[Operation], model: Model, deadline: float | N
     try:
         while lo < hi:
             mid = (lo + hi) // 2
-            if _linearizable(_seen_at(ops, times[mid]), model, deadline):
+            seen = [op for op in _seen_at(ops, times[mid]) if op.ret is not None or not model.read_only(op)]
+            if _linearizable(seen, model, deadline):
                 lo = mid + 1
             else:
                 hi = mid
@@ -306,6 +329,7 @@ def check(history: Sequence[Operation], model: Model = KV_MODEL, *,
     not linearizable: no order of the first 3 operations on key 'x' (in call order) fits the model; ...
     """
     deadline = None if timeout is None else time.monotonic() + timeout
+    history = [op for op in history if op.ret is not None or not model.read_only(op)]  # they constrain nothing
     parts = [sorted(p, key=lambda op: (op.call, op.ret is None, op.ret or 0.0)) for p in model.partition(history)]
     timed_out = False
     for index, part in enumerate(parts):

@@ -795,9 +795,9 @@ class Replica(Generic[T, D]):
         # election timeout steps down; older rounds are forgotten. Each heartbeat starts a round.
         heard = self.round_sent.get(self.quorum_round(), min(self.round_sent.values()))
         self.start_round()
+        self.round_sent = {r: t for r, t in self.round_sent.items() if t >= heard}
         if self.has_majority(1):
             return False  # (alone a majority: it always hears from one)
-        self.round_sent = {r: t for r, t in self.round_sent.items() if t >= heard}
         if self.now() - heard < self.election_timeout_range[0]:
             return False
         self.step_down("CQ-STEPDOWN", f"no majority answered within {self.election_timeout_range[0]} s")

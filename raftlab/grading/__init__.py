@@ -4,6 +4,9 @@
   B (replication), C (persistence) and D (snapshots); `EXERCISES` lists them.
 - The reference solution is the core itself: each exercise is a rule method of `raftlab.core.Replica`
   under the same name, so `Replica` gets full marks and a planted bug is a one-method subclass of it.
+- Part E (beyond Figure 2) has no exercises: its checks turn on the thesis's options of `Replica`
+  (PreVote, CheckQuorum, leadership transfer, ReadIndex and lease reads) and run the graded class
+  whole; `GRADED_PARTS` names parts A-E.
 - `grade(student, part=None, seeds=3)`: paper-claim checks and simulator scenarios on fixed seeds,
   guarded (a worker process per student, a wall-time limit per check, an event budget per scenario);
   a `Report` per student. `replay(student, check_id, seed)` reruns one failure.
@@ -16,13 +19,13 @@ Sits beside raftlab.sim: it uses raftlab.core, raftlab.sim and raftlab.machines 
 
 from .checks import CHECKS, Check
 from .runner import (
-    CheckResult, Report, SubmissionError, grade, grade_many, graded_class, load_student, missing_exercises, replay,
-    submissions, write_csv,
+    GRADED_PARTS, CheckResult, Report, SubmissionError, grade, grade_many, graded_class, load_student,
+    missing_exercises, replay, submissions, write_csv,
 )
 from .skeleton import EXERCISES, PARTS, Exercise, StudentReplica
 
 __all__ = [
-    "CHECKS", "EXERCISES", "PARTS", "Check", "CheckResult", "Exercise", "Report",
+    "CHECKS", "EXERCISES", "GRADED_PARTS", "PARTS", "Check", "CheckResult", "Exercise", "Report",
     "StudentReplica", "SubmissionError", "grade", "grade_many", "graded_class", "load_student",
     "missing_exercises", "replay", "submissions", "write_csv",
 ]

@@ -7,7 +7,8 @@ with the invariant checker on (Raft's safety properties after every step), and a
 transcript check replays one of the bundled scenario transcripts (`raftlab.sim.transcript`, the same
 files the test suite runs and the RaftLab app's scenario menu offers) with the graded class, on the
 transcript's own seed: every ``check`` in it must hold. Every failure message starts with the rule it
-checks.
+checks. Parts A-D grade Figure 2 (the course's exercises); part E grades the thesis's options of
+`Replica` (PreVote, CheckQuorum, leadership transfer, reads), turned on, on the graded class whole.
 """
 
 from __future__ import annotations
@@ -19,19 +20,25 @@ from dataclasses import dataclass
 
 from ..core import (
     AppendEntryRequest, AppendEntryResponse, EventKind, InstallSnapshotRequest, InstallSnapshotResponse,
-    MemoryStorage, Replica, Role, Snapshot, TransitionState, VoteRequest, VoteResponse,
+    MemoryStorage, PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse, ReadState, Replica, Role,
+    Snapshot, TimeoutNow, TransitionState, VoteRequest, VoteResponse,
 )
 from ..machines import KVStore
 from ..sim import NetworkModel, Simulation, TraceEvent
 from ..sim.transcript import TRANSCRIPTS, Transcript, TranscriptError, run_transcript
 from .fakes import (
-    ELECTION, ME, Fakes, Op, RecordingStateMachine, append, build, e, elect, follower, held, journaled, log_of, ok,
-    refused,
+    ELECTION, HEARTBEAT, ME, Fakes, Op, RecordingStateMachine, append, build, e, elect, follower, held, journaled,
+    log_of, ok, refused,
 )
 
 LOW, HIGH = ELECTION
 APPLIED, ABANDONED = TransitionState.APPLIED, TransitionState.ABANDONED_CONFLICT_WITH_LEADER
 UNKNOWN = TransitionState.UNKNOWN
+
+
+BEYOND_FIGURE_2 = {"E": "beyond Figure 2: PreVote, CheckQuorum, leadership transfer, reads"}
+"""The part of the grade with no exercise of its own: the thesis's options of `Replica`, run on the graded
+class whole (see the Part E section below)."""
 
 
 class CheckFailed(AssertionError):
@@ -780,5 +787,278 @@ transcript_check("B", "AE-TRUNCATE", "deposed_leader")
 transcript_check("C", "RV-GRANT, restart", "restart_keeps_vote")
 transcript_check("C", "restart", "all_crash_restart")
 transcript_check("D", "SNAP-TAKE, IS-KEEP, IS-LOAD", "snapshot_install")
+
+
+# =============================================================================================
+# Part E: beyond Figure 2 (Ongaro's thesis): PreVote, CheckQuorum, leadership transfer, reads
+# =============================================================================================
+# These checks turn on the `Replica` options (off by default: the course's parts A-D are Figure 2) and
+# grade the mechanisms the core builds on the Figure 2 rules. Part E has no exercise of its own, so it
+# runs the graded class whole: each option is only as sound as the election, replication and
+# persistence beneath it. The planted bugs of raftlab.grading.mutants that break PV-GRANT, RI-LEASE,
+# LT-STOP and RI-CURRENT are caught here.
+def pre_vote_answer(f: Fakes, to: int) -> PreVoteResponse:
+    answers = f.cluster.messages(PreVoteResponse, to=to, remove=True)
+    expect(len(answers) == 1, "PV-GRANT", f"expected one PreVoteResponse to {to}, got {answers}")
+    return answers[0]
+
+
+@check("E", "PV-GRANT, F-TIMEOUT", "a pre-vote request changes nothing at its receiver: no term, no vote, no timer")
+def pv_grant_changes_nothing(cls: type[Replica]) -> None:
+    f = fresh(cls, follower, [e(1, 1), e(2, 2)], term=2, voted_for=3, pre_vote=True)
+    r = f.replica
+    deadline = r.next_deadline
+    r.tick((LOW + deadline) / 2)  # a (re)started server refuses for a minimum election timeout; then it may grant
+    for request, grant, why in [(PreVoteRequest(3, 3, 2, 2), True, "for term 3, from a log as up to date as mine"),
+                                (PreVoteRequest(3, 5, 1, 1), False, "for term 5, from a log behind mine")]:
+        r.step(request)
+        answer = pre_vote_answer(f, 3)
+        expect(answer.vote_granted is grant, "PV-GRANT",
+               f"{'refused' if grant else 'granted'} a pre-vote {why} (I hear from no leader; my log ends at index "
+               f"2, term 2): {answer}")
+        expect(answer.term == (request.term if grant else 2), "PV-GRANT",
+               f"a pre-vote {'granted' if grant else 'refused'} must carry "
+               f"{'the request term' if grant else 'my own term'} ({request.term if grant else 2}), it carries "
+               f"{answer.term} (a grant with the voter's lower term is not counted: etcd-io/etcd#8243)")
+        state = (r.current_term, r.voted_for, f.storage.current_term, f.storage.voted_for)
+        expect(state == (2, 3, 2, 3), "PV-GRANT",
+               f"a pre-vote request {why} changed my term and vote from (2, 3) to ({r.current_term}, {r.voted_for}) "
+               f"(storage: ({f.storage.current_term}, {f.storage.voted_for})): a pre-vote is exempt from ALL-TERM, "
+               f"nobody has started an election, and a server cut off would still depose the leader")
+        expect(r.role is Role.FOLLOWER, "PV-GRANT", f"a pre-vote request {why} made me {r.role.value}")
+        expect(r.next_deadline == deadline, "F-TIMEOUT",
+               f"a pre-vote request {why} moved my election deadline from {deadline:.4f} to {r.next_deadline:.4f}: "
+               f"only the current leader or a granted (real) vote resets it, a pre-vote changes nothing")
+    g = fresh(cls, follower, [e(1, 1)], term=1, pre_vote=True)
+    elect(g.replica)
+    term = g.replica.current_term
+    g.cluster.take()
+    g.replica.step(PreVoteRequest(3, term + 4, 9, term))
+    answer = pre_vote_answer(g, 3)
+    expect(g.replica.role is Role.LEADER and g.replica.current_term == term, "PV-GRANT",
+           f"a leader of term {term} got a PreVoteRequest for term {term + 4} and is now {g.replica.role.value} of "
+           f"term {g.replica.current_term}: a pre-vote request must not depose anyone")
+    expect(not answer.vote_granted and answer.term == term, "PV-GRANT",
+           f"a leader must refuse a pre-vote (with its own term {term}): it answered {answer}")
+
+
+@check("E", "PV-ASK, PV-GRANT", "scenario: with PreVote, a follower that hears no leader cannot depose it",
+       points=3, scenario=True)
+def sim_pv_no_disruption(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed, pre_vote=True)
+    leader = wait_leader(sim, "PV-WIN")
+    term = sim.replicas[leader].term
+    cut = (leader + 1) % 5
+    sim.cut(leader, cut)  # the follower hears nothing from the leader, the others hear it
+    sim.run(1.0)
+    expect(sim.leader() == leader and sim.replicas[leader].term == term, "PV-GRANT",
+           f"node {cut} heard nothing from the leader {leader} for 1 s while every other node did: it may ask "
+           f"for pre-votes, but they must be refused and change nobody's term; now node {sim.leader()} leads term "
+           f"{_term_of(sim, sim.leader())} (was node {leader}, term {term})")
+    expect(sim.replicas[cut].term == term, "PV-ASK",
+           f"node {cut}, cut off from the leader, moved from term {term} to {sim.replicas[cut].term}: a pre-vote "
+           f"that fails leaves the asker's term as it was")
+    sim.uncut(leader, cut)
+    sim.disconnect(cut)
+    sim.run(1.0)
+    sim.connect(cut)
+    sim.run(1.0)
+    expect(sim.leader() == leader and sim.replicas[leader].term == term, "PV-GRANT",
+           f"node {cut} rejoined after 1 s away and the leadership changed: node {sim.leader()} leads term "
+           f"{_term_of(sim, sim.leader())} (was node {leader}, term {term})")
+    commit(sim, "L-REPLICATE", put(1), k=5)
+
+
+@check("E", "CQ-STEPDOWN, CQ-STICKY", "with CheckQuorum a leader that hears no majority steps down, and a "
+       "server that hears its leader ignores VoteRequests")
+def cq_stepdown_and_sticky(cls: type[Replica]) -> None:
+    f = fresh(cls, check_quorum=True)
+    r = f.replica
+    start = elect(r)
+    term, now = r.current_term, start
+    while r.role is Role.LEADER and now < start + 3 * HIGH:
+        now = r.next_deadline
+        r.tick(now)
+    expect(r.role is Role.FOLLOWER and start + LOW <= now <= start + LOW + 2 * HEARTBEAT, "CQ-STEPDOWN",
+           f"a leader elected at t={start:.3f} that heard from no follower since is {r.role.value} at "
+           f"t={now:.3f}: it must step down at the first heartbeat {LOW} s (the minimum election timeout) on")
+    expect((r.current_term, r.voted_for) == (term, ME), "CQ-STEPDOWN",
+           f"stepping down changed the term and vote to ({r.current_term}, {r.voted_for}): it stays in term {term}")
+    g = fresh(cls, check_quorum=True)
+    r = g.replica
+    start = elect(r)
+    now = start
+    while now < start + 4 * HIGH:
+        now = r.next_deadline
+        r.tick(now)
+        for m in g.cluster.messages(AppendEntryRequest, to=2, remove=True):
+            r.step(ok(2, m.term, m.prev_log_index + len(m.entries), m.prev_log_index, round=m.round))
+        g.cluster.take()
+    expect(r.role is Role.LEADER, "CQ-STEPDOWN", f"a leader answered by a majority every heartbeat is "
+                                                 f"{r.role.value} at t={now:.3f}: it must stay")
+    h = fresh(cls, follower, term=1, check_quorum=True)
+    r = h.replica
+    r.tick(0.1)
+    r.step(append(1))
+    h.cluster.take()
+    r.tick(0.1 + LOW - 0.01)
+    r.step(VoteRequest(3, 5, 0, 0))
+    expect((r.current_term, r.voted_for) == (1, None) and not h.cluster.messages(VoteResponse), "CQ-STICKY",
+           f"a follower that heard its leader {LOW - 0.01:.2f} s ago took a VoteRequest of term 5: term "
+           f"{r.current_term}, vote {r.voted_for}, answers {h.cluster.messages(VoteResponse)}; it must ignore it")
+    r.step(VoteRequest(3, 5, 0, 0, transfer=True))
+    expect((r.current_term, r.voted_for) == (5, 3), "CQ-STICKY",
+           f"a leadership transfer's VoteRequest (transfer=True) is exempt, but term and vote are "
+           f"({r.current_term}, {r.voted_for}), not (5, 3)")
+
+
+@check("E", "LT-STOP, LT-TIMEOUTNOW, LT-ABORT", "a transferring leader takes no new transitions; TimeoutNow once "
+       "the target is up to date; the transfer ends after an election timeout")
+def lt_stop(cls: type[Replica]) -> None:
+    f = fresh(cls)
+    r = f.replica
+    start = elect(r)
+    term = r.current_term
+    r.step(ok(2, term, 1, 0))  # the no-op commits; peer 3 has not answered yet
+    f.cluster.take()
+    r.transfer_leadership(3)
+    expect(not f.cluster.messages(TimeoutNow), "LT-TIMEOUTNOW",
+           f"TimeoutNow went to peer 3 before it holds the leader's log: {f.cluster.messages(TimeoutNow)}")
+    for name in ("late", "later"):
+        f.sm.pending = [Op(name, 1)]
+        r.process_transitions()
+        expect(f.sm.state_of(name) is TransitionState.ABANDONED_NOT_LEADER and r.log.last_index == 1, "LT-STOP",
+               f"a transition offered during a leadership transfer was {f.sm.state_of(name)} (log ends at "
+               f"{r.log.last_index}); it must be abandoned as not-leader, so that the client asks the new leader")
+        if name == "late":
+            r.step(ok(3, term, 1, 0))  # the target catches up
+            expect(f.cluster.messages(TimeoutNow, to=3) == [TimeoutNow(ME, term)], "LT-TIMEOUTNOW",
+                   f"peer 3 now holds the whole log: expected TimeoutNow(term {term}) to it, sent "
+                   f"{f.cluster.messages(TimeoutNow)}")
+    now = r.now()
+    while now < start + HIGH + HEARTBEAT:
+        now = r.next_deadline
+        r.tick(now)
+    f.sm.pending = [Op("after", 1)]
+    r.process_transitions()
+    expect(r.role is Role.LEADER and f.sm.state_of("after") is TransitionState.QUEUED, "LT-ABORT",
+           f"the transfer began at t={start:.3f} and the target never won; at t={now:.3f}, past an election "
+           f"timeout, the leader is {r.role.value} and a new transition was {f.sm.state_of('after')}: the transfer "
+           f"must have been aborted, and transitions taken again")
+
+
+@check("E", "LT-STOP, LT-CATCHUP, LT-TIMEOUTNOW", "scenario: a leadership transfer hands over within an election "
+       "timeout; nothing acknowledged is lost", points=3, scenario=True)
+def sim_transfer(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed, pre_vote=True, check_quorum=True)
+    old = wait_leader(sim, "C-WIN")
+    for k in range(3):
+        commit(sim, "L-REPLICATE", put(k + 1), k=5)
+    to = (old + 2) % 5
+    began = sim.now
+    sim.transfer_leadership(to)
+    late = sim.submit(put(50), to=old)
+    expect(late.state is TransitionState.ABANDONED_NOT_LEADER, "LT-STOP",
+           f"a write offered to the leader {old} while it hands over to node {to} is {late.state}: it must be "
+           f"abandoned as not-leader (the client retries at the new leader)")
+    sim.run_until(lambda s: s.leader() == to, sim.election_timeout[1])
+    expect(sim.leader() == to, "LT-TIMEOUTNOW",
+           f"node {to} does not lead within an election timeout ({sim.election_timeout[1]} s) of the transfer at "
+           f"t={began:.3f}: the leader is {sim.leader()}")
+    commit(sim, "L-REPLICATE", put(60), k=5)
+    for r in sim.replicas:
+        expect(all(f"k{k}" in r.machine.data for k in (1, 2, 3, 60)), "LT-CATCHUP",
+               f"node {r.id} lost acknowledged writes across the transfer: {dict(r.machine.data)}")
+
+
+@check("E", "RI-CURRENT", "a new leader gives no read index before an entry of its own term commits")
+def ri_current(cls: type[Replica]) -> None:
+    f = fresh(cls, follower, [e(1, 1), e(2, 2)], term=2)
+    r = f.replica
+    elect(r)
+    term = r.current_term
+    f.cluster.take()
+    r.read("r1")
+    r.step(ReadIndexRequest(3, term, 7))
+    beats = [m for m in f.cluster.messages(AppendEntryRequest, to=2, remove=True) if not m.entries]
+    expect(beats, "RI-CONFIRM", "a read did not start a heartbeat round to confirm the leadership")
+    r.step(ok(2, term, beats[-1].prev_log_index, beats[-1].prev_log_index, round=beats[-1].round))
+    answers = f.cluster.messages(ReadIndexResponse, remove=True)
+    expect(f.sm.read_state_of("r1") is None and not answers, "RI-CURRENT",
+           f"the leader of term {term}, whose no-op (index 3) has not committed, answered reads once a majority "
+           f"confirmed its round: its own read {f.sm.read_state_of('r1')}, peer 3's {answers}; its commit index "
+           f"{r.commit_index} may lag entries 1-2, which the leader of term 2 may have committed, so no read index "
+           f"is known before an entry of term {term} commits")
+    r.step(ok(2, term, 3, 2, round=beats[-1].round))  # the no-op commits
+    expect(r.commit_index == 3, "L-COMMIT", f"a majority holds the no-op (index 3) but commit_index is "
+                                            f"{r.commit_index}")
+    expect(f.sm.read_state_of("r1") is ReadState.READY, "RI-SERVE",
+           f"once the no-op committed and was applied the read waiting since before is "
+           f"{f.sm.read_state_of('r1')}, not READY")
+    answers = f.cluster.messages(ReadIndexResponse, to=3)
+    expect(answers == [ReadIndexResponse(ME, term, 7, True, 3)], "RI-SERVE",
+           f"peer 3's read should get the read index 3 now; sent {answers}")
+
+
+@check("E", "RI-LEASE", "a lease read only within a lease that a majority granted (CheckQuorum), then by a round")
+def ri_lease(cls: type[Replica]) -> None:
+    f = fresh(cls, check_quorum=True, read_lease=True)
+    r = f.replica
+    start = elect(r)
+    term = r.current_term
+    first = f.cluster.messages(AppendEntryRequest, to=2, remove=True)
+    expect(first, "C-WIN", "a new leader sent no AppendEntries to peer 2")
+    r.step(ok(2, term, 1, 0, round=first[-1].round))  # the no-op commits; the election's round is acknowledged
+    f.cluster.take()
+    r.read("r1")
+    expect(f.sm.read_state_of("r1") is ReadState.READY and not f.cluster.messages(AppendEntryRequest), "RI-LEASE",
+           f"a majority acknowledged the leader at t={start:.3f}, and a read at that time is "
+           f"{f.sm.read_state_of('r1')} (AppendEntries sent: {len(f.cluster.messages(AppendEntryRequest))}): "
+           f"within the lease it is answered at once, without a round")
+    for _ in range(2):  # two heartbeats that nobody answers: they may never have arrived
+        expect(r.next_deadline < start + LOW, "L-HEARTBEAT", f"the leader's next heartbeat is at "
+                                                             f"{r.next_deadline:.3f}, not every {HEARTBEAT} s")
+        r.tick(r.next_deadline)
+    later = start + 0.95 * LOW  # past the lease (LOW / drift_bound), before CQ-STEPDOWN
+    r.tick(later)
+    f.cluster.take()
+    r.read("r2")
+    beats = f.cluster.messages(AppendEntryRequest, to=2, remove=True)
+    expect(f.sm.read_state_of("r2") is None, "RI-LEASE",
+           f"no majority has acknowledged the leader since t={start:.3f}; its lease ran out at "
+           f"t={start + LOW / r.drift_bound:.3f} (minimum election timeout / drift bound), yet a read at "
+           f"t={later:.3f} was answered at once ({f.sm.read_state_of('r2')}): the heartbeats it sent since prove "
+           f"nothing until answered (a leader cut off from its followers would serve stale reads)")
+    expect(beats, "RI-CONFIRM", "out of its lease, a read must start a heartbeat round; none was sent")
+    r.step(ok(2, term, 1, beats[-1].prev_log_index, round=beats[-1].round))
+    expect(f.sm.read_state_of("r2") is ReadState.READY, "RI-CONFIRM",
+           f"a majority acknowledged the read's round, but the read is {f.sm.read_state_of('r2')}, not READY")
+
+
+@check("E", "RI-CONFIRM, RI-SERVE", "scenario: a leader cut off in a minority serves no stale read",
+       points=3, scenario=True)
+def sim_stale_read(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed)
+    old = wait_leader(sim, "C-WIN")
+    commit(sim, "L-REPLICATE", KVStore.put(1, 1, "x", "1"), k=5)
+    sim.partition([old, (old + 1) % 5])
+    new = wait_leader(sim, "C-WIN", among=[i for i in sim.ids if i not in (old, (old + 1) % 5)], timeout=3.0)
+    commit(sim, "L-REPLICATE", KVStore.put(2, 1, "x", "2"))
+    stale, current = sim.read("x", to=old), sim.read("x", to=new)
+    sim.run(1.0)
+    expect(stale.state is not ReadState.READY, "RI-CONFIRM",
+           f"node {old}, a leader cut off in a minority, answered a read of x with {stale.value!r} after the "
+           f"majority's leader {new} committed x = '2': a read is answered only once a majority confirmed the "
+           f"leadership after it arrived")
+    expect(current.state is ReadState.READY and current.value == "2", "RI-SERVE",
+           f"a read of x at the leader {new} is {current.state} with value {current.value!r}, expected READY, '2'")
+    sim.heal()
+    sim.run(1.0)
+    again = sim.read("x", to=old)
+    sim.run(0.5)
+    expect(again.state is ReadState.READY and again.value == "2", "RI-SERVE",
+           f"after the heal, a read of x at node {old} (a follower now: it asks the leader for a read index) is "
+           f"{again.state} with value {again.value!r}, expected READY, '2'")
+
 
 BY_ID = {c.id: c for c in CHECKS}

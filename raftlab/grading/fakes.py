@@ -10,15 +10,17 @@ What it offers:
 - `HEARTBEAT`, `ELECTION`: the timeouts; `ME`, `LEADER`: the ids above; `Op` and `NOOP`: transitions.
 - `RecordingCluster`: a `Cluster` that records sends and leader changes (and journals the sends, if
   given a journal); `take`, `take_one`, `messages` and `message` read what was sent.
-- `RecordingStateMachine`: the calculator `StateMachine`; records applies, transition states and
-  snapshots; can be told to fail on one transition.
+- `RecordingStateMachine`: the calculator `StateMachine`; records applies, transition states,
+  snapshots and what became of each linearizable read; can be told to fail on one transition.
 - `RecordingStorage`: a `MemoryStorage` that journals each durable write (to check "persist before
   answering"); can be told to fail its writes, like a full disk.
 - `Fakes`, `build`, `follower`, `leader`, `journaled`: a replica with its fakes (unpacks as
-  ``replica, cluster, sm``), as a follower of a given log and term, as a leader, or journaled.
-- `campaign`, `elect`: make a replica a candidate, or a leader.
+  ``replica, cluster, sm``), as a follower of a given log and term, as a leader, or journaled; the
+  thesis's options (`pre_vote`, `check_quorum`, `read_lease`, `drift_bound`) go to `build`.
+- `campaign`, `elect`: make a replica a candidate, or a leader (through its pre-vote, if it has one).
 - `e`, `log_of`, `stored`: log entries, and storage that already holds them.
-- `append`, `ok`, `refused`: AppendEntries requests and responses.
+- `append`, `ok`, `refused`: AppendEntries requests and responses (the responses may carry the
+  heartbeat round they answer).
 - `held`, `held_entries`: what a replica's or a storage's log holds after its snapshot.
 
 It uses raftlab.core and the standard library only: the grader ships with it.
@@ -33,8 +35,8 @@ from datetime import timedelta
 from typing import Any
 
 from ..core import (
-    AppendEntryRequest, AppendEntryResponse, Event, LogEntry, MemoryStorage, Replica, Role, Snapshot, Storage,
-    TransitionState, VoteResponse,
+    AppendEntryRequest, AppendEntryResponse, Event, LogEntry, MemoryStorage, PreVoteResponse, ReadState, Replica,
+    Role, Snapshot, Storage, TransitionState, VoteResponse,
 )
 
 __all__ = [
@@ -135,7 +137,8 @@ class RecordingStateMachine:
     """A calculator `StateMachine` over `Op`s that records applies, transition states and snapshots.
 
     A snapshot's data is ``(total, tuple of the transitions applied)``. With `fail_on` set to a
-    transition id, applying that transition raises RuntimeError (a broken state machine).
+    transition id, applying that transition raises RuntimeError (a broken state machine). It has the
+    optional read hook (`register_read_state`): `read_states` records what became of each read.
     """
 
     total: int = 0
@@ -147,6 +150,7 @@ class RecordingStateMachine:
     # (last_included_index, last_included_term, len(applied) at that moment) of each create_snapshot call:
     created: list[tuple[int, int, int]] = field(default_factory=list)
     fail_on: Any = None  # a transition id whose apply raises
+    read_states: list[tuple[Any, ReadState]] = field(default_factory=list)  # (read_id, state), in order
 
     def register_transition_state(self, transition_id: Any, state: TransitionState) -> None:
         self.states.append((transition_id, state))
@@ -156,6 +160,15 @@ class RecordingStateMachine:
             raise RuntimeError(f"cannot apply {transition.id}")
         self.total += transition.delta
         self.applied.append(transition)
+
+    def register_read_state(self, read_id: Any, state: ReadState) -> None:
+        """The replica says what became of the read `read_id` (READY: answer it now; or ABANDONED)."""
+        self.read_states.append((read_id, state))
+
+    def read_state_of(self, read_id: Any) -> ReadState | None:
+        """The last state told for the read `read_id` (None while it waits)."""
+        found = [s for i, s in self.read_states if i == read_id]
+        return found[-1] if found else None
 
     def get_pending_transitions(self) -> list:
         pending, self.pending = self.pending, []
@@ -250,13 +263,15 @@ def build(cls: type[Replica] = Replica, *, id: int = ME, peers: Iterable[int] = 
           storage: Storage | None = None, sm: RecordingStateMachine | None = None, snapshot_delta: int = 0,
           max_inflight: int = 1, heartbeat: float | timedelta = HEARTBEAT,
           election: tuple[float | timedelta, float | timedelta] = ELECTION,
-          journal: list | None = None, track: list[Fakes] | None = None) -> Fakes:
+          journal: list | None = None, track: list[Fakes] | None = None, pre_vote: bool = False,
+          check_quorum: bool = False, read_lease: bool = False, drift_bound: float = 1.1) -> Fakes:
     """A replica of class `cls` with recording fakes, ``random.Random(seed)`` and no clock.
 
     `storage` defaults to a new MemoryStorage, `sm` to a new RecordingStateMachine. With a `journal`
     the cluster journals its sends there, with the storage's term and vote (see `RecordingCluster`).
     `track`: a list the `Fakes` are appended to before the replica is made (so that its events can be
-    reported even if the constructor fails).
+    reported even if the constructor fails). `pre_vote`, `check_quorum`, `read_lease` and `drift_bound`
+    are the `Replica` options of the same names (off by default, as in the core).
     """
     storage = storage if storage is not None else MemoryStorage()
     cluster = RecordingCluster(journal=journal, storage=storage)
@@ -266,7 +281,8 @@ def build(cls: type[Replica] = Replica, *, id: int = ME, peers: Iterable[int] = 
     if track is not None:
         track.append(fakes)
     fakes.replica = cls(id, peers, cluster, sm, NOOP, heartbeat, election, snapshot_delta, max_inflight=max_inflight,
-                        storage=storage, rng=random.Random(seed), observer=events.append)
+                        storage=storage, rng=random.Random(seed), observer=events.append, pre_vote=pre_vote,
+                        check_quorum=check_quorum, read_lease=read_lease, drift_bound=drift_bound)
     return fakes
 
 
@@ -296,21 +312,26 @@ def journaled(entries: Sequence[LogEntry] = (), *, term: int = 0, **kwargs: Any)
     return build(storage=storage, journal=journal, **kwargs)
 
 
-def campaign(replica: Replica, *, now: float | None = None) -> float:
+def campaign(replica: Replica, *, now: float | None = None, pre_voters: Iterable[int] = (LEADER,)) -> float:
     """Let the election timer fire (`tick` at `now`, default its deadline); the replica must then be a
-    candidate. Returns the time of the tick."""
+    candidate. A replica with `pre_vote` first asks for pre-votes: `pre_voters` grant theirs (with its
+    own, a majority). Returns the time of the tick."""
     now = replica.next_deadline if now is None else now
     replica.tick(now)
+    if replica.pre_vote and replica.role is Role.FOLLOWER:
+        for voter in pre_voters:
+            replica.step(PreVoteResponse(voter, replica.current_term + 1, True))
     assert replica.role is Role.CANDIDATE, (
         f"C-START: after its election timer fired, the replica is {replica.role.value}")
     return now
 
 
 def elect(replica: Replica, *, voters: Iterable[int] = (LEADER,), now: float | None = None) -> float:
-    """`campaign`, then grant the votes of `voters` (with the replica's own, a majority): the replica
-    must then be the leader. Returns the time of the election."""
-    now = campaign(replica, now=now)
+    """`campaign` (`voters` grant their pre-votes too, if it asks for them), then grant the votes of
+    `voters` (with the replica's own, a majority): the replica must then be the leader. Returns the time
+    of the election."""
     voters = tuple(voters)
+    now = campaign(replica, now=now, pre_voters=voters)
     for voter in voters:
         replica.step(VoteResponse(voter, replica.current_term, True))
     assert replica.role is Role.LEADER, (
@@ -351,16 +372,18 @@ def append(term: int, prev: int = 0, prev_term: int = 0, entries: Sequence[LogEn
     return AppendEntryRequest(sender, term, prev, prev_term, tuple(entries), commit)
 
 
-def ok(peer: int, term: int, last_index: int, prev: int | None = None) -> AppendEntryResponse:
+def ok(peer: int, term: int, last_index: int, prev: int | None = None, *, round: int = 0) -> AppendEntryResponse:
     """A successful AppendEntries response from `peer` acknowledging the log up to `last_index`, the
-    answer to the request whose prev_log_index was `prev`."""
-    return AppendEntryResponse(peer, term, True, last_index, None, prev)
+    answer to the request whose prev_log_index was `prev` and whose heartbeat round was `round`."""
+    return AppendEntryResponse(peer, term, True, last_index, None, prev, round)
 
 
-def refused(peer: int, term: int, last_index: int, hint: int | None, prev: int | None = None) -> AppendEntryResponse:
+def refused(peer: int, term: int, last_index: int, hint: int | None, prev: int | None = None, *,
+            round: int = 0) -> AppendEntryResponse:
     """A refused AppendEntries response from `peer` whose mismatch hint is `hint`, the answer to the
-    request whose prev_log_index was `prev` (a leader acts only on the refusal of its current probe)."""
-    return AppendEntryResponse(peer, term, False, last_index, hint, prev)
+    request whose prev_log_index was `prev` (a leader acts only on the refusal of its current probe)
+    and whose heartbeat round was `round`."""
+    return AppendEntryResponse(peer, term, False, last_index, hint, prev, round)
 
 
 def held_entries(source: Replica | Storage) -> list[LogEntry]:

@@ -7,11 +7,13 @@ a mutant is *caught* when it loses points in a check that names its broken rule 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..core import (
-    AppendEntryResponse, InstallSnapshotResponse, LogEntry, Message, Replica, Role, Snapshot, VoteResponse,
+    AppendEntryResponse, InstallSnapshotResponse, LogEntry, Message, PreVoteRequest, ReadIndexResponse, ReadState,
+    Replica, Role, Snapshot, TransitionState, VoteResponse,
 )
 from .runner import DEFAULT_TIMEOUT, Report, grade_many
 from .skeleton import StudentReplica
@@ -99,7 +101,7 @@ class MatchFromLogLength(Replica):
 
     def send(self, to: int, message: Message) -> None:
         if isinstance(message, AppendEntryResponse) and message.success:
-            message = AppendEntryResponse(message.from_id, message.term, True, self.log.last_index, None)
+            message = dataclasses.replace(message, last_index=self.log.last_index)  # the rest as answered
         super().send(to, message)
 
 
@@ -137,7 +139,8 @@ class IgnoresHigherTermInResponses(Replica):
 
 
 class ActsOnStaleResponses(Replica):
-    """AppendEntries responses are taken at face value: from earlier terms, late or reordered."""
+    """AppendEntries responses are taken at face value: from earlier terms, late or reordered. (The
+    rest is the core's handler: the heartbeat rounds answered are counted, transfers and reads go on.)"""
 
     RULE = "L-REPLICATE"
 
@@ -145,6 +148,8 @@ class ActsOnStaleResponses(Replica):
         if self.role is not Role.LEADER or m.last_index > self.log.last_index:
             return
         peer = m.from_id
+        pr = self.progress[peer]
+        pr.active, pr.round = True, max(pr.round, m.round)
         if m.success:
             self.replicate_to(peer, m.last_index)
             self.match_index[peer] = m.last_index
@@ -152,14 +157,88 @@ class ActsOnStaleResponses(Replica):
             self.advance_commit()
         elif m.mismatch_index is not None:
             self.next_index[peer] = max(1, m.mismatch_index)
-            self.progress[peer].probe = None
+            pr.probe = None
         self.send_append(peer)
+        self.send_timeout_now()
+        self.serve_reads()
+
+
+# ----- beyond Figure 2: the thesis's options (part E) ---------------------------------------------
+class PreVoteRaisesTerm(Replica):
+    """A pre-vote request is taken for a vote request: its receiver adopts the request's term (ALL-TERM
+    is not waived for pre-votes), so a server that was cut off still deposes the leader when it asks."""
+
+    RULE = "PV-GRANT"
+
+    def handle_pre_vote_request(self, m: PreVoteRequest) -> None:
+        super().handle_pre_vote_request(m)
+        if m.term > self.current_term:
+            self.become_follower(m.term, f"saw term {m.term} in a pre-vote request from {m.from_id}")
+
+
+class LeaseWithoutQuorum(Replica):
+    """The read lease runs from the latest heartbeat round the leader started, whether or not a
+    majority acknowledged it: a lease on the leader's own say-so, without CheckQuorum's evidence that
+    a majority still follows it, so a leader cut off from its followers answers reads alone."""
+
+    RULE = "RI-LEASE"
+
+    def lease_valid(self) -> bool:
+        started = self.round_sent.get(self.round)  # the latest round, acknowledged or not
+        return (self.read_lease and not self.lease_broken and started is not None
+                and self.now() - started < self.election_timeout_range[0] / self.drift_bound)
+
+
+class TakesProposalsDuringTransfer(Replica):
+    """A leader handing over its leadership keeps appending new transitions (LT-STOP is not kept), so
+    the transfer's target may never catch up, and clients are not sent to the new leader."""
+
+    RULE = "LT-STOP"
+
+    def process_transitions(self) -> None:
+        transitions = list(self.state_machine.get_pending_transitions())
+        if not transitions:
+            return
+        if self.role is not Role.LEADER:
+            for t in transitions:
+                self.report(t, TransitionState.ABANDONED_NOT_LEADER)
+            return
+        start, term = self.log.last_index + 1, self.current_term
+        self.append_entries([LogEntry(t, start + k, term) for k, t in enumerate(transitions)], "L-APPEND")
+        for t in transitions:
+            self.report(t, TransitionState.QUEUED)
+        self.broadcast_append()
+        self.advance_commit()
+
+
+class ReadsBeforeNoopCommits(Replica):
+    """A new leader gives reads its commit index as soon as their round is confirmed, before an entry
+    of its own term (its no-op) has committed: that commit index may lag entries an earlier leader
+    committed, so the read misses acknowledged writes."""
+
+    RULE = "RI-CURRENT"
+
+    def serve_reads(self) -> None:
+        leader = self.role is Role.LEADER
+        waiting = []
+        for r in self.reads:
+            if leader and r.index is None and self.has_majority(
+                    1 + sum(p.round >= r.round for p in self.progress.values())):
+                r.index = self.commit_index
+            if r.index is not None and r.origin != self.id:
+                self.send(r.origin, ReadIndexResponse(self.id, self.current_term, cast(int, r.id), True, r.index))
+            elif r.index is not None and self.last_applied >= r.index:
+                self.report_read(r.id, ReadState.READY)
+            else:
+                waiting.append(r)
+        self.reads = waiting
 
 
 MUTANTS: tuple[type[Replica], ...] = (
     VoteNotPersisted, CommitsOldTermByCounting, VotesWithoutUpToDateCheck, ResetsTimerOnEveryMessage,
     KeepsConflictingEntries, TruncatesMatchingEntries, MatchFromLogLength, TermFromSnapshot,
     CommitNotCappedByLastNew, IgnoresHigherTermInResponses, ActsOnStaleResponses,
+    PreVoteRaisesTerm, LeaseWithoutQuorum, TakesProposalsDuringTransfer, ReadsBeforeNoopCommits,
 )
 
 

@@ -4,7 +4,7 @@ Every check runs in a worker process (forked, so a class defined anywhere, even 
 graded) with a wall-time limit: student code stuck in an infinite loop fails that check, the worker is
 killed and a new one takes the next check. Scenarios also have an event budget (`GradedSimulation`).
 When a part is graded, the exercises of the other parts come from the reference solution, so each part
-is graded on its own.
+is graded on its own; part E (beyond Figure 2), which has no exercise, grades the student's class whole.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from typing import Any
 from ..core import Replica, ReplicaStopped
 from ..sim import InvariantViolation
 from . import checks as _checks
-from .checks import CHECKS, BudgetExceeded, Check, CheckFailed
+from .checks import BEYOND_FIGURE_2, CHECKS, BudgetExceeded, Check, CheckFailed
 from .skeleton import BY_NAME, EXERCISES, PARTS, StudentReplica, _todo
 
 DEFAULT_SEEDS = 3
 DEFAULT_TIMEOUT = 30.0  # wall seconds per check (all its seeds)
+GRADED_PARTS = {**PARTS, **BEYOND_FIGURE_2}  # the parts of the grade: the exercises' (A-D), then E
 
 
 class SubmissionError(Exception):
@@ -100,7 +101,7 @@ class Report:
 
     def text(self, verbose: bool = False) -> str:
         """The report as a student reads it: one line per check, details under each failure."""
-        out = [f"raftlab grade: {self.student} ({self.source}), part {self.part or 'A-D'}, seeds {self.seeds}"]
+        out = [f"raftlab grade: {self.student} ({self.source}), part {self.part or 'A-E'}, seeds {self.seeds}"]
         if self.error:
             out.append(f"  could not load the submission: {self.error}")
         if self.missing:
@@ -165,8 +166,9 @@ def missing_exercises(cls: type[Replica]) -> list[str]:
 
 def graded_class(student: type[Replica], part: str) -> type[Replica]:
     """`student` with the exercises of the other parts taken from the reference solution, the core's
-    own rule methods."""
-    overrides = {e.name: Replica.__dict__[e.name] for e in EXERCISES if e.part != part}
+    own rule methods. Part E (beyond Figure 2) has no exercise: the options it grades stand on every rule
+    of Figure 2, so it keeps all of the student's own."""
+    overrides = {e.name: Replica.__dict__[e.name] for e in EXERCISES if e.part != part and part in PARTS}
     return type(student.__name__, (student,), overrides)
 
 
@@ -346,8 +348,8 @@ class _Worker:
 
 
 def select(part: str | None = None) -> list[Check]:
-    if part is not None and part not in PARTS:
-        raise ValueError(f"part must be one of {', '.join(PARTS)}, not {part!r}")
+    if part is not None and part not in GRADED_PARTS:
+        raise ValueError(f"part must be one of {', '.join(GRADED_PARTS)}, not {part!r}")
     return [c for c in CHECKS if part is None or c.part == part]
 
 
@@ -362,7 +364,7 @@ def seed_list(seeds: int | Iterable[int] = DEFAULT_SEEDS, first_seed: int = 1) -
 def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: int | Iterable[int] = DEFAULT_SEEDS,
           *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT) -> Report:
     """Grade `student` (a subclass of `StudentReplica`, or a .py file defining one, see `load_student`)
-    on part `part` (``"A"``-``"D"``, or all), running each scenario on `seeds` (a count of seeds
+    on part `part` (``"A"``-``"E"``, or all), running each scenario on `seeds` (a count of seeds
     starting at `first_seed`, or a list of seeds). Each check runs in a worker process; one that takes
     more than `timeout` wall seconds fails and its worker is killed."""
     chosen, seed_values = select(part), seed_list(seeds, first_seed)
@@ -445,7 +447,7 @@ def submissions(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix == ".py" and not p.name.startswith("_"))
 
 
-CSV_FIELDS = ["student", "class", "score", "earned", "total", "A", "B", "C", "D", "failed", "missing", "error"]
+CSV_FIELDS = ["student", "class", "score", "earned", "total", *GRADED_PARTS, "failed", "missing", "error"]
 
 
 def write_csv(reports: Sequence[Report], path: str | Path) -> None:
@@ -458,6 +460,6 @@ def write_csv(reports: Sequence[Report], path: str | Path) -> None:
             writer.writerow({
                 "student": Path(r.source).stem if r.source.endswith(".py") else r.source, "class": r.student,
                 "score": f"{r.score:.4f}", "earned": r.earned, "total": r.total,
-                **{p: f"{parts[p][0]}/{parts[p][1]}" if p in parts else "" for p in PARTS},
+                **{p: f"{parts[p][0]}/{parts[p][1]}" if p in parts else "" for p in GRADED_PARTS},
                 "failed": " ".join(x.id for x in r.results if not x.passed),
                 "missing": "; ".join(r.missing), "error": r.error.splitlines()[0] if r.error else ""})

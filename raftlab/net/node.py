@@ -2,8 +2,9 @@
 
 One asyncio event loop drives the unchanged sans-I/O `Replica`: `tick()` at `next_deadline`,
 `process_messages()` when frames arrived, `process_transitions()` when clients submitted commands,
-then `TcpCluster.flush()` sends what the replica queued. Storage is `SqliteStorage` (JSON-encoded,
-durable before the replica sends anything); the state machine is `KVStore`.
+`read()` once for the reads that arrived, then `TcpCluster.flush()` sends what the replica queued.
+Storage is `SqliteStorage` (JSON-encoded, durable before the replica sends anything); the state machine
+is `KVStore`. The replica runs with PreVote and CheckQuorum (options of `KVNode`; off in the core).
 
 Clients speak JSON lines on the client port (one request object per line, one reply per line, with
 the request's ``id`` echoed, so requests may be pipelined):
@@ -113,9 +114,6 @@ class KVNode:
             raise ValueError(f"snapshot_every must be an int >= 0 (0: never), not {snapshot_every!r}")
         if read_lease and not check_quorum:  # (the replica says so too, but only after files are made)
             raise ValueError("read_lease needs check_quorum: without it a lease proves nothing")
-        if len(peers) == 1:  # a single node is its own majority: CheckQuorum (and a lease) prove nothing, and
-            # the core's check would depose it whenever one round of the driver outlasts the election timeout
-            check_quorum = read_lease = False
         self.id = id
         self.member_ids = frozenset(peers)  # every node of the cluster, this one included
         self.client_addresses = dict(client_addresses)

@@ -303,15 +303,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         "(CQ-STEPDOWN), so its clients go elsewhere; the two others elect a new leader meanwhile.",
         3, {"check_quorum": True}, _isolated_leader, compare={"check_quorum": False}),
     Recipe(
-        "transfer", "A leadership transfer to a follower that is behind",
-        "The leader is asked to hand its leadership to a follower that missed two writes "
-        "(sim.transfer_leadership). It stops taking new writes (LT-STOP: they are abandoned as not-leader, "
-        "so clients retry on the new leader), brings the target's log up to date with ordinary replication "
-        "(LT-CATCHUP), then sends it TimeoutNow (LT-TIMEOUTNOW): the target stands at once, without waiting "
-        "for its election timer and without pre-vote, and wins because its log is as up to date as anyone's. "
-        "If it had not won within an election timeout, the old leader would take writes again (LT-ABORT). "
-        "No acknowledged write is lost. Used for maintenance: move the leader off a machine before "
-        "restarting it.",
+        "transfer", "A leadership transfer to a follower that is one write behind",
+        "The leader is asked to hand its leadership to a follower that missed the latest write (the message "
+        "that carried it was lost): sim.transfer_leadership. It stops taking new writes (LT-STOP: they are "
+        "abandoned as not-leader, so clients retry on the new leader), brings the target's log up to date "
+        "with ordinary replication (LT-CATCHUP), then sends it TimeoutNow (LT-TIMEOUTNOW): the target "
+        "stands at once, without waiting for its election timer and without pre-vote, and wins because its "
+        "log is as up to date as anyone's. If it had not won within an election timeout, the old leader "
+        "would take writes again (LT-ABORT). No acknowledged write is lost. Used for maintenance: move the "
+        "leader off a machine before restarting it.",
         3, {}, _transfer, params={"to": None}, compare={"pre_vote": True, "check_quorum": True}),
     Recipe(
         "stale-read", "A deposed leader still believes it leads: a local read is stale, ReadIndex is not",

@@ -212,7 +212,7 @@ def _explain(e: TraceEvent) -> str:
     if k == SimKind.TIMER:
         return f"{who}'s {d['which']} timer fired."
     if k == EventKind.BECAME_CANDIDATE:
-        if d.get("transfer"):
+        if d.get("transfer") or e.rule == "LT-TIMEOUTNOW":
             return (f"{who} became a candidate in term {d.get('term')} at once: the leader handed it the "
                     f"leadership (TimeoutNow), so its VoteRequests say so and no one ignores them (LT-TIMEOUTNOW).")
         return f"{who} heard from no leader in time and became a candidate in term {d.get('term')}."

@@ -32,6 +32,8 @@ Commands (``N`` a node id, ``S`` seconds, ``P`` a probability, ``K`` a count; ``
 
     sim n=N seed=S [snapshot_delta=K] [latency=LO,HI] [drop=P] [duplicate=P] [machine=kv|counter]
         [heartbeat=S] [election=LO,HI] [max-entries=K]      first, and only once: the cluster
+        [pre-vote] [check-quorum] [read-lease] [drift-bound=X] [max-inflight=K]
+                                   the Replica options beyond Figure 2 (off unless named; see Replica)
     run S                          advance virtual time by S seconds
     run-until PREDICATE... [on=NODES] [timeout=S]   step until all hold (timeout 5 s: else FAIL)
     step [K]                       take K steps (each a delivery or a timer)
@@ -46,6 +48,11 @@ Commands (``N`` a node id, ``S`` seconds, ``P`` a probability, ``K`` a count; ``
     network [latency=LO,HI] [drop=P] [duplicate=P]           change the whole network
     link A B [latency=LO,HI] [drop=P] [duplicate=P]          override the link A -> B
     unlink A B                     remove that override
+    transfer N                     ask the leader to hand its leadership to N (Simulation.transfer_leadership)
+    read KEY [to=N] [wait]         a linearizable read without a log write (Simulation.read: ReadIndex, or a
+                                   lease), numbered #1, #2...; to the leader by default, else node 0; wait
+                                   runs until the node answers it (5 s at most)
+    clock N RATE                   N's clock runs at RATE times virtual time from now on (1.1: 10% fast)
     submit OP ARG... [to=N] [client=C] [seq=K] [count=K] [wait]   client requests, numbered #1, #2...
         kv: put KEY VALUE | get KEY | append KEY VALUE | delete KEY | cas KEY EXPECTED|none VALUE;
         counter: add K. To the leader by default, else node 0; a fresh client per request; count=K
@@ -60,10 +67,11 @@ Commands (``N`` a node id, ``S`` seconds, ``P`` a probability, ``K`` a count; ``
 The commands that change the simulation print the notable events they caused, as
 `TraceEvent.explain` sentences with times to 0.1 ms: role changes, votes, refused appends, the
 leader's commits and own appends, truncations, snapshots, crashes, restarts, network changes, client
-requests and answers, and messages lost by drop-next or drop-in-flight. ``step`` and ``deliver``
+requests and answers, reads and their answers, pre-votes, votes ignored by CheckQuorum, leadership
+transfers, clock changes, and messages lost by drop-next or drop-in-flight. ``step`` and ``deliver``
 print every event. They all take ``verbose`` (every event), ``quiet`` (nothing, unless a run-until
 fails; ``trace`` shows the events later) or ``show=KIND,...`` (more kinds: appended, committed,
-applied, send, deliver, drop, duplicate, timer).
+applied, send, deliver, drop, duplicate, timer, read_ready, read_abandoned).
 
 Predicates (of ``check`` and ``run-until``):
 
@@ -71,7 +79,8 @@ Predicates (of ``check`` and ``run-until``):
   ``leaders=N,...|none`` (the live nodes that believe they lead), ``leader-among=N,...``,
   ``one-leader`` (exactly one live node believes it leads), ``req.K=STATE`` (request #K on the
   node it was sent to, or on each node of ``on=``; STATE is queued, committed, applied, abandoned, unknown,
-  pending or none);
+  pending or none), ``read.K=ready|abandoned|pending`` (read #K's answer) and ``read.K.value=VALUE|none``
+  (the value it read);
 - on each node of ``on=all|live|N,...`` (default: the live nodes): ``term``, ``committed``,
   ``applied``, ``last-index``, ``snapshot``, ``counter`` compared by ``=``, ``!=``, ``<``, ``<=``,
   ``>`` or ``>=`` with a number; ``role=leader|candidate|follower``, ``vote=N|none``,
@@ -94,10 +103,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core import EventKind, Replica, Role, TransitionState
+from ..core import EventKind, ReadState, Replica, Role, TransitionState
 from .frame import Frame
 from .network import NetworkModel
 from .simulation import Simulation
+from .submission import ReadRequest
 from .trace import SimKind, TraceEvent
 
 __all__ = [
@@ -174,9 +184,11 @@ def _spec(usage: str, lo: int = 0, hi: float = 0, options: str = "", flags: str 
 
 _SPECS: dict[str, _Spec] = {
     "sim": _spec("sim n=N seed=S [snapshot_delta=K] [latency=LO,HI] [drop=P] [duplicate=P] [machine=kv|counter] "
-                 "[heartbeat=S] [election=LO,HI] [max-entries=K]",
+                 "[heartbeat=S] [election=LO,HI] [max-entries=K] [pre-vote] [check-quorum] [read-lease] "
+                 "[drift-bound=X] [max-inflight=K]",
                  options="n seed snapshot_delta snapshot-delta latency drop duplicate machine heartbeat election "
-                         "max-entries", traced=False),
+                         "max-entries drift-bound max-inflight", flags="pre-vote check-quorum read-lease",
+                 traced=False),
     "run": _spec("run SECONDS", 1, 1),
     "run-until": _spec("run-until PREDICATE... [timeout=S]", 1, math.inf, options="timeout on"),
     "step": _spec("step [K]", 0, 1),
@@ -195,6 +207,9 @@ _SPECS: dict[str, _Spec] = {
     "network": _spec("network [latency=LO,HI] [drop=P] [duplicate=P]", options="latency drop duplicate"),
     "link": _spec("link A B [latency=LO,HI] [drop=P] [duplicate=P]", 2, 2, options="latency drop duplicate"),
     "unlink": _spec("unlink A B", 2, 2),
+    "transfer": _spec("transfer N", 1, 1),
+    "read": _spec("read KEY [to=N] [wait]", 1, 1, options="to", flags="wait"),
+    "clock": _spec("clock N RATE", 2, 2),
     "submit": _spec("submit OP ARG... [to=N] [client=C] [seq=K] [count=K] [wait]", 1, 4,
                     options="to client seq count",
                     flags="wait"),
@@ -346,9 +361,11 @@ def _validate(c: Command) -> None:
         if "n" not in o or "seed" not in o:
             raise ValueError("'sim' needs n= and seed=")
         _int(o["n"], "n", 1), _int(o["seed"], "seed")
-        for key in ("snapshot_delta", "snapshot-delta", "max-entries"):
+        for key in ("snapshot_delta", "snapshot-delta", "max-entries", "max-inflight"):
             if key in o:
-                _int(o[key], key, 0 if key != "max-entries" else 1)
+                _int(o[key], key, 0 if key in ("snapshot_delta", "snapshot-delta") else 1)
+        if "drift-bound" in o and _float(o["drift-bound"], "drift-bound") < 1:
+            raise ValueError(f"drift-bound must be at least 1, not {o['drift-bound']!r}")
         for key in ("latency", "election"):
             if key in o:
                 _pair(o[key], key)
@@ -364,9 +381,15 @@ def _validate(c: Command) -> None:
     elif name in ("step", "deliver") and args:
         _int(args[0], "count", 1)
     elif name in ("crash", "restart", "disconnect", "connect", "timeout", "cut", "uncut", "drop-next", "log", "link",
-                  "unlink"):
+                  "unlink", "transfer"):
         for a in args:
             _int(a, "node", 0)
+    elif name == "clock":
+        _int(args[0], "node", 0)
+        if _float(args[1], "rate") == 0:
+            raise ValueError("rate must be positive, not 0")
+    elif name == "read" and "to" in o:
+        _int(o["to"], "to", 0)
     elif name == "partition":
         groups = _groups(args)
         if len(groups) < 2 or any(not g for g in groups):
@@ -458,9 +481,14 @@ _NOTABLE_KINDS = frozenset({
     *EventKind.ROLE_CHANGES, *EventKind.VOTES, EventKind.APPEND_REFUSED, EventKind.TRUNCATED,
     EventKind.SNAPSHOT_TAKEN, EventKind.SNAPSHOT_INSTALLED, EventKind.MESSAGE_DROPPED,
     SimKind.CRASH, SimKind.RESTART, SimKind.NETWORK, *SimKind.CLIENT,
+    # beyond Figure 2: pre-votes, CheckQuorum, transfers, reads and clocks
+    EventKind.PRE_VOTE_STARTED, EventKind.PRE_VOTE_WON, EventKind.VOTE_IGNORED, EventKind.TRANSFER_STARTED,
+    EventKind.TIMEOUT_NOW_SENT, EventKind.TRANSFER_ABORTED, SimKind.TRANSFER, SimKind.READ_REQUEST,
+    SimKind.READ_REPLY, SimKind.CLOCK,
 })
 _KINDS = frozenset({*_NOTABLE_KINDS, SimKind.SEND, SimKind.DELIVER, SimKind.DROP, SimKind.DUPLICATE, SimKind.TIMER,
-                    EventKind.APPENDED, EventKind.COMMITTED, EventKind.APPLIED})
+                    EventKind.APPENDED, EventKind.COMMITTED, EventKind.APPLIED, EventKind.READ_READY,
+                    EventKind.READ_ABANDONED})
 
 
 def _kinds(text: str) -> frozenset[str]:
@@ -495,8 +523,9 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 _PREDICATE = re.compile(r"^([a-z][\w.-]*?)(>=|<=|!=|=|<|>)(.*)$")
 _NUMERIC = ("term", "committed", "applied", "last-index", "snapshot", "counter")
 _FLAGS = ("leader", "one-leader", "same-log", "crashed", "up")
-_VALUED = ("leader", "leaders", "leader-among", "role", "vote", "log", "entry", "no-entry", "req")
+_VALUED = ("leader", "leaders", "leader-among", "role", "vote", "log", "entry", "no-entry", "req", "read")
 _REQUEST_STATES = ("queued", "committed", "applied", "abandoned", "unknown", "pending", "none")
+_READ_STATES = ("ready", "abandoned", "pending")
 
 
 def _parse_predicate(word: str) -> tuple[str, str, str, str]:
@@ -508,7 +537,7 @@ def _parse_predicate(word: str) -> tuple[str, str, str, str]:
         raise ValueError(f"unknown predicate {word!r}")
     name, op, value = match.groups()
     key = ""
-    if name.startswith(("kv.", "req.")):
+    if name.startswith(("kv.", "req.", "read.")):
         name, key = name.split(".", 1)
         if not key:
             raise ValueError(f"{word!r}: a key is missing after {name}.")
@@ -531,6 +560,13 @@ def _parse_predicate(word: str) -> tuple[str, str, str, str]:
             _int(key, "request number", 1)
             if value not in _REQUEST_STATES:
                 raise ValueError(f"{word!r}: a request's state is one of {', '.join(_REQUEST_STATES)}")
+        elif name == "read":
+            number, _, field = key.partition(".")
+            _int(number, "read number", 1)
+            if field not in ("", "value"):
+                raise ValueError(f"{word!r}: a read's predicate is read.K=STATE or read.K.value=VALUE")
+            if not field and value not in _READ_STATES:
+                raise ValueError(f"{word!r}: a read's state is one of {', '.join(_READ_STATES)}")
     else:
         raise ValueError(f"unknown predicate {word!r}")
     return name, key, op, value
@@ -629,6 +665,7 @@ class _Runner:
         self._sim: Simulation | None = None
         self.machine = "kv"
         self.requests: list[Any] = []  # Submission handles, request #k at k - 1
+        self.reads: list[ReadRequest] = []  # ReadRequest handles, read #k at k - 1
         self.labels: dict[str, str] = {}  # repr(transition) -> "request #k (put x=1)"
         self.trace_mark = 0  # the events shown by `trace` so far
         self.failed = False
@@ -728,6 +765,13 @@ class _Runner:
             replica_class = type(f"Limited{replica_class.__name__}", (replica_class,),
                                  {"MAX_ENTRIES_PER_MESSAGE": int(o["max-entries"])})
         seed = int(o["seed"]) if self.seed is None else self.seed
+        for flag in ("pre-vote", "check-quorum", "read-lease"):  # the Replica options beyond Figure 2
+            if flag in o:
+                kwargs[flag.replace("-", "_")] = True
+        if "drift-bound" in o:
+            kwargs["drift_bound"] = _float(o["drift-bound"], "drift-bound")
+        if "max-inflight" in o:
+            kwargs["max_inflight"] = int(o["max-inflight"])
         try:
             self._sim = self.simulation_class(int(o["n"]), seed=seed, network=network,
                                   state_machine=KVStore if self.machine == "kv" else Counter, snapshot_delta=delta,
@@ -748,6 +792,15 @@ class _Runner:
         if "max-entries" in o:
             k = int(o["max-entries"])
             extras.append(f"at most {k} entr{'y' if k == 1 else 'ies'} per AppendEntries")
+        if "max-inflight" in o:
+            extras.append(f"up to {sim.options['max_inflight']} AppendEntries in flight per follower")
+        beyond: list[str] = [name for name in ("pre-vote", "check-quorum") if name in o]
+        if "read-lease" in o:
+            beyond.append(f"read lease (drift bound {sim.options.get('drift_bound', 1.1):g})")
+        elif "drift-bound" in o:
+            beyond.append(f"drift bound {sim.options['drift_bound']:g}")
+        if beyond:
+            extras.append("options: " + ", ".join(beyond))
         if extras:
             lines.append("; ".join(extras))
         return "\n".join(lines)
@@ -851,6 +904,23 @@ class _Runner:
 
     def do_unlink(self, c: Command) -> None:
         self.sim.network.clear_link(self._node(c, c.args[0]), self._node(c, c.args[1]))
+
+    def do_transfer(self, c: Command) -> None:
+        self.sim.transfer_leadership(self._node(c, c.args[0]))
+
+    def do_read(self, c: Command) -> list[str]:
+        to = self._node(c, c.options["to"]) if "to" in c.options else None
+        handle = self.sim.read(c.args[0], to=to)
+        self.reads.append(handle)
+        if "wait" in c.options:
+            self.sim.run_until(lambda s: handle.state is not None, 5.0)
+            if handle.state is None:
+                self.failed = True
+                return [f"FAIL: read #{len(self.reads)} was not answered within 5s"]
+        return []
+
+    def do_clock(self, c: Command) -> None:
+        self.sim.set_clock_rate(self._node(c, c.args[0]), _float(c.args[1], "rate"))
 
     def do_submit(self, c: Command) -> list[str]:
         to = self._node(c, c.options["to"]) if "to" in c.options else None
@@ -985,6 +1055,9 @@ class _Runner:
         if name == "req":
             self._request_predicate(c, int(key), value)
             return
+        if name == "read":
+            self._read_predicate(key, value)
+            return
         nodes = self._scope(c)
         if not nodes:
             raise _Failure("no node to check (on= names none, or all are crashed)")
@@ -1062,6 +1135,23 @@ class _Runner:
                 bad.append(f"on node {node} it is {'none' if state is None else state.value}")
         if bad:
             raise _Failure("; ".join(bad))
+
+
+    def _read_predicate(self, key: str, value: str) -> None:
+        number, _, field = key.partition(".")
+        k = int(number)
+        if k > len(self.reads):
+            raise _Failure(f"there is no read #{k} yet ({len(self.reads)} asked)")
+        read = self.reads[k - 1]
+        state = "pending" if read.state is None else "ready" if read.state is ReadState.READY else "abandoned"
+        if field == "value":
+            if state != "ready":
+                raise _Failure(f"read #{k} is {state}, so it read no value")
+            wanted = None if value == "none" else value
+            if read.value != wanted:
+                raise _Failure(f"read #{k} read {'none' if read.value is None else read.value}")
+        elif state != value:
+            raise _Failure(f"read #{k} is {state}")
 
 
 def _request_state_is(state: TransitionState | None, value: str) -> bool:

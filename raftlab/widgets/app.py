@@ -17,9 +17,10 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..core import EventKind, Replica
+from ..core import EventKind, ReadState, Replica
 from ..machines import Add, KVCommand, KVStore
-from ..sim import Frame, NetworkModel, Simulation, TraceEvent, describe
+from ..sim import Frame, NetworkModel, ReadRequest, Simulation, TraceEvent, describe
+from ..sim import recipes
 from ..sim.transcript import TRANSCRIPTS, Transcript, load_scenario
 from ..viz import GraphView, LogView, TimelineView
 
@@ -33,6 +34,9 @@ def notable(event: TraceEvent) -> bool:
         event.kind == EventKind.BECAME_FOLLOWER and event.data.get("was") == "follower")
 
 NOTABLE_LIMIT = 5000  # the most steps "Next notable" takes
+OPTIONS = ("pre_vote", "check_quorum", "read_lease")
+"""The `Replica` options the set-up tab turns on for a new cluster (thesis §9.6, §6.2, §6.4.1)."""
+OPTION_NAMES = {"pre_vote": "PreVote", "check_quorum": "CheckQuorum", "read_lease": "lease reads"}
 NARRATED = 12  # events shown in the narration
 CLIENT = 1000  # the client id of the requests sent from the app (scenarios use small ids)
 
@@ -83,39 +87,52 @@ class RaftLab:
     - nodes: `node_picker` (Dropdown of node ids; clicking a node in the graph selects it too when
       the optional ``ipyevents`` package is installed), `crash_button` ("Crash"), `restart_button`
       ("Restart"), `timeout_button` ("Time out": force its election timer), `request_button`
-      ("Client request": a `KVStore.put` with a fresh (client, seq) sent to it), `inspector` (HTML:
-      its full state).
+      ("Client request": a `KVStore.put` with a fresh (client, seq) sent to it), `transfer_button`
+      ("Transfer": the leader hands its leadership to the selected node, `sim.transfer_leadership`),
+      `read_button` ("Read": a linearizable read of the key in `read_key` (Text) at the selected node,
+      `sim.read`, without a log write; its answer is shown above the narration when it comes),
+      `inspector` (HTML: its full state, with a pre-vote, an election or a transfer in progress).
     - network: `latency` (FloatRangeSlider, seconds), `drop_rate` and `duplicate_rate`
       (FloatSliders, probabilities), `sides` (one ToggleButtons "A"/"B" per node),
       `partition_button` ("Apply partition": heal, then cut every link between A and B),
       `heal_button` ("Heal"), `messages` (Dropdown of the messages in flight), `drop_button`
       ("Drop message": lose the chosen one).
-    - narration: `narration` (HTML: the last events explained, the current one highlighted; the
-      views highlight it too).
-    - set-up: `seed` (IntText), `size` (IntSlider 1-9), `reset_button` ("Reset": a new simulation
-      of that size and seed, with the network of the sliders), `scenario` (Dropdown of the bundled
-      scenario transcripts, `raftlab.sim.transcript.TRANSCRIPTS`: choosing one replays it, with this
-      app's replica class, and stops where it ends; `load_transcript(path)` does the same for a
-      transcript of your own, and ``RaftLab.from_transcript(path)`` opens one in a new app).
+    - narration: `notice` (HTML: what the Transfer and Read buttons did, and the answer of the last
+      read), `narration` (HTML: the last events explained, the current one highlighted; the views
+      highlight it too).
+    - set-up: `seed` (IntText), `size` (IntSlider 1-9), `options` (a Checkbox per name of `OPTIONS`:
+      pre_vote, check_quorum, read_lease; read_lease needs check_quorum, so ticking it ticks that
+      too), `reset_button` ("Reset": a new simulation of that size and seed, with those options and
+      the network of the sliders), `scenario` (Dropdown of the bundled scenario transcripts,
+      `raftlab.sim.transcript.TRANSCRIPTS`: choosing one replays it, with this app's replica class,
+      and stops where it ends; then the fault recipes, `raftlab.sim.recipes.RECIPES`, as values
+      ``("recipe", name)``: choosing one builds it with the seed shown, ``recipes.build(name,
+      seed=...)``), `scenario_text` (HTML: what the chosen scenario is about);
+      `load_transcript(path)` does the same for a transcript of your own, and
+      ``RaftLab.from_transcript(path)`` opens one in a new app.
     - views: `graph_image`, `log_image`, `timeline_image` (Image, png); `status` (HTML: time, step,
       leader).
     - errors: `errors` (HTML: the last exception raised by a control, with a traceback summary),
       `dismiss_button` ("Dismiss"); `last_error` holds the exception.
 
-    Reset keeps the arguments given here other than `n`, `seed` and `network` (with `sim` given:
-    its timeouts and snapshot_delta).
+    Reset keeps the arguments given here other than `n`, `seed`, `network` and the `OPTIONS` (with
+    `sim` given: its timeouts, snapshot_delta and other Replica options).
     """
 
     def __init__(self, sim: Simulation | None = None, **simulation_arguments: Any) -> None:
         if sim is not None and simulation_arguments:
             raise TypeError("give either a Simulation or the arguments to make one, not both")
         self.sim = sim if sim is not None else Simulation(**simulation_arguments)
-        self._arguments = {k: v for k, v in simulation_arguments.items() if k not in ("n", "seed", "network")}
+        self._arguments = {k: v for k, v in simulation_arguments.items()
+                           if k not in ("n", "seed", "network", *OPTIONS)}
         if sim is not None:
             self._arguments = {"heartbeat_timeout": sim.heartbeat_timeout, "election_timeout": sim.election_timeout,
                                "snapshot_delta": sim.snapshot_delta, "state_machine": sim.state_machine,
-                               "noop_transition": sim.noop, "replica_class": sim.replica_class}
+                               "noop_transition": sim.noop, "replica_class": sim.replica_class,
+                               **{k: v for k, v in sim.options.items() if k not in OPTIONS}}
         self._syncing = False
+        self._said: tuple[float, str] | None = None  # what the last Transfer or Read press did: (time, html)
+        self._read: tuple[int, ReadRequest] | None = None  # the last read asked here: (number, handle)
         self.last_error: BaseException | None = None
         self.graph_view = GraphView(figsize=(5.5, 5.0), dpi=90)
         self.log_view = LogView(figsize=(8, 3.2), dpi=90)
@@ -139,6 +156,12 @@ class RaftLab:
         self.restart_button = _button("Restart", "restart the selected node from its storage", self._on_restart)
         self.timeout_button = _button("Time out", "fire the selected node's election timer now", self._on_timeout)
         self.request_button = _button("Client request", "send a KV put to the selected node", self._on_request)
+        self.transfer_button = _button("Transfer", "the leader hands its leadership to the selected node",
+                                       self._on_transfer)
+        self.read_button = _button("Read", "a linearizable read of the key at the selected node (no log write)",
+                                   self._on_read)
+        self.read_key = w.Text(value="k1", description="key", layout=w.Layout(width="140px"),
+                               style={"description_width": "30px"})
         self.inspector = w.HTML()
 
         # network
@@ -161,18 +184,32 @@ class RaftLab:
         # set-up
         self.seed = w.IntText(value=self.sim.seed, description="seed")
         self.size = w.IntSlider(value=self.sim.n, min=1, max=9, description="nodes")
-        self.reset_button = _button("Reset", "a new simulation of this size and seed", self._on_reset)
+        self.options = {name: w.Checkbox(value=bool(self.sim.options.get(name, False)), description=name,
+                                         tooltip=f"{OPTION_NAMES[name]} for the next cluster (applied on Reset)",
+                                         indent=False, layout=w.Layout(width="auto"))
+                        for name in OPTIONS}
+        self.options["read_lease"].observe(self._on_lease, names="value")
+        self.options["check_quorum"].observe(self._on_check_quorum, names="value")
+        self.reset_button = _button("Reset", "a new simulation of this size, seed and options", self._on_reset)
         self.scenario = w.Dropdown(options=[("(choose a scenario)", None),
                                             *((f"{name}: {Transcript.load(path).title}"[:70], name)
-                                              for name, path in TRANSCRIPTS.items())],
-                                   value=None, description="scenario", layout=w.Layout(width="460px"))
+                                              for name, path in TRANSCRIPTS.items()),
+                                            *((f"recipe {name}: {recipe.title}"[:90], ("recipe", name))
+                                              for name, recipe in recipes.RECIPES.items())],
+                                   value=None, description="scenario", layout=w.Layout(width="560px"))
         self.scenario.observe(self._on_scenario, names="value")
+        self.scenario_text = w.HTML(layout=w.Layout(max_width="720px"))
+        self.compare_button = _button("Other side", "the chosen recipe again, told the other way (its compare "
+                                      "settings: the mechanism switched on, or off)", self._on_compare)
+        self.compare_button.layout.display = "none"
+        self._recipe: tuple[str, bool] | None = None  # the recipe shown, and whether told the other way
 
         # views, narration, errors
         self.graph_image = w.Image(format="png", layout=_natural(5.5))
         self.log_image = w.Image(format="png", layout=_natural(8))
         self.timeline_image = w.Image(format="png", layout=_natural(8))
         self.narration = w.HTML(layout=w.Layout(width="100%"))
+        self.notice = w.HTML(layout=w.Layout(width="100%"))
         self.status = w.HTML()
         self.errors = w.HTML()
         self.dismiss_button = _button("Dismiss", "hide the error", self._on_dismiss)
@@ -182,10 +219,12 @@ class RaftLab:
         network = w.VBox([self.latency, self.drop_rate, self.duplicate_rate, w.HTML("<b>partition</b>"),
                           self._sides_box, w.HBox([self.partition_button, self.heal_button]),
                           w.HBox([self.messages, self.drop_button])])
-        setup = w.VBox([self.seed, self.size, self.reset_button, self.scenario])
+        setup = w.VBox([self.seed, self.size, w.HBox(list(self.options.values())), self.reset_button,
+                        self.scenario, self.scenario_text, self.compare_button])
         tabs = w.Tab(children=[network, setup], titles=["Network", "Set-up"])
         nodes = w.VBox([self.node_picker, w.HBox([self.crash_button, self.restart_button]),
-                        w.HBox([self.timeout_button, self.request_button]), self.inspector],
+                        w.HBox([self.timeout_button, self.request_button]),
+                        w.HBox([self.transfer_button, self.read_button, self.read_key]), self.inspector],
                        layout=w.Layout(min_width="300px"))
         self.widget = w.VBox([
             self.status, self._error_box,
@@ -193,7 +232,7 @@ class RaftLab:
             self.time_slider,
             w.HBox([self.graph_image, nodes]),
             self.log_image, self.timeline_image,
-            w.HTML("<b>what happened</b>"), self.narration, tabs,
+            w.HTML("<b>what happened</b>"), self.notice, self.narration, tabs,
         ])
         self._rebuild_nodes()
         self._refresh()
@@ -250,10 +289,12 @@ class RaftLab:
             ids = [f.id for f in frame.in_flight]
             self.messages.value = chosen if chosen in ids else (ids[0] if ids else None)
         replay = " · <i>replaying a recorded history: acting now forks it</i>" if sim.steps < sim.history_end else ""
+        on = [OPTION_NAMES[k] for k in OPTIONS if frame.options.get(k)]
         self.status.value = (f"<b>t = {frame.time:.4f} s</b> · step {frame.step} of {sim.history_end} · "
                              f"leader: {'none' if frame.leader is None else f'node {frame.leader}'} · "
-                             f"seed {frame.seed}{replay}")
+                             f"seed {frame.seed}{' · ' + ', '.join(on) if on else ''}{replay}")
         self.inspector.value = self._inspect(frame, node)
+        self.notice.value = self._notice()
         lines = []
         for event in events[-NARRATED:]:
             style = "background:#fff3b0;font-weight:bold" if event is current else ""
@@ -269,6 +310,19 @@ class RaftLab:
                 ("commit index", s.commit_index), ("last applied", s.last_applied),
                 ("last log index", s.snapshot_index + len(s.log)), ("snapshot index", s.snapshot_index),
                 ("next timer", "none" if s.deadline == float("inf") else f"{s.deadline:.4f} s")]
+        need = len(frame.nodes) // 2 + 1
+        if s.pre_votes is not None and not s.crashed:
+            rows.append(("pre-vote", f"asking for term {s.term + 1}: yes from {list(s.pre_votes)}, "
+                                     f"{len(s.pre_votes)} of the {need} it needs"))
+        if s.votes:
+            rows.append(("votes", f"{list(s.votes)}, {len(s.votes)} of the {need} it needs"))
+        if s.transfer_to is not None:
+            rows.append(("transfer", f"to node {s.transfer_to} (aborted at {s.transfer_deadline:.4f} s "
+                                     f"unless it wins; no new writes meanwhile)"))
+        if s.reads:
+            rows.append(("reads waiting", s.reads))
+        if s.clock_rate != 1:
+            rows.append(("clock rate", f"{s.clock_rate:g}x"))
         machine = self.sim.replicas[node].machine
         if machine is not None and hasattr(machine, "data"):
             rows.append(("state machine", dict(machine.data)))
@@ -372,6 +426,53 @@ class RaftLab:
             transition = Add((CLIENT, seq), 1)
         self.sim.submit(transition, to=self.node_picker.value)
 
+    def _say(self, text: str) -> None:
+        """Show `text` (HTML) above the narration, stamped with the time (until the next one, or a reset)."""
+        self._said = (self.sim.now, text)
+
+    @_callback
+    def _on_transfer(self, button: w.Button) -> None:
+        node, leader = self.node_picker.value, self.sim.leader()
+        if leader is None:
+            self._say("<b>Transfer</b>: there is no leader to hand the leadership over: wait for an election "
+                      "(Step, Next notable or Play), then press Transfer again.")
+            return
+        if node == leader:
+            self._say(f"<b>Transfer</b>: node {node} leads already: select the node that should lead instead, "
+                      f"then press Transfer.")
+            return
+        self.sim.transfer_leadership(node)
+        down = (f" Node {node} is down: unless it restarts and wins within an election timeout, the transfer is "
+                f"aborted (LT-ABORT)." if self.sim.replicas[node].crashed else "")
+        self._say(f"<b>Transfer</b>: leader {leader} hands its leadership to node {node}: it takes no new writes, "
+                  f"brings node {node} up to date, then sends it TimeoutNow; node {node} stands at once. Step to "
+                  f"watch it.{down}")
+
+    @_callback
+    def _on_read(self, button: w.Button) -> None:
+        node, key = self.node_picker.value, self.read_key.value.strip() or "k1"
+        if not callable(getattr(self.sim.state_machine, "read", None)):
+            self._say(f"<b>Read</b>: this cluster's state machine "
+                      f"({html.escape(getattr(self.sim.state_machine, '__name__', 'its own'))}) has no "
+                      f"read(key): reads need one, such as KVStore's.")
+            return
+        handle = self.sim.read(key, to=node)
+        self._read = (self.sim._read_seq, handle)
+        self._said = None
+
+    def _notice(self) -> str:
+        """What the last Transfer or Read did, and the state of the last read (HTML)."""
+        now, parts = self.sim.now, []
+        if self._said is not None and self._said[0] <= now:
+            parts.append(f"<div>[{self._said[0]:8.4f}s] {self._said[1]}</div>")
+        if self._read is not None:
+            number, asked = self._read
+            handle = self.sim.reads.get(asked.id)  # (after a rewind, the simulation's own copy)
+            if handle is not None and handle.asked <= now:
+                parts.append(f"<div>{_read_text(number, handle)}</div>")
+        return (f'<div style="font-family:monospace;font-size:12px;background:#eef6ff;padding:2px 6px">'
+                f'{"".join(parts)}</div>') if parts else ""
+
     # ----- network -------------------------------------------------------------------------------
     @_callback
     def _on_network(self, name: str, change: dict) -> None:
@@ -403,19 +504,74 @@ class RaftLab:
         """A new simulation of the chosen size and seed, on the network of the sliders."""
         network = NetworkModel(latency=tuple(ms / 1000 for ms in self.latency.value), drop=self.drop_rate.value,
                                duplicate=self.duplicate_rate.value)
-        self.sim = Simulation(n=self.size.value, seed=self.seed.value, network=network, **self._arguments)
+        options: dict[str, Any] = {name: True for name, box in self.options.items() if box.value}
+        self.sim = Simulation(n=self.size.value, seed=self.seed.value, network=network, **self._arguments, **options)
         self._rebuild_nodes()
+
+    def _on_lease(self, change: dict) -> None:
+        if change["new"]:  # RI-LEASE needs CheckQuorum
+            self.options["check_quorum"].value = True
+
+    def _on_check_quorum(self, change: dict) -> None:
+        if not change["new"]:
+            self.options["read_lease"].value = False
 
     @_callback
     def _on_reset(self, button: w.Button) -> None:
         self._new_simulation()
         with self._quiet():
             self.scenario.value = None
+        self.scenario_text.value = ""
+        self._said = self._read = None
+        self._show_recipe(None)
 
     @_callback
     def _on_scenario(self, change: dict) -> None:
-        if change["new"] is not None:
-            self._open_transcript(change["new"])
+        chosen = change["new"]
+        if isinstance(chosen, tuple) and chosen[0] == "recipe":
+            self._open_recipe(chosen[1])
+        elif chosen is not None:
+            self._open_transcript(chosen)
+            self.scenario_text.value = f"<i>{html.escape(Transcript.load(TRANSCRIPTS[chosen]).title)}</i>"
+
+    @_callback
+    def _on_compare(self, button: w.Button) -> None:
+        if self._recipe is not None:
+            name, compared = self._recipe
+            recipe = recipes.RECIPES[name]
+            self._open_recipe(name, self.sim.seed, **({} if compared else dict(recipe.compare)))
+            self._show_recipe((name, not compared))
+
+    def load_recipe(self, name: str, seed: int | None = None, **options: Any) -> Simulation:
+        """Build the fault recipe `name` (`raftlab.sim.recipes.RECIPES`) with `seed` (default: the seed
+        shown) and `options` (those of `recipes.build`, such as ``pre_vote=True``), with this app's replica
+        class, and show where its setup ends. Returns the new simulation."""
+        self._open_recipe(name, seed, **options)
+        self._refresh()
+        return self.sim
+
+    def _open_recipe(self, name: str, seed: int | None = None, **options: Any) -> None:
+        recipe = recipes.RECIPES[name]
+        replica_class = self._arguments.get("replica_class", Replica)
+        if replica_class is not Replica:
+            options.setdefault("replica_class", replica_class)
+        self.sim = recipes.build(name, seed=self.seed.value if seed is None else seed, **options)
+        self._show_opened()
+        self._show_recipe((name, bool(options.keys() & recipe.compare.keys())))
+
+    def _show_recipe(self, shown: tuple[str, bool] | None) -> None:
+        """Say what the recipe shown is about, and offer its other side (None: no recipe is shown)."""
+        self._recipe = shown
+        self.compare_button.layout.display = "none" if shown is None else "flex"
+        if shown is None:
+            return
+        name, compared = shown
+        recipe = recipes.RECIPES[name]
+        told = (f"with {html.escape(_compare(recipe.compare))}: the other side of the story" if compared
+                else "as the recipe tells it")
+        other = "as the recipe tells it" if compared else f"with {html.escape(_compare(recipe.compare))}"
+        self.scenario_text.value = (f"<b>{html.escape(recipe.title)}</b> (seed {self.sim.seed}, {told})<br>"
+                                    f"{html.escape(recipe.explain)}<br><i>Other side: the same recipe {other}.</i>")
 
     def load_transcript(self, source: str | Path) -> Simulation:
         """Replay a scenario transcript (a path, a bundled name or a transcript's text; see
@@ -433,13 +589,45 @@ class RaftLab:
 
     def _open_transcript(self, source: str | Path) -> None:
         self.sim = load_scenario(source, replica_class=self._arguments.get("replica_class", Replica))
+        self._show_opened()
+        self._show_recipe(None)
+
+    def _show_opened(self) -> None:
+        """Show a simulation made elsewhere (a transcript's, a recipe's): its size, seed, options, network."""
         with self._quiet():
             self.seed.value, self.size.value = self.sim.seed, self.sim.n
+            for name, box in self.options.items():
+                box.value = bool(self.sim.options.get(name, False))
             self.latency.value = tuple(s * 1000 for s in self.sim.network.latency)
             self.drop_rate.value, self.duplicate_rate.value = self.sim.network.drop, self.sim.network.duplicate
+        self._said = self._read = None
         self._rebuild_nodes()
 
     @_callback
     def _on_dismiss(self, button: w.Button) -> None:
         self.errors.value = ""
         self._error_box.layout.display = "none"
+
+
+def _read_text(number: int, read: ReadRequest) -> str:
+    """The state of a read asked from the app, in a sentence (HTML)."""
+    what = f"<b>Read</b> #{number} of {html.escape(repr(read.key))} at node {read.node}"
+    if read.state is ReadState.READY:
+        value = "has no value" if read.value is None else f"= {html.escape(repr(read.value))}"
+        return (f"{what}: {html.escape(repr(read.key))} {value} (answered at {read.answered:.4f} s; "
+                f"linearizable, and no log write).")
+    if read.state is ReadState.ABANDONED:
+        return (f"{what}: abandoned at {read.answered:.4f} s: no leader confirmed it (the node knows no leader, "
+                f"or the leader changed); read again, at the leader or once there is one.")
+    return (f"{what}: waiting (asked at {read.asked:.4f} s) until a leader confirms its read index and the node has "
+            f"applied that far; Step or Play.")
+
+
+def _compare(settings: Any) -> str:
+    """Settings of a recipe as a student would say them ("pre_vote and check_quorum on", "rate 0.909")."""
+    on = [name for name, value in settings.items() if value is True]
+    off = [name for name, value in settings.items() if value is False]
+    other = [f"{name} {value:.3g}" if isinstance(value, float) else f"{name} {value}"
+             for name, value in settings.items() if not isinstance(value, bool)]
+    parts = ([f"{' and '.join(on)} on"] if on else []) + ([f"{' and '.join(off)} off"] if off else []) + other
+    return ", ".join(parts) or "no change"

@@ -31,7 +31,7 @@ def get(output: str | None, call: float, ret: float | None, key: str = "x") -> O
 
 def apply(value: str | None, o: Operation) -> tuple[str | None, object]:
     """An independent sequential KV semantics for one key: (new value, output)."""
-    if o.op == "get":
+    if o.op in ("get", "read"):
         return value, value
     if o.op == "put":
         return o.value, None
@@ -84,10 +84,10 @@ def execute(rng: random.Random, n_ops: int, clients: int, keys: str, *, unknown:
         ret = point + rng.uniform(0.0, spread)
         busy[c] = ret
         key = rng.choice(keys)
-        kind = rng.choice(["put", "get", "get", "append", "delete", "cas"])
+        kind = rng.choice(["put", "get", "read", "append", "delete", "cas"])
         current = store.get(key)
         expected = current if rng.random() < 0.5 else rng.choice([None, *values])
-        o = op(kind, key, None if kind in ("get", "delete") else rng.choice(values), call=call, ret=ret,
+        o = op(kind, key, None if kind in ("get", "read", "delete") else rng.choice(values), call=call, ret=ret,
                expected=expected if kind == "cas" else None, client=c)
         if rng.random() < unknown and max_unknown > 0:
             max_unknown -= 1
@@ -157,6 +157,42 @@ def test_unknown_outcome_output_is_ignored() -> None:
     h = [put("a", 0, 1), op("get", call=2, ret=None, output="never written"),
          op("cas", value="b", expected="zzz", call=2, ret=None, output=True), get("a", 3, 4)]
     assert check(h).ok is True
+
+
+def read(output: str | None, call: float, ret: float | None, key: str = "x", client: int = 1) -> Operation:
+    return op("read", key, call=call, ret=ret, output=output, client=client)
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_a_read_without_the_log_is_held_to_the_rule_of_a_get(stale: bool) -> None:
+    """A read (ReadIndex or a lease) must return the latest value, as a get through the log must."""
+    h = [put("a", 0, 1), put("b", 2, 3), read("a" if stale else "b", 4, 5), read("b", 4.5, 6)]
+    as_gets = [replace(o, op="get") if o.op == "read" else o for o in h]
+    assert check(h).ok is (not stale) is check(as_gets).ok
+    if stale:
+        result = check(h)
+        assert result.shortest_bad_prefix == tuple(h) and result.bad_at == 5
+        assert "client 1: read('x') -> 'a'  [4, 5]" in result.explain()
+    # concurrent with a write, a read may see either value; a read that returns at once (call == ret) too
+    assert check([put("a", 0, 1), put("b", 2, 4), read("a", 3, 3), read("b", 3.5, 5)]).ok is True
+    assert check([put("a", 0, 1), put("b", 2, 4), read("b", 3, 3), read("a", 3.5, 5)]).ok is False
+
+
+def test_reads_of_unknown_outcome_are_left_out() -> None:
+    """A read never answered changes nothing and constrains nothing: the check leaves it out (so that
+    many of them cost nothing), whatever output it carries; a model without `read_only` keeps them."""
+    pending = [read(v, 0.5 + i, None, key=k, client=10 + i) for i, (k, v) in enumerate(
+        [("x", "zzz"), ("x", None), ("y", "q"), ("y", "a")] * 10)]
+    good = [put("a", 0, 1), put("b", 2, 3), read("b", 4, 5)]
+    result = check(good + pending)
+    assert result.ok is True and result.partitions == 1  # key y had only pending reads
+    bad = check([*good, read("a", 6, 7), *pending])
+    assert bad.ok is False and bad.failing_key == "x"
+    assert all(o.ret is not None for o in bad.shortest_bad_prefix)
+    assert KV_MODEL.read_only(read("a", 0, 1)) and KV_MODEL.read_only(get("a", 0, 1))
+    assert not any(KV_MODEL.read_only(o) for o in (put("a", 0, 1), op("delete", call=0, ret=1)))
+    keeps = replace(KV_MODEL, read_only=Model(init=lambda: None, step=lambda s, o: (True, s)).read_only)
+    assert check(good + pending, keeps).ok is True and check(good + pending, keeps).partitions == 2
 
 
 # --- non-linearizable histories ----------------------------------------------------------------------------
@@ -255,11 +291,11 @@ def test_result_default_is_consistent() -> None:
        mutate=st.sampled_from(["none", "get", "drop"]))
 def test_agrees_with_brute_force_on_small_histories(rng: random.Random, n: int, unknown: float, mutate: str) -> None:
     h = execute(rng, n, clients=3, keys="x", unknown=unknown)
-    if mutate == "get" and any(o.op == "get" and o.ret is not None for o in h):
-        i = rng.choice([i for i, o in enumerate(h) if o.op == "get" and o.ret is not None])
+    if mutate == "get" and any(o.op in ("get", "read") and o.ret is not None for o in h):
+        i = rng.choice([i for i, o in enumerate(h) if o.op in ("get", "read") and o.ret is not None])
         h[i] = replace(h[i], output=rng.choice([None, "a", "b", "c", "ab"]))
     elif mutate == "drop":  # re-run the execution with one completed write losing its effect
-        writes = [i for i, o in enumerate(h) if o.op != "get" and o.ret is not None]
+        writes = [i for i, o in enumerate(h) if o.op not in ("get", "read") and o.ret is not None]
         if writes:
             dropped, value = rng.choice(writes), None
             for i, o in enumerate(h):
@@ -287,7 +323,7 @@ def test_random_executions_are_linearizable(rng: random.Random, n: int, clients:
        unknown=st.sampled_from([0.0, 0.1]))
 def test_read_of_a_never_current_value_is_found(rng: random.Random, n: int, clients: int, unknown: float) -> None:
     h = execute(rng, n, clients, keys="xy", unknown=unknown)
-    gets = [i for i, o in enumerate(h) if o.op == "get" and o.ret is not None]
+    gets = [i for i, o in enumerate(h) if o.op in ("get", "read") and o.ret is not None]
     if not gets:
         h.append(get("a", h[-1].call + 100, h[-1].call + 101))
         gets = [len(h) - 1]

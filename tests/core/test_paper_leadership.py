@@ -492,3 +492,15 @@ def test_ri_lease_a_restarted_server_waits_a_timeout_before_it_votes() -> None:
     r.tick(LOW)
     r.step(VoteRequest(3, 2, 0, 0))
     assert (r.current_term, r.voted_for) == (2, 3)
+
+
+def test_cq_stepdown_a_single_node_leader_never_steps_down() -> None:
+    """CQ-STEPDOWN: alone, a leader is a majority: however late its heartbeat ticks come (a slow disk,
+    a paused process), it never steps down."""
+    f = make(peers=(), check_quorum=True)
+    r = f.replica
+    r.tick(r.next_deadline)
+    assert r.role is Role.LEADER
+    for now in (1.0, 1.06, 1.5, 4.0):
+        r.tick(now)
+        assert r.role is Role.LEADER

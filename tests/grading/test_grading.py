@@ -12,7 +12,7 @@ import pytest
 
 from raftlab.core import Replica
 from raftlab.grading import (
-    CHECKS, EXERCISES, PARTS, StudentReplica, SubmissionError, grade, graded_class, load_student,
+    CHECKS, EXERCISES, GRADED_PARTS, PARTS, StudentReplica, SubmissionError, grade, graded_class, load_student,
     missing_exercises, replay,
 )
 from raftlab.grading.mutants import ActsOnStaleResponses, KeepsConflictingEntries
@@ -31,7 +31,11 @@ def test_parts_cover_the_rules_named_in_the_issue() -> None:
     for rule in ("SNAP-TAKE", "IS-KEEP", "IS-LOAD"):
         assert rule in rules["D"]
     assert {e.part for e in EXERCISES} == set(PARTS)
-    assert {c.part for c in CHECKS} == set(PARTS)
+    assert {c.part for c in CHECKS} == set(GRADED_PARTS) == set(PARTS) | {"E"}
+    beyond = " ".join(c.rule for c in CHECKS if c.part == "E")
+    for rule in ("PV-ASK", "PV-GRANT", "CQ-STEPDOWN", "CQ-STICKY", "LT-STOP", "LT-TIMEOUTNOW", "LT-ABORT",
+                 "RI-CURRENT", "RI-CONFIRM", "RI-LEASE", "RI-SERVE"):
+        assert rule in beyond
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.name)

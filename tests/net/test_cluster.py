@@ -99,7 +99,7 @@ def test_kill_9_of_the_leader_loses_no_acknowledged_write_and_the_node_catches_u
     assert not any(t.is_alive() for t in threads)
     assert errors == []
     assert before_kill >= 100 and len(acked) >= before_kill + 100, (before_kill, len(acked))
-    # every acknowledged write is served by the survivors (linearizable reads, through the log)
+    # every acknowledged write is served by the survivors (linearizable reads: ReadIndex, no log write)
     with cluster3.client(ids=survivors) as client:
         found = {key: client.get(key) for key in acked}
     missing = {k: (v, found[k]) for k, v in acked.items() if found[k] != v}

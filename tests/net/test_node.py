@@ -181,8 +181,8 @@ def test_transfer_requests_are_checked_and_a_node_without_a_leader_refuses_reads
         assert [r["error"] for r in replies[:2]] == ["not_a_peer", "not_a_peer"] and "[1]" in replies[0]["detail"]
         assert replies[2] == {"ok": True, "result": {"leader": 1, "term": node.replica.current_term}, "id": 3}
         writer.close()
-        status = node.status()  # a one-node cluster is its own majority: no CheckQuorum
-        assert (status["pre_vote"], status["check_quorum"], status["read_lease"]) == (True, False, False)
+        status = node.status()  # the defaults of raftlab node: PreVote and CheckQuorum on
+        assert (status["pre_vote"], status["check_quorum"], status["read_lease"]) == (True, True, False)
 
     run_with_node(tmp_path / "alone", alone)
 

@@ -30,8 +30,15 @@ def _kv(cluster: LocalCluster, *args: str, first: int | None = None) -> subproce
                           capture_output=True, text=True, timeout=60)
 
 
-def _reads_without_log_writes(cluster: LocalCluster, leader: int) -> None:
-    """Gets on every node answer the value just put, and the log does not grow."""
+def _growth(before: dict[int, dict], after: dict[int, dict]) -> tuple[int, int]:
+    """(entries the log grew by, new terms) between two `statuses()`: each new term may add its leader's no-op."""
+    grown = max(s["last_index"] for s in after.values()) - max(s["last_index"] for s in before.values())
+    return grown, max(s["term"] for s in after.values()) - max(s["term"] for s in before.values())
+
+
+def _reads_without_log_writes(cluster: LocalCluster) -> None:
+    """Gets on every node answer the value just put, and the log grows by the puts only (and by one no-op
+    for each new term, should a loaded machine delay heartbeats into an election meanwhile)."""
     with cluster.client() as client:
         client.put("k", "v0")
         before = cluster.statuses()
@@ -42,16 +49,17 @@ def _reads_without_log_writes(cluster: LocalCluster, leader: int) -> None:
                     assert one.get("k") == f"v{n}", (i, n)
         assert client.get("k") == "v30"
     after = cluster.statuses()
-    assert after[leader]["last_index"] == before[leader]["last_index"] + 30  # the 30 puts, no read
-    assert after[leader]["commit_index"] == before[leader]["commit_index"] + 30
-    for i in cluster.ids:  # each node answered its reads itself
-        assert after[i]["reads_answered"] - before[i]["reads_answered"] >= 30, (i, before[i], after[i])
-        assert after[i]["read_indexes"] > before[i]["read_indexes"]
-    # many reads in a row: the leader's log stays put
+    grown, new_terms = _growth(before, after)
+    assert 30 <= grown <= 30 + new_terms, (grown, new_terms)  # the 30 puts; no read wrote anything
+    answered = {i: after[i]["reads_answered"] - before[i]["reads_answered"] for i in cluster.ids}
+    assert sum(answered.values()) >= 91 and all(a > 0 for a in answered.values()), answered  # each node served
+    assert all(after[i]["read_indexes"] > before[i]["read_indexes"] for i in cluster.ids)
+    # many reads in a row: the log stays put
     with cluster.client() as client:
         for _ in range(200):
             assert client.get("k") == "v30"
-    assert cluster.statuses([leader])[leader]["last_index"] == after[leader]["last_index"]
+    grown, new_terms = _growth(after, cluster.statuses())
+    assert grown <= new_terms, (grown, new_terms)
 
 
 def test_kv_get_reads_by_read_index_without_a_log_write_and_through_the_log_on_request(cluster3):
@@ -59,18 +67,21 @@ def test_kv_get_reads_by_read_index_without_a_log_write_and_through_the_log_on_r
     statuses = cluster3.statuses()
     assert all((s["pre_vote"], s["check_quorum"], s["read_lease"]) == (True, True, False)
                for s in statuses.values()), statuses
-    _reads_without_log_writes(cluster3, leader)
+    _reads_without_log_writes(cluster3)
     # the command line: a get by ReadIndex (asking a follower first) writes nothing; --through-log appends one
     follower = next(i for i in cluster3.ids if i != leader)
-    last = cluster3.statuses([leader])[leader]["last_index"]
+    before = cluster3.statuses()
     done = _kv(cluster3, "put", "c", "hello world")
     assert done.returncode == 0, done.stderr
     done = _kv(cluster3, "get", "c", first=follower)
     assert done.returncode == 0 and json.loads(done.stdout) == "hello world", done.stderr
-    assert cluster3.statuses([leader])[leader]["last_index"] == last + 1  # the put only
+    middle = cluster3.statuses()
+    grown, new_terms = _growth(before, middle)
+    assert 1 <= grown <= 1 + new_terms, (grown, new_terms)  # the put only
     done = _kv(cluster3, "get", "c", "--through-log", first=follower)
     assert done.returncode == 0 and json.loads(done.stdout) == "hello world", done.stderr
-    assert cluster3.statuses([leader])[leader]["last_index"] == last + 2  # the get, through the log
+    grown, new_terms = _growth(middle, cluster3.statuses())
+    assert 1 <= grown <= 1 + new_terms, (grown, new_terms)  # the get, through the log
     done = _kv(cluster3, "get", "missing")
     assert done.returncode == 0 and json.loads(done.stdout) is None, done.stderr
     done = _kv(cluster3, "put", "c", "x", "--through-log")
@@ -171,10 +182,10 @@ def test_node_options_turn_pre_vote_and_check_quorum_off_and_the_lease_on(tmp_pa
         try:
             for i in cluster.ids:
                 cluster.start(i)
-            leader = cluster.wait_leader()
+            cluster.wait_leader()
             statuses = cluster.statuses()
             assert {(s["pre_vote"], s["check_quorum"], s["read_lease"]) for s in statuses.values()} == {flags}
-            _reads_without_log_writes(cluster, leader)
+            _reads_without_log_writes(cluster)
         finally:
             cluster.stop_all()
 

@@ -140,6 +140,14 @@ def test_two_runs_give_identical_output() -> None:
     ("sim n=3\n----\n", 1, "'sim' needs n= and seed="),
     ("sim n=3 seed=1\n----\n\ncheck up on=none\n----\n", 4, "node must be an integer, not 'none'"),
     ("sim n=3 seed=1\n----\n\nrun 1 show=votes\n----\n", 4, "unknown event kind(s) votes"),
+    ("sim n=3 seed=1 drift-bound=0.9\n----\n", 1, "drift-bound must be at least 1"),
+    ("sim n=3 seed=1 max-inflight=0\n----\n", 1, "max-inflight must be at least 1"),
+    ("sim n=3 seed=1\n----\n\nclock 1 0\n----\n", 4, "rate must be positive"),
+    ("sim n=3 seed=1\n----\n\nclock 1\n----\n", 4, "usage: clock N RATE"),
+    ("sim n=3 seed=1\n----\n\ntransfer x\n----\n", 4, "node must be an integer"),
+    ("sim n=3 seed=1\n----\n\nread x to=me\n----\n", 4, "to must be an integer"),
+    ("sim n=3 seed=1\n----\n\ncheck read.1=done\n----\n", 4, "a read's state is one of ready, abandoned"),
+    ("sim n=3 seed=1\n----\n\ncheck read.1.size=3\n----\n", 4, "read.K=STATE or read.K.value=VALUE"),
 ])
 def test_a_parse_error_names_the_file_and_the_line(text: str, line: int, words: str) -> None:
     with pytest.raises(TranscriptError) as error:
@@ -291,6 +299,35 @@ def test_every_command_runs() -> None:
     assert result.sim is not None and result.sim.replicas[1].machine.results[(9, 4)] is True  # x existed
     # the same text again: the same outputs
     assert [b.actual for b in run_transcript(text)] == [b.actual for b in result]
+
+
+def test_the_commands_beyond_figure_2_set_options_transfer_read_and_change_clocks(tmp_path: Path) -> None:
+    text = ("sim n=3 seed=2 pre-vote check-quorum read-lease drift-bound=1.2 max-inflight=4\n\nrun-until leader\n\n"
+            "submit put x 1 wait\n\nread x wait\n\nread x to=0 wait\n\nclock 0 1.1\n\ntransfer 0\n\n"
+            "run-until leader=0 timeout=0.3\n\nread x\n\ncheck read.1=ready read.1.value=1 read.2.value=1 "
+            "read.3=pending\n\nrun 0.2\n\ncheck read.3=ready read.3.value=1\n")
+    result = run_transcript(text)
+    assert not result.failures, result.diff()
+    sim = result.sim
+    assert sim is not None and sim.leader() == 0 and sim.clock_rate(0) == 1.1
+    assert sim.options == {"pre_vote": True, "check_quorum": True, "read_lease": True, "drift_bound": 1.2,
+                           "max_inflight": 4}
+    outputs = {b.command.text: b.actual for b in result}
+    assert "up to 4 AppendEntries in flight per follower; options: pre-vote, check-quorum, read lease (drift " \
+           "bound 1.2)" in outputs[text.splitlines()[0]]
+    assert "asked for pre-votes" in outputs["run-until leader"]
+    assert "'x' is '1'" in outputs["read x wait"] and "clock" in outputs["clock 0 1.1"]
+    assert "TimeoutNow" in outputs["run-until leader=0 timeout=0.3"]
+    assert "read of 'x'" in outputs["read x"]  # RI-CURRENT: answered once the new leader's no-op commits
+    failing = run_transcript(text.replace("read.3=ready read.3.value=1\n", "read.3=abandoned read.1.value=2 "
+                                                                          "read.9=ready\n"))
+    assert failing.blocks[-1].actual.splitlines() == [
+        "FAIL: read.3=abandoned: read #3 is ready", "FAIL: read.1.value=2: read #1 read 1",
+        "FAIL: read.9=ready: there is no read #9 yet (3 asked)"]
+    path = tmp_path / "lease.txt"
+    path.write_text("sim n=3 seed=1 read-lease\n", encoding="utf-8")
+    with pytest.raises(TranscriptError, match="read_lease needs check_quorum"):
+        run_transcript(path)
 
 
 def test_the_command_line_runs_and_rewrites_transcripts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from raftlab.core import EventKind, Role
 from pathlib import Path
 
-from raftlab.sim import SimKind, Simulation
+from raftlab.core import EventKind, ReadState, Replica, Role
+from raftlab.sim import SimKind, Simulation, recipes
 from raftlab.sim.transcript import TRANSCRIPTS, run_transcript
 from raftlab.widgets import RaftLab
-from raftlab.widgets.app import CLIENT, NARRATED, notable
+from raftlab.widgets.app import CLIENT, NARRATED, OPTIONS, notable
 
 BUTTONS = {"step_button": "Step", "back_button": "Step back", "notable_button": "Next notable",
            "crash_button": "Crash", "restart_button": "Restart", "timeout_button": "Time out",
            "request_button": "Client request", "heal_button": "Heal", "partition_button": "Apply partition",
-           "drop_button": "Drop message", "reset_button": "Reset", "dismiss_button": "Dismiss"}
+           "drop_button": "Drop message", "reset_button": "Reset", "dismiss_button": "Dismiss",
+           "transfer_button": "Transfer", "read_button": "Read", "compare_button": "Other side"}
 
 
 @pytest.fixture
@@ -267,7 +268,8 @@ def test_reset_builds_a_new_simulation_of_the_chosen_size_and_seed(app: RaftLab)
 def test_the_scenario_picker_replays_a_bundled_transcript(app: RaftLab) -> None:
     tick(app, 5)
     old = app.sim
-    assert [v for _, v in app.scenario.options][1:] == list(TRANSCRIPTS)  # the same files as the tests and grader
+    values = [v for _, v in app.scenario.options]
+    assert values[1:1 + len(TRANSCRIPTS)] == list(TRANSCRIPTS)  # the same files as the tests and grader
     app.scenario.value = "leader_crash"
     assert app.sim is not old
     replayed = run_transcript("leader_crash").sim
@@ -337,3 +339,179 @@ def test_reset_keeps_a_wrapped_simulations_state_machine_and_replica() -> None:
     assert (app.sim.n, app.sim.seed, app.sim.state_machine, app.sim.snapshot_delta) == (4, 5, Counter, 4)
     app.request_button.click()
     assert isinstance(app.sim.replicas[0].machine, Counter)
+
+
+# ----- the thesis's mechanisms: options, Transfer, Read, recipes ----------------------------------------
+@pytest.fixture
+def thesis_app() -> RaftLab:
+    app = RaftLab(n=5, seed=1)
+    for name in OPTIONS:
+        app.options[name].value = True
+    app.reset_button.click()
+    return app
+
+
+def settle(app: RaftLab, seconds: float = 0.2) -> None:
+    """Step the app's simulation on by `seconds` of virtual time (as Play would)."""
+    end = app.sim.now + seconds
+    app.speed.value = 50
+    while app.sim.now < end:
+        tick(app)
+
+
+def test_the_option_checkboxes_apply_to_the_next_cluster(app: RaftLab) -> None:
+    assert list(app.options) == list(OPTIONS) == ["pre_vote", "check_quorum", "read_lease"]
+    assert not any(box.value for box in app.options.values()) and app.sim.options == {}
+    app.options["pre_vote"].value = True
+    assert app.sim.options == {}  # only on reset
+    app.reset_button.click()
+    assert app.sim.options == {"pre_vote": True}
+    assert app.sim._replicas[0].pre_vote and not app.sim._replicas[0].check_quorum
+    assert "PreVote" in app.status.value and "CheckQuorum" not in app.status.value
+    app.options["read_lease"].value = True  # needs CheckQuorum: ticks it too
+    assert app.options["check_quorum"].value
+    app.reset_button.click()
+    assert app.sim.options == {"pre_vote": True, "check_quorum": True, "read_lease": True}
+    assert "PreVote, CheckQuorum, lease reads" in app.status.value
+    app.options["check_quorum"].value = False  # and unticking CheckQuorum unticks lease reads
+    assert not app.options["read_lease"].value
+    app.reset_button.click()
+    assert app.sim.options == {"pre_vote": True}
+    app.timeout_button.click()  # with PreVote, a timeout asks for pre-votes first
+    last = app.sim.trace[-1]
+    assert last.kind == SimKind.SEND and type(last.data["message"]).__name__ == "PreVoteRequest"
+    assert "pre-vote" in app.inspector.value and "asking for term 1" in app.inspector.value
+
+
+def test_options_given_to_the_app_are_its_checkboxes() -> None:
+    app = RaftLab(n=3, seed=2, pre_vote=True, check_quorum=True, max_inflight=4)
+    assert [box.value for box in app.options.values()] == [True, True, False]
+    app.options["pre_vote"].value = False
+    app.reset_button.click()
+    assert app.sim.options == {"check_quorum": True, "max_inflight": 4}
+
+
+def test_transfer_hands_the_leadership_to_the_selected_node(thesis_app: RaftLab) -> None:
+    app = thesis_app
+    app.node_picker.value = 2
+    app.transfer_button.click()  # no leader yet
+    assert app.last_error is None and app.sim.trace.of_kind(SimKind.TRANSFER) == []
+    assert "there is no leader" in app.notice.value and "wait for an election" in app.notice.value
+    leader = elect(app)
+    app.node_picker.value = leader
+    app.transfer_button.click()
+    assert f"node {leader} leads already" in app.notice.value and app.sim.trace.of_kind(SimKind.TRANSFER) == []
+    target = (leader + 1) % 5
+    app.node_picker.value = target
+    app.transfer_button.click()
+    assert app.last_error is None
+    assert app.sim.trace.of_kind(SimKind.TRANSFER)[-1].data == {"to": target}
+    assert f"leader {leader} hands its leadership to node {target}" in app.notice.value
+    app.node_picker.value = leader
+    assert f"to node {target}" in app.inspector.value and "transfer" in app.inspector.value
+    assert app.graph_view.painter.transfer == (leader, target)
+    settle(app, 0.1)
+    assert app.sim.leader() == target
+    assert app.graph_view.painter.transfer is None
+    assert any(e.kind == EventKind.TIMEOUT_NOW_SENT for e in app.sim.trace)
+
+
+def test_read_answers_in_the_notice_once_it_is_safe(thesis_app: RaftLab) -> None:
+    app = thesis_app
+    leader = elect(app)
+    app.node_picker.value = leader
+    app.request_button.click()  # puts k1 = 1
+    settle(app)
+    follower = (leader + 1) % 5
+    app.node_picker.value = follower
+    app.read_key.value = "k1"
+    app.read_button.click()  # at a follower: ReadIndex from the leader, then applied that far
+    read = app.sim.trace.of_kind(SimKind.READ_REQUEST)[-1]
+    assert read.node == follower and read.data == {"key": "'k1'"}
+    assert "Read</b> #1 of &#x27;k1&#x27; at node " + str(follower) + ": waiting" in app.notice.value
+    settle(app, 0.1)
+    assert "#1 of &#x27;k1&#x27;" in app.notice.value and "= &#x27;1&#x27;" in app.notice.value
+    assert "linearizable" in app.notice.value
+    reply = app.sim.trace.of_kind(SimKind.READ_REPLY)[-1]
+    assert reply.data["state"] == "ready" and reply.data["value"] == "'1'"
+    app.read_key.value = "nothing"
+    app.node_picker.value = leader
+    logs = [len(n.log) for n in app.sim.frame().nodes]
+    app.read_button.click()  # at the leader, in its lease: at once
+    assert "#2 of &#x27;nothing&#x27;" in app.notice.value and "has no value" in app.notice.value
+    settle(app, 0.1)
+    assert [len(n.log) for n in app.sim.frame().nodes] == logs  # no log write anywhere
+    app.node_picker.value = follower
+    app.crash_button.click()  # a read at a node that is down is abandoned at once
+    app.read_button.click()
+    assert "#3" in app.notice.value and "abandoned" in app.notice.value
+    assert app.sim.reads[("read", 3)].state is ReadState.ABANDONED
+
+
+def test_read_needs_a_state_machine_that_reads() -> None:
+    from raftlab.machines import Counter
+
+    app = RaftLab(Simulation(3, seed=2, state_machine=Counter))
+    app.read_button.click()
+    assert app.last_error is None and app.sim.reads == {}
+    assert "has no read(key)" in app.notice.value
+
+
+def test_the_notice_follows_a_rewind(thesis_app: RaftLab) -> None:
+    app = thesis_app
+    leader = elect(app)
+    app.node_picker.value = (leader + 1) % 5
+    steps = app.sim.steps
+    settle(app, 0.05)
+    app.read_button.click()
+    assert "Read</b> #1" in app.notice.value
+    app.time_slider.value = steps  # back to before the read: it was not asked yet
+    assert "Read</b>" not in app.notice.value
+
+
+def test_the_scenario_menu_builds_the_recipes(app: RaftLab) -> None:
+    values = [v for _, v in app.scenario.options]
+    assert values[1 + len(TRANSCRIPTS):] == [("recipe", name) for name in recipes.RECIPES]
+    app.seed.value = 3
+    app.scenario.value = ("recipe", "partial-partition")
+    built = recipes.build("partial-partition", seed=3)
+    assert app.sim.trace.hash() == built.trace.hash() and app.sim.steps == built.steps > 0
+    assert (app.size.value, app.seed.value) == (3, 3) and len(app.node_picker.options) == 3
+    assert "Cloudflare" in app.scenario_text.value and "as the recipe tells it" in app.scenario_text.value
+    assert app.compare_button.layout.display != "none"
+    assert not app.options["pre_vote"].value
+    app.compare_button.click()  # the other side: with PreVote and CheckQuorum
+    other = recipes.build("partial-partition", seed=3, pre_vote=True, check_quorum=True)
+    assert app.sim.trace.hash() == other.trace.hash()
+    assert app.options["pre_vote"].value and app.options["check_quorum"].value
+    assert "pre_vote and check_quorum on" in app.scenario_text.value
+    app.compare_button.click()  # and back
+    assert app.sim.trace.hash() == built.trace.hash()
+    app.scenario.value = ("recipe", "lease-drift")  # a recipe with options of its own
+    assert app.sim.options["read_lease"] and all(box.value for box in app.options.values())
+    assert "lease" in app.status.value
+    app.reset_button.click()  # a fresh cluster with those options
+    assert app.scenario.value is None and app.compare_button.layout.display == "none"
+    assert app.sim.options == {"pre_vote": True, "check_quorum": True, "read_lease": True}
+    assert app.scenario_text.value == ""
+
+
+@pytest.mark.parametrize("name", list(recipes.RECIPES))
+def test_every_recipe_opens_in_the_app_and_plays(name: str) -> None:
+    app = RaftLab(n=5, seed=1)
+    sim = app.load_recipe(name, seed=2)
+    assert sim is app.sim and app.last_error is None
+    assert app.sim.trace.hash() == recipes.build(name, seed=2).trace.hash()
+    settle(app, 0.3)
+    assert app.last_error is None
+    for image in images(app):
+        assert image.startswith(b"\x89PNG")
+
+
+def test_a_recipe_runs_the_apps_replica_class() -> None:
+    class Mine(Replica):
+        pass
+
+    app = RaftLab(Simulation(3, seed=1, replica_class=Mine))
+    app.scenario.value = ("recipe", "transfer")
+    assert app.sim.replica_class is Mine and app.last_error is None
