@@ -504,3 +504,6 @@ def test_cq_stepdown_a_single_node_leader_never_steps_down() -> None:
     for now in (1.0, 1.06, 1.5, 4.0):
         r.tick(now)
         assert r.role is Role.LEADER
+    for _ in range(100):
+        r.tick(r.next_deadline)
+    assert len(r.round_sent) <= 2  # the rounds it no longer needs are forgotten
