@@ -12,13 +12,13 @@ from .messages import (
     VoteRequest, VoteResponse, check_message,
 )
 from .replica import ApplyError, Flow, Progress, Read, Replica, ReplicaStats, ReplicaStopped, Role
-from .storage import MemoryStorage, SqliteStorage, Storage
+from .storage import MemoryStorage, Storage
 
 __all__ = [
     "AppendEntryRequest", "AppendEntryResponse", "ApplyError", "Cluster", "Configuration", "Event", "EventKind", "Flow",
     "InstallSnapshotRequest", "InstallSnapshotResponse", "Log", "LogEntry", "MemoryStorage",
     "Message", "PreVoteRequest", "PreVoteResponse", "Progress", "Read", "ReadIndexRequest", "ReadIndexResponse",
-    "ReadState", "Replica", "ReplicaID", "ReplicaStats", "ReplicaStopped", "Role", "Snapshot", "SqliteStorage",
+    "ReadState", "Replica", "ReplicaID", "ReplicaStats", "ReplicaStopped", "Role", "Snapshot",
     "StateMachine", "Storage", "TimeoutNow", "Transition", "TransitionState", "VoteRequest", "VoteResponse",
     "check_message", "transition_id",
 ]

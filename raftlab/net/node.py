@@ -47,10 +47,11 @@ from collections.abc import Callable, Coroutine, Hashable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from ..core import Event, EventKind, MemoryStorage, Replica, Role, SqliteStorage
+from ..core import Event, EventKind, MemoryStorage, Replica, Role
 from ..core.interfaces import ReadState, TransitionState
 from ..machines.kv import OPS, KVCommand, KVStore
 from .client import KVError
+from ..storage import SqliteStorage
 from .codec import storage_dumps, storage_loads
 from .transport import Address, TcpCluster
 

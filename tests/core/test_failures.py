@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 
 from raftlab.core import (
-    AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, ReplicaStopped, Role,
-    Snapshot, SqliteStorage, TransitionState, VoteRequest,
+    AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, ReplicaStopped, Role, Snapshot,
+    TransitionState, VoteRequest,
 )
+from raftlab.storage import SqliteStorage
 from raftlab.grading.fakes import (
     LEADER, Op, RecordingStateMachine, RecordingStorage, append, build, e, elect, follower, leader, log_of, stored,
 )

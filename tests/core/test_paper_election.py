@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from raftlab.core import (
-    AppendEntryRequest, AppendEntryResponse, InstallSnapshotResponse, LogEntry, MemoryStorage, Message,
-    Replica, Role, SqliteStorage, Storage, TransitionState, VoteRequest, VoteResponse,
+    AppendEntryRequest, AppendEntryResponse, InstallSnapshotResponse, LogEntry, MemoryStorage, Message, Replica,
+    Role, Storage, TransitionState, VoteRequest, VoteResponse,
 )
+from raftlab.storage import SqliteStorage
 from raftlab.grading.fakes import (
     ELECTION, HEARTBEAT, ME, NOOP, Op, RecordingCluster, append, build, campaign, elect, journaled, log_of, stored,
 )

@@ -17,21 +17,10 @@ from pathlib import Path
 import pytest
 
 from raftlab.core import (
-    AppendEntryRequest,
-    AppendEntryResponse,
-    Configuration,
-    ApplyError,
-    EventKind,
-    Flow,
-    InstallSnapshotRequest,
-    InstallSnapshotResponse,
-    MemoryStorage,
-    Role,
-    Snapshot,
-    SqliteStorage,
-    TransitionState,
-    VoteRequest,
+    AppendEntryRequest, AppendEntryResponse, ApplyError, Configuration, EventKind, Flow, InstallSnapshotRequest,
+    InstallSnapshotResponse, MemoryStorage, Role, Snapshot, TransitionState, VoteRequest,
 )
+from raftlab.storage import SqliteStorage
 from raftlab.grading.fakes import (
     LEADER, Op, RecordingStateMachine, append, build, e, elect, follower, held, journaled, leader, ok, refused, stored,
 )

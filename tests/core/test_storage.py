@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from raftlab.core import (
-    AppendEntryRequest, AppendEntryResponse, LogEntry, MemoryStorage, Snapshot, SqliteStorage, Storage,
-    VoteRequest, VoteResponse,
+    AppendEntryRequest, AppendEntryResponse, LogEntry, MemoryStorage, Snapshot, Storage, VoteRequest, VoteResponse,
 )
+from raftlab.storage import SqliteStorage
 from raftlab.grading.fakes import Op, RecordingCluster, RecordingStateMachine, build, held_entries, log_of
 
 
