@@ -7,6 +7,7 @@ replica sends anything about it.
 
 from __future__ import annotations
 
+import json
 import pickle
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.log import Log
-from .core.messages import LogEntry, ReplicaID, Snapshot
+from .core.messages import Configuration, LogEntry, ReplicaID, Snapshot
 from .core.storage import Storage
 
 __all__ = ["SqliteStorage"]
@@ -22,7 +23,7 @@ __all__ = ["SqliteStorage"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hard_state (
     id INTEGER PRIMARY KEY CHECK (id = 0), term INTEGER NOT NULL, voted_for INTEGER,
-    snapshot_index INTEGER, snapshot_term INTEGER, snapshot_data BLOB);
+    snapshot_index INTEGER, snapshot_term INTEGER, snapshot_data BLOB, snapshot_config TEXT);
 INSERT OR IGNORE INTO hard_state (id, term) VALUES (0, 0);
 CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, transition BLOB);
 """
@@ -51,10 +52,14 @@ class SqliteStorage(Storage):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL" if fsync else "PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        term, vote, s_index, s_term, s_data = self._db.execute(
-            "SELECT term, voted_for, snapshot_index, snapshot_term, snapshot_data FROM hard_state").fetchone()
+        if "snapshot_config" not in {row[1] for row in self._db.execute("PRAGMA table_info(hard_state)")}:
+            self._db.execute("ALTER TABLE hard_state ADD COLUMN snapshot_config TEXT")  # a file of raftlab <= 0.13
+        term, vote, s_index, s_term, s_data, s_config = self._db.execute(
+            "SELECT term, voted_for, snapshot_index, snapshot_term, snapshot_data, snapshot_config FROM hard_state"
+        ).fetchone()
         self.current_term, self.voted_for = term, vote
-        snapshot = None if s_index is None else Snapshot(s_index, s_term, loads(s_data))
+        config = None if s_config is None else Configuration.of(*json.loads(s_config))  # MC-SNAPSHOT
+        snapshot = None if s_index is None else Snapshot(s_index, s_term, loads(s_data), config)
         rows = self._db.execute("SELECT idx, term, transition FROM log ORDER BY idx")
         self.log = Log(snapshot, [LogEntry(loads(blob), idx, t) for idx, t, blob in rows])
 
@@ -90,6 +95,7 @@ class SqliteStorage(Storage):
     def _write_snapshot(self, snapshot: Snapshot, keep_later_entries: bool) -> None:
         last = snapshot.last_included_index if keep_later_entries else None
         self._transaction(
-            ("UPDATE hard_state SET snapshot_index = ?, snapshot_term = ?, snapshot_data = ?",
-             (snapshot.last_included_index, snapshot.last_included_term, self._dumps(snapshot.data))),
+            ("UPDATE hard_state SET snapshot_index = ?, snapshot_term = ?, snapshot_data = ?, snapshot_config = ?",
+             (snapshot.last_included_index, snapshot.last_included_term, self._dumps(snapshot.data),
+              None if (c := snapshot.configuration) is None else json.dumps([sorted(c.voters), sorted(c.learners)]))),
             ("DELETE FROM log WHERE ? IS NULL OR idx <= ?", (last, last)))

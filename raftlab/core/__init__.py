@@ -7,15 +7,15 @@ from .events import Event, EventKind
 from .interfaces import Cluster, ReadState, StateMachine, Transition, TransitionState, transition_id
 from .log import Log
 from .messages import (
-    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, LogEntry, Message,
-    PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse, ReplicaID, Snapshot, TimeoutNow,
+    AppendEntryRequest, AppendEntryResponse, Configuration, InstallSnapshotRequest, InstallSnapshotResponse, LogEntry,
+    Message, PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse, ReplicaID, Snapshot, TimeoutNow,
     VoteRequest, VoteResponse, check_message,
 )
 from .replica import ApplyError, Flow, Progress, Read, Replica, ReplicaStats, ReplicaStopped, Role
 from .storage import MemoryStorage, Storage
 
 __all__ = [
-    "AppendEntryRequest", "AppendEntryResponse", "ApplyError", "Cluster", "Event", "EventKind", "Flow",
+    "AppendEntryRequest", "AppendEntryResponse", "ApplyError", "Cluster", "Configuration", "Event", "EventKind", "Flow",
     "InstallSnapshotRequest", "InstallSnapshotResponse", "Log", "LogEntry", "MemoryStorage",
     "Message", "PreVoteRequest", "PreVoteResponse", "Progress", "Read", "ReadIndexRequest", "ReadIndexResponse",
     "ReadState", "Replica", "ReplicaID", "ReplicaStats", "ReplicaStopped", "Role", "Snapshot",

@@ -35,6 +35,8 @@ class EventKind:
     TRANSFER_ABORTED: Final = "transfer_aborted"  # LT-ABORT
     READ_READY: Final = "read_ready"  # RI-SERVE
     READ_ABANDONED: Final = "read_abandoned"  # RI-SERVE: no leader confirmed it
+    CONFIGURATION_CHANGED: Final = "configuration_changed"  # MC-LATEST: the latest configuration changed
+    CONFIG_REFUSED: Final = "config_refused"  # MC-ONE: a configuration change that may not be made now
 
     ROLE_CHANGES: Final = (BECAME_CANDIDATE, BECAME_LEADER, BECAME_FOLLOWER)
     VOTES: Final = (VOTE_GRANTED, VOTE_REFUSED)  # (pre-votes too: rule PV-GRANT)

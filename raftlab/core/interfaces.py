@@ -22,13 +22,15 @@ class TransitionState(Enum):
     APPLIED = "applied"  # the state machine applied it
     ABANDONED_NOT_LEADER = "abandoned: not leader"  # offered to a replica that is not the leader: never appended
     ABANDONED_CONFLICT_WITH_LEADER = "abandoned: conflict with leader"  # can provably never be applied (IS-KEEP)
+    ABANDONED_REFUSED = "abandoned: refused"  # a configuration change the leader may not make now (MC-ONE)
     UNKNOWN = "unknown: retry with the same id"  # removed from this log (AE-TRUNCATE): it may still commit elsewhere
 
     @property
     def abandoned(self) -> bool:
         """True for both kinds of abandonment: the transition can provably never be applied (it was
         never appended, or it came after an entry that conflicts with a committed one)."""
-        return self is TransitionState.ABANDONED_NOT_LEADER or self is TransitionState.ABANDONED_CONFLICT_WITH_LEADER
+        return self in (TransitionState.ABANDONED_NOT_LEADER, TransitionState.ABANDONED_CONFLICT_WITH_LEADER,
+                        TransitionState.ABANDONED_REFUSED)
 
     @property
     def final(self) -> bool:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from itertools import islice
 from typing import Generic, TypeVar
 
-from .messages import LogEntry, Snapshot
+from .messages import Configuration, LogEntry, Snapshot
 
 T = TypeVar("T")
 
@@ -81,6 +82,17 @@ class Log(Generic[T]):
             raise IndexError(f"entries before {self.base_index + 1} were compacted")
         start = index - self.base_index - 1
         return tuple(self._entries[start:None if limit is None else start + limit])
+
+    def configurations(self, upto: int | None = None) -> list[tuple[int, Configuration]]:
+        """The latest two configurations at or before index `upto` (default: the last), newest first, as
+        (index, configuration): from `Configuration` entries, then the snapshot's (at the base index)."""
+        upto = self.last_index if upto is None else upto
+        found: list[tuple[int, Configuration]] = list(islice(
+            ((e.index, e.transition) for e in reversed(self._entries)
+             if e.index <= upto and isinstance(e.transition, Configuration)), 2))
+        if len(found) < 2 and self.snapshot is not None and self.snapshot.configuration is not None:
+            found.append((self.base_index, self.snapshot.configuration))
+        return found
 
     def first_index_of_term(self, index: int) -> int:
         """First held index of the run of entries that share the term of the entry at `index`."""

@@ -7,6 +7,7 @@ a field a stricter meaning than Little Raft does, the class docstring says so.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar
 
@@ -27,12 +28,53 @@ class LogEntry(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class Configuration:
+    """The membership of a cluster (thesis §4): the `voters`, counted in elections and majorities, and
+    the `learners`, which receive the log but are never counted and never stand (MC-LEARNER).
+
+    It is also a transition: offered to the leader (through `get_pending_transitions`, like any other)
+    it is appended to the log as the new configuration, if it changes one server only (MC-ONE); its
+    states are reported as for any transition. Make one with `Configuration.of(voters, learners)`.
+    """
+
+    voters: frozenset[ReplicaID]  # counted in majorities
+    learners: frozenset[ReplicaID] = frozenset()  # replicated to, never counted
+
+    @classmethod
+    def of(cls, voters: Iterable[ReplicaID], learners: Iterable[ReplicaID] = ()) -> Configuration:
+        """A configuration of these voters and learners (any iterables of ids)."""
+        return cls(frozenset(voters), frozenset(learners))
+
+    @property
+    def members(self) -> frozenset[ReplicaID]:
+        """Voters and learners."""
+        return self.voters | self.learners
+
+    def get_id(self) -> Hashable:
+        """Its transition id: the same for the same membership."""
+        return ("configuration", tuple(sorted(self.voters)), tuple(sorted(self.learners)))
+
+    def __repr__(self) -> str:
+        return f"Configuration(voters={sorted(self.voters)}, learners={sorted(self.learners)})"
+
+
+def check_configuration(c: Any) -> str | None:
+    """Why `c` is not a valid `Configuration` (None if it is)."""
+    if type(c) is not Configuration or type(c.voters) is not frozenset or type(c.learners) is not frozenset:
+        return f"not a Configuration of frozensets: {c!r}"
+    if not c.voters or c.voters & c.learners or not all(type(i) is int and i >= 0 for i in c.members):
+        return f"a configuration needs voters, disjoint from its learners, all ids natural ints: {c!r}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot(Generic[D]):
     """The state machine's state after applying every entry up to `last_included_index`."""
 
     last_included_index: int  # last log index the snapshot covers
     last_included_term: int  # term of that entry
     data: D  # the state machine's own representation of its state
+    configuration: Configuration | None = None  # raftlab: the membership as of that index (MC-SNAPSHOT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +195,7 @@ class InstallSnapshotRequest(Generic[D]):
     offset: int  # offset of `data` within the snapshot (always 0)
     data: D  # the snapshot's data
     done: bool  # whether this is the last chunk (always true)
+    configuration: Configuration | None = None  # raftlab: the membership as of its last index (MC-SNAPSHOT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,11 +218,11 @@ def _shared(value: Any, memo: dict) -> Any:
     return value
 
 
-for _cls in (LogEntry, Snapshot, *MESSAGE_TYPES):  # immutable values: a deep copy (a checkpoint) shares them
+for _cls in (LogEntry, Snapshot, Configuration, *MESSAGE_TYPES):  # immutable: a deep copy (a checkpoint) shares them
     _cls.__deepcopy__ = _shared  # type: ignore[union-attr]  # mypy cannot see through the tuple of classes
 
 _BOOL_FIELDS = frozenset({"success", "vote_granted", "done", "transfer"})
-_SPECIAL = {"mismatch_index": 2, "entries": 3, "data": 4}  # other fields: 0 = natural int, 1 = bool
+_SPECIAL = {"mismatch_index": 2, "entries": 3, "data": 4, "configuration": 5}  # other fields: 0 = natural int, 1 = bool
 _OPTIONAL = {(AppendEntryResponse, "prev_log_index")}  # 2 = None or a natural int
 
 
@@ -213,6 +256,8 @@ def check_message(message: Any) -> str | None:
             ok = type(value) is bool
         elif kind == 2:
             ok = value is None or _natural(value)
+        elif kind == 5:
+            ok = value is None or check_configuration(value) is None
         else:
             ok = kind == 4 or isinstance(value, (tuple, list))
         if not ok:
@@ -223,6 +268,8 @@ def check_message(message: Any) -> str | None:
             if (type(entry) is not LogEntry or not _natural(entry.index) or not _natural(entry.term)
                     or entry.index != message.prev_log_index + 1 + k or not term <= entry.term <= message.term):
                 return f"entry out of place: {k}"
+            if type(entry.transition) is Configuration and check_configuration(entry.transition) is not None:
+                return f"invalid configuration in entry {k}"
             term = entry.term
     last_term = getattr(message, "last_log_term", getattr(message, "last_included_term", None))
     if last_term is not None and last_term > message.term:

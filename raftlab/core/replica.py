@@ -23,9 +23,10 @@ from .events import Event, EventKind
 from .interfaces import Cluster, ReadState, StateMachine, TransitionState, transition_id
 from .log import Log
 from .messages import (
-    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, LogEntry, Message,
+    AppendEntryRequest, AppendEntryResponse, Configuration, InstallSnapshotRequest, InstallSnapshotResponse, LogEntry,
+    Message,
     PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse, ReplicaID, Snapshot, TimeoutNow,
-    VoteRequest, VoteResponse, check_message,
+    VoteRequest, VoteResponse, check_configuration, check_message,
 )
 from .storage import MemoryStorage, Storage
 
@@ -143,6 +144,8 @@ class Replica(Generic[T, D]):
         read_lease: serve reads in a leader's lease without a heartbeat round (RI-LEASE, §6.4.1); needs
             check_quorum and clocks whose rates differ by at most `drift_bound`.
         drift_bound: the most one clock's rate may exceed another's (RI-LEASE), >= 1.
+        learner: this replica joins a running cluster (whose members are `peer_ids`) as a learner
+            (MC-LEARNER): it is replicated to, never counted, and never stands until it is promoted.
         max_inflight: the most AppendEntries with entries a leader keeps in flight to a follower that
             matches (FC-PIPELINE). 1 (the default) waits for each answer and then sends all that
             accumulated meanwhile: right on a network that reorders (the simulator's); a transport
@@ -170,7 +173,7 @@ class Replica(Generic[T, D]):
                  election_timeout_range: tuple[float | timedelta, float | timedelta],
                  snapshot_delta: int = 0, *, max_inflight: int = 1, pre_vote: bool = False,
                  check_quorum: bool = False, read_lease: bool = False, drift_bound: float = 1.1,
-                 storage: Storage | None = None,
+                 learner: bool = False, storage: Storage | None = None,
                  rng: random.Random | None = None, clock: Callable[[], float] | None = None,
                  observer: Callable[[Event], None] | None = None) -> None:
         peers = tuple(peer_ids)
@@ -197,7 +200,8 @@ class Replica(Generic[T, D]):
             raise ValueError(f"snapshot_delta must be an int >= 0 (0: never compact), not {snapshot_delta!r}")
         if type(max_inflight) is not int or max_inflight < 1:
             raise ValueError(f"max_inflight must be an int >= 1, not {max_inflight!r}")
-        for name, flag in (("pre_vote", pre_vote), ("check_quorum", check_quorum), ("read_lease", read_lease)):
+        for name, flag in (("pre_vote", pre_vote), ("check_quorum", check_quorum), ("read_lease", read_lease),
+                           ("learner", learner)):
             if type(flag) is not bool:
                 raise ValueError(f"{name} must be True or False, not {flag!r}")
         if read_lease and not check_quorum:
@@ -206,7 +210,10 @@ class Replica(Generic[T, D]):
             raise ValueError(f"drift_bound must be a number >= 1, not {drift_bound!r}")
 
         self.id = id  # this replica
-        self.peer_ids = peers  # the other replicas
+        self.peer_ids = peers  # the other members of the latest configuration (MC-LATEST)
+        self.initial_configuration = Configuration.of(peers if learner else (id, *peers), (id,) if learner else ())
+        self.configuration = self.initial_configuration  # the latest in the log (MC-LATEST)
+        self.config_index = 0  # the index of its entry (0: the initial one, or the snapshot's)
         self.cluster = cluster  # the user's transport
         self.state_machine = state_machine  # the user's state machine
         self.noop_transition = noop_transition  # appended by each new leader (L-NOOP)
@@ -220,8 +227,7 @@ class Replica(Generic[T, D]):
         self.stats = ReplicaStats()  # counters
         self.role = Role.FOLLOWER  # follower, candidate or leader
         self.leader_id: ReplicaID | None = None  # the leader known in this term
-        self.commit_index = 0  # highest index known committed
-        self.last_applied = 0  # highest index applied to the state machine
+        self.commit_index = self.last_applied = 0  # highest index known committed; highest applied
         self.next_index: dict[ReplicaID, int] = {}  # leader: next index to send to each peer
         self.match_index: dict[ReplicaID, int] = {}  # leader: highest index known replicated on each peer
         self.progress: dict[ReplicaID, Progress] = {}  # leader: how it sends to each peer (flow control)
@@ -229,21 +235,16 @@ class Replica(Generic[T, D]):
         self.pre_votes: set[ReplicaID] | None = None  # during a pre-vote: who would vote for it (PV-WIN)
         self.leader_heard_at = -math.inf  # when the leader of this term was last heard from (CQ-STICKY)
         self.transfer_to: ReplicaID | None = None  # leader: the target of a leadership transfer (LT-*)
-        self.transfer_deadline = math.inf  # leader: when that transfer is aborted (LT-ABORT)
-        self.lease_broken = False  # leader: a transfer was tried in this term, so no lease (RI-LEASE)
+        self.transfer_deadline = math.inf  # leader: when the transfer ends (LT-ABORT); inf: none tried in this term
         self.transfer_election = False  # the election about to start answers a TimeoutNow (LT-TIMEOUTNOW)
-        self.round = 0  # leader: heartbeat rounds started (RI-CONFIRM); never decreases
+        self.round = self.read_seq = 0  # leader: rounds started (RI-CONFIRM); follower: its last ReadIndexRequest
         self.round_sent: dict[int, float] = {}  # leader with check_quorum: when recent rounds started
         self.reads: list[Read] = []  # linearizable reads waiting (RI-*)
-        self.read_seq = 0  # follower: the number of its last ReadIndexRequest
         self.rng = rng if rng is not None else random.Random()  # draws the election timers
-        self._clock = clock
-        self._time = 0.0  # last time given to tick (used when there is no clock)
-        self._observer = observer
+        self._clock, self._time, self._observer = clock, 0.0, observer  # (_time: the last tick, without a clock)
         self.election_deadline = math.inf  # when a follower or candidate starts an election
         self.heartbeat_deadline = math.inf  # when a leader sends its next heartbeat
         self._stopped: ReplicaStopped | None = None
-        self._senders = frozenset(peers)
         self._handlers: dict[type, Callable[[Any], None]] = {
             AppendEntryRequest: self.handle_append_request, AppendEntryResponse: self.handle_append_response,
             VoteRequest: self.handle_vote_request, VoteResponse: self.handle_vote_response,
@@ -253,6 +254,7 @@ class Replica(Generic[T, D]):
             ReadIndexRequest: self.handle_read_request, ReadIndexResponse: self.handle_read_response,
         }
         self.recover()
+        self.load_configuration()
         self.reset_election_timer()
         self.leader_heard_at = self.now()  # CQ-STICKY, RI-LEASE: a (re)started server acts as if a leader spoke
 
@@ -304,12 +306,12 @@ class Replica(Generic[T, D]):
                 self.heartbeat_deadline = self._time + self.heartbeat_timeout
                 if self.check_quorum and self.lost_quorum():
                     return
-                if self._time >= self.transfer_deadline:
+                if self.transfer_to is not None and self._time >= self.transfer_deadline:
                     self.abort_transfer()
                 for peer in self.peer_ids:
                     self.send_heartbeat(peer)
         elif self._time >= self.election_deadline:  # F-TIMEOUT and C-RETRY (§5.2), PV-ASK
-            self.start_pre_vote() if self.pre_vote else self.start_election()
+            self.campaign()
 
     @_input
     def process_messages(self) -> None:
@@ -327,11 +329,19 @@ class Replica(Generic[T, D]):
             for t in transitions:
                 self.report(t, TransitionState.ABANDONED_NOT_LEADER)
             return
-        # L-APPEND (§5.3): append (durably), then replicate; applied once committed.
-        start, term = self.log.last_index + 1, self.current_term
-        self.append_entries([LogEntry(t, start + k, term) for k, t in enumerate(transitions)], "L-APPEND")
-        for t in transitions:
-            self.report(t, TransitionState.QUEUED)
+        # L-APPEND (§5.3): append (durably), then replicate; applied once committed. MC-ONE: each configuration
+        # change after the other transitions, alone (so that the next one finds it uncommitted), or refused.
+        batches: list[list[Any]] = [[t for t in transitions if not isinstance(t, Configuration)]]
+        for batch in batches + [[t] for t in transitions if isinstance(t, Configuration)]:
+            why = self.may_change_configuration(batch[0]) if batch and isinstance(batch[0], Configuration) else None
+            if why is not None:
+                self.emit(EventKind.CONFIG_REFUSED, "MC-ONE", configuration=repr(batch[0]), why=why)
+                self.report(batch[0], TransitionState.ABANDONED_REFUSED)
+            elif batch:
+                start, term = self.log.last_index + 1, self.current_term
+                self.append_entries([LogEntry(t, start + k, term) for k, t in enumerate(batch)], "L-APPEND")
+                for t in batch:
+                    self.report(t, TransitionState.QUEUED)
         self.broadcast_append()
         self.advance_commit()
 
@@ -345,6 +355,8 @@ class Replica(Generic[T, D]):
         if reason is not None:
             self.drop(reason)
             return
+        if type(message) in (VoteResponse, PreVoteResponse) and message.from_id not in self.configuration.voters:
+            return  # MC-LATEST (§4.1): only the votes of the latest configuration's voters count
         if isinstance(message, VoteRequest) and message.term > self.current_term and self.vote_is_disruptive(message):
             return
         if message.term > self.current_term and not (  # ALL-TERM (§5.1); PV-GRANT: pre-votes are exempt
@@ -356,7 +368,11 @@ class Replica(Generic[T, D]):
     def campaign(self) -> None:
         """Start an election now, as if the election timer had fired (a leader does nothing). For
         tools and teaching: a simulator's "time out this node" button."""
-        if self.role is not Role.LEADER:
+        if self.role is Role.LEADER:
+            return
+        if self.id not in self.configuration.voters:  # MC-LEARNER (§4.2.1): only a voter stands
+            self.reset_election_timer()
+        else:
             self.start_pre_vote() if self.pre_vote else self.start_election()
 
     def transfer_leadership(self, to: ReplicaID) -> None:
@@ -364,8 +380,9 @@ class Replica(Generic[T, D]):
         `to` up to date (LT-CATCHUP), then tell it to start an election at once (LT-TIMEOUTNOW). If it
         has not won within an election timeout, the transfer is aborted (LT-ABORT). Raises ValueError
         if this replica is not the leader or `to` is not a peer."""
-        if to not in self.peer_ids:
-            raise ValueError(f"to must be a peer of replica {self.id} (one of {sorted(self.peer_ids)}), not {to!r}")
+        if to not in self.configuration.voters - {self.id}:
+            raise ValueError(f"to must be another voter of replica {self.id}'s configuration (one of "
+                             f"{sorted(self.configuration.voters - {self.id})}), not {to!r}")
         if self.role is not Role.LEADER:
             raise ValueError(f"replica {self.id} is not the leader (the leader it knows: {self.leader_id}): "
                              f"ask the leader to transfer")
@@ -375,7 +392,6 @@ class Replica(Generic[T, D]):
     def _transfer(self, to: ReplicaID) -> None:
         # LT-STOP (§3.10): no new transitions until the transfer ends; no more lease reads in this term.
         self.transfer_to, self.transfer_deadline = to, self.now() + self.election_timeout_range[1]
-        self.lease_broken = True
         self.emit(EventKind.TRANSFER_STARTED, "LT-STOP", to=to)
         self.send_append(to)  # LT-CATCHUP (§3.10): ordinary replication
         self.send_timeout_now()
@@ -565,6 +581,8 @@ class Replica(Generic[T, D]):
             self.record_match(m.from_id, m.last_index)
         else:
             self.back_off(m.from_id, m)
+        if self.role is not Role.LEADER:
+            return  # (a committed configuration that removed it: MC-STEPDOWN)
         self.send_append(m.from_id)
         if self.match_index[m.from_id] > matched:  # (once per catch-up: LT-TIMEOUTNOW)
             self.send_timeout_now()
@@ -609,7 +627,8 @@ class Replica(Generic[T, D]):
         if not self.accept_leader(m.from_id, "IS"):
             return
         if m.last_included_index > self.last_applied:
-            self.install_snapshot(Snapshot(m.last_included_index, m.last_included_term, m.data))
+            self.install_snapshot(Snapshot(m.last_included_index, m.last_included_term, m.data, m.configuration))
+            self.load_configuration()
             self.emit(EventKind.SNAPSHOT_INSTALLED, "IS-LOAD", index=m.last_included_index, leader=m.from_id)
             self.serve_reads()
         self.send(m.from_id, InstallSnapshotResponse(self.id, self.current_term, m.last_included_index))
@@ -662,13 +681,12 @@ class Replica(Generic[T, D]):
             self.send(m.from_id, ReadIndexResponse(self.id, self.current_term, m.seq, False, 0))
 
     def handle_read_response(self, m: ReadIndexResponse) -> None:
-        for r in self.reads:
-            if r.origin == self.id and r.round == m.seq and r.index is None and m.term == self.current_term:
-                r.index = m.read_index if m.success else None
-                if not m.success:
-                    self.reads.remove(r)
-                    self.report_read(r.id, ReadState.ABANDONED)
-                break
+        for r in [r for r in self.reads if r.origin == self.id and r.round == m.seq and r.index is None]:
+            if m.success and m.term == self.current_term:
+                r.index = m.read_index
+            elif m.term == self.current_term:
+                self.reads.remove(r)
+                self.report_read(r.id, ReadState.ABANDONED)
         self.serve_reads()
 
     # ----- the thesis's leadership mechanisms (§3.10, §6.4) ------------------------------------
@@ -682,7 +700,7 @@ class Replica(Generic[T, D]):
     def abort_transfer(self) -> None:
         # LT-ABORT (§3.10): the target has not won within an election timeout: take transitions again.
         self.emit(EventKind.TRANSFER_ABORTED, "LT-ABORT", to=self.transfer_to)
-        self.transfer_to, self.transfer_deadline = None, math.inf
+        self.transfer_to = None  # (transfer_deadline stays: no more lease reads in this term, RI-LEASE)
 
     def confirm_round(self) -> int:
         # RI-CONFIRM (§6.4): a read is confirmed by a heartbeat round started after it arrived and
@@ -699,7 +717,7 @@ class Replica(Generic[T, D]):
         # RI-LEASE (§6.4.1): a majority acknowledged a round started less than the minimum election
         # timeout / drift_bound ago, so none of them votes for another before now (CQ-STICKY).
         started = self.round_sent.get(self.quorum_round())
-        return (self.read_lease and not self.lease_broken and started is not None
+        return (self.read_lease and self.transfer_deadline == math.inf and started is not None
                 and self.now() - started < self.election_timeout_range[0] / self.drift_bound)
 
     def serve_reads(self) -> None:
@@ -709,8 +727,7 @@ class Replica(Generic[T, D]):
         current = leader and self.log.term_at(self.commit_index) == self.current_term
         waiting = []
         for r in self.reads:
-            if current and r.index is None and self.has_majority(
-                    1 + sum(p.round >= r.round for p in self.progress.values())):
+            if current and r.index is None and self.quorum_round() >= r.round:
                 r.index = self.commit_index
             if r.index is not None and r.origin != self.id:
                 self.send(r.origin, ReadIndexResponse(self.id, self.current_term, cast(int, r.id), True, r.index))
@@ -751,8 +768,7 @@ class Replica(Generic[T, D]):
         self.next_index = {p: self.log.last_index + 1 for p in self.peer_ids}
         self.match_index = {p: 0 for p in self.peer_ids}
         self.progress = {p: Progress() for p in self.peer_ids}  # FC-PROBE (§5.3): every match is unknown
-        self.pre_votes, self.lease_broken, self.round_sent = None, False, {}
-        self.transfer_to, self.transfer_deadline = None, math.inf
+        self.pre_votes, self.round_sent, self.transfer_to, self.transfer_deadline = None, {}, None, math.inf
         if self.check_quorum:
             self.start_round()
         self.emit(EventKind.BECAME_LEADER, "C-WIN", votes=sorted(self.votes))
@@ -784,16 +800,21 @@ class Replica(Generic[T, D]):
             return False  # (alone a majority: it always hears from one)
         if self.now() - heard < self.election_timeout_range[0]:
             return False
-        self.role, self.heartbeat_deadline = Role.FOLLOWER, math.inf  # in the same term, its vote kept
-        self.set_leader(None)
-        self.reset_election_timer()
-        self.emit(EventKind.BECAME_FOLLOWER, "CQ-STEPDOWN", why=f"no majority answered within "
-                  f"{self.election_timeout_range[0]} s", was="leader")
+        self.step_down("CQ-STEPDOWN", f"no majority answered within {self.election_timeout_range[0]} s")
         return True
 
+    def step_down(self, rule: str, why: str) -> None:
+        """A leader becomes a follower in its term (its vote kept), because of `rule`."""
+        self.role, self.heartbeat_deadline = Role.FOLLOWER, math.inf
+        self.set_leader(None)
+        self.reset_election_timer()
+        self.emit(EventKind.BECAME_FOLLOWER, rule, why=why, was="leader")
+
     def quorum_round(self) -> int:
-        """The latest heartbeat round a majority (this leader included) has acknowledged."""
-        held = sorted([self.round, *(p.round for p in self.progress.values())], reverse=True)
+        """The latest heartbeat round a majority of the voters (this leader, if one) has acknowledged."""
+        pr = self.progress
+        held = sorted((self.round if v == self.id else pr[v].round if v in pr else 0
+                       for v in self.configuration.voters), reverse=True)
         return held[len(held) // 2]
 
     def start_round(self) -> None:
@@ -877,8 +898,8 @@ class Replica(Generic[T, D]):
         # answer (or an election timeout) before sending it anything but heartbeats.
         s = self.log.snapshot
         assert s is not None  # a log with a base has its snapshot
-        self.send(peer, InstallSnapshotRequest(self.id, self.current_term, s.last_included_index,
-                                               s.last_included_term, 0, s.data, True))
+        self.send(peer, InstallSnapshotRequest(self.id, self.current_term, s.last_included_index, s.last_included_term,
+                                               0, s.data, True, s.configuration or self.initial_configuration))
         pr = self.progress[peer]
         pr.flow, pr.probe, pr.inflight = Flow.SNAPSHOT, None, []
         pr.resend_at = self.now() + self.election_timeout_range[1]
@@ -895,7 +916,8 @@ class Replica(Generic[T, D]):
         # L-COMMIT (§5.3, §5.4.2): the highest index a majority holds, only if its entry is of the current term.
         if self.role is not Role.LEADER:
             return
-        held = sorted([self.log.last_index, *self.match_index.values()], reverse=True)
+        held = sorted((self.log.last_index if v == self.id else self.match_index.get(v, 0)
+                       for v in self.configuration.voters), reverse=True)  # MC-LATEST: the voters only
         n = held[len(held) // 2]
         if n > self.commit_index and self.log.term_at(n) == self.current_term:
             self.commit_to(n, "L-COMMIT")
@@ -908,14 +930,17 @@ class Replica(Generic[T, D]):
         for i in range(max(first, self.last_applied + 1), index + 1):
             self.report(self.log.entry(i).transition, TransitionState.COMMITTED)
         self.apply_committed()
+        if self.role is Role.LEADER and self.id not in self.configuration.voters and index >= self.config_index:
+            self.step_down("MC-STEPDOWN", "the configuration that removes me is committed")  # (§4.2.2)
 
     def apply_committed(self) -> None:
         # ALL-APPLY (§5.3): in log order, each index once; an error stops the replica (never skips).
         while self.last_applied < self.commit_index:
             index = self.last_applied + 1
             entry = self.log.entry(index)
-            try:
-                self.state_machine.apply_transition(entry.transition)
+            try:  # (a configuration is the cluster's: the state machine is not given it)
+                if type(entry.transition) is not Configuration:
+                    self.state_machine.apply_transition(entry.transition)
             except Exception as error:
                 raise ApplyError(index, error) from error
             self.last_applied = index
@@ -936,6 +961,8 @@ class Replica(Generic[T, D]):
         """Append `entries` to the log (durably, through `persist_entries`) because of `rule`."""
         self.persist_entries(entries)
         self.emit(EventKind.APPENDED, rule, first=entries[0].index, last=entries[-1].index)
+        if any(type(e.transition) is Configuration for e in entries):
+            self.load_configuration()
 
     def persist_term_and_vote(self, term: int, voted_for: ReplicaID | None) -> None:
         # Persistent state (Figure 2): term and vote in one durable write, before anything is sent.
@@ -950,6 +977,8 @@ class Replica(Generic[T, D]):
         UNKNOWN: an entry removed here may still be committed by a later leader that holds it."""
         removed = self.storage.truncate(index)
         self.emit(EventKind.TRUNCATED, "AE-TRUNCATE", first=index, count=len(removed))
+        if index <= self.config_index:
+            self.load_configuration()  # MC-LATEST: back to the configuration before
         for entry in removed:
             self.report(entry.transition, TransitionState.UNKNOWN)
 
@@ -962,10 +991,43 @@ class Replica(Generic[T, D]):
             self.state_machine.set_snapshot(self.log.snapshot)
         self.commit_index = self.last_applied = self.log.base_index
 
+    def load_configuration(self) -> None:
+        # MC-LATEST (§4.1): the latest configuration in the log, committed or not, from the moment it is
+        # appended (after a truncation, the one before it); else the snapshot's; else the initial one.
+        found = [*self.log.configurations(), (0, self.initial_configuration), (0, self.initial_configuration)]
+        (self.config_index, config), (_, previous) = found[:2]
+        changed, self.configuration = config != self.configuration, config
+        self.peer_ids = tuple(sorted(config.members - {self.id}))
+        self._senders = (config.members | previous.members) - {self.id}  # (a removed leader still leads)
+        for p in self.peer_ids if self.role is Role.LEADER else ():
+            if p not in self.progress:
+                self.next_index[p], self.match_index[p], self.progress[p] = self.log.last_index + 1, 0, Progress()
+        if changed:
+            self.emit(EventKind.CONFIGURATION_CHANGED, "MC-LATEST", voters=sorted(config.voters),
+                      learners=sorted(config.learners), index=self.config_index)
+
+    def may_change_configuration(self, new: Configuration) -> str | None:
+        # MC-ONE (§4.1, the thesis erratum of 2015): one server at a time, no earlier change uncommitted, and
+        # an entry of my term committed; MC-LEARNER (§4.2.1): a new server joins as a learner, promoted once
+        # caught up. Returns why it may not be made now (None: it may).
+        old, voters = self.configuration, new.voters
+        changed = [s for s in old.members | new.members
+                   if (s in old.voters, s in old.learners) != (s in voters, s in new.learners)]
+        if check_configuration(new) is not None or len(changed) != 1:
+            return "a change must add, promote or remove exactly one server"
+        if self.config_index > self.commit_index:
+            return "an earlier configuration change is not committed yet"
+        if self.log.term_at(self.commit_index) != self.current_term:
+            return "no entry of my term is committed yet"
+        s = changed[0]
+        if s in voters and (s not in old.learners or self.match_index[s] < self.commit_index):
+            return f"server {s} must join as a learner and catch up first"
+        return None
+
     # ----- helpers -----------------------------------------------------------------------------
     def has_majority(self, count: int) -> bool:
-        """Whether `count` servers are a majority of the whole cluster (this one included)."""
-        return 2 * count > len(self.peer_ids) + 1
+        """Whether `count` voters are a majority of the latest configuration's voters."""
+        return 2 * count > len(self.configuration.voters)
 
     def reset_election_timer(self) -> None:
         # F-TIMEOUT (§5.2): a fresh election deadline, drawn uniformly from the range with `rng`.

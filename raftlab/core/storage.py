@@ -9,6 +9,7 @@ in one committed sqlite3 transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from .log import Log
 from .messages import LogEntry, ReplicaID, Snapshot
@@ -48,7 +49,10 @@ class Storage:
         return self.log.truncate(index)
 
     def save_snapshot(self, snapshot: Snapshot) -> list[LogEntry]:
-        """Make `snapshot` the latest and compact the log by `Log.compact`; returns the removed entries."""
+        """Make `snapshot` the latest and compact the log by `Log.compact`; returns the removed entries.
+        A snapshot without a configuration gets the log's as of its last index (MC-SNAPSHOT)."""
+        found = self.log.configurations(snapshot.last_included_index) if snapshot.configuration is None else ()
+        snapshot = replace(snapshot, configuration=found[0][1]) if found else snapshot
         self._write_snapshot(snapshot, self.log.check_compact(snapshot))
         return self.log.compact(snapshot)
 

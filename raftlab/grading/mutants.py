@@ -7,6 +7,8 @@ a mutant is *caught* when it loses points in a check that names its broken rule 
 
 from __future__ import annotations
 
+import math
+
 import dataclasses
 from collections.abc import Sequence
 from typing import Any, cast
@@ -185,7 +187,7 @@ class LeaseWithoutQuorum(Replica):
 
     def lease_valid(self) -> bool:
         started = self.round_sent.get(self.round)  # the latest round, acknowledged or not
-        return (self.read_lease and not self.lease_broken and started is not None
+        return (self.read_lease and self.transfer_deadline == math.inf and started is not None
                 and self.now() - started < self.election_timeout_range[0] / self.drift_bound)
 
 

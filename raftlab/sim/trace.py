@@ -134,7 +134,7 @@ def _jsonable(value: Any) -> Any:
             item = getattr(value, f.name)
             if f.name == "entries":
                 item = [[e.index, e.term, repr(e.transition)] for e in item]
-            elif f.name == "data":
+            elif f.name == "data" or (f.name == "configuration" and item is not None):
                 item = repr(item)
             record[f.name] = item
         return record

@@ -304,7 +304,7 @@ def test_lt_stop_a_transferring_leader_abandons_new_transitions() -> None:
     r.process_transitions()
     assert f.sm.state_of("late") is TransitionState.ABANDONED_NOT_LEADER
     assert r.log.last_index == 1  # the no-op only
-    with pytest.raises(ValueError, match="to must be a peer"):
+    with pytest.raises(ValueError, match="to must be another voter"):
         r.transfer_leadership(7)
     g = make()
     with pytest.raises(ValueError, match="not the leader"):

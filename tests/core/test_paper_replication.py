@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from raftlab.core import (
-    AppendEntryRequest, AppendEntryResponse, ApplyError, EventKind, Flow, InstallSnapshotRequest,
+    AppendEntryRequest, AppendEntryResponse, ApplyError, Configuration, EventKind, Flow, InstallSnapshotRequest,
     InstallSnapshotResponse, MemoryStorage, Role, Snapshot, TransitionState, VoteRequest,
 )
 from raftlab.storage import SqliteStorage
@@ -278,7 +278,7 @@ def test_l_replicate_sends_install_snapshot_when_entries_were_compacted() -> Non
     assert replica.next_index[2] == 6  # back to 1, inside the snapshot: the snapshot goes, then past it
     assert cluster.messages(AppendEntryRequest, to=2) == []
     snap = cluster.message(InstallSnapshotRequest, to=2)
-    assert snap == InstallSnapshotRequest(1, 2, 5, 1, 0, data, True)
+    assert snap == InstallSnapshotRequest(1, 2, 5, 1, 0, data, True, Configuration.of([1, 2, 3]))  # MC-SNAPSHOT
     cluster.take()
 
     replica.step(InstallSnapshotResponse(2, 2, 5))
