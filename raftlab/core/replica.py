@@ -180,10 +180,8 @@ class Replica(Generic[T, D]):
         for name, value in [("id", id), *(("peer_ids", p) for p in peers)]:
             if type(value) is not int or value < 0:
                 raise ValueError(f"{name}: a replica id must be a non-negative int, not {value!r}")
-        if id in peers:
-            raise ValueError(f"peer_ids must not contain this replica's own id {id}")
-        if len(set(peers)) != len(peers):
-            raise ValueError(f"peer_ids has duplicates: {sorted(peers)}")
+        if id in peers or len(set(peers)) != len(peers):
+            raise ValueError(f"peer_ids must be distinct and must not hold this replica's own id {id}: {peers}")
         heartbeat = _seconds(heartbeat_timeout, "heartbeat_timeout")
         if heartbeat <= 0:
             raise ValueError(f"heartbeat_timeout must be positive, not {heartbeat_timeout!r}")
@@ -200,20 +198,19 @@ class Replica(Generic[T, D]):
             raise ValueError(f"snapshot_delta must be an int >= 0 (0: never compact), not {snapshot_delta!r}")
         if type(max_inflight) is not int or max_inflight < 1:
             raise ValueError(f"max_inflight must be an int >= 1, not {max_inflight!r}")
+        if not isinstance(drift_bound, (int, float)) or not 1 <= drift_bound < math.inf:
+            raise ValueError(f"drift_bound must be a number >= 1, not {drift_bound!r}")
         for name, flag in (("pre_vote", pre_vote), ("check_quorum", check_quorum), ("read_lease", read_lease),
                            ("learner", learner)):
             if type(flag) is not bool:
                 raise ValueError(f"{name} must be True or False, not {flag!r}")
         if read_lease and not check_quorum:
             raise ValueError("read_lease needs check_quorum=True: without it a lease proves nothing (RI-LEASE)")
-        if not isinstance(drift_bound, (int, float)) or not 1 <= drift_bound < math.inf:
-            raise ValueError(f"drift_bound must be a number >= 1, not {drift_bound!r}")
 
         self.id = id  # this replica
         self.peer_ids = peers  # the other members of the latest configuration (MC-LATEST)
         self.initial_configuration = Configuration.of(peers if learner else (id, *peers), (id,) if learner else ())
-        self.configuration = self.initial_configuration  # the latest in the log (MC-LATEST)
-        self.config_index = 0  # the index of its entry (0: the initial one, or the snapshot's)
+        self.configuration, self.config_index = self.initial_configuration, 0  # the latest in the log, its index
         self.cluster = cluster  # the user's transport
         self.state_machine = state_machine  # the user's state machine
         self.noop_transition = noop_transition  # appended by each new leader (L-NOOP)
@@ -233,7 +230,6 @@ class Replica(Generic[T, D]):
         self.progress: dict[ReplicaID, Progress] = {}  # leader: how it sends to each peer (flow control)
         self.votes: set[ReplicaID] = set()  # candidate: who voted for it in this term
         self.pre_votes: set[ReplicaID] | None = None  # during a pre-vote: who would vote for it (PV-WIN)
-        self.leader_heard_at = -math.inf  # when the leader of this term was last heard from (CQ-STICKY)
         self.transfer_to: ReplicaID | None = None  # leader: the target of a leadership transfer (LT-*)
         self.transfer_deadline = math.inf  # leader: when the transfer ends (LT-ABORT); inf: none tried in this term
         self.transfer_election = False  # the election about to start answers a TimeoutNow (LT-TIMEOUTNOW)
@@ -242,8 +238,7 @@ class Replica(Generic[T, D]):
         self.reads: list[Read] = []  # linearizable reads waiting (RI-*)
         self.rng = rng if rng is not None else random.Random()  # draws the election timers
         self._clock, self._time, self._observer = clock, 0.0, observer  # (_time: the last tick, without a clock)
-        self.election_deadline = math.inf  # when a follower or candidate starts an election
-        self.heartbeat_deadline = math.inf  # when a leader sends its next heartbeat
+        self.election_deadline = self.heartbeat_deadline = math.inf  # a follower's election; a leader's heartbeat
         self._stopped: ReplicaStopped | None = None
         self._handlers: dict[type, Callable[[Any], None]] = {
             AppendEntryRequest: self.handle_append_request, AppendEntryResponse: self.handle_append_response,
@@ -256,7 +251,7 @@ class Replica(Generic[T, D]):
         self.recover()
         self.load_configuration()
         self.reset_election_timer()
-        self.leader_heard_at = self.now()  # CQ-STICKY, RI-LEASE: a (re)started server acts as if a leader spoke
+        self.leader_heard_at = self.now()  # when a leader was last heard from (CQ-STICKY); a (re)start counts
 
     def __repr__(self) -> str:
         return (f"Replica(id={self.id}, role={self.role.value}, term={self.current_term}, "
@@ -999,9 +994,8 @@ class Replica(Generic[T, D]):
         changed, self.configuration = config != self.configuration, config
         self.peer_ids = tuple(sorted(config.members - {self.id}))
         self._senders = (config.members | previous.members) - {self.id}  # (a removed leader still leads)
-        for p in self.peer_ids if self.role is Role.LEADER else ():
-            if p not in self.progress:
-                self.next_index[p], self.match_index[p], self.progress[p] = self.log.last_index + 1, 0, Progress()
+        for p in set(self.peer_ids) - self.progress.keys() if self.role is Role.LEADER else ():
+            self.next_index[p], self.match_index[p], self.progress[p] = self.log.last_index + 1, 0, Progress()
         if changed:
             self.emit(EventKind.CONFIGURATION_CHANGED, "MC-LATEST", voters=sorted(config.voters),
                       learners=sorted(config.learners), index=self.config_index)
