@@ -123,7 +123,7 @@ class Swarm:
     network: float  # set new loss and duplication rates, up to the two below
     drop: float  # the highest loss rate set
     duplicate: float  # the highest duplication rate set
-    isolate: float  # partition the leader, alone or with others, from a majority (deposed, it may not know)
+    isolate: float  # only the leader, alone or in a minority, cut off (deposed, it may not know it)
     transfer: float  # ask the leader to transfer its leadership to another node (`transfer_leadership`)
     drift: float  # set a clock's rate (`set_clock_rate`): the leader's to 1 / max_rate, or another's to max_rate
     pre_vote: bool = False  # the replicas' options (PreVote, CheckQuorum, lease reads)
@@ -338,12 +338,13 @@ def _faults(sim: Simulation, rng: random.Random, swarm: Swarm) -> None:
     if rng.random() < swarm.network:
         sim.network.drop = rng.choice((0.0, swarm.drop / 2, swarm.drop))
         sim.network.duplicate = rng.choice((0.0, swarm.duplicate / 2, swarm.duplicate))
-    if rng.random() < swarm.isolate:
+    if rng.random() < swarm.isolate:  # every other link restored, so that the rest can elect a leader
         leader = sim.leader()
         if leader is not None:
             others = [i for i in sim.ids if i != leader]
             rng.shuffle(others)
-            with_it = rng.randint(0, max(0, (sim.n - 1) // 2 - 1))  # a minority: the rest can elect a leader
+            with_it = rng.randint(0, max(0, (sim.n - 1) // 2 - 1))  # a minority
+            sim.heal()
             sim.partition([leader, *others[:with_it]], others[with_it:])
     if rng.random() < swarm.transfer:
         leader = sim.leader()
