@@ -82,10 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     chaos.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
     chaos.add_argument("--workers", "--jobs", type=_positive_int, default=1, help="processes to use (default 1)")
     chaos.add_argument("--json", action="store_true", help="end with one JSON line of figures")
+    from .grading import GRADED_PARTS
+
     grade = commands.add_parser("grade", help="grade a student's Raft (raftlab.grading) or a folder of them")
     grade.add_argument("path", nargs="?", help="a .py file defining a subclass of StudentReplica (the one named "
                                                "by STUDENT_CLASS, else the only one), or a folder of such files")
-    grade.add_argument("--part", choices=["A", "B", "C", "D"], help="grade one part only (default: all)")
+    grade.add_argument("--part", choices=list(GRADED_PARTS), help="grade one part only (default: all): "
+                       + "; ".join(f"{p} {what}" for p, what in GRADED_PARTS.items()))
     grade.add_argument("--seeds", type=_positive_int, default=3, help="seeds per scenario (default 3)")
     grade.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1; keep it secret "
                                                                  "for final grading)")

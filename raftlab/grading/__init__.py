@@ -4,9 +4,10 @@
   B (replication), C (persistence) and D (snapshots); `EXERCISES` lists them.
 - The reference solution is the core itself: each exercise is a rule method of `raftlab.core.Replica`
   under the same name, so `Replica` gets full marks and a planted bug is a one-method subclass of it.
-- Part E (beyond Figure 2) has no exercises: its checks turn on the thesis's options of `Replica`
-  (PreVote, CheckQuorum, leadership transfer, ReadIndex and lease reads) and run the graded class
-  whole; `GRADED_PARTS` names parts A-E.
+- Parts E and F (beyond Figure 2) have no exercises: E's checks turn on the thesis's options of
+  `Replica` (PreVote, CheckQuorum, leadership transfer, ReadIndex and lease reads), F's offer it
+  `Configuration` changes (one server at a time, learners, a removed leader); both run the graded
+  class whole. `GRADED_PARTS` names parts A-F.
 - `grade(student, part=None, seeds=3)`: paper-claim checks and simulator scenarios on fixed seeds,
   guarded (a worker process per student, a wall-time limit per check, an event budget per scenario);
   a `Report` per student. `replay(student, check_id, seed)` reruns one failure.

@@ -8,7 +8,9 @@ transcript check replays one of the bundled scenario transcripts (`raftlab.sim.t
 files the test suite runs and the RaftLab app's scenario menu offers) with the graded class, on the
 transcript's own seed: every ``check`` in it must hold. Every failure message starts with the rule it
 checks. Parts A-D grade Figure 2 (the course's exercises); part E grades the thesis's options of
-`Replica` (PreVote, CheckQuorum, leadership transfer, reads), turned on, on the graded class whole.
+`Replica` (PreVote, CheckQuorum, leadership transfer, reads), turned on, on the graded class whole;
+part F grades membership change (thesis chapter 4: `Configuration` transitions, one server at a time,
+learners, a removed leader), on the graded class whole too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core import (
-    AppendEntryRequest, AppendEntryResponse, EventKind, InstallSnapshotRequest, InstallSnapshotResponse,
+    AppendEntryRequest, AppendEntryResponse, Configuration, EventKind, InstallSnapshotRequest, InstallSnapshotResponse,
     MemoryStorage, PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse, ReadState, Replica, Role,
     Snapshot, TimeoutNow, TransitionState, VoteRequest, VoteResponse,
 )
@@ -27,18 +29,20 @@ from ..machines import KVStore
 from ..sim import NetworkModel, Simulation, TraceEvent
 from ..sim.transcript import TRANSCRIPTS, Transcript, TranscriptError, run_transcript
 from .fakes import (
-    ELECTION, HEARTBEAT, ME, Fakes, Op, RecordingStateMachine, append, build, e, elect, follower, held, journaled,
-    log_of, ok, refused,
+    ELECTION, HEARTBEAT, LEADER, ME, C, Fakes, Op, RecordingStateMachine, ack, append, build, config_entry, e, elect,
+    follower, held, journaled, log_of, offer, ok, refused, settled_leader,
 )
 
 LOW, HIGH = ELECTION
 APPLIED, ABANDONED = TransitionState.APPLIED, TransitionState.ABANDONED_CONFLICT_WITH_LEADER
+QUEUED, REFUSED = TransitionState.QUEUED, TransitionState.ABANDONED_REFUSED
 UNKNOWN = TransitionState.UNKNOWN
 
 
-BEYOND_FIGURE_2 = {"E": "beyond Figure 2: PreVote, CheckQuorum, leadership transfer, reads"}
-"""The part of the grade with no exercise of its own: the thesis's options of `Replica`, run on the graded
-class whole (see the Part E section below)."""
+BEYOND_FIGURE_2 = {"E": "beyond Figure 2: PreVote, CheckQuorum, leadership transfer, reads",
+                   "F": "beyond Figure 2: membership change, one server at a time, learners, removal"}
+"""The parts of the grade with no exercise of their own, run on the graded class whole: E, the thesis's
+options of `Replica` (see the Part E section below); F, membership change (the Part F section)."""
 
 
 class CheckFailed(AssertionError):
@@ -1059,6 +1063,294 @@ def sim_stale_read(cls: type[Replica], seed: int) -> None:
     expect(again.state is ReadState.READY and again.value == "2", "RI-SERVE",
            f"after the heal, a read of x at node {old} (a follower now: it asks the leader for a read index) is "
            f"{again.state} with value {again.value!r}, expected READY, '2'")
+
+
+# =============================================================================================
+# Part F: membership change, one server at a time (Ongaro's thesis, chapter 4, with its erratum)
+# =============================================================================================
+# A `Configuration` is a transition: offered to the leader it is appended as an entry of its own if it
+# changes one server (MC-ONE), used by every server from the moment it is appended (MC-LATEST), and
+# reported QUEUED, then APPLIED (never given to the state machine), or ABANDONED_REFUSED. Part F has no
+# exercise of its own: like part E it runs the graded class whole, since majorities, votes and commits
+# all change with the configuration. The planted bugs that break MC-ONE (the erratum), MC-LEARNER
+# and MC-STEPDOWN are caught here.
+def state(f: Fakes, config: Configuration) -> TransitionState | None:
+    """The last state reported for `config` (a transition like any other)."""
+    return f.sm.state_of(config.get_id())
+
+
+def voters_of(config: Configuration) -> str:
+    learners = f", learners {sorted(config.learners)}" if config.learners else ""
+    return f"voters {sorted(config.voters)}{learners}"
+
+
+@check("F", "MC-ONE", "one server at a time: a change of one server is an entry of its own, reported like any "
+       "transition; two at once, or a second before the first commits, are refused")
+def mc_one_one_server(cls: type[Replica]) -> None:
+    f = fresh(cls, settled_leader, voters=(2, 3))
+    r = f.replica
+    term, last = r.current_term, r.log.last_index
+    for config, what in [(C([1, 2, 3, 4, 5]), "adds two servers (4 and 5)"),
+                         (C([1, 2], [4]), "removes 3 and adds 4"),
+                         (C([1, 2, 3]), "changes nothing")]:
+        offer(f, config)
+        expect(state(f, config) is REFUSED and r.log.last_index == last, "MC-ONE",
+               f"the leader of {voters_of(C([1, 2, 3]))} was offered {config}, which {what}: it must be refused "
+               f"(ABANDONED_REFUSED) and nothing appended; it was {state(f, config)}, the log ends at "
+               f"{r.log.last_index} (was {last})")
+    first, second = C([1, 2, 3], [4]), C([1, 2, 3], [4, 5])
+    offer(f, first, second, Op("x", 1))
+    added = [(x.index, x.term, x.transition) for x in r.log.entries_from(last + 1)]
+    expect([(t, x) for _, t, x in added if isinstance(x, Configuration)] == [(term, first)], "MC-ONE",
+           f"offered {first} (adds learner 4), {second} and an operation x, the leader must append the first change "
+           f"as an entry of term {term} (of its own), and no other change; it appended {added}")
+    expect(state(f, first) is QUEUED and state(f, second) is REFUSED, "MC-ONE",
+           f"offered {first} and {second} together, the leader must take the first (QUEUED) and refuse the "
+           f"second while the first is uncommitted; they were {state(f, first)} and {state(f, second)}")
+    expect(f.sm.state_of("x") is QUEUED, "L-APPEND",
+           f"an ordinary transition offered with the changes was {f.sm.state_of('x')}, not QUEUED")
+    ack(r, 2)
+    ack(r, 3)
+    expect(r.commit_index == r.log.last_index and state(f, first) is APPLIED, "MC-ONE",
+           f"every voter (1, 2, 3) holds the change {first}; commit_index is {r.commit_index} (log ends at "
+           f"{r.log.last_index}) and the change is {state(f, first)}, not APPLIED")
+    expect(f.sm.applied_ids == ["noop", "x"], "MC-ONE",
+           f"the state machine applied {f.sm.applied_ids}: a configuration is the cluster's, never given to "
+           f"apply_transition (expected ['noop', 'x'])")
+    offer(f, second)
+    expect(state(f, second) is QUEUED, "MC-ONE",
+           f"once the first change committed, the next one ({second}, adds learner 5) must be taken; it was "
+           f"{state(f, second)}")
+
+
+@check("F", "MC-ONE", "no change before an entry of the leader's own term commits (the thesis erratum: else two "
+       "leaders in one term)", points=3)
+def mc_one_term_committed(cls: type[Replica]) -> None:
+    f = fresh(cls, follower, [e(1, 1), e(2, 1)], term=1)
+    r = f.replica
+    r.step(append(1, 2, 1, [], commit=2))  # entries 1-2, of term 1, are known committed
+    f.cluster.take()
+    expect(r.commit_index == 2, "AE-COMMIT", f"the leader of term 1 said entries 1-2 are committed; commit_index "
+                                             f"is {r.commit_index}")
+    elect(r)
+    term = r.current_term
+    new = C([1, 2, 3], [4])
+    offer(f, new)
+    expect(state(f, new) is REFUSED and all(x.transition != new for x in r.log.entries_from(1)), "MC-ONE",
+           f"a new leader of term {term}, whose commit index {r.commit_index} is of term 1 (its no-op at index 3 "
+           f"is not committed yet), was offered {new}: it must refuse it until an entry of its own term commits "
+           f"(the thesis erratum, raft-dev 2015: a change appended before that can overlap an uncommitted change "
+           f"of an earlier leader, and two leaders can be elected in one term); it was {state(f, new)}")
+    ack(r, LEADER)  # the no-op commits
+    expect(r.commit_index == 3, "L-COMMIT", f"a majority holds the no-op (index 3), commit_index is {r.commit_index}")
+    offer(f, new)
+    expect(state(f, new) is QUEUED and r.log.entry(r.log.last_index).transition == new, "MC-ONE",
+           f"once its no-op (an entry of term {term}) committed, the leader must take the change {new}; it was "
+           f"{state(f, new)}")
+
+
+@check("F", "MC-LEARNER", "a learner (any non-voter) is replicated to, never stands, and answers VoteRequests")
+def mc_learner_never_stands(cls: type[Replica]) -> None:
+    for pre_vote in (False, True):
+        f = fresh(cls, learner=True, pre_vote=pre_vote)
+        r = f.replica
+        expect(r.configuration == C([2, 3], [1]), "MC-LEARNER",
+               f"a replica started with learner=True to join voters [2, 3] must start in {C([2, 3], [1])}, not "
+               f"{r.configuration}")
+        for _ in range(4):
+            r.tick(r.next_deadline)
+        asked = [m for m in f.cluster.messages() if isinstance(m, (VoteRequest, PreVoteRequest))]
+        expect(r.role is Role.FOLLOWER and r.current_term == 0 and not asked, "MC-LEARNER",
+               f"a learner{' (with PreVote)' if pre_vote else ''} whose election timer fired four times is "
+               f"{r.role.value} of term {r.current_term} and sent {len(asked)} vote requests (the first: "
+               f"{asked[0] if asked else None}): a learner never stands, its timer just rearms (it is not counted, "
+               f"and may be far behind)")
+    f = fresh(cls, learner=True)
+    r = f.replica
+    r.step(append(1, 0, 0, [e(1, 1)], commit=1))
+    expect(held(r) == [(1, 1)] and r.commit_index == 1, "MC-LEARNER",
+           f"a learner must take the leader's entries like any follower: log {held(r)}, commit {r.commit_index}")
+    f.cluster.take()
+    r.step(VoteRequest(3, 2, 1, 1))
+    answers = f.cluster.messages(VoteResponse, to=3)
+    expect(answers == [VoteResponse(ME, 2, True)], "MC-LEARNER",
+           f"a learner asked for its vote by 3 (term 2, a log as up to date as its own) must answer it as anyone "
+           f"does (it may be a voter in a configuration it has not seen yet: etcd's campaign_learner_must_vote); "
+           f"it sent {answers}")
+    r.step(append(2, 1, 1, [config_entry(2, 2, [1, 2, 3])], sender=3))  # promoted: it stands from now on
+    r.tick(r.next_deadline)
+    expect(r.role is Role.CANDIDATE and r.current_term == 3, "MC-LEARNER",
+           f"once it appended {C([1, 2, 3])}, which makes it a voter, its election timer fired and it is "
+           f"{r.role.value} of term {r.current_term}: a promoted learner stands like any voter")
+    g = fresh(cls, follower, term=1)
+    r = g.replica
+    r.step(append(1, 0, 0, [config_entry(1, 1, [2, 3])]))  # the leader removes me
+    for _ in range(4):
+        r.tick(r.next_deadline)
+    asked = [m for m in g.cluster.messages() if isinstance(m, VoteRequest)]
+    expect(r.role is Role.FOLLOWER and r.current_term == 1 and not asked, "MC-LEARNER",
+           f"a follower whose latest configuration ({C([2, 3])}) removed it let its election timer fire four times "
+           f"and is {r.role.value} of term {r.current_term}, having sent {len(asked)} VoteRequests: a server that "
+           f"is not a voter of its latest configuration never stands")
+
+
+@check("F", "MC-LEARNER, MC-LATEST", "a learner's vote and acknowledgements are never counted; it is promoted only "
+       "once caught up, never added as a voter directly")
+def mc_learner_not_counted(cls: type[Replica]) -> None:
+    g = fresh(cls, follower)
+    r = g.replica
+    r.step(append(1, 0, 0, [config_entry(1, 1, [1, 2, 3], [4])], commit=1))
+    r.tick(r.next_deadline)
+    expect(r.role is Role.CANDIDATE, "C-START", f"after its election timer fired the replica is {r.role.value}")
+    term = r.current_term
+    r.step(VoteResponse(4, term, True))
+    expect(r.role is Role.CANDIDATE, "MC-LEARNER",
+           f"a candidate of {voters_of(C([1, 2, 3], [4]))} counted the vote of learner 4 and became {r.role.value}: "
+           f"a learner is never counted; its own vote and 4's are not a majority of the voters [1, 2, 3]")
+    r.step(VoteResponse(2, term, True))
+    expect(r.role is Role.LEADER, "C-WIN", f"with the votes of voters 1 and 2 of [1, 2, 3] the candidate is "
+                                           f"{r.role.value}, not leader")
+    f = fresh(cls, settled_leader)
+    r = f.replica
+    learner = C([1, 2, 3], [4])
+    offer(f, learner)
+    ack(r, LEADER)
+    expect(state(f, learner) is APPLIED and r.configuration == learner, "MC-LATEST",
+           f"the change {learner} is held by voters 1 and 2 of [1, 2, 3], a majority, yet it is {state(f, learner)} "
+           f"(commit_index {r.commit_index}): majorities count the voters only, a learner is not even counted "
+           f"among those who must hold an entry")
+    for config, why in [(C([1, 2, 3, 4]), "learner 4 has not caught up with the commit index"),
+                        (C([1, 2, 3, 5], [4]), "5 is a new server, made a voter directly")]:
+        offer(f, config)
+        expect(state(f, config) is REFUSED, "MC-LEARNER",
+               f"the leader took {config} ({state(f, config)}) although {why}: a new server joins as a learner "
+               f"and is promoted only once its log has caught up (else the cluster may stall while it catches up)")
+    offer(f, Op("x", 1))
+    index = r.log.last_index
+    ack(r, 4)
+    expect(r.commit_index < index, "MC-LEARNER",
+           f"entry {index} is held by the leader and learner 4 only, and commit_index is {r.commit_index}: a "
+           f"learner's acknowledgement never counts (voters [1, 2, 3])")
+    ack(r, LEADER)
+    expect(r.commit_index == index, "L-COMMIT", f"voters 1 and 2 hold entry {index}, commit_index is {r.commit_index}")
+    promoted = C([1, 2, 3, 4])
+    offer(f, promoted)
+    expect(state(f, promoted) is QUEUED and r.configuration == promoted, "MC-LEARNER",
+           f"learner 4 holds the whole log; promoting it ({promoted}) must be taken, and used at once (MC-LATEST); "
+           f"it was {state(f, promoted)}, the configuration is {r.configuration}")
+
+
+@check("F", "MC-LATEST", "the latest configuration in the log, committed or not, is used from its append on; "
+       "a removed server's acknowledgement does not count")
+def mc_latest(cls: type[Replica]) -> None:
+    f = fresh(cls, follower)
+    r = f.replica
+    r.step(append(1, 0, 0, [e(1, 1), config_entry(2, 1, [1, 2, 3], [4])]))
+    expect(r.configuration == C([1, 2, 3], [4]) and sorted(r.peer_ids) == [2, 3, 4] and r.commit_index == 0,
+           "MC-LATEST", f"a follower that appended {C([1, 2, 3], [4])} (not committed) must use it at once: its "
+                        f"configuration is {r.configuration}, its peers {sorted(r.peer_ids)}")
+    g = fresh(cls, follower)
+    r = g.replica
+    r.step(append(1, 0, 0, [config_entry(1, 1, [1, 3])]))  # the leader 2 removes itself
+    r.step(append(1, 1, 1, [e(2, 1)], commit=2))
+    expect(r.commit_index == 2 and held(r) == [(1, 1), (2, 1)], "MC-LATEST",
+           f"leader 2 removed itself ({C([1, 3])}) and keeps leading until that commits: its AppendEntries must "
+           f"still be taken (the members of the configuration before stay known senders); log {held(r)}, commit "
+           f"{r.commit_index}")
+    h = fresh(cls, settled_leader, peers=(2, 3, 4, 5), voters=(2, 3))
+    r = h.replica
+    removal = C([1, 2, 3, 4])
+    offer(h, removal)
+    expect(state(h, removal) is QUEUED and r.configuration == removal, "MC-ONE",
+           f"the leader of [1, 2, 3, 4, 5] was offered {removal} (removes 5); it was {state(h, removal)}, its "
+           f"configuration is {r.configuration}")
+    index = r.log.last_index
+    ack(r, 5)
+    ack(r, 2)
+    expect(r.commit_index < index, "MC-LATEST",
+           f"the change removing 5 (entry {index}) is held by 1, 2 and the removed 5 only, and commit_index is "
+           f"{r.commit_index}: majorities count the latest configuration's voters ([1, 2, 3, 4]: three of them), "
+           f"from the moment it is appended")
+    ack(r, 3)
+    expect(r.commit_index == index and state(h, removal) is APPLIED, "MC-LATEST",
+           f"voters 1, 2 and 3 of [1, 2, 3, 4] hold entry {index}; commit_index is {r.commit_index}")
+
+
+@check("F", "MC-LATEST, AE-TRUNCATE", "a configuration whose entry is truncated is undone: the one before it is "
+       "back", points=1)
+def mc_latest_truncated(cls: type[Replica]) -> None:
+    f = fresh(cls, follower)
+    r = f.replica
+    r.step(append(1, 0, 0, [e(1, 1), config_entry(2, 1, [1, 2, 3], [4])]))
+    r.step(append(2, 1, 1, [e(2, 2)]))  # a new leader overwrites index 2
+    expect(held(r) == [(1, 1), (2, 2)], "AE-TRUNCATE",
+           f"my entry 2 (of term 1) conflicts with the leader of term 2's entry 2: the log must be [(1, 1), (2, 2)] "
+           f"(index, term), it is {held(r)}")
+    expect(r.configuration == C([1, 2, 3]) and sorted(r.peer_ids) == [2, 3], "MC-LATEST",
+           f"the entry holding {C([1, 2, 3], [4])} was truncated by the leader of term 2: the follower must go back "
+           f"to the configuration before it, {C([1, 2, 3])}; it uses {r.configuration}, peers {sorted(r.peer_ids)}")
+
+
+@check("F", "MC-STEPDOWN", "a leader that removed itself leads without counting itself until the change commits, "
+       "then steps down in its term")
+def mc_stepdown(cls: type[Replica]) -> None:
+    f = fresh(cls, settled_leader, voters=(2, 3))
+    r = f.replica
+    term, removal = r.current_term, C([2, 3])
+    offer(f, removal)
+    index = r.log.last_index
+    expect(state(f, removal) is QUEUED and r.role is Role.LEADER and sorted(r.peer_ids) == [2, 3], "MC-STEPDOWN",
+           f"a leader that removes itself ({removal}) keeps leading until that commits: the change was "
+           f"{state(f, removal)}, the replica is {r.role.value}, its peers {sorted(r.peer_ids)}")
+    sent = sorted(to for to, m in f.cluster.take() if isinstance(m, AppendEntryRequest) and m.entries)
+    expect(sent == [2, 3], "MC-STEPDOWN", f"the removing leader must replicate its change to 2 and 3; it sent "
+                                          f"entries to {sent}")
+    ack(r, 2)
+    expect(r.role is Role.LEADER and r.commit_index < index, "MC-STEPDOWN",
+           f"the change {removal} (entry {index}) is held by voter 2 and the leader, which is not a voter of it: "
+           f"one of [2, 3] is no majority, yet commit_index is {r.commit_index} and the replica is {r.role.value} "
+           f"(the removed leader counted itself)")
+    r.tick(r.next_deadline)
+    beats = sorted(to for to, m in f.cluster.take() if isinstance(m, AppendEntryRequest))
+    expect(beats == [2, 3], "MC-STEPDOWN", f"until the change commits the removed leader keeps managing the "
+                                           f"cluster; its heartbeat went to {beats}, not [2, 3]")
+    ack(r, 3)
+    expect(r.commit_index == index, "MC-STEPDOWN", f"voters 2 and 3 hold the change (entry {index}), commit_index "
+                                                   f"is {r.commit_index}")
+    expect(r.role is Role.FOLLOWER and (r.current_term, r.voted_for) == (term, ME), "MC-STEPDOWN",
+           f"once the change that removed it committed, the leader must step down in its term {term} (its vote "
+           f"kept); it is {r.role.value} of term {r.current_term}, vote {r.voted_for}")
+    offer(f, Op("late", 1))
+    expect(f.sm.state_of("late") is TransitionState.ABANDONED_NOT_LEADER, "MC-STEPDOWN",
+           f"a transition offered to the leader that stepped down was {f.sm.state_of('late')}, not "
+           f"ABANDONED_NOT_LEADER")
+
+
+@check("F", "MC-SNAPSHOT", "a snapshot carries the configuration as of its index; a server that installs or "
+       "restarts from one uses it", points=1)
+def mc_snapshot(cls: type[Replica]) -> None:
+    f = fresh(cls, settled_leader, voters=(2, 3), snapshot_delta=3)
+    r = f.replica
+    learner = C([1, 2, 3], [4])
+    offer(f, learner)
+    offer(f, Op("x", 1))
+    ack(r, 2)
+    ack(r, 3)
+    s = r.log.snapshot
+    expect(s is not None and s.last_included_index == 3, "SNAP-TAKE",
+           f"with snapshot_delta 3 and three entries applied the leader must have a snapshot at index 3: {s}")
+    expect(s is not None and s.configuration == learner, "MC-SNAPSHOT",
+           f"the snapshot at index 3 must carry the configuration as of that index, {learner}: it carries "
+           f"{s.configuration if s is not None else None}")
+    g = fresh(cls, follower, term=1)
+    g.replica.step(InstallSnapshotRequest(LEADER, 1, 3, 1, 0, (1, ()), True, learner))
+    expect(g.replica.configuration == learner and sorted(g.replica.peer_ids) == [2, 3, 4], "MC-SNAPSHOT",
+           f"a follower that installed a snapshot carrying {learner} must use it: its configuration is "
+           f"{g.replica.configuration}, its peers {sorted(g.replica.peer_ids)}")
+    again = fresh(cls, storage=g.storage)
+    expect(again.replica.configuration == learner, "MC-SNAPSHOT",
+           f"restarted from its storage (the snapshot carrying {learner}), the replica's configuration is "
+           f"{again.replica.configuration}")
 
 
 BY_ID = {c.id: c for c in CHECKS}

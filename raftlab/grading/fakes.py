@@ -16,12 +16,16 @@ What it offers:
   answering"); can be told to fail its writes, like a full disk.
 - `Fakes`, `build`, `follower`, `leader`, `journaled`: a replica with its fakes (unpacks as
   ``replica, cluster, sm``), as a follower of a given log and term, as a leader, or journaled; the
-  thesis's options (`pre_vote`, `check_quorum`, `read_lease`, `drift_bound`) go to `build`.
+  thesis's options (`pre_vote`, `check_quorum`, `read_lease`, `drift_bound`) and `learner` (a new
+  server joining as a learner) go to `build`. `settled_leader`: a leader whose no-op has committed.
 - `campaign`, `elect`: make a replica a candidate, or a leader (through its pre-vote, if it has one).
 - `e`, `log_of`, `stored`: log entries, and storage that already holds them.
 - `append`, `ok`, `refused`: AppendEntries requests and responses (the responses may carry the
   heartbeat round they answer).
 - `held`, `held_entries`: what a replica's or a storage's log holds after its snapshot.
+- Membership change: `C` (``Configuration.of``), `config_entry` (a log entry holding a
+  configuration), `offer` (give transitions, configurations among them, to a replica) and `ack` (a
+  peer acknowledges the leader's log, in its current term and round).
 
 It uses raftlab.core and the standard library only: the grader ships with it.
 """
@@ -35,14 +39,14 @@ from datetime import timedelta
 from typing import Any
 
 from ..core import (
-    AppendEntryRequest, AppendEntryResponse, Event, LogEntry, MemoryStorage, PreVoteResponse, ReadState, Replica,
-    Role, Snapshot, Storage, TransitionState, VoteResponse,
+    AppendEntryRequest, AppendEntryResponse, Configuration, Event, LogEntry, MemoryStorage, PreVoteResponse,
+    ReadState, Replica, Role, Snapshot, Storage, TransitionState, VoteResponse,
 )
 
 __all__ = [
-    "ELECTION", "HEARTBEAT", "LEADER", "ME", "NOOP", "Fakes", "Op", "RecordingCluster", "RecordingStateMachine",
-    "RecordingStorage", "append", "build", "campaign", "e", "elect", "follower", "held", "held_entries",
-    "journaled", "leader", "log_of", "ok", "refused", "stored",
+    "ELECTION", "HEARTBEAT", "LEADER", "ME", "NOOP", "C", "Fakes", "Op", "RecordingCluster", "RecordingStateMachine",
+    "RecordingStorage", "ack", "append", "build", "campaign", "config_entry", "e", "elect", "follower", "held",
+    "held_entries", "journaled", "leader", "log_of", "offer", "ok", "refused", "settled_leader", "stored",
 ]
 
 HEARTBEAT = 0.05  # seconds
@@ -264,14 +268,16 @@ def build(cls: type[Replica] = Replica, *, id: int = ME, peers: Iterable[int] = 
           max_inflight: int = 1, heartbeat: float | timedelta = HEARTBEAT,
           election: tuple[float | timedelta, float | timedelta] = ELECTION,
           journal: list | None = None, track: list[Fakes] | None = None, pre_vote: bool = False,
-          check_quorum: bool = False, read_lease: bool = False, drift_bound: float = 1.1) -> Fakes:
+          check_quorum: bool = False, read_lease: bool = False, drift_bound: float = 1.1,
+          learner: bool = False) -> Fakes:
     """A replica of class `cls` with recording fakes, ``random.Random(seed)`` and no clock.
 
     `storage` defaults to a new MemoryStorage, `sm` to a new RecordingStateMachine. With a `journal`
     the cluster journals its sends there, with the storage's term and vote (see `RecordingCluster`).
     `track`: a list the `Fakes` are appended to before the replica is made (so that its events can be
     reported even if the constructor fails). `pre_vote`, `check_quorum`, `read_lease` and `drift_bound`
-    are the `Replica` options of the same names (off by default, as in the core).
+    are the `Replica` options of the same names (off by default, as in the core); with ``learner=True``
+    the replica joins a running cluster whose members are `peers` as a learner (MC-LEARNER).
     """
     storage = storage if storage is not None else MemoryStorage()
     cluster = RecordingCluster(journal=journal, storage=storage)
@@ -282,7 +288,8 @@ def build(cls: type[Replica] = Replica, *, id: int = ME, peers: Iterable[int] = 
         track.append(fakes)
     fakes.replica = cls(id, peers, cluster, sm, NOOP, heartbeat, election, snapshot_delta, max_inflight=max_inflight,
                         storage=storage, rng=random.Random(seed), observer=events.append, pre_vote=pre_vote,
-                        check_quorum=check_quorum, read_lease=read_lease, drift_bound=drift_bound)
+                        check_quorum=check_quorum, read_lease=read_lease, drift_bound=drift_bound,
+                        learner=learner)
     return fakes
 
 
@@ -299,6 +306,20 @@ def leader(entries: Sequence[LogEntry] = (), *, term: int = 0, voters: Iterable[
     elected by `voters` at its first election deadline; the other keyword arguments go to `build`."""
     fakes = follower(entries, term=term, **kwargs)
     elect(fakes.replica, voters=voters)
+    return fakes
+
+
+def settled_leader(entries: Sequence[LogEntry] = (), *, term: int = 0, voters: Iterable[int] = (LEADER,),
+                   **kwargs: Any) -> Fakes:
+    """Like `leader`, and `voters` then acknowledge its whole log, so that its no-op (an entry of its
+    term) has committed, as MC-ONE requires before a configuration change; what it sent is cleared."""
+    fakes = leader(entries, term=term, voters=voters, **kwargs)
+    r = fakes.replica
+    for voter in voters:
+        ack(r, voter)
+    assert r.commit_index == r.log.last_index, (
+        f"L-COMMIT: {sorted({r.id, *voters})} hold the leader's whole log, but commit_index is {r.commit_index}")
+    fakes.cluster.take()
     return fakes
 
 
@@ -384,6 +405,29 @@ def refused(peer: int, term: int, last_index: int, hint: int | None, prev: int |
     request whose prev_log_index was `prev` (a leader acts only on the refusal of its current probe)
     and whose heartbeat round was `round`."""
     return AppendEntryResponse(peer, term, False, last_index, hint, prev, round)
+
+
+# ----- membership change -------------------------------------------------------------------------
+C = Configuration.of  # C(voters, learners=()): a configuration, also a transition
+
+
+def config_entry(index: int, term: int, voters: Iterable[int], learners: Iterable[int] = ()) -> LogEntry:
+    """The entry at `index` of `term` whose transition is the configuration `C(voters, learners)`."""
+    return LogEntry(C(voters, learners), index, term)
+
+
+def offer(fakes: Fakes, *transitions: Any) -> None:
+    """Give `transitions` (`Op`s, `Configuration`s) to the replica, as its state machine's pending
+    transitions, and let it take them (`process_transitions`)."""
+    fakes.sm.pending.extend(transitions)
+    fakes.replica.process_transitions()
+
+
+def ack(replica: Replica, peer: int, index: int | None = None) -> None:
+    """`peer` acknowledges the leader `replica`'s log up to `index` (default: all of it), in its current
+    term and heartbeat round, as the answer to a probe that matched."""
+    index = replica.log.last_index if index is None else index
+    replica.step(AppendEntryResponse(peer, replica.current_term, True, index, None, None, replica.round))
 
 
 def held_entries(source: Replica | Storage) -> list[LogEntry]:

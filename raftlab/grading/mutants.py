@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from ..core import (
-    AppendEntryResponse, InstallSnapshotResponse, LogEntry, Message, PreVoteRequest, ReadIndexResponse, ReadState,
-    Replica, Role, Snapshot, TransitionState, VoteResponse,
+    AppendEntryResponse, Configuration, InstallSnapshotResponse, LogEntry, Message, PreVoteRequest, ReadIndexResponse,
+    ReadState, Replica, Role, Snapshot, VoteResponse,
 )
+from ..core.messages import check_configuration
 from .runner import DEFAULT_TIMEOUT, Report, grade_many
 from .skeleton import StudentReplica
 
@@ -45,8 +46,9 @@ class CommitsOldTermByCounting(Replica):
     RULE = "L-COMMIT"
 
     def advance_commit(self) -> None:
-        if self.role is Role.LEADER:
-            held = sorted([self.log.last_index, *self.match_index.values()], reverse=True)
+        if self.role is Role.LEADER:  # (the latest configuration's voters, as in the core: MC-LATEST)
+            held = sorted((self.log.last_index if v == self.id else self.match_index.get(v, 0)
+                           for v in self.configuration.voters), reverse=True)
             if held[len(held) // 2] > self.commit_index:
                 self.commit_to(held[len(held) // 2], "L-COMMIT")
 
@@ -142,7 +144,8 @@ class IgnoresHigherTermInResponses(Replica):
 
 class ActsOnStaleResponses(Replica):
     """AppendEntries responses are taken at face value: from earlier terms, late or reordered. (The
-    rest is the core's handler: the heartbeat rounds answered are counted, transfers and reads go on.)"""
+    rest is the core's handler: the heartbeat rounds answered are counted, transfers and reads go on,
+    a leader that a commit removed stops there.)"""
 
     RULE = "L-REPLICATE"
 
@@ -160,6 +163,8 @@ class ActsOnStaleResponses(Replica):
         elif m.mismatch_index is not None:
             self.next_index[peer] = max(1, m.mismatch_index)
             pr.probe = None
+        if self.role is not Role.LEADER:
+            return  # (MC-STEPDOWN)
         self.send_append(peer)
         self.send_timeout_now()
         self.serve_reads()
@@ -193,24 +198,17 @@ class LeaseWithoutQuorum(Replica):
 
 class TakesProposalsDuringTransfer(Replica):
     """A leader handing over its leadership keeps appending new transitions (LT-STOP is not kept), so
-    the transfer's target may never catch up, and clients are not sent to the new leader."""
+    the transfer's target may never catch up, and clients are not sent to the new leader. (The rest is
+    the core's: configuration changes are still held to MC-ONE.)"""
 
     RULE = "LT-STOP"
 
     def process_transitions(self) -> None:
-        transitions = list(self.state_machine.get_pending_transitions())
-        if not transitions:
-            return
-        if self.role is not Role.LEADER:
-            for t in transitions:
-                self.report(t, TransitionState.ABANDONED_NOT_LEADER)
-            return
-        start, term = self.log.last_index + 1, self.current_term
-        self.append_entries([LogEntry(t, start + k, term) for k, t in enumerate(transitions)], "L-APPEND")
-        for t in transitions:
-            self.report(t, TransitionState.QUEUED)
-        self.broadcast_append()
-        self.advance_commit()
+        transfer_to, self.transfer_to = self.transfer_to, None  # taken as if no transfer were going on
+        try:
+            super().process_transitions()
+        finally:
+            self.transfer_to = transfer_to
 
 
 class ReadsBeforeNoopCommits(Replica):
@@ -224,8 +222,7 @@ class ReadsBeforeNoopCommits(Replica):
         leader = self.role is Role.LEADER
         waiting = []
         for r in self.reads:
-            if leader and r.index is None and self.has_majority(
-                    1 + sum(p.round >= r.round for p in self.progress.values())):
+            if leader and r.index is None and self.quorum_round() >= r.round:
                 r.index = self.commit_index
             if r.index is not None and r.origin != self.id:
                 self.send(r.origin, ReadIndexResponse(self.id, self.current_term, cast(int, r.id), True, r.index))
@@ -236,11 +233,65 @@ class ReadsBeforeNoopCommits(Replica):
         self.reads = waiting
 
 
+# ----- membership change (part F) -------------------------------------------------------------------
+class ChangesBeforeTermCommits(Replica):
+    """A new leader makes a configuration change before any entry of its own term has committed: the
+    single-server algorithm as first published, without the fix of the thesis erratum (raft-dev, 2015).
+    A change it appends then may overlap an uncommitted change of an earlier leader: the two
+    configurations share no majority, and two leaders can be elected in one term."""
+
+    RULE = "MC-ONE"
+
+    def may_change_configuration(self, new: Configuration) -> str | None:
+        old, voters = self.configuration, new.voters
+        changed = [s for s in old.members | new.members
+                   if (s in old.voters, s in old.learners) != (s in voters, s in new.learners)]
+        if check_configuration(new) is not None or len(changed) != 1:
+            return "a change must add, promote or remove exactly one server"
+        if self.config_index > self.commit_index:
+            return "an earlier configuration change is not committed yet"
+        s = changed[0]  # (no check that an entry of my term is committed)
+        if s in voters and (s not in old.learners or self.match_index[s] < self.commit_index):
+            return f"server {s} must join as a learner and catch up first"
+        return None
+
+
+class LearnerStandsForElection(Replica):
+    """A server that is not a voter of its latest configuration (a learner, or a server that was removed)
+    still stands when its election timer fires: a learner that may be far behind, or a removed server
+    that no longer hears the leader, raises the term and disrupts the cluster; counting its own vote,
+    a learner can even win."""
+
+    RULE = "MC-LEARNER"
+
+    def campaign(self) -> None:
+        if self.role is not Role.LEADER:  # (no check that I am a voter)
+            self.start_pre_vote() if self.pre_vote else self.start_election()
+
+
+class CountsItselfWhenRemoved(Replica):
+    """A leader that removed itself from the configuration still counts its own log in the majority
+    that commits (thesis §4.2.2: it must not), so the change that removes it commits, and it steps
+    down, before a majority of the new configuration holds it."""
+
+    RULE = "MC-STEPDOWN"
+
+    def advance_commit(self) -> None:
+        if self.role is not Role.LEADER:
+            return
+        others = [self.match_index.get(v, 0) for v in self.configuration.voters if v != self.id]
+        held = sorted([self.log.last_index, *others], reverse=True)  # myself, voter or not
+        n = held[len(held) // 2]
+        if n > self.commit_index and self.log.term_at(n) == self.current_term:
+            self.commit_to(n, "L-COMMIT")
+
+
 MUTANTS: tuple[type[Replica], ...] = (
     VoteNotPersisted, CommitsOldTermByCounting, VotesWithoutUpToDateCheck, ResetsTimerOnEveryMessage,
     KeepsConflictingEntries, TruncatesMatchingEntries, MatchFromLogLength, TermFromSnapshot,
     CommitNotCappedByLastNew, IgnoresHigherTermInResponses, ActsOnStaleResponses,
     PreVoteRaisesTerm, LeaseWithoutQuorum, TakesProposalsDuringTransfer, ReadsBeforeNoopCommits,
+    ChangesBeforeTermCommits, LearnerStandsForElection, CountsItselfWhenRemoved,
 )
 
 

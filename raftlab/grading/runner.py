@@ -4,7 +4,8 @@ Every check runs in a worker process (forked, so a class defined anywhere, even 
 graded) with a wall-time limit: student code stuck in an infinite loop fails that check, the worker is
 killed and a new one takes the next check. Scenarios also have an event budget (`GradedSimulation`).
 When a part is graded, the exercises of the other parts come from the reference solution, so each part
-is graded on its own; part E (beyond Figure 2), which has no exercise, grades the student's class whole.
+is graded on its own; parts E and F (beyond Figure 2: the thesis's options, membership change), which
+have no exercise, grade the student's class whole.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from .skeleton import BY_NAME, EXERCISES, PARTS, StudentReplica, _todo
 
 DEFAULT_SEEDS = 3
 DEFAULT_TIMEOUT = 30.0  # wall seconds per check (all its seeds)
-GRADED_PARTS = {**PARTS, **BEYOND_FIGURE_2}  # the parts of the grade: the exercises' (A-D), then E
+GRADED_PARTS = {**PARTS, **BEYOND_FIGURE_2}  # the parts of the grade: the exercises' (A-D), then E and F
+ALL_PARTS = f"{min(GRADED_PARTS)}-{max(GRADED_PARTS)}"  # how a report of every part names them
 
 
 class SubmissionError(Exception):
@@ -101,7 +103,7 @@ class Report:
 
     def text(self, verbose: bool = False) -> str:
         """The report as a student reads it: one line per check, details under each failure."""
-        out = [f"raftlab grade: {self.student} ({self.source}), part {self.part or 'A-E'}, seeds {self.seeds}"]
+        out = [f"raftlab grade: {self.student} ({self.source}), part {self.part or ALL_PARTS}, seeds {self.seeds}"]
         if self.error:
             out.append(f"  could not load the submission: {self.error}")
         if self.missing:
@@ -166,8 +168,8 @@ def missing_exercises(cls: type[Replica]) -> list[str]:
 
 def graded_class(student: type[Replica], part: str) -> type[Replica]:
     """`student` with the exercises of the other parts taken from the reference solution, the core's
-    own rule methods. Part E (beyond Figure 2) has no exercise: the options it grades stand on every rule
-    of Figure 2, so it keeps all of the student's own."""
+    own rule methods. Parts E and F (beyond Figure 2) have no exercise: the options and the membership
+    change they grade stand on every rule of Figure 2, so they keep all of the student's own."""
     overrides = {e.name: Replica.__dict__[e.name] for e in EXERCISES if e.part != part and part in PARTS}
     return type(student.__name__, (student,), overrides)
 
@@ -364,7 +366,7 @@ def seed_list(seeds: int | Iterable[int] = DEFAULT_SEEDS, first_seed: int = 1) -
 def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: int | Iterable[int] = DEFAULT_SEEDS,
           *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT) -> Report:
     """Grade `student` (a subclass of `StudentReplica`, or a .py file defining one, see `load_student`)
-    on part `part` (``"A"``-``"E"``, or all), running each scenario on `seeds` (a count of seeds
+    on part `part` (one of `GRADED_PARTS`, ``"A"``-``"F"``, or all), running each scenario on `seeds` (a count of seeds
     starting at `first_seed`, or a list of seeds). Each check runs in a worker process; one that takes
     more than `timeout` wall seconds fails and its worker is killed."""
     chosen, seed_values = select(part), seed_list(seeds, first_seed)

@@ -77,8 +77,8 @@ def test_each_bug_loses_points_only_in_checks_that_name_its_rule(mutant: type[Re
 
 
 def test_the_bugs_of_figure_2_fail_part_e_only_by_their_own_rule() -> None:
-    # Part E runs a class whole, so the Figure 2 bugs run there too: none may fail it for another rule
-    # (the mutants that rewrite a handler keep its rounds, transfers and reads, as the core's does).
+    # Part E runs a class whole, so the Figure 2 bugs (and part F's) run there too: none may fail it for
+    # another rule (the mutants that rewrite a handler keep its rounds, transfers and reads, as the core's does).
     for mutant in MUTANTS:
         if mutant in BEYOND:
             continue
@@ -98,8 +98,8 @@ def test_the_skeleton_scores_zero_in_part_e_with_hints() -> None:
 def test_part_e_in_reports_and_the_csv(tmp_path: Path) -> None:
     report = grade(Replica, part="E", seeds=[6])
     assert report.score == 1.0 and report.by_part() == {"E": (report.total, report.total)}
-    with pytest.raises(ValueError, match="A, B, C, D, E"):
-        grade(Replica, part="F")
+    with pytest.raises(ValueError, match="A, B, C, D, E, F"):
+        grade(Replica, part="G")
     out = tmp_path / "grades.csv"
     write_csv([report], out)
     rows = list(csv.DictReader(out.open()))
