@@ -204,6 +204,8 @@ class Replica(Generic[T, D]):
                            ("learner", learner)):
             if type(flag) is not bool:
                 raise ValueError(f"{name} must be True or False, not {flag!r}")
+        if learner and not peers:
+            raise ValueError("learner: a learner joins a running cluster, so peer_ids must name its members")
         if read_lease and not check_quorum:
             raise ValueError("read_lease needs check_quorum=True: without it a lease proves nothing (RI-LEASE)")
 
@@ -211,6 +213,7 @@ class Replica(Generic[T, D]):
         self.peer_ids = peers  # the other members of the latest configuration (MC-LATEST)
         self.initial_configuration = Configuration.of(peers if learner else (id, *peers), (id,) if learner else ())
         self.configuration, self.config_index = self.initial_configuration, 0  # the latest in the log, its index
+        self._senders = frozenset(peers)  # whom messages are accepted from: the members of any configuration seen
         self.cluster = cluster  # the user's transport
         self.state_machine = state_machine  # the user's state machine
         self.noop_transition = noop_transition  # appended by each new leader (L-NOOP)
@@ -350,13 +353,13 @@ class Replica(Generic[T, D]):
         if reason is not None:
             self.drop(reason)
             return
-        if type(message) in (VoteResponse, PreVoteResponse) and message.from_id not in self.configuration.voters:
-            return  # MC-LATEST (§4.1): only the votes of the latest configuration's voters count
         if isinstance(message, VoteRequest) and message.term > self.current_term and self.vote_is_disruptive(message):
             return
         if message.term > self.current_term and not (  # ALL-TERM (§5.1); PV-GRANT: pre-votes are exempt
                 isinstance(message, PreVoteRequest) or (isinstance(message, PreVoteResponse) and message.vote_granted)):
             self.become_follower(message.term, f"saw term {message.term} from {message.from_id}")
+        if type(message) in (VoteResponse, PreVoteResponse) and message.from_id not in self.configuration.voters:
+            return  # MC-LATEST (§4.1): only the votes of the latest configuration's voters count
         self._handlers[type(message)](message)
 
     @_input
@@ -993,7 +996,7 @@ class Replica(Generic[T, D]):
         (self.config_index, config), (_, previous) = found[:2]
         changed, self.configuration = config != self.configuration, config
         self.peer_ids = tuple(sorted(config.members - {self.id}))
-        self._senders = (config.members | previous.members) - {self.id}  # (a removed leader still leads)
+        self._senders = (self._senders | config.members | previous.members) - {self.id}  # every member seen
         for p in set(self.peer_ids) - self.progress.keys() if self.role is Role.LEADER else ():
             self.next_index[p], self.match_index[p], self.progress[p] = self.log.last_index + 1, 0, Progress()
         if changed:

@@ -276,3 +276,19 @@ def test_mc_one_an_invalid_configuration_in_a_message_is_dropped() -> None:
     f = make()
     f.replica.step(AppendEntryRequest(2, 1, 0, 0, (LogEntry(bad, 1, 1),), 0))
     assert f.replica.stats.dropped == 1 and f.replica.log.last_index == 0
+
+
+def test_mc_latest_a_follower_catching_up_through_many_changes_still_hears_its_leader() -> None:
+    """MC-LATEST (§4.1): a follower that appends, in one batch, changes after which neither of its two
+    latest configurations holds the current leader still accepts that leader's next AppendEntries
+    (every server of a configuration it has seen stays a known sender)."""
+    f = make(peers=(2, 3, 5))
+    r = f.replica
+    configs = [C([1, 2, 3, 5], [4]), C([1, 2, 3, 4, 5]), C([1, 2, 3, 4]), C([1, 2, 3, 4], [6])]
+    r.step(append(3, 0, 0, [LogEntry(c, k + 1, 3) for k, c in enumerate(configs)], sender=5))
+    assert r.log.last_index == 4
+    r.step(append(3, 4, 3, [LogEntry(C([1, 2, 3, 4], [5, 6]), 5, 3), LogEntry(C([1, 2, 3, 4, 5], [6]), 6, 3)],
+                  sender=5))
+    assert r.log.last_index == 6 and r.stats.dropped == 0
+    with pytest.raises(ValueError, match="learner"):
+        make(peers=(), learner=True)
