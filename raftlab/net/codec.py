@@ -2,7 +2,10 @@
 
 Everything here is sans-I/O (bytes in, bytes or messages out) and uses the standard library only.
 No pickle: messages travel as JSON arrays whose every field is checked on decode; a `KVCommand`
-is rebuilt through its own validating constructor and each message through `check_message`.
+is rebuilt through its own validating constructor and each message through `check_message`. A log
+entry's transition is a `KVCommand` (its six fields) or a `Configuration` (``["cfg", voters, learners]``,
+each a strictly increasing list of ids); an InstallSnapshot carries the snapshot's configuration
+(``[voters, learners]``, or null) as its last field.
 
 Frames: a 4-byte big-endian length, then that many bytes (at most `MAX_FRAME`).
 
@@ -32,9 +35,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..core.messages import (
-    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, LogEntry, Message,
-    PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse, ReplicaID, TimeoutNow, VoteRequest,
-    VoteResponse, check_message,
+    AppendEntryRequest, AppendEntryResponse, Configuration, InstallSnapshotRequest, InstallSnapshotResponse,
+    LogEntry, Message, PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse, ReplicaID, TimeoutNow,
+    VoteRequest, VoteResponse, check_configuration, check_message,
 )
 from ..machines.kv import KVCommand
 
@@ -53,6 +56,8 @@ HELLO_SIZE = TAG_SIZE + len(HELLO_MAGIC) + IDS.size + NONCE_SIZE
 MIN_KEY_SIZE = 16
 _MAX_INT = 2**63 - 1
 _MAX_INT_DIGITS = 20
+MAX_MEMBERS = 1024
+"""The most servers a `Configuration` on the wire (or in the node's file) may name."""
 
 REFUSALS = ("oversized", "truncated", "malformed", "bad_mac", "replayed", "bad_payload", "unknown_peer",
             "handshake_timeout")
@@ -91,8 +96,21 @@ def _command(c: KVCommand) -> list:
     return [c.client, c.seq, c.op, c.key, c.value, c.expected]
 
 
+def _configuration(c: Configuration) -> list:
+    return [sorted(c.voters), sorted(c.learners)]
+
+
+def _transition(t: KVCommand | Configuration) -> list:
+    """A log entry's transition: a command's six fields, or ``["cfg", voters, learners]``."""
+    if type(t) is KVCommand:
+        return _command(t)
+    if type(t) is Configuration:
+        return ["cfg", *_configuration(t)]
+    raise TypeError(f"not a KVCommand or a Configuration: {t!r}")
+
+
 def _entries(entries: Iterable[LogEntry]) -> list:
-    return [[e.index, e.term, _command(e.transition)] for e in entries]
+    return [[e.index, e.term, _transition(e.transition)] for e in entries]
 
 
 def _kv_data(data: Any) -> list:
@@ -101,7 +119,7 @@ def _kv_data(data: Any) -> list:
 
 
 def message_to_json(m: Message) -> list:
-    """The JSON value (a list) of one message; transitions must be `KVCommand`s."""
+    """The JSON value (a list) of one message; transitions must be `KVCommand`s or `Configuration`s."""
     # `type(m) is C` (not isinstance, not a `t = type(m)` local): exact types, as fast, and mypy narrows `m`
     if type(m) is AppendEntryRequest:
         return ["AEQ", m.from_id, m.term, m.prev_log_index, m.prev_log_term, _entries(m.entries), m.commit_index,
@@ -114,7 +132,7 @@ def message_to_json(m: Message) -> list:
         return ["VR", m.from_id, m.term, m.vote_granted]
     if type(m) is InstallSnapshotRequest:
         return ["SQ", m.from_id, m.term, m.last_included_index, m.last_included_term, m.offset,
-                _kv_data(m.data), m.done]
+                _kv_data(m.data), m.done, None if m.configuration is None else _configuration(m.configuration)]
     if type(m) is InstallSnapshotResponse:
         return ["SR", m.from_id, m.term, m.last_included_index]
     if type(m) is PreVoteRequest:
@@ -148,7 +166,7 @@ class MessageEncoder:
             if text is None:
                 if len(cache) >= self._cache_size:
                     cache.clear()
-                text = cache[e.index, e.term] = json.dumps([e.index, e.term, _command(e.transition)],
+                text = cache[e.index, e.term] = json.dumps([e.index, e.term, _transition(e.transition)],
                                                            separators=(",", ":"))
             parts.append(text)
         return (f'["AEQ",{m.from_id},{m.term},{m.prev_log_index},{m.prev_log_term},[{",".join(parts)}],'
@@ -221,6 +239,39 @@ def command_from_json(value: Any) -> KVCommand:
         raise _bad(str(error)[:200]) from None
 
 
+def _ids(value: Any, name: str) -> list[int]:
+    ids = _list(value, name)
+    if len(ids) > MAX_MEMBERS:
+        raise _bad(f"{name}: more than {MAX_MEMBERS} servers")
+    for k, i in enumerate(ids):
+        _nat(i, name)
+        if k and i <= ids[k - 1]:
+            raise _bad(f"{name} must be strictly increasing ids")
+    return ids
+
+
+def configuration_from_json(value: Any) -> Configuration:
+    """A `Configuration` from ``[voters, learners]`` (strictly increasing lists of ids: one spelling per
+    configuration), checked by `check_configuration` (voters, disjoint from the learners); `FrameError`
+    otherwise."""
+    voters, learners = _list(value, "configuration", 2)
+    c = Configuration.of(_ids(voters, "voters"), _ids(learners, "learners"))
+    if len(c.members) > MAX_MEMBERS:
+        raise _bad(f"configuration: more than {MAX_MEMBERS} servers")
+    reason = check_configuration(c)
+    if reason is not None:
+        raise _bad(reason[:200])
+    return c
+
+
+def transition_from_json(value: Any) -> KVCommand | Configuration:
+    """A log entry's transition: ``["cfg", voters, learners]`` is a `Configuration`, anything else must
+    be a `KVCommand`."""
+    if type(value) is list and len(value) == 3 and value[0] == "cfg":
+        return configuration_from_json(value[1:])
+    return command_from_json(value)
+
+
 def kv_data_from_json(value: Any) -> tuple:
     """`KVData` (tuples) from its JSON form, every field checked."""
     items, sessions = _list(value, "snapshot data", 2)
@@ -250,7 +301,7 @@ def message_from_json(value: Any) -> Message:
     kind, fields = items[0], items[1:]
     if kind == "AEQ":
         frm, term, pli, plt, entries, commit, rnd = _list(fields, "AEQ fields", 7)
-        log = tuple(LogEntry(command_from_json(e[2]), _nat(e[0], "index"), _nat(e[1], "term"))
+        log = tuple(LogEntry(transition_from_json(e[2]), _nat(e[0], "index"), _nat(e[1], "term"))
                     for e in (_list(x, "entry", 3) for x in _list(entries, "entries")))
         m: Message = AppendEntryRequest(_nat(frm, "from_id"), _nat(term, "term"), _nat(pli, "prev_log_index"),
                                         _nat(plt, "prev_log_term"), log, _nat(commit, "commit_index"),
@@ -268,10 +319,11 @@ def message_from_json(value: Any) -> Message:
         frm, term, granted = _list(fields, "VR fields", 3)
         m = VoteResponse(_nat(frm, "from_id"), _nat(term, "term"), _flag(granted, "vote_granted"))
     elif kind == "SQ":
-        frm, term, lii, lit, offset, data, done = _list(fields, "SQ fields", 7)
+        frm, term, lii, lit, offset, data, done, config = _list(fields, "SQ fields", 8)
         m = InstallSnapshotRequest(_nat(frm, "from_id"), _nat(term, "term"), _nat(lii, "last_included_index"),
                                    _nat(lit, "last_included_term"), _nat(offset, "offset"),
-                                   kv_data_from_json(data), _flag(done, "done"))
+                                   kv_data_from_json(data), _flag(done, "done"),
+                                   None if config is None else configuration_from_json(config))
     elif kind == "SR":
         frm, term, lii = _list(fields, "SR fields", 3)
         m = InstallSnapshotResponse(_nat(frm, "from_id"), _nat(term, "term"), _nat(lii, "last_included_index"))
@@ -312,9 +364,11 @@ def decode_messages(payload: bytes, sender: ReplicaID | None = None) -> list[Mes
 
 # ----- storage encoding (the node's own file: JSON as well, so no pickle anywhere) --------------------
 def storage_dumps(value: Any) -> bytes:
-    """`SqliteStorage` encoder for `KVCommand` transitions and `KVData` snapshots."""
+    """`SqliteStorage` encoder for `KVCommand` and `Configuration` transitions and `KVData` snapshots."""
     if isinstance(value, KVCommand):
         return json.dumps(["c", _command(value)]).encode("ascii")
+    if isinstance(value, Configuration):
+        return json.dumps(["g", _configuration(value)]).encode("ascii")
     return json.dumps(["s", _kv_data(value)]).encode("ascii")
 
 
@@ -323,6 +377,8 @@ def storage_loads(blob: bytes) -> Any:
     tag, value = _list(loads_strict(bytes(blob)), "stored value", 2)
     if tag == "c":
         return command_from_json(value)
+    if tag == "g":
+        return configuration_from_json(value)
     if tag == "s":
         return kv_data_from_json(value)
     raise _bad(f"unknown stored tag {tag!r}")

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from raftlab.core import (
-    AppendEntryRequest, AppendEntryResponse, InstallSnapshotRequest, InstallSnapshotResponse, LogEntry,
+    AppendEntryRequest, AppendEntryResponse, Configuration, InstallSnapshotRequest, InstallSnapshotResponse, LogEntry,
     VoteRequest, VoteResponse,
 )
 from raftlab.core.messages import (
@@ -44,6 +44,11 @@ MESSAGES = [
     ReadIndexRequest(2, 6, 41),
     ReadIndexResponse(2, 6, 41, True, 33),
     ReadIndexResponse(2, 6, 42, False, 0),
+    # membership change: configuration entries among commands, and a snapshot's configuration (MC-SNAPSHOT)
+    AppendEntryRequest(2, 7, 10, 6, (LogEntry(KVStore.put(7, 3, "a", "z"), 11, 7),
+                                     LogEntry(Configuration.of([1, 2, 3], [4]), 12, 7),
+                                     LogEntry(Configuration.of([1, 2, 3, 4]), 13, 7)), 11, 3),
+    InstallSnapshotRequest(2, 6, 10, 5, 0, ((("a", "1"),), ()), True, Configuration.of([1, 2, 30], [7, 9])),
 ]
 
 
@@ -84,9 +89,22 @@ def test_the_encoder_caching_entries_writes_exactly_the_plain_json():
             assert decode_messages(("[" + text + "]").encode()) == [m]
 
 
+def test_configurations_round_trip_on_the_wire_in_entries_and_snapshots():
+    entries, snapshot = MESSAGES[-2], MESSAGES[-1]
+    assert message_to_json(entries)[5][1] == [12, 7, ["cfg", [1, 2, 3], [4]]]
+    assert message_to_json(snapshot)[-1] == [[1, 2, 30], [7, 9]]
+    for m in (entries, snapshot):
+        assert decode_messages(encode_messages([m])) == [m]
+        assert decode_messages(("[" + MessageEncoder().encode(m) + "]").encode()) == [m]
+    assert type(decode_messages(encode_messages([entries]))[0].entries[1].transition) is Configuration
+    bare = InstallSnapshotRequest(2, 6, 10, 5, 0, ((), ()), True)  # (no configuration: null)
+    assert message_to_json(bare)[-1] is None and decode_messages(encode_messages([bare])) == [bare]
+
+
 def test_storage_encoding_round_trips_without_pickle():
     snapshot = next(m for m in MESSAGES if isinstance(m, InstallSnapshotRequest))
-    for value in (KVStore.put(1, 2, "k", "v"), KVStore.NOOP, snapshot.data):
+    for value in (KVStore.put(1, 2, "k", "v"), KVStore.NOOP, snapshot.data, Configuration.of([1, 2], [3]),
+                  Configuration.of([5])):
         blob = storage_dumps(value)
         assert b"pickle" not in blob and blob[:1] == b"["
         assert storage_loads(blob) == value
@@ -128,7 +146,26 @@ def test_storage_encoding_round_trips_without_pickle():
     (["RIR", 2, 6, 41, True, None], "read_index"),
     (["RIR", 2, 6, 41, True], "RIR fields"),
     (["pvq", 2, 6, 9, 5], "unknown message type"),  # type names are exact
-    (["SQ", 2, 6, 10, 5, 0, [[["a", 1]], []], True], "snapshot items"),
+    (["SQ", 2, 6, 10, 5, 0, [[["a", 1]], []], True, None], "snapshot items"),
+    # configurations: one spelling each (strictly increasing ids), voters, disjoint sets, natural ids
+    (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", [2, 1], []]]], 4, 0], "voters must be strictly increasing"),
+    (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", [1, 1], []]]], 4, 0], "strictly increasing"),
+    (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", [1], [4, 4]]]], 4, 0], "learners must be strictly increasing"),
+    (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", [], [1]]]], 4, 0], "needs voters"),
+    (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", [1, 2], [2]]]], 4, 0], "disjoint"),
+    (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", [-1], []]]], 4, 0], "voters must be an int"),
+    (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", [True], []]]], 4, 0], "voters must be an int"),
+    (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", [1], None]]], 4, 0], "learners must be a list"),
+    (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", "1", []]]], 4, 0], "voters must be a list"),
+    (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", [1], [], []]]], 4, 0], "command must be a list of 6"),  # not a cfg
+    (["AEQ", 2, 3, 4, 2, [[5, 3, ["CFG", [1], []]]], 4, 0], "command must be a list of 6"),  # tags are exact
+    (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", list(range(1025)), []]]], 4, 0], "more than 1024"),
+    (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", list(range(600)), list(range(600, 1200))]]], 4, 0], "more than 1024"),
+    (["SQ", 2, 6, 10, 5, 0, [[], []], True], "SQ fields"),  # the configuration is not optional on the wire
+    (["SQ", 2, 6, 10, 5, 0, [[], []], True, [[1], [1]]], "disjoint"),
+    (["SQ", 2, 6, 10, 5, 0, [[], []], True, [[1]]], "configuration must be a list of 2"),
+    (["SQ", 2, 6, 10, 5, 0, [[], []], True, "1,2"], "configuration must be a list"),
+    (["SQ", 2, 6, 10, 5, 0, [[], []], True, [[], []]], "needs voters"),
     (["XX", 1], "unknown message type"),
     (["VR", 2, 5], "VR fields"),
     ({"VR": 1}, "message must be a list"),
@@ -137,6 +174,13 @@ def test_ill_typed_or_out_of_range_messages_are_refused(bad, why):
     with pytest.raises(FrameError, match=why) as caught:
         message_from_json(bad)
     assert caught.value.kind == "bad_payload"
+
+
+def test_malformed_stored_configurations_are_refused():
+    for blob in (b'["g", [[2, 1], []]]', b'["g", [[], []]]', b'["g", [[1], [1]]]', b'["g", [[1]]]', b'["g", [1, 2]]',
+                 b'["G", [[1], []]]', b'["g", [[1.0], []]]'):
+        with pytest.raises(FrameError):
+            storage_loads(blob)
 
 
 @pytest.mark.parametrize("payload", [b"[[\"VR\",2,5,true]]x", b"[[\"VR\",2,5.0,true]]", b"[[\"VR\",2,NaN,true]]",
@@ -289,7 +333,7 @@ def test_fuzz_mutated_valid_frames_give_only_frame_errors(data):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**64, 2**64) | st.text(max_size=5) | st.sampled_from(
-        ["AEQ", "AER", "VQ", "VR", "SQ", "SR", "PVQ", "PVR", "TN", "RIQ", "RIR", "put", "get", "cas"]),
+        ["AEQ", "AER", "VQ", "VR", "SQ", "SR", "PVQ", "PVR", "TN", "RIQ", "RIR", "put", "get", "cas", "cfg"]),
     lambda inner: st.lists(inner, max_size=8) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
     max_leaves=30)
 
