@@ -7,6 +7,10 @@ writes it without waiting; a peer that is down or slow (its write buffer is full
 which Raft retransmits. Each peer gets one outgoing connection, redialled with exponential backoff;
 each incoming connection is an asyncio `Protocol` fed by the event loop, and a refused frame drops
 that connection only.
+
+The peer set may change at run time (membership change): `set_address` adds or moves a server in the
+address book (whose ids are the only ones whose hellos are accepted), and `connect` keeps exactly one
+outgoing connection per peer of the replica's latest configuration.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ import asyncio
 import random
 import sys
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from ..core.messages import AppendEntryRequest, InstallSnapshotRequest, Message, ReplicaID
 from .codec import (
@@ -29,6 +33,7 @@ Address = tuple[str, int]
 HANDSHAKE_TIMEOUT = 2.0  # seconds an incoming connection has to send a valid hello
 CONNECT_TIMEOUT = 1.0
 BACKOFF_MIN, BACKOFF_MAX = 0.05, 2.0  # seconds between reconnection attempts (doubling, with jitter)
+BACKOFF_NEW = 0.25  # the most between attempts to reach a peer never reached yet (a new member starting, say)
 WRITE_BUFFER_LIMIT = 32 * 1024 * 1024  # bytes queued to one peer before messages to it are dropped
 
 
@@ -78,17 +83,28 @@ class TransportStats:
 
 
 class _Link:
-    """The outgoing connection to one peer, redialled with backoff."""
+    """The outgoing connection to one peer, redialled with backoff until the cluster or the link closes."""
 
     def __init__(self, cluster: TcpCluster, peer: ReplicaID, address: Address) -> None:
         self.cluster, self.peer, self.address = cluster, peer, address
         self.session: OutboundSession | None = None
         self.writer: asyncio.StreamWriter | None = None
-        self.stats = cluster.stats.peers[peer] = PeerStats()
+        self.stats = cluster.stats.peers.setdefault(peer, PeerStats())  # (kept if the peer comes back)
+        self.closed = False
+        self.reached = False  # connected at least once
+        self.task: asyncio.Task | None = None
+
+    def close(self) -> None:
+        """Stop dialling and drop the connection (the peer left the configuration, or moved)."""
+        self.closed = True
+        if self.writer is not None:
+            self.writer.transport.abort()
+        if self.task is not None:
+            self.task.cancel()
 
     async def run(self) -> None:
         delay = BACKOFF_MIN
-        while not self.cluster.closed:
+        while not self.cluster.closed and not self.closed:
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.address), CONNECT_TIMEOUT)
             except (OSError, asyncio.TimeoutError):
@@ -101,6 +117,7 @@ class _Link:
                     writer.write(session.hello(challenge))
                     self.session, self.writer = session, writer
                     self.cluster.stats.connections_made += 1
+                    self.reached = True
                     delay = BACKOFF_MIN
                     await reader.read(1)  # the acceptor never writes again: returns at EOF
                 except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, FrameError):
@@ -108,10 +125,10 @@ class _Link:
                 finally:
                     self.session = self.writer = None
                     writer.close()
-            if self.cluster.closed:
+            if self.cluster.closed or self.closed:
                 return
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, BACKOFF_MAX)
+            delay = min(delay * 2, BACKOFF_MAX if self.reached else BACKOFF_NEW)
 
     def send(self, messages: list[Message]) -> None:
         session, writer, stats, peer = self.session, self.writer, self.cluster.stats, self.stats
@@ -162,7 +179,9 @@ class TcpCluster:
 
     Args:
         id: this replica.
-        addresses: every replica's peer address (this one's included: it listens there).
+        addresses: every replica's peer address (this one's included: it listens there); more may be
+            added later (`set_address`). A connection is kept to each of them until `connect` says
+            which ones are peers.
         key: the shared cluster key (at least 16 bytes).
         wake: called (on the event loop) whenever messages arrived.
         on_leader: called with the new leader id when the replica registers one.
@@ -176,7 +195,7 @@ class TcpCluster:
         self.id = id
         self.key = check_key(key)
         self.address = addresses[id]
-        self.peers = {p: a for p, a in addresses.items() if p != id}
+        self.peers = {p: a for p, a in addresses.items() if p != id}  # the address book (grows: set_address)
         self.stats = TransportStats()
         self.encoder = MessageEncoder()  # shared by the links: an entry is encoded once for all peers
         self.leader_id: ReplicaID | None = None
@@ -188,6 +207,44 @@ class TcpCluster:
         self._tasks: set[asyncio.Task] = set()  # our own (the links): cancelled on close
         self._inbound: set[_Inbound] = set()  # incoming connections
         self._server: asyncio.AbstractServer | None = None
+        self._started = False
+
+    # ----- the peer set (membership change) ----------------------------------------------------------
+    @property
+    def linked(self) -> frozenset[ReplicaID]:
+        """The peers this node keeps an outgoing connection to (the ones `send_message` reaches)."""
+        return frozenset(self._links)
+
+    def set_address(self, peer: ReplicaID, address: Address) -> None:
+        """Add `peer` to the address book (its hellos are accepted from now on), or move it: a
+        connection to its old address is dropped and redialled at the new one. This node's own address
+        never changes (it listens there)."""
+        if peer == self.id or self.peers.get(peer) == address:
+            return
+        self.peers[peer] = address
+        if peer in self._links:
+            self._unlink(peer)
+            self._link(peer)
+
+    def connect(self, peers: Iterable[ReplicaID]) -> None:
+        """Keep one outgoing connection to each of `peers` that has an address, and none to anyone else
+        (a server removed from the configuration is no longer dialled; messages to it are lost)."""
+        wanted = {p for p in peers if p != self.id and p in self.peers}
+        for peer in [p for p in self._links if p not in wanted]:
+            self._unlink(peer)
+        for peer in sorted(wanted - self._links.keys()):
+            self._link(peer)
+
+    def _link(self, peer: ReplicaID) -> None:
+        link = self._links[peer] = _Link(self, peer, self.peers[peer])
+        self._outbox[peer] = []
+        if self._started and not self.closed:
+            link.task = self._spawn(link.run())
+
+    def _unlink(self, peer: ReplicaID) -> None:
+        self._links.pop(peer).close()
+        dropped = len(self._outbox.pop(peer, ()))
+        self.stats.send_dropped += dropped
 
     # ----- the core's Cluster protocol (synchronous, never blocks) --------------------------------------
     def send_message(self, to_id: ReplicaID, message: Message) -> None:
@@ -228,8 +285,9 @@ class TcpCluster:
         host, port = self.address
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Inbound(self), host, port, reuse_address=True)
+        self._started = True
         for link in self._links.values():
-            self._spawn(link.run())
+            link.task = self._spawn(link.run())
 
     async def close(self) -> None:
         """Stop listening, close every connection and task."""
@@ -248,10 +306,11 @@ class TcpCluster:
         if pending:
             await asyncio.wait(pending, timeout=1.0)
 
-    def _spawn(self, coroutine) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
 
 
