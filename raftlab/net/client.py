@@ -4,6 +4,7 @@ It finds the leader (following the ``leader`` hints of followers), and retries a
 same (client, seq) until it is answered or the deadline passes, so a retried write applies once.
 Reads (`get`) use ReadIndex by default: no log write, answered by whichever node it asks that knows
 a leader (`get(key, through_log=True)`: the old way, a ``get`` command through the log).
+Membership changes (`add_member`, `promote_member`, `remove_member`) go to the leader the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class KVError(RuntimeError):
 def _address(a: Sequence[Any]) -> Address:
     """`a` as a tuple: callers may pass lists (from JSON, say), and addresses are dict keys."""
     return cast(Address, tuple(a))
+
+
+def _text(a: Address | str) -> str:
+    return a if isinstance(a, str) else f"{a[0]}:{a[1]}"
 
 
 def parse_address(text: str) -> Address:
@@ -99,6 +104,31 @@ class KVClient:
         aborted (`to` did not win within an election timeout)."""
         return self._retry({"op": "transfer", "to": to}, final=("bad_request", "not_a_peer", "transfer_aborted"))
 
+    # ----- membership change (thesis §4: one server at a time, through the leader) ----------------------
+    _MEMBER_FINAL = ("bad_request", "not_a_member", "already_a_member", "last_voter")
+
+    def add_member(self, node: int, peer: Address | str, client: Address | str) -> dict:
+        """Add node `node` as a learner, reachable at `peer` (by the nodes) and `client` (by clients):
+        the leader commits the addresses, then the configuration. Returns ``{"configuration":
+        {"voters", "learners", "index"}, "addresses": {id: {"peer", "client"}}}`` once committed
+        (at once if it is a learner already). `KVError` if it is a voter already, or the leader kept
+        refusing the change (``refused``: the core's reason) until the timeout."""
+        self.seq += 1
+        return self._retry({"op": "member_add", "node": node, "peer": _text(peer), "client_address": _text(client),
+                            "client": self.client_id, "seq": self.seq}, final=self._MEMBER_FINAL, wait=("refused",))
+
+    def promote_member(self, node: int) -> dict:
+        """Make the learner `node` a voter; the leader refuses until it has caught up (MC-LEARNER), and
+        this asks again until the timeout. Returns as `add_member` (at once if it is a voter already)."""
+        return self._retry({"op": "member_promote", "node": node}, final=self._MEMBER_FINAL, wait=("refused",))
+
+    def remove_member(self, node: int) -> dict:
+        """Remove `node` (a voter or a learner; the leader too, which then steps down). Returns as
+        `add_member`; `KVError` if it is not a member (unless an earlier attempt's answer was lost: then
+        that attempt removed it), or the only voter."""
+        return self._retry({"op": "member_remove", "node": node}, final=self._MEMBER_FINAL, wait=("refused",),
+                           done_if_unsure=("not_a_member",))
+
     def delete(self, key: str) -> bool:
         return self.command("delete", key)
 
@@ -114,12 +144,17 @@ class KVClient:
         return self._retry({"op": op, "client": self.client_id, "seq": self.seq, "key": key, "value": value,
                             "expected": expected})
 
-    def _retry(self, request: dict, final: Sequence[str] = ("bad_request",)) -> Any:
+    def _retry(self, request: dict, final: Sequence[str] = ("bad_request",), wait: Sequence[str] = (),
+               done_if_unsure: Sequence[str] = ()) -> Any:
         """Send `request` until a node answers it (following leader hints), or the deadline passes;
-        an error in `final` is raised at once as `KVError`."""
+        an error in `final` is raised at once as `KVError`; after an error in `wait` the same node is
+        asked again a little later. An error in `done_if_unsure`, once an earlier attempt's answer was
+        lost, means that attempt succeeded: its ``configuration`` is returned."""
         deadline = time.monotonic() + self.timeout
         target = self._leader or self.addresses[0]
         last_error = "no answer"
+        unsure = False  # an attempt may have been carried out without its answer reaching us
+        refusal = None  # the latest reason of an error in `wait`
         for attempt in range(10_000):  # bounded; the deadline ends it long before
             left = deadline - time.monotonic()
             if left <= 0:
@@ -131,6 +166,7 @@ class KVClient:
                 reply = self._call(target, request, min(left, 6.0))
             except (OSError, ValueError) as failure:
                 last_error = f"{target[0]}:{target[1]}: {failure}"
+                unsure = True
                 self._drop(target)
                 target = self._next(target)
                 time.sleep(0.02)
@@ -143,9 +179,16 @@ class KVClient:
                     self._leader = target
                 return reply.get("result")
             error = reply.get("error")
-            last_error = f"{target[0]}:{target[1]}: {error}"
+            last_error = f"{target[0]}:{target[1]}: {error}" + (f" ({reply['detail']})" if reply.get("detail") else "")
+            if error in done_if_unsure and unsure:
+                return {"configuration": reply.get("configuration")}
             if error in final:
                 raise KVError(f"{str(error).replace('_', ' ')}: {reply.get('detail')}")
+            unsure = unsure or error in ("timeout", "unknown", "stopped")
+            if error in wait:
+                refusal = reply.get("detail")
+                time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+                continue
             hint = reply.get("leader")
             if hint:
                 try:
@@ -155,6 +198,8 @@ class KVClient:
             else:
                 target = self._next(target)
                 time.sleep(0.05)  # no leader known yet: an election is probably under way
+        if refusal is not None and last_error.endswith(f"({refusal})"):
+            raise KVError(f"change refused: {refusal} (still refused after {self.timeout} s)")
         raise KVError(f"no answer within {self.timeout} s (last: {last_error})")
 
     def status(self, address: Address, timeout: float = 2.0) -> dict:

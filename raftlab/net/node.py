@@ -25,12 +25,27 @@ the request's ``id`` echoed, so requests may be pipelined):
   {"leader": N, "term": T}}``, or ``not_leader`` (from a follower, with the leader's address),
   ``not_a_peer`` (N is not in the cluster), ``transfer_aborted`` (N did not win within an election
   timeout), ``timeout``;
-- ``{"op": "status"}``: role, term, leader, indices, the Raft options, reads answered and read indexes
+- ``{"id": 1, "op": "member_add", "node": N, "peer": "HOST:PORT", "client_address": "HOST:PORT",
+  "client": C, "seq": S}``: membership change (thesis §4), at the leader. It first commits N's addresses
+  as an ordinary command (a put of the reserved key ``__raftlab__/member/N``, at most once per (client,
+  seq)), so that every node that appends it (or restarts on a log or snapshot holding it) can reach N;
+  then it proposes N as a learner. ``{"op": "member_promote", "node": N}`` makes a learner a voter (the
+  leader refuses until N has caught up), ``{"op": "member_remove", "node": N}`` removes a voter or a
+  learner (this leader too: it steps down once the change commits, MC-STEPDOWN). Each replies once the
+  configuration entry is committed, ``{"ok": true, "result": {"configuration": {"voters": [...],
+  "learners": [...], "index": I}, "addresses": {N: {"peer": ..., "client": ...}}}}``, or with
+  ``not_leader``, ``not_a_member``, ``already_a_member``, ``last_voter``,
+  ``refused`` (``detail``: the core's reason, MC-ONE: an earlier change not committed yet, no entry of
+  this term committed yet, a learner not caught up; ask again later), ``timeout``, ``unknown``. Clients
+  may not write the reserved keys themselves;
+- ``{"op": "status"}``: role, term, leader, indices, the configuration (voters, learners, its index),
+  the address book, a leader's match index per peer, the Raft options, reads answered and read indexes
   asked, and the transport's counters (refused frames; and under ``peers``, per peer id, what went out
   to it: frames, bytes, messages, log entries, InstallSnapshot requests, messages dropped);
 - ``{"op": "local_get", "key": K}``: this replica's applied value (not linearizable; for tests).
 
-The client port is not authenticated: bind it to loopback (the default) or protect it otherwise.
+The client port is not authenticated: bind it to loopback (the default) or protect it otherwise
+(whoever reaches it can change the membership too, as they can write).
 """
 
 from __future__ import annotations
@@ -39,19 +54,20 @@ import asyncio
 import contextlib
 import gc
 import json
+import re
 import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Hashable, Mapping
+from collections.abc import Callable, Coroutine, Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from ..core import Event, EventKind, MemoryStorage, Replica, Role
+from ..core import Configuration, Event, EventKind, LogEntry, MemoryStorage, Replica, Role
 from ..core.interfaces import ReadState, TransitionState
 from ..machines.kv import OPS, KVCommand, KVStore
-from .client import KVError
 from ..storage import SqliteStorage
+from .client import KVError, parse_address
 from .codec import storage_dumps, storage_loads
 from .transport import Address, TcpCluster
 
@@ -64,6 +80,34 @@ ELECTION = (0.5, 1.0)
 SNAPSHOT_EVERY = 100_000  # applied entries between snapshots (the log is compacted up to each one; etcd's default)
 MAX_INFLIGHT = 64  # AppendEntries in flight to a matching follower: one TCP connection per peer keeps their order
 DRIFT_BOUND = 1.1  # with read_lease: the most one node's clock may run faster than another's (the core's default)
+DROP_LOG_EVERY = 10.0  # seconds between two log lines about messages dropped for the same reason
+MEMBER_PREFIX = "__raftlab__/member/"
+"""Keys reserved for the addresses of the members (`member_record`): written by ``member_add`` only."""
+_MEMBER_ID = re.compile(r"[0-9]{1,18}")
+_MEMBER_OPS = ("member_add", "member_promote", "member_remove")
+
+
+def member_record(peer: Address, client: Address) -> str:
+    """The value of a member's reserved key: its peer and client addresses, as JSON."""
+    return json.dumps({"peer": f"{peer[0]}:{peer[1]}", "client": f"{client[0]}:{client[1]}"}, sort_keys=True)
+
+
+def parse_member_record(key: str, value: Any) -> tuple[int, Address, Address] | None:
+    """``(id, peer address, client address)`` from a reserved key and its value; None if it is not one
+    (or is malformed: a record is only a hint of where to dial, checked like any input)."""
+    if not key.startswith(MEMBER_PREFIX) or not _MEMBER_ID.fullmatch(key[len(MEMBER_PREFIX):]):
+        return None
+    try:
+        record = json.loads(value)
+        if type(record) is not dict or set(record) != {"peer", "client"}:
+            return None
+        return int(key[len(MEMBER_PREFIX):]), parse_address(record["peer"]), parse_address(record["client"])
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _config_json(c: Configuration, index: int) -> dict:
+    return {"voters": sorted(c.voters), "learners": sorted(c.learners), "index": index}
 
 
 class ServedKVStore(KVStore):
@@ -75,6 +119,22 @@ class ServedKVStore(KVStore):
         super().__init__()
         self._on_event = on_event
         self._on_read = on_read
+        self._configurations: list[Configuration] = []  # proposed membership changes, not yet taken
+
+    def propose(self, configuration: Configuration) -> None:
+        """Queue a membership change for the replica (after the commands queued with it: MC-ONE)."""
+        self._configurations.append(configuration)
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending) + len(self._configurations)
+
+    def get_pending_transitions(self) -> list[Any]:
+        pending: list[Any] = super().get_pending_transitions()
+        if self._configurations:
+            pending += self._configurations
+            self._configurations = []
+        return pending
 
     def register_read_state(self, read_id: Hashable, state: ReadState) -> None:
         """`Replica.read`'s answer: READY (answer from the current state, now) or ABANDONED."""
@@ -82,8 +142,11 @@ class ServedKVStore(KVStore):
             self._on_read(read_id, state)
 
     def register_transition_state(self, transition_id: Hashable, state: TransitionState) -> None:
-        if state.final and state is not TransitionState.APPLIED:  # applied: told by apply_transition
-            self._on_event("state", transition_id, state, None)
+        if state.final:
+            if state is not TransitionState.APPLIED:
+                self._on_event("state", transition_id, state, None)
+            elif transition_id[0] == "configuration":  # type: ignore[index]  # (ids are tuples)
+                self._on_event("applied", transition_id, None, None)  # (apply_transition never sees them)
 
     def _restore(self, data: Any) -> None:
         super()._restore(data)
@@ -110,14 +173,17 @@ class KVNode:
                  client_addresses: Mapping[int, Address], *, heartbeat: float = HEARTBEAT,
                  election: tuple[float, float] = ELECTION, durable: bool = True, fsync: bool = True,
                  snapshot_every: int = SNAPSHOT_EVERY, pre_vote: bool = True, check_quorum: bool = True,
-                 read_lease: bool = False, drift_bound: float = DRIFT_BOUND) -> None:
+                 read_lease: bool = False, drift_bound: float = DRIFT_BOUND, learner: bool = False) -> None:
         if type(snapshot_every) is not int or snapshot_every < 0:
             raise ValueError(f"snapshot_every must be an int >= 0 (0: never), not {snapshot_every!r}")
         if read_lease and not check_quorum:  # (the replica says so too, but only after files are made)
             raise ValueError("read_lease needs check_quorum: without it a lease proves nothing")
         self.id = id
-        self.member_ids = frozenset(peers)  # every node of the cluster, this one included
-        self.client_addresses = dict(client_addresses)
+        self.client_addresses = dict(client_addresses)  # grows as members are added (member records)
+        self._refusal: str | None = None  # the reason of the latest membership change the replica refused
+        self._refusal_logged: tuple[Any, str] | None = None  # (the change, the reason) logged last
+        self._drops: dict[str, tuple[float, int]] = {}  # dropped messages: reason -> (logged at, dropped since)
+        self._changes: set[asyncio.Task] = set()  # membership changes under way
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ServedKVStore(self._on_machine, self._on_read)
@@ -132,11 +198,17 @@ class KVNode:
         # PreVote and CheckQuorum are on (off in the core): a node cut off and back, or a flaky link, cannot
         # depose a healthy leader, and a leader cut off from a majority steps down within an election timeout
         # (a one-node cluster runs without CheckQuorum, see above)
+        # learner: a new server joining the running cluster whose members are `peers` (MC-LEARNER)
         self.replica = Replica(id, [p for p in peers if p != id], self.cluster, self.store, KVStore.NOOP,
                                heartbeat, election, snapshot_every, max_inflight=MAX_INFLIGHT,
                                pre_vote=pre_vote, check_quorum=check_quorum, read_lease=read_lease,
-                               drift_bound=drift_bound, storage=self.storage, clock=time.monotonic,
-                               observer=self._observe)
+                               drift_bound=drift_bound, learner=learner, storage=self.storage,
+                               clock=time.monotonic, observer=self._observe)
+        # the addresses of members added since `peers` was written: from the snapshot and the whole log
+        # (committed or not: a restarted node must reach its configuration's members to learn what commits)
+        self._learn_store()
+        self._learn_entries(self.replica.log.entries_from(self.replica.log.base_index + 1))
+        self._connect()
         # transition id, or read id ("read", n) -> waiters [writer or future, request id, answered(, key)]
         self._waiting: dict[Hashable, list[list]] = {}
         self._read_next = 1  # the number of the next read id: the reads arriving now share ("read", n)
@@ -157,12 +229,30 @@ class KVNode:
         _log(f"node {id}: started at term {self.storage.current_term} with {self.storage.log.last_index} "
              f"log entries, {self.storage.log.base_index} of them in a snapshot (voted for {self.storage.voted_for}); "
              f"peers {_fmt(peers)}; clients on "
-             f"{_addr(self.client_addresses[id])}")
+             f"{_addr(self.client_addresses[id])}; configuration {self.replica.configuration}"
+             + (" (joining as a learner)" if learner else ""))
 
     # ----- the replica's observer and the state machine's events ------------------------------------
     def _observe(self, event: Event) -> None:
         d = event.details
-        if event.kind == EventKind.BECAME_LEADER:
+        if event.kind == EventKind.APPENDED:  # (the most frequent event: first)
+            replica = getattr(self, "replica", None)
+            if replica is not None and self._learn_entries(
+                    replica.log.entry(i) for i in range(d["first"], d["last"] + 1)):
+                self._connect()
+        elif event.kind == EventKind.CONFIGURATION_CHANGED:
+            self._connect()
+            state = ("a voter" if self.id in d["voters"] else "a learner" if self.id in d["learners"]
+                     else "not a member (removed)")
+            _log(f"node {self.id}: configuration voters {d['voters']} learners {d['learners']} (entry {d['index']}, "
+                 f"{event.rule}); this node is {state}")
+        elif event.kind == EventKind.CONFIG_REFUSED:
+            refusal = str(d.get("why"))
+            if (d.get("configuration"), refusal) != self._refusal_logged:  # (a client asks again and again)
+                _log(f"node {self.id}: refused the configuration change to {d.get('configuration')}: {refusal} "
+                     f"({event.rule})")
+            self._refusal, self._refusal_logged = refusal, (d.get("configuration"), refusal)
+        elif event.kind == EventKind.BECAME_LEADER:
             _log(f"node {self.id}: became LEADER of term {event.term} ({event.rule}: votes from {d.get('votes')}, "
                  f"a majority)")
         elif event.kind == EventKind.BECAME_CANDIDATE:
@@ -178,8 +268,10 @@ class KVNode:
         elif event.kind == EventKind.SNAPSHOT_INSTALLED:
             _log(f"node {self.id}: installed the snapshot of leader {d.get('leader')} up to index {d.get('index')} "
                  f"({event.rule})")
+            if self._learn_store():
+                self._connect()
         elif event.kind == EventKind.MESSAGE_DROPPED:
-            _log(f"node {self.id}: replica dropped a message: {d.get('why')}")
+            self._log_drop(str(d.get("why")))
         elif event.kind == EventKind.TRANSFER_STARTED:
             _log(f"node {self.id}: transferring the leadership to node {d.get('to')} ({event.rule})")
         elif event.kind == EventKind.TIMEOUT_NOW_SENT:
@@ -189,6 +281,62 @@ class KVNode:
             _log(f"node {self.id}: transfer to node {d.get('to')} aborted: it did not win within an election "
                  f"timeout ({event.rule})")
 
+    def _log_drop(self, why: str) -> None:
+        """Log a message the replica dropped, each reason at most every DROP_LOG_EVERY seconds (a removed
+        server that was not told keeps asking for votes: its messages are dropped as from an unknown sender)."""
+        now = time.monotonic()
+        last, more = self._drops.get(why, (-DROP_LOG_EVERY, 0))
+        if now - last < DROP_LOG_EVERY:
+            self._drops[why] = (last, more + 1)
+            return
+        if len(self._drops) > 100:
+            self._drops.clear()
+        self._drops[why] = (now, 0)
+        _log(f"node {self.id}: replica dropped a message: {why}"
+             + (f" ({more} more for this reason in the last {now - last:.0f} s)" if more else ""))
+
+    # ----- the members' addresses (member records) ----------------------------------------------------
+    def _connect(self) -> None:
+        """Keep connections to the members of the latest configuration and of the one before it, the
+        replica's known senders (MC-LATEST): a leader that removed itself still needs its followers'
+        answers until that change commits."""
+        r = getattr(self, "replica", None)
+        if r is None:
+            return  # (the replica is being built: `__init__` connects once it is)
+        found = [c for _, c in r.log.configurations()] + [r.initial_configuration] * 2
+        self.cluster.connect(set(r.peer_ids) | found[0].members | found[1].members)
+
+    def _learn(self, key: str, value: Any) -> bool:
+        """Take the addresses of a member record (a put of a reserved key); True if any was new."""
+        found = parse_member_record(key, value)
+        if found is None:
+            _log(f"node {self.id}: ignored a malformed member record {key[:60]!r}")
+            return False
+        ident, peer, client = found
+        if ident == self.id or (self.cluster.peers.get(ident) == peer and self.client_addresses.get(ident) == client):
+            return False  # (this node's own addresses are its options)
+        self.cluster.set_address(ident, peer)
+        self.client_addresses[ident] = client
+        _log(f"node {self.id}: node {ident} is at {_addr(peer)} (clients {_addr(client)})")
+        return True
+
+    def _learn_entries(self, entries: Iterable[LogEntry]) -> bool:
+        """Learn from the member records among log `entries` (appended, or held at start-up)."""
+        learned = False
+        for entry in entries:
+            t = entry.transition
+            if type(t) is KVCommand and t.op == "put" and t.key.startswith(MEMBER_PREFIX):
+                learned = self._learn(t.key, t.value) or learned
+        return learned
+
+    def _learn_store(self) -> bool:
+        """Learn from the member records in the store (restored from a snapshot)."""
+        learned = False
+        for key, value in list(self.store.data.items()):
+            if key.startswith(MEMBER_PREFIX):
+                learned = self._learn(key, value) or learned
+        return learned
+
     def _on_machine(self, kind: str, transition_id: Hashable | None, state: TransitionState | None,
                     result: Any) -> None:
         if transition_id not in self._waiting:
@@ -196,9 +344,11 @@ class KVNode:
         if kind == "applied":
             reply = {"ok": True, "result": result}
         elif kind == "state" and state is not None and state.final:  # the client retries with the same seq
-            why = {TransitionState.ABANDONED_NOT_LEADER: "not_leader", TransitionState.UNKNOWN: "unknown"}.get(
-                state, "abandoned")
+            why = {TransitionState.ABANDONED_NOT_LEADER: "not_leader", TransitionState.UNKNOWN: "unknown",
+                   TransitionState.ABANDONED_REFUSED: "refused"}.get(state, "abandoned")
             reply = {"ok": False, "error": why, "leader": self._leader_hint()}
+            if state is TransitionState.ABANDONED_REFUSED:  # a membership change (MC-ONE): the core's reason
+                reply["detail"] = self._refusal
         else:
             return
         for waiter in self._waiting.pop(transition_id, ()):
@@ -352,9 +502,21 @@ class KVNode:
         leader = self.replica.leader_id
         return None if leader is None or leader == self.id else _addr(self.client_addresses.get(leader))
 
+    def addresses(self) -> dict[str, dict[str, str | None]]:
+        """The address book: every node this one knows of (members, and servers that were), by id."""
+        ids = sorted({self.id, *self.cluster.peers, *self.client_addresses})
+        return {str(i): {"peer": _addr(self.cluster.address if i == self.id else self.cluster.peers.get(i)),
+                         "client": _addr(self.client_addresses.get(i))} for i in ids}
+
     def status(self) -> dict:
         r = self.replica
+        c = r.configuration
+        member = "voter" if self.id in c.voters else "learner" if self.id in c.learners else "removed"
         return {"id": self.id, "role": r.role.value, "term": r.current_term, "leader": r.leader_id,
+                "configuration": _config_json(c, r.config_index), "member": member,
+                "addresses": self.addresses(),
+                "match_index": ({str(p): r.match_index.get(p, 0) for p in r.peer_ids}
+                                if r.role is Role.LEADER else None),
                 "last_index": r.log.last_index, "snapshot_index": r.log.base_index, "log_entries": len(r.log),
                 "commit_index": r.commit_index, "last_applied": r.last_applied,
                 "keys": len(self.store.data), "replica_dropped": r.stats.dropped,
@@ -379,13 +541,15 @@ class KVNode:
             return self._enqueue_read(key, writer, rid)
         if op == "transfer":
             return self._transfer(request.get("to"), writer, rid)
+        if op in _MEMBER_OPS:
+            return self._member_request(op, request, writer, rid)
         if op not in OPS:
             raise ValueError(f"unknown op {op!r}")
-        client, seq = request.get("client"), request.get("seq")
-        if type(client) is not int or not 0 <= client < 2**63 or type(seq) is not int or not 0 <= seq < 2**63:
-            raise ValueError("client and seq must be ints in [0, 2**63)")
+        client, seq = _session(request)
         untrusted_key: Any = request.get("key")  # like value and expected: KVCommand checks every field's type
         command = KVCommand(client, seq, op, untrusted_key, request.get("value"), request.get("expected"))
+        if op != "get" and command.key.startswith(MEMBER_PREFIX):
+            raise ValueError(f"keys starting with {MEMBER_PREFIX!r} are reserved for the members' addresses")
         return self._enqueue(command, writer, rid)
 
     def _enqueue(self, command: KVCommand, sink: asyncio.Transport | asyncio.Future, rid: Any) -> dict | None:
@@ -415,9 +579,10 @@ class KVNode:
 
     def _transfer(self, to: Any, sink: asyncio.Transport | asyncio.Future, rid: Any) -> dict | None:
         """Start handing the leadership to node `to`; the reply waits for `_check_transfers`."""
-        if type(to) is not int or to not in self.member_ids:
+        voters = self.replica.configuration.voters
+        if type(to) is not int or to not in voters:
             return {"ok": False, "error": "not_a_peer",
-                    "detail": f"{to!r} is not a node of this cluster (nodes {sorted(self.member_ids)})"}
+                    "detail": f"{to!r} is not a node of this cluster, or not a voter (voters {sorted(voters)})"}
         replica = self.replica
         if replica.role is not Role.LEADER:
             return {"ok": False, "error": "not_leader", "leader": self._leader_hint()}
@@ -452,6 +617,103 @@ class KVNode:
             else:
                 waiting.append((waiter, to))
         self._transfers = waiting
+
+    # ----- membership change ------------------------------------------------------------------------
+    def _member_request(self, op: str, request: dict, writer: asyncio.Transport, rid: Any) -> dict | None:
+        """Start a membership change (`_change`); its reply is written when it ends."""
+        node = request.get("node")
+        if type(node) is not int or not 0 <= node < 10**18:
+            raise ValueError("node must be an int in [0, 10**18)")
+        record = None
+        refused = self._check_change(op, node)
+        if op == "member_add":
+            peer, client = request.get("peer"), request.get("client_address")
+            if type(peer) is not str or type(client) is not str:
+                raise ValueError("member_add needs peer and client_address, HOST:PORT strings")
+            addresses = parse_address(peer), parse_address(client)
+            record = KVCommand(*_session(request), "put", f"{MEMBER_PREFIX}{node}", member_record(*addresses))
+            known = (self.cluster.peers.get(node), self.client_addresses.get(node))
+            if refused is None and node in self.replica.configuration.learners and known != addresses:
+                # (a member moves only by being removed and added again: an unauthenticated client must not
+                # redirect the leader's connections to a member)
+                refused = {"ok": False, "error": "already_a_member", "leader": None,
+                           "detail": f"node {node} is a learner already, at {_addr(known[0])} (clients "
+                                     f"{_addr(known[1])}): remove it first to move it"}
+        if refused is not None:
+            return refused
+        assert self._loop is not None  # (requests arrive once `run` serves)
+
+        def answer(task: asyncio.Task) -> None:
+            if task.cancelled() or task.exception() is not None:
+                if not task.cancelled():
+                    _log(f"node {self.id}: {op} of node {node} failed: {task.exception()!r}")
+                reply = {"ok": False, "error": "stopped", "leader": None}
+            else:
+                reply = task.result()
+            if not writer.is_closing():
+                writer.write(json.dumps({**reply, "id": rid}).encode() + b"\n")
+
+        task = self._loop.create_task(self._change(op, node, record))
+        self._changes.add(task)  # (a reference, or the task may be collected before it ends)
+        task.add_done_callback(self._changes.discard)
+        task.add_done_callback(answer)
+        return None
+
+    def _check_change(self, op: str, node: int) -> dict | None:
+        """The reply refusing the change now, or None if the leader may propose it."""
+        replica = self.replica
+        if replica.role is not Role.LEADER or replica.transfer_to is not None or self._stopping:
+            return {"ok": False, "error": "not_leader", "leader": self._leader_hint()}
+        c = replica.configuration
+        error = None
+        if op == "member_add" and node in c.voters:
+            error, detail = "already_a_member", f"node {node} is a voter already"
+        elif op == "member_promote" and node not in c.members:
+            error, detail = "not_a_member", f"node {node} is not a member: add it first"
+        elif op == "member_remove" and node not in c.members:
+            error, detail = "not_a_member", f"node {node} is not a member"
+        elif op == "member_remove" and c.voters == {node}:
+            error, detail = "last_voter", f"node {node} is the only voter: a cluster needs one"
+        if error is None:
+            return None
+        return {"ok": False, "error": error, "detail": detail, "configuration": _config_json(c, replica.config_index)}
+
+    def _new_configuration(self, op: str, node: int) -> Configuration:
+        c = self.replica.configuration
+        if op == "member_add":
+            return Configuration.of(c.voters, c.learners | {node})
+        if op == "member_promote":
+            return Configuration.of(c.voters | {node}, c.learners - {node})
+        return Configuration.of(c.voters - {node}, c.learners - {node})
+
+    async def _change(self, op: str, node: int, record: KVCommand | None) -> dict:
+        """Commit `record` (a new member's addresses) if any, then the configuration `op` makes of the
+        leader's latest one; the reply once it is committed (or why not)."""
+        if record is not None:
+            reply = await self.submit(record)
+            if not reply["ok"]:
+                return reply
+            refused = self._check_change(op, node)  # (this node may have lost its leadership meanwhile)
+            if refused is not None:
+                return refused
+        new, r = self._new_configuration(op, node), self.replica
+        if new == r.configuration and r.config_index > r.commit_index:  # asked again before it committed
+            return {"ok": False, "error": "refused", "leader": None,
+                    "detail": "an earlier configuration change is not committed yet"}
+        if new != r.configuration:  # (unchanged: asked again after it was done, say)
+            assert self._loop is not None
+            future = self._loop.create_future()
+            waiter = [future, None, False]
+            tid = new.get_id()
+            self._waiting.setdefault(tid, []).append(waiter)
+            self._expiry.append((time.monotonic() + REQUEST_TIMEOUT, tid, waiter))
+            self.store.propose(new)
+            self._wakeup()
+            reply = await future
+            if not reply["ok"]:
+                return reply
+        return {"ok": True, "result": {"configuration": _config_json(r.configuration, r.config_index),
+                                       "addresses": self.addresses()}}
 
     def submit(self, command: KVCommand) -> asyncio.Future:
         """Hand `command` to the log from this node's own event loop (embedding the node: no client hop).
@@ -566,6 +828,14 @@ class _Client(asyncio.Protocol):
     def _resume(self) -> None:
         if not self._paused and not self._blocked and not self.transport.is_closing():
             self.transport.resume_reading()
+
+
+def _session(request: dict) -> tuple[int, int]:
+    """A request's (client, seq): at most once per pair (the store's sessions)."""
+    client, seq = request.get("client"), request.get("seq")
+    if type(client) is not int or not 0 <= client < 2**63 or type(seq) is not int or not 0 <= seq < 2**63:
+        raise ValueError("client and seq must be ints in [0, 2**63)")
+    return client, seq
 
 
 def _reply(rid: Any, ok: bool, **fields: Any) -> bytes:
