@@ -1,12 +1,14 @@
-"""The `raftlab node`, `raftlab kv` and `raftlab cluster up|down` commands."""
+"""The `raftlab node`, `raftlab kv` and `raftlab cluster up|down|add|remove` commands."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,6 +87,10 @@ def add_parsers(commands: Any) -> None:
                            "(needs CheckQuorum; every node should use it alike)")
     node.add_argument("--drift-bound", type=float, default=None, metavar="R",
                       help="with --read-lease: the most one clock's rate may exceed another's (default 1.1)")
+    node.add_argument("--join", action="store_true",
+                      help="a new node joining a running cluster as a learner (never counted, never stands until "
+                           "promoted): --peers lists the cluster's members and this node; `raftlab cluster add` "
+                           "starts it so and adds it")
 
     kv = commands.add_parser("kv", help="client of a raftlab node cluster: put, get, delete, cas, transfer")
     kv.add_argument("--peers", type=parse_peers, required=True, help="the nodes, as for raftlab node")
@@ -98,11 +104,24 @@ def add_parsers(commands: Any) -> None:
                                             "(EXPECTED '-' for absent) | append KEY VALUE | transfer NODE_ID "
                                             "(the leader hands its leadership to that node) | status")
 
-    cluster = commands.add_parser("cluster", help="start or stop a local loopback cluster in the background")
-    cluster.add_argument("action", choices=["up", "down"])
-    cluster.add_argument("--dir", required=True, help="folder for the key, data, logs and pids")
+    cluster = commands.add_parser("cluster", help="start or stop a local loopback cluster in the background; "
+                                                  "add or remove a node of a running cluster")
+    cluster.add_argument("action", choices=["up", "down", "add", "remove"])
+    cluster.add_argument("--dir", help="folder for the key, data, logs and pids (up, down; add and remove: where "
+                                       "--peers, --key-file and --data-dir default from)")
     cluster.add_argument("--nodes", type=int, default=3, help="cluster size (up; default 3)")
     cluster.add_argument("--base-port", type=int, default=7001, help="peer port of node 1 (up; default 7001)")
+    cluster.add_argument("--id", type=int, help="add, remove: the node")
+    cluster.add_argument("--addr", help="add: the new node's peer address HOST:PORT (clients: port + --client-offset)")
+    cluster.add_argument("--peers", type=parse_peers,
+                         help="add, remove: nodes of the cluster to ask (default: those recorded in --dir)")
+    cluster.add_argument("--key-file", help="add: the cluster key (default DIR/cluster.key)")
+    cluster.add_argument("--data-dir", help="add: the new node's data folder (default DIR/nodeN)")
+    cluster.add_argument("--client-offset", type=int, default=CLIENT_OFFSET, help="as for raftlab node")
+    cluster.add_argument("--timeout", type=float, default=30.0, help="add, remove: seconds (default 30)")
+    cluster.add_argument("--no-start", action="store_true",
+                         help="add: do not start the node (run `raftlab node --join ...` yourself): only add it as a "
+                              "learner, wait until it has caught up and promote it")
 
 
 def run(parser: argparse.ArgumentParser, args: Any) -> int:
@@ -110,7 +129,11 @@ def run(parser: argparse.ArgumentParser, args: Any) -> int:
         return _node(parser, args)
     if args.command == "kv":
         return _kv(parser, args)
-    return _cluster_up(parser, args) if args.action == "up" else _cluster_down(args)
+    if args.action in ("up", "down"):
+        if args.dir is None:
+            parser.error(f"cluster {args.action}: --dir is required")
+        return _cluster_up(parser, args) if args.action == "up" else _cluster_down(args)
+    return _cluster_add(parser, args) if args.action == "add" else _cluster_remove(parser, args)
 
 
 def _node(parser: argparse.ArgumentParser, args: Any) -> int:
@@ -130,7 +153,8 @@ def _node(parser: argparse.ArgumentParser, args: Any) -> int:
         parser.error("node: --drift-bound applies to --read-lease only")
     options: dict[str, Any] = {"durable": args.storage == "sqlite", "loop": args.loop,
                                "fsync": not args.unsafe_no_fsync, "pre_vote": not args.no_pre_vote,
-                               "check_quorum": not args.no_check_quorum, "read_lease": args.read_lease}
+                               "check_quorum": not args.no_check_quorum, "read_lease": args.read_lease,
+                               "learner": args.join}
     if args.drift_bound is not None:
         if not 1.0 <= args.drift_bound < float("inf"):
             parser.error("node: --drift-bound must be a number >= 1")
@@ -153,12 +177,26 @@ def _kv(parser: argparse.ArgumentParser, args: Any) -> int:
     addresses = list(client_addresses(args.peers, args.client_offset).values())
     with KVClient(addresses, timeout=args.timeout) as client:
         try:
-            if args.op == "status":
-                for address in addresses:
+            if args.op == "status":  # the nodes of --peers, then the members they know of
+                asked: set[Address] = set()
+                todo = list(addresses)
+                while todo:
+                    address = todo.pop(0)
+                    if address in asked:
+                        continue
+                    asked.add(address)
                     try:
-                        print(json.dumps(client.status(address)))
-                    except (OSError, ValueError) as error:
+                        status = client.status(address)
+                    except (OSError, ValueError, KeyError) as error:
                         print(json.dumps({"address": f"{address[0]}:{address[1]}", "error": str(error)}))
+                        continue
+                    print(json.dumps(status))
+                    members = set(status.get("configuration", {}).get("voters", ())) | set(
+                        status.get("configuration", {}).get("learners", ()))
+                    for ident, known in sorted(status.get("addresses", {}).items()):
+                        if int(ident) in members and known.get("client"):
+                            with contextlib.suppress(ValueError):
+                                todo.append(parse_address(known["client"]))
                 return 0
             a = args.args
             result: Any
@@ -244,4 +282,193 @@ def _cluster_down(args: Any) -> int:
             os.kill(pid, signal.SIGKILL)
     pids_file.unlink()
     print(f"stopped {len(live)} nodes")
+    return 0
+
+
+# ----- cluster add / remove: membership change through the leader (thesis §4) ---------------------------
+def _format_peers(peers: dict[int, Address]) -> str:
+    return ",".join(f"{i}={h}:{p}" for i, (h, p) in sorted(peers.items()))
+
+
+def _recorded(folder: Path | None) -> dict:
+    """The pids.json of a `cluster up` folder ({} without one)."""
+    if folder is None or not (folder / "pids.json").exists():
+        return {}
+    return json.loads((folder / "pids.json").read_text())
+
+
+def _membership_peers(parser: argparse.ArgumentParser, args: Any) -> dict[int, Address]:
+    if args.peers is not None:
+        return args.peers
+    try:
+        recorded = _recorded(None if args.dir is None else Path(args.dir))
+    except (OSError, ValueError) as error:
+        parser.error(f"cluster {args.action}: cannot read {args.dir}/pids.json: {error}")
+    if "peers" not in recorded:
+        parser.error(f"cluster {args.action}: give --peers, or --dir of a cluster started by cluster up")
+    return parse_peers(recorded["peers"])
+
+
+def _members(reply: dict) -> dict[int, Address]:
+    """The peer addresses of the members of a configuration reply."""
+    c = reply["configuration"]
+    found = {}
+    for ident, known in reply.get("addresses", {}).items():
+        if int(ident) in {*c["voters"], *c["learners"]} and known.get("peer"):
+            found[int(ident)] = parse_address(known["peer"])
+    return found
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _cluster_add(parser: argparse.ArgumentParser, args: Any) -> int:
+    """Add node --id at --addr: its addresses and then it as a learner are committed through the leader;
+    the node is started (unless --no-start) with --join, and promoted once it has caught up."""
+    if args.id is None or args.addr is None:
+        parser.error("cluster add: --id and --addr are required")
+    if not 0 <= args.id < 10**18:
+        parser.error("cluster add: --id must be a natural number")
+    try:
+        peer = parse_address(args.addr)
+    except ValueError as error:
+        parser.error(f"cluster add: --addr: {error}")
+    client_address = (peer[0], peer[1] + args.client_offset)
+    peers = _membership_peers(parser, args)
+    folder = None if args.dir is None else Path(args.dir)
+    key_file = args.key_file or (None if folder is None else str(folder / "cluster.key"))
+    data_dir = args.data_dir or (None if folder is None else str(folder / f"node{args.id}"))
+    if not args.no_start and (key_file is None or data_dir is None):
+        parser.error("cluster add: give --dir, or --key-file and --data-dir (or --no-start)")
+    if not args.no_start and folder is not None and not _recorded(folder):
+        parser.error(f"cluster add: {folder}/pids.json does not exist (no cluster up there); give --peers "
+                     "--key-file --data-dir instead")
+    if not args.no_start:
+        for port in (peer[1], client_address[1]):
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (as the node listens)
+                try:
+                    probe.bind((peer[0], port))
+                except OSError as error:
+                    print(f"cluster add: cannot listen on {peer[0]}:{port}: {error}", file=sys.stderr)
+                    return 1
+    deadline = time.monotonic() + args.timeout
+    addresses = list(client_addresses(peers, args.client_offset).values())
+    with KVClient(addresses, timeout=args.timeout) as client:
+        try:
+            added = client.add_member(args.id, peer, client_address)
+        except KVError as error:
+            print(f"cluster add: node {args.id} not added: {error}", file=sys.stderr)
+            return 1
+        c = added["configuration"]
+        _say(f"node {args.id} is a learner (voters {c['voters']}, learners {c['learners']}; entry {c['index']})")
+        members = {**_members(added), args.id: peer}
+        process = None
+        if key_file is not None and data_dir is not None and not args.no_start:
+            process = _start_node(args.id, members, key_file, data_dir, folder, args.client_offset)
+            log = _node_log(folder, data_dir, args.id)
+            _say(f"started node {args.id} (pid {process.pid}) with --join; its log: {log}")
+            if folder is not None:  # recorded at once: `cluster down` stops it whatever happens next
+                pid = process.pid
+
+                def record(r: dict) -> None:
+                    r.setdefault("pids", {})[str(args.id)] = pid
+                    r["peers"] = _format_peers(members)
+
+                _update_recorded(folder, record)
+        else:
+            _say(f"start it: raftlab node --id {args.id} --peers {_format_peers(members)} --join --data-dir DIR "
+                 f"--key-file KEY")
+        # MC-LEARNER: promoted once it has caught up; it has once it applied what was committed when it joined
+        target, applied = c["index"], -1
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                print(f"cluster add: node {args.id} exited (code {process.returncode}); see its log. It is still a "
+                      f"learner: raftlab cluster remove --id {args.id} ...", file=sys.stderr)
+                return 1
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                applied = client.status(client_address, timeout=1.0)["last_applied"]
+            if applied >= target:
+                break
+            time.sleep(0.1)
+        else:
+            progress = (f"applied {applied} of {target}" if applied >= 0
+                        else f"no answer on its client port {client_address[0]}:{client_address[1]}")
+            print(f"cluster add: node {args.id} did not catch up within {args.timeout} s ({progress}); it is still "
+                  f"a learner (raftlab cluster remove --id {args.id} ... to drop it)", file=sys.stderr)
+            return 1
+        _say(f"node {args.id} caught up (applied {applied}); promoting it")
+        client.timeout = max(deadline - time.monotonic(), 1.0)
+        try:
+            promoted = client.promote_member(args.id)
+        except KVError as error:
+            print(f"cluster add: node {args.id} not promoted (it stays a learner): {error}", file=sys.stderr)
+            return 1
+    c = promoted["configuration"]
+    _say(f"node {args.id} is a voter (voters {c['voters']}, learners {c['learners']}; entry {c['index']})")
+    print(json.dumps(c))
+    return 0
+
+
+def _node_log(folder: Path | None, data_dir: str, ident: int) -> Path:
+    return folder / f"node{ident}.log" if folder is not None else Path(data_dir) / "node.log"
+
+
+def _start_node(ident: int, members: dict[int, Address], key_file: str, data_dir: str, folder: Path | None,
+                offset: int) -> subprocess.Popen:
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    with open(_node_log(folder, data_dir, ident), "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "raftlab.cli", "node", "--id", str(ident), "--peers", _format_peers(members),
+             "--data-dir", data_dir, "--key-file", key_file, "--client-offset", str(offset), "--join"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+
+
+def _update_recorded(folder: Path, change: Any) -> None:
+    recorded = _recorded(folder)
+    if recorded:
+        change(recorded)
+        (folder / "pids.json").write_text(json.dumps(recorded) + "\n")
+
+
+def _cluster_remove(parser: argparse.ArgumentParser, args: Any) -> int:
+    """Remove node --id through the leader; then stop its process if this --dir started it."""
+    if args.id is None:
+        parser.error("cluster remove: --id is required")
+    peers = _membership_peers(parser, args)
+    with KVClient(list(client_addresses(peers, args.client_offset).values()), timeout=args.timeout) as client:
+        try:
+            removed = client.remove_member(args.id)
+        except KVError as error:
+            print(f"cluster remove: node {args.id} not removed: {error}", file=sys.stderr)
+            return 1
+    c = removed["configuration"]
+    _say(f"node {args.id} removed (voters {c['voters']}, learners {c['learners']}; entry {c['index']})")
+    folder = None if args.dir is None else Path(args.dir)
+    try:
+        recorded = _recorded(folder)
+    except (OSError, ValueError):
+        recorded = {}
+    pid = recorded.get("pids", {}).get(str(args.id))
+    if folder is not None and pid is not None:
+        if _alive(pid) and _is_raftlab_node(pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.05)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            _say(f"stopped node {args.id} (pid {pid})")
+
+        def forget(r: dict) -> None:
+            r["pids"].pop(str(args.id), None)
+            r["peers"] = _format_peers({i: a for i, a in parse_peers(r["peers"]).items() if i != args.id})
+
+        _update_recorded(folder, forget)
+    else:
+        _say(f"stop node {args.id}'s process yourself: it no longer belongs to the cluster (a removed leader steps "
+             f"down and stays idle; a removed follower is not told, and keeps asking for votes, which the members "
+             f"ignore)")
+    print(json.dumps(c))
     return 0
