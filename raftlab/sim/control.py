@@ -1,23 +1,26 @@
-"""What a `Simulation` can ask of its cluster beyond submitting transitions: leadership transfers,
-linearizable reads, and clocks that run at their own rates.
+"""What a `Simulation`'s clients ask of its cluster: transitions (`submit`, `one`), leadership
+transfers, linearizable reads, and clocks that run at their own rates.
 
 `Control` is a part of `Simulation` (its base class), as `Faults` is: each method is an intervention,
-recorded in the history (so that `rewind` replays it) and explained in the trace.
+recorded in the history (so that `rewind` replays it) and explained in the trace (`one` is a helper that
+runs the simulation and submits).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..core import ReadState
-from .submission import ReadRequest
+from ..core import Configuration, ReadState, TransitionState
+from .submission import ReadRequest, Submission
 from .trace import SIM, SimKind, TraceEvent
 
 if TYPE_CHECKING:
     from ..core import Replica
     from .history import History
+    from .node import MachineTap
 
 _US = 1_000_000
 
@@ -34,14 +37,20 @@ def check_options(options: dict[str, Any]) -> None:
 
 
 class Control:
-    """Leadership transfers (thesis §3.10), reads without log writes (§6.4), and clock rates per node."""
+    """Client transitions, leadership transfers (thesis §3.10), reads without log writes (§6.4), and clock
+    rates per node."""
 
     if TYPE_CHECKING:  # what the controls use of the simulation
         ids: tuple[int, ...]
+        seed: int
         now_us: int
+        steps: int
+        heartbeat_timeout: float
         history: History
         reads: dict[Hashable, ReadRequest]
+        submissions: dict[Hashable, Submission]
         _replicas: dict[int, Replica | None]
+        _taps: dict[int, MachineTap]
         _paused: dict[int, int]
         _clocks: dict[int, tuple[int, float, float]]
         _read_seq: int
@@ -49,9 +58,63 @@ class Control:
         @property
         def now(self) -> float: ...
         def leader(self) -> int | None: ...
+        def configuration(self, node: int | None = None) -> Configuration: ...
+        def run(self, seconds: float) -> int: ...
+        def run_until(self, predicate: Callable[[Any], bool], timeout: float = 10.0) -> int: ...
         def _check_node(self, node: int) -> None: ...
         def _record(self, kind: str, node: int | None, rule: str, **data: Any) -> TraceEvent: ...
         def _after(self, node: int) -> None: ...
+
+    def submit(self, transition: Any, to: int | None = None) -> Submission:
+        """Give `transition` to node `to` (default: the leader, else node 0). Returns a handle whose
+        `states` follow the transition on every node. A `Configuration` is a transition too: offered
+        to the leader, it is the proposal of a membership change (see `add_node`)."""
+        if to is None:
+            leader = self.leader()
+            node = leader if leader is not None else 0
+        else:
+            node = to
+        self._check_node(node)
+        self.history.log("submit", transition, to=to)
+        return self._offer(transition, node)
+
+    def _offer(self, transition: Any, node: int) -> Submission:
+        """Give `transition` to `node` now (what `submit` does once it is recorded)."""
+        handle = Submission(transition, transition.get_id(), node, self.steps)
+        self.submissions[handle.id] = handle
+        self._record(SimKind.CLIENT_REQUEST, node, SIM, transition=repr(transition))
+        replica = self._replicas[node]
+        if replica is None:
+            handle.states[node] = TransitionState.ABANDONED_NOT_LEADER
+            self._record(SimKind.CLIENT_REPLY, node, SIM, transition=repr(transition), state="refused: node is down")
+            return handle
+        self._taps[node].submit(transition)  # the replica takes it now, with the machine's own
+        if node in self._paused:
+            return handle  # a paused process takes it when it resumes
+        replica.process_transitions()
+        self._after(node)
+        return handle
+
+    def one(self, transition: Any, k: int | None = None, timeout: float = 10.0, retry: float = 1.0) -> Submission:
+        """Submit `transition` to the leader and wait until `k` nodes (default: a majority of the
+        current configuration's voters) applied it, resubmitting the same transition to a new leader
+        every `retry` seconds if needed (a state machine that deduplicates by id, like `KVStore`,
+        applies it once), and a heartbeat after a leader refused it at once. Raises `TimeoutError`
+        after `timeout` virtual seconds."""
+        deadline = self.now + timeout
+        wanted = len(self.configuration().voters) // 2 + 1 if k is None else k
+        while self.now < deadline:
+            self.run_until(lambda s: s.leader() is not None, deadline - self.now)
+            if self.leader() is None:
+                break
+            wanted = len(self.configuration().voters) // 2 + 1 if k is None else k
+            asked, handle = self.now_us, self.submit(transition)
+            self.run_until(partial(_settled, handle, wanted), min(retry, max(deadline - self.now, 0)))
+            if len(handle.applied_on) >= wanted:
+                return handle
+            if self.now_us == asked:  # refused at once (in a transfer, or a configuration change): wait first
+                self.run(min(self.heartbeat_timeout, max(deadline - self.now, 0)))
+        raise TimeoutError(f"{transition!r} was not applied on {wanted} nodes within {timeout} s (seed {self.seed})")
 
     def transfer_leadership(self, to: int) -> None:
         """Ask the leader to hand its leadership to node `to` (`Replica.transfer_leadership`): it takes
@@ -129,3 +192,7 @@ class Control:
             return local * _US
         since, base, rate = self._clocks[node]
         return since + (local - base) * _US / rate
+
+
+def _settled(handle: Submission, k: int, sim: Any) -> bool:
+    return handle.settled(k)

@@ -46,6 +46,8 @@ class NodeFrame:
     transfer_deadline: float = math.inf  # leader: when that transfer is aborted, seconds of virtual time
     reads: int = 0  # linearizable reads waiting on it
     clock_rate: float = 1.0  # how fast its clock runs (`Simulation.set_clock_rate`)
+    # Membership change (the default: a voter of a fixed cluster):
+    membership: str = "voter"  # as the leader (or itself) sees it: voter, learner, joining, removed (`sim.membership`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,10 @@ class Frame:
     cut: frozenset[tuple[int, int]]  # one-way links that are cut
     leader: int | None
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # the Replica options given
+    # The configuration as the leader sees it (`Simulation.configuration`; `of` fills them in):
+    voters: tuple[int, ...] = ()
+    learners: tuple[int, ...] = ()
+    config_committed: bool = True  # whether that configuration is committed (else a change is under way)
 
     @classmethod
     def of(cls, sim: Simulation) -> Frame:
@@ -85,9 +91,13 @@ class Frame:
                 tuple(sorted(r.votes)) if r is not None and r.role is Role.CANDIDATE else (),
                 transfer_to,
                 math.inf if transfer_to is None or lead is None else _virtual(sim, i, lead.transfer_deadline),
-                0 if r is None else len(getattr(r, "reads", ())), sim.clock_rate(i)))
+                0 if r is None else len(getattr(r, "reads", ())), sim.clock_rate(i), sim.membership(i)))
+        leader = sim.leader()
+        config, lead = sim.configuration(), None if leader is None else sim._replicas[leader]
+        committed = lead is None or lead.commit_index >= lead.config_index
         return cls(sim.now, sim.steps, sim.seed, tuple(nodes), tuple(sim.in_flight()), frozenset(sim._cut),
-                   sim.leader(), MappingProxyType(dict(sim.options)))
+                   leader, MappingProxyType(dict(sim.options)), tuple(sorted(config.voters)),
+                   tuple(sorted(config.learners)), committed)
 
 
 def _virtual(sim: Simulation, node: int, local: float) -> float:

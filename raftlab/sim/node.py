@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..core import LogEntry, Message, ReadState, Replica, Role, Snapshot, TransitionState
+from ..core import Configuration, LogEntry, Message, ReadState, Replica, Role, Snapshot, TransitionState
 from .trace import SIM, SimKind
 
 if TYPE_CHECKING:
     from .simulation import Simulation
+
+_CONFIG = ("configuration",)  # how a `Configuration`'s transition id starts
 
 
 class SimCluster:
@@ -41,7 +43,9 @@ class MachineTap:
 
     The machine is any object with the six methods of the core `StateMachine` protocol. The tap
     forwards every call to it and tells the simulation what happened: the states of the client's
-    `Submission`s, and each entry applied (to the invariant checker). It also queues the transitions
+    `Submission`s, and each entry applied (to the invariant checker), configuration entries included:
+    they are the cluster's, so the replica never gives them to the machine, but it reports them
+    APPLIED as it moves past them, and they count as applied indices. It also queues the transitions
     submitted through the simulation (`submit`): the replica takes them after the machine's own
     pending ones, so the machine needs no queue of its own.
     """
@@ -58,6 +62,8 @@ class MachineTap:
     def register_transition_state(self, transition_id: Hashable, state: TransitionState) -> None:
         self.machine.register_transition_state(transition_id, state)
         sim = self.sim
+        if state is TransitionState.APPLIED and type(transition_id) is tuple and transition_id[:1] == _CONFIG:
+            self._applied_configuration(transition_id)
         handle = sim.submissions.get(transition_id)
         if handle is not None and handle.track(self.node, state, self.applied_index, sim.now):
             if state is TransitionState.APPLIED:
@@ -77,6 +83,18 @@ class MachineTap:
         previous, self.applied_index = self.applied_index, replica.last_applied + 1
         if self.sim.checker is not None:
             self.sim.checker.on_apply(self.node, self.applied_index, transition.get_id(), previous)
+
+    def _applied_configuration(self, transition_id: Hashable) -> None:
+        """The replica moved its last applied index past a configuration entry (ALL-APPLY, without the
+        machine): it counts as applied there. (One a snapshot covers is not: the snapshot is.)"""
+        replica = self.sim._replicas[self.node]
+        index = 0 if replica is None else replica.last_applied
+        if replica is None or index != self.applied_index + 1 or index <= replica.log.base_index \
+                or type(replica.log.entry(index).transition) is not Configuration:
+            return
+        previous, self.applied_index = self.applied_index, index
+        if self.sim.checker is not None:
+            self.sim.checker.on_apply(self.node, index, transition_id, previous)
 
     def get_pending_transitions(self) -> Iterable[Any]:
         own = self.machine.get_pending_transitions()
@@ -106,7 +124,11 @@ class ReplicaView:
 
     def __repr__(self) -> str:
         replica = self._replica
-        return repr(replica) if replica is not None else f"ReplicaView(id={self._node}, crashed)"
+        down = "removed" if self.removed else "crashed"
+        return repr(replica) if replica is not None else f"ReplicaView(id={self._node}, {down})"
+
+    def __deepcopy__(self, memo: dict) -> ReplicaView:
+        return self  # immutable, and a checkpoint shares its simulation
 
     @property
     def _replica(self) -> Replica | None:
@@ -119,6 +141,21 @@ class ReplicaView:
     @property
     def crashed(self) -> bool:
         return self._replica is None
+
+    @property
+    def removed(self) -> bool:
+        """Shut down for good: a committed configuration left it out (`Simulation.remove_node`)."""
+        return self._node in self._sim._removed
+
+    @property
+    def configuration(self) -> Configuration | None:
+        """The latest configuration in its log, committed or not (MC-LATEST); None while crashed."""
+        return None if self._replica is None else self._replica.configuration
+
+    @property
+    def membership(self) -> str:
+        """``"voter"``, ``"learner"``, ``"joining"`` or ``"removed"``: see `Simulation.membership`."""
+        return self._sim.membership(self._node)
 
     @property
     def role(self) -> Role | None:

@@ -3,9 +3,10 @@
 One seed decides everything (timers, latency, loss, duplication); the same seed and the same
 interventions give the same run, event for event. Time is held in integer microseconds.
 
-This module holds the event loop and the interventions on nodes and clients; pauses and the network's
-faults are in `faults` (a base class), a node's parts in `node`, the client's handle in `submission`,
-going back and forking in `history`, and what renderers read in `frame`.
+This module holds the event loop and the interventions on nodes; pauses and the network's faults are
+in `faults`, the clients' requests (transitions, transfers, reads) and clocks in `control`, adding and
+removing nodes in `membership` (base classes), a node's parts in `node`, the client's handle in
+`submission`, going back and forking in `history`, and what renderers read in `frame`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from collections.abc import Callable, Hashable
 from functools import partial
 from typing import Any, NamedTuple
 
-from ..core import Event, Message, MemoryStorage, Replica, Role, TransitionState
+from ..core import Event, Message, MemoryStorage, Replica, Role
 from .control import Control, check_options
 from .faults import _RESUME, Faults, _us
 from .frame import Frame
 from .history import History
 from .invariants import InvariantChecker
+from .membership import Membership
 from .network import NetworkModel, wire_size
 from .node import MachineTap, ReplicaView, SimCluster
 from .submission import ReadRequest, Submission
@@ -48,11 +50,11 @@ class InFlight(NamedTuple):
         return self  # immutable: checkpoints share it
 
 
-class Simulation(Faults, Control):
+class Simulation(Faults, Control, Membership):
     """A Raft cluster of `n` real `Replica`s on a simulated network, in virtual time.
 
     Args:
-        n: number of nodes, with ids ``0 .. n-1``.
+        n: number of nodes, with ids ``0 .. n-1`` (`add_node` adds more: `ids` and `n` grow).
         seed: decides every random choice of the run.
         heartbeat_timeout, election_timeout: as for `Replica` (seconds).
         network: a `NetworkModel` (default: 5-15 ms latency, no loss).
@@ -76,7 +78,9 @@ class Simulation(Faults, Control):
     # The state of the run: what a checkpoint of the `history` copies (and `rewind` restores).
     _STATE = ("_replicas", "_storages", "_taps", "_clusters", "_queue", "_timers", "_incarnation", "_rng",
               "_cut", "_drop_next", "_in_flight", "network", "now_us", "steps", "_seq", "_message_ids",
-              "submissions", "checker", "counters", "_paused", "_parked", "reads", "_read_seq", "_clocks")
+              "submissions", "checker", "counters", "_paused", "_parked", "reads", "_read_seq", "_clocks",
+              "ids", "n", "replicas", "_boot_args", "changes", "_removed", "_retiring", "_committed",
+              "_committed_at", "_were_members")
 
     def __init__(self, n: int = 5, seed: int = 1, heartbeat_timeout: float = 0.05,
                  election_timeout: tuple[float, float] = (0.15, 0.30), network: NetworkModel | None = None,
@@ -140,6 +144,8 @@ class Simulation(Faults, Control):
         self._taps: dict[int, MachineTap] = {}
         self._clusters: dict[int, SimCluster] = {}
         self.replicas = tuple(ReplicaView(self, i) for i in self.ids)  # read-only views
+        self._boot_args = {i: (tuple(p for p in self.ids if p != i), False) for i in self.ids}  # (peers, learner)
+        self._init_membership()
         # Validate the Replica arguments once, with a clear error, before anything runs.
         for i in self.ids:
             self._boot(i)
@@ -244,70 +250,19 @@ class Simulation(Faults, Control):
         return self.steps - start
 
     # ----- interventions (recorded, so that rewind can replay them) ----------------------------
-    def submit(self, transition: Any, to: int | None = None) -> Submission:
-        """Give `transition` to node `to` (default: the leader, else node 0). Returns a handle whose
-        `states` follow the transition on every node."""
-        if to is None:
-            leader = self.leader()
-            node = leader if leader is not None else 0
-        else:
-            node = to
-        self._check_node(node)
-        self.history.log("submit", transition, to=to)
-        handle = Submission(transition, transition.get_id(), node, self.steps)
-        self.submissions[handle.id] = handle
-        self._record(SimKind.CLIENT_REQUEST, node, SIM, transition=repr(transition))
-        replica = self._replicas[node]
-        if replica is None:
-            handle.states[node] = TransitionState.ABANDONED_NOT_LEADER
-            self._record(SimKind.CLIENT_REPLY, node, SIM, transition=repr(transition), state="refused: node is down")
-            return handle
-        self._taps[node].submit(transition)  # the replica takes it now, with the machine's own
-        if node in self._paused:
-            return handle  # a paused process takes it when it resumes
-        replica.process_transitions()
-        self._after(node)
-        return handle
-
-    def one(self, transition: Any, k: int | None = None, timeout: float = 10.0, retry: float = 1.0) -> Submission:
-        """Submit `transition` to the leader and wait until `k` nodes (default: a majority) applied
-        it, resubmitting the same transition to a new leader every `retry` seconds if needed (a
-        state machine that deduplicates by id, like `KVStore`, applies it once). Raises
-        `TimeoutError` after `timeout` virtual seconds."""
-        k = self.n // 2 + 1 if k is None else k
-        deadline = self.now + timeout
-        while self.now < deadline:
-            self.run_until(lambda s: s.leader() is not None, deadline - self.now)
-            if self.leader() is None:
-                break
-            handle = self.submit(transition)
-            self.run_until(partial(_settled, handle, k), min(retry, max(deadline - self.now, 0)))
-            if len(handle.applied_on) >= k:
-                return handle
-        raise TimeoutError(f"{transition!r} was not applied on {k} nodes within {timeout} s (seed {self.seed})")
-
     def crash(self, node: int) -> None:
         """Crash `node`: its volatile state and the messages on their way to it are lost."""
         self._check_node(node)
         self.history.log("crash", node)
-        if self._replicas[node] is None:
-            return
-        self._replicas[node] = None
-        self._incarnation[node] += 1
-        self._timers[node] = math.inf
-        self._paused.pop(node, None)  # a crash ends a pause (its waiting messages are lost below)
-        self._parked.pop(node, None)
-        self._record(SimKind.CRASH, node, SIM)
-        for flight in [f for f in self._in_flight.values() if f.destination == node]:
-            del self._in_flight[flight.id]
-            self._lost(flight, "its receiver crashed")
+        if self._replicas[node] is not None:
+            self._halt(node, SimKind.CRASH)
 
     def restart(self, node: int) -> None:
         """Restart a crashed `node`: a new `Replica` on its kept storage, with a new state machine
-        that the replica rebuilds from the snapshot and the log."""
+        that the replica rebuilds from the snapshot and the log. A removed node stays down."""
         self._check_node(node)
         self.history.log("restart", node)
-        if self._replicas[node] is not None:
+        if self._replicas[node] is not None or node in self._removed:
             return
         self._boot(node)
         s = self._storages[node]
@@ -346,12 +301,26 @@ class Simulation(Faults, Control):
         if self.checker is not None:
             self.checker.restarted(node)
         rng = random.Random(f"timers/{self.seed}/{node}/{incarnation}")
+        peers, learner = self._boot_args[node]
         self._replicas[node] = self.replica_class(
-            node, [p for p in self.ids if p != node], cluster, tap, self.noop, self.heartbeat_timeout,
-            self.election_timeout, self.snapshot_delta, storage=self._storages[node], rng=rng,
-            clock=partial(self.local_time, node), observer=self._observe if self.record_trace else None,
+            node, list(peers), cluster, tap, self.noop, self.heartbeat_timeout, self.election_timeout,
+            self.snapshot_delta, storage=self._storages[node], rng=rng, clock=partial(self.local_time, node),
+            observer=self._observe if self.record_trace else None, **({"learner": True} if learner else {}),
             **self.options)
         self._after(node)
+
+    def _halt(self, node: int, kind: str, **data: Any) -> None:
+        """Stop `node`'s replica (a crash, or a removal): its volatile state and the messages on their way
+        to it are lost."""
+        self._replicas[node] = None
+        self._incarnation[node] += 1
+        self._timers[node] = math.inf
+        self._paused.pop(node, None)  # a crash ends a pause (its waiting messages are lost below)
+        self._parked.pop(node, None)
+        self._record(kind, node, SIM, **data)
+        for flight in [f for f in self._in_flight.values() if f.destination == node]:
+            del self._in_flight[flight.id]
+            self._lost(flight, "its receiver crashed")
 
     def _resume(self, node: int, incarnation: int, time: int) -> TraceEvent | None:
         """The pause of `node` ends at `time` (unless superseded): what waited for it goes first."""
@@ -390,6 +359,10 @@ class Simulation(Faults, Control):
         if self.checker is not None:
             self.checker.raise_pending()
             self.checker.check(node, replica)
+        if replica.commit_index >= replica.config_index > self._committed_at:  # a newer configuration committed
+            self._configuration_committed(replica)
+            if self._replicas[node] is None:
+                return  # (it removed itself)
         self._arm(node, replica)
 
     def _arm(self, node: int, replica: Replica) -> None:
@@ -451,6 +424,3 @@ class Simulation(Faults, Control):
         data["term"] = event.term
         self.trace.events.append(TraceEvent(self.steps, self.now_us, event.kind, event.node, event.rule, data))
 
-
-def _settled(handle: Submission, k: int, sim: Simulation) -> bool:
-    return handle.settled(k)

@@ -37,6 +37,8 @@ class SimKind:
     READ_REPLY: Final = "read_reply"  # a node answered a read (data["state"], data["value"])
     TRANSFER: Final = "transfer"  # the user asked the leader to transfer its leadership (data["to"])
     CLOCK: Final = "clock"  # a node's clock rate changed (data["rate"])
+    MEMBERSHIP: Final = "membership"  # the user asked for a membership change (data["change"]: add, promote, remove)
+    REMOVED: Final = "removed"  # a node left out of a committed configuration was shut down for good
 
     CLIENT: Final = (CLIENT_REQUEST, CLIENT_REPLY)
 
@@ -219,6 +221,9 @@ def _explain(e: TraceEvent) -> str:
     if k == EventKind.BECAME_LEADER:
         return f"{who} won the election of term {d.get('term')} with votes from {d.get('votes')}."
     if k == EventKind.BECAME_FOLLOWER:
+        if e.rule == "MC-STEPDOWN":
+            return (f"{who} stepped down as leader: {d.get('why')}; it led without counting itself until then, and "
+                    f"stays in term {d.get('term')} as a follower that, no longer a voter, never stands (MC-STEPDOWN).")
         if e.rule == "CQ-STEPDOWN":
             return (f"{who} stepped down as leader: {d.get('why')}, so it may be cut off from the cluster; it stays "
                     f"in term {d.get('term')} as a follower (CQ-STEPDOWN).")
@@ -277,6 +282,16 @@ def _explain(e: TraceEvent) -> str:
         return f"{who} compacted its log into a snapshot up to index {d.get('index')}."
     if k == EventKind.SNAPSHOT_INSTALLED:
         return f"{who} installed a snapshot up to index {d.get('index')} from leader {d.get('leader')}."
+    if k == EventKind.CONFIGURATION_CHANGED:
+        members = _members(d.get("voters"), d.get("learners"))
+        if not d.get("index"):
+            return (f"{who} is back to the configuration {members}: the entries of later ones were removed from its "
+                    f"log (MC-LATEST).")
+        return (f"{who} now uses the configuration {members}, entry {d.get('index')} of its log: a server uses the "
+                f"latest configuration in its log, committed or not (MC-LATEST).")
+    if k == EventKind.CONFIG_REFUSED:
+        return (f"{who} refused the configuration change to {_configuration(d.get('configuration'))}: {d.get('why')} "
+                f"(MC-ONE: one server at a time, after the last change and an entry of its term are committed).")
     if k == EventKind.MESSAGE_DROPPED:
         return f"{who} dropped a malformed or misaddressed message: {d.get('why')}."
     if k == EventKind.FLOW_CHANGED:
@@ -316,6 +331,19 @@ def _explain(e: TraceEvent) -> str:
         return f"{who} could not answer the client's read of {d.get('key')} ({d.get('state')}): it may ask again."
     if k == SimKind.TRANSFER:
         return f"the user asked leader {e.node} to hand its leadership to node {d.get('to')}."
+    if k == SimKind.MEMBERSHIP:
+        change, leader = d.get("change"), d.get("leader")
+        if change == "add":
+            return (f"{who} started with an empty log, as a learner of the cluster {d.get('members')} (it never "
+                    f"stands), and the user asked leader {leader} to add it as a learner (MC-LEARNER).")
+        if change == "promote":
+            return (f"the user asked leader {leader} to make learner {e.node} a voter: it agrees once node {e.node}'s "
+                    f"log has caught up with its commit index (MC-LEARNER).")
+        return (f"the user asked leader {leader} to remove {who} from the cluster; once a configuration without it is "
+                f"committed, it is shut down.")
+    if k == SimKind.REMOVED:
+        return (f"{who} was shut down for good: the configuration without it (entry {d.get('index')}) is committed, so "
+                f"it is no longer a member of the cluster.")
     if k == SimKind.CLOCK:
         rate = float(d.get("rate", 1.0))
         how = ("exactly" if rate == 1 else f"{abs(rate - 1) * 100:.3g} % {'fast' if rate > 1 else 'slow'}")
@@ -325,6 +353,26 @@ def _explain(e: TraceEvent) -> str:
 
 
 _READ_ID = re.compile(r"\('read', (\d+)\)")
+_CONFIGURATION = re.compile(r"Configuration\(voters=\[([\d, ]*)\], learners=\[([\d, ]*)\]\)")
+
+
+def _members(voters: Any, learners: Any) -> str:
+    """A configuration as a student reads it: "voters 0, 1, 2 and learner 3"."""
+    def ids(value: Any) -> str:
+        return ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+    text = f"voters {ids(voters) or 'none'}"
+    if learners:
+        text += f" and learner{'s' if len(learners) > 1 else ''} {ids(learners)}"
+    return text
+
+
+def _configuration(text: Any) -> str:
+    """A `Configuration`'s repr as `_members` says it."""
+    match = _CONFIGURATION.fullmatch(str(text))
+    if match is None:
+        return str(text)
+    voters, learners = ([int(v) for v in group.split(",") if v.strip()] for group in match.groups())
+    return _members(voters, learners)
 
 
 def _read_name(read: Any) -> str:

@@ -170,7 +170,8 @@ def test_kinds_are_the_strings_a_saved_trace_holds() -> None:
 
     assert named(SimKind) == {name.upper(): name for name in (
         "send", "deliver", "drop", "duplicate", "timer", "crash", "restart", "pause", "resume", "network",
-        "client_request", "client_reply", "read_request", "read_reply", "transfer", "clock")}
+        "client_request", "client_reply", "read_request", "read_reply", "transfer", "clock", "membership",
+        "removed")}
     assert set(named(SimKind).values()).isdisjoint(named(EventKind).values())
     assert SimKind.CLIENT == (SimKind.CLIENT_REQUEST, SimKind.CLIENT_REPLY)
 
