@@ -53,6 +53,18 @@ Commands (``N`` a node id, ``S`` seconds, ``P`` a probability, ``K`` a count; ``
                                    lease), numbered #1, #2...; to the leader by default, else node 0; wait
                                    runs until the node answers it (5 s at most)
     clock N RATE                   N's clock runs at RATE times virtual time from now on (1.1: 10% fast)
+    add-node [wait]                start a new node (the next id, an empty log) as a learner and ask the
+                                   leader to add it as one (Simulation.add_node)
+    promote N [wait]               ask the leader to make learner N a voter (Simulation.promote); it refuses
+                                   until N has caught up
+    remove-node N [wait]           ask the leader to remove N (Simulation.remove_node); once that is committed,
+                                   N is shut down for good
+    propose-config voters=A,B... [learners=C,...|none] [to=N] [wait]
+                                   submit a configuration by hand (to the leader by default, else node 0); the
+                                   nodes it leaves out keep running
+        Each of these four is a request numbered with the submitted ones (#1, #2...); wait runs until the
+        change is committed (5 s at most), proposing it again to the leader when it is refused or lost
+        (Simulation.run_until_committed).
     submit OP ARG... [to=N] [client=C] [seq=K] [count=K] [wait]   client requests, numbered #1, #2...
         kv: put KEY VALUE | get KEY | append KEY VALUE | delete KEY | cas KEY EXPECTED|none VALUE;
         counter: add K. To the leader by default, else node 0; a fresh client per request; count=K
@@ -86,7 +98,10 @@ Predicates (of ``check`` and ``run-until``):
   ``>`` or ``>=`` with a number; ``role=leader|candidate|follower``, ``vote=N|none``,
   ``log=I:T,...|empty`` (the entries after the snapshot), ``entry=I:T,...``, ``no-entry=I``,
   ``kv.KEY=VALUE|none``, ``crashed``, ``up``, and ``same-log`` (the same last entry, and the same
-  term wherever two of the nodes hold an index; snapshots may differ).
+  term wherever two of the nodes hold an index; snapshots may differ); membership change:
+  ``voters=N,...`` and ``learners=N,...|none`` (the latest configuration in the node's own log,
+  MC-LATEST), ``membership=voter|learner|joining|removed`` (as the leader, or the node, sees it:
+  `Simulation.membership`) and ``removed`` (shut down by remove-node).
 
 Errors in a transcript raise `TranscriptError`, whose message starts with ``file:line:``.
 """
@@ -103,11 +118,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core import EventKind, ReadState, Replica, Role, TransitionState
+from ..core import Configuration, EventKind, ReadState, Replica, Role, TransitionState
 from .frame import Frame
+from .membership import MEMBERSHIPS
 from .network import NetworkModel
 from .simulation import Simulation
-from .submission import ReadRequest
+from .submission import ReadRequest, Submission
 from .trace import SimKind, TraceEvent
 
 __all__ = [
@@ -210,6 +226,11 @@ _SPECS: dict[str, _Spec] = {
     "transfer": _spec("transfer N", 1, 1),
     "read": _spec("read KEY [to=N] [wait]", 1, 1, options="to", flags="wait"),
     "clock": _spec("clock N RATE", 2, 2),
+    "add-node": _spec("add-node [wait]", flags="wait"),
+    "promote": _spec("promote N [wait]", 1, 1, flags="wait"),
+    "remove-node": _spec("remove-node N [wait]", 1, 1, flags="wait"),
+    "propose-config": _spec("propose-config voters=A,B... [learners=C,...|none] [to=N] [wait]",
+                            options="voters learners to", flags="wait"),
     "submit": _spec("submit OP ARG... [to=N] [client=C] [seq=K] [count=K] [wait]", 1, 4,
                     options="to client seq count",
                     flags="wait"),
@@ -381,7 +402,7 @@ def _validate(c: Command) -> None:
     elif name in ("step", "deliver") and args:
         _int(args[0], "count", 1)
     elif name in ("crash", "restart", "disconnect", "connect", "timeout", "cut", "uncut", "drop-next", "log", "link",
-                  "unlink", "transfer"):
+                  "unlink", "transfer", "promote", "remove-node"):
         for a in args:
             _int(a, "node", 0)
     elif name == "clock":
@@ -390,6 +411,10 @@ def _validate(c: Command) -> None:
             raise ValueError("rate must be positive, not 0")
     elif name == "read" and "to" in o:
         _int(o["to"], "to", 0)
+    elif name == "propose-config":
+        if "voters" not in o:
+            raise ValueError("'propose-config' needs voters=")
+        _configuration(o)
     elif name == "partition":
         groups = _groups(args)
         if len(groups) < 2 or any(not g for g in groups):
@@ -470,6 +495,17 @@ def _groups(args: tuple[str, ...]) -> list[list[int]]:
     return groups
 
 
+def _configuration(o: dict[str, str]) -> Configuration:
+    """The configuration of a ``propose-config`` command's voters= and learners=."""
+    voters = [_int(w, "voter", 0) for w in o["voters"].split(",")]
+    learners = [] if o.get("learners", "none") == "none" else [_int(w, "learner", 0) for w in o["learners"].split(",")]
+    if "to" in o:
+        _int(o["to"], "to", 0)
+    if set(voters) & set(learners):
+        raise ValueError(f"a node cannot be both a voter and a learner: {sorted(set(voters) & set(learners))}")
+    return Configuration.of(voters, learners)
+
+
 def _scope_words(text: str) -> str | list[int]:
     if text in ("all", "live"):
         return text
@@ -485,6 +521,8 @@ _NOTABLE_KINDS = frozenset({
     EventKind.PRE_VOTE_STARTED, EventKind.PRE_VOTE_WON, EventKind.VOTE_IGNORED, EventKind.TRANSFER_STARTED,
     EventKind.TIMEOUT_NOW_SENT, EventKind.TRANSFER_ABORTED, SimKind.TRANSFER, SimKind.READ_REQUEST,
     SimKind.READ_REPLY, SimKind.CLOCK,
+    # membership change
+    EventKind.CONFIGURATION_CHANGED, EventKind.CONFIG_REFUSED, SimKind.MEMBERSHIP, SimKind.REMOVED,
 })
 _KINDS = frozenset({*_NOTABLE_KINDS, SimKind.SEND, SimKind.DELIVER, SimKind.DROP, SimKind.DUPLICATE, SimKind.TIMER,
                     EventKind.APPENDED, EventKind.COMMITTED, EventKind.APPLIED, EventKind.READ_READY,
@@ -522,8 +560,9 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 _PREDICATE = re.compile(r"^([a-z][\w.-]*?)(>=|<=|!=|=|<|>)(.*)$")
 _NUMERIC = ("term", "committed", "applied", "last-index", "snapshot", "counter")
-_FLAGS = ("leader", "one-leader", "same-log", "crashed", "up")
-_VALUED = ("leader", "leaders", "leader-among", "role", "vote", "log", "entry", "no-entry", "req", "read")
+_FLAGS = ("leader", "one-leader", "same-log", "crashed", "up", "removed")
+_VALUED = ("leader", "leaders", "leader-among", "role", "vote", "log", "entry", "no-entry", "req", "read", "voters",
+           "learners", "membership")
 _REQUEST_STATES = ("queued", "committed", "applied", "abandoned", "unknown", "pending", "none")
 _READ_STATES = ("ready", "abandoned", "pending")
 
@@ -552,6 +591,10 @@ def _parse_predicate(word: str) -> tuple[str, str, str, str]:
             [_int(v, "node", 0) for v in value.split(",")]
         elif name == "role" and value not in ("leader", "candidate", "follower"):
             raise ValueError(f"{word!r}: role must be leader, candidate or follower")
+        elif name == "voters" or (name == "learners" and value != "none"):
+            [_int(v, "node", 0) for v in value.split(",")]
+        elif name == "membership" and value not in MEMBERSHIPS:
+            raise ValueError(f"{word!r}: membership is one of {', '.join(MEMBERSHIPS)}")
         elif (name == "log" and value != "empty") or name == "entry":
             _entries(value)
         elif name == "no-entry":
@@ -922,6 +965,36 @@ class _Runner:
     def do_clock(self, c: Command) -> None:
         self.sim.set_clock_rate(self._node(c, c.args[0]), _float(c.args[1], "rate"))
 
+    def do_add_node(self, c: Command) -> list[str]:
+        self.sim.add_node()
+        return self._change(c, self.sim.changes[-1])
+
+    def do_promote(self, c: Command) -> list[str]:
+        return self._change(c, self.sim.promote(self._node(c, c.args[0])))
+
+    def do_remove_node(self, c: Command) -> list[str]:
+        return self._change(c, self.sim.remove_node(self._node(c, c.args[0])))
+
+    def do_propose_config(self, c: Command) -> list[str]:
+        config = _configuration(c.options)
+        for node in config.members:
+            self._node(c, str(node))
+        to = self._node(c, c.options["to"]) if "to" in c.options else None
+        return self._change(c, self.sim.submit(config, to=to))
+
+    def _change(self, c: Command, handle: Submission) -> list[str]:
+        """A membership change proposed: request #k; with wait, run until it is committed."""
+        self.requests.append(handle)
+        k = len(self.requests)
+        self.labels[repr(handle.transition)] = f"request #{k} ({_describe(handle.transition)})"
+        if "wait" in c.options:
+            try:
+                self.requests[k - 1] = self.sim.run_until_committed(handle, timeout=5.0)
+            except TimeoutError:
+                self.failed = True
+                return [f"FAIL: request #{k} was not committed within 5s"]
+        return []
+
     def do_submit(self, c: Command) -> list[str]:
         to = self._node(c, c.options["to"]) if "to" in c.options else None
         for i in range(1, int(c.options.get("count", "1")) + 1):
@@ -951,21 +1024,28 @@ class _Runner:
         leader = sim.leader()
         head = f"t={sim.now:.4f}s  leader: " + (f"node {leader} (term {sim.replicas[leader].term})"
                                                  if leader is not None else "none")
-        rows = [("node", "role", "term", "vote", "commit", "applied", "log")]
+        members = any(node.membership != "voter" for node in frame.nodes)  # (a column only once it tells something)
+        rows = [("node", "role", "term", "vote", "commit", "applied", *(("member",) if members else ()), "log")]
         for node in frame.nodes:
             crashed = node.crashed
-            rows.append((str(node.id), "crashed" if node.role is None else node.role.value, str(node.term),
+            rows.append((str(node.id), _role(node), str(node.term),
                          "-" if node.voted_for is None else str(node.voted_for),
                          "-" if crashed else str(node.commit_index), "-" if crashed else str(node.last_applied),
+                         *((node.membership,) if members else ()),
                          _log_text(node.log, node.snapshot_index, node.snapshot_term)))
         widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]) - 1)]
         table = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1] for r in rows]
-        return "\n".join([head, *(line.rstrip() for line in table), f"network: {_network_text(sim.ids, frame.cut)}"])
+        lines = [head, *(line.rstrip() for line in table), f"network: {_network_text(sim.ids, frame.cut)}"]
+        if frame.learners or frame.voters != tuple(sim.ids) or not frame.config_committed:
+            learners = f", learners {','.join(map(str, frame.learners))}" if frame.learners else ""
+            lines.append(f"configuration: voters {','.join(map(str, frame.voters))}{learners}"
+                         f"{'' if frame.config_committed else ' (not committed yet)'}")
+        return "\n".join(lines)
 
     def do_log(self, c: Command) -> str:
         node = self._node(c, c.args[0])
         frame = self._frame().nodes[node]
-        role = "crashed" if frame.role is None else frame.role.value
+        role = _role(frame)
         status = "" if frame.crashed else f": commit {frame.commit_index}, applied {frame.last_applied}"
         lines = [f"node {node} ({role}, term {frame.term}){status}"]
         if frame.snapshot_index:
@@ -1082,6 +1162,18 @@ class _Runner:
     def _node_predicate(self, node: int, name: str, key: str, op: str, value: str) -> str | None:
         """None if the predicate holds on `node`, else what the node has instead."""
         r = self.sim.replicas[node]
+        if name == "removed":
+            return None if r.removed else "is not removed"
+        if name == "membership":
+            membership = self.sim.membership(node)
+            return None if membership == value else f"is {membership}"
+        if name in ("voters", "learners"):
+            config = r.configuration
+            if config is None:
+                return "is crashed"
+            ids = sorted(config.voters if name == "voters" else config.learners)
+            wanted = [] if value == "none" else sorted(int(v) for v in value.split(","))
+            return None if ids == wanted else f"has {name} {_nodes_name(ids)}"
         if name == "crashed":
             return None if r.crashed else "is up"
         if name == "up":
@@ -1205,7 +1297,17 @@ def _describe(transition: Any) -> str:
                 "delete": f"delete {key}"}.get(op, repr(transition))
     if hasattr(transition, "delta"):
         return f"add {transition.delta}"
+    if isinstance(transition, Configuration):
+        learners = f" learners={','.join(map(str, sorted(transition.learners)))}" if transition.learners else ""
+        return f"configuration voters={','.join(map(str, sorted(transition.voters)))}{learners}"
     return repr(transition)
+
+
+def _role(node: Any) -> str:
+    """A `NodeFrame`'s role in a table: its role, or removed, or crashed."""
+    if node.role is not None:
+        return str(node.role.value)
+    return "removed" if node.membership == "removed" and node.crashed else "crashed"
 
 
 def _node_name(node: int | None) -> str:
