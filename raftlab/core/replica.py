@@ -567,8 +567,8 @@ class Replica(Generic[T, D]):
             self.commit_to(min(leader_commit, last_new), "AE-COMMIT")
 
     def handle_append_response(self, m: AppendEntryResponse) -> None:
-        if m.term < self.current_term or self.role is not Role.LEADER:
-            return  # ALL-STALE (§5.1)
+        if m.term < self.current_term or self.role is not Role.LEADER or m.from_id not in self.progress:
+            return  # ALL-STALE (§5.1) (or from a server no longer in the configuration)
         if m.last_index > self.log.last_index and m.success:
             self.drop(f"acknowledges an index beyond my log: {m.last_index}")
             return
@@ -651,8 +651,8 @@ class Replica(Generic[T, D]):
         self.last_applied = snapshot.last_included_index
 
     def handle_snapshot_response(self, m: InstallSnapshotResponse) -> None:
-        if m.term < self.current_term or self.role is not Role.LEADER:
-            return  # ALL-STALE (§5.1)
+        if m.term < self.current_term or self.role is not Role.LEADER or m.from_id not in self.progress:
+            return  # ALL-STALE (§5.1) (or from a server no longer in the configuration)
         peer = m.from_id
         if m.last_included_index > self.log.last_index:
             self.drop(f"acknowledges an index beyond my log: {m.last_included_index}")
@@ -997,8 +997,11 @@ class Replica(Generic[T, D]):
         changed, self.configuration = config != self.configuration, config
         self.peer_ids = tuple(sorted(config.members - {self.id}))
         self._senders = (self._senders | config.members | previous.members) - {self.id}  # every member seen
-        for p in set(self.peer_ids) - self.progress.keys() if self.role is Role.LEADER else ():
-            self.next_index[p], self.match_index[p], self.progress[p] = self.log.last_index + 1, 0, Progress()
+        for p in set(self.progress).symmetric_difference(self.peer_ids) if self.role is Role.LEADER else ():
+            if p in self.progress:  # it left: forget it (were it to come back, it is probed afresh)
+                del self.next_index[p], self.match_index[p], self.progress[p]
+            else:
+                self.next_index[p], self.match_index[p], self.progress[p] = self.log.last_index + 1, 0, Progress()
         if changed:
             self.emit(EventKind.CONFIGURATION_CHANGED, "MC-LATEST", voters=sorted(config.voters),
                       learners=sorted(config.learners), index=self.config_index)

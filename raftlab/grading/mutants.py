@@ -150,7 +150,7 @@ class ActsOnStaleResponses(Replica):
     RULE = "L-REPLICATE"
 
     def handle_append_response(self, m: AppendEntryResponse) -> None:
-        if self.role is not Role.LEADER or m.last_index > self.log.last_index:
+        if self.role is not Role.LEADER or m.last_index > self.log.last_index or m.from_id not in self.progress:
             return
         peer = m.from_id
         pr = self.progress[peer]

@@ -292,3 +292,20 @@ def test_mc_latest_a_follower_catching_up_through_many_changes_still_hears_its_l
     assert r.log.last_index == 6 and r.stats.dropped == 0
     with pytest.raises(ValueError, match="learner"):
         make(peers=(), learner=True)
+
+
+def test_mc_latest_a_leader_forgets_a_removed_server_and_probes_it_afresh_if_it_returns() -> None:
+    """MC-LATEST: once a configuration without a server is appended, the leader keeps no progress for
+    it (its late answers are ignored, no read round goes to it); if it is added again with an empty
+    log, it is probed from scratch and catches up."""
+    f = make(peers=(2, 3, 4))
+    lead(f, voters=(2, 3))
+    r = f.replica
+    ack(f, 4)
+    propose(f, C([1, 2, 3]))
+    assert 4 not in r.progress and 4 not in r.match_index
+    ack(f, 4)  # a late answer from the removed server: ignored
+    assert r.stats.dropped == 0 and 4 not in r.progress
+    ack(f, 2)
+    propose(f, C([1, 2, 3], [4]))
+    assert r.match_index[4] == 0 and r.next_index[4] == r.log.last_index + 1

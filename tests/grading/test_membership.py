@@ -158,7 +158,8 @@ class LearnerIgnoresVoteRequests(Replica):
 
 @pytest.mark.parametrize("variant, expected", [
     (CountsLearnerVotes, {"F.mc_learner_not_counted"}),
-    (CountsEveryoneItReplicatesTo, {"F.mc_learner_not_counted", "F.mc_latest", "F.mc_stepdown"}),
+    (CountsEveryoneItReplicatesTo, {"F.mc_learner_not_counted", "F.mc_stepdown"}),  # (a removed server is
+    # forgotten by the leader, so only the learners and the leader itself are counted wrongly)
     (LearnerIgnoresVoteRequests, {"F.mc_learner_never_stands"}),
 ], ids=lambda v: getattr(v, "__name__", ""))
 def test_other_forms_of_the_membership_bugs_are_caught(variant: type[Replica], expected: set[str]) -> None:
