@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from ..sim import Frame
 from .figure16 import plot_figure16
-from .graph import GraphPainter, GraphView, draw_graph, layout
+from .graph import GraphPainter, GraphView, draw_graph, grown_layout, layout
 from .logs import LogsPainter, LogView, draw_logs
 from .style import MESSAGE_STYLE, PALETTE, ROLE_STYLE, TERM_COLORS, figure_png, new_figure
 from .timeline import TimelinePainter, TimelineView, draw_timeline
@@ -27,7 +27,7 @@ from .timeline import TimelinePainter, TimelineView, draw_timeline
 __all__ = [
     "MESSAGE_STYLE", "PALETTE", "ROLE_STYLE", "TERM_COLORS", "GraphPainter", "GraphView", "LogView", "LogsPainter",
     "TimelinePainter", "TimelineView",
-    "draw_frame", "draw_graph", "draw_logs", "draw_timeline", "frame_png", "layout", "plot_figure16",
+    "draw_frame", "draw_graph", "draw_logs", "draw_timeline", "frame_png", "grown_layout", "layout", "plot_figure16",
     "register_ipython_formatter",
 ]
 

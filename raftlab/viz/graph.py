@@ -1,5 +1,10 @@
 """The cluster graph: nodes on a circle, their role, term, vote, commit index and election timer,
-the messages on their way, and the links that are cut."""
+the messages on their way, and the links that are cut.
+
+The set of nodes may change (membership change, thesis §4): a node added later takes the middle of
+the widest gap between the nodes already drawn, so the others keep their places (`grown_layout`); a
+learner (or a node still joining) is drawn hollow with a dashed outline, a removed node greyed out and
+crossed, with no links to the others."""
 
 from __future__ import annotations
 
@@ -23,6 +28,13 @@ from .style import (
 )
 
 MAX_NODES = 9
+MEMBERSHIP_STYLE: dict[str, dict[str, Any]] = {
+    "learner": {"face": "white", "edge": "#555555", "linestyle": (0, (3, 2))},
+    "joining": {"face": "white", "edge": "#555555", "linestyle": (0, (1, 2))},
+    "removed": {"face": "#E4E4E4", "edge": "#A0A0A0", "linestyle": (0, (2, 2))},
+}
+"""How a node that is not a voter is drawn: a learner (or a node joining) hollow, its outline dashed
+(dotted while joining) in its role's colour; a removed node pale grey, crossed."""
 _LEGEND_MESSAGES = (("VoteRequest", "vote"), ("PreVoteRequest", "pre-vote"), ("AppendEntryRequest", "append"),
                     ("InstallSnapshotRequest", "snapshot"), ("TimeoutNow", "TimeoutNow"),
                     ("ReadIndexRequest", "read index"))
@@ -41,6 +53,28 @@ def layout(n: int) -> np.ndarray:
             xy = np.column_stack([np.cos(angles), np.sin(angles)])
         _LAYOUTS[n] = xy
     return _LAYOUTS[n]
+
+
+def grown_layout(base: int, n: int) -> np.ndarray:
+    """Node centres for `n` nodes of a cluster that started with `base`: nodes ``0..base-1`` where
+    `layout` puts them, then each further node, in order, at the middle of the widest angular gap
+    between the nodes placed before it (the earliest such gap, clockwise from the top), on the same
+    circle. The first `base` rows do not move as nodes are added. Row i is node i."""
+    base = max(1, min(base, n))
+    xy = layout(base)[:n].copy()
+    if n <= base:
+        return xy
+    # clockwise angle from the top of each node placed, in [0, 2 pi)
+    angles = [float((np.pi / 2 - np.arctan2(y, x)) % (2 * np.pi)) for x, y in xy]
+    if base == 1:
+        angles = [0.0]
+    for _ in range(base, n):
+        ordered = sorted(angles)
+        gaps = [((ordered[(k + 1) % len(ordered)] - a) % (2 * np.pi)) or 2 * np.pi for k, a in enumerate(ordered)]
+        k = int(np.argmax(np.round(gaps, 9)))
+        angles.append((ordered[k] + gaps[k] / 2) % (2 * np.pi))
+    theta = np.pi / 2 - np.array(angles)
+    return np.column_stack([np.cos(theta), np.sin(theta)])
 
 
 def node_radius(n: int) -> float:
@@ -62,7 +96,7 @@ def _shape(shape: str, x: float, y: float, r: float) -> Path:
 
 def _doing(node: NodeFrame, key: str, n: int) -> str:
     """What a node is in the middle of, after its role: a pre-vote or an election (the count it has of the
-    majority it needs), or a leadership transfer."""
+    majority of the `n` voters it needs), or a leadership transfer."""
     need = n // 2 + 1
     if key == "crashed":
         return ""
@@ -89,9 +123,14 @@ class GraphPainter:
         ax.set_axis_off()
         self.title = TextStamps(parent, parent.transSubfigure, size=10,
                                 weight="bold", ha="center", va="top", color=PALETTE["text"])
+        self.config = TextStamps(parent, parent.transSubfigure, size=8, ha="left", va="top", linespacing=1.2,
+                                 color="#444444")
         self.ids = TextStamps(ax, ax.transData, size=12, weight="bold", zorder=3.3)
         self.labels = TextStamps(ax, ax.transData, size=7.5, linespacing=1.25, zorder=3.3)
         self.n = 0
+        self.base = 0  # the number of nodes first drawn: they keep the places `layout` gives them
+        self.pos: np.ndarray = EMPTY_XY
+        self.radius = 0.24
         self.edges = LineCollection([], colors=PALETTE["edge"], linewidths=1.0, zorder=1)
         ax.add_collection(self.edges)
         self.cut_lines = LineCollection([], colors=PALETTE["cut"], linewidths=1.6, linestyles=(0, (4, 3)), zorder=2)
@@ -120,6 +159,8 @@ class GraphPainter:
             self._legend()
         # What was drawn (for tests and for the widget app).
         self.node_style: dict[int, dict[str, Any]] = {}
+        self.config_text = ""  # the configuration line under the title ("" while every node is a voter)
+        self.edges_drawn: frozenset[tuple[int, int]] = frozenset()  # the links drawn between members (a < b)
         self.cut_links: frozenset[tuple[int, int]] = frozenset()
         self.message_marks: dict[int, dict[str, Any]] = {}  # in-flight id -> type, style and position
         self.highlighted: dict[str, Any] = {}
@@ -140,21 +181,37 @@ class GraphPainter:
         entries.append(("hollow: reply", {"linestyle": "none", "marker": "o", "markersize": 7,
                                           "markerfacecolor": "white", "markeredgecolor": "#555555",
                                           "markeredgewidth": 1.4}))
+        for name, look in MEMBERSHIP_STYLE.items():
+            if name == "joining":
+                continue
+            entries.append((name, {"linestyle": "none", "marker": "X" if name == "removed" else "o",
+                                   "markersize": 8, "markerfacecolor": look["face"],
+                                   "markeredgecolor": look["edge"], "markeredgewidth": 1.6}))
         entries.append(("cut link", {"color": PALETTE["cut"], "linestyle": (0, (3, 2)), "marker": "x",
                                      "markersize": 6, "markeredgewidth": 2}))
-        self.legend = static_legend(self.parent, entries, top=0.125, ncol=4, row=0.04, left=0.06)
+        self.legend = static_legend(self.parent, entries, top=0.125, ncol=5, row=0.04, left=0.04)
+
+    def forget_layout(self) -> None:
+        """Lay the next frame's nodes out afresh on an even circle (for a new cluster; otherwise the
+        nodes first drawn keep their places as nodes are added and removed)."""
+        self.base = 0
 
     def _build(self, n: int) -> None:
-        """(Re)create the per-node artists for a cluster of `n` (only when the size changes)."""
+        """(Re)create the per-node artists for a cluster of `n` (only when the number of nodes changes):
+        the first nodes drawn keep their places (`grown_layout`)."""
         for node in self._nodes:
             for artist in node.values():
                 artist.remove()
         self._nodes = []
         self._anchors: list[tuple[float, float, str, str]] = []
         self.n = n
-        pos, r = layout(n), node_radius(n)
+        if not self.base:
+            self.base = n
+        self.pos = grown_layout(self.base, n) if n else EMPTY_XY
+        gaps = [float(np.hypot(*(self.pos[a] - self.pos[b]))) for a in range(n) for b in range(a + 1, n)]
+        self.radius = node_radius(n) if n <= 2 else min(0.24, 0.26 * min(gaps))
+        pos, r = self.pos, self.radius
         ax = self.ax
-        self.edges.set_segments([[pos[a], pos[b]] for a in range(n) for b in range(a + 1, n)])
         for i in range(n):
             x, y = pos[i]
             # the label sits outside the circle of nodes, away from the centre
@@ -185,7 +242,7 @@ class GraphPainter:
 
     def _lane(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
         """The ends of the lane from node a to node b (offset to the right, trimmed at the nodes)."""
-        pos = layout(self.n)
+        pos = self.pos
         p, q = pos[a], pos[b]
         d = q - p
         length = float(np.hypot(*d)) or 1.0
@@ -199,24 +256,45 @@ class GraphPainter:
         nodes = frame.nodes
         if len(nodes) != self.n:
             self._build(len(nodes))
-        self._draw_title(frame.time, frame.step, frame.leader, nodes)
+        self._draw_title(frame, nodes)
+        self._draw_edges(nodes)
         roles = self._draw_bodies(nodes)
-        self._draw_labels(nodes, roles)
+        self._draw_labels(nodes, roles, len(frame.voters) or len(nodes))
         self._draw_thesis(nodes)
         self._draw_timers(nodes, roles, frame.time)
         self._draw_selection(nodes, selected)
         self._draw_cuts(frame.cut)
         self._draw_messages(frame.in_flight, frame.time)
-        self._highlight(highlight, layout(self.n), self.n)
+        self._highlight(highlight, self.pos, self.n)
 
-    def _draw_title(self, time: float, step: int, leader: int | None, nodes: Sequence[NodeFrame]) -> None:
-        """The title: the time, the step and the leader with its term."""
+    def _draw_title(self, frame: Frame, nodes: Sequence[NodeFrame]) -> None:
+        """The title: the time, the step and the leader with its term; top left the configuration, once
+        it is not every node as a voter (learners, removed nodes, or a change under way)."""
+        leader = frame.leader
         who = f"leader: node {leader} (term {nodes[leader].term})" if leader is not None else "no leader"
-        self.title.set([(0.5, 0.975, f"t = {time:.3f} s   step {step}   {who}")])
+        self.title.set([(0.5, 0.975, f"t = {frame.time:.3f} s   step {frame.step}   {who}")])
+        everyone = tuple(ns.id for ns in nodes)
+        text = ""
+        if (frame.voters and frame.voters != everyone) or frame.learners or not frame.config_committed:
+            text = f"voters {', '.join(map(str, frame.voters))}"
+            if frame.learners:
+                text += f"\nlearners {', '.join(map(str, frame.learners))}"
+            if not frame.config_committed:
+                text += "\n(change not committed yet)"
+        self.config.set([(0.02, 0.93, text)] if text else [])
+        self.config_text = text
+
+    def _draw_edges(self, nodes: Sequence[NodeFrame]) -> None:
+        """The links between the nodes that are members (not removed)."""
+        members = [ns.id for ns in nodes if ns.membership != "removed"]
+        self.edges_drawn = frozenset((a, b) for k, a in enumerate(members) for b in members[k + 1:])
+        self.edges.set_segments([[self.pos[a], self.pos[b]] for a, b in sorted(self.edges_drawn)])
 
     def _draw_bodies(self, nodes: Sequence[NodeFrame]) -> list[str]:
-        """Each node's shape, colour and outline by role, crossed out if crashed; returns the role keys."""
-        pos, r = layout(self.n), node_radius(self.n)
+        """Each node's shape, colour and outline by role, crossed out if crashed; a learner (or a node
+        joining) hollow, with a dashed outline of its role's colour; a removed node pale grey and crossed.
+        Returns the role keys."""
+        pos, r = self.pos, self.radius
         self.node_style = {}
         roles = []
         for ns, art in zip(nodes, self._nodes, strict=True):
@@ -224,29 +302,52 @@ class GraphPainter:
             st = ROLE_STYLE[key]
             x, y = pos[ns.id]
             shape = "circle" if key == "crashed" else st["shape"]
-            art["body"].set_path(_shape(shape, x, y, r))
-            art["body"].set_facecolor(st["color"])
-            art["body"].set_edgecolor("#777777" if ns.crashed else "#222222")
-            art["body"].set_linewidth(1.4 if key != "leader" else 2.4)
-            art["cross"].set_visible(ns.crashed)
-            self.node_style[ns.id] = {"role": key, "color": st["color"],
-                                      "shape": shape if key != "crashed" else "cross"}
+            body, look = art["body"], MEMBERSHIP_STYLE.get(ns.membership)
+            body.set_path(_shape(shape, x, y, r))
+            if look is None:  # a voter
+                body.set_facecolor(st["color"])
+                body.set_edgecolor("#777777" if ns.crashed else "#222222")
+                body.set_linestyle("-")
+                body.set_linewidth(1.4 if key != "leader" else 2.4)
+            elif ns.membership == "removed":
+                body.set_facecolor(look["face"])
+                body.set_edgecolor(look["edge"])
+                body.set_linestyle(look["linestyle"])
+                body.set_linewidth(1.2)
+            else:  # a learner, or a node joining: hollow, outlined in its role's colour
+                body.set_facecolor(look["face"])
+                body.set_edgecolor("#777777" if ns.crashed else st["color"])
+                body.set_linestyle(look["linestyle"])
+                body.set_linewidth(2.6)
+            art["cross"].set_visible(ns.crashed or ns.membership == "removed")
+            art["cross"].set_color("#9A9A9A" if ns.membership == "removed" else "#444444")
+            self.node_style[ns.id] = {"role": key, "color": st["color"] if look is None else look["face"],
+                                      "shape": shape if key != "crashed" else "cross",
+                                      "membership": ns.membership,
+                                      "hollow": ns.membership in ("learner", "joining"),
+                                      "linestyle": "-" if look is None else look["linestyle"],
+                                      "crossed": ns.crashed or ns.membership == "removed"}
             roles.append(key)
         return roles
 
-    def _draw_labels(self, nodes: Sequence[NodeFrame], roles: Sequence[str]) -> None:
-        """The id on each node, and beside it its role, term, vote and commit index."""
-        pos = layout(self.n)
+    def _draw_labels(self, nodes: Sequence[NodeFrame], roles: Sequence[str], voters: int) -> None:
+        """The id on each node, and beside it its role (and membership, unless a voter), term, vote and
+        commit index; a removed node's only says so."""
+        pos = self.pos
         ids, id_colors, labels, label_colors, label_weights = [], [], [], [], []
         for ns, key in zip(nodes, roles, strict=True):
             ids.append((*pos[ns.id], str(ns.id)))
-            id_colors.append("#555555" if ns.crashed else "#111111")
+            removed = ns.membership == "removed"
+            id_colors.append("#555555" if ns.crashed or removed else "#111111")
             vote = "-" if ns.voted_for is None else str(ns.voted_for)
-            label = (f"{ROLE_STYLE[key]['text']}{_doing(ns, key, self.n)}\nterm {ns.term}  vote {vote}\n"
+            member = "" if ns.membership == "voter" else f" \u00b7 {ns.membership}"
+            label = (f"{ROLE_STYLE[key]['text']}{member}{_doing(ns, key, voters)}\nterm {ns.term}  vote {vote}\n"
                      f"commit {ns.commit_index}{'' if ns.clock_rate == 1 else f'  clock {ns.clock_rate:g}x'}")
+            if removed:
+                label = f"removed\n(term {ns.term})"
             lx, ly, ha, va = self._anchors[ns.id]
             labels.append((lx, ly, label, ha, va))
-            color, weight = label_look(key, ns.crashed)
+            color, weight = label_look(key, ns.crashed or removed)
             label_colors.append(color)
             label_weights.append(weight)
             self.node_style[ns.id]["label"] = label
@@ -266,7 +367,7 @@ class GraphPainter:
                 self.transfer = (ns.id, ns.transfer_to)
         self.transfer_arrow.set_visible(self.transfer is not None)
         if self.transfer is not None:
-            pos, r = layout(self.n), node_radius(self.n)
+            pos, r = self.pos, self.radius
             p, q = pos[self.transfer[0]], pos[self.transfer[1]]
             u = (q - p) / (float(np.hypot(*(q - p))) or 1.0)
             self.transfer_arrow.set_positions(tuple(p + u * r * 1.35), tuple(q - u * r * 1.6))
@@ -349,8 +450,8 @@ class GraphPainter:
         figure = self.ax.figure
         self.ax.apply_aspect()
         width, height = figure.bbox.width, figure.bbox.height
-        centres = self.ax.transData.transform(layout(self.n))
-        rim = self.ax.transData.transform([[0.0, 0.0], [node_radius(self.n) * 1.3 + 0.08, 0.0]])
+        centres = self.ax.transData.transform(self.pos)
+        rim = self.ax.transData.transform([[0.0, 0.0], [self.radius * 1.3 + 0.08, 0.0]])
         reach = float(rim[1][0] - rim[0][0])
         px, py = x * width, (1.0 - y) * height
         dist = np.hypot(centres[:, 0] - px, centres[:, 1] - py)
@@ -361,7 +462,7 @@ class GraphPainter:
         """Where node `node` is drawn, as fractions of the figure, origin top-left (as `node_at` takes)."""
         figure = self.ax.figure
         self.ax.apply_aspect()
-        px, py = self.ax.transData.transform(layout(self.n)[node])
+        px, py = self.ax.transData.transform(self.pos[node])
         return float(px / figure.bbox.width), float(1.0 - py / figure.bbox.height)
 
 

@@ -207,7 +207,8 @@ class LogsPainter:
         self.match_marks.set_offsets(xy_array(match_xy))
 
     def _draw_rows(self, nodes: Sequence[NodeFrame], w: _Columns) -> None:
-        """Each row's label (node, role, term, commit, and next/match/flow when known), greyed out if crashed."""
+        """Each row's label (node, role, membership unless a voter, term, commit, and next/match/flow when
+        known), greyed out if crashed or removed."""
         labels, colors, weights, overlay = [], [], [], []
         for row, ns in enumerate(nodes):
             key = role_key(ns.role, ns.crashed)
@@ -215,11 +216,12 @@ class LogsPainter:
             if ns.id in self.markers:
                 mark = self.markers[ns.id]
                 line2 += f"\nnext {mark['next']}  match {mark['match']}  {mark['flow'] or ''}"
-            labels.append((-0.01, row, f"node {ns.id}  {ROLE_STYLE[key]['text']}\n{line2}"))
-            color, weight = label_look(key, ns.crashed)
+            member = "" if ns.membership == "voter" else f" \u00b7 {ns.membership}"
+            labels.append((-0.01, row, f"node {ns.id}  {ROLE_STYLE[key]['text']}{member}\n{line2}"))
+            color, weight = label_look(key, ns.crashed or ns.membership == "removed")
             colors.append(color)
             weights.append(weight)
-            if ns.crashed:
+            if ns.crashed or ns.membership == "removed":
                 overlay.append([(-w.prefix, row - 0.5), (w.columns, row - 0.5), (w.columns, row + 0.5),
                                 (-w.prefix, row + 0.5)])
         self.row_labels.set(labels, colors, weights)

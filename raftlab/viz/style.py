@@ -23,7 +23,7 @@ from matplotlib.path import Path
 from matplotlib.textpath import TextPath
 from matplotlib.transforms import Affine2D, IdentityTransform
 
-from ..core import Role
+from ..core import Configuration, Role
 
 PALETTE: dict[str, str] = {
     # roles
@@ -121,7 +121,9 @@ def term_color(term: int) -> str:
 
 
 def short_text(transition: Any, limit: int = 8) -> str:
-    """A few characters saying what a transition does ("put x", "+5", "noop")."""
+    """A few characters saying what a transition does ("put x", "+5", "noop", "config")."""
+    if isinstance(transition, Configuration):
+        return "config"
     op = getattr(transition, "op", None)
     if op is not None:
         if getattr(transition, "client", None) == -1:

@@ -32,9 +32,12 @@ from .style import (
 
 MAX_LANES = 9
 _ROLE_OF = {EventKind.BECAME_FOLLOWER: "follower", EventKind.BECAME_CANDIDATE: "candidate",
-            EventKind.BECAME_LEADER: "leader", SimKind.CRASH: "crashed", SimKind.RESTART: "follower"}
+            EventKind.BECAME_LEADER: "leader", SimKind.CRASH: "crashed", SimKind.RESTART: "follower",
+            SimKind.REMOVED: "removed"}
 _BAND_ALPHA = {"follower": 0.4, "candidate": 0.8, "leader": 0.8, "crashed": 0.8}
 _BAND_RGBA = {role: to_rgba(PALETTE[role], _BAND_ALPHA[role]) for role in _BAND_ALPHA}
+_BAND_RGBA["removed"] = to_rgba("#E4E4E4", 0.9)  # shut down for good (membership change)
+ABSENT = "absent"  # the role of a node before it was added (`add_node`): no band is drawn
 _CHECKPOINT = 64
 _MARKS = frozenset({EventKind.COMMITTED, EventKind.BECAME_LEADER, SimKind.CRASH})
 MAX_MESSAGES = 800  # drawn at most (the most recent); a busy window holds thousands
@@ -59,6 +62,7 @@ class TraceIndex:
         self.ends: dict[int, tuple[int, str]] = {}  # message id -> (time µs, "delivered" or "lost")
         self.marks: list[tuple[int, int, str, Any]] = []  # (time µs, node, kind, index or term): commits...
         self.mark_times: list[int] = []
+        self.born: dict[int, int] = {}  # node added while the simulation ran -> when (µs)
         self._seen = 0  # events read
         self._last: Any = None  # the last event read (to notice a replaced or shortened trace)
 
@@ -87,6 +91,9 @@ class TraceIndex:
                 marks.append((event.time, event.node, kind, event.data.get("index", event.data.get("term"))))
                 self.mark_times.append(event.time)
             role = _ROLE_OF.get(kind)
+            if kind == SimKind.MEMBERSHIP and event.data.get("change") == "add" and event.node is not None:
+                self.born.setdefault(event.node, event.time)
+                role = "follower"
             if role is None or event.node is None:
                 continue
             changes.append((event.time, event.node, role))
@@ -103,10 +110,15 @@ class TraceIndex:
         return roles
 
     def roles_at(self, time_us: int) -> dict[int, str]:
-        """Each node's role at `time_us` (after the changes made at that very time); absent: follower."""
+        """Each node's role at `time_us` (after the changes made at that very time); a node not there
+        yet: `ABSENT` if it was added later (``born``), else follower."""
         k = bisect_right(self.changes, time_us, key=itemgetter(0))
         base = k // _CHECKPOINT
-        return self._replay(self.checkpoints[base], self.changes[base * _CHECKPOINT:k])
+        roles = self._replay(self.checkpoints[base], self.changes[base * _CHECKPOINT:k])
+        for node, born in self.born.items():
+            if born > time_us:
+                roles[node] = ABSENT
+        return roles
 
     def between(self, start_us: int, end_us: int) -> list[tuple[int, int, str]]:
         """The changes made after `start_us` up to `end_us`."""
@@ -192,14 +204,14 @@ class TimelinePainter:
         self.lane_labels = TextStamps(ax, ax.get_yaxis_transform(), size=7.5, ha="right")
         if legend:
             entries: list[tuple[str, dict[str, Any]]] = [
-                (r, {"patch": _BAND_RGBA[r]}) for r in ("follower", "candidate", "leader", "crashed")]
+                (r, {"patch": _BAND_RGBA[r]}) for r in ("follower", "candidate", "leader", "crashed", "removed")]
             entries += [(f, {"color": PALETTE[f], "linewidth": 1.5}) for f in FAMILIES]
             entries += [("lost", {"linestyle": "none", "marker": "x", "color": PALETTE["lost"],
                                   "markeredgewidth": 1.8, "markersize": 6}),
                         ("elected", {"linestyle": "none", "marker": "*", "markersize": 9,
                                      "color": PALETTE["leader"], "markeredgecolor": "#222222"}),
                         ("commit", {"linestyle": "none", "marker": "|", "markersize": 7, "color": PALETTE["commit"]})]
-            self.legend = static_legend(parent, entries, top=0.905, ncol=6, left=0.075, right=0.995, row=0.04,
+            self.legend = static_legend(parent, entries, top=0.905, ncol=7, left=0.075, right=0.995, row=0.04,
                                         size=6.5)
         self.history = TraceIndex()
         self.n = 0
@@ -260,6 +272,7 @@ class TimelinePainter:
                 current[node] = (role, t)
         for node, (role, since) in current.items():
             bands.append((node, role, since, span.end))
+        bands = [b for b in bands if b[1] != ABSENT]
         self.bands_drawn = bands
         if bands:
             arr = np.array([(b[2], b[3], b[0]) for b in bands])
