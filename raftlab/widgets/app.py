@@ -17,9 +17,9 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..core import EventKind, ReadState, Replica
+from ..core import Configuration, EventKind, ReadState, Replica, TransitionState
 from ..machines import Add, KVCommand, KVStore
-from ..sim import Frame, NetworkModel, ReadRequest, Simulation, TraceEvent, describe
+from ..sim import Frame, NetworkModel, ReadRequest, Simulation, Submission, TraceEvent, describe
 from ..sim import recipes
 from ..sim.transcript import TRANSCRIPTS, Transcript, load_scenario
 from ..viz import GraphView, LogView, TimelineView
@@ -38,6 +38,7 @@ OPTIONS = ("pre_vote", "check_quorum", "read_lease")
 """The `Replica` options the set-up tab turns on for a new cluster (thesis §9.6, §6.2, §6.4.1)."""
 OPTION_NAMES = {"pre_vote": "PreVote", "check_quorum": "CheckQuorum", "read_lease": "lease reads"}
 NARRATED = 12  # events shown in the narration
+MAX_NODES = 9  # Add node stops there (the views draw at most 9 nodes)
 CLIENT = 1000  # the client id of the requests sent from the app (scenarios use small ids)
 
 
@@ -91,7 +92,15 @@ class RaftLab:
       ("Transfer": the leader hands its leadership to the selected node, `sim.transfer_leadership`),
       `read_button` ("Read": a linearizable read of the key in `read_key` (Text) at the selected node,
       `sim.read`, without a log write; its answer is shown above the narration when it comes),
-      `inspector` (HTML: its full state, with a pre-vote, an election or a transfer in progress).
+      `add_button` ("Add node": a new learner with an empty log, proposed to the leader, `sim.add_node`;
+      it is selected), `promote_button` ("Promote": the selected learner made a voter, `sim.promote`),
+      (a node still joining, its addition refused or lost: Promote asks for it as a learner again),
+      `remove_button` ("Remove node": the selected node taken out of the configuration, `sim.remove_node`;
+      it is shut down once that commits); each says in `notice` what it asked, or why it could not (no
+      leader, not a learner or not a member, or the leader's refusal with the core's reason), then
+      whether the change committed;
+      `inspector` (HTML: its full state and membership, with a pre-vote, an election or a transfer in
+      progress).
     - network: `latency` (FloatRangeSlider, seconds), `drop_rate` and `duplicate_rate`
       (FloatSliders, probabilities), `sides` (one ToggleButtons "A"/"B" per node),
       `partition_button` ("Apply partition": heal, then cut every link between A and B),
@@ -133,6 +142,7 @@ class RaftLab:
         self._syncing = False
         self._said: tuple[float, str] | None = None  # what the last Transfer or Read press did: (time, html)
         self._read: tuple[int, ReadRequest] | None = None  # the last read asked here: (number, handle)
+        self._change: tuple[str, Submission] | None = None  # the last membership change asked here: (what, handle)
         self.last_error: BaseException | None = None
         self.graph_view = GraphView(figsize=(5.5, 5.0), dpi=90)
         self.log_view = LogView(figsize=(8, 3.2), dpi=90)
@@ -160,6 +170,12 @@ class RaftLab:
                                        self._on_transfer)
         self.read_button = _button("Read", "a linearizable read of the key at the selected node (no log write)",
                                    self._on_read)
+        self.add_button = _button("Add node", "start a new node as a learner and ask the leader to add it",
+                                  self._on_add)
+        self.promote_button = _button("Promote", "ask the leader to make the selected learner a voter",
+                                      self._on_promote)
+        self.remove_button = _button("Remove node", "ask the leader to take the selected node out of the cluster",
+                                     self._on_remove, "warning")
         self.read_key = w.Text(value="k1", description="key", layout=w.Layout(width="140px"),
                                style={"description_width": "30px"})
         self.inspector = w.HTML()
@@ -224,7 +240,8 @@ class RaftLab:
         tabs = w.Tab(children=[network, setup], titles=["Network", "Set-up"])
         nodes = w.VBox([self.node_picker, w.HBox([self.crash_button, self.restart_button]),
                         w.HBox([self.timeout_button, self.request_button]),
-                        w.HBox([self.transfer_button, self.read_button, self.read_key]), self.inspector],
+                        w.HBox([self.transfer_button, self.read_button, self.read_key]),
+                        w.HBox([self.add_button, self.promote_button, self.remove_button]), self.inspector],
                        layout=w.Layout(min_width="300px"))
         self.widget = w.VBox([
             self.status, self._error_box,
@@ -265,6 +282,8 @@ class RaftLab:
 
     def _refresh(self) -> None:
         """Redraw everything from the simulation's frame and trace."""
+        if [value for _, value in self.node_picker.options] != list(self.sim.ids):
+            self._rebuild_nodes()  # nodes added, or a rewind to before they were
         sim, frame = self.sim, self.sim.frame()
         events = sim.trace.events
         current = events[-1] if events else None
@@ -309,8 +328,12 @@ class RaftLab:
                 ("term", s.term), ("voted for", s.voted_for), ("knows leader", s.leader),
                 ("commit index", s.commit_index), ("last applied", s.last_applied),
                 ("last log index", s.snapshot_index + len(s.log)), ("snapshot index", s.snapshot_index),
-                ("next timer", "none" if s.deadline == float("inf") else f"{s.deadline:.4f} s")]
-        need = len(frame.nodes) // 2 + 1
+                ("next timer", "none" if s.deadline == float("inf") else f"{s.deadline:.4f} s"),
+                ("membership", _MEMBERSHIP_TEXT.get(s.membership, s.membership))]
+        if frame.voters != tuple(ns.id for ns in frame.nodes) or frame.learners or not frame.config_committed:
+            rows.append(("configuration", f"voters {list(frame.voters)}, learners {list(frame.learners)}"
+                                          f"{'' if frame.config_committed else ' (not committed yet)'}"))
+        need = (len(frame.voters) or len(frame.nodes)) // 2 + 1
         if s.pre_votes is not None and not s.crashed:
             rows.append(("pre-vote", f"asking for term {s.term + 1}: yes from {list(s.pre_votes)}, "
                                      f"{len(s.pre_votes)} of the {need} it needs"))
@@ -460,8 +483,85 @@ class RaftLab:
         self._read = (self.sim._read_seq, handle)
         self._said = None
 
+    def _propose(self, what: str, change: Callable[[], Submission]) -> None:
+        """Make a membership change (`change` calls the simulation and returns the proposal) and say what
+        it asked, or why the leader refused it at once (the core's reason, from its CONFIG_REFUSED event)."""
+        seen = len(self.sim.trace)
+        handle = change()
+        self._change = (what, handle)
+        why = _refusal(self.sim.trace.events[seen:])
+        if handle.state is TransitionState.ABANDONED_REFUSED or why is not None:
+            self._say(f"<b>{what}</b>: leader {handle.node} refused the change: \u201c{html.escape(why or 'refused')}"
+                      f"\u201d (MC-ONE). "
+                      f"Step or Play a little, then press again.")
+        else:
+            self._say(f"<b>{what}</b>: leader {handle.node} appended the change to its log; it takes effect at once "
+                      f"on each server that has it (MC-LATEST) and is done once committed. Step to watch it.")
+
+    def _no_leader(self, what: str) -> bool:
+        """Say so if there is no leader to take a membership change (True then)."""
+        if self.sim.leader() is not None:
+            return False
+        self._say(f"<b>{what}</b>: there is no leader to take the change: only the leader changes the configuration. "
+                  f"Wait for an election (Step, Next notable or Play), then press again.")
+        return True
+
+    @_callback
+    def _on_add(self, button: w.Button) -> None:
+        if self.sim.n >= MAX_NODES:
+            self._say(f"<b>Add node</b>: the app shows at most {MAX_NODES} nodes; remove one or Reset.")
+            return
+        if self._no_leader("Add node"):
+            return
+        node = len(self.sim.ids)
+        self._propose(f"Add node {node}", lambda: (self.sim.add_node(), self.sim.changes[-1])[1])
+        self._rebuild_nodes()
+        with self._quiet():
+            self.node_picker.value = node
+        refused = self._change is not None and self._change[1].state is TransitionState.ABANDONED_REFUSED
+        note = (f" Node {node} is running but stays <i>joining</i>: select it and press Promote to ask for it again "
+                f"(not Add node, which starts another node)." if refused else
+                f" Node {node} starts as a learner with an empty log: it gets the entries but never votes nor stands; "
+                f"press Promote once it has caught up.")
+        self._said = (self.sim.now, (self._said[1] if self._said else "").replace(
+            " Step or Play a little, then press again.", "") + note)
+
+    @_callback
+    def _on_promote(self, button: w.Button) -> None:
+        node = self.node_picker.value
+        what = f"Promote node {node}"
+        if self._no_leader(what):
+            return
+        membership = self.sim.membership(node)
+        if membership == "joining":  # its addition was refused or lost: ask for it again
+            config = self.sim.configuration()
+            again = Configuration(config.voters, config.learners | {node})
+            self._propose(f"Add node {node} again", functools.partial(self.sim.submit, again))
+            self._said = (self.sim.now, (self._said[1] if self._said else "") + f" (Node {node} was still joining: "
+                          f"this asked for it to be added as a learner first; press Promote again once it is one.)")
+            return
+        if membership != "learner":
+            self._say(f"<b>{what}</b>: node {node} is not a learner of the cluster (it is "
+                      f"{_MEMBERSHIP_TEXT.get(membership, membership)}): only a learner can be promoted.")
+            return
+        self._propose(what, functools.partial(self.sim.promote, node))
+
+    @_callback
+    def _on_remove(self, button: w.Button) -> None:
+        node = self.node_picker.value
+        what = f"Remove node {node}"
+        if self._no_leader(what):
+            return
+        membership = self.sim.membership(node)
+        if membership not in ("voter", "learner"):
+            self._say(f"<b>{what}</b>: node {node} is not a member of the cluster (it is "
+                      f"{_MEMBERSHIP_TEXT.get(membership, membership)}): there is nothing to remove.")
+            return
+        self._propose(what, functools.partial(self.sim.remove_node, node))
+
     def _notice(self) -> str:
-        """What the last Transfer or Read did, and the state of the last read (HTML)."""
+        """What the last Transfer, Read or membership button did, and the state of the last read and
+        of the last membership change (HTML)."""
         now, parts = self.sim.now, []
         if self._said is not None and self._said[0] <= now:
             parts.append(f"<div>[{self._said[0]:8.4f}s] {self._said[1]}</div>")
@@ -470,6 +570,15 @@ class RaftLab:
             handle = self.sim.reads.get(asked.id)  # (after a rewind, the simulation's own copy)
             if handle is not None and handle.asked <= now:
                 parts.append(f"<div>{_read_text(number, handle)}</div>")
+        if self._change is not None:
+            what, change = self._change
+            made = self.sim.submissions.get(change.id, change)  # (after a rewind, the simulation's own copy)
+            state = made.state
+            if self._said is not None and self._said[0] <= now:
+                if made.applied_on:
+                    parts.append(f"<div><b>{what}</b>: committed (applied on nodes {sorted(made.applied_on)}).</div>")
+                elif state is not None and state.final and state is not TransitionState.ABANDONED_REFUSED:
+                    parts.append(f"<div><b>{what}</b>: not made ({state.value}).</div>")
         return (f'<div style="font-family:monospace;font-size:12px;background:#eef6ff;padding:2px 6px">'
                 f'{"".join(parts)}</div>') if parts else ""
 
@@ -506,6 +615,7 @@ class RaftLab:
                                duplicate=self.duplicate_rate.value)
         options: dict[str, Any] = {name: True for name, box in self.options.items() if box.value}
         self.sim = Simulation(n=self.size.value, seed=self.seed.value, network=network, **self._arguments, **options)
+        self.graph_view.painter.forget_layout()
         self._rebuild_nodes()
 
     def _on_lease(self, change: dict) -> None:
@@ -522,7 +632,7 @@ class RaftLab:
         with self._quiet():
             self.scenario.value = None
         self.scenario_text.value = ""
-        self._said = self._read = None
+        self._said = self._read = self._change = None
         self._show_recipe(None)
 
     @_callback
@@ -600,13 +710,27 @@ class RaftLab:
                 box.value = bool(self.sim.options.get(name, False))
             self.latency.value = tuple(s * 1000 for s in self.sim.network.latency)
             self.drop_rate.value, self.duplicate_rate.value = self.sim.network.drop, self.sim.network.duplicate
-        self._said = self._read = None
+        self._said = self._read = self._change = None
+        self.graph_view.painter.forget_layout()
         self._rebuild_nodes()
 
     @_callback
     def _on_dismiss(self, button: w.Button) -> None:
         self.errors.value = ""
         self._error_box.layout.display = "none"
+
+
+_MEMBERSHIP_TEXT = {"voter": "a voter", "learner": "a learner (it gets the log but neither votes nor stands)",
+                    "joining": "joining (added, but the leader's configuration does not have it yet)",
+                    "removed": "removed (out of the configuration, shut down)"}
+
+
+def _refusal(events: Any) -> str | None:
+    """The core's reason for the first configuration change refused among `events`, if any."""
+    for event in events:
+        if event.kind == EventKind.CONFIG_REFUSED:
+            return str(event.data.get("why"))
+    return None
 
 
 def _read_text(number: int, read: ReadRequest) -> str:
