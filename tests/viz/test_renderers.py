@@ -656,3 +656,77 @@ def _inside_ipython() -> bool:
 
     ipython = sys.modules.get("IPython")
     return ipython is not None and ipython.get_ipython() is not None
+
+
+# ----- membership change --------------------------------------------------------------------------------
+def membership_sim() -> Simulation:
+    """3 nodes grown to 5 (node 3 promoted, node 4 a learner), then node 1 removed."""
+    sim = elected(3)
+    sim.run(0.5)
+    node = sim.add_node()
+    sim.run_until_committed()
+    sim.add_node()
+    sim.run_until_committed()
+    sim.run(0.3)
+    sim.promote(node)
+    sim.run_until_committed()
+    sim.remove_node(1)
+    sim.run_until_committed()
+    sim.run(0.3)
+    return sim
+
+
+def artists(figure: Figure) -> int:
+    return sum(len(ax.get_children()) for ax in figure.axes) + len(figure.get_children())
+
+
+def test_a_frame_with_learners_and_removed_nodes_renders() -> None:
+    sim = membership_sim()
+    frame = sim.frame()
+    assert {ns.id: ns.membership for ns in frame.nodes} == {0: "voter", 1: "removed", 2: "voter", 3: "voter",
+                                                            4: "learner"}
+    graph, logs, timeline = GraphView(), LogView(), TimelineView()
+    graph.update(frame, selected=4)
+    logs.update(frame, selected=4)
+    timeline.update(frame, sim.trace, window=3.0)
+    for view in (graph, logs, timeline):
+        assert view.png().startswith(PNG_MAGIC)
+    style = graph.node_style
+    assert style[4]["hollow"] and style[4]["linestyle"] != "-" and not style[4]["crossed"]
+    assert style[1]["membership"] == "removed" and style[1]["crossed"] and "removed" in style[1]["label"]
+    assert not style[0]["hollow"] and style[0]["linestyle"] == "-"
+    assert all(1 not in edge for edge in graph.painter.edges_drawn)  # a removed node has no links
+    assert "learners 4" in graph.painter.config_text
+    assert any("node 4" in text and "learner" in text for _, _, text in logs.painter.row_labels.items)
+    assert any(c[0] == 4 and s["text"] == "config" for c, s in logs.cell_style.items())
+    bands = timeline.bands
+    assert any(node == 1 and role == "removed" for node, role, _, _ in bands)
+    added = min(e.time for e in sim.trace.events if e.kind == SimKind.MEMBERSHIP and e.node == 4) / 1e6
+    assert min(start for node, _, start, _ in bands if node == 4) >= added  # no lane before it was added
+
+
+def test_the_graph_grows_from_3_to_5_nodes_in_place_without_leaking_artists() -> None:
+    sim = elected(3)
+    sim.run(0.5)
+    view = GraphView()
+    view.update(sim.frame())
+    before = view.painter.pos.copy()
+    counts = []
+    for _ in range(2):
+        sim.add_node()
+        sim.run_until_committed()
+        view.update(sim.frame())
+        counts.append(artists(view.figure))
+    assert view.painter.n == 5 and sorted(view.node_style) == [0, 1, 2, 3, 4]
+    assert (view.painter.pos[:3] == before).all()  # the first nodes keep their places
+    assert len({tuple(p.round(6)) for p in view.painter.pos}) == 5
+    assert view.png().startswith(PNG_MAGIC)
+    sim.rewind(sim.steps - 1)  # same size: nothing is rebuilt
+    view.update(sim.frame())
+    assert artists(view.figure) == counts[-1]
+    per_node = counts[1] - counts[0]
+    sim.rewind(0)  # back to 3 nodes and forward again: the artists of the nodes gone are removed
+    view.update(sim.frame())
+    assert artists(view.figure) == counts[0] - per_node
+    view.update(membership_sim().frame())
+    assert artists(view.figure) == counts[-1]

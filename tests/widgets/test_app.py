@@ -16,7 +16,8 @@ BUTTONS = {"step_button": "Step", "back_button": "Step back", "notable_button": 
            "crash_button": "Crash", "restart_button": "Restart", "timeout_button": "Time out",
            "request_button": "Client request", "heal_button": "Heal", "partition_button": "Apply partition",
            "drop_button": "Drop message", "reset_button": "Reset", "dismiss_button": "Dismiss",
-           "transfer_button": "Transfer", "read_button": "Read", "compare_button": "Other side"}
+           "transfer_button": "Transfer", "read_button": "Read", "compare_button": "Other side",
+           "add_button": "Add node", "promote_button": "Promote", "remove_button": "Remove node"}
 
 
 @pytest.fixture
@@ -515,3 +516,75 @@ def test_a_recipe_runs_the_apps_replica_class() -> None:
     app = RaftLab(Simulation(3, seed=1, replica_class=Mine))
     app.scenario.value = ("recipe", "transfer")
     assert app.sim.replica_class is Mine and app.last_error is None
+
+
+# ----- membership change ------------------------------------------------------------------------------
+def settled(app: RaftLab) -> int:
+    """A 3-node app with a leader that has committed an entry of its term (so it takes a change)."""
+    leader = elect(app)
+    app.sim.run(0.5)
+    app._refresh()
+    return leader
+
+
+def test_add_node_starts_a_learner_selects_it_and_grows_the_views() -> None:
+    app = RaftLab(n=3, seed=1)
+    app.add_button.click()
+    assert "no leader" in app.notice.value and app.sim.n == 3 and app.last_error is None
+    settled(app)
+    app.add_button.click()
+    assert app.last_error is None and app.sim.ids == (0, 1, 2, 3)
+    assert app.node_picker.value == 3 and app.node_picker.options[-1] == ("node 3", 3) and len(app.sides) == 4
+    assert "Add node 3" in app.notice.value and "learner" in app.notice.value
+    app.sim.run_until_committed()
+    app._refresh()
+    assert app.graph_view.node_style[3]["membership"] == "learner" and app.graph_view.node_style[3]["hollow"]
+    assert "committed" in app.notice.value and "a learner" in app.inspector.value
+    app.time_slider.value = 1  # a rewind to before the node was added: the controls shrink back
+    assert app.sim.ids == (0, 1, 2) and len(app.node_picker.options) == 3 and app.last_error is None
+
+
+def test_add_node_refused_says_the_cores_reason_and_promote_asks_again() -> None:
+    app = RaftLab(n=3, seed=1)
+    elect(app)  # just elected: no entry of its term committed yet
+    app.add_button.click()
+    assert app.sim.membership(3) == "joining"
+    assert "refused" in app.notice.value and "no entry of my term is committed yet" in app.notice.value
+    assert "joining" in app.notice.value
+    app.sim.run(0.5)
+    app.promote_button.click()  # on a node still joining: asks for it as a learner again
+    assert "again" in app.notice.value and app.last_error is None
+    app.sim.run(0.5)
+    assert app.sim.membership(3) == "learner"
+
+
+def test_promote_makes_the_selected_learner_a_voter_or_says_why_not() -> None:
+    app = RaftLab(n=3, seed=1)
+    settled(app)
+    app.node_picker.value = 0
+    app.promote_button.click()
+    assert "is not a learner" in app.notice.value and "a voter" in app.notice.value
+    app.add_button.click()
+    app.sim.run_until_committed()
+    app.sim.run(0.5)
+    app.promote_button.click()
+    assert "appended the change" in app.notice.value, app.notice.value
+    app.sim.run_until_committed()
+    app._refresh()
+    assert app.sim.membership(3) == "voter" and app.graph_view.node_style[3]["membership"] == "voter"
+
+
+def test_remove_node_takes_the_selected_node_out_and_refuses_a_non_member() -> None:
+    app = RaftLab(n=3, seed=1)
+    leader = settled(app)
+    node = (leader + 1) % 3
+    app.node_picker.value = node
+    app.remove_button.click()
+    assert f"Remove node {node}" in app.notice.value and app.last_error is None
+    app.sim.run_until_committed()
+    app.sim.run(0.2)
+    app._refresh()
+    assert app.sim.membership(node) == "removed" and node in app.sim.removed
+    assert app.graph_view.node_style[node]["crossed"] and "removed" in app.inspector.value
+    app.remove_button.click()
+    assert "is not a member" in app.notice.value and app.last_error is None
