@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                     "options\n(PreVote, CheckQuorum, lease reads; swarm testing), then runs KV clients, writing "
                     "through the log and\nreading without it (ReadIndex or a lease), under crashes, partitions "
                     "(some isolating the leader),\none-way partitions, a ring of majorities, pauses, leadership "
-                    "transfers, clock drift within the\ndrift bound, loss and duplication; invariants, "
-                    "linearizability (reads included) and recovery after a\nfinal heal are checked "
+                    "transfers, clock drift within the\ndrift bound, loss and duplication, and membership changes "
+                    "(nodes added as learners, promoted\nand removed, the leader too); invariants, linearizability "
+                    "(reads included) and recovery after a\nfinal heal (every member catches up) are checked "
                     "(raftlab.sim.chaos).",
         epilog="exit codes (the most serious kind of failure seen decides):\n"
                "  0  every seed clean\n"
@@ -244,7 +245,9 @@ def _chaos(args: Any) -> int:
           f"{figures['liveness_failures']} liveness failures, {figures['undecided']} undecided; "
           f"{figures['reads']} reads checked ({figures['seeds_without_reads']} seeds without one; "
           f"{figures['reads_abandoned']} abandoned, {figures['reads_unanswered']} unanswered); "
-          f"{figures['install_snapshots']} InstallSnapshot sent; {figures['events']} events "
+          f"{figures['install_snapshots']} InstallSnapshot sent; {figures['config_changes_committed']} configuration "
+          f"changes committed ({figures['config_changes_proposed']} proposed, {figures['config_changes_refused']} "
+          f"refused; {figures['seeds_without_config_changes']} seeds without one); {figures['events']} events "
           f"({figures['events_per_s']}/s, {summary.wall_seconds:.1f} s)")
     for failure in summary.failures:
         print(failure.report())

@@ -56,7 +56,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..check import Operation, check
-from ..core import ReadState, Replica, TransitionState
+from ..core import Configuration, ReadState, Replica, TransitionState
 from ..machines import KVCommand, KVStore
 from .invariants import InvariantViolation
 from .network import NetworkModel
@@ -89,6 +89,9 @@ SWARM_CHOICES: dict[str, tuple[float, ...]] = {
     "isolate": (0.0, 0.03, 0.08),
     "transfer": (0.0, 0.02, 0.05),
     "drift": (0.0, 0.03, 0.1),
+    # Membership change (issue 14), drawn last for the same reason; never zero: every seed changes it.
+    "membership": (0.03, 0.08, 0.15),
+    "remove_leader": (0.1, 0.3),
 }
 
 DRIFT_BOUND = 1.1
@@ -100,6 +103,12 @@ more than `DRIFT_BOUND` (rates of 1/1.05 and 1.05 would differ by 1.1025, beyond
 
 READ_RATE = 0.25
 """The chance that an idle client asks for a read in a step of its schedule (a step is 20 ms)."""
+
+MIN_VOTERS, MAX_VOTERS = 3, 7
+"""A campaign's membership changes keep the voters within these bounds, except that a removal leaves 2
+voters with probability `BELOW_MIN` (never fewer)."""
+
+BELOW_MIN = 0.1
 
 READ_TIMEOUT = 1.0
 """Virtual seconds a client waits for a read's answer before it moves on (the read stays pending: if
@@ -126,6 +135,8 @@ class Swarm:
     isolate: float  # only the leader, alone or in a minority, cut off (deposed, it may not know it)
     transfer: float  # ask the leader to transfer its leadership to another node (`transfer_leadership`)
     drift: float  # set a clock's rate (`set_clock_rate`): the leader's to 1 / max_rate, or another's to max_rate
+    membership: float  # propose a membership change to the leader (`_membership`): add, promote or remove a node
+    remove_leader: float  # the chance that a voter's removal removes the leader itself (MC-STEPDOWN)
     pre_vote: bool = False  # the replicas' options (PreVote, CheckQuorum, lease reads)
     check_quorum: bool = False
     read_lease: bool = False  # only with check_quorum
@@ -170,6 +181,12 @@ class ChaosResult:
     reads: int = 0  # reads without a log write answered READY, so in the history and checked
     reads_abandoned: int = 0  # reads answered ABANDONED (not in the history: they did not take place)
     reads_unanswered: int = 0  # reads never answered (in the history, of unknown outcome)
+    config_changes_proposed: int = 0  # membership changes proposed to a leader (retries included)
+    config_changes_refused: int = 0  # of those, refused by the leader (MC-ONE: ABANDONED_REFUSED)
+    config_changes_committed: int = 0  # configuration changes committed (each log index once)
+    members: int = 0  # members (voters and learners) of the final configuration
+    behind: tuple[int, ...] = ()  # its members that had not applied the final write 5 s after the heal (not
+    # a failure: liveness asks for a majority of the voters; see `run_chaos`)
 
     @property
     def undecided(self) -> bool:
@@ -232,24 +249,34 @@ def run_chaos(seed: int, duration: float = 30.0, nodes: int = 5, clients: int = 
     sim = Simulation(nodes, seed, network=NetworkModel(latency=(0.002, 0.03)), state_machine=KVStore,
                      snapshot_delta=swarm.snapshot_delta, replica_class=replica_class, **swarm.options())
     people = [_Client(c) for c in range(clients)]
+    changes = _Changes()
     try:
         while sim.now < duration:
-            _faults(sim, rng, swarm)
+            _faults(sim, rng, swarm, changes)
+            _membership(sim, rng, swarm, changes)
             for _ in range(rng.randint(2, 8)):  # clients act every 20 ms or so
                 for client in people:
-                    _drive(sim, rng, client)
+                    _drive(sim, rng, client, changes)
                 sim.run(0.02)
-        # The final heal: everything back, a calm network, and a new write everywhere within 5 s.
+        # The final heal: everything back, a calm network, and a new write on every member within 5 s.
         sim.heal()
         sim.network.drop = sim.network.duplicate = 0.0
         for node in sim.ids:
+            if node in sim.removed:
+                continue  # shut down for good (restart would leave it down anyway)
             if sim.replicas[node].crashed:
                 sim.restart(node)
             elif sim.paused_until(node) is not None:
                 sim.pause(node, 0)  # resumes now
-        final = KVStore.put(clients, 0, "final", str(seed))
-        live = _final_write(sim, final, nodes, timeout=5.0, retry=0.5)
-        detail = "" if live else f"{final!r} was not applied on {nodes} nodes within 5 s (seed {seed})"
+        final, deadline = KVStore.put(clients, 0, "final", str(seed)), sim.now + 5.0
+        live = _final_write(sim, final, None, timeout=5.0, retry=0.5)
+        detail = "" if live else (f"{final!r} was not applied on a majority of the voters of "
+                                  f"{sim.configuration()!r} within 5 s (seed {seed}; applied on "
+                                  f"{sorted(_applied_on(sim, final))})")
+        behind: tuple[int, ...] = ()
+        if live:  # the other members catch up too, as a rule: those that do not within the 5 s are counted
+            sim.run_until(lambda s: s.configuration().members <= _applied_on(s, final), max(deadline - sim.now, 0))
+            behind = tuple(sorted(sim.configuration().members - _applied_on(sim, final)))
         for client in people:  # what is still unanswered has an unknown outcome
             if client.pending is not None:
                 _finish(client, None, None)
@@ -262,11 +289,13 @@ def run_chaos(seed: int, duration: float = 30.0, nodes: int = 5, clients: int = 
         answered = sum(op.ret is not None for op in reads)
         return ChaosResult(seed, duration, nodes, sim.steps, len(history) + len(reads), None, verdict.ok, live,
                            detail, swarm, _install_snapshots(sim), answered, _abandoned(people),
-                           len(reads) - answered)
+                           len(reads) - answered, *changes.figures(), len(sim.configuration().members), behind)
     except InvariantViolation as violation:
         return ChaosResult(seed, duration, nodes, sim.steps, 0, f"{violation.property}: {violation.detail}",
                            None, True, str(violation), swarm, _install_snapshots(sim),
-                           reads_abandoned=_abandoned(people))
+                           reads_abandoned=_abandoned(people), config_changes_proposed=changes.figures()[0],
+                           config_changes_refused=changes.figures()[1],
+                           config_changes_committed=changes.figures()[2])
 
 
 def _read_operation(client: _Client, read: ReadRequest) -> Operation:
@@ -280,12 +309,12 @@ def _abandoned(people: list[_Client]) -> int:
     return sum(r.state is ReadState.ABANDONED for client in people for r in client.reads)
 
 
-def _final_write(sim: Simulation, command: KVCommand, k: int, *, timeout: float, retry: float) -> bool:
-    """Submit `command` to the leader until `k` nodes applied it (True) or `timeout` virtual seconds
-    passed (False), resubmitting it every `retry` seconds, as `Simulation.one` does, and waiting a
-    heartbeat before asking again a leader that refused it at once (one in a leadership transfer
-    refuses new transitions until the transfer ends: asking it again at the same instant would never
-    let virtual time advance)."""
+def _final_write(sim: Simulation, command: KVCommand, k: int | None, *, timeout: float, retry: float) -> bool:
+    """Submit `command` to the leader until `k` nodes applied it (None: a majority of the voters of the
+    leader's latest configuration) (True) or `timeout` virtual seconds passed (False), resubmitting it every `retry`
+    seconds, as `Simulation.one` does, and waiting a heartbeat before asking again a leader that
+    refused it at once (one in a leadership transfer refuses new transitions until the transfer ends:
+    asking it again at the same instant would never let virtual time advance)."""
     deadline = sim.now + timeout
     while sim.now < deadline:
         sim.run_until(lambda s: s.leader() is not None, deadline - sim.now)
@@ -293,42 +322,64 @@ def _final_write(sim: Simulation, command: KVCommand, k: int, *, timeout: float,
             return False
         handle = sim.submit(command)
         sim.run_until(functools.partial(_settled, handle, k), min(retry, max(deadline - sim.now, 0.0)))
-        if len(handle.applied_on) >= k:
+        if _enough(handle, k, sim):
             return True
-        if handle.settled(k):  # refused: wait a little before asking again
+        if _refused(handle):  # refused: wait a little before asking again
             sim.run(min(sim.heartbeat_timeout, max(deadline - sim.now, 0.0)))
     return False
 
 
-def _settled(handle: Submission, k: int, sim: Simulation) -> bool:
-    return handle.settled(k)
+def _enough(handle: Submission, k: int | None, sim: Simulation) -> bool:
+    """`k` nodes applied `handle`'s transition (None: a majority of the voters of the leader's latest
+    configuration)."""
+    applied = handle.applied_on
+    if k is not None:
+        return len(applied) >= k
+    voters = sim.configuration().voters
+    return 2 * len(voters & applied) > len(voters)
+
+
+def _refused(handle: Submission) -> bool:
+    state = handle.state
+    return state is not None and state.final and state is not TransitionState.APPLIED
+
+
+def _settled(handle: Submission, k: int | None, sim: Simulation) -> bool:
+    return _enough(handle, k, sim) or _refused(handle)
+
+
+def _applied_on(sim: Simulation, command: KVCommand) -> set[int]:
+    handle = sim.submissions.get(command.get_id())
+    return set() if handle is None else handle.applied_on
 
 
 def _install_snapshots(sim: Simulation) -> int:
     return sim.counters["messages"]["InstallSnapshotRequest"]
 
 
-def _faults(sim: Simulation, rng: random.Random, swarm: Swarm) -> None:
-    """One round of the schedule: each fault strikes with the swarm's probability for it."""
-    live = [i for i in sim.ids if not sim.replicas[i].crashed]
+def _faults(sim: Simulation, rng: random.Random, swarm: Swarm, changes: _Changes) -> None:
+    """One round of the schedule: each fault strikes with the swarm's probability for it, on the nodes
+    still in play (`_Changes.active`: never a removed one)."""
+    active = changes.active(sim)
+    live = [i for i in active if not sim.replicas[i].crashed]
     if rng.random() < swarm.crash and live:
         sim.crash(rng.choice(live))
-    crashed = [i for i in sim.ids if sim.replicas[i].crashed]
+    crashed = [i for i in active if sim.replicas[i].crashed]
     if rng.random() < swarm.restart and crashed:
         sim.restart(rng.choice(crashed))
     if rng.random() < swarm.partition:
-        sim.partition(*_two_groups(sim, rng))
+        sim.partition(*_two_groups(active, rng))
     if rng.random() < swarm.one_way:
-        sources, destinations = _two_groups(sim, rng)
+        sources, destinations = _two_groups(active, rng)
         for source in sources:
             for destination in destinations:
                 sim.cut(source, destination)
     if rng.random() < swarm.ring:
-        order = list(sim.ids)
+        order = list(active)
         rng.shuffle(order)
-        sim.ring(order)
+        _ring(sim, order)
     if rng.random() < swarm.pause:
-        running = [i for i in sim.ids if not sim.replicas[i].crashed and sim.paused_until(i) is None]
+        running = [i for i in active if not sim.replicas[i].crashed and sim.paused_until(i) is None]
         leader = sim.leader()
         if running:
             node = leader if leader in running and rng.random() < 0.5 else rng.choice(running)
@@ -341,40 +392,129 @@ def _faults(sim: Simulation, rng: random.Random, swarm: Swarm) -> None:
     if rng.random() < swarm.isolate:  # every other link restored, so that the rest can elect a leader
         leader = sim.leader()
         if leader is not None:
-            others = [i for i in sim.ids if i != leader]
+            others = [i for i in active if i != leader]
             rng.shuffle(others)
-            with_it = rng.randint(0, max(0, (sim.n - 1) // 2 - 1))  # a minority
+            voters = len(sim.configuration().voters)
+            with_it = rng.randint(0, max(0, (voters - 1) // 2 - 1))  # a minority of the voters
             sim.heal()
             sim.partition([leader, *others[:with_it]], others[with_it:])
     if rng.random() < swarm.transfer:
         leader = sim.leader()
-        if leader is not None:
-            sim.transfer_leadership(rng.choice([i for i in sim.ids if i != leader]))
+        targets = sorted(sim.configuration().voters - {leader}) if leader is not None else []
+        if targets:  # (to another voter: the replica takes no other)
+            sim.transfer_leadership(rng.choice(targets))
     if rng.random() < swarm.drift:  # the most adversarial rates: a slow leader, fast followers
         leader = sim.leader()
-        if leader is not None and rng.random() < 0.5:  # its lease lasts longest in real time
+        others = [i for i in active if i != leader]
+        if leader is not None and (rng.random() < 0.5 or not others):  # its lease lasts longest in real time
             sim.set_clock_rate(leader, 1 / swarm.max_rate)
-        else:  # their timers run out soonest
-            sim.set_clock_rate(rng.choice([i for i in sim.ids if i != leader]), swarm.max_rate)
+        elif others:  # their timers run out soonest
+            sim.set_clock_rate(rng.choice(others), swarm.max_rate)
 
 
-def _two_groups(sim: Simulation, rng: random.Random) -> tuple[list[int], list[int]]:
-    nodes = list(sim.ids)
+def _two_groups(active: list[int], rng: random.Random) -> tuple[list[int], list[int]]:
+    nodes = list(active)
     rng.shuffle(nodes)
-    cut = rng.randint(1, sim.n - 1) if sim.n > 1 else 1
+    cut = rng.randint(1, len(nodes) - 1) if len(nodes) > 1 else 1
     return nodes[:cut], nodes[cut:]
 
 
-def _drive(sim: Simulation, rng: random.Random, client: _Client) -> None:
+def _ring(sim: Simulation, order: list[int]) -> None:
+    """The ring of majorities on the nodes in `order`: `Simulation.ring` when they are all the nodes, else
+    the same cuts among them (each keeps its links to the ``k = ceil((m // 2) / 2)`` nearest on each
+    side of the ring of its m nodes), so that removed nodes do not count."""
+    if sorted(order) == list(sim.ids):
+        sim.ring(order)
+        return
+    m = len(order)
+    k = (m // 2 + 1) // 2
+    for p, a in enumerate(order):
+        for q, b in enumerate(order):
+            if a != b and min(abs(p - q), m - abs(p - q)) > k:
+                sim.cut(a, b)
+
+
+@dataclass(slots=True)
+class _Changes:
+    """A seed's membership changes: every proposal made (`Submission`s), the node being added, and the
+    nodes added whose addition was lost while the configuration moved on (given up on: started with
+    members that are no longer the configuration's, they are left alone)."""
+
+    handles: list[Submission] = field(default_factory=list)
+    joining: int | None = None  # the node added last, until it is in the leader's configuration
+    joining_with: frozenset[int] = frozenset()  # the members it was started with
+    given_up: set[int] = field(default_factory=set)
+
+    def active(self, sim: Simulation) -> list[int]:
+        """The nodes in play: neither removed nor given up on."""
+        removed = sim.removed
+        return [i for i in sim.ids if i not in removed and i not in self.given_up]
+
+    def figures(self) -> tuple[int, int, int]:
+        """Proposed, refused (ABANDONED_REFUSED), committed (each log index once: a change proposed again
+        after its leader was lost is counted once)."""
+        refused = sum(h.state is TransitionState.ABANDONED_REFUSED for h in self.handles)
+        committed = {h.index for h in self.handles if h.applied_on and h.index is not None}
+        return len(self.handles), refused, len(committed)
+
+
+def _membership(sim: Simulation, rng: random.Random, swarm: Swarm, changes: _Changes) -> None:
+    """One round of membership change: with the swarm's probability, one proposal to the leader (now and
+    then a second one at once, which a correct leader refuses while the first is uncommitted: MC-ONE)."""
+    if rng.random() >= swarm.membership:
+        return
+    for _ in range(2 if rng.random() < 0.25 else 1):
+        _change(sim, rng, swarm, changes)
+
+
+def _change(sim: Simulation, rng: random.Random, swarm: Swarm, changes: _Changes) -> None:
+    """Propose one change from the leader's latest configuration: propose again the addition of a node
+    not in it yet, else promote a learner (refused until it caught up) or remove it, else add a node
+    (up to `MAX_VOTERS` voters) or remove a voter (the leader itself with `Swarm.remove_leader`; down to
+    `MIN_VOTERS` voters, 2 now and then). Nothing without a leader."""
+    leader = sim.leader()
+    if leader is None:
+        return
+    config = sim.configuration()
+    changes.given_up -= config.members  # (one given up on can come back, with an entry of an old leader)
+    joining = changes.joining
+    if joining is not None:
+        if joining in config.members:
+            changes.joining = None
+        elif config.members == changes.joining_with:  # refused, or lost with its leader: again
+            changes.handles.append(sim.submit(Configuration(config.voters, config.learners | {joining}),
+                                              to=leader))
+            return
+        else:  # the configuration moved on: it would not know its new members (leave it alone)
+            changes.given_up.add(joining)
+            changes.joining = None
+    voters, learners = config.voters, config.learners
+    if learners and rng.random() < 0.8:
+        node = rng.choice(sorted(learners))
+        changes.handles.append(sim.promote(node) if rng.random() < 0.8 else sim.remove_node(node))
+        return
+    removable = len(voters) > MIN_VOTERS or (len(voters) > 2 and rng.random() < BELOW_MIN)
+    if len(voters) < MAX_VOTERS and (not removable or rng.random() < 0.5):
+        changes.joining_with = config.members
+        changes.joining = sim.add_node()
+        changes.handles.append(sim.changes[-1])
+    elif removable:
+        others = sorted(voters - {leader})
+        node = leader if leader in voters and rng.random() < swarm.remove_leader else rng.choice(others)
+        changes.handles.append(sim.remove_node(node))
+
+
+def _drive(sim: Simulation, rng: random.Random, client: _Client, changes: _Changes | None = None) -> None:
     """One client: its reads (`_drive_reads`), then its commands: answer what was answered, retry what
-    looks lost, send something new."""
-    _drive_reads(sim, rng, client)
+    looks lost, send something new (to the leader, else to a node in play: `_Changes.active`)."""
+    members = list(sim.ids) if changes is None else changes.active(sim)
+    _drive_reads(sim, rng, client, members)
     handle = client.pending
     if handle is not None:
         if handle.answer is TransitionState.APPLIED:
             _finish(client, handle.replied, handle.result)
         elif handle.answer is not None or _unsettled(handle.state) or sim.now - client.sent_at > 0.5:
-            _submit(sim, rng, client)  # the same command again: the KV store applies it at most once
+            _submit(sim, rng, client, members)  # the same command again: the KV store applies it at most once
         return
     if rng.random() < 0.5:
         return
@@ -389,7 +529,7 @@ def _drive(sim: Simulation, rng: random.Random, client: _Client) -> None:
     else:
         client.command = getattr(KVStore, op)(client.id, client.seq, key, value)
     client.call = sim.now
-    _submit(sim, rng, client)
+    _submit(sim, rng, client, members)
 
 
 _ON_ITS_WAY = (None, TransitionState.QUEUED, TransitionState.COMMITTED, TransitionState.APPLIED)
@@ -401,7 +541,7 @@ def _unsettled(state: TransitionState | None) -> bool:
     return state not in _ON_ITS_WAY and not state.abandoned
 
 
-def _drive_reads(sim: Simulation, rng: random.Random, client: _Client) -> None:
+def _drive_reads(sim: Simulation, rng: random.Random, client: _Client, members: list[int]) -> None:
     """A client's reads, beside its commands (as a second thread of the client would): one at a time,
     given up on after `READ_TIMEOUT`; the node that answered one READY is where the next one goes."""
     read = client.reading
@@ -411,25 +551,29 @@ def _drive_reads(sim: Simulation, rng: random.Random, client: _Client) -> None:
         client.reading = None  # answered, abandoned (it did not happen), or given up on (still pending)
         client.believed = read.node if read.state is ReadState.READY else None
     if rng.random() < READ_RATE:
-        _read(sim, rng, client, rng.choice(KEYS))
+        _read(sim, rng, client, rng.choice(KEYS), members)
 
 
-def _read(sim: Simulation, rng: random.Random, client: _Client, key: str) -> None:
-    """A read without a log write, at the node the client believes leads, the leader, or any node."""
+def _read(sim: Simulation, rng: random.Random, client: _Client, key: str, members: list[int] | None = None) -> None:
+    """A read without a log write, at the node the client believes leads (unless it was removed since),
+    the leader, or any of `members` (default: every node)."""
     leader, draw = sim.leader(), rng.random()
+    members = list(sim.ids) if members is None else members
+    if client.believed is not None and client.believed not in members:
+        client.believed = None
     if client.believed is not None and draw < 0.8:
         target = client.believed
     elif leader is not None and draw < 0.9:
         target = leader
     else:
-        target = rng.choice(sim.ids)
+        target = rng.choice(members)
     client.reading = sim.read(key, to=target)
     client.reads.append(client.reading)
 
 
-def _submit(sim: Simulation, rng: random.Random, client: _Client) -> None:
+def _submit(sim: Simulation, rng: random.Random, client: _Client, members: list[int]) -> None:
     leader = sim.leader()
-    target = leader if leader is not None and rng.random() < 0.8 else rng.choice(sim.ids)
+    target = leader if leader is not None and rng.random() < 0.8 else rng.choice(members)
     client.pending = sim.submit(client.command, to=target)
     client.sent_at = sim.now
 
@@ -479,7 +623,13 @@ class CampaignSummary:
                 "reads": sum(r.reads for r in self.results),
                 "reads_abandoned": sum(r.reads_abandoned for r in self.results),
                 "reads_unanswered": sum(r.reads_unanswered for r in self.results),
-                "seeds_without_reads": sum(r.reads == 0 for r in self.results), "events": events,
+                "seeds_without_reads": sum(r.reads == 0 for r in self.results),
+                "config_changes_proposed": sum(r.config_changes_proposed for r in self.results),
+                "config_changes_refused": sum(r.config_changes_refused for r in self.results),
+                "config_changes_committed": sum(r.config_changes_committed for r in self.results),
+                "seeds_without_config_changes": sum(r.config_changes_committed == 0 for r in self.results),
+                "seeds_with_members_behind": sum(bool(r.behind) for r in self.results),
+                "events": events,
                 "events_per_s": round(events / self.wall_seconds) if self.wall_seconds else 0,
                 "results_hash": self.hash()[:16]}
 

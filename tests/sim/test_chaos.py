@@ -12,7 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from raftlab import cli
 from raftlab.check import LinearizabilityResult, Operation, check
-from raftlab.core import ReadState, Replica, Role, TransitionState, VoteResponse
+from raftlab.core import Configuration, ReadState, Replica, Role, TransitionState, VoteResponse
 from raftlab.machines import KVStore
 from raftlab.sim import NetworkModel, Simulation, chaos
 from raftlab.sim.submission import ReadRequest
@@ -64,8 +64,9 @@ def leader_partitions(seed: int) -> Swarm:
 
 
 FIGURES = {"seeds", "failures", "violations", "nonlinearizable", "liveness_failures", "undecided",
-           "install_snapshots", "reads", "reads_abandoned", "reads_unanswered", "seeds_without_reads", "events",
-           "events_per_s", "results_hash"}
+           "install_snapshots", "reads", "reads_abandoned", "reads_unanswered", "seeds_without_reads",
+           "config_changes_proposed", "config_changes_refused", "config_changes_committed",
+           "seeds_without_config_changes", "seeds_with_members_behind", "events", "events_per_s", "results_hash"}
 OLD_FIELDS = ("snapshot_delta", "crash", "restart", "partition", "one_way", "ring", "pause", "heal", "network",
               "drop", "duplicate")  # the swarm's figures before reads and the replicas' options were drawn
 
@@ -104,12 +105,13 @@ def test_each_seed_draws_its_own_swarm():
     assert len(set(swarms)) > 90
     assert run_chaos(7, duration=2.0).swarm == Swarm.draw(7)
     assert Swarm.draw(7).describe().startswith(f"snapshot_delta={Swarm.draw(7).snapshot_delta} crash=")
-    for name in ("isolate", "transfer", "drift"):
+    for name in ("isolate", "transfer", "drift", "membership", "remove_leader"):
         assert {getattr(s, name) for s in swarms} == set(SWARM_CHOICES[name]), name
     # The replicas' options: every combination, lease reads only with CheckQuorum, clocks within the bound.
     options = {(s.pre_vote, s.check_quorum, s.read_lease) for s in swarms}
     assert options == {(p, c, lease) for p in (False, True) for c in (False, True) for lease in (False, c)}
     assert all(s.max_rate == MAX_RATE and s.max_rate ** 2 <= DRIFT_BOUND for s in swarms)
+    assert all(s.membership > 0 for s in swarms)  # membership changes in every seed
     assert Swarm.draw(3).options() == {"pre_vote": Swarm.draw(3).pre_vote, "check_quorum": Swarm.draw(3).check_quorum,
                                        "read_lease": Swarm.draw(3).read_lease, "drift_bound": DRIFT_BOUND}
     assert " pre_vote=1 " in Swarm.draw(next(s for s in range(1, 50) if Swarm.draw(s).pre_vote)).describe()
@@ -346,3 +348,104 @@ def test_chaos_campaign_of_200_seeds_reports_no_failure():
     assert figures["events"] > 200 * 1000 and figures["install_snapshots"] > 200
     assert figures["seeds_without_reads"] == 0 and figures["reads"] > 200 * 100  # reads in every history
     print(done.stdout.strip().splitlines()[-1])
+
+
+class ChangesConfigurationAnyTime(Replica):
+    """Breaks MC-ONE: a leader takes any configuration change (two uncommitted at once, a new server made a
+    voter directly, a change before an entry of its term is committed)."""
+
+    def may_change_configuration(self, new: Configuration) -> str | None:
+        return None
+
+
+def frequent_changes(seed: int) -> Swarm:
+    """A seed's own swarm, with a membership change proposed in about one round in three."""
+    return dataclasses.replace(Swarm.draw(seed), membership=0.3)
+
+
+class WatchedSimulation(Simulation):
+    """Fails a test if a fault, a client or the final heal targets a node shut down by its removal."""
+
+    def _watch(self, *nodes: int) -> None:
+        assert not set(nodes) & self.removed, f"removed node among {nodes} targeted (removed: {sorted(self.removed)})"
+
+    def crash(self, node: int) -> None:
+        self._watch(node)
+        super().crash(node)
+
+    def restart(self, node: int) -> None:
+        self._watch(node)
+        super().restart(node)
+
+    def pause(self, node: int, seconds: float) -> None:
+        if seconds:  # (resuming is harmless)
+            self._watch(node)
+        super().pause(node, seconds)
+
+    def cut(self, source: int, destination: int) -> None:
+        self._watch(source, destination)
+        super().cut(source, destination)
+
+    def partition(self, *groups) -> None:
+        self._watch(*(node for group in groups for node in group))
+        super().partition(*groups)
+
+    def set_clock_rate(self, node: int, rate: float) -> None:
+        self._watch(node)
+        super().set_clock_rate(node, rate)
+
+    def submit(self, transition, to=None):
+        if to is not None:
+            self._watch(to)
+        return super().submit(transition, to)
+
+    def read(self, key, to=None):
+        if to is not None:
+            self._watch(to)
+        return super().read(key, to)
+
+
+def test_a_campaign_with_membership_changes_in_every_seed_is_clean(monkeypatch):
+    """Every seed adds learners, promotes them, removes voters (the leader too) and learners, under its
+    faults; no fault, client or final heal targets a removed node; clean, with changes committed."""
+    monkeypatch.setattr(chaos, "Simulation", WatchedSimulation)
+    summary = run_campaign(range(1, 9), 10.0, 5, swarms=frequent_changes)
+    figures = summary.as_dict()
+    assert not summary.failures, [r.report() for r in summary.failures]
+    assert figures["config_changes_committed"] > 8 and figures["seeds_without_config_changes"] == 0
+    assert figures["config_changes_proposed"] > figures["config_changes_committed"]
+    assert figures["config_changes_refused"] > 0  # MC-ONE refusals (a second change at once, a learner behind)
+    assert figures["reads"] > 0 and figures["seeds_without_reads"] == 0
+    assert len({r.members for r in summary.results}) > 1  # the seeds end with configurations of their own
+    again = run_chaos(3, 10.0, swarm=frequent_changes(3))
+    assert again == summary.results[2]  # deterministic, membership changes included
+
+
+def test_chaos_catches_a_leader_that_takes_any_configuration_change():
+    """MC-ONE broken on purpose: a campaign with frequent changes catches it as a safety failure at once
+    (measured: each of seeds 1-8 of 10 s, Configuration Safety: two uncommitted changes in a leader's log)."""
+    summary = run_campaign(range(1, 4), 10.0, 5, replica_class=ChangesConfigurationAnyTime, swarms=frequent_changes)
+    assert summary.failures and {r.kind for r in summary.failures} == {"safety"}
+    assert summary.exit_code == EXIT_CODES["safety"]
+    assert any(r.violation.startswith("Configuration Safety") for r in summary.failures)
+
+
+def test_the_final_write_counts_a_majority_of_the_current_voters():
+    """After membership changes (a node added and promoted, the leader removed) the liveness check asks a
+    majority of the latest configuration's voters, not of the nodes ever started."""
+    sim = Simulation(3, 1)
+    sim.run_until(lambda s: s.leader() is not None, 5.0)
+    sim.one(KVStore.put(1, 1, "x", "1"))
+    node = sim.add_node()
+    sim.run_until_committed()
+    sim.run(0.5)
+    sim.run_until_committed(sim.promote(node))
+    old = sim.leader()
+    sim.run_until_committed(sim.remove_node(old))
+    sim.run_until(lambda s: old in s.removed and s.leader() is not None, 5.0)
+    assert sim.configuration().voters == frozenset({0, 1, 2, 3} - {old}) and sim.replicas[old].removed
+    other = next(i for i in sim.configuration().voters if i != sim.leader())
+    sim.crash(other)  # 2 of the 3 voters are enough, of the 4 nodes started
+    assert chaos._final_write(sim, KVStore.put(9, 1, "final", "1"), None, timeout=5.0, retry=0.5)
+    sim.crash(next(i for i in sim.configuration().voters if i not in (other, sim.leader())))
+    assert not chaos._final_write(sim, KVStore.put(9, 2, "final", "2"), None, timeout=2.0, retry=0.5)
