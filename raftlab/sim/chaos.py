@@ -29,11 +29,25 @@ rare; with `snapshot_delta` drawn, most campaigns send InstallSnapshot many time
 swarm is a function of the seed alone, so `ChaosResult.replay_command` replays a failure exactly, and
 a failure's report starts with its swarm.
 
+Membership changes (issue 14) run in every seed (`Swarm.membership` is never zero): in a round, the
+leader may be asked to add a node (a learner started with an empty log: `Simulation.add_node`), to
+promote a learner (refused until it caught up: MC-LEARNER), or to remove a learner or a voter (the
+leader itself with probability `Swarm.remove_leader`: MC-STEPDOWN), the voters kept between
+`MIN_VOTERS` and `MAX_VOTERS` (2 now and then); now and then a second change is asked at once, which
+the leader refuses while the first is uncommitted (MC-ONE). An addition lost with its leader is
+proposed again while the configuration is unchanged, else the node is given up on (left alone: it was
+started with members that are no longer the configuration's). Removed nodes (shut down once their
+removal commits) and those given up on are never the target of a fault or a client; the ring of
+majorities is drawn on the nodes in play. `ChaosResult` counts the changes proposed, refused and
+committed (each log index once).
+
 The invariants are checked throughout (`raftlab.sim.invariants`); at the end the client history is
 checked for linearizability, the cluster is healed (links, network, crashed nodes restarted, paused
-ones resumed), and every node must catch up and a new write must commit within 5 s of virtual time.
+ones resumed, removed ones left down), and a new write must be applied by a majority of the voters of
+the leader's latest configuration within 5 s of virtual time; the members that have still not applied
+it when the 5 s are up are counted (`ChaosResult.behind`), not failed.
 A seed fails with one of four kinds (`ChaosResult.kind`): "safety" (an invariant was violated),
-"linearizability" (the history is not linearizable), "liveness" (no recovery after the heal), or
+"linearizability" (the history is not linearizable), "liveness" (no commit after the heal), or
 "undecided" (the linearizability check ran out of time: never counted as a pass). `EXIT_CODES` maps
 them to the exit codes of ``raftlab chaos``.
 
