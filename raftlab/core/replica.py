@@ -666,7 +666,8 @@ class Replica(Generic[T, D]):
     def handle_timeout_now(self, m: TimeoutNow) -> None:
         # LT-TIMEOUTNOW (§3.10): the leader of my term asks me to stand now: no pre-vote, and the
         # VoteRequests say so (exempt from CQ-STICKY).
-        if m.term == self.current_term and self.accept_leader(m.from_id, "TimeoutNow"):
+        voter = self.id in self.configuration.voters  # (MC-LEARNER: a non-voter never stands)
+        if m.term == self.current_term and voter and self.accept_leader(m.from_id, "TimeoutNow"):
             self.transfer_election = True
             self.start_election()
             self.transfer_election = False
@@ -794,8 +795,8 @@ class Replica(Generic[T, D]):
         heard = self.round_sent.get(self.quorum_round(), min(self.round_sent.values()))
         self.start_round()
         self.round_sent = {r: t for r, t in self.round_sent.items() if t >= heard}
-        if self.has_majority(1):
-            return False  # (alone a majority: it always hears from one)
+        if self.configuration.voters == {self.id}:
+            return False  # (the only voter: it always hears from a majority)
         if self.now() - heard < self.election_timeout_range[0]:
             return False
         self.step_down("CQ-STEPDOWN", f"no majority answered within {self.election_timeout_range[0]} s")

@@ -14,7 +14,7 @@ import pytest
 
 from raftlab.core import (
     AppendEntryRequest, AppendEntryResponse, Configuration, EventKind, InstallSnapshotRequest, LogEntry,
-    MemoryStorage, Replica, Role, Snapshot, TransitionState, VoteRequest, VoteResponse, check_message,
+    MemoryStorage, Replica, Role, Snapshot, TimeoutNow, TransitionState, VoteRequest, VoteResponse, check_message,
 )
 from raftlab.grading.fakes import (
     ELECTION, HEARTBEAT, LEADER, ME, NOOP, Fakes, Op, RecordingCluster, RecordingStateMachine, append, e,
@@ -309,3 +309,21 @@ def test_mc_latest_a_leader_forgets_a_removed_server_and_probes_it_afresh_if_it_
     ack(f, 2)
     propose(f, C([1, 2, 3], [4]))
     assert r.match_index[4] == 0 and r.next_index[4] == r.log.last_index + 1
+
+
+def test_mc_stepdown_a_leader_that_removed_itself_still_steps_down_by_check_quorum_when_unheard() -> None:
+    """MC-STEPDOWN, CQ-STEPDOWN: a leader that removed itself (voters {2}) is not the only voter: if the
+    remaining voter is silent, CheckQuorum still makes it step down; a TimeoutNow never makes a
+    non-voter stand."""
+    f = make(peers=(2,), check_quorum=True)
+    lead(f, voters=(2,))
+    r = f.replica
+    propose(f, C([2]))
+    for _ in range(20):
+        r.tick(r.next_deadline)
+    assert r.role is Role.FOLLOWER
+    assert [ev.rule for ev in f.events if ev.kind == EventKind.BECAME_FOLLOWER] == ["CQ-STEPDOWN"]
+    g = make(learner=True)
+    g.replica.step(append(1))
+    g.replica.step(TimeoutNow(LEADER, 1))
+    assert g.replica.role is Role.FOLLOWER and g.replica.current_term == 1
