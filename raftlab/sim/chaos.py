@@ -283,14 +283,16 @@ def run_chaos(seed: int, duration: float = 30.0, nodes: int = 5, clients: int = 
             elif sim.paused_until(node) is not None:
                 sim.pause(node, 0)  # resumes now
         final, deadline = KVStore.put(clients, 0, "final", str(seed)), sim.now + 5.0
-        live = _final_write(sim, final, None, timeout=5.0, retry=0.5)
+        handles: list[Submission] = []
+        live = _final_write(sim, final, None, timeout=5.0, retry=0.5, handles=handles)
         detail = "" if live else (f"{final!r} was not applied on a majority of the voters of "
                                   f"{sim.configuration()!r} within 5 s (seed {seed}; applied on "
-                                  f"{sorted(_applied_on(sim, final))})")
+                                  f"{sorted(_applied_on(handles))})")
         behind: tuple[int, ...] = ()
         if live:  # the other members catch up too, as a rule: those that do not within the 5 s are counted
-            sim.run_until(lambda s: s.configuration().members <= _applied_on(s, final), max(deadline - sim.now, 0))
-            behind = tuple(sorted(sim.configuration().members - _applied_on(sim, final)))
+            index = min(h.index for h in handles if h.index is not None)  # where the final write is
+            sim.run_until(lambda s: not _behind(s, index), max(deadline - sim.now, 0))
+            behind = _behind(sim, index)
         for client in people:  # what is still unanswered has an unknown outcome
             if client.pending is not None:
                 _finish(client, None, None)
@@ -323,18 +325,23 @@ def _abandoned(people: list[_Client]) -> int:
     return sum(r.state is ReadState.ABANDONED for client in people for r in client.reads)
 
 
-def _final_write(sim: Simulation, command: KVCommand, k: int | None, *, timeout: float, retry: float) -> bool:
+def _final_write(sim: Simulation, command: KVCommand, k: int | None, *, timeout: float, retry: float,
+                 handles: list[Submission] | None = None) -> bool:
     """Submit `command` to the leader until `k` nodes applied it (None: a majority of the voters of the
     leader's latest configuration) (True) or `timeout` virtual seconds passed (False), resubmitting it every `retry`
     seconds, as `Simulation.one` does, and waiting a heartbeat before asking again a leader that
     refused it at once (one in a leadership transfer refuses new transitions until the transfer ends:
-    asking it again at the same instant would never let virtual time advance)."""
+    asking it again at the same instant would never let virtual time advance). Each submission is
+    appended to `handles` if given (a node that applied it is in the `applied_on` of the one then
+    current: see `_applied_on`)."""
     deadline = sim.now + timeout
     while sim.now < deadline:
         sim.run_until(lambda s: s.leader() is not None, deadline - sim.now)
         if sim.leader() is None:
             return False
         handle = sim.submit(command)
+        if handles is not None:
+            handles.append(handle)
         sim.run_until(functools.partial(_settled, handle, k), min(retry, max(deadline - sim.now, 0.0)))
         if _enough(handle, k, sim):
             return True
@@ -353,6 +360,14 @@ def _enough(handle: Submission, k: int | None, sim: Simulation) -> bool:
     return 2 * len(voters & applied) > len(voters)
 
 
+def _behind(sim: Simulation, index: int) -> tuple[int, ...]:
+    """The members of the leader's latest configuration that have not applied `index` (applied it, or
+    installed a snapshot past it)."""
+    replicas = sim._replicas
+    return tuple(sorted(i for i in sim.configuration().members
+                        if (r := replicas.get(i)) is None or r.last_applied < index))
+
+
 def _refused(handle: Submission) -> bool:
     state = handle.state
     return state is not None and state.final and state is not TransitionState.APPLIED
@@ -362,9 +377,9 @@ def _settled(handle: Submission, k: int | None, sim: Simulation) -> bool:
     return _enough(handle, k, sim) or _refused(handle)
 
 
-def _applied_on(sim: Simulation, command: KVCommand) -> set[int]:
-    handle = sim.submissions.get(command.get_id())
-    return set() if handle is None else handle.applied_on
+def _applied_on(handles: list[Submission]) -> set[int]:
+    """The nodes that applied a transition submitted as `handles` (each resubmission tracks it from then on)."""
+    return set().union(*(h.applied_on for h in handles))
 
 
 def _install_snapshots(sim: Simulation) -> int:
