@@ -34,6 +34,11 @@ T = TypeVar("T")
 D = TypeVar("D")
 
 
+_REQUESTS = (AppendEntryRequest, InstallSnapshotRequest, VoteRequest, PreVoteRequest, TimeoutNow, ReadIndexRequest)
+"""Accepted from any server (thesis §4.1: a server not in one's latest configuration may lead, or
+stand); answers are accepted only from the members of a configuration seen, or from a leader heard."""
+
+
 class Role(Enum):
     """The three roles of §5.1."""
 
@@ -213,7 +218,7 @@ class Replica(Generic[T, D]):
         self.peer_ids = peers  # the other members of the latest configuration (MC-LATEST)
         self.initial_configuration = Configuration.of(peers if learner else (id, *peers), (id,) if learner else ())
         self.configuration, self.config_index = self.initial_configuration, 0  # the latest in the log, its index
-        self._senders = frozenset(peers)  # whom messages are accepted from: the members of any configuration seen
+        self._senders = frozenset(peers)  # whom answers are accepted from: members seen, leaders heard
         self.cluster = cluster  # the user's transport
         self.state_machine = state_machine  # the user's state machine
         self.noop_transition = noop_transition  # appended by each new leader (L-NOOP)
@@ -348,7 +353,8 @@ class Replica(Generic[T, D]):
         """Handle one received message. A malformed or misaddressed one is dropped and counted."""
         self.stats.received += 1
         reason = check_message(message)
-        if reason is None and message.from_id not in self._senders:
+        if reason is None and (message.from_id == self.id or (message.from_id not in self._senders
+                                                              and type(message) not in _REQUESTS)):
             reason = "from itself" if message.from_id == self.id else f"unknown sender: {message.from_id}"
         if reason is not None:
             self.drop(reason)
@@ -833,7 +839,7 @@ class Replica(Generic[T, D]):
             self.emit(EventKind.BECAME_FOLLOWER, "C-YIELD", why=f"{leader} is leader of term {self.current_term}",
                       was="candidate")
         self.set_leader(leader)
-        self.pre_votes, self.leader_heard_at = None, self.now()
+        self.pre_votes, self.leader_heard_at, self._senders = None, self.now(), self._senders | {leader}
         self.reset_election_timer()  # F-TIMEOUT (§5.2): only the current leader (or a granted vote) resets it
         return True
 

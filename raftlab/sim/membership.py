@@ -81,7 +81,9 @@ class Membership:
         """The state of membership change (all of it in the simulation's `_STATE`)."""
         self.changes: list[Submission] = []  # every proposal made by add_node, promote and remove_node, in order
         self._removed: set[int] = set()  # nodes shut down because a committed configuration left them out
-        self._retiring: set[int] = set()  # nodes remove_node asked to remove: shut down once that commits
+        # nodes whose removal a leader appended, with that entry's index: shut down once it (or a later
+        # configuration without them) commits
+        self._retiring: dict[int, int] = {}
         self._committed = Configuration.of(self.ids)  # the latest configuration known committed
         self._committed_at = 0  # its index (0: the initial one)
         self._were_members: frozenset[int] = frozenset(self.ids)  # members of any committed configuration
@@ -163,9 +165,13 @@ class Membership:
         if node not in config.members:
             raise ValueError(f"node {node} is not a member of leader {leader}'s configuration {config!r}")
         self.history.log("remove_node", node)
-        self._retiring.add(node)
         self._record(SimKind.MEMBERSHIP, node, SIM, change="remove", leader=leader)
-        return self._propose(Configuration(config.voters - {node}, config.learners - {node}), leader)
+        new = Configuration(config.voters - {node}, config.learners - {node})
+        handle = self._propose(new, leader)
+        replica = self._replicas[leader]
+        if replica is not None and replica.configuration == new:  # appended (not refused): MC-ONE
+            self._retiring[node] = replica.config_index
+        return handle
 
     # ----- a helper that runs ------------------------------------------------------------------------
     def run_until_committed(self, change: Submission | None = None, timeout: float = 10.0,
@@ -219,8 +225,9 @@ class Membership:
         config = self._committed = replica.configuration
         self._committed_at = replica.config_index
         self._were_members |= config.members
-        for node in sorted(self._retiring - config.members):
-            self._retiring.discard(node)
+        gone = [n for n, at in self._retiring.items() if n not in config.members and replica.config_index >= at]
+        for node in sorted(gone):
+            del self._retiring[node]
             self._removed.add(node)
             if self._replicas[node] is not None:
                 self._halt(node, SimKind.REMOVED, index=replica.config_index)

@@ -517,3 +517,30 @@ def test_transcript_commands_for_membership_change() -> None:
 def test_transcript_membership_commands_are_checked_when_parsed(line: str, message: str) -> None:
     with pytest.raises(TranscriptError, match=message):
         run_transcript(f"# Bad.\n\nsim n=3 seed=1\n\n{line}\n")
+
+
+def test_a_follower_that_missed_every_change_hears_the_new_leader_and_counts_again() -> None:
+    """MC-LATEST (§4.1): a follower cut off while the membership moved to servers it never saw still
+    accepts the new leader's requests when it comes back (a request is heard from any server), catches
+    up, and counts: with one of the new servers down, it and the other make the majority."""
+    sim = Simulation(3, seed=1)
+    leader = elect(sim)
+    cut_off = next(i for i in sim.ids if i != leader)
+    sim.disconnect(cut_off)
+    added = []
+    for _ in range(2):
+        node = sim.add_node()
+        sim.run_until_committed(timeout=5.0)
+        sim.run(0.5)
+        sim.promote(node)
+        sim.run_until_committed(timeout=5.0)
+        added.append(node)
+    for old in [i for i in (0, 1, 2) if i != cut_off]:
+        sim.run_until(lambda s: s.leader() is not None, 5.0)
+        sim.remove_node(old)
+        sim.run_until_committed(timeout=5.0)
+    sim.connect(cut_off)
+    sim.run(1.0)
+    assert sim.replicas[cut_off].last_index == sim.replicas[added[0]].last_index
+    sim.crash(added[1])
+    sim.one(KVStore.put(7, 1, "after", "1"), timeout=10.0)
