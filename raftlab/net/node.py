@@ -283,7 +283,8 @@ class KVNode:
 
     def _log_drop(self, why: str) -> None:
         """Log a message the replica dropped, each reason at most every DROP_LOG_EVERY seconds (a removed
-        server that was not told keeps asking for votes: its messages are dropped as from an unknown sender)."""
+        server that was not told keeps asking for votes; with CheckQuorum, on by default, they are ignored
+        while a leader is heard: CQ-STICKY)."""
         now = time.monotonic()
         last, more = self._drops.get(why, (-DROP_LOG_EVERY, 0))
         if now - last < DROP_LOG_EVERY:
