@@ -11,7 +11,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from raftlab.core import VoteResponse
 from raftlab.net.codec import CHALLENGE_SIZE, HEADER, MAX_FRAME, OutboundSession, encode_messages, frame
 
-from .conftest import ROOT, LocalCluster, free_ports, port_free
+from .conftest import ROOT, LocalCluster, Writers, free_ports, port_free
 import contextlib
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,42 +60,14 @@ def test_three_nodes_elect_a_leader_and_serve_writes(cluster3):
 
 def test_kill_9_of_the_leader_loses_no_acknowledged_write_and_the_node_catches_up(cluster3, record_property):
     leader = cluster3.wait_leader()
-    acked: dict[str, str] = {}
-    lock = threading.Lock()
-    stop = threading.Event()
-    errors: list[str] = []
-
-    def writer(w: int) -> None:
-        with cluster3.client(timeout=20.0) as client:
-            for n in range(100_000):  # bounded; `stop` ends it
-                if stop.is_set():
-                    return
-                key, value = f"w{w}-{n}", f"v{n}"
-                try:
-                    client.put(key, value)
-                except Exception as error:  # an unacknowledged write: allowed to be lost, noted
-                    errors.append(repr(error))
-                    return
-                with lock:
-                    acked[key] = value
-
-    threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(4)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 30
-    while len(acked) < 100 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    before_kill = len(acked)
+    writers = Writers(lambda: cluster3.client(timeout=20.0), 4).start()
+    acked, errors = writers.acked, writers.errors
+    before_kill = writers.wait_more(100)
     cluster3.kill9(leader)
     survivors = [i for i in cluster3.ids if i != leader]
     new_leader = cluster3.wait_leader(ids=survivors)
-    deadline = time.monotonic() + 30
-    while len(acked) < before_kill + 100 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    stop.set()
-    for t in threads:
-        t.join(30)
-    assert not any(t.is_alive() for t in threads)
+    writers.wait_more(before_kill + 100 - len(acked))
+    writers.stop()
     assert errors == []
     assert before_kill >= 100 and len(acked) >= before_kill + 100, (before_kill, len(acked))
     # every acknowledged write is served by the survivors (linearizable reads: ReadIndex, no log write)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 from raftlab.net import KVError
 
-from .conftest import ROOT, LocalCluster
+from .conftest import ROOT, LocalCluster, Writers
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -92,45 +91,17 @@ def test_kv_transfer_makes_the_node_leader_and_no_acknowledged_write_is_lost(clu
     leader = cluster3.wait_leader()
     term = cluster3.statuses([leader])[leader]["term"]
     target = next(i for i in cluster3.ids if i != leader)
-    acked: dict[str, str] = {}
-    lock = threading.Lock()
-    stop = threading.Event()
-    errors: list[str] = []
-
-    def writer(w: int) -> None:
-        with cluster3.client(timeout=20.0) as client:
-            for n in range(100_000):  # bounded; `stop` ends it
-                if stop.is_set():
-                    return
-                key, value = f"w{w}-{n}", f"v{n}"
-                try:
-                    client.put(key, value)
-                except Exception as error:  # unacknowledged: allowed to be lost, but noted
-                    errors.append(repr(error))
-                    return
-                with lock:
-                    acked[key] = value
-
-    threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(3)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 30
-    while len(acked) < 50 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    before = len(acked)
+    writers = Writers(lambda: cluster3.client(timeout=20.0), 3).start()
+    acked, errors = writers.acked, writers.errors
+    before = writers.wait_more(50)
     done = _kv(cluster3, "transfer", str(target), first=target)  # asked of the target: it redirects to the leader
     assert done.returncode == 0, done.stderr + cluster3.diagnose()
     # answered once the old leader saw the target lead; a transfer not won within an election timeout is
     # aborted by the leader (LT-ABORT), which the command reports as an error
     assert json.loads(done.stdout) == {"leader": target, "term": term + 1}
     assert cluster3.wait_leader() == target
-    deadline = time.monotonic() + 30
-    while len(acked) < before + 50 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    stop.set()
-    for t in threads:
-        t.join(30)
-    assert not any(t.is_alive() for t in threads)
+    writers.wait_more(before + 50 - len(acked))
+    writers.stop()
     assert errors == [] and len(acked) >= before + 50, (errors, before, len(acked))
     statuses = cluster3.statuses()
     assert {s["term"] for s in statuses.values()} == {term + 1}  # one election: the transfer's
