@@ -33,6 +33,7 @@ class EventKind:
     TRANSFER_STARTED: Final = "transfer_started"  # LT-STOP
     TIMEOUT_NOW_SENT: Final = "timeout_now_sent"  # LT-TIMEOUTNOW
     TRANSFER_ABORTED: Final = "transfer_aborted"  # LT-ABORT
+    READ_CONFIRMED: Final = "read_confirmed"  # RI-CONFIRM, RI-LEASE (once RI-CURRENT holds): a read has its index
     READ_READY: Final = "read_ready"  # RI-SERVE
     READ_ABANDONED: Final = "read_abandoned"  # RI-SERVE: no leader confirmed it
     CONFIGURATION_CHANGED: Final = "configuration_changed"  # MC-LATEST: the latest configuration changed

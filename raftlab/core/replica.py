@@ -734,6 +734,7 @@ class Replica(Generic[T, D]):
         for r in self.reads:
             if current and r.index is None and self.quorum_round() >= r.round:
                 r.index = self.commit_index
+                self.emit(EventKind.READ_CONFIRMED, "RI-LEASE" if r.round == 0 else "RI-CONFIRM", index=r.index)
             if r.index is not None and r.origin != self.id:
                 self.send(r.origin, ReadIndexResponse(self.id, self.current_term, cast(int, r.id), True, r.index))
             elif r.index is not None and self.last_applied >= r.index:

@@ -252,6 +252,11 @@ def _explain(e: TraceEvent) -> str:
     if k == EventKind.TRANSFER_ABORTED:
         return (f"{who} gave up handing its leadership to node {d.get('to')}: node {d.get('to')} did not win within "
                 f"an election timeout, so {who} takes client transitions again (LT-ABORT).")
+    if k == EventKind.READ_CONFIRMED:
+        how = ("within its lease, with no heartbeat round (RI-LEASE)" if e.rule == "RI-LEASE" else
+               "a heartbeat round started after the read was answered by a majority (RI-CONFIRM)")
+        return (f"{who}, leader with an entry of its term committed (RI-CURRENT), gave a read the read index "
+                f"{d.get('index')}: {how}.")
     if k == EventKind.READ_READY:
         return (f"{who} may answer {_read_name(d.get('read'))} now: a leader confirmed its read index (by a "
                 f"heartbeat round a majority answered, or within its lease) and {who} has applied that far, so its "

@@ -526,6 +526,7 @@ _NOTABLE_KINDS = frozenset({
 })
 _KINDS = frozenset({*_NOTABLE_KINDS, SimKind.SEND, SimKind.DELIVER, SimKind.DROP, SimKind.DUPLICATE, SimKind.TIMER,
                     EventKind.APPENDED, EventKind.COMMITTED, EventKind.APPLIED, EventKind.READ_READY,
+                    EventKind.READ_CONFIRMED,
                     EventKind.READ_ABANDONED})
 
 

@@ -259,7 +259,8 @@ def test_replica_events_carry_their_term(run: Simulation) -> None:
 THESIS_SIM_KINDS = {SimKind.READ_REQUEST, SimKind.READ_REPLY, SimKind.TRANSFER, SimKind.CLOCK}
 THESIS_KINDS = THESIS_SIM_KINDS | {
     EventKind.PRE_VOTE_STARTED, EventKind.PRE_VOTE_WON, EventKind.VOTE_IGNORED, EventKind.TRANSFER_STARTED,
-    EventKind.TIMEOUT_NOW_SENT, EventKind.TRANSFER_ABORTED, EventKind.READ_READY, EventKind.READ_ABANDONED}
+    EventKind.TIMEOUT_NOW_SENT, EventKind.TRANSFER_ABORTED, EventKind.READ_READY, EventKind.READ_ABANDONED,
+    EventKind.READ_CONFIRMED}
 THESIS_RULES = {"PV-ASK", "PV-GRANT", "PV-WIN", "CQ-STEPDOWN", "CQ-STICKY", "LT-STOP", "LT-TIMEOUTNOW", "LT-ABORT",
                 "RI-SERVE"}
 THESIS_MESSAGES = {"PreVoteRequest", "PreVoteResponse", "TimeoutNow", "ReadIndexRequest", "ReadIndexResponse"}
@@ -372,6 +373,8 @@ def test_thesis_sentences_say_what_and_why(thesis_run: Simulation) -> None:
     assert f"gave up handing its leadership to node {abort.data['to']}" in abort.explain()
     assert re.search(r"node \d may answer read #1 now: .* linearizable \(RI-SERVE\)\.$",
                      first[(EventKind.READ_READY, "RI-SERVE")].explain())
+    confirmed = next(e for (k, _), e in first.items() if k == EventKind.READ_CONFIRMED)
+    assert re.search(r"gave a read the read index \d+: .*\((RI-CONFIRM|RI-LEASE)\)\.$", confirmed.explain())
     assert "abandoned read #3: no leader confirmed it" in first[(EventKind.READ_ABANDONED, "RI-SERVE")].explain()
     replies = explained(trace, SimKind.READ_REPLY)
     assert replies[0].endswith("answered the client's read: 'a' is '1'.") and "could not answer" in replies[-1]
