@@ -54,7 +54,9 @@ which the time then includes.
 
 Last line: {"bench": "net", "nodes": 3, "raftlab_ops_per_s": ..., "pysyncobj_ops_per_s": ..., "ratio": ...,
 "raftlab_p50_ms": ..., "pysyncobj_p50_ms": ..., "raftlab_p99_ms": ..., "raftlab_client_p50_ms": ...,
-"raftlab_client_p99_ms": ...} (in memory, 1,000 in flight).
+"raftlab_client_p99_ms": ...} (in memory, 1,000 in flight). `--tls`: raftlab's nodes with TLS between them
+and on the client port (clients authenticate with the token once per connection), as `raftlab cluster up`
+runs them; "tls": true in that line.
 """
 
 from __future__ import annotations
@@ -125,12 +127,27 @@ class Processes:
 
 
 # ----- raftlab ------------------------------------------------------------------------------------------
+TLS_FOLDER: Path | None = None  # --tls: the run's folder of `raftlab cluster init` files (set by run_raftlab)
+
+
+async def _open(address: tuple[str, int], **options: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A client connection to a node: plain, or with --tls TLS and the client token (sent first)."""
+    if TLS_FOLDER is None:
+        return await asyncio.open_connection(*address, **options)
+    from raftlab.net.tls import client_context, read_token
+    reader, writer = await asyncio.open_connection(*address, ssl=client_context(TLS_FOLDER), **options)
+    writer.write(json.dumps({"op": "auth", "token": read_token(TLS_FOLDER)}).encode() + b"\n")
+    if b'"ok": true' not in await asyncio.wait_for(reader.readline(), 5):
+        raise OSError("raftlab: the token was refused")
+    return reader, writer
+
+
 async def _raftlab_leader(clients: list[tuple[str, int]], timeout: float = 20.0) -> tuple[str, int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for address in clients:
             try:
-                reader, writer = await asyncio.open_connection(*address)
+                reader, writer = await _open(address)
                 writer.write(b'{"op": "status", "id": 0}\n')
                 status = json.loads(await asyncio.wait_for(reader.readline(), 2))["result"]
                 writer.close()
@@ -146,7 +163,7 @@ async def _raftlab_load(address: tuple[str, int], inflight: int, count: int, sec
                         op: str = "put") -> tuple[int, float]:
     """`count` puts (or ReadIndex reads: op "read") with at most `inflight` outstanding on one connection
     (pipelined JSON lines, each window of free slots written at once); returns (answered, seconds)."""
-    reader, writer = await asyncio.open_connection(*address, limit=1 << 20)
+    reader, writer = await _open(address, limit=1 << 20)
     state = {"outstanding": 0, "done": 0, "failed": 0}
     room = asyncio.Event()
 
@@ -202,9 +219,10 @@ def _raftlab_sequential(clients: list[tuple[str, int]], count: int, seconds: flo
     own blocking `KVClient` (which follows the leader if it changes; a read is answered by the first node
     asked that hears from a leader)."""
     from raftlab.net.client import KVClient
+    from raftlab.net.commands import client_credentials
 
     latencies = []
-    with KVClient(clients, timeout=10) as client:
+    with KVClient(clients, timeout=10, **client_credentials(TLS_FOLDER)) as client:
         if op == "put":
             client.put("s", "warm")  # finds the leader
         else:
@@ -229,14 +247,17 @@ def raftlab_node(argv: list[str]) -> None:
     from raftlab.machines.kv import KVCommand
     from raftlab.net.node import KVNode, event_loop_runner, tune_gc
 
-    me, peer_list, key_file, data_dir, storage, control = argv
+    me, peer_list, key_file, data_dir, storage, control, tls_folder = argv
     peers = {int(i): (h, int(p)) for i, _, hp in (x.partition("=") for x in peer_list.split(","))
              for h, p in [hp.rsplit(":", 1)]}
     clients = {i: (h, p + 1000) for i, (h, p) in peers.items()}
     key = bytes.fromhex(Path(key_file).read_text().strip())
 
     async def main() -> None:
-        node = KVNode(int(me), peers, key, data_dir, clients, durable=storage != "memory", fsync=storage == "sqlite")
+        from raftlab.net.tls import NodeTls
+        tls = None if tls_folder == "-" else NodeTls(tls_folder, int(me))
+        node = KVNode(int(me), peers, key, data_dir, clients, durable=storage != "memory", fsync=storage == "sqlite",
+                      tls=tls)
         tune_gc()  # as run_node does
         running = asyncio.get_running_loop().create_task(node.run())
 
@@ -324,11 +345,15 @@ def run_raftlab(nodes: int, storage: str, inflights: list[int], sequential: int,
     key_file = run_folder / "key"
     key_file.write_text(secrets.token_hex(32))
     clients = [(HOST, p + 1000) for p in ports]
+    if TLS_FOLDER is not None:  # --tls: a CA and certificates of the run's own
+        from raftlab.net.tls import init_tls
+        init_tls(TLS_FOLDER, range(1, nodes + 1))
     try:
         for i in range(nodes):
             procs.start([sys.executable, __file__, "--raftlab-node", str(i + 1), peers, str(key_file),
                          str(run_folder / f"raftlab-{i + 1}"), storage,
-                         str(ports[i] + 2000)], run_folder / f"raftlab-{i + 1}.log")
+                         str(ports[i] + 2000), "-" if TLS_FOLDER is None else str(TLS_FOLDER)],
+                        run_folder / f"raftlab-{i + 1}.log")
 
         async def main() -> dict:
             leader = await _raftlab_leader(clients)
@@ -487,12 +512,19 @@ def run_catch_up(nodes: int, count: int, snapshot_every: int, folder: Path, opti
 
 def catch_up(nodes: int, count: int, snapshot_every: int, folder: Path, options: list[str]) -> list[dict]:
     """The two catch-up measures of one run: through the log (no snapshot taken meanwhile: --snapshot-every
-    above everything written), then far behind a compacted log (the snapshot, then the log after it)."""
+    above everything written), then far behind a compacted log (the snapshot, then the log after it).
+    In plain TCP whatever --tls says (it counts entries and bytes per entry, not encryption)."""
+    global TLS_FOLDER
     rows = []
-    for path, every in (("log", 0), ("snapshot", snapshot_every)):
-        print(f"{nodes} nodes, catch-up through the {path} ({count} entries behind) ...", file=sys.stderr, flush=True)
-        got = run_catch_up(nodes, count, every, folder, options)
-        rows.append({"bench": "net_catch_up", "nodes": nodes, "path": path, **got})
+    tls, TLS_FOLDER = TLS_FOLDER, None
+    try:
+        for path, every in (("log", 0), ("snapshot", snapshot_every)):
+            print(f"{nodes} nodes, catch-up through the {path} ({count} entries behind) ...", file=sys.stderr,
+                  flush=True)
+            got = run_catch_up(nodes, count, every, folder, options)
+            rows.append({"bench": "net_catch_up", "nodes": nodes, "path": path, **got})
+    finally:
+        TLS_FOLDER = tls
     return rows
 
 
@@ -657,6 +689,9 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON line per result")
+    parser.add_argument("--tls", action="store_true",
+                        help="raftlab with TLS between nodes and on the client port (clients authenticate by token), "
+                             "as `raftlab cluster up` runs it")
     parser.add_argument("--nodes", type=int, nargs="+", default=[5, 3])
     parser.add_argument("--inflight", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--sequential", type=int, default=2000)
@@ -674,6 +709,9 @@ def main() -> None:
     parser.add_argument("--catch-up-snapshot-every", type=int, default=1000,
                         help="--snapshot-every of the snapshot catch-up (default 1000)")
     args = parser.parse_args()
+    if args.tls:
+        global TLS_FOLDER
+        TLS_FOLDER = Path(tempfile.mkdtemp(prefix="bench_net-tls-"))
     catch_up_args = (args.catch_up_nodes, args.catch_up_entries, args.catch_up_snapshot_every)
     if args.catch_up_only:
         with tempfile.TemporaryDirectory(prefix="bench_net-") as tmp:
@@ -736,7 +774,7 @@ def main() -> None:
             best_ops = max(p["ops_per_s_1000"] for p in pso)
             best_p50 = min(p["p50_ms"] for p in pso)
             summaries.append({
-                "bench": "net", "nodes": nodes, "raftlab_ops_per_s": r["ops_per_s_1000"],
+                "bench": "net", "nodes": nodes, "tls": TLS_FOLDER is not None, "raftlab_ops_per_s": r["ops_per_s_1000"],
                 "pysyncobj_ops_per_s": best_ops, "ratio": round(r["ops_per_s_1000"] / best_ops, 2),
                 "raftlab_p50_ms": r["p50_ms"], "pysyncobj_p50_ms": best_p50, "raftlab_p99_ms": r["p99_ms"],
                 "raftlab_client_ops_per_s": r["client_ops_per_s_1000"],

@@ -40,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
 THIRD_PARTY: dict[str, set[str]] = {
     "viz": {"matplotlib", "networkx", "numpy", "IPython"},
     "widgets": {"ipywidgets", "matplotlib", "IPython", "ipyevents"},
-    "net": {"uvloop"},
+    "net": {"uvloop", "cryptography"},  # cryptography: writing certificates only (raftlab cluster init)
     "grading": {"nbformat"},
     "lab": {"jupyterlab", "notebook"},
     "cli": {"tqdm"},

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Any, cast
@@ -40,16 +41,31 @@ def parse_address(text: str) -> Address:
 
 
 class _Connection:
-    def __init__(self, address: Address, timeout: float) -> None:
+    def __init__(self, address: Address, timeout: float, tls: ssl.SSLContext | None = None,
+                 token: str | None = None) -> None:
         self.sock = socket.create_connection(address, timeout=timeout)
-        self.file = self.sock.makefile("rb")
+        self.plain = tls is None
+        try:
+            if tls is not None:
+                self.sock = tls.wrap_socket(self.sock)
+            self.file = self.sock.makefile("rb")
+        except BaseException:
+            self.sock.close()
+            raise
+        if token is not None:
+            reply = self.call({"op": "auth", "token": token, "id": 0}, timeout)
+            if not reply.get("ok"):
+                self.close()
+                raise KVError(f"{address[0]}:{address[1]} refused the token: {reply.get('message')}")
 
     def call(self, request: dict, timeout: float) -> dict:
         self.sock.settimeout(timeout)
         self.sock.sendall(json.dumps(request).encode() + b"\n")
         line = self.file.readline(1 << 20)
-        if not line:
-            raise ConnectionError("connection closed")
+        if not line:  # (a node with TLS closes a plain connection at its first bytes)
+            raise ConnectionError("connection closed" + (" (if the cluster uses TLS, give tls and a token or a "
+                                                         "client certificate: raftlab kv --tls-dir DIR)"
+                                                         if self.plain else ""))
         return json.loads(line)
 
     def close(self) -> None:
@@ -63,9 +79,13 @@ class KVClient:
     Args:
         addresses: the client addresses of the nodes.
         timeout: seconds a command may take, retries included.
+        tls: for a cluster with TLS: a context from `raftlab.net.tls.client_context` (with a client
+            certificate, or without one and then a `token`).
+        token: the cluster's client token (``tls/client.token``), sent first on each connection.
     """
 
-    def __init__(self, addresses: Sequence[Address], *, client_id: int | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, addresses: Sequence[Address], *, client_id: int | None = None, timeout: float = 10.0,
+                 tls: ssl.SSLContext | None = None, token: str | None = None) -> None:
         if not addresses:
             raise ValueError("no node addresses")
         self.addresses = [_address(a) for a in addresses]
@@ -75,6 +95,7 @@ class KVClient:
         self.retries = 0  # times a command was sent again
         self._leader: Address | None = None
         self._connections: dict[Address, _Connection] = {}
+        self._tls, self._token = tls, token
 
     def close(self) -> None:
         for connection in self._connections.values():
@@ -215,11 +236,16 @@ class KVClient:
         connection = self._connections.get(address)
         try:
             if connection is None:
-                connection = self._connections[address] = _Connection(address, min(timeout, 2.0))
-            return connection.call(request, timeout)
+                connection = self._connections[address] = _Connection(address, min(timeout, 2.0), self._tls,
+                                                                      self._token)
+            reply = connection.call(request, timeout)
         except (OSError, ValueError):
             self._drop(address)
             raise
+        if reply.get("error") == "unauthenticated":  # (the node closed the connection)
+            self._drop(address)
+            raise KVError(f"unauthenticated: {reply.get('message')}")
+        return reply
 
     def _drop(self, address: Address) -> None:
         connection = self._connections.pop(address, None)

@@ -60,7 +60,7 @@ MAX_MEMBERS = 1024
 """The most servers a `Configuration` on the wire (or in the node's file) may name."""
 
 REFUSALS = ("oversized", "truncated", "malformed", "bad_mac", "replayed", "bad_payload", "unknown_peer",
-            "handshake_timeout")
+            "handshake_timeout", "wrong_certificate")
 """The kinds of `FrameError`, each counted separately by a node."""
 
 

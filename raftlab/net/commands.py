@@ -1,4 +1,4 @@
-"""The `raftlab node`, `raftlab kv` and `raftlab cluster up|down|add|remove` commands."""
+"""The `raftlab node`, `raftlab kv` and `raftlab cluster init|up|down|add|remove` commands."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import KVClient, KVError, parse_address
+from .tls import client_context, has_tls, init_tls, issue_node, read_token
 from .transport import Address
 
 COMMANDS = ("node", "kv", "cluster")
@@ -62,6 +63,10 @@ def add_parsers(commands: Any) -> None:
     node.add_argument("--peers", type=parse_peers, required=True, help="every node: 1=HOST:PORT,2=HOST:PORT,...")
     node.add_argument("--data-dir", required=True, help="folder of this node's durable state")
     node.add_argument("--key-file", required=True, help="file holding the shared cluster key (hex)")
+    node.add_argument("--tls-dir", metavar="DIR",
+                      help="TLS between nodes (mutual) and on the client port (clients authenticate by certificate "
+                           "or token), with the files `raftlab cluster init --dir DIR` wrote in DIR/tls; without it "
+                           "frames are authenticated (the key) but not encrypted, and clients not authenticated")
     node.add_argument("--client-offset", type=int, default=CLIENT_OFFSET,
                       help="client port = peer port + this (default 1000)")
     node.add_argument("--client-host", default="127.0.0.1", help="where to serve clients (default 127.0.0.1)")
@@ -96,6 +101,9 @@ def add_parsers(commands: Any) -> None:
     kv.add_argument("--peers", type=parse_peers, required=True, help="the nodes, as for raftlab node")
     kv.add_argument("--client-offset", type=int, default=CLIENT_OFFSET, help="as for raftlab node")
     kv.add_argument("--timeout", type=float, default=10.0, help="seconds, retries included (default 10)")
+    kv.add_argument("--tls-dir", metavar="DIR", help="the cluster uses TLS: its folder (DIR/tls, from cluster init); "
+                                                     "authenticate with the client token unless --client is given")
+    kv.add_argument("--client", metavar="NAME", help="with --tls-dir: authenticate with DIR/tls/client-NAME.pem")
     kv.add_argument("--through-log", action="store_true",
                     help="get: read through the log (a command appended and committed) instead of ReadIndex "
                          "(the default: linearizable too, with no log write)")
@@ -106,10 +114,15 @@ def add_parsers(commands: Any) -> None:
 
     cluster = commands.add_parser("cluster", help="start or stop a local loopback cluster in the background; "
                                                   "add or remove a node of a running cluster")
-    cluster.add_argument("action", choices=["up", "down", "add", "remove"])
-    cluster.add_argument("--dir", help="folder for the key, data, logs and pids (up, down; add and remove: where "
-                                       "--peers, --key-file and --data-dir default from)")
-    cluster.add_argument("--nodes", type=int, default=3, help="cluster size (up; default 3)")
+    cluster.add_argument("action", choices=["init", "up", "down", "add", "remove"])
+    cluster.add_argument("--dir", help="folder for the key, the TLS files, data, logs and pids (init, up, down; add "
+                                       "and remove: where --peers, --key-file and --data-dir default from)")
+    cluster.add_argument("--nodes", type=int, default=3, help="cluster size (init, up; default 3)")
+    cluster.add_argument("--clients", default="admin",
+                         help="init: the client certificates to write, comma-separated names (default admin)")
+    cluster.add_argument("--plain", action="store_true",
+                         help="up: no TLS (frames between nodes authenticated by the key but not encrypted; clients "
+                              "not authenticated): for loopback experiments only")
     cluster.add_argument("--base-port", type=int, default=7001, help="peer port of node 1 (up; default 7001)")
     cluster.add_argument("--id", type=int, help="add, remove: the node")
     cluster.add_argument("--addr", help="add: the new node's peer address HOST:PORT (clients: port + --client-offset)")
@@ -129,9 +142,11 @@ def run(parser: argparse.ArgumentParser, args: Any) -> int:
         return _node(parser, args)
     if args.command == "kv":
         return _kv(parser, args)
-    if args.action in ("up", "down"):
+    if args.action in ("init", "up", "down"):
         if args.dir is None:
             parser.error(f"cluster {args.action}: --dir is required")
+        if args.action == "init":
+            return _cluster_init(parser, args)
         return _cluster_up(parser, args) if args.action == "up" else _cluster_down(args)
     return _cluster_add(parser, args) if args.action == "add" else _cluster_remove(parser, args)
 
@@ -163,6 +178,12 @@ def _node(parser: argparse.ArgumentParser, args: Any) -> int:
         if args.snapshot_every < 0:
             parser.error("node: --snapshot-every must be >= 0 (0: never)")
         options["snapshot_every"] = args.snapshot_every
+    if args.tls_dir is not None:
+        from .tls import NodeTls
+        try:
+            options["tls"] = NodeTls(args.tls_dir, args.id)
+        except (OSError, ValueError) as error:
+            parser.error(f"node: --tls-dir: {error}")
     return run_node(args.id, args.peers, key, args.data_dir, clients, **options)
 
 
@@ -174,8 +195,14 @@ def _kv(parser: argparse.ArgumentParser, args: Any) -> int:
         parser.error("kv: --through-log applies to get only")
     if args.op == "transfer" and not args.args[0].isdigit():
         parser.error(f"kv transfer takes a node id, not {args.args[0]!r}")
+    if args.client is not None and args.tls_dir is None:
+        parser.error("kv: --client needs --tls-dir")
     addresses = list(client_addresses(args.peers, args.client_offset).values())
-    with KVClient(addresses, timeout=args.timeout) as client:
+    try:
+        credentials = client_credentials(args.tls_dir, args.client)
+    except (OSError, ValueError) as error:
+        parser.error(f"kv: {error}")
+    with KVClient(addresses, timeout=args.timeout, **credentials) as client:
         try:
             if args.op == "status":  # the nodes of --peers, then the members they know of
                 asked: set[Address] = set()
@@ -215,6 +242,41 @@ def _kv(parser: argparse.ArgumentParser, args: Any) -> int:
     return 0
 
 
+def client_credentials(tls_dir: str | Path | None, client: str | None = None) -> dict[str, Any]:
+    """`KVClient`'s ``tls`` and ``token`` for a cluster folder with TLS (`raftlab cluster init`): the
+    certificate ``client-NAME`` if `client` is given, else the client token; {} without a folder."""
+    if tls_dir is None:
+        return {}
+    if client is not None:
+        return {"tls": client_context(tls_dir, client)}
+    return {"tls": client_context(tls_dir), "token": read_token(tls_dir)}
+
+
+def _write_key(folder: Path) -> Path:
+    key_file = folder / "cluster.key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32) + "\n")
+        key_file.chmod(0o600)
+    return key_file
+
+
+def _cluster_init(parser: argparse.ArgumentParser, args: Any) -> int:
+    """Write the cluster key, a CA, a certificate per node (1..--nodes) and per client, and a client token."""
+    if not 1 <= args.nodes <= 9:
+        parser.error("cluster init: --nodes must be between 1 and 9")
+    folder = Path(args.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_key(folder)
+    clients = [c for c in args.clients.split(",") if c]
+    try:
+        tls = init_tls(folder, range(1, args.nodes + 1), clients)
+    except ValueError as error:
+        parser.error(f"cluster init: {error}")
+    print(f"wrote {folder / 'cluster.key'}, a cluster CA and certificates for nodes 1-{args.nodes} and clients "
+          f"{', '.join(clients) or '(none)'} in {tls} (keep ca-key.pem, *-key.pem and client.token private)")
+    return 0
+
+
 def _cluster_up(parser: argparse.ArgumentParser, args: Any) -> int:
     if not 1 <= args.nodes <= 9:
         parser.error("cluster up: --nodes must be between 1 and 9")
@@ -223,22 +285,25 @@ def _cluster_up(parser: argparse.ArgumentParser, args: Any) -> int:
     if pids_file.exists():
         parser.error(f"cluster up: {pids_file} exists; run raftlab cluster down --dir {folder} first")
     folder.mkdir(parents=True, exist_ok=True)
-    key_file = folder / "cluster.key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_hex(32) + "\n")
-        key_file.chmod(0o600)
+    key_file = _write_key(folder)
+    tls = not args.plain
+    if tls and not all((folder / "tls" / f"node-{i}.pem").exists() for i in range(1, args.nodes + 1)):
+        init_tls(folder, [i for i in range(1, args.nodes + 1) if not (folder / "tls" / f"node-{i}.pem").exists()],
+                 [] if has_tls(folder) else ["admin"])
     peers = ",".join(f"{i}=127.0.0.1:{args.base_port + i - 1}" for i in range(1, args.nodes + 1))
     pids = {}
     for i in range(1, args.nodes + 1):
         with open(folder / f"node{i}.log", "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "raftlab.cli", "node", "--id", str(i), "--peers", peers,
-                 "--data-dir", str(folder / f"node{i}"), "--key-file", str(key_file)],
+                 "--data-dir", str(folder / f"node{i}"), "--key-file", str(key_file)]
+                + (["--tls-dir", str(folder)] if tls else []),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         pids[str(i)] = process.pid
-    pids_file.write_text(json.dumps({"pids": pids, "peers": peers}) + "\n")
-    print(f"started {args.nodes} nodes (pids {', '.join(map(str, pids.values()))}); logs in {folder}/node*.log")
-    print(f"try: raftlab kv --peers {peers} put hello world")
+    pids_file.write_text(json.dumps({"pids": pids, "peers": peers, "tls": tls}) + "\n")
+    print(f"started {args.nodes} nodes (pids {', '.join(map(str, pids.values()))}); logs in {folder}/node*.log"
+          + (f"; TLS with the files of {folder}/tls" if tls else "; plain TCP (no TLS)"))
+    print(f"try: raftlab kv --peers {peers}{f' --tls-dir {folder}' if tls else ''} put hello world")
     return 0
 
 
@@ -355,7 +420,11 @@ def _cluster_add(parser: argparse.ArgumentParser, args: Any) -> int:
                     return 1
     deadline = time.monotonic() + args.timeout
     addresses = list(client_addresses(peers, args.client_offset).values())
-    with KVClient(addresses, timeout=args.timeout) as client:
+    tls = folder is not None and has_tls(folder)
+    if tls and not args.no_start:
+        assert folder is not None
+        issue_node(folder, args.id)  # signed by the cluster's CA
+    with KVClient(addresses, timeout=args.timeout, **client_credentials(folder if tls else None)) as client:
         try:
             added = client.add_member(args.id, peer, client_address)
         except KVError as error:
@@ -366,7 +435,7 @@ def _cluster_add(parser: argparse.ArgumentParser, args: Any) -> int:
         members = {**_members(added), args.id: peer}
         process = None
         if key_file is not None and data_dir is not None and not args.no_start:
-            process = _start_node(args.id, members, key_file, data_dir, folder, args.client_offset)
+            process = _start_node(args.id, members, key_file, data_dir, folder, args.client_offset, tls)
             log = _node_log(folder, data_dir, args.id)
             _say(f"started node {args.id} (pid {process.pid}) with --join; its log: {log}")
             if folder is not None:  # recorded at once: `cluster down` stops it whatever happens next
@@ -416,12 +485,13 @@ def _node_log(folder: Path | None, data_dir: str, ident: int) -> Path:
 
 
 def _start_node(ident: int, members: dict[int, Address], key_file: str, data_dir: str, folder: Path | None,
-                offset: int) -> subprocess.Popen:
+                offset: int, tls: bool) -> subprocess.Popen:
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     with open(_node_log(folder, data_dir, ident), "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "raftlab.cli", "node", "--id", str(ident), "--peers", _format_peers(members),
-             "--data-dir", data_dir, "--key-file", key_file, "--client-offset", str(offset), "--join"],
+             "--data-dir", data_dir, "--key-file", key_file, "--client-offset", str(offset), "--join"]
+            + (["--tls-dir", str(folder)] if tls else []),
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
 
 
@@ -437,7 +507,10 @@ def _cluster_remove(parser: argparse.ArgumentParser, args: Any) -> int:
     if args.id is None:
         parser.error("cluster remove: --id is required")
     peers = _membership_peers(parser, args)
-    with KVClient(list(client_addresses(peers, args.client_offset).values()), timeout=args.timeout) as client:
+    folder = None if args.dir is None else Path(args.dir)
+    credentials = client_credentials(folder if folder is not None and has_tls(folder) else None)
+    with KVClient(list(client_addresses(peers, args.client_offset).values()), timeout=args.timeout,
+                  **credentials) as client:
         try:
             removed = client.remove_member(args.id)
         except KVError as error:
@@ -445,7 +518,6 @@ def _cluster_remove(parser: argparse.ArgumentParser, args: Any) -> int:
             return 1
     c = removed["configuration"]
     _say(f"node {args.id} removed (voters {c['voters']}, learners {c['learners']}; entry {c['index']})")
-    folder = None if args.dir is None else Path(args.dir)
     try:
         recorded = _recorded(folder)
     except (OSError, ValueError):

@@ -44,8 +44,12 @@ the request's ``id`` echoed, so requests may be pipelined):
   to it: frames, bytes, messages, log entries, InstallSnapshot requests, messages dropped);
 - ``{"op": "local_get", "key": K}``: this replica's applied value (not linearizable; for tests).
 
-The client port is not authenticated: bind it to loopback (the default) or protect it otherwise
-(whoever reaches it can change the membership too, as they can write).
+With TLS (`tls`, a `NodeTls`: `raftlab cluster init` writes the files, `raftlab node --tls-dir`), the client
+port speaks TLS 1.3 and a client must authenticate: with a certificate from the cluster CA, or, as its
+first request, ``{"op": "auth", "token": T}`` (the token of ``tls/client.token``; reply ``{"ok": true}``).
+Anything else first is answered ``{"ok": false, "error": "unauthenticated", "message": ...}`` and the
+connection is closed. Without TLS the client port is not authenticated: bind it to loopback (the
+default) or protect it otherwise (whoever reaches it can change the membership too, as they can write).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ from ..machines.kv import OPS, KVCommand, KVStore
 from ..storage import SqliteStorage
 from .client import KVError, parse_address
 from .codec import storage_dumps, storage_loads
+from .tls import NodeTls, certificate_name
 from .transport import Address, TcpCluster
 
 MAX_REQUEST = 64 * 1024  # bytes in one client request line
@@ -173,7 +178,8 @@ class KVNode:
                  client_addresses: Mapping[int, Address], *, heartbeat: float = HEARTBEAT,
                  election: tuple[float, float] = ELECTION, durable: bool = True, fsync: bool = True,
                  snapshot_every: int = SNAPSHOT_EVERY, pre_vote: bool = True, check_quorum: bool = True,
-                 read_lease: bool = False, drift_bound: float = DRIFT_BOUND, learner: bool = False) -> None:
+                 read_lease: bool = False, drift_bound: float = DRIFT_BOUND, learner: bool = False,
+                 tls: NodeTls | None = None) -> None:
         if type(snapshot_every) is not int or snapshot_every < 0:
             raise ValueError(f"snapshot_every must be an int >= 0 (0: never), not {snapshot_every!r}")
         if read_lease and not check_quorum:  # (the replica says so too, but only after files are made)
@@ -192,7 +198,8 @@ class KVNode:
         self.storage = (SqliteStorage(self.data_dir / "raft.sqlite3", dumps=storage_dumps, loads=storage_loads,
                                       fsync=fsync) if durable else MemoryStorage())
         self._stopping = False
-        self.cluster = TcpCluster(id, peers, key, wake=self._wakeup)
+        self.tls = tls  # None: plain TCP (frames authenticated, not encrypted; clients not authenticated)
+        self.cluster = TcpCluster(id, peers, key, wake=self._wakeup, tls=tls)
         # every `snapshot_every` applied entries the KVStore is snapshotted (JSON, in the same sqlite file)
         # and the log compacted; a follower that needs compacted entries gets the snapshot instead (§7).
         # PreVote and CheckQuorum are on (off in the core): a node cut off and back, or a flaky link, cannot
@@ -409,7 +416,9 @@ class KVNode:
                 loop.add_signal_handler(sig, self.stop)
         await self.cluster.start()
         host, port = self.client_addresses[self.id]
-        server = await loop.create_server(lambda: _Client(self), host, port, reuse_address=True)
+        tls = None if self.tls is None else self.tls.client_server
+        server = await loop.create_server(lambda: _Client(self), host, port, reuse_address=True, ssl=tls,
+                                          ssl_handshake_timeout=None if tls is None else 5.0)
         try:
             self._wakeup()
             await self._done
@@ -775,10 +784,13 @@ class _Client(asyncio.Protocol):
         self._buffer = bytearray()
         self._paused = False  # reading paused by us: lines are still buffered
         self._blocked = False  # reading paused because the client does not read its replies
+        self.authenticated = node.tls is None  # with TLS: by a certificate of the cluster CA, or the token
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # (uvloop's are not asyncio.Transport subclasses)
         self.node._clients.add(self)
+        if not self.authenticated and certificate_name(self.transport) is not None:  # verified by the CA
+            self.authenticated = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.node._clients.discard(self)
@@ -798,7 +810,11 @@ class _Client(asyncio.Protocol):
                 break
             if end - start > MAX_REQUEST:
                 break
-            self.node._request(bytes(buffer[start:end + 1]), transport)
+            if not self.authenticated:
+                if not self._authenticate(bytes(buffer[start:end + 1])):
+                    return
+            else:
+                self.node._request(bytes(buffer[start:end + 1]), transport)
             start = end + 1
         del buffer[:start]
         end = buffer.find(b"\n")
@@ -813,6 +829,24 @@ class _Client(asyncio.Protocol):
         elif self._paused:
             self._paused = False
             self._resume()
+
+    def _authenticate(self, line: bytes) -> bool:
+        """The first request of a client without a certificate: the token, or the connection is closed."""
+        rid: Any = None
+        with contextlib.suppress(ValueError, RecursionError):
+            request = json.loads(line.decode())
+            if type(request) is dict:
+                rid = request.get("id")
+                if request.get("op") == "auth" and self.node.tls is not None \
+                        and self.node.tls.token_ok(request.get("token")):
+                    self.authenticated = True
+                    self.transport.write(_reply(rid, True))
+                    return True
+        self.transport.write(_reply(rid, False, error="unauthenticated", message=(
+            "this node requires a client certificate from the cluster's CA or its client token: send "
+            '{"op": "auth", "token": ...} first (raftlab kv --tls-dir DIR does; DIR/tls/client.token)')))
+        self.transport.close()
+        return False
 
     def pause_writing(self) -> None:  # the client is not reading its replies
         self._blocked = True

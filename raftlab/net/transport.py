@@ -8,6 +8,11 @@ which Raft retransmits. Each peer gets one outgoing connection, redialled with e
 each incoming connection is an asyncio `Protocol` fed by the event loop, and a refused frame drops
 that connection only.
 
+With `tls` (a `NodeTls`), every connection is mutual TLS 1.3 inside which the same authenticated frames
+travel: the dialer checks the acceptor's certificate names the peer it dials, the acceptor that the
+dialer's certificate names the node its hello claims to be (refused: ``wrong_certificate``). Without it
+the frames are authenticated but not encrypted (for loopback, tests and benchmarks).
+
 The peer set may change at run time (membership change): `set_address` adds or moves a server in the
 address book (whose ids are the only ones whose hellos are accepted), and `connect` keeps exactly one
 outgoing connection per peer of the replica's latest configuration.
@@ -27,6 +32,7 @@ from ..core.messages import AppendEntryRequest, InstallSnapshotRequest, Message,
 from .codec import (
     CHALLENGE_SIZE, HEADER, MAX_FRAME, FrameError, InboundSession, MessageEncoder, OutboundSession, check_key,
 )
+from .tls import NodeTls, certificate_name, node_name
 
 Address = tuple[str, int]
 
@@ -106,8 +112,13 @@ class _Link:
         delay = BACKOFF_MIN
         while not self.cluster.closed and not self.closed:
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.address), CONNECT_TIMEOUT)
-            except (OSError, asyncio.TimeoutError):
+                tls = self.cluster.tls
+                connecting = (asyncio.open_connection(*self.address) if tls is None else
+                              asyncio.open_connection(*self.address, ssl=tls.peer_client,
+                                                      server_hostname=node_name(self.peer),
+                                                      ssl_handshake_timeout=HANDSHAKE_TIMEOUT))
+                reader, writer = await asyncio.wait_for(connecting, CONNECT_TIMEOUT + HANDSHAKE_TIMEOUT)
+            except (OSError, asyncio.TimeoutError):  # (ssl.SSLError is an OSError: a wrong certificate)
                 pass
             else:
                 try:
@@ -183,17 +194,20 @@ class TcpCluster:
             added later (`set_address`). A connection is kept to each of them until `connect` says
             which ones are peers.
         key: the shared cluster key (at least 16 bytes).
+        tls: this node's TLS contexts (`NodeTls`), or None for plain TCP (frames authenticated, not
+            encrypted).
         wake: called (on the event loop) whenever messages arrived.
         on_leader: called with the new leader id when the replica registers one.
     """
 
     def __init__(self, id: ReplicaID, addresses: Mapping[ReplicaID, Address], key: bytes, *,
                  wake: Callable[[], None] = lambda: None,
-                 on_leader: Callable[[ReplicaID | None], None] = lambda _: None) -> None:
+                 on_leader: Callable[[ReplicaID | None], None] = lambda _: None, tls: NodeTls | None = None) -> None:
         if id not in addresses:
             raise ValueError(f"replica {id} has no address in {dict(addresses)}")
         self.id = id
         self.key = check_key(key)
+        self.tls = tls
         self.address = addresses[id]
         self.peers = {p: a for p, a in addresses.items() if p != id}  # the address book (grows: set_address)
         self.stats = TransportStats()
@@ -284,7 +298,9 @@ class TcpCluster:
         """Listen on this replica's address and start dialling the peers."""
         host, port = self.address
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Inbound(self), host, port, reuse_address=True)
+        tls = None if self.tls is None else self.tls.peer_server
+        self._server = await loop.create_server(lambda: _Inbound(self), host, port, reuse_address=True, ssl=tls,
+                                                ssl_handshake_timeout=None if tls is None else HANDSHAKE_TIMEOUT)
         self._started = True
         for link in self._links.values():
             link.task = self._spawn(link.run())
@@ -342,7 +358,8 @@ class _Inbound(asyncio.Protocol):
         except FrameError as error:
             self._refuse(error)
         finally:
-            if session.established and not was:
+            if session.established and not was and not (self.cluster.tls is not None
+                                                         and self._certificate_mismatch()):
                 stats.connections_accepted += 1
                 if self._timer is not None:
                     self._timer.cancel()
@@ -352,6 +369,16 @@ class _Inbound(asyncio.Protocol):
                 self.cluster._inbox.extend(received)
                 received.clear()
                 self.cluster._wake()
+
+    def _certificate_mismatch(self) -> bool:
+        # TLS: the hello's id must be the node named by the certificate (else another node, or a client,
+        # could speak for it); the frames that came with the hello are dropped with the connection
+        name, claimed = certificate_name(self.transport), node_name(cast(int, self.session.peer_id))
+        if name == claimed:
+            return False
+        self._received.clear()
+        self._refuse(FrameError("wrong_certificate", f"the hello claims {claimed}, the certificate names {name}"))
+        return True
 
     def eof_received(self) -> bool:
         try:

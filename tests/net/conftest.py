@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from raftlab.net import KVClient
 import contextlib
+
+from raftlab.net import KVClient
+from raftlab.net.commands import client_credentials
+from raftlab.net.tls import init_tls
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,11 +95,13 @@ def free_ports(n: int) -> list[int]:
 
 
 class LocalCluster:
-    """`n` nodes on 127.0.0.1 under `folder`."""
+    """`n` nodes on 127.0.0.1 under `folder` (with `tls`: the files of `raftlab cluster init` there, and
+    clients authenticate with its token)."""
 
-    def __init__(self, folder: Path, n: int, options: tuple[str, ...] = ()) -> None:
+    def __init__(self, folder: Path, n: int, options: tuple[str, ...] = (), tls: bool = False) -> None:
         self.folder = folder
         self.options = list(options)  # extra `raftlab node` options, for every node
+        self.tls = tls
         self.ids = list(range(1, n + 1))
         self.ports = dict(zip(self.ids, free_ports(n), strict=True))
         self.peers = ",".join(f"{i}=127.0.0.1:{p}" for i, p in self.ports.items())
@@ -104,6 +109,14 @@ class LocalCluster:
         self.key_file = folder / "cluster.key"
         self.key_file.write_text(self.key.hex())
         self.processes: dict[int, subprocess.Popen] = {}
+        self.node_peers: dict[int, str] = {}  # a node's own --peers, if not `peers` (through a proxy, say)
+        if tls:
+            init_tls(folder, self.ids)
+            self.options += ["--tls-dir", str(folder)]
+
+    def credentials(self) -> dict:
+        """`KVClient`'s tls and token arguments ({} without TLS)."""
+        return client_credentials(self.folder if self.tls else None)
 
     def client_address(self, i: int) -> tuple[str, int]:
         return ("127.0.0.1", self.ports[i] + OFFSET)
@@ -114,7 +127,8 @@ class LocalCluster:
     def start(self, i: int) -> None:
         with open(self.folder / f"node{i}.log", "ab") as log:
             self.processes[i] = subprocess.Popen(
-                [sys.executable, "-m", "raftlab.cli", "node", "--id", str(i), "--peers", self.peers,
+                [sys.executable, "-m", "raftlab.cli", "node", "--id", str(i),
+                 "--peers", self.node_peers.get(i, self.peers),
                  "--data-dir", str(self.folder / f"node{i}"), "--key-file", str(self.key_file), *self.options],
                 cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
 
@@ -136,11 +150,11 @@ class LocalCluster:
         self.processes.clear()
 
     def client(self, timeout: float = 15.0, ids: list[int] | None = None) -> KVClient:
-        return KVClient([self.client_address(i) for i in (ids or self.ids)], timeout=timeout)
+        return KVClient([self.client_address(i) for i in (ids or self.ids)], timeout=timeout, **self.credentials())
 
     def statuses(self, ids: list[int] | None = None) -> dict[int, dict]:
         found = {}
-        with KVClient([self.client_address(self.ids[0])]) as probe:
+        with KVClient([self.client_address(self.ids[0])], **self.credentials()) as probe:
             for i in ids or list(self.processes):
                 with contextlib.suppress(OSError, ValueError):
                     found[i] = probe.status(self.client_address(i), timeout=1.0)

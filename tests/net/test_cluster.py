@@ -250,9 +250,17 @@ def test_cluster_up_and_down_by_recorded_pids(tmp_path):
         pids = list(json.loads((folder / "pids.json").read_text())["pids"].values())
         assert len(pids) == 3 and (folder / "cluster.key").stat().st_mode & 0o077 == 0
         peers = ",".join(f"{i}=127.0.0.1:{base + i - 1}" for i in (1, 2, 3))
-        put = subprocess.run([sys.executable, "-m", "raftlab.cli", "kv", "--peers", peers, "put", "k", "v"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=30)
+        # TLS by default: a client authenticates (the folder's token, or a certificate); without, it is told why
+        kv = [sys.executable, "-m", "raftlab.cli", "kv", "--peers", peers]
+        put = subprocess.run([*kv, "--tls-dir", str(folder), "put", "k", "v"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=30)
         assert put.returncode == 0, put.stderr
+        get = subprocess.run([*kv, "--tls-dir", str(folder), "--client", "admin", "get", "k"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=30)
+        assert get.returncode == 0 and json.loads(get.stdout) == "v", get.stderr
+        plain = subprocess.run([*kv, "--timeout", "2", "get", "k"], cwd=ROOT, capture_output=True, text=True,
+                               timeout=30)
+        assert plain.returncode == 1 and "--tls-dir" in plain.stderr, plain.stderr
     finally:
         down = subprocess.run([*run, "down", "--dir", str(folder)], cwd=ROOT, capture_output=True, text=True,
                               timeout=30)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from raftlab.net import KVClient
+from raftlab.net.commands import client_credentials
 
 from .conftest import ROOT, free_ports, port_free
 
@@ -46,11 +47,16 @@ class _Cluster:
     def client_address(self, i: int) -> tuple[str, int]:
         return ("127.0.0.1", self.base + i - 1 + OFFSET)
 
+    def credentials(self) -> dict:
+        """`cluster up` uses TLS: a client authenticates with the folder's token."""
+        return client_credentials(self.folder)
+
     def peers(self, ids: list[int]) -> str:
         return ",".join(f"{i}=127.0.0.1:{self.base + i - 1}" for i in ids)
 
     def status(self, i: int) -> dict | None:
-        with KVClient([self.client_address(i)]) as probe, contextlib.suppress(OSError, ValueError):
+        with KVClient([self.client_address(i)], **self.credentials()) as probe, \
+                contextlib.suppress(OSError, ValueError):
             return probe.status(self.client_address(i), timeout=1.0)
         return None
 
@@ -89,7 +95,7 @@ def test_a_cluster_grows_from_3_to_5_and_shrinks_back_to_3_while_clients_write(t
     errors: list[str] = []
 
     def writer(w: int) -> None:  # every node's client address: the client follows leader hints
-        with KVClient([c.client_address(i) for i in range(1, 6)], timeout=30.0) as client:
+        with KVClient([c.client_address(i) for i in range(1, 6)], timeout=30.0, **c.credentials()) as client:
             for n in range(1_000_000):  # bounded; `stop` ends it
                 if stop.is_set():
                     return
@@ -133,7 +139,7 @@ def test_a_cluster_grows_from_3_to_5_and_shrinks_back_to_3_while_clients_write(t
             assert json.loads(done.stdout.splitlines()[-1])["voters"] == list(range(1, new + 1))
             acked_more(30)
         # every node reports the configuration (kv status: the nodes of --peers, then the members they know of)
-        status = _cli("kv", "--peers", c.peers([1]), "status")
+        status = _cli("kv", "--peers", c.peers([1]), "--tls-dir", str(c.folder), "status")
         lines = [json.loads(line) for line in status.stdout.splitlines()]
         assert sorted(s["id"] for s in lines) == [1, 2, 3, 4, 5], status.stdout
         assert all(s["configuration"]["voters"] == [1, 2, 3, 4, 5] and s["configuration"]["learners"] == []
@@ -143,7 +149,8 @@ def test_a_cluster_grows_from_3_to_5_and_shrinks_back_to_3_while_clients_write(t
         # shrink: remove the leader (one of the original three), then another original node
         leader = c.leader([1, 2, 3, 4, 5])
         if leader not in (1, 2, 3):  # (an election on a loaded machine): hand the leadership to node 1 first
-            assert _cli("kv", "--peers", c.peers([1, 2, 3, 4, 5]), "transfer", "1").returncode == 0
+            tls = ("--tls-dir", str(c.folder))
+            assert _cli("kv", "--peers", c.peers([1, 2, 3, 4, 5]), *tls, "transfer", "1").returncode == 0
             leader = c.leader([1, 2, 3, 4, 5])
         other = next(i for i in (1, 2, 3) if i != leader)
         remaining = [i for i in range(1, 6) if i not in (leader, other)]
@@ -184,10 +191,11 @@ def test_a_cluster_grows_from_3_to_5_and_shrinks_back_to_3_while_clients_write(t
                 processes[i] = subprocess.Popen(
                     [sys.executable, "-m", "raftlab.cli", "node", "--id", str(i), "--peers",
                      c.peers(sorted({1, 2, 3, i})), "--data-dir", str(c.folder / f"node{i}"), "--key-file",
-                     str(c.folder / "cluster.key")], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                     str(c.folder / "cluster.key"), "--tls-dir", str(c.folder)],
+                    cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                     start_new_session=True)
         c.leader(remaining)
-        with KVClient([c.client_address(i) for i in remaining], timeout=20.0) as client:
+        with KVClient([c.client_address(i) for i in remaining], timeout=20.0, **c.credentials()) as client:
             found = {key: client.get(key) for key in acked}  # linearizable reads (ReadIndex)
             missing = {k: (v, found[k]) for k, v in acked.items() if found[k] != v}
             assert missing == {}
