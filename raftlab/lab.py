@@ -4,17 +4,19 @@ The notebooks have one source, the repository's `notebooks/` folder. `raftlab/no
 link to it, so package data (`notebooks/*.ipynb` in pyproject.toml) puts real copies in a wheel, and an
 editable install or a checkout reads the folder itself. `raftlab lab` copies the notebooks that are
 missing to a working folder (never one that is there: a student's edits are kept) and starts JupyterLab
-there.
+there, with its news pop-up and update check off for the session (`QUIET_SETTINGS`).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 DEFAULT_DIR = "raftlab-notebooks"
@@ -66,6 +68,22 @@ def jupyter_command(dest: Path, port: int | None, no_browser: bool, extra: list[
     return command + extra
 
 
+QUIET_SETTINGS = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+"""Defaults `raftlab lab` gives JupyterLab for its session: no "would you like to get news?" pop-up over
+the app, and no update check (a student's own choice in JupyterLab's settings still wins)."""
+
+
+def session_env(folder: Path) -> dict[str, str]:
+    """The environment of `raftlab lab`'s JupyterLab: ours, with `folder` (written here) first on the
+    Jupyter config path, holding `QUIET_SETTINGS` as default setting overrides for this session only."""
+    labconfig = folder / "labconfig"
+    labconfig.mkdir(parents=True, exist_ok=True)
+    (labconfig / "default_setting_overrides.json").write_text(json.dumps(QUIET_SETTINGS), encoding="utf-8")
+    env = dict(os.environ)
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in (str(folder), env.get("JUPYTER_CONFIG_PATH")) if p)
+    return env
+
+
 def run_lab(dest: str | Path, port: int | None = None, no_browser: bool = False, extra: list[str] | None = None) -> int:
     """Copy the missing notebooks to `dest`, then run JupyterLab there until it stops; returns its status."""
     extra = list(extra or [])
@@ -89,7 +107,8 @@ def run_lab(dest: str | Path, port: int | None = None, no_browser: bool = False,
     url = f"http://localhost:{port or 8888}/lab"
     print(f"JupyterLab: {url} (its full address, with the token, is printed below; Ctrl-C stops it)",
           flush=True)
-    process = subprocess.Popen(jupyter_command(dest, port, no_browser, extra), cwd=dest)
+    session = Path(tempfile.mkdtemp(prefix="raftlab-lab-"))
+    process = subprocess.Popen(jupyter_command(dest, port, no_browser, extra), cwd=dest, env=session_env(session))
 
     def stop(signum: int, frame: object) -> None:
         process.terminate()
@@ -103,3 +122,4 @@ def run_lab(dest: str | Path, port: int | None = None, no_browser: bool = False,
                 continue  # Ctrl-C reaches JupyterLab too, which asks to confirm; wait for it to stop
     finally:
         signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(session, ignore_errors=True)

@@ -142,6 +142,13 @@ def test_raftlab_lab_starts_jupyterlab_serving_the_notebooks(tmp_path):
         assert notebook["content"]["cells"][0]["source"] == "a student's edit"  # not overwritten
         with pytest.raises(urllib.error.HTTPError):  # the token passed through is required
             _get(f"http://127.0.0.1:{port}/api/contents?token=wrong")
+        # no news pop-up over the app, no update check: the session's defaults (JupyterLab's own: ask, check)
+        notification = _get(f"http://127.0.0.1:{port}/lab/api/settings/@jupyterlab/apputils-extension:notification"
+                            f"?token={token}")
+        assert isinstance(notification, dict), notification
+        defaults = notification["schema"]["properties"]  # (the browser merges these with the user's own)
+        assert defaults["fetchNews"]["default"] == "false" and defaults["checkForUpdates"]["default"] is False
+        assert notification["settings"] == {}  # nothing written to the student's own settings
     finally:
         output = stop_lab(process)
     assert process.returncode is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import html
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,8 @@ import ipywidgets as w
 
 from ..core import Configuration, EventKind, ReadState, Replica, TransitionState
 from ..machines import Add, KVCommand, KVStore
-from ..sim import Frame, NetworkModel, ReadRequest, Simulation, Submission, TraceEvent, describe
+from ..core.messages import AppendEntryRequest, AppendEntryResponse
+from ..sim import Frame, NetworkModel, ReadRequest, SimKind, Simulation, Submission, TraceEvent, describe
 from ..sim import recipes
 from ..sim.transcript import TRANSCRIPTS, Transcript, load_scenario
 from ..viz import GraphView, LogView, TimelineView
@@ -33,7 +35,20 @@ def notable(event: TraceEvent) -> bool:
     return event.kind in NOTABLE and not (
         event.kind == EventKind.BECAME_FOLLOWER and event.data.get("was") == "follower")
 
-NOTABLE_LIMIT = 5000  # the most steps "Next notable" takes
+NOTABLE_LIMIT = 5000  # the most steps "Next notable" takes (it also stops after an election timeout of quiet)
+
+
+def _quiet(events: list[TraceEvent]) -> str:
+    """What a span without notable events held: "the cluster is stable; heartbeats only", or its messages."""
+    sent = [e.data["message"] for e in events if e.kind == SimKind.SEND and "message" in e.data]
+    if not sent:
+        return "nothing was sent: is every node down or cut off?"
+    if all(isinstance(m, AppendEntryResponse) or (isinstance(m, AppendEntryRequest) and not m.entries) for m in sent):
+        return "the cluster is stable; heartbeats only"
+    counts = Counter(type(m).__name__ for m in sent)
+    return "messages: " + ", ".join(f"{name} &times;{n}" for name, n in counts.most_common())
+
+
 OPTIONS = ("pre_vote", "check_quorum", "read_lease")
 """The `Replica` options the set-up tab turns on for a new cluster (thesis §9.6, §6.2, §6.4.1)."""
 OPTION_NAMES = {"pre_vote": "PreVote", "check_quorum": "CheckQuorum", "read_lease": "lease reads"}
@@ -389,11 +404,16 @@ class RaftLab:
 
     @_callback
     def _on_notable(self, button: w.Button) -> None:
-        trace = self.sim.trace
+        trace, start = self.sim.trace, self.sim.now
+        first, patience = len(trace), self.sim.election_timeout[1]  # a stable cluster: say so, do not run on
         for _ in range(NOTABLE_LIMIT):
             seen = len(trace)
             if self.sim.step() is None or any(notable(e) for e in trace.events[seen:]):
+                return
+            if self.sim.now - start >= patience:
                 break
+        self._say(f"<b>Next notable</b>: nothing notable for {self.sim.now - start:.2f} s (no change of role, no "
+                  f"commit): {_quiet(trace.events[first:])}")
 
     @_callback
     def _on_time(self, change: dict) -> None:

@@ -100,6 +100,20 @@ def test_next_notable_stops_at_a_role_change_or_a_commit(app: RaftLab) -> None:
     assert moved and all(e.data["was"] == "follower" and not notable(e) for e in moved)
 
 
+def test_next_notable_on_a_stable_cluster_stops_after_an_election_timeout_and_says_so(app: RaftLab) -> None:
+    app.sim.run_until(lambda s: s.leader() is not None and all(r.commit_index >= 1 for r in s.replicas), timeout=5)
+    app.notable_button.click()  # (the followers' commits of the no-op may still be on their way)
+    start = app.sim.now
+    app.notable_button.click()
+    waited = app.sim.now - start
+    assert app.sim.election_timeout[1] <= waited < app.sim.election_timeout[1] + app.sim.heartbeat_timeout
+    assert "nothing notable for" in app.notice.value and "heartbeats only" in app.notice.value
+    app.sim.crash(app.sim.leader())
+    for _ in range(3):  # without a leader, something notable comes within an election timeout or two
+        app.notable_button.click()
+    assert any(notable(e) for e in app.sim.trace.events if e.time / 1e6 > start + waited)
+
+
 def test_step_back_and_the_time_slider_rewind_and_replay_the_same_history(app: RaftLab) -> None:
     app.speed.value = 40
     tick(app)
