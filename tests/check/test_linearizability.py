@@ -315,7 +315,8 @@ def test_random_executions_are_linearizable(rng: random.Random, n: int, clients:
     h = execute(rng, n, clients, keys="xyz", unknown=unknown)
     result = check(h)
     assert result.ok is True, result.explain()
-    assert result.partitions == len({o.key for o in h})
+    # (a read whose outcome is unknown constrains nothing: the checker drops it, and a key may go with it)
+    assert result.partitions == len({o.key for o in h if o.ret is not None or o.op not in ("get", "read")})
 
 
 @settings(max_examples=40, deadline=None)
