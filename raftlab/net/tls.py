@@ -158,9 +158,10 @@ def _context(side: ssl._SSLMethod, tls: Path, stem: str | None) -> ssl.SSLContex
     return context
 
 
-def _files(folder: str | Path, stem: str) -> Path:
+def _files(folder: str | Path, stem: str | None) -> Path:
+    """``folder/tls``, once it is checked to hold the CA (and `stem`'s certificate and key, if given)."""
     tls = tls_folder(folder)
-    for name in ("ca.pem", f"{stem}.pem", f"{stem}-key.pem"):
+    for name in ("ca.pem", *(() if stem is None else (f"{stem}.pem", f"{stem}-key.pem"))):
         if not (tls / name).exists():
             raise ValueError(f"tls: {tls / name} is missing (raftlab cluster init --dir {folder} writes it)")
     return tls
@@ -198,9 +199,7 @@ def client_context(folder: str | Path, client: str | None = None) -> ssl.SSLCont
     """A client's TLS context: it trusts any node of the cluster (a certificate from the cluster CA made
     for a node: the server-use purpose is checked), and presents ``client-NAME.pem`` if `client` is
     given (else it must authenticate with the token)."""
-    tls = _files(folder, f"client-{client}") if client is not None else tls_folder(folder)
-    if client is None and not (tls / "ca.pem").exists():
-        raise ValueError(f"tls: {tls / 'ca.pem'} is missing (raftlab cluster init --dir {folder} writes it)")
+    tls = _files(folder, None if client is None else f"client-{client}")
     context = _context(ssl.PROTOCOL_TLS_CLIENT, tls, None if client is None else f"client-{client}")
     context.check_hostname = False  # the client knows addresses, not ids: any node of this cluster will do
     return context
