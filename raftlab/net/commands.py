@@ -79,6 +79,8 @@ def add_parsers(commands: Any) -> None:
                       help="event loop: uvloop if installed (auto, the default), or asyncio's own")
     node.add_argument("--snapshot-every", type=int, default=None, metavar="N",
                       help="snapshot the store and compact the log every N applied entries (default 100000; 0: never)")
+    node.add_argument("--snapshot-chunk", type=int, default=None, metavar="BYTES",
+                      help="bytes of snapshot file per InstallSnapshot chunk sent to a follower (default 1 MiB)")
     node.add_argument("--no-pre-vote", action="store_true",
                       help="stand for election without a pre-vote first (PreVote is on by default: a node cut off "
                            "and back cannot depose a healthy leader)")
@@ -178,6 +180,10 @@ def _node(parser: argparse.ArgumentParser, args: Any) -> int:
         if args.snapshot_every < 0:
             parser.error("node: --snapshot-every must be >= 0 (0: never)")
         options["snapshot_every"] = args.snapshot_every
+    if args.snapshot_chunk is not None:
+        if args.snapshot_chunk < 1:
+            parser.error("node: --snapshot-chunk must be >= 1")
+        options["snapshot_chunk"] = args.snapshot_chunk
     if args.tls_dir is not None:
         from .tls import NodeTls
         try:

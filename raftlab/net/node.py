@@ -57,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ctypes
 import json
 import re
 import signal
@@ -67,12 +68,13 @@ from collections.abc import Callable, Coroutine, Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from ..core import Configuration, Event, EventKind, LogEntry, MemoryStorage, Replica, Role
+from ..core import Configuration, Event, EventKind, LogEntry, MemoryStorage, Replica, Role, Snapshot
 from ..core.interfaces import ReadState, TransitionState
 from ..machines.kv import OPS, KVCommand, KVStore
 from ..storage import SqliteStorage
 from .client import KVError, parse_address
-from .codec import storage_dumps, storage_loads
+from .codec import SnapshotFile, storage_dumps, storage_loads
+from .snapshots import CHUNK_SIZE, SnapshotStreams, read_kv_snapshot, snapshot_names, write_kv_snapshot
 from .tls import NodeTls, certificate_name
 from .transport import Address, TcpCluster
 
@@ -118,12 +120,15 @@ def _config_json(c: Configuration, index: int) -> dict:
 class ServedKVStore(KVStore):
     """`KVStore` as a server keeps it: results and abandonments go straight to `on_event` (no
     `MachineEvent`, no subscribers), and `results` and `states` stay empty (a long-running server would
-    otherwise keep one entry per command)."""
+    otherwise keep one entry per command). Its snapshots are files in `folder` (`raftlab.net.snapshots`):
+    the data of its `Snapshot`s is a `SnapshotFile`, written and read a line at a time."""
 
-    def __init__(self, on_event: Any, on_read: Callable[[Hashable, ReadState], None] | None = None) -> None:
+    def __init__(self, on_event: Any, on_read: Callable[[Hashable, ReadState], None] | None = None, *,
+                 folder: Path) -> None:
         super().__init__()
         self._on_event = on_event
         self._on_read = on_read
+        self.folder = folder  # the snapshot files
         self._configurations: list[Configuration] = []  # proposed membership changes, not yet taken
 
     def propose(self, configuration: Configuration) -> None:
@@ -153,7 +158,16 @@ class ServedKVStore(KVStore):
             elif transition_id[0] == "configuration":  # type: ignore[index]  # (ids are tuples)
                 self._on_event("applied", transition_id, None, None)  # (apply_transition never sees them)
 
+    def create_snapshot(self, last_included_index: int, last_included_term: int) -> Snapshot:
+        """A snapshot of the current state as a file (synced and renamed into place before it is named)."""
+        data = write_kv_snapshot(self.folder, last_included_index, last_included_term, self._state())
+        self.snapshot_index = last_included_index
+        return Snapshot(last_included_index, last_included_term, data)
+
     def _restore(self, data: Any) -> None:
+        if type(data) is SnapshotFile:  # (else KVData: a snapshot kept in the database by raftlab <= 0.19)
+            self._data = {}  # the old state goes first: the new one is read into memory a line at a time
+            data = read_kv_snapshot(self.folder / data.name)
         super()._restore(data)
         self.results.clear()  # answers come from the sessions, which the snapshot restored
 
@@ -179,7 +193,7 @@ class KVNode:
                  election: tuple[float, float] = ELECTION, durable: bool = True, fsync: bool = True,
                  snapshot_every: int = SNAPSHOT_EVERY, pre_vote: bool = True, check_quorum: bool = True,
                  read_lease: bool = False, drift_bound: float = DRIFT_BOUND, learner: bool = False,
-                 tls: NodeTls | None = None) -> None:
+                 tls: NodeTls | None = None, snapshot_chunk: int = CHUNK_SIZE) -> None:
         if type(snapshot_every) is not int or snapshot_every < 0:
             raise ValueError(f"snapshot_every must be an int >= 0 (0: never), not {snapshot_every!r}")
         if read_lease and not check_quorum:  # (the replica says so too, but only after files are made)
@@ -192,7 +206,8 @@ class KVNode:
         self._changes: set[asyncio.Task] = set()  # membership changes under way
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = ServedKVStore(self._on_machine, self._on_read)
+        self.store = ServedKVStore(self._on_machine, self._on_read, folder=self.data_dir / "snapshots")
+        self.store.folder.mkdir(exist_ok=True)
         # durable=False (benchmarks only): MemoryStorage, so a restarted node forgets its term and vote
         # fsync=False (--unsafe-no-fsync): survives the crash of the process, not of the machine
         self.storage = (SqliteStorage(self.data_dir / "raft.sqlite3", dumps=storage_dumps, loads=storage_loads,
@@ -200,8 +215,11 @@ class KVNode:
         self._stopping = False
         self.tls = tls  # None: plain TCP (frames authenticated, not encrypted; clients not authenticated)
         self.cluster = TcpCluster(id, peers, key, wake=self._wakeup, tls=tls)
-        # every `snapshot_every` applied entries the KVStore is snapshotted (JSON, in the same sqlite file)
-        # and the log compacted; a follower that needs compacted entries gets the snapshot instead (§7).
+        # every `snapshot_every` applied entries the KVStore is snapshotted (a file, named in the sqlite file)
+        # and the log compacted; a follower that needs compacted entries gets the snapshot instead (§7),
+        # streamed in chunks of `snapshot_chunk` bytes
+        self.streams = self.cluster.snapshots = SnapshotStreams(
+            self.store.folder, id, self.cluster.enqueue, lambda: self.storage.current_term, chunk_size=snapshot_chunk)
         # PreVote and CheckQuorum are on (off in the core): a node cut off and back, or a flaky link, cannot
         # depose a healthy leader, and a leader cut off from a majority steps down within an election timeout
         # (a one-node cluster runs without CheckQuorum, see above)
@@ -216,6 +234,8 @@ class KVNode:
         self._learn_store()
         self._learn_entries(self.replica.log.entries_from(self.replica.log.base_index + 1))
         self._connect()
+        self._snapshot_seen: Snapshot | None = None  # the replica's snapshot when its files were last cleaned
+        self._clean_snapshots()
         # transition id, or read id ("read", n) -> waiters [writer or future, request id, answered(, key)]
         self._waiting: dict[Hashable, list[list]] = {}
         self._read_next = 1  # the number of the next read id: the reads arriving now share ("read", n)
@@ -340,9 +360,8 @@ class KVNode:
     def _learn_store(self) -> bool:
         """Learn from the member records in the store (restored from a snapshot)."""
         learned = False
-        for key, value in list(self.store.data.items()):
-            if key.startswith(MEMBER_PREFIX):
-                learned = self._learn(key, value) or learned
+        for key, value in [(k, v) for k, v in self.store.data.items() if k.startswith(MEMBER_PREFIX)]:
+            learned = self._learn(key, value) or learned
         return learned
 
     def _on_machine(self, kind: str, transition_id: Hashable | None, state: TransitionState | None,
@@ -430,9 +449,20 @@ class KVNode:
             for client in list(self._clients):
                 client.transport.abort()
             await self.cluster.close()
+            self.streams.close()
             if isinstance(self.storage, SqliteStorage):
                 self.storage.close()
             _log(f"node {self.id}: stopped")
+
+    def _clean_snapshots(self) -> None:
+        """Delete the snapshot files the replica no longer holds (an open file being sent stays readable)."""
+        self._snapshot_seen = snapshot = self.replica.log.snapshot
+        keep = {snapshot.data.name} if snapshot is not None and type(snapshot.data) is SnapshotFile else set()
+        for name in snapshot_names(self.store.folder):
+            if name not in keep:
+                (self.store.folder / name).unlink(missing_ok=True)
+        for leftover in self.store.folder.glob("*.tmp"):
+            leftover.unlink(missing_ok=True)
 
     def stop(self) -> None:
         """Ask `run` to return."""
@@ -467,7 +497,10 @@ class KVNode:
                 self._read_next += 1
                 self.read_indexes += 1
                 replica.read(read_id)
+            self.streams.poll()
             self.cluster.flush()
+            if replica.log.snapshot is not self._snapshot_seen:
+                self._clean_snapshots()
             if self._transfers:
                 self._check_transfers()
             now = time.monotonic()
@@ -532,7 +565,11 @@ class KVNode:
                 "keys": len(self.store.data), "replica_dropped": r.stats.dropped,
                 "pre_vote": r.pre_vote, "check_quorum": r.check_quorum, "read_lease": r.read_lease,
                 "transfer_to": r.transfer_to if r.role is Role.LEADER else None, "reads_answered": self.reads_answered,
-                "read_indexes": self.read_indexes, **self.cluster.stats.as_dict()}
+                "read_indexes": self.read_indexes,
+                "snapshots": {**self.streams.stats.as_dict(), "chunk_size": self.streams.chunk_size,
+                              "sending": {str(p): {"acknowledged": a, "size": n}
+                                          for p, (a, n) in self.streams.sending.items()}},
+                **self.cluster.stats.as_dict()}
 
     def _handle(self, request: dict, writer: asyncio.Transport, rid: Any) -> dict | None:
         """The reply to `request`, or None if it will come once its command is applied (or abandoned)."""
@@ -890,6 +927,23 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+def tune_malloc() -> None:
+    """Keep glibc's allocator from holding on to freed memory, for a node's own process (`run_node`). By
+    default glibc raises its mmap threshold to the largest buffer freed so far (a frame, a snapshot chunk:
+    megabytes) and keeps up to twice that of free heap resident, so a node's memory stays megabytes above
+    what it holds. Fixing the threshold at glibc's default (128 KiB) turns that off: large buffers are
+    mapped, and unmapped when freed. Nothing happens on another C library."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD (fixed: no dynamic adjustment)
+    mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
+
+
 def event_loop_runner(loop: str = "auto") -> Callable[[Coroutine[Any, Any, None]], None]:
     """`asyncio.run`, or `uvloop.run` (a faster event loop, ``pip install 'raftlab[net]'``): "auto" takes
     uvloop if it is installed; "uvloop" requires it; "asyncio" never uses it."""
@@ -915,6 +969,7 @@ def run_node(id: int, peers: Mapping[int, Address], key: bytes, data_dir: str | 
     async def main() -> None:
         node = KVNode(id, peers, key, data_dir, client_addresses, **options)
         tune_gc()
+        tune_malloc()
         _log(f"node {id}: event loop {type(asyncio.get_running_loop()).__module__.split('.')[0]}")
         await node.run()
 

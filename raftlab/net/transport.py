@@ -30,8 +30,10 @@ from typing import Any, cast
 
 from ..core.messages import AppendEntryRequest, InstallSnapshotRequest, Message, ReplicaID
 from .codec import (
-    CHALLENGE_SIZE, HEADER, MAX_FRAME, FrameError, InboundSession, MessageEncoder, OutboundSession, check_key,
+    CHALLENGE_SIZE, HEADER, MAX_FRAME, FrameError, InboundSession, MessageEncoder, OutboundSession, SnapshotAck, Wire,
+    check_key,
 )
+from .snapshots import SnapshotStreams
 from .tls import NodeTls, certificate_name, node_name
 
 Address = tuple[str, int]
@@ -56,12 +58,14 @@ class PeerStats:
     bytes_sent: int = 0  # whole frames: header, MAC and counter included
     messages_sent: int = 0
     entries_sent: int = 0  # log entries carried by AppendEntries requests
-    snapshots_sent: int = 0  # InstallSnapshot requests
+    snapshots_sent: int = 0  # InstallSnapshot transfers begun (chunks at offset 0)
+    snapshot_chunks_sent: int = 0  # InstallSnapshot chunks
     send_dropped: int = 0  # messages
 
     def as_dict(self) -> dict:
         return {"frames_sent": self.frames_sent, "bytes_sent": self.bytes_sent, "messages_sent": self.messages_sent,
                 "entries_sent": self.entries_sent, "snapshots_sent": self.snapshots_sent,
+                "snapshot_chunks_sent": self.snapshot_chunks_sent,
                 "send_dropped": self.send_dropped}
 
 
@@ -141,7 +145,7 @@ class _Link:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, BACKOFF_MAX if self.reached else BACKOFF_NEW)
 
-    def send(self, messages: list[Message]) -> None:
+    def send(self, messages: list[Wire]) -> None:
         session, writer, stats, peer = self.session, self.writer, self.cluster.stats, self.stats
         if session is None or writer is None or writer.is_closing() \
                 or writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
@@ -157,9 +161,10 @@ class _Link:
         stats.messages_sent += len(messages)
 
 
-def _payloads(messages: list[Message], encode: Callable[[Message], str], counts: PeerStats) -> list[bytes]:
-    """JSON payloads carrying `messages`, as few as fit under MAX_FRAME (a message too big alone is lost);
-    `counts` gets the messages, entries and snapshots they carry (and the messages lost)."""
+def _payloads(messages: list[Wire], encode: Callable[[Wire], str], counts: PeerStats) -> list[bytes]:
+    """JSON payloads carrying `messages`, as few as fit under MAX_FRAME (a message too big alone is lost;
+    a snapshot chunk travels alone); `counts` gets the messages, entries and snapshots they carry (and the
+    messages lost)."""
     limit = MAX_FRAME - 64
     payloads: list[bytes] = []
     parts: list[str] = []
@@ -174,7 +179,13 @@ def _payloads(messages: list[Message], encode: Callable[[Message], str], counts:
         if type(m) is AppendEntryRequest:
             counts.entries_sent += len(m.entries)
         elif type(m) is InstallSnapshotRequest:
-            counts.snapshots_sent += 1
+            counts.snapshot_chunks_sent += 1
+            counts.snapshots_sent += m.offset == 0
+            if parts:  # a chunk travels alone: the follower holds one chunk's frame at a time
+                payloads.append(("[" + ",".join(parts) + "]").encode("ascii"))
+                parts, size = [], 2
+            payloads.append(("[" + part + "]\n").encode("ascii") + m.data)  # (its bytes after its JSON)
+            continue
         if size + len(part) + 1 > limit:
             payloads.append(("[" + ",".join(parts) + "]").encode("ascii"))
             parts, size = [], 2
@@ -215,8 +226,9 @@ class TcpCluster:
         self.leader_id: ReplicaID | None = None
         self.closed = False
         self._wake, self._on_leader = wake, on_leader
-        self._inbox: list[Message] = []
-        self._outbox: dict[ReplicaID, list[Message]] = {p: [] for p in self.peers}
+        self._inbox: list[Wire] = []
+        self._outbox: dict[ReplicaID, list[Wire]] = {p: [] for p in self.peers}
+        self.snapshots: SnapshotStreams | None = None  # streams InstallSnapshot in chunks (set by the node)
         self._links = {p: _Link(self, p, a) for p, a in self.peers.items()}
         self._tasks: set[asyncio.Task] = set()  # our own (the links): cancelled on close
         self._inbound: set[_Inbound] = set()  # incoming connections
@@ -262,14 +274,36 @@ class TcpCluster:
 
     # ----- the core's Cluster protocol (synchronous, never blocks) --------------------------------------
     def send_message(self, to_id: ReplicaID, message: Message) -> None:
-        """Queue `message` for `to_id`; it leaves at the next `flush`."""
+        """Queue `message` for `to_id`; it leaves at the next `flush` (an InstallSnapshot goes to `snapshots`,
+        which streams its file in chunks)."""
+        if type(message) is InstallSnapshotRequest and self.snapshots is not None:
+            self.snapshots.send(to_id, message)
+            return
+        self.enqueue(to_id, message)
+
+    def enqueue(self, to_id: ReplicaID, message: Wire) -> None:
+        """Queue `message` (as it is) for `to_id`."""
         box = self._outbox.get(to_id)
         if box is not None:
             box.append(message)
 
     def receive_messages(self) -> list[Message]:
-        """The messages decoded since the last call."""
-        messages, self._inbox = self._inbox, []
+        """The messages decoded since the last call (InstallSnapshot chunks and their acknowledgements go to
+        `snapshots`; a snapshot received whole comes out as one request)."""
+        received, self._inbox = self._inbox, []
+        streams = self.snapshots
+        if streams is None:
+            return [m for m in received if not isinstance(m, SnapshotAck)]
+        messages: list[Message] = []
+        for m in received:
+            if isinstance(m, SnapshotAck):
+                streams.acknowledged(m)
+            elif type(m) is InstallSnapshotRequest:
+                whole = streams.receive(m)
+                if whole is not None:
+                    messages.append(whole)
+            else:
+                messages.append(m)
         return messages
 
     def halt(self) -> bool:
@@ -339,7 +373,7 @@ class _Inbound(asyncio.Protocol):
         self.session = InboundSession(cluster.key, cluster.id, cluster.peers)
         self.transport: asyncio.Transport | None = None
         self.where: object = None
-        self._received: list[Message] = []
+        self._received: list[Wire] = []
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -73,6 +73,17 @@ class Writers:
 OFFSET = 1000
 
 
+def wait_for(what: str, check: Callable[[], object], timeout: float = 30.0):
+    """Call `check` until it returns something true (returned); AssertionError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
 def port_free(port: int) -> bool:
     """Whether `port` can be bound on 127.0.0.1 now."""
     with socket.socket() as s:

@@ -6,25 +6,14 @@ measures the same on 5 nodes and 20,000 entries)."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
-from .conftest import LocalCluster
+from .conftest import LocalCluster, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
 WRITES = 300  # entries written while the follower is down
-
-
-def _wait(what: str, check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def _sent_to(statuses: dict[int, dict], peer: int) -> dict[str, int]:
@@ -54,7 +43,7 @@ def test_a_restarted_follower_catches_up_with_what_it_needs(tmp_path, path, reco
                 return s[behind]
             return None
 
-        have = _wait("the follower holds every entry", settled)["last_index"]
+        have = wait_for("the follower holds every entry", settled)["last_index"]
         cluster.kill9(behind)
         with cluster.client(ids=live) as client:
             for n in range(WRITES):
@@ -65,7 +54,7 @@ def test_a_restarted_follower_catches_up_with_what_it_needs(tmp_path, path, reco
             assert lead["snapshot_index"] > have, (lead, have)
         else:
             assert lead["snapshot_index"] == 0, lead
-        before = _sent_to(_wait("the others answer", lambda: (s := cluster.statuses(live)) and len(s) == 2 and s),
+        before = _sent_to(wait_for("the others answer", lambda: (s := cluster.statuses(live)) and len(s) == 2 and s),
                           behind)
 
         cluster.start(behind)
@@ -80,7 +69,7 @@ def test_a_restarted_follower_catches_up_with_what_it_needs(tmp_path, path, reco
             target = max(target, *(s["commit_index"] for s in others.values()))  # a new leader's no-op too
             return others if follower["last_applied"] >= target else None
 
-        others = _wait("the follower catches up", caught_up, 60)
+        others = wait_for("the follower catches up", caught_up, 60)
         sent = _sent_to(others, behind)
         sent = {key: sent[key] - before[key] for key in sent}
         needed = target - have

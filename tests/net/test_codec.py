@@ -17,8 +17,8 @@ from raftlab.core.messages import (
 )
 from raftlab.machines import KVStore
 from raftlab.net.codec import (
-    HEADER, MAX_FRAME, FrameError, InboundSession, MessageEncoder, OutboundSession, decode_messages,
-    encode_messages, message_from_json, message_to_json, storage_dumps, storage_loads,
+    HEADER, MAX_FRAME, FrameError, InboundSession, MessageEncoder, OutboundSession, SnapshotAck, SnapshotFile,
+    decode_messages, encode_messages, message_from_json, message_to_json, storage_dumps, storage_loads,
 )
 
 KEY = b"k" * 32
@@ -35,7 +35,7 @@ MESSAGES = [
     VoteRequest(2, 5, 9, 4),
     VoteRequest(2, 5, 9, 4, True),
     VoteResponse(2, 5, True),
-    InstallSnapshotRequest(2, 6, 10, 5, 0, ((("a", "1"), ("b", "2")), ((7, (3, None)), (8, (1, True)))), True),
+    InstallSnapshotRequest(2, 6, 10, 5, 0, b'["raftlab-kv-snapshot/1",[[],[]]]\n["a","1"]\n', False),
     InstallSnapshotResponse(2, 6, 10),
     PreVoteRequest(2, 6, 9, 5),
     PreVoteResponse(2, 6, True),
@@ -48,8 +48,10 @@ MESSAGES = [
     AppendEntryRequest(2, 7, 10, 6, (LogEntry(KVStore.put(7, 3, "a", "z"), 11, 7),
                                      LogEntry(Configuration.of([1, 2, 3], [4]), 12, 7),
                                      LogEntry(Configuration.of([1, 2, 3, 4]), 13, 7)), 11, 3),
-    InstallSnapshotRequest(2, 6, 10, 5, 0, ((("a", "1"),), ()), True, Configuration.of([1, 2, 30], [7, 9])),
+    InstallSnapshotRequest(2, 6, 10, 5, 4096, b'["b","2"]\n', True, Configuration.of([1, 2, 30], [7, 9])),
 ]
+FRAMED = [m for m in MESSAGES if type(m) is not InstallSnapshotRequest]  # (one frame can carry them all)
+CHUNKS = [m for m in MESSAGES if type(m) is InstallSnapshotRequest]  # (each alone in its frame)
 
 
 def test_every_message_type_and_every_field_value_is_on_the_wire():
@@ -73,11 +75,18 @@ def test_every_message_round_trips_through_a_frame():
     out: list = []
     inbound.feed(hello, out)
     assert inbound.established and inbound.peer_id == 2 and out == []
-    data = outbound.seal(encode_messages(MESSAGES))
+    data = outbound.seal(encode_messages(FRAMED))
     inbound.feed(data[:7], out)  # byte by byte is the same as at once
     inbound.feed(data[7:], out)
-    assert out == MESSAGES
-    assert inbound.frames == 1
+    for chunk in CHUNKS:  # each alone in its frame
+        inbound.feed(outbound.seal(encode_messages([chunk])), out)
+    assert out == FRAMED + CHUNKS
+    assert inbound.frames == 1 + len(CHUNKS)
+
+
+def _payload(text: str, m) -> bytes:
+    """The payload of one encoded message (a snapshot chunk's bytes after its JSON, as the transport sends it)."""
+    return ("[" + text + "]").encode() + (b"\n" + m.data if type(m) is InstallSnapshotRequest else b"")
 
 
 def test_the_encoder_caching_entries_writes_exactly_the_plain_json():
@@ -86,7 +95,7 @@ def test_the_encoder_caching_entries_writes_exactly_the_plain_json():
         for m in MESSAGES:
             text = encoder.encode(m)
             assert text == json.dumps(message_to_json(m), separators=(",", ":"))
-            assert decode_messages(("[" + text + "]").encode()) == [m]
+            assert decode_messages(_payload(text, m)) == [m]
 
 
 def test_configurations_round_trip_on_the_wire_in_entries_and_snapshots():
@@ -95,16 +104,16 @@ def test_configurations_round_trip_on_the_wire_in_entries_and_snapshots():
     assert message_to_json(snapshot)[-1] == [[1, 2, 30], [7, 9]]
     for m in (entries, snapshot):
         assert decode_messages(encode_messages([m])) == [m]
-        assert decode_messages(("[" + MessageEncoder().encode(m) + "]").encode()) == [m]
+        assert decode_messages(_payload(MessageEncoder().encode(m), m)) == [m]
     assert type(decode_messages(encode_messages([entries]))[0].entries[1].transition) is Configuration
-    bare = InstallSnapshotRequest(2, 6, 10, 5, 0, ((), ()), True)  # (no configuration: null)
+    bare = InstallSnapshotRequest(2, 6, 10, 5, 0, b"", True)  # (no configuration: null)
     assert message_to_json(bare)[-1] is None and decode_messages(encode_messages([bare])) == [bare]
 
 
 def test_storage_encoding_round_trips_without_pickle():
-    snapshot = next(m for m in MESSAGES if isinstance(m, InstallSnapshotRequest))
-    for value in (KVStore.put(1, 2, "k", "v"), KVStore.NOOP, snapshot.data, Configuration.of([1, 2], [3]),
-                  Configuration.of([5])):
+    kv_data = ((("a", "1"), ("b", "2")), ((7, (3, None)), (8, (1, True))))  # (raftlab <= 0.19 kept snapshots so)
+    for value in (KVStore.put(1, 2, "k", "v"), KVStore.NOOP, kv_data, SnapshotFile("snapshot-10-5.kv", 123),
+                  Configuration.of([1, 2], [3]), Configuration.of([5])):
         blob = storage_dumps(value)
         assert b"pickle" not in blob and blob[:1] == b"["
         assert storage_loads(blob) == value
@@ -146,7 +155,12 @@ def test_storage_encoding_round_trips_without_pickle():
     (["RIR", 2, 6, 41, True, None], "read_index"),
     (["RIR", 2, 6, 41, True], "RIR fields"),
     (["pvq", 2, 6, 9, 5], "unknown message type"),  # type names are exact
-    (["SQ", 2, 6, 10, 5, 0, [[["a", 1]], []], True, None], "snapshot items"),
+    (["SQ", 2, 6, 10, 5, 0, [[["a", "1"]], []], True, None], "chunk length"),
+    (["SQ", 2, 6, 10, 5, 0, "abc", True, None], "chunk length"),
+    (["SQ", 2, 6, 10, 5, -1, 0, True, None], "offset"),
+    (["SA", 2, 6, 10, 5], "SA fields"),
+    (["SA", 2, 6, 10, 5, -4], "offset"),
+    (["SA", 2, 6, 10, 5, "4"], "offset"),
     # configurations: one spelling each (strictly increasing ids), voters, disjoint sets, natural ids
     (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", [2, 1], []]]], 4, 0], "voters must be strictly increasing"),
     (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", [1, 1], []]]], 4, 0], "strictly increasing"),
@@ -161,11 +175,11 @@ def test_storage_encoding_round_trips_without_pickle():
     (["AEQ", 2, 3, 4, 2, [[5, 3, ["CFG", [1], []]]], 4, 0], "command must be a list of 6"),  # tags are exact
     (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", list(range(1025)), []]]], 4, 0], "more than 1024"),
     (["AEQ", 2, 3, 4, 2, [[5, 3, ["cfg", list(range(600)), list(range(600, 1200))]]], 4, 0], "more than 1024"),
-    (["SQ", 2, 6, 10, 5, 0, [[], []], True], "SQ fields"),  # the configuration is not optional on the wire
-    (["SQ", 2, 6, 10, 5, 0, [[], []], True, [[1], [1]]], "disjoint"),
-    (["SQ", 2, 6, 10, 5, 0, [[], []], True, [[1]]], "configuration must be a list of 2"),
-    (["SQ", 2, 6, 10, 5, 0, [[], []], True, "1,2"], "configuration must be a list"),
-    (["SQ", 2, 6, 10, 5, 0, [[], []], True, [[], []]], "needs voters"),
+    (["SQ", 2, 6, 10, 5, 0, 0, True], "SQ fields"),  # the configuration is not optional on the wire
+    (["SQ", 2, 6, 10, 5, 0, 0, True, [[1], [1]]], "disjoint"),
+    (["SQ", 2, 6, 10, 5, 0, 0, True, [[1]]], "configuration must be a list of 2"),
+    (["SQ", 2, 6, 10, 5, 0, 0, True, "1,2"], "configuration must be a list"),
+    (["SQ", 2, 6, 10, 5, 0, 0, True, [[], []]], "needs voters"),
     (["XX", 1], "unknown message type"),
     (["VR", 2, 5], "VR fields"),
     ({"VR": 1}, "message must be a list"),
@@ -174,6 +188,30 @@ def test_ill_typed_or_out_of_range_messages_are_refused(bad, why):
     with pytest.raises(FrameError, match=why) as caught:
         message_from_json(bad)
     assert caught.value.kind == "bad_payload"
+
+
+def test_snapshot_chunks_and_their_acknowledgements_travel_as_sent():
+    ack = SnapshotAck(3, 6, 10, 5, 1 << 40)
+    chunk = next(m for m in MESSAGES if isinstance(m, InstallSnapshotRequest) and m.offset)
+    assert decode_messages(encode_messages([ack])) == [ack] and decode_messages(encode_messages([chunk])) == [chunk]
+    assert message_to_json(chunk)[5:8] == [4096, 10, True]  # offset, data (its length), done (Little Raft's shape)
+    payload = encode_messages([chunk])
+    assert payload.endswith(b']\n["b","2"]\n')  # the chunk's bytes, raw, after the JSON
+    for bad in (payload[:-1], payload + b"x", encode_messages([ack]) + b'\n["b","2"]\n',
+                b'[["SQ",2,6,10,5,4096,10,true,null],["TN",2,6]]\n["b","2"]\n', b'[["SQ",2,6,10,5,4096,10,true,null]]'):
+        with pytest.raises(FrameError, match="travels alone"):
+            decode_messages(bad)
+    with pytest.raises(ValueError, match="alone"):
+        encode_messages([chunk, ack])
+    with pytest.raises(FrameError, match="claims to be from 3"):
+        decode_messages(encode_messages([ack]), sender=2)
+
+
+def test_malformed_stored_snapshot_files_are_refused():
+    for blob in (b'["f", "../raft.sqlite3", 5]', b'["f", "snapshot-1-1.kv", -5]', b'["f", "snapshot-1-1.kv"]',
+                 b'["f", "snapshot-x-1.kv", 5]', b'["f", 7, 5]'):
+        with pytest.raises(FrameError):
+            storage_loads(blob)
 
 
 def test_malformed_stored_configurations_are_refused():
@@ -311,7 +349,7 @@ def test_fuzz_random_bytes_give_only_frame_errors(data, after_handshake):
 @given(st.data())
 def test_fuzz_mutated_valid_frames_give_only_frame_errors(data):
     outbound, inbound = _established()
-    frame = bytearray(outbound.seal(encode_messages(MESSAGES)))
+    frame = bytearray(outbound.seal(encode_messages(FRAMED)))
     kind = data.draw(st.sampled_from(["flip", "cut", "insert", "splice"]))
     at = data.draw(st.integers(0, len(frame) - 1))
     if kind == "flip":
@@ -328,12 +366,12 @@ def test_fuzz_mutated_valid_frames_give_only_frame_errors(data):
         inbound.eof()
     except FrameError:
         pass
-    assert out == [] or (out == MESSAGES and kind == "splice")  # a splice may rewrite a byte as itself
+    assert out == [] or (out == FRAMED and kind == "splice")  # a splice may rewrite a byte as itself
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**64, 2**64) | st.text(max_size=5) | st.sampled_from(
-        ["AEQ", "AER", "VQ", "VR", "SQ", "SR", "PVQ", "PVR", "TN", "RIQ", "RIR", "put", "get", "cas", "cfg"]),
+        ["AEQ", "AER", "VQ", "VR", "SQ", "SR", "SA", "PVQ", "PVR", "TN", "RIQ", "RIR", "put", "get", "cas", "cfg"]),
     lambda inner: st.lists(inner, max_size=8) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
     max_leaves=30)
 
