@@ -7,6 +7,7 @@ store with at-most-once client sessions, `KVCommand` transitions) are built on i
 
 from .base import MachineEvent, ObservableStateMachine
 from .counter import Add, Counter
-from .kv import KVCommand, KVStore
+from .kv import SESSION_EXPIRED, KVCommand, KVStore, SessionExpired
 
-__all__ = ["Add", "Counter", "KVCommand", "KVStore", "MachineEvent", "ObservableStateMachine"]
+__all__ = ["SESSION_EXPIRED", "Add", "Counter", "KVCommand", "KVStore", "MachineEvent", "ObservableStateMachine",
+           "SessionExpired"]

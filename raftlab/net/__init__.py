@@ -5,9 +5,9 @@
 `KVClient` is its client (`raftlab kv`). Standard library only; no pickle anywhere.
 """
 
-from .client import KVClient, KVError
+from .client import KVClient, KVError, SessionExpiredError
 from .codec import MAX_FRAME, FrameError, InboundSession, OutboundSession, decode_messages, encode_messages
 from .transport import TcpCluster, TransportStats
 
-__all__ = ["MAX_FRAME", "FrameError", "InboundSession", "KVClient", "KVError", "OutboundSession", "TcpCluster",
-           "TransportStats", "decode_messages", "encode_messages"]
+__all__ = ["MAX_FRAME", "FrameError", "InboundSession", "KVClient", "KVError", "OutboundSession", "SessionExpiredError",
+           "TcpCluster", "TransportStats", "decode_messages", "encode_messages"]

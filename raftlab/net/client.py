@@ -5,6 +5,12 @@ same (client, seq) until it is answered or the deadline passes, so a retried wri
 Reads (`get`) use ReadIndex by default: no log write, answered by whichever node it asks that knows
 a leader (`get(key, through_log=True)`: the old way, a ``get`` command through the log).
 Membership changes (`add_member`, `promote_member`, `remove_member`) go to the leader the same way.
+
+Sessions (thesis §6.3): before its first command a client registers its session (a ``register``
+command through the log). A cluster with bounded sessions forgets a session idle for longer than its
+timeout and answers the next command ``session_expired``, without applying it. The client then
+registers again and sends the command again (with a new seq) only if no earlier attempt of it can have
+been applied; otherwise it raises `SessionExpiredError`: sent again, the command could be applied twice.
 """
 
 from __future__ import annotations
@@ -22,6 +28,21 @@ from .transport import Address
 
 class KVError(RuntimeError):
     """The cluster refused a request, or did not answer before the deadline."""
+
+
+class SessionExpiredError(KVError):
+    """The cluster has no session for this client any more (it was idle longer than the session
+    timeout) and an earlier attempt of the command may have been applied before it expired: the
+    command was not applied now, and its outcome is unknown. Read the state before doing it again;
+    the client registers a new session for its next command.
+
+    `maybe_applied` is False only when no attempt of the command can have been applied (`KVClient`
+    then registers again and retries by itself, so a caller sees that case only if it repeats).
+    """
+
+    def __init__(self, message: str, maybe_applied: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
 
 
 def _address(a: Sequence[Any]) -> Address:
@@ -93,6 +114,8 @@ class KVClient:
         self.seq = 0
         self.timeout = timeout
         self.retries = 0  # times a command was sent again
+        self.registrations = 0  # sessions registered (the first, and one after each expiry)
+        self._registered = False  # a session was registered and has not been reported expired since
         self._leader: Address | None = None
         self._connections: dict[Address, _Connection] = {}
         self._tls, self._token = tls, token
@@ -134,9 +157,8 @@ class KVClient:
         {"voters", "learners", "index"}, "addresses": {id: {"peer", "client"}}}`` once committed
         (at once if it is a learner already). `KVError` if it is a voter already, or the leader kept
         refusing the change (``refused``: the core's reason) until the timeout."""
-        self.seq += 1
-        return self._retry({"op": "member_add", "node": node, "peer": _text(peer), "client_address": _text(client),
-                            "client": self.client_id, "seq": self.seq}, final=self._MEMBER_FINAL, wait=("refused",))
+        return self._session_command({"op": "member_add", "node": node, "peer": _text(peer),
+                                      "client_address": _text(client)}, final=self._MEMBER_FINAL, wait=("refused",))
 
     def promote_member(self, node: int) -> dict:
         """Make the learner `node` a voter; the leader refuses until it has caught up (MC-LEARNER), and
@@ -160,10 +182,36 @@ class KVClient:
         return self.command("cas", key, value, expected)
 
     def command(self, op: str, key: str, value: str | None = None, expected: str | None = None) -> Any:
-        """Run one command (a new seq), retrying it as-is until answered; raises `KVError`."""
+        """Run one command (a new seq), retrying it as-is until answered; raises `KVError`, and
+        `SessionExpiredError` if the session expired while the command may have been applied."""
+        return self._session_command({"op": op, "key": key, "value": value, "expected": expected})
+
+    def register(self) -> None:
+        """Register (or refresh) this client's session: a ``register`` command through the log. Commands
+        do it when needed (before the first one, and after the session expired)."""
         self.seq += 1
-        return self._retry({"op": op, "client": self.client_id, "seq": self.seq, "key": key, "value": value,
-                            "expected": expected})
+        self._retry({"op": "register", "client": self.client_id, "seq": self.seq, "key": ""})
+        self._registered = True
+        self.registrations += 1
+
+    def _session_command(self, request: dict, **options: Any) -> Any:
+        """Send `request` with this client's id and a new seq, registering a session first if it has none.
+        On ``session_expired`` it registers again and sends the request once more, with a new seq, only if
+        no attempt of it can have been applied (each attempt was refused before reaching a log, or was
+        answered ``session_expired``): the store applies each (client, seq) at most once, but a new seq is a
+        new command, so after a possibly applied attempt that would risk a second application."""
+        for renewal in (False, True):
+            if not self._registered:
+                self.register()
+            self.seq += 1
+            request.update(client=self.client_id, seq=self.seq)
+            try:
+                return self._retry(request, **options)
+            except SessionExpiredError as error:
+                self._registered = False
+                if renewal or error.maybe_applied:
+                    raise
+        raise AssertionError("unreachable")  # (the second pass returns or raises)
 
     def _retry(self, request: dict, final: Sequence[str] = ("bad_request",), wait: Sequence[str] = (),
                done_if_unsure: Sequence[str] = ()) -> Any:
@@ -203,6 +251,13 @@ class KVClient:
             last_error = f"{target[0]}:{target[1]}: {error}" + (f" ({reply['detail']})" if reply.get("detail") else "")
             if error in done_if_unsure and unsure:
                 return {"configuration": reply.get("configuration")}
+            if error == "session_expired":  # not applied now; but an earlier attempt may have been
+                raise SessionExpiredError(
+                    f"session expired: client {self.client_id}'s session was dropped by the cluster (idle longer "
+                    f"than its session timeout) and an earlier attempt of command {request.get('seq')} got no "
+                    "answer, so it may have been applied before: it was not sent again (that could apply it "
+                    "twice). Read the state to know; the next command registers a new session" if unsure else
+                    f"session expired: client {self.client_id} has no session ({reply.get('message')})", unsure)
             if error in final:
                 raise KVError(f"{str(error).replace('_', ' ')}: {reply.get('detail')}")
             unsure = unsure or error in ("timeout", "unknown", "stopped")

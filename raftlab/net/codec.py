@@ -3,13 +3,18 @@
 Everything here is sans-I/O (bytes in, bytes or messages out) and uses the standard library only.
 No pickle: messages travel as JSON arrays whose every field is checked on decode; a `KVCommand`
 is rebuilt through its own validating constructor and each message through `check_message`. A log
-entry's transition is a `KVCommand` (its six fields) or a `Configuration` (``["cfg", voters, learners]``,
-each a strictly increasing list of ids); an InstallSnapshot carries one chunk of the snapshot's file (see
-`raftlab.net.snapshots`): its data field is the chunk's length, and the chunk's raw bytes follow the
-JSON after one newline (such a request travels alone in its payload, so that the follower writes the
-bytes where they arrived, uncopied); its last field is the snapshot's configuration (``[voters,
+entry's transition is a `KVCommand` (its six fields ``[client, seq, op, key, value, expected]``, then
+``time_us, timeout_us`` unless both are 0: one spelling per command, and the six-field form of the log
+entries written before bounded sessions still reads) or a `Configuration` (``["cfg", voters, learners]``,
+each a strictly increasing list of ids). An InstallSnapshot carries one chunk of the snapshot's file
+(see `raftlab.net.snapshots`): its data field is the chunk's length, and the chunk's raw bytes follow
+the JSON after one newline (such a request travels alone in its payload, so that the follower writes
+the bytes where they arrived, uncopied); its last field is the snapshot's configuration (``[voters,
 learners]``, or null). Each chunk is acknowledged by a `SnapshotAck` (``["SA", ...]``: the transport's,
-not the core's).
+not the core's). A snapshot's `KVData` (in a snapshot file's first line, and in the sqlite file of a
+node of raftlab <= 0.19) is ``[items, sessions]`` (``[client, [seq, result]]`` each) while the store's
+clock and timeout are 0, as before bounded sessions, else ``[items, sessions, clock_us, timeout_us]``
+(``[client, [seq, result], last_active_us]`` each, with last_active_us <= clock_us).
 
 Frames: a 4-byte big-endian length, then that many bytes (at most `MAX_FRAME`).
 
@@ -125,6 +130,8 @@ _SNAPSHOT_NAME = re.compile(r"snapshot-[0-9]{1,19}-[0-9]{1,19}\.kv")
 
 # ----- messages <-> JSON ------------------------------------------------------------------------------
 def _command(c: KVCommand) -> list:
+    if c.time_us or c.timeout_us:
+        return [c.client, c.seq, c.op, c.key, c.value, c.expected, c.time_us, c.timeout_us]
     return [c.client, c.seq, c.op, c.key, c.value, c.expected]
 
 
@@ -147,8 +154,13 @@ def _entries(entries: Iterable[LogEntry]) -> list:
 
 def kv_data_to_json(data: Any) -> list:
     """The JSON form of `KVData` (the inverse of `kv_data_from_json`)."""
-    items, sessions = data
-    return [[[k, v] for k, v in items], [[client, [seq, result]] for client, (seq, result) in sessions]]
+    pairs = [[k, v] for k, v in data[0]]
+    if len(data) == 2:  # `LegacyKVData`
+        return [pairs, [[client, [seq, result]] for client, (seq, result) in data[1]]]
+    _, sessions, clock, timeout = data
+    if not clock and not timeout:  # (then every last-active time is 0: the one spelling is the old form)
+        return [pairs, [[client, [seq, result]] for client, (seq, result), _ in sessions]]
+    return [pairs, [[client, [seq, result], at] for client, (seq, result), at in sessions], clock, timeout]
 
 
 def message_to_json(m: Wire) -> list:
@@ -276,12 +288,20 @@ def _list(value: Any, name: str, length: int | None = None) -> list:
 
 
 def command_from_json(value: Any) -> KVCommand:
-    """A `KVCommand` from its JSON list, validated by its constructor; `FrameError` otherwise."""
-    client, seq, op, key, val, expected = _list(value, "command", 6)
+    """A `KVCommand` from its JSON list (six fields, or eight with ``time_us, timeout_us``, not both 0),
+    validated by its constructor; `FrameError` otherwise."""
+    if type(value) is not list or len(value) not in (6, 8):
+        raise _bad("command must be a list of 6 items (or 8, with time_us and timeout_us)")
+    client, seq, op, key, val, expected = value[:6]
+    time_us = timeout_us = 0
+    if len(value) == 8:
+        time_us, timeout_us = _nat(value[6], "time_us"), _nat(value[7], "timeout_us")
+        if not time_us and not timeout_us:
+            raise _bad("command: time_us and timeout_us 0 are written as the 6-item form")
     if type(client) is not int or not -_MAX_INT <= client <= _MAX_INT:
         raise _bad("command client must be an int")
     try:  # KVCommand checks the type of every field, and the op
-        return KVCommand(client, _nat(seq, "seq"), op, key, val, expected)
+        return KVCommand(client, _nat(seq, "seq"), op, key, val, expected, time_us, timeout_us)
     except ValueError as error:
         raise _bad(str(error)[:200]) from None
 
@@ -320,24 +340,41 @@ def transition_from_json(value: Any) -> KVCommand | Configuration:
 
 
 def kv_data_from_json(value: Any) -> tuple:
-    """`KVData` (tuples) from its JSON form, every field checked."""
-    items, sessions = _list(value, "snapshot data", 2)
+    """`KVData` (tuples) from its JSON form, every field checked: ``[items, sessions]`` (the form of
+    every snapshot before bounded sessions) gives a `LegacyKVData`, ``[items, sessions, clock_us,
+    timeout_us]`` a `TimedKVData`."""
+    if type(value) is not list or len(value) not in (2, 4):
+        raise _bad("snapshot data must be a list of 2 items (or 4, with clock_us and timeout_us)")
+    timed = len(value) == 4
+    clock = timeout = 0
+    if timed:
+        clock, timeout = _nat(value[2], "snapshot clock_us"), _nat(value[3], "snapshot timeout_us")
+        if not clock and not timeout:
+            raise _bad("snapshot data: clock_us and timeout_us 0 are written as the 2-item form")
+    items, sessions = value[:2]
     pairs = []
     for item in _list(items, "snapshot items"):
         k, v = _list(item, "snapshot item", 2)
         if type(k) is not str or type(v) is not str:
             raise _bad("snapshot items are pairs of strings")
         pairs.append((k, v))
-    sess = []
+    sess: list[tuple] = []
     for item in _list(sessions, "snapshot sessions"):
-        client, last = _list(item, "session", 2)
+        client, last, *at = _list(item, "session", 3 if timed else 2)
         seq, result = _list(last, "session value", 2)
         if type(client) is not int or not -_MAX_INT <= client <= _MAX_INT:
             raise _bad("session client must be an int")
+        if sess and client <= sess[-1][0]:
+            raise _bad("snapshot sessions must be in strictly increasing client order")
         if result is not None and type(result) not in (str, bool):
             raise _bad("session result must be a string, a bool or null")
-        sess.append((client, (_nat(seq, "session seq"), result)))
-    return (tuple(pairs), tuple(sess))
+        if timed:
+            if _nat(at[0], "session last_active_us") > clock:
+                raise _bad("session last_active_us must be <= the snapshot's clock_us")
+            sess.append((client, (_nat(seq, "session seq"), result), at[0]))
+        else:
+            sess.append((client, (_nat(seq, "session seq"), result)))
+    return (tuple(pairs), tuple(sess), clock, timeout) if timed else (tuple(pairs), tuple(sess))
 
 
 def message_from_json(value: Any) -> Wire:

@@ -15,12 +15,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .client import KVClient, KVError, parse_address
+from .client import KVClient, KVError, SessionExpiredError, parse_address
 from .tls import client_context, has_tls, init_tls, issue_node, read_token
 from .transport import Address
 
 COMMANDS = ("node", "kv", "cluster")
 CLIENT_OFFSET = 1000
+SESSION_TIMEOUT = 3600.0  # seconds a client session may stay idle (raftlab node's default)
+
+
+def parse_session_timeout(text: str) -> float | None:
+    """``--session-timeout``: a positive number of seconds, or ``none`` (sessions never expire)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds or 'none', not {text!r}")
+    return seconds
+
+
+def _session_timeout_text(text: str) -> str:
+    """`raftlab cluster`'s ``--session-timeout``: checked, and passed on as given to each node."""
+    parse_session_timeout(text)
+    return text.strip()
 
 
 def parse_peers(text: str) -> dict[int, Address]:
@@ -94,6 +114,10 @@ def add_parsers(commands: Any) -> None:
                            "(needs CheckQuorum; every node should use it alike)")
     node.add_argument("--drift-bound", type=float, default=None, metavar="R",
                       help="with --read-lease: the most one clock's rate may exceed another's (default 1.1)")
+    node.add_argument("--session-timeout", type=parse_session_timeout, default=SESSION_TIMEOUT, metavar="SECONDS",
+                      help="client sessions idle longer than this expire, by the leader's clock carried in the log "
+                           "(default 3600; 'none': never). This node proposes it when it leads; the cluster applies "
+                           "the latest one registered")
     node.add_argument("--join", action="store_true",
                       help="a new node joining a running cluster as a learner (never counted, never stands until "
                            "promoted): --peers lists the cluster's members and this node; `raftlab cluster add` "
@@ -126,6 +150,8 @@ def add_parsers(commands: Any) -> None:
                          help="up: no TLS (frames between nodes authenticated by the key but not encrypted; clients "
                               "not authenticated): for loopback experiments only")
     cluster.add_argument("--base-port", type=int, default=7001, help="peer port of node 1 (up; default 7001)")
+    cluster.add_argument("--session-timeout", type=_session_timeout_text, default=None, metavar="SECONDS",
+                         help="up, add: each node's --session-timeout (default: the node's, 3600; 'none': never)")
     cluster.add_argument("--id", type=int, help="add, remove: the node")
     cluster.add_argument("--addr", help="add: the new node's peer address HOST:PORT (clients: port + --client-offset)")
     cluster.add_argument("--peers", type=parse_peers,
@@ -171,7 +197,7 @@ def _node(parser: argparse.ArgumentParser, args: Any) -> int:
     options: dict[str, Any] = {"durable": args.storage == "sqlite", "loop": args.loop,
                                "fsync": not args.unsafe_no_fsync, "pre_vote": not args.no_pre_vote,
                                "check_quorum": not args.no_check_quorum, "read_lease": args.read_lease,
-                               "learner": args.join}
+                               "learner": args.join, "session_timeout": args.session_timeout}
     if args.drift_bound is not None:
         if not 1.0 <= args.drift_bound < float("inf"):
             parser.error("node: --drift-bound must be a number >= 1")
@@ -241,6 +267,10 @@ def _kv(parser: argparse.ArgumentParser, args: Any) -> int:
                 result = client.transfer(int(a[0]))
             else:
                 result = client.command(args.op, *a)
+        except SessionExpiredError as error:  # (a KVError: the outcome of this command is unknown)
+            print(f"kv {args.op}: {error}\nkv {args.op}: the command may or may not have been applied: check "
+                  f"with `raftlab kv get` before running it again", file=sys.stderr)
+            return 1
         except KVError as error:
             print(f"kv {args.op}: {error}", file=sys.stderr)
             return 1
@@ -303,7 +333,7 @@ def _cluster_up(parser: argparse.ArgumentParser, args: Any) -> int:
             process = subprocess.Popen(
                 [sys.executable, "-m", "raftlab.cli", "node", "--id", str(i), "--peers", peers,
                  "--data-dir", str(folder / f"node{i}"), "--key-file", str(key_file)]
-                + (["--tls-dir", str(folder)] if tls else []),
+                + (["--tls-dir", str(folder)] if tls else []) + _session_option(args),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         pids[str(i)] = process.pid
     pids_file.write_text(json.dumps({"pids": pids, "peers": peers, "tls": tls}) + "\n")
@@ -311,6 +341,12 @@ def _cluster_up(parser: argparse.ArgumentParser, args: Any) -> int:
           + (f"; TLS with the files of {folder}/tls" if tls else "; plain TCP (no TLS)"))
     print(f"try: raftlab kv --peers {peers}{f' --tls-dir {folder}' if tls else ''} put hello world")
     return 0
+
+
+def _session_option(args: Any) -> list[str]:
+    """``--session-timeout`` for the nodes `raftlab cluster` starts, if it was given."""
+    timeout = getattr(args, "session_timeout", None)
+    return [] if timeout is None else ["--session-timeout", timeout]
 
 
 def _alive(pid: int) -> bool:
@@ -441,7 +477,8 @@ def _cluster_add(parser: argparse.ArgumentParser, args: Any) -> int:
         members = {**_members(added), args.id: peer}
         process = None
         if key_file is not None and data_dir is not None and not args.no_start:
-            process = _start_node(args.id, members, key_file, data_dir, folder, args.client_offset, tls)
+            process = _start_node(args.id, members, key_file, data_dir, folder, args.client_offset, tls,
+                                  _session_option(args))
             log = _node_log(folder, data_dir, args.id)
             _say(f"started node {args.id} (pid {process.pid}) with --join; its log: {log}")
             if folder is not None:  # recorded at once: `cluster down` stops it whatever happens next
@@ -491,13 +528,13 @@ def _node_log(folder: Path | None, data_dir: str, ident: int) -> Path:
 
 
 def _start_node(ident: int, members: dict[int, Address], key_file: str, data_dir: str, folder: Path | None,
-                offset: int, tls: bool) -> subprocess.Popen:
+                offset: int, tls: bool, extra: list[str] | None = None) -> subprocess.Popen:
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     with open(_node_log(folder, data_dir, ident), "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "raftlab.cli", "node", "--id", str(ident), "--peers", _format_peers(members),
              "--data-dir", data_dir, "--key-file", key_file, "--client-offset", str(offset), "--join"]
-            + (["--tls-dir", str(folder)] if tls else []),
+            + (["--tls-dir", str(folder)] if tls else []) + (extra or []),
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
 
 

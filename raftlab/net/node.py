@@ -13,7 +13,16 @@ the request's ``id`` echoed, so requests may be pipelined):
   ``append``, and ``cas`` with ``expected``): through the log, at most once per (client, seq);
   reply ``{"id": 1, "ok": true, "result": R}``, or ``{"ok": false, "error": "not_leader",
   "leader": "HOST:PORT" | null}``, ``"unknown"`` (removed from this node's log: retry with the same seq),
-  ``"timeout"``, ``"bad_request"``; a leader handing its leadership over answers ``not_leader`` too;
+  ``"timeout"``, ``"bad_request"``, ``"session_expired"`` (with ``message``: the client has no session,
+  never registered or expired, so the command was not applied; see below); a leader handing its
+  leadership over answers ``not_leader`` too;
+- ``{"id": 1, "op": "register", "client": C, "seq": S}``: creates (or refreshes) the session of client C,
+  through the log like a command (reply ``{"ok": true, "result": null}``). Bounded sessions (thesis
+  §6.3, `KVStore`): the leader stamps each client command it hands to its replica with its wall clock
+  (``KVCommand.time_us``) and each register with its `session_timeout`; once a register with a timeout
+  is applied, sessions idle longer than it expire on every replica alike (by the clock in the log), and
+  a command of a client without a session is answered ``session_expired``, never applied: a client
+  registers first, and again after ``session_expired`` if its command cannot have been applied before;
 - ``{"id": 1, "op": "read", "key": K}``: a linearizable read without a log write (ReadIndex, thesis
   §6.4; `Replica.read`), served by any node that knows a leader: a follower asks the leader for a read
   index and answers from its own store once it has applied that far. The reads that arrive in one round
@@ -70,7 +79,7 @@ from typing import Any, cast
 
 from ..core import Configuration, Event, EventKind, LogEntry, MemoryStorage, Replica, Role, Snapshot
 from ..core.interfaces import ReadState, TransitionState
-from ..machines.kv import OPS, KVCommand, KVStore
+from ..machines.kv import OPS, KVCommand, KVStore, SessionExpired
 from ..storage import SqliteStorage
 from .client import KVError, parse_address
 from .codec import SnapshotFile, storage_dumps, storage_loads
@@ -123,9 +132,9 @@ class ServedKVStore(KVStore):
     otherwise keep one entry per command). Its snapshots are files in `folder` (`raftlab.net.snapshots`):
     the data of its `Snapshot`s is a `SnapshotFile`, written and read a line at a time."""
 
-    def __init__(self, on_event: Any, on_read: Callable[[Hashable, ReadState], None] | None = None, *,
-                 folder: Path) -> None:
-        super().__init__()
+    def __init__(self, on_event: Any, on_read: Callable[[Hashable, ReadState], None] | None = None,
+                 session_timeout: float | None = None, *, folder: Path) -> None:
+        super().__init__(session_timeout)
         self._on_event = on_event
         self._on_read = on_read
         self.folder = folder  # the snapshot files
@@ -193,7 +202,8 @@ class KVNode:
                  election: tuple[float, float] = ELECTION, durable: bool = True, fsync: bool = True,
                  snapshot_every: int = SNAPSHOT_EVERY, pre_vote: bool = True, check_quorum: bool = True,
                  read_lease: bool = False, drift_bound: float = DRIFT_BOUND, learner: bool = False,
-                 tls: NodeTls | None = None, snapshot_chunk: int = CHUNK_SIZE) -> None:
+                 tls: NodeTls | None = None, session_timeout: float | None = None,
+                 snapshot_chunk: int = CHUNK_SIZE) -> None:
         if type(snapshot_every) is not int or snapshot_every < 0:
             raise ValueError(f"snapshot_every must be an int >= 0 (0: never), not {snapshot_every!r}")
         if read_lease and not check_quorum:  # (the replica says so too, but only after files are made)
@@ -206,7 +216,10 @@ class KVNode:
         self._changes: set[asyncio.Task] = set()  # membership changes under way
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = ServedKVStore(self._on_machine, self._on_read, folder=self.data_dir / "snapshots")
+        # session_timeout (seconds, None: never expire) goes into the register commands this node proposes
+        # as leader; the store applies the log's timeout, so nodes configured differently cannot diverge
+        self.store = ServedKVStore(self._on_machine, self._on_read, session_timeout,
+                                   folder=self.data_dir / "snapshots")
         self.store.folder.mkdir(exist_ok=True)
         # durable=False (benchmarks only): MemoryStorage, so a restarted node forgets its term and vote
         # fsync=False (--unsafe-no-fsync): survives the crash of the process, not of the machine
@@ -369,7 +382,10 @@ class KVNode:
         if transition_id not in self._waiting:
             return
         if kind == "applied":
-            reply = {"ok": True, "result": result}
+            if type(result) is SessionExpired:  # not applied: the client has no session (KVStore)
+                reply = _session_expired(transition_id)
+            else:
+                reply = {"ok": True, "result": result}
         elif kind == "state" and state is not None and state.final:  # the client retries with the same seq
             why = {TransitionState.ABANDONED_NOT_LEADER: "not_leader", TransitionState.UNKNOWN: "unknown",
                    TransitionState.ABANDONED_REFUSED: "refused"}.get(state, "abandoned")
@@ -562,7 +578,8 @@ class KVNode:
                                 if r.role is Role.LEADER else None),
                 "last_index": r.log.last_index, "snapshot_index": r.log.base_index, "log_entries": len(r.log),
                 "commit_index": r.commit_index, "last_applied": r.last_applied,
-                "keys": len(self.store.data), "replica_dropped": r.stats.dropped,
+                "keys": len(self.store.data), "sessions": len(self.store.sessions),
+                "session_timeout": self.store.session_timeout, "replica_dropped": r.stats.dropped,
                 "pre_vote": r.pre_vote, "check_quorum": r.check_quorum, "read_lease": r.read_lease,
                 "transfer_to": r.transfer_to if r.role is Role.LEADER else None, "reads_answered": self.reads_answered,
                 "read_indexes": self.read_indexes,
@@ -593,7 +610,7 @@ class KVNode:
         if op not in OPS:
             raise ValueError(f"unknown op {op!r}")
         client, seq = _session(request)
-        untrusted_key: Any = request.get("key")  # like value and expected: KVCommand checks every field's type
+        untrusted_key: Any = request.get("key", "" if op == "register" else None)  # KVCommand checks every field
         command = KVCommand(client, seq, op, untrusted_key, request.get("value"), request.get("expected"))
         if op != "get" and command.key.startswith(MEMBER_PREFIX):
             raise ValueError(f"keys starting with {MEMBER_PREFIX!r} are reserved for the members' addresses")
@@ -806,9 +823,10 @@ class KVNode:
     def _admit(self) -> None:
         """Hand at most ADMIT_PER_ROUND queued commands to the state machine (the rest wait a round),
         so that a burst of clients cannot stall heartbeats for longer than one bounded round."""
-        queue, submit = self._admission, self.store.submit
+        queue, submit, stamp = self._admission, self.store.submit, self.store.stamp
+        now_us = time.time_ns() // 1000  # the leader's wall clock, carried in the log (bounded sessions)
         for _ in range(min(len(queue), ADMIT_PER_ROUND)):
-            submit(queue.popleft())
+            submit(stamp(queue.popleft(), now_us))
 
 
 class _Client(asyncio.Protocol):
@@ -908,6 +926,16 @@ def _session(request: dict) -> tuple[int, int]:
     if type(client) is not int or not 0 <= client < 2**63 or type(seq) is not int or not 0 <= seq < 2**63:
         raise ValueError("client and seq must be ints in [0, 2**63)")
     return client, seq
+
+
+def _session_expired(transition_id: Any) -> dict:
+    """The reply to a command refused for want of a session (`SessionExpired`)."""
+    client, seq = transition_id
+    return {"ok": False, "error": "session_expired", "leader": None, "message": (
+        f"client {client} has no session (it never registered, or it was idle longer than the session timeout): "
+        f"command {seq} was not applied now. Register again ({{\"op\": \"register\"}} with a new seq) before "
+        "new commands; if an earlier attempt of this command got no answer, it may have been applied before the "
+        "session expired, and its outcome is unknown: read the state before doing it again")}
 
 
 def _reply(rid: Any, ok: bool, **fields: Any) -> bytes:

@@ -118,11 +118,14 @@ def read_kv_snapshot(path: Path) -> tuple:
     line checked as strictly as network data: `FrameError`), so that a store loads it without holding
     the whole file in memory. Consume the items before anything else replaces the file."""
     f = open(path, "rb")  # noqa: SIM115  (closed by the items' iterator at its end)
-    header = loads_strict(f.readline())
-    if type(header) is not list or len(header) != 2 or header[0] != FORMAT:
+    try:
+        header = loads_strict(f.readline())
+        if type(header) is not list or len(header) != 2 or header[0] != FORMAT:
+            raise FrameError("bad_payload", f"{path.name}: not a {FORMAT} file")
+        rest = kv_data_from_json(header[1])
+    except BaseException:
         f.close()
-        raise FrameError("bad_payload", f"{path.name}: not a {FORMAT} file")
-    rest = kv_data_from_json(header[1])
+        raise
 
     def items() -> Iterator[tuple[str, str]]:
         with f:

@@ -13,12 +13,13 @@ from raftlab.core import (
     VoteRequest, VoteResponse,
 )
 from raftlab.core.messages import (
-    MESSAGE_TYPES, PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse, TimeoutNow,
+    MESSAGE_TYPES, PreVoteRequest, PreVoteResponse, ReadIndexRequest, ReadIndexResponse, Snapshot, TimeoutNow,
 )
-from raftlab.machines import KVStore
+from raftlab.machines import KVCommand, KVStore
+from raftlab.net.snapshots import FORMAT, read_kv_snapshot, write_kv_snapshot
 from raftlab.net.codec import (
     HEADER, MAX_FRAME, FrameError, InboundSession, MessageEncoder, OutboundSession, SnapshotAck, SnapshotFile,
-    decode_messages, encode_messages, message_from_json, message_to_json, storage_dumps, storage_loads,
+    decode_messages, encode_messages, kv_data_to_json, message_from_json, message_to_json, storage_dumps, storage_loads,
 )
 
 KEY = b"k" * 32
@@ -117,6 +118,83 @@ def test_storage_encoding_round_trips_without_pickle():
         blob = storage_dumps(value)
         assert b"pickle" not in blob and blob[:1] == b"["
         assert storage_loads(blob) == value
+
+
+TIMED_DATA = ((("a", "1"),), ((7, (3, None), 1_000), (8, (1, True), 2_500)), 2_500, 60_000_000)
+
+
+def test_bounded_session_fields_round_trip_on_the_wire_and_in_storage(tmp_path):
+    register = KVCommand(7, 4, "register", "", time_us=1_700_000_000_000_000, timeout_us=3_600_000_000)
+    put = KVCommand(7, 5, "put", "a", "x", time_us=1_700_000_000_000_001)
+    entries = AppendEntryRequest(2, 3, 4, 2, (LogEntry(register, 5, 3), LogEntry(put, 6, 3)), 4)
+    assert message_to_json(entries)[5][0][2] == [7, 4, "register", "", None, None, 1_700_000_000_000_000,
+                                                 3_600_000_000]
+    assert kv_data_to_json(TIMED_DATA) == [[["a", "1"]], [[7, [3, None], 1_000], [8, [1, True], 2_500]], 2_500,
+                                           60_000_000]
+    assert decode_messages(encode_messages([entries])) == [entries]
+    assert decode_messages(("[" + MessageEncoder().encode(entries) + "]").encode()) == [entries]
+    file = write_kv_snapshot(tmp_path, 10, 5, TIMED_DATA)  # (a snapshot travels as its file, in chunks)
+    items, *rest = read_kv_snapshot(tmp_path / file.name)
+    assert (tuple(items), *rest) == TIMED_DATA
+    for value in (register, put, TIMED_DATA):
+        assert storage_loads(storage_dumps(value)) == value
+    # an untimed command and an untimed store keep the forms written before bounded sessions
+    assert message_to_json(MESSAGES[0])[5][0][2] == [7, 1, "put", "a", "x", None]
+    untimed = storage_dumps(((("a", "1"),), ((7, (3, None), 0),), 0, 0))
+    assert untimed == storage_dumps(((("a", "1"),), ((7, (3, None)),)))
+
+
+def test_old_log_entries_and_snapshots_still_load():
+    # the exact bytes SqliteStorage held before bounded sessions: a command and a snapshot
+    command = storage_loads(b'["c", [7, 2, "put", "k", "v", null]]')
+    assert command == KVStore.put(7, 2, "k", "v") and command.time_us == 0 and command.timeout_us == 0
+    data = storage_loads(b'["s", [[["k", "v"]], [[7, [2, null]], [9, [1, "ab"]]]]]')
+    assert data == ((("k", "v"),), ((7, (2, None)), (9, (1, "ab"))))
+    store = KVStore(session_timeout=60)
+    store.set_snapshot(Snapshot(3, 1, data))
+    assert dict(store.sessions) == {7: (2, None), 9: (1, "ab")} and store.clock_us == 0 and store.timeout_us == 0
+    assert store.results[(9, 1)] == "ab"
+
+
+@pytest.mark.parametrize("bad, why", [
+    ([7, 1, "put", "a", "x", None, 0, 0], "6-item form"),  # one spelling per command
+    ([7, 1, "put", "a", "x", None, 5], "list of 6 items"),
+    ([7, 1, "put", "a", "x", None, -5, 0], "time_us"),
+    ([7, 1, "put", "a", "x", None, 5.0, 0], "time_us"),
+    ([7, 1, "put", "a", "x", None, True, 0], "time_us"),
+    ([7, 1, "put", "a", "x", None, 2**63, 0], "time_us"),
+    ([7, 1, "put", "a", "x", None, 5, None], "timeout_us"),
+    ([7, 1, "put", "a", "x", None, 5, 9], "timeout_us is only for 'register'"),  # KVCommand's own check
+    ([7, 1, "register", "k", None, None, 5, 9], "key must be ''"),
+    ([7, 1, "register", "", "v", None, 5, 9], "value must be None"),
+])
+def test_ill_typed_bounded_session_commands_are_refused(bad, why):
+    with pytest.raises(FrameError, match=why) as caught:
+        message_from_json(["AEQ", 2, 3, 4, 2, [[5, 3, bad]], 4, 0])
+    assert caught.value.kind == "bad_payload"
+
+
+@pytest.mark.parametrize("bad, why", [
+    ([[], [], 0, 0], "2-item form"),  # one spelling per snapshot
+    ([[], [], 5], "list of 2 items"),
+    ([[], [], -1, 5], "clock_us"),
+    ([[], [], 5, "60"], "timeout_us"),
+    ([[], [[7, [1, None]]], 5, 60], "session must be a list of 3"),  # the timed form has last-active times
+    ([[], [[7, [1, None], 1]]], "session must be a list of 2"),
+    ([[], [[7, [1, None], 6]], 5, 60], "last_active_us must be <="),
+    ([[], [[7, [1, None], -1]], 5, 60], "last_active_us"),
+    ([[], [[7, [1, None], None]], 5, 60], "last_active_us"),
+    ([[], [[8, [1, None], 1], [7, [1, None], 1]], 5, 60], "strictly increasing client"),
+    ([[], [[7, [1, None]], [7, [2, None]]]], "strictly increasing client"),
+    ([[], [[7, [1, 2.5], 1]], 5, 60], "floats"),
+    ([[], [[7, [1, 3], 1]], 5, 60], "session result"),
+])
+def test_ill_typed_snapshot_sessions_are_refused(bad, why, tmp_path):
+    with pytest.raises(FrameError, match=why):
+        storage_loads(json.dumps(["s", bad]).encode())
+    (tmp_path / "s.kv").write_text(json.dumps([FORMAT, bad]) + "\n")  # the first line of a snapshot file
+    with pytest.raises(FrameError, match=why):
+        read_kv_snapshot(tmp_path / "s.kv")
 
 
 @pytest.mark.parametrize("bad, why", [
