@@ -19,7 +19,7 @@ from .client import KVClient, KVError, parse_address
 from .tls import client_context, has_tls, init_tls, issue_node, read_token
 from .transport import Address
 
-COMMANDS = ("node", "kv", "cluster")
+COMMANDS = ("node", "kv", "cluster", "soak")
 CLIENT_OFFSET = 1000
 
 
@@ -57,7 +57,9 @@ def read_key(path: str | Path) -> bytes:
 
 
 def add_parsers(commands: Any) -> None:
-    """Add the three commands to the `raftlab` parser's subparsers."""
+    """Add the net commands to the `raftlab` parser's subparsers."""
+    from .soak import add_parser as add_soak
+
     node = commands.add_parser("node", help="run one replica of a replicated key-value store over TCP")
     node.add_argument("--id", type=int, required=True, help="this node's id (one of --peers)")
     node.add_argument("--peers", type=parse_peers, required=True, help="every node: 1=HOST:PORT,2=HOST:PORT,...")
@@ -137,6 +139,7 @@ def add_parsers(commands: Any) -> None:
     cluster.add_argument("--no-start", action="store_true",
                          help="add: do not start the node (run `raftlab node --join ...` yourself): only add it as a "
                               "learner, wait until it has caught up and promote it")
+    add_soak(commands)
 
 
 def run(parser: argparse.ArgumentParser, args: Any) -> int:
@@ -144,6 +147,10 @@ def run(parser: argparse.ArgumentParser, args: Any) -> int:
         return _node(parser, args)
     if args.command == "kv":
         return _kv(parser, args)
+    if args.command == "soak":
+        from .soak import run_soak
+
+        return run_soak(parser, args)
     if args.action in ("init", "up", "down"):
         if args.dir is None:
             parser.error(f"cluster {args.action}: --dir is required")
