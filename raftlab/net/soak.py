@@ -93,7 +93,7 @@ FAULT = (2.0, 5.0)  # seconds a fault lasts
 RESTART = (1.5, 3.5)  # seconds between a leader's kill -9 and its restart
 EPOCH = 5.0  # seconds the clients use one set of keys
 KEYS = 4  # keys per epoch
-OP_TIMEOUT = 5.0  # a client's deadline per operation, retries included
+OP_TIMEOUT = 2.0  # a client's deadline per operation, retries included (short: some outcomes are unknown)
 FINAL_CLIENT = 0  # the client id of the final reads
 CATCH_UP_WAIT = 30.0
 LEADER_WAIT = 30.0
@@ -242,6 +242,10 @@ def _record(op: Operation, outcome: str) -> dict:
             "output": op.output, "outcome": outcome}
 
 
+def _operation(r: dict) -> Operation:
+    return Operation(r["client"], r["op"], r["key"], r["value"], call=r["call"], ret=r["ret"], output=r["output"])
+
+
 def write_history(path: Path, records: Iterable[dict]) -> None:
     """The history as gzipped JSON lines (one operation a line, with its outcome)."""
     with gzip.open(path, "wt", encoding="utf-8") as f:
@@ -251,14 +255,9 @@ def write_history(path: Path, records: Iterable[dict]) -> None:
 
 def read_history(path: Path) -> list[Operation]:
     """The operations of a saved history that `judge` takes (the ``failed`` ones left out)."""
-    operations = []
     with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            if r["outcome"] != "failed":
-                operations.append(Operation(r["client"], r["op"], r["key"], r["value"], call=r["call"], ret=r["ret"],
-                                            output=r["output"]))
-    return operations
+        records = [json.loads(line) for line in f]
+    return [_operation(r) for r in records if r["outcome"] != "failed"]
 
 
 # ----- the run -------------------------------------------------------------------------------------------
@@ -445,10 +444,12 @@ class Soak:
                 return
             found = self._leader()
             target_leader = kind == "pause" and step.detail[0] == "leader"
-            if target_leader:
-                candidates = [found[0]] if found is not None else []
+            if found is None:
+                candidates = []
+            elif target_leader:
+                candidates = [found[0]]
             else:
-                candidates = [i for i in self._up() if found is None or i != found[0]]
+                candidates = [i for i in self._up() if i != found[0]]
             if not candidates:
                 self.counts.skipped += 1
                 self._event("skipped", kind=kind, why="no leader known")
@@ -661,8 +662,7 @@ class Soak:
             finals, final_failed = self._final_reads(keys)
             diverged = self._diverged(keys) if caught_up else len(keys)
             records += [_record(op, "ok") for op in finals]
-            operations = [Operation(r["client"], r["op"], r["key"], r["value"], call=r["call"], ret=r["ret"],
-                                    output=r["output"]) for r in records if r["outcome"] != "failed"]
+            operations = [_operation(r) for r in records if r["outcome"] != "failed"]
             self.say(f"soak: checking {len(operations)} operations")
             checked = time.monotonic()
             verdict = judge(operations)
