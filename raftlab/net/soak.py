@@ -31,8 +31,8 @@ through the log, on the 4 keys of the current 5-second *epoch* (keys ``e<epoch>k
 history stays short, so its check stays cheap). Each operation is recorded as a `raftlab.check`
 `Operation` with its invocation and completion times: ``ok`` (completed with its output), ``failed``
 (refused for sure, as ``bad_request``: left out of the history, it cannot have taken effect) or
-``unknown`` (the client's deadline passed or its connection broke: ``ret=None``, the checker lets it
-take effect at any time after its call, or never).
+``unknown`` (its deadline, `OP_TIMEOUT` = 2 s, passed, or its connection broke: ``ret=None``, the checker
+lets it take effect at any time after its call, or never).
 
 **The end**: every link healed, every node continued and restarted, a leader awaited, the clients
 stopped; then, bounded in time:
@@ -767,7 +767,11 @@ def run_soak(parser: argparse.ArgumentParser, args: Any) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     if any((folder / f"node{i}").exists() for i in range(1, args.nodes + 1)):
         parser.error(f"soak: {folder} holds node data already; give a new --dir")
-    summary = Soak(folder, args.seed, args.minutes, nodes=args.nodes, clients=args.clients, tls=args.tls).run()
+    try:
+        summary = Soak(folder, args.seed, args.minutes, nodes=args.nodes, clients=args.clients, tls=args.tls).run()
+    except RuntimeError as error:  # no free ports, no first leader
+        print(f"soak: {error} (folder {folder})", file=sys.stderr)
+        return 1
     ok = summary["ok"]
     if not ok:
         for text in summary["explanations"]:
