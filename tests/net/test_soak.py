@@ -112,8 +112,10 @@ def test_a_three_minute_soak_loses_nothing_and_stays_linearizable(tmp_path):
     done = _soak("--minutes", "3", "--seed", "1", "--json", "--dir", str(folder), timeout=3 * 60 + 400)
     summary = json.loads(done.stdout.splitlines()[-1])
     assert done.returncode == 0, f"{summary}\n{done.stderr[-3000:]}"
-    # seed 1 plans 14 leader kills in 3 minutes; measured: 14 failovers of 14, each new leader within ~1-2 s
+    # seed 1 plans 14 leader kills in 3 minutes; measured (a shared 2-core machine): 14 failovers of 14, a new
+    # leader 0.67 s after the kill at the median (1.1 s at most), 19,008 appends acknowledged, 7 unknown
     assert summary["leader_kills"] >= 1 and summary["failovers"] >= 1
+    assert summary["failovers"] >= summary["leader_kills"] // 2  # (a failover has until the next kill, 10-14 s)
     assert summary["lost"] == 0 and summary["unverified"] == 0
     assert summary["nonlinearizable"] == 0 and summary["check_unknown"] == 0
     assert summary["duplicated"] == 0 and summary["phantom"] == 0 and summary["diverged"] == 0
