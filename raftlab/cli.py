@@ -7,7 +7,7 @@
 - ``transcript``: run (or ``--rewrite``) scenario transcripts (raftlab.sim.transcript);
 - ``figure16``: the paper's leader-election experiment (raftlab.sim.figure16);
 - ``grade``: the autograder and its self-check (raftlab.grading);
-- ``node``, ``kv``, ``cluster``: a real cluster over TCP (raftlab.net.commands).
+- ``node``, ``kv``, ``cluster``, ``soak``: a real cluster over TCP (raftlab.net.commands).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from .client import KVClient, KVError, SessionExpiredError, parse_address
 from .tls import client_context, has_tls, init_tls, issue_node, read_token
 from .transport import Address
 
-COMMANDS = ("node", "kv", "cluster")
+COMMANDS = ("node", "kv", "cluster", "soak")
 CLIENT_OFFSET = 1000
 SESSION_TIMEOUT = 3600.0  # seconds a client session may stay idle (raftlab node's default)
 
@@ -77,7 +77,9 @@ def read_key(path: str | Path) -> bytes:
 
 
 def add_parsers(commands: Any) -> None:
-    """Add the three commands to the `raftlab` parser's subparsers."""
+    """Add the net commands to the `raftlab` parser's subparsers."""
+    from .soak import add_parser as add_soak
+
     node = commands.add_parser("node", help="run one replica of a replicated key-value store over TCP")
     node.add_argument("--id", type=int, required=True, help="this node's id (one of --peers)")
     node.add_argument("--peers", type=parse_peers, required=True, help="every node: 1=HOST:PORT,2=HOST:PORT,...")
@@ -163,6 +165,7 @@ def add_parsers(commands: Any) -> None:
     cluster.add_argument("--no-start", action="store_true",
                          help="add: do not start the node (run `raftlab node --join ...` yourself): only add it as a "
                               "learner, wait until it has caught up and promote it")
+    add_soak(commands)
 
 
 def run(parser: argparse.ArgumentParser, args: Any) -> int:
@@ -170,6 +173,10 @@ def run(parser: argparse.ArgumentParser, args: Any) -> int:
         return _node(parser, args)
     if args.command == "kv":
         return _kv(parser, args)
+    if args.command == "soak":
+        from .soak import run_soak
+
+        return run_soak(parser, args)
     if args.action in ("init", "up", "down"):
         if args.dir is None:
             parser.error(f"cluster {args.action}: --dir is required")
