@@ -65,8 +65,8 @@ def _fill(cluster: LocalCluster, ids: list[int], count: int, start: int = 0) -> 
 
 
 def _fell_behind(cluster: LocalCluster) -> tuple[int, int, list[int]]:
-    """Start the cluster, let one follower hold the first writes, then kill it (kill -9): (leader, the
-    follower, the others)."""
+    """Start the cluster and let one follower hold the first writes (the test then kills it):
+    (leader, that follower, the others)."""
     for i in cluster.ids:
         cluster.start(i)
     leader = cluster.wait_leader()
