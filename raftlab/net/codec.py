@@ -446,6 +446,11 @@ def decode_messages(payload: bytes, sender: ReplicaID | None = None, tail: memor
     `tail` (or the whole payload, which is then split here)."""
     if tail is None and (newline := payload.find(b"\n")) >= 0:
         payload, tail = payload[:newline], memoryview(payload)[newline + 1:]
+    return _decode(payload, sender, tail)
+
+
+def _decode(payload: bytes, sender: ReplicaID | None, tail: memoryview | None) -> list[Wire]:
+    """`decode_messages` once the payload's JSON and its chunk's bytes (if any) are apart."""
     values = _list(loads_strict(payload), "payload")
     messages = [message_from_json(v) for v in values]
     chunks = [c for c in messages if isinstance(c, InstallSnapshotRequest)]
@@ -618,8 +623,8 @@ class InboundSession:
         self._expected += 1
         start = TAG_SIZE + COUNTER.size
         newline = body.find(b"\n", start)  # (a snapshot chunk's bytes follow its JSON: not copied)
-        if newline < 0:
-            out.extend(decode_messages(body[start:], self.peer_id))
+        if newline < 0:  # (searched once: `_decode`, not `decode_messages`, which would search again)
+            out.extend(_decode(body[start:], self.peer_id, None))
         else:
-            out.extend(decode_messages(body[start:newline], self.peer_id, memoryview(body)[newline + 1:]))
+            out.extend(_decode(body[start:newline], self.peer_id, memoryview(body)[newline + 1:]))
         self.frames += 1
