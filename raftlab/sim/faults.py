@@ -1,4 +1,6 @@
-"""The faults a `Simulation` can inject besides crashes: process pauses and the network's links.
+"""The faults a `Simulation` can inject besides crashes: process pauses, the network's links, and
+single messages (lost, delivered early and out of order, or duplicated, by their id: what a model
+checker's counterexample needs to be replayed action by action).
 
 `Faults` is a part of `Simulation` (its base class), kept here so that simulation.py holds the event
 loop: each method is an intervention, recorded in the history (so that `rewind` replays it) and
@@ -29,7 +31,8 @@ def _us(seconds: float) -> int:
 
 
 class Faults:
-    """Process pauses, partitions, one-way cuts, the majorities ring and lost messages."""
+    """Process pauses, partitions, one-way cuts, the majorities ring, and lost, early and duplicated
+    messages."""
 
     if TYPE_CHECKING:  # what the faults use of the simulation
         ids: tuple[int, ...]
@@ -44,11 +47,14 @@ class Faults:
         _parked: dict[int, list[int]]
         _queue: list[tuple]
         _seq: int
+        _message_ids: int
         _incarnation: dict[int, int]
 
         def _check_node(self, node: int) -> None: ...
         def _record(self, kind: str, node: int | None, rule: str, **data: Any) -> TraceEvent: ...
         def _lost(self, flight: InFlight, why: str) -> TraceEvent: ...
+        def _wire(self, flight: InFlight, **data: Any) -> None: ...
+        def _arrive(self, flight: InFlight, incarnation: int, time: int | None = None) -> TraceEvent | None: ...
 
     def pause(self, node: int, seconds: float) -> None:
         """Pause `node`'s process for `seconds` of virtual time (a long garbage collection, a stalled
@@ -164,3 +170,28 @@ class Faults:
             raise ValueError(f"no message {message_id} is in flight")
         self.history.log("drop_message", message_id)
         self._lost(flight, "it was dropped by hand")
+
+    def deliver_message(self, message_id: int) -> TraceEvent | None:
+        """Deliver one message that is on its way (by its `InFlight.id`) now, whenever it was due to
+        arrive and whatever is ahead of it, as its arrival would be: its receiver handles it, or it is
+        lost if the receiver crashed or the link was cut meanwhile. Not a step: the clock stays. Returns
+        the delivery (or the loss); None if the receiver is paused: the message waits for it, as any
+        message arriving then does."""
+        flight = self._in_flight.pop(message_id, None)
+        if flight is None:
+            raise ValueError(f"no message {message_id} is in flight")
+        self.history.log("deliver_message", message_id)
+        # (a crash loses the messages on their way: those in flight are for the receiver's current incarnation)
+        return self._arrive(flight, self._incarnation[flight.destination])
+
+    def duplicate_message(self, message_id: int) -> int:
+        """Put a second copy of one message that is on its way (by its `InFlight.id`) on the wire, as the
+        network's `duplicate` does, but due when the original is (just after it); returns the copy's id."""
+        flight = self._in_flight.get(message_id)
+        if flight is None:
+            raise ValueError(f"no message {message_id} is in flight")
+        self.history.log("duplicate_message", message_id)
+        self._message_ids += 1
+        copy = flight._replace(id=self._message_ids, copy=True)
+        self._wire(copy, by_hand=True)
+        return copy.id

@@ -216,23 +216,11 @@ class Simulation(Faults, Control, Membership):
                 return resumed
             flight = self._in_flight.pop(a, None)
             if flight is None:
-                continue  # lost already (its receiver crashed, or it was dropped by hand)
-            dst = flight.destination
-            if paused and dst in paused and b == self._incarnation[dst]:
-                self._in_flight[a] = flight._replace(arrives=paused[dst])  # it waits for its paused receiver
-                self._parked[dst].append(a)
-                continue
-            self._advance(time)
-            replica = self._replicas[dst]
-            if replica is None or b != self._incarnation[dst]:
-                return self._lost(flight, "its receiver crashed")
-            if (flight.source, dst) in self._cut:
-                return self._lost(flight, "the link was cut while it travelled")
-            event = self._record(SimKind.DELIVER, flight.source, SIM, to=dst, message=flight.message, id=flight.id)
-            self._clusters[dst].inbox.append(flight.message)
-            replica.process_messages()
-            self._after(dst)
-            return event
+                continue  # lost already (its receiver crashed), or dropped or delivered by hand
+            arrived = self._arrive(flight, b, time)
+            if arrived is None:
+                continue  # it waits for its paused receiver
+            return arrived
         return None
 
     def run(self, seconds: float) -> int:
@@ -277,6 +265,21 @@ class Simulation(Faults, Control, Membership):
             return
         self._record(SimKind.TIMER, node, SIM, which="election (forced)")
         replica.campaign()
+        self._after(node)
+
+    def force_heartbeat(self, node: int) -> None:
+        """Make leader `node`'s heartbeat timer fire now: it sends AppendEntries to every peer, as when
+        its heartbeat timeout passes (L-HEARTBEAT), and counts the next timeout from now. Does nothing
+        unless `node` is a live leader that is not paused."""
+        self._check_node(node)
+        self.history.log("force_heartbeat", node)
+        replica = self._replicas[node]
+        if replica is None or replica.role is not Role.LEADER or node in self._paused:
+            return
+        self._record(SimKind.TIMER, node, SIM, which="heartbeat (forced)")
+        now = self.local_time(node)
+        replica.heartbeat_deadline = now  # due now: the clock does not move
+        replica.tick(now)
         self._after(node)
 
     # ----- going back ----------------------------------------------------------------------------
@@ -402,11 +405,44 @@ class Simulation(Faults, Control, Membership):
             if why is not None:
                 self._lost(flight, why)
                 return
-            if k:
-                self._record(SimKind.DUPLICATE, source, SIM, to=destination, message=message, id=flight.id)
-            self._in_flight[flight.id] = flight
-            self._seq += 1
-            heapq.heappush(self._queue, (arrives, self._seq, _DELIVER, flight.id, self._incarnation[destination]))
+            self._wire(flight)
+
+    def _wire(self, flight: InFlight, **data: Any) -> None:
+        """Put `flight` on its way, to arrive at `flight.arrives`; a copy (`flight.copy`) is traced as a
+        duplicate, with `data` (``by_hand=True`` from `duplicate_message`)."""
+        destination = flight.destination
+        if flight.copy:
+            self._record(SimKind.DUPLICATE, flight.source, SIM, to=destination, message=flight.message, id=flight.id,
+                         **data)
+        self._in_flight[flight.id] = flight
+        self._seq += 1
+        heapq.heappush(self._queue, (flight.arrives, self._seq, _DELIVER, flight.id, self._incarnation[destination]))
+
+    def _arrive(self, flight: InFlight, incarnation: int, time: int | None = None) -> TraceEvent | None:
+        """`flight`, taken out of `_in_flight`, reaches its receiver (sent to its `incarnation`): at
+        `time` as a step (the clock moves there), or now as an intervention (`time` None:
+        `deliver_message`). Returns the delivery, or the loss if the receiver crashed or the link was
+        cut meanwhile; None if the receiver is paused: the message waits for it."""
+        dst = flight.destination
+        paused = self._paused
+        if paused and dst in paused and incarnation == self._incarnation[dst]:
+            self._in_flight[flight.id] = flight._replace(arrives=paused[dst])  # it waits for its paused receiver
+            parked = self._parked[dst]
+            if flight.id not in parked:  # (delivering a waiting message by hand leaves it waiting)
+                parked.append(flight.id)
+            return None
+        if time is not None:
+            self._advance(time)
+        replica = self._replicas[dst]
+        if replica is None or incarnation != self._incarnation[dst]:
+            return self._lost(flight, "its receiver crashed")
+        if (flight.source, dst) in self._cut:
+            return self._lost(flight, "the link was cut while it travelled")
+        event = self._record(SimKind.DELIVER, flight.source, SIM, to=dst, message=flight.message, id=flight.id)
+        self._clusters[dst].inbox.append(flight.message)
+        replica.process_messages()
+        self._after(dst)
+        return event
 
     def _lost(self, flight: InFlight, why: str) -> TraceEvent:
         self.counters["dropped"][type(flight.message).__name__] += 1

@@ -24,7 +24,7 @@ class SimKind:
     SEND: Final = "send"  # a replica sent a message (node: the sender)
     DELIVER: Final = "deliver"  # a message arrived (node: the sender; data["to"]: the receiver)
     DROP: Final = "drop"  # a message was lost (data["why"])
-    DUPLICATE: Final = "duplicate"  # the network made a second copy of a message
+    DUPLICATE: Final = "duplicate"  # the network made a second copy of a message (data["by_hand"]: the user)
     TIMER: Final = "timer"  # a replica's election or heartbeat timer fired
     CRASH: Final = "crash"  # a node crashed
     RESTART: Final = "restart"  # a crashed node restarted from its storage
@@ -210,6 +210,8 @@ def _explain(e: TraceEvent) -> str:
     if k == SimKind.DROP:
         return f"{describe(d['message'])} from {who} to node {d['to']} was lost: {d['why']}."
     if k == SimKind.DUPLICATE:
+        if d.get("by_hand"):
+            return f"{describe(d['message'])} from {who} to node {d['to']} was duplicated by hand."
         return f"the network duplicated {describe(d['message'])} from {who} to node {d['to']}."
     if k == SimKind.TIMER:
         return f"{who}'s {d['which']} timer fired."
