@@ -28,7 +28,8 @@ with ``git diff``). A ``check`` that fails, or a ``run-until`` that times out, i
 the outputs match, so that rewriting never hides a broken claim. `load_scenario` returns the
 simulation a transcript leaves behind (for the RaftLab app); `TRANSCRIPTS` names the bundled ones.
 
-Commands (``N`` a node id, ``S`` seconds, ``P`` a probability, ``K`` a count; ``[...]`` optional)::
+Commands (``N`` a node id, ``S`` seconds, ``P`` a probability, ``K`` a count, ``M`` a message id as
+`in-flight` lists it; ``[...]`` optional)::
 
     sim n=N seed=S [snapshot_delta=K] [latency=LO,HI] [drop=P] [duplicate=P] [machine=kv|counter]
         [heartbeat=S] [election=LO,HI] [max-entries=K]      first, and only once: the cluster
@@ -40,11 +41,17 @@ Commands (``N`` a node id, ``S`` seconds, ``P`` a probability, ``K`` a count; ``
     deliver [K]                    step until the next K messages in flight have arrived
     crash N...   restart N...   disconnect N...   connect N...
     timeout N...                   make N's election timer fire now (Simulation.force_timeout)
+    heartbeat N...                 make leader N's heartbeat timer fire now (Simulation.force_heartbeat)
     partition A B | C D ...        cut every link between the groups
     heal                           restore every link
     cut A B...   uncut A B...      the one-way links from A to each B
     drop-next A B                  lose the next message sent from A to B
     drop-in-flight [from=A] [to=B] lose the messages now on their way (from A, to B)
+    drop-msg M                     lose message M, now on its way (Simulation.drop_message)
+    deliver-msg M                  deliver message M now, before its time and out of order, and print
+                                   every event that follows (Simulation.deliver_message)
+    duplicate-msg M                put a copy of message M on the wire, due when M is, and print its id:
+                                   "message M2 is a copy of message M" (Simulation.duplicate_message)
     network [latency=LO,HI] [drop=P] [duplicate=P]           change the whole network
     link A B [latency=LO,HI] [drop=P] [duplicate=P]          override the link A -> B
     unlink A B                     remove that override
@@ -72,7 +79,7 @@ Commands (``N`` a node id, ``S`` seconds, ``P`` a probability, ``K`` a count; ``
     check PREDICATE... [on=NODES]  prints ok, or FAIL and why (a failure of the transcript)
     state                          every node: role, term, vote, commit index, last applied, log
     log N                          node N's log, entry by entry
-    in-flight                      the messages on their way, with their arrival times
+    in-flight                      the messages on their way, with their ids and arrival times
     stats                          messages sent, lost and duplicated so far, by type
     trace [last=K]                 the notable events since the previous trace (the last K)
 
@@ -80,10 +87,11 @@ The commands that change the simulation print the notable events they caused, as
 `TraceEvent.explain` sentences with times to 0.1 ms: role changes, votes, refused appends, the
 leader's commits and own appends, truncations, snapshots, crashes, restarts, network changes, client
 requests and answers, reads and their answers, pre-votes, votes ignored by CheckQuorum, leadership
-transfers, clock changes, and messages lost by drop-next or drop-in-flight. ``step`` and ``deliver``
-print every event. They all take ``verbose`` (every event), ``quiet`` (nothing, unless a run-until
-fails; ``trace`` shows the events later) or ``show=KIND,...`` (more kinds: appended, committed,
-applied, send, deliver, drop, duplicate, timer, read_ready, read_abandoned).
+transfers, clock changes, forced timers, messages lost by drop-next, drop-in-flight or drop-msg, and
+copies made by duplicate-msg. ``step``, ``deliver`` and ``deliver-msg`` print every event. They all
+take ``verbose`` (every event), ``quiet`` (nothing, unless a run-until fails; ``trace`` shows the
+events later) or ``show=KIND,...`` (more kinds: appended, committed, applied, send, deliver, drop,
+duplicate, timer, read_ready, read_abandoned).
 
 Predicates (of ``check`` and ``run-until``):
 
@@ -214,12 +222,16 @@ _SPECS: dict[str, _Spec] = {
     "disconnect": _spec("disconnect N...", 1, math.inf),
     "connect": _spec("connect N...", 1, math.inf),
     "timeout": _spec("timeout N...", 1, math.inf),
+    "heartbeat": _spec("heartbeat N...", 1, math.inf),
     "partition": _spec("partition A B | C D ...", 3, math.inf),
     "heal": _spec("heal"),
     "cut": _spec("cut A B...", 2, math.inf),
     "uncut": _spec("uncut A B...", 2, math.inf),
     "drop-next": _spec("drop-next A B", 2, 2),
     "drop-in-flight": _spec("drop-in-flight [from=A] [to=B]", options="from to"),
+    "drop-msg": _spec("drop-msg M", 1, 1),
+    "deliver-msg": _spec("deliver-msg M", 1, 1),
+    "duplicate-msg": _spec("duplicate-msg M", 1, 1),
     "network": _spec("network [latency=LO,HI] [drop=P] [duplicate=P]", options="latency drop duplicate"),
     "link": _spec("link A B [latency=LO,HI] [drop=P] [duplicate=P]", 2, 2, options="latency drop duplicate"),
     "unlink": _spec("unlink A B", 2, 2),
@@ -401,10 +413,12 @@ def _validate(c: Command) -> None:
         _float(args[0], "seconds")
     elif name in ("step", "deliver") and args:
         _int(args[0], "count", 1)
-    elif name in ("crash", "restart", "disconnect", "connect", "timeout", "cut", "uncut", "drop-next", "log", "link",
-                  "unlink", "transfer", "promote", "remove-node"):
+    elif name in ("crash", "restart", "disconnect", "connect", "timeout", "heartbeat", "cut", "uncut", "drop-next",
+                  "log", "link", "unlink", "transfer", "promote", "remove-node"):
         for a in args:
             _int(a, "node", 0)
+    elif name in ("drop-msg", "deliver-msg", "duplicate-msg"):
+        _int(args[0], "message id", 1)
     elif name == "clock":
         _int(args[0], "node", 0)
         if _float(args[1], "rate") == 0:
@@ -551,6 +565,8 @@ def _notable(event: TraceEvent) -> bool:
         return "forced" in str(event.data.get("which", ""))
     if kind == SimKind.DROP:  # losses the transcript chose (drop-next, drop-in-flight); the network's own are hidden
         return "chosen" in str(event.data.get("why", "")) or "by hand" in str(event.data.get("why", ""))
+    if kind == SimKind.DUPLICATE:  # copies made by duplicate-msg; the network's own are hidden
+        return bool(event.data.get("by_hand"))
     return False
 
 
@@ -742,7 +758,8 @@ class _Runner:
     def _traced(self, command: Command, start: int, extra: list[str]) -> str:
         if "quiet" in command.options:  # nothing, unless it failed
             return "\n".join(extra if self.failed else [])
-        lines = self._explain(self.sim.trace.events[start:], command, command.name in ("step", "deliver")) + extra
+        everything = command.name in ("step", "deliver", "deliver-msg")
+        lines = self._explain(self.sim.trace.events[start:], command, everything) + extra
         return "\n".join(lines) if lines else "(nothing notable happened)"
 
     def _explain(self, events: list[TraceEvent], command: Command, everything: bool) -> list[str]:
@@ -900,6 +917,9 @@ class _Runner:
     def do_timeout(self, c: Command) -> None:
         self._each_node(c, self.sim.force_timeout)
 
+    def do_heartbeat(self, c: Command) -> None:
+        self._each_node(c, self.sim.force_heartbeat)
+
     def do_partition(self, c: Command) -> None:
         groups = [[self._node(c, str(n)) for n in g] for g in _groups(c.args)]
         self.sim.partition(*groups)
@@ -930,6 +950,16 @@ class _Runner:
         for flight in chosen:
             self.sim.drop_message(flight.id)
         return [] if chosen else ["(no such message in flight)"]
+
+    def do_drop_msg(self, c: Command) -> None:
+        self.sim.drop_message(int(c.args[0]))
+
+    def do_deliver_msg(self, c: Command) -> None:
+        self.sim.deliver_message(int(c.args[0]))  # (no transcript command pauses a node: it is delivered)
+
+    def do_duplicate_msg(self, c: Command) -> list[str]:
+        message_id = int(c.args[0])
+        return [f"message {self.sim.duplicate_message(message_id)} is a copy of message {message_id}"]
 
     def do_network(self, c: Command) -> None:
         o, net = c.options, self.sim.network
@@ -1067,8 +1097,8 @@ class _Runner:
         flights = self.sim.in_flight()
         if not flights:
             return "(no message in flight)"
-        return "\n".join(f"[{f.arrives / 1e6:8.4f}s] node {f.source} -> node {f.destination}: {describe(f.message)}"
-                         for f in flights)
+        return "\n".join(f"[{f.arrives / 1e6:8.4f}s] message {f.id}, node {f.source} -> node {f.destination}: "
+                         f"{describe(f.message)}" for f in flights)
 
     def do_stats(self, c: Command) -> str:
         sent: dict[str, int] = {}  # message type -> count
