@@ -7,6 +7,7 @@
 - ``transcript``: run (or ``--rewrite``) scenario transcripts (raftlab.sim.transcript);
 - ``figure16``: the paper's leader-election experiment (raftlab.sim.figure16);
 - ``grade``: the autograder and its self-check (raftlab.grading);
+- ``mc``: model checking, every schedule of a small cluster explored (raftlab.mc);
 - ``node``, ``kv``, ``cluster``, ``soak``: a real cluster over TCP (raftlab.net.commands).
 """
 
@@ -117,6 +118,27 @@ def main(argv: list[str] | None = None) -> int:
     figure16.add_argument("--latency-ms", type=_positive_float, nargs=2, metavar=("LOW", "HIGH"),
                           help="one-way message delay range, ms (default 1 14: a 15 ms round trip)")
     figure16.add_argument("--json", action="store_true", help="end with one JSON line of figures")
+    mc = commands.add_parser("mc", help="model-check the Replica (or a planted bug): every schedule of a small "
+                                        "cluster, breadth-first (raftlab.mc)")
+    mc.add_argument("--nodes", type=_positive_int, default=3, help="replicas (default 3)")
+    mc.add_argument("--max-term", type=_positive_int, default=3, help="highest term explored (default 3)")
+    mc.add_argument("--max-log", type=int, default=3, help="longest log explored (default 3)")
+    mc.add_argument("--depth", type=_positive_int, default=20, help="actions in a run (default 20)")
+    for name, default, what in (("crashes", 1, "crashes"), ("drops", 1, "messages lost"),
+                                ("duplicates", 0, "messages duplicated"), ("submits", 1, "client transitions")):
+        mc.add_argument(f"--{name}", type=int, default=default, help=f"{what} a run may have (default {default})")
+    mc.add_argument("--mutant", metavar="NAME", help="check a planted bug of the grader (raftlab.grading.mutants) "
+                                                     "instead of the Replica")
+    mc.add_argument("--snapshot-delta", type=int, default=0, help="as for Replica (default 0: never compact)")
+    mc.add_argument("--random", type=_positive_int, metavar="WALKS", help="take WALKS seeded random walks instead "
+                                                                          "of the breadth-first search")
+    mc.add_argument("--seed", type=int, default=1, help="the random walks' seed (default 1)")
+    mc.add_argument("--time-budget", type=_positive_float, default=600.0, help="stop after this many seconds "
+                                                                               "(default 600)")
+    mc.add_argument("--no-symmetry", action="store_true", help="do not identify states that differ only by the "
+                                                               "nodes' names")
+    mc.add_argument("--save", metavar="FILE", help="write the counterexample found as a scenario transcript")
+    mc.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     transcript = commands.add_parser("transcript", help="run scenario transcripts and compare their outputs")
     transcript.add_argument("files", nargs="+", metavar="FILE", help="transcript files, or names of bundled ones")
     transcript.add_argument("--rewrite", action="store_true",
@@ -139,7 +161,45 @@ def main(argv: list[str] | None = None) -> int:
         return _grade(parser, args)
     if args.command == "transcript":
         return _transcript(args)
+    if args.command == "mc":
+        return _mc(parser, args)
     return _chaos(args)
+
+
+def _mc(parser: argparse.ArgumentParser, args: Any) -> int:
+    from .core import Replica
+    from .grading import mutants
+    from .mc import Bounds, Model, bfs, random_walks
+
+    replica_class: type[Replica] = Replica
+    if args.mutant is not None:
+        found = {m.__name__: m for m in mutants.MUTANTS}
+        if args.mutant not in found:
+            parser.error(f"--mutant: no planted bug named {args.mutant!r}; they are: {', '.join(found)}")
+        replica_class = found[args.mutant]
+    try:
+        bounds = Bounds(nodes=args.nodes, max_term=args.max_term, max_log=args.max_log, crashes=args.crashes,
+                        drops=args.drops, duplicates=args.duplicates, submits=args.submits, depth=args.depth)
+        model = Model(bounds, replica_class, snapshot_delta=args.snapshot_delta, symmetry=not args.no_symmetry)
+    except ValueError as error:
+        parser.error(str(error))
+    progress = sys.stderr.isatty()
+    if args.random:
+        result = random_walks(model, args.random, seed=args.seed, time_budget=args.time_budget, progress=progress)
+    else:
+        result = bfs(model, time_budget=args.time_budget, progress=progress)
+    print(result.report())
+    if result.violations:
+        cx = result.violations[0].minimised()
+        result.violations[0] = cx
+        print(f"\nminimised counterexample ({len(cx.actions)} steps):")
+        print(cx.explain())
+        if args.save:
+            print(f"saved as a scenario transcript: {cx.save(args.save)} "
+                  f"(replay: raftlab transcript {args.save}; in a notebook: RaftLab(load_scenario(...)))")
+    if args.json:
+        print(json.dumps(result.summary()))
+    return 1 if result.violations else 0
 
 
 def _transcript(args: Any) -> int:

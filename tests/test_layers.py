@@ -44,6 +44,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "grading": {"nbformat"},
     "lab": {"jupyterlab", "notebook"},
     "cli": {"tqdm"},
+    "mc": {"tqdm"},  # the live progress bar, imported only when asked for
 }
 
 
