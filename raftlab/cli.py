@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--jobs", type=_positive_int, help="students graded at once (default: processors)")
     grade.add_argument("--json", action="store_true", help="print JSON lines instead of the text report")
     grade.add_argument("--csv", metavar="FILE", help="write one CSV row per student")
+    grade.add_argument("--model-check", action="store_true",
+                       help="add the model-checking part M (raftlab.mc): every schedule of a small cluster searched "
+                            "for a safety violation, which fails the part (20 points)")
     grade.add_argument("--self-check", action="store_true",
                        help="grade the reference, the skeleton and every planted mutant")
     lab = commands.add_parser("lab", help="JupyterLab on the course notebooks (copied to a folder of your own)")
@@ -129,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         mc.add_argument(f"--{name}", type=int, default=default, help=f"{what} a run may have (default {default})")
     mc.add_argument("--mutant", metavar="NAME", help="check a planted bug of the grader (raftlab.grading.mutants) "
                                                      "instead of the Replica")
+    mc.add_argument("--replica", metavar="FILE", help="check the StudentReplica subclass in FILE (as raftlab grade "
+                                                      "loads it; exercises not written come from the library)")
     mc.add_argument("--snapshot-delta", type=int, default=0, help="as for Replica (default 0: never compact)")
     mc.add_argument("--random", type=_positive_int, metavar="WALKS", help="take WALKS seeded random walks instead "
                                                                           "of the breadth-first search")
@@ -177,6 +182,14 @@ def _mc(parser: argparse.ArgumentParser, args: Any) -> int:
         if args.mutant not in found:
             parser.error(f"--mutant: no planted bug named {args.mutant!r}; they are: {', '.join(found)}")
         replica_class = found[args.mutant]
+    elif args.replica is not None:
+        from .grading import SubmissionError, load_student
+        from .grading.modelcheck import written
+
+        try:
+            replica_class = written(load_student(args.replica))
+        except SubmissionError as error:
+            parser.error(f"--replica: {error}")
     try:
         bounds = Bounds(nodes=args.nodes, max_term=args.max_term, max_log=args.max_log, crashes=args.crashes,
                         drops=args.drops, duplicates=args.duplicates, submits=args.submits, depth=args.depth)
@@ -346,6 +359,12 @@ def _grade(parser: argparse.ArgumentParser, args: Any) -> int:
         parser.error(f"grade: no .py files in {path}")
     reports = grade_many([(f.stem, str(f)) for f in files], args.part, args.seeds, first_seed=args.first_seed,
                          timeout=args.timeout, jobs=args.jobs)
+    if args.model_check:
+        from .grading.modelcheck import model_check
+
+        for f, report in zip(files, reports, strict=True):
+            if not report.error:
+                report.results.append(model_check(str(f)))
     for report in reports:
         print(json.dumps(report.as_dict()) if args.json else report.text() + "\n")
     if args.csv:

@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "net": {"core", "machines", "check", "storage"},  # beside sim, on the core
     "viz": {"core", "machines", "sim"},
     "widgets": {"core", "machines", "sim", "check", "viz"},
-    "grading": {"core", "machines", "sim", "check"},
+    "grading": {"core", "machines", "sim", "check", "mc"},
     "mc": {"core", "machines", "sim", "check"},
     "demo": {"core", "threads"},
     "lab": set(),

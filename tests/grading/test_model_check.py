@@ -1,0 +1,93 @@
+"""The grader's model-checking part (`raftlab grade --model-check`): a safety violation found by the
+search fails the whole part, with its counterexample and the command that replays it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from raftlab.cli import main
+from raftlab.grading.modelcheck import POINTS, model_check
+from raftlab.mc import Bounds
+
+STALE_VOTE = '''
+from raftlab.grading import StudentReplica
+
+
+class Stale(StudentReplica):
+    def grant_vote(self, m):  # no up-to-date check (RV-GRANT, §5.4.1)
+        if self.voted_for not in (None, m.from_id):
+            return False
+        self.persist_term_and_vote(self.current_term, m.from_id)
+        self.reset_election_timer()
+        return True
+'''
+
+LOOPS = '''
+from raftlab.grading import StudentReplica
+
+
+class Loops(StudentReplica):
+    def grant_vote(self, m):
+        while True:
+            pass
+'''
+
+CORRECT = '''
+from raftlab.grading import StudentReplica
+
+
+class Correct(StudentReplica):
+    def grant_vote(self, m):
+        if self.voted_for not in (None, m.from_id) or not self.log.is_up_to_date(m.last_log_index, m.last_log_term):
+            return False
+        self.persist_term_and_vote(self.current_term, m.from_id)
+        self.reset_election_timer()
+        return True
+'''
+
+
+def _file(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_safety_violation_fails_the_whole_part_with_its_counterexample(tmp_path: Path) -> None:
+    path = _file(tmp_path, "stale", STALE_VOTE)
+    result = model_check(path, time_budget=30)
+    assert (result.passed, result.earned, result.points, result.part) == (False, 0, POINTS, "M")
+    assert result.kind == "invariant" and result.message.startswith("Leader Completeness violated after 8 steps")
+    assert "deliver vote granted (term 2)" in result.message
+    assert result.replay.startswith(f"raftlab mc --replica {path} ")
+
+
+def test_a_correct_exercise_keeps_the_points(tmp_path: Path) -> None:
+    result = model_check(_file(tmp_path, "correct", CORRECT), Bounds(3, 2, 2, 1, 1, 0, 1, 7), time_budget=20)
+    assert (result.passed, result.earned) == (True, POINTS), result.message
+    assert "no violation" in result.message
+
+
+def test_a_step_that_loops_is_a_timeout_not_a_hang(tmp_path: Path) -> None:
+    result = model_check(_file(tmp_path, "loops", LOOPS), time_budget=1, grace=5)
+    assert (result.passed, result.earned, result.kind) == (False, 0, "timeout")
+    assert "loop" in result.message
+
+
+def test_the_command_adds_the_part(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _file(tmp_path, "stale", STALE_VOTE)
+    assert main(["grade", path, "--part", "A", "--seeds", "1", "--model-check", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    m = [r for r in report["results"] if r["part"] == "M"]
+    assert len(m) == 1 and m[0]["earned"] == 0 and "Leader Completeness" in m[0]["message"]
+    assert report["total"] == sum(r["points"] for r in report["results"])
+
+
+def test_mc_checks_a_students_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _file(tmp_path, "stale", STALE_VOTE)
+    assert main(["mc", "--replica", path, "--json"]) == 1
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["replica"] == "Stale" and figures["violations"] == 1
+    assert figures["violation"]["property"] == "Leader Completeness"
