@@ -121,9 +121,13 @@ class Counterexample:
     def _replay(self) -> tuple[list[str], Any]:
         from ..sim.invariants import InvariantViolation
         sim = _simulation(self.model)
-        commands, violation = [], None
+        commands: list[str] = []
+        violation = None
         for action in self.actions:
             kind, node, number = action
+            if kind.endswith("+crash"):
+                raise ValueError(f"step {len(commands) + 1} ({self.model.describe(action)}) is a crash in the middle "
+                                 "of a step, which the simulator cannot replay: explain() shows the run")
             if kind in ("deliver", "drop", "duplicate"):
                 to, message = self.model.message(number)
                 ids = [f.id for f in sim.in_flight() if f.destination == to and f.message == message]

@@ -106,13 +106,17 @@ class Violation:
 class _Wire:
     """A node's `Cluster`: it keeps what the replica sends during one action."""
 
-    __slots__ = ("out",)
+    __slots__ = ("durable", "out", "storage")
 
-    def __init__(self) -> None:
+    def __init__(self, storage: MemoryStorage) -> None:
         self.out: list[tuple[int, Message]] = []
+        self.storage = storage
+        self.durable: list[tuple] = []  # at each send: what the storage held then (term, vote, entries, snapshot)
 
     def send_message(self, to_id: int, message: Message) -> None:
         self.out.append((to_id, message))
+        s = self.storage
+        self.durable.append((s.current_term, s.voted_for, tuple(s.log._entries), s.log.snapshot))
 
     def receive_messages(self) -> list[Message]:
         return []  # (the model hands messages to `Replica.step` itself)
@@ -168,7 +172,8 @@ _VOLATILE = ("role", "leader_id", "commit_index", "last_applied", "next_index", 
              "pre_votes", "transfer_to", "transfer_deadline", "transfer_election", "round", "read_seq", "round_sent",
              "reads", "configuration", "config_index", "peer_ids", "_senders", "leader_heard_at")
 _RESPONSES = frozenset((AppendEntryResponse, VoteResponse, PreVoteResponse, InstallSnapshotResponse))
-_MESSAGE_ACTIONS = frozenset(("deliver", "drop", "duplicate"))
+_TORN = "+crash"  # an action whose node crashes right after a send its storage had not caught up with
+_MESSAGE_ACTIONS = frozenset(("deliver", "drop", "duplicate", "deliver" + _TORN))
 _NOT_STATE = frozenset(("election_deadline", "heartbeat_deadline", "_time", "_stopped"))
 _PROGRESS = tuple(f.name for f in fields(Progress))
 _READ = tuple(f.name for f in fields(Read))
@@ -292,7 +297,7 @@ class Model:
         self._messages: list[tuple[int, Message]] = []  # message number -> (destination, message)
         self._message_numbers: dict[tuple[int, Message], int] = {}
         self._storages = [MemoryStorage() for _ in self.ids]
-        self._wires = [_Wire() for _ in self.ids]
+        self._wires = [_Wire(storage) for storage in self._storages]
         self._machines = [_Machine(self, i) for i in self.ids]
         self._replicas: list[Replica] = []
         self._templates: list[dict[str, Any]] = []  # node -> the configuration part of its replica's attributes
@@ -402,7 +407,10 @@ class Model:
         n = len(self.ids)
         crashes, drops, duplicates, submits = state[n + 1]
         for number, copies in state[n]:
-            yield ("deliver", self._messages[number][0], number)
+            to = self._messages[number][0]
+            yield ("deliver", to, number)
+            if crashes and self._torn(state, to, "deliver", number):
+                yield ("deliver" + _TORN, to, number)
             if drops:
                 yield ("drop", self._messages[number][0], number)
             if duplicates and copies == 1:
@@ -419,6 +427,8 @@ class Model:
                     yield ("submit", i, 0)
             elif saved[0] < self.bounds.max_term:
                 yield ("timeout", i, 0)
+                if crashes and self._torn(state, i, "timeout", 0):
+                    yield ("timeout" + _TORN, i, 0)
             if crashes:
                 yield ("crash", i, 0)
 
@@ -439,6 +449,11 @@ class Model:
         n = len(self.ids)
         nodes, network = list(state[:n]), dict(state[n])
         crashes, drops, duplicates, submits = state[n + 1]
+        crash_mid = kind.endswith(_TORN)
+        if crash_mid:
+            kind = kind[:-len(_TORN)]
+            if not crashes:
+                raise ValueError(f"action {action}: no crash is left")
         if kind in ("deliver", "drop", "duplicate"):
             if network.get(number, 0) < 1 or self._messages[number][0] != node:
                 raise ValueError(f"action {action}: message {number} is not in flight to node {node}")
@@ -463,15 +478,22 @@ class Model:
             number = self.bounds.submits - submits  # the submission's id
         elif kind == "restart":
             number = node  # (a down node's saved state does not say whose it is; a live one's does)
-        key = (before, kind, number)
-        done = self._transitions.get(key)
-        if done is None:
-            done = self._transitions[key] = self._transition(node, before, kind, number)
+        done = self._done(node, before, kind, number)
         if done is None:
             return None
         if isinstance(done, Violation):
             return Violation(done.property, done.detail, action)
-        after, out, applied = done
+        after, out, applied, torn = done
+        if crash_mid:
+            assert torn is not None, "a torn crash is enabled only where the step has one"
+            after, out = torn
+            nodes[node] = after
+            for m in [m for m in network if self._messages[m][0] == node]:
+                del network[m]
+            for to, m in out:
+                if self._nodes[nodes[to]][4] is not None:
+                    network[m] = network.get(m, 0) or 1
+            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits), state[n + 2])
         nodes[node] = after
         for to, m in out:
             if self._nodes[nodes[to]][4] is not None:  # (to a node that is down: lost)
@@ -498,6 +520,19 @@ class Model:
             done = self._transitions[key] = self._transition(to, receiver, "deliver", number)
         return isinstance(done, tuple) and done[0] == receiver and not done[1] and not done[2]
 
+    def _done(self, node: int, before: int, kind: str, number: int) -> tuple | Violation | None:
+        """`_transition`, remembered."""
+        key = (before, kind, number)
+        if key in self._transitions:
+            return self._transitions[key]
+        done = self._transitions[key] = self._transition(node, before, kind, number)
+        return done
+
+    def _torn(self, state: State, node: int, kind: str, number: int) -> bool:
+        """Whether `kind` on `node` sends a message before its storage holds what the message says."""
+        done = self._done(node, state[node], kind, number)
+        return isinstance(done, tuple) and done[3] is not None
+
     def _transition(self, node: int, before: int, kind: str, number: int) -> tuple | Violation | None:
         """Run `kind` on node `node` in saved state `before` (number: the message, or the submission's
         id): ``(saved state after, ((destination, message number), ...) sent, ((index, transition id),
@@ -510,6 +545,7 @@ class Model:
             self._load(node, saved)
         self._apply_log.clear()
         self._wires[node].out.clear()
+        self._wires[node].durable.clear()
         replica = self._replicas[node]
         try:
             if kind == "deliver":
@@ -528,11 +564,20 @@ class Model:
         after = self._nodes[number_after]
         if after[0] > self.bounds.max_term or _last(after) > self.bounds.max_log:
             return None
-        out = tuple((to, self._intern_message(to, _roundless(message))) for to, message in self._wires[node].out
-                    if to in self.ids and to != node)
+        wire = self._wires[node]
+        sent = [(to, self._intern_message(to, _roundless(message))) if to in self.ids and to != node else None
+                for to, message in wire.out]
+        out = tuple(m for m in sent if m is not None)
         applied = tuple((index, tid) for _, index, tid in self._apply_log)
         found = self._check_node(node, None if kind == "restart" else saved, after, applied)
-        return found if found is not None else (number_after, out, applied)
+        if found is not None:
+            return found
+        torn = None  # a crash right after a send that went out before the storage held what it says
+        for k, durable in enumerate(wire.durable):
+            if durable != after[:4]:
+                torn = (self._intern_node((*durable, None, None)), tuple(m for m in sent[:k + 1] if m is not None))
+                break
+        return (number_after, out, applied, torn)
 
     def _restore_storage(self, node: int, saved: tuple) -> None:
         storage = self._storages[node]
@@ -707,7 +752,7 @@ class Model:
         for i, j in enumerate(perm):
             back[j] = i
         kind, node, number = action
-        if kind in ("deliver", "drop", "duplicate"):
+        if kind in _MESSAGE_ACTIONS:
             to, message = self._messages[number]
             number = self._intern_message(back[to], _rename_message(message, tuple(back)))
         return (kind, back[node], number)
@@ -793,14 +838,21 @@ def describe_action(action: Action, messages: list[tuple[int, Message]] | None =
     """One line saying what `action` does (`messages`: the model's message table, to name the message)."""
     from ..sim.trace import describe
     kind, node, number = action
+    torn = kind.endswith(_TORN)
+    if torn:
+        kind = kind[:-len(_TORN)]
     if kind in ("deliver", "drop", "duplicate") and messages is not None:
         to, message = messages[number]
         verb = {"deliver": "deliver", "drop": "lose", "duplicate": "duplicate"}[kind]
-        return f"{verb} {describe(message)} from {message.from_id} to {to}"
-    return {"timeout": f"node {node}'s election timer fires", "heartbeat": f"leader {node}'s heartbeat timer fires",
-            "crash": f"node {node} crashes", "restart": f"node {node} restarts from its storage",
-            "submit": f"a client submits a transition to leader {node}"}.get(kind, f"{kind} {node} {number}")
+        text = f"{verb} {describe(message)} from {message.from_id} to {to}"
+    else:
+        text = _ACTIONS.get(kind, "{kind} {node} {number}").format(kind=kind, node=node, number=number)
+    return text + (f"; node {node} crashes right after sending, before its storage is written" if torn else "")
 
+
+_ACTIONS = {"timeout": "node {node}'s election timer fires", "heartbeat": "leader {node}'s heartbeat timer fires",
+            "crash": "node {node} crashes", "restart": "node {node} restarts from its storage",
+            "submit": "a client submits a transition to leader {node}"}
 
 
 def _rename_node(saved: tuple, perm: tuple[int, ...]) -> tuple | None:

@@ -161,6 +161,24 @@ def test_a_counterexample_saved_as_a_transcript_replays_identically(stale_vote: 
         _act(loaded, stale_vote.actions[-1], stale_vote.commands()[-1])
 
 
+def test_a_vote_sent_before_it_is_persisted_elects_two_leaders() -> None:
+    """A crash may fall between a send and the storage write after it (`+crash` actions): the model
+    offers it only where a step sends before its storage holds what it says, which the core never
+    does (its searches have no such action) and VoteNotPersisted does, electing two leaders."""
+    clean = Model(SMALL, symmetry=True)
+    states = _states(clean, 6)
+    assert not any(a[0].endswith("+crash") for s in states for a in clean.actions(s))
+    model = Model(Bounds(3, 3, 3, 1, 1, 0, 1, 20), mutants.VoteNotPersisted, symmetry=True)
+    result = bfs(model, time_budget=120)
+    assert result.violations, result.report()
+    cx = result.violations[0].minimised()
+    assert cx.violation.property == "Election Safety" and len(cx.actions) <= 30
+    assert any(a[0] == "deliver+crash" for a in cx.actions)
+    assert "crashes right after sending, before its storage is written" in cx.explain()
+    with pytest.raises(ValueError, match="cannot replay"):
+        cx.commands()
+
+
 def test_random_walks_are_seeded() -> None:
     model = Model(SMALL)
     a = random_walks(model, 40, seed=3)
