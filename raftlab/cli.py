@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     mc.add_argument("--max-term", type=_positive_int, default=3, help="highest term explored (default 3)")
     mc.add_argument("--max-log", type=int, default=3, help="longest log explored (default 3)")
     mc.add_argument("--depth", type=_positive_int, default=20, help="actions in a run (default 20)")
+    mc.add_argument("--max-messages", type=int, help="most messages in flight at once (default: no bound); a "
+                                                     "bounded network lets a search finish its whole space")
     for name, default, what in (("crashes", 1, "crashes"), ("drops", 1, "messages lost"),
                                 ("duplicates", 0, "messages duplicated"), ("submits", 1, "client transitions")):
         mc.add_argument(f"--{name}", type=int, default=default, help=f"{what} a run may have (default {default})")
@@ -192,7 +194,8 @@ def _mc(parser: argparse.ArgumentParser, args: Any) -> int:
             parser.error(f"--replica: {error}")
     try:
         bounds = Bounds(nodes=args.nodes, max_term=args.max_term, max_log=args.max_log, crashes=args.crashes,
-                        drops=args.drops, duplicates=args.duplicates, submits=args.submits, depth=args.depth)
+                        drops=args.drops, duplicates=args.duplicates, submits=args.submits, depth=args.depth,
+                        max_messages=args.max_messages)
         model = Model(bounds, replica_class, snapshot_delta=args.snapshot_delta, symmetry=not args.no_symmetry)
     except ValueError as error:
         parser.error(str(error))

@@ -70,6 +70,8 @@ class Bounds:
         duplicates: messages a run may duplicate.
         submits: client transitions a run may submit (to the leader).
         depth: actions in a run (the breadth-first search's horizon).
+        max_messages: no state with more messages in flight is explored (None: no bound); as TLA+
+            models of Raft bound their network, this makes a whole bounded space small enough to finish.
     """
 
     nodes: int = 3
@@ -80,17 +82,21 @@ class Bounds:
     duplicates: int = 0
     submits: int = 1
     depth: int = 20
+    max_messages: int | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "max_messages" and value is None:
+                continue
             least = 1 if f.name in ("nodes", "depth", "max_term") else 0
             if type(value) is not int or value < least:
                 raise ValueError(f"{f.name} must be an int >= {least}, not {value!r}")
 
     def raised(self, name: str, by: int = 1) -> Bounds:
         """These bounds with `name` raised by `by` (to see how the space grows)."""
-        return Bounds(**{f.name: getattr(self, f.name) + (by if f.name == name else 0) for f in fields(self)})
+        return Bounds(**{f.name: getattr(self, f.name) + by if f.name == name else getattr(self, f.name)
+                         for f in fields(self)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,6 +510,8 @@ class Model:
         ghost = self._check(node, before if kind != "restart" else None, after, nodes, state[n + 2], applied)
         if isinstance(ghost, Violation):
             return Violation(ghost.property, ghost.detail, action)
+        if self.bounds.max_messages is not None and len(network) > self.bounds.max_messages:
+            return None
         return self._state(nodes, network, (crashes, drops, duplicates, submits), ghost)
 
     def _stale(self, number: int, nodes: list[int]) -> bool:

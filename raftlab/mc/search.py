@@ -73,10 +73,12 @@ class Result:
     def report(self) -> str:
         """A few lines for a person: what was explored, what was found, what was never reached."""
         b = self.model.bounds
+        network = "" if b.max_messages is None else f", <= {b.max_messages} messages in flight"
         lines = [f"{self.method}: {self.distinct_states:,} distinct states ({self.states:,} generated), depth "
                  f"{self.depth}, {self.seconds:.1f} s, {self.states_per_s:,.0f} distinct states/s; "
                  f"{self.model.replica_class.__name__}, {b.nodes} nodes, term <= {b.max_term}, log <= {b.max_log}, "
-                 f"{b.crashes} crash(es), {b.drops} drop(s), {b.duplicates} duplicate(s), {b.submits} submit(s)"]
+                 f"{b.crashes} crash(es), {b.drops} drop(s), {b.duplicates} duplicate(s), {b.submits} submit(s)"
+                 f"{network}"]
         if self.complete:
             lines.append("the whole bounded space was explored" if self.method == "bfs" else "all walks taken")
         if self.violations:

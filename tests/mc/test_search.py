@@ -31,7 +31,23 @@ def test_bounds_name_the_field_that_is_wrong() -> None:
         Bounds(drops=-1)
     with pytest.raises(ValueError, match="replica_class"):
         Model(TINY, int)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_messages"):
+        Bounds(max_messages=-1)
     assert Bounds().raised("crashes").crashes == Bounds().crashes + 1
+    assert Bounds(max_messages=2).raised("max_messages").max_messages == 3
+
+
+def test_a_bounded_network_lets_the_search_finish_its_whole_space() -> None:
+    """With at most one message in flight the whole space is small: the search ends by itself (no
+    depth or time bound reached), with no violation and every coverage goal reached."""
+    bounds = Bounds(nodes=3, max_term=2, max_log=3, crashes=1, drops=1, duplicates=0, submits=1, depth=500,
+                    max_messages=1)
+    result = bfs(Model(bounds, symmetry=True))
+    assert result.complete and not result.violations, result.report()
+    assert result.depth < bounds.depth and result.uncovered == []
+    assert "the whole bounded space was explored" in result.report()
+    model = Model(bounds, symmetry=True)
+    assert all(len(s[len(model.ids)]) <= 1 for s in _states(model, 12))
 
 
 def test_the_initial_state_is_its_own_representative() -> None:
