@@ -107,14 +107,17 @@ class Counterexample:
         at which the simulator's own invariant checker sees the violation."""
         return self._replay()[0]
 
-    def simulation(self) -> tuple[Any, Any]:
+    def simulation(self, steps: int | None = None) -> tuple[Any, Any]:
         """``(simulation, violation)``: a `Simulation` (as the transcript's ``sim`` line makes it) that
-        has taken every action but the last, and the `InvariantViolation` the simulator's checker
-        raised at the last one (None if it raised none: then the model and the simulator disagree).
-        The simulation is left as it was before that last action, ready for the RaftLab app."""
-        _, violation = self._replay()
+        has taken the first `steps` actions (all but the last by default), and the `InvariantViolation`
+        the simulator's own checker raises at the last one (None if it raises none: then the model and
+        the simulator disagree). `RaftLab(counterexample)` shows each of them."""
+        commands, violation = self._replay()
+        steps = len(self.actions) - 1 if steps is None else steps
+        if not 0 <= steps < len(self.actions):
+            raise ValueError(f"steps must be between 0 and {len(self.actions) - 1}, not {steps}")
         sim = _simulation(self.model)
-        for command, action in zip(self._replay()[0][:-1], self.actions[:-1], strict=True):
+        for command, action in zip(commands[:steps], self.actions[:steps], strict=True):
             _act(sim, action, command)
         return sim, violation
 

@@ -143,9 +143,12 @@ class RaftLab:
     `sim` given: its timeouts, snapshot_delta and other Replica options).
     """
 
-    def __init__(self, sim: Simulation | None = None, **simulation_arguments: Any) -> None:
+    def __init__(self, sim: Any = None, **simulation_arguments: Any) -> None:
         if sim is not None and simulation_arguments:
             raise TypeError("give either a Simulation or the arguments to make one, not both")
+        self._counterexample = None  # a model checker's counterexample (raftlab.mc.Counterexample), if shown
+        if sim is not None and not isinstance(sim, Simulation) and hasattr(sim, "simulation") and hasattr(sim, "lines"):
+            self._counterexample, sim = sim, sim.simulation()[0]
         self.sim = sim if sim is not None else Simulation(**simulation_arguments)
         self._arguments = {k: v for k, v in simulation_arguments.items()
                            if k not in ("n", "seed", "network", *OPTIONS)}
@@ -266,7 +269,41 @@ class RaftLab:
             self.log_image, self.timeline_image,
             w.HTML("<b>what happened</b>"), self.notice, self.narration, tabs,
         ])
+        if self._counterexample is not None:
+            self._add_counterexample_view(self._counterexample)
         self._rebuild_nodes()
+        self._refresh()
+
+    def _add_counterexample_view(self, cx: Any) -> None:
+        """A model checker's counterexample: a slider over its steps (the cluster after each, rebuilt
+        from the start) and the steps explained, the next one and the property it violates named."""
+        last = len(cx.actions) - 1
+        self.counterexample_slider = w.IntSlider(value=last, min=0, max=last, description="step",
+                                                 continuous_update=False)
+        self.counterexample_text = w.HTML()
+        self.counterexample_slider.observe(self._on_counterexample_step, names="value")
+        self.widget.children = (self.widget.children[0], w.HTML(f"<b>counterexample</b>: {html.escape(repr(cx))}"),
+                                self.counterexample_slider, self.counterexample_text, *self.widget.children[1:])
+        self._show_counterexample_step(last)
+
+    def _show_counterexample_step(self, k: int) -> None:
+        cx = self._counterexample
+        assert cx is not None
+        lines = cx.lines()
+        done = "".join(f"<li>{html.escape(line.strip()[line.strip().index('.') + 1:].strip())}</li>"
+                       for line in lines[:k])
+        nxt = html.escape(cx.model.describe(cx.actions[k]))
+        verdict = (f"step {len(cx.actions)} violates <b style='color:#a00'>{html.escape(cx.violation.property)}</b>: "
+                   f"{html.escape(cx.violation.detail)}")
+        self.counterexample_text.value = (f'<ol style="font-family:monospace;font-size:12px;margin:0">{done}</ol>'
+                                          f"<div>next, step {k + 1}: {nxt}</div><div>{verdict}</div>")
+
+    @_callback
+    def _on_counterexample_step(self, change: dict) -> None:
+        k = change["new"]
+        self.sim = self._counterexample.simulation(k)[0]  # type: ignore[union-attr]
+        self._show_opened()
+        self._show_counterexample_step(k)
         self._refresh()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
