@@ -20,6 +20,52 @@ from collections import Counter
 from typing import Any
 
 
+def _bar(total: int, desc: str, unit: str) -> _Progress:
+    """A progress bar on stderr: tqdm's (counts, rate, ETA) on a terminal; in a log that is not one
+    (where a bar's frames would pile up on one line), or without tqdm, one line at the end."""
+    return _Progress(total, desc, unit)
+
+
+class _Progress:
+    """See `_bar`. Use it as a context manager; `update(k)` and `set_postfix(...)` as tqdm's."""
+
+    def __init__(self, total: int, desc: str, unit: str) -> None:
+        import time
+
+        self.total, self.desc, self.unit, self.n, self.postfix = total, desc, unit, 0, ""
+        self.started = time.perf_counter()
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # pragma: no cover (tqdm comes with raftlab[mc] and raftlab[jupyter])
+                return
+            self.bar = tqdm(total=total, desc=desc, unit=f" {unit}", file=sys.stderr, mininterval=0.5)
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        if self.bar is not None:
+            self.bar.update(k)
+
+    def set_postfix(self, **values: Any) -> None:
+        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+        if self.bar is not None:
+            self.bar.set_postfix(values, refresh=False)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import time
+
+        if self.bar is not None:
+            self.bar.close()
+            return
+        extra = f", {self.postfix}" if self.postfix else ""
+        print(f"{self.desc}: {self.n}/{self.total} {self.unit} in {time.perf_counter() - self.started:.1f} s{extra}",
+              file=sys.stderr)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -300,21 +346,19 @@ def _chaos(args: Any) -> int:
 
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     done: Counter = Counter()
+    bar = _bar(args.seeds, "chaos", "seeds")
 
     def progress(result: ChaosResult) -> None:
-        done["seeds"] += 1
         done["failed"] += not result.ok
-        width = 30
-        filled = width * done["seeds"] // args.seeds
-        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done['seeds']}/{args.seeds} seeds, "
-              f"{done['failed']} failed", end="", file=sys.stderr, flush=True)
+        bar.update(1)
+        bar.set_postfix(failed=done["failed"])
 
-    if args.workers > 1:
-        with ProcessPoolExecutor(args.workers) as pool:
-            summary = run_campaign(seeds, args.duration, args.nodes, executor=pool, progress=progress)
-    else:
-        summary = run_campaign(seeds, args.duration, args.nodes, progress=progress)
-    print(file=sys.stderr)
+    with bar:
+        if args.workers > 1:
+            with ProcessPoolExecutor(args.workers) as pool:
+                summary = run_campaign(seeds, args.duration, args.nodes, executor=pool, progress=progress)
+        else:
+            summary = run_campaign(seeds, args.duration, args.nodes, progress=progress)
     figures = summary.as_dict()
     print(f"{figures['seeds']} seeds of {args.duration:g} s on {args.nodes} nodes: {figures['violations']} "
           f"safety violations, {figures['nonlinearizable']} non-linearizable histories, "
@@ -384,17 +428,14 @@ def _figure16(args: Any) -> int:
 
     total = sum(trials_for(line, args.trials) for line in LINES)
 
-    def progress(done: int, total: int) -> None:
-        width = 30
-        filled = width * done // total
-        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} trials", end="", file=sys.stderr,
-              flush=True)
+    bar = _bar(total, "figure16", "trials")
 
-    progress(0, total)
-    with ProcessPoolExecutor(args.workers or os.cpu_count() or 1) as pool:
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    with bar, ProcessPoolExecutor(args.workers or os.cpu_count() or 1) as pool:
         latency = LATENCY if args.latency_ms is None else tuple(sorted(v / 1000 for v in args.latency_ms))
         result = run_figure16(args.trials, executor=pool, progress=progress, seed=args.seed, latency=latency)
-    print(file=sys.stderr)
     print(f"Figure 16: time from the leader's crash until a new leader is established, ms "
           f"({args.trials} trials per line, seed {args.seed}, one-way delay {result.latency[0] * 1000:g}-"
           f"{result.latency[1] * 1000:g} ms, {result.wall_s:.1f} s)")
