@@ -14,9 +14,13 @@ took effect) or placed anywhere after its call, with its output unconstrained. L
 very end is indistinguishable from leaving it out, so this is Porcupine's "return at infinity"; the
 search simply stops as soon as every operation with a known return is linearized. The price: to
 reject a history the search must try the unknown writes on a key in all useful combinations, so many
-of them on one key can make a "not linearizable" verdict slow; `timeout` bounds it. An operation
-that changes nothing (a get or a read, for `KV_MODEL`: the model's `read_only`) constrains nothing
-when its outcome is unknown, so such operations are left out before the search.
+of them on one key can make a "not linearizable" verdict slow; `timeout` or `max_steps` bounds it.
+An operation that changes nothing (a get or a read, for `KV_MODEL`: the model's `read_only`)
+constrains nothing when its outcome is unknown, so such operations are left out before the search.
+
+Partitions (keys) are searched in rounds, shortest first, with budgets that double from round to
+round, so that a partition that is not linearizable ends the check early however long the others
+would take.
 
     >>> h = [Operation(1, "put", "x", "a", call=0, ret=2),
     ...      Operation(2, "get", "x", call=1, ret=3, output="a")]
@@ -27,7 +31,7 @@ when its outcome is unknown, so such operations are left out before the search.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Generator, Hashable, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Any
 
@@ -115,8 +119,11 @@ class Model:
     Args:
         init: the initial state.
         step: ``step(state, op) -> (ok, new_state)``: whether `op` with its recorded output is legal in
-            `state`, and the state after it. States must be hashable (they are memoised). When
-            ``op.ret is None`` the output is unknown and `step` must accept any output.
+            `state`, and the state after it. States must be hashable (they are memoised) and compare
+            equal when they are the same state. When ``op.ret is None`` the output is unknown and
+            `step` must accept any output; it must then depend on the op, key, value and expected
+            only (not on the client or the times: such operations that differ only there are
+            interchangeable to the search).
         partition: splits a history into independently checked parts (default: one part).
         describe: a one-line account of an operation, for messages.
         read_only: whether an operation never changes the state (whatever the state): such an operation
@@ -163,9 +170,10 @@ class LinearizabilityResult:
     """The verdict of `check`.
 
     Attributes:
-        ok: True if linearizable, False if not, None if the timeout ran out first (unknown).
+        ok: True if linearizable, False if not, None if the timeout (or `max_steps`) ran out first (unknown).
         partitions: how many partitions (keys, for `KV_MODEL`) the history had.
-        failing_partition: index of the first partition found not linearizable, else None.
+        failing_partition: index (in `Model.partition` order) of the partition found not linearizable,
+            else None; if several are not, the one the search (shortest first) decided first.
         failing_key: the key of that partition if all its operations share one, else None.
         shortest_bad_prefix: when not ok, the shortest prefix in call order of the failing partition
             that is not linearizable: the operations called at or before the earliest time `bad_at`
@@ -189,7 +197,7 @@ class LinearizabilityResult:
         if self.ok:
             return f"linearizable ({self.partitions} partition{'s' * (self.partitions != 1)} checked)"
         if self.ok is None:
-            return f"unknown: the timeout ran out before all {self.partitions} partitions were checked"
+            return f"unknown: the timeout ran out (or the step limit) before all {self.partitions} partitions were checked"
         where = f"key {self.failing_key!r}" if self.failing_key is not None else f"partition {self.failing_partition}"
         return (f"not linearizable: no order of the first {len(self.shortest_bad_prefix)} operations on {where} "
                 f"(in call order) fits the model; the violation shows at time {self.bad_at:g}")
@@ -207,14 +215,46 @@ class _Timeout(Exception):
     pass
 
 
-def _linearizable(ops: Sequence[Operation], model: Model, deadline: float | None) -> bool:
-    """The WGL search over one partition; raises `_Timeout` when `deadline` passes."""
+_CHUNK = 256
+"""Search steps between two pauses of a partition's search (see `_search`)."""
+
+
+def _search(ops: Sequence[Operation], model: Model) -> Generator[None, None, bool]:
+    """The Wing-Gong / Lowe search over one partition, as a generator that returns the verdict.
+
+    It pauses (yields) after every `_CHUNK` steps, a step being one candidate tried or one choice
+    undone, so that `check` can interleave partitions and watch its limits between pauses.
+
+    The history is a doubly linked list of call and return entries in time order. The operations
+    that may come next in a linearization are those whose call entry precedes the first return entry
+    still in the list: nothing still to be placed returned before they were called. The search tries
+    them in list order; one that fits the model's state is *lifted* (its call and return entries
+    unlinked, the choice pushed on a stack) and the scan restarts at the head. A return entry
+    reached means no candidate is left: the latest choice is undone (*unlifted*: relinked where it
+    was, which a doubly linked list allows in O(1)) and the scan goes on after it. The search ends
+    when every operation of known outcome is placed (those of unknown outcome left over never took
+    effect), or fails when there is no choice left to undo.
+
+    A configuration is the set of operations placed (a bitset: bit i for ``ops[i]``) and the state:
+    whether it leads to a linearization depends on nothing else, so each configuration visited (and
+    so, in a depth-first search, failed) is remembered and never entered twice. Three rules cut the
+    choices further, each keeping a linearization if there is one:
+
+    - A read-only operation of known outcome (`Model.read_only`) that fits the state is placed first
+      and alone: moving it to the front of any linearization from here keeps it one (it sees this
+      state, changes nothing, and everything it must follow is placed already). If that fails, the
+      configuration fails, without trying the other candidates.
+    - An operation of unknown outcome is placed only if it changes the state: one that does not can be
+      left out of any linearization.
+    - Operations of unknown outcome alike in all but client and call time (same op, key, value and
+      expected) are interchangeable once called, so they are placed in call order.
+    """
     events = sorted([(op.call, 0, i) for i, op in enumerate(ops)]
                     + [(op.ret, 1, i) for i, op in enumerate(ops) if op.ret is not None])
-    # A doubly linked list of entries: node 0 is the head, node k + 1 is events[k], -1 is the end.
+    # The linked list: node 0 is the head, node k + 1 is events[k], -1 is the end.
     size = len(events) + 1
     nxt, prv = [*range(1, size), -1], list(range(-1, size - 1))
-    op_of, is_call, match = [0] * size, [False] * size, [-1] * size
+    op_of, is_call, match = [0] * size, [False] * size, [-1] * size  # match: a call's return node
     call_node = {}
     for k, (_, kind, i) in enumerate(events, start=1):
         op_of[k], is_call[k] = i, kind == 0
@@ -223,64 +263,104 @@ def _linearizable(ops: Sequence[Operation], model: Model, deadline: float | None
         else:
             match[call_node[i]] = k
     known = [op.ret is not None for op in ops]
-    # Unknown-outcome ops differing only in call time are interchangeable: the earlier-called one can go
-    # anywhere the later one can. So they are linearized in call order: `twin[i]` must be used before i.
-    twin = [-1] * len(ops)
-    last: dict[tuple[int, str, str, str | None, str | None], int] = {}
+    reader = [k and model.read_only(op) for k, op in zip(known, ops, strict=True)]
+    twin = [-1] * len(ops)  # the unknown-outcome operation that must be placed before this one
+    last: dict[tuple[str, str, str | None, str | None], int] = {}
     for _, kind, i in events:
         if kind == 0 and not known[i]:
-            o = ops[i]
-            twin[i] = last.get((o.client, o.op, o.key, o.value, o.expected), -1)
-            last[o.client, o.op, o.key, o.value, o.expected] = i
-    known_left = sum(known)
+            alike = (ops[i].op, ops[i].key, ops[i].value, ops[i].expected)
+            twin[i] = last.get(alike, -1)
+            last[alike] = i
     step = model.step
-    # A configuration is (done: bitset of linearized known ops, used: bitset of linearized unknown ops,
-    # state). (done, used, state) is subsumed by a visited (done, used', state) with used' a subset of
-    # used: it has the same candidates and fewer left, so it is pruned (equal configurations included).
-    state, done, used = model.init(), 0, 0
-    cache: dict[tuple[int, Hashable], list[int]] = {}
-    stack: list[tuple[int, Hashable]] = []
-    entry, iterations = nxt[0], 0
-    while known_left:  # unknown-outcome operations left over never take effect
-        iterations += 1
-        if deadline is not None and iterations % 1024 == 0 and time.monotonic() > deadline:
-            raise _Timeout
-        if entry != -1 and is_call[entry]:
+
+    state, placed, left = model.init(), 0, sum(known)
+    seen: set[tuple[int, Hashable]] = set()  # configurations entered: (placed, state)
+    stack: list[tuple[int, Hashable, bool]] = []  # (call node placed, state before it, placed first)
+    entry, first, fresh, steps = 0, False, True, 0
+    while left:
+        steps += 1
+        if not steps % _CHUNK:
+            yield
+        if fresh:  # a new configuration: look for a read that fits, to place first
+            fresh, entry = False, nxt[0]
+            k = entry
+            while k != -1 and is_call[k]:
+                if reader[op_of[k]] and step(state, ops[op_of[k]])[0]:
+                    entry, first = k, True
+                    break
+                k = nxt[k]
+        dead = entry == -1 or not is_call[entry]  # no candidate left here
+        if not dead:
             i = op_of[entry]
-            ok, new_state = (False, None) if twin[i] >= 0 and not used >> twin[i] & 1 else step(state, ops[i])
+            if first:
+                ok, new_state = True, state
+            elif reader[i] or (twin[i] >= 0 and not placed >> twin[i] & 1):
+                ok = False  # a read that does not fit (one that does was placed first), or a twin
+            else:
+                ok, new_state = step(state, ops[i])
+                ok = ok and (known[i] or new_state != state)
             if ok:
-                new_done, new_used = (done | 1 << i, used) if known[i] else (done, used | 1 << i)
-                seen = cache.setdefault((new_done, new_state), [])
-                if not any(u & ~new_used == 0 for u in seen):
-                    seen.append(new_used)
-                    stack.append((entry, state))
-                    state, done, used = new_state, new_done, new_used
-                    known_left -= known[i]
+                new_placed = placed | 1 << i
+                if (new_placed, new_state) not in seen:
+                    seen.add((new_placed, new_state))
+                    stack.append((entry, state, first))
                     for k in (entry, match[entry]):  # lift the call and its return out of the list
                         if k != -1:
                             nxt[prv[k]] = nxt[k]
                             if nxt[k] != -1:
                                 prv[nxt[k]] = prv[k]
-                    entry = nxt[0]
+                    state, placed, left = new_state, new_placed, left - known[i]
+                    first, fresh = False, True
                     continue
-            entry = nxt[entry]
-        else:  # a return whose call is not linearized (or the end): undo the latest choice
-            if not stack:
-                return False
-            entry, state = stack.pop()
-            i = op_of[entry]
-            if known[i]:
-                done ^= 1 << i
-                known_left += 1
+            if first:  # the read placed first leads nowhere: neither does this configuration
+                first, dead = False, True
             else:
-                used ^= 1 << i
-            for k in (match[entry], entry):  # unlift, in reverse order
-                if k != -1:
-                    nxt[prv[k]] = k
-                    if nxt[k] != -1:
-                        prv[nxt[k]] = k
+                entry = nxt[entry]
+        if dead:  # undo the latest choice, and the one before it as long as the choice was forced
+            while True:
+                if not stack:
+                    return False
+                entry, state, forced = stack.pop()
+                i = op_of[entry]
+                placed ^= 1 << i
+                left += known[i]
+                for k in (match[entry], entry):  # unlift, in reverse order
+                    if k != -1:
+                        nxt[prv[k]] = k
+                        if nxt[k] != -1:
+                            prv[nxt[k]] = k
+                if not forced:
+                    break
             entry = nxt[entry]
     return True
+
+
+class _Limits:
+    """What `check` may spend: a deadline (monotonic seconds) and a number of search steps."""
+
+    def __init__(self, timeout: float | None, max_steps: int | None) -> None:
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.steps_left = max_steps
+
+    def spend(self) -> None:
+        """Account for one `_CHUNK` of steps; raise `_Timeout` if a limit is passed."""
+        if self.steps_left is not None:
+            self.steps_left -= _CHUNK
+            if self.steps_left < 0:
+                raise _Timeout
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _Timeout
+
+
+def _linearizable(ops: Sequence[Operation], model: Model, limits: _Limits) -> bool:
+    """The search over one partition, run to its verdict; raises `_Timeout` when a limit passes."""
+    search = _search(ops, model)
+    while True:
+        try:
+            next(search)
+        except StopIteration as stop:
+            return bool(stop.value)
+        limits.spend()
 
 
 def _seen_at(ops: Sequence[Operation], t: float) -> list[Operation]:
@@ -289,12 +369,12 @@ def _seen_at(ops: Sequence[Operation], t: float) -> list[Operation]:
             for op in ops if op.call <= t]
 
 
-def _shortest_bad_prefix(ops: list[Operation], model: Model, deadline: float | None) -> float:
+def _shortest_bad_prefix(ops: list[Operation], model: Model, limits: _Limits) -> float:
     """The earliest return time at which `ops` (known not linearizable) as seen then is not linearizable.
 
     Linearizability of the history seen at time t is monotone in t (a linearization of a later view,
     cut after the last operation complete at t, linearizes the earlier one), so binary search works.
-    If the deadline passes, the best time found so far is returned.
+    If a limit passes, the best time found so far is returned.
     """
     times = sorted({op.ret for op in ops if op.ret is not None})
     lo, hi = 0, len(times) - 1
@@ -302,7 +382,7 @@ def _shortest_bad_prefix(ops: list[Operation], model: Model, deadline: float | N
         while lo < hi:
             mid = (lo + hi) // 2
             seen = [op for op in _seen_at(ops, times[mid]) if op.ret is not None or not model.read_only(op)]
-            if _linearizable(seen, model, deadline):
+            if _linearizable(seen, model, limits):
                 lo = mid + 1
             else:
                 hi = mid
@@ -312,12 +392,17 @@ def _shortest_bad_prefix(ops: list[Operation], model: Model, deadline: float | N
 
 
 def check(history: Sequence[Operation], model: Model = KV_MODEL, *,
-          timeout: float | None = None) -> LinearizabilityResult:
+          timeout: float | None = None, max_steps: int | None = None) -> LinearizabilityResult:
     """Decide whether `history` is linearizable with respect to `model` (by default the key-value store).
 
     Each partition (each key, for `KV_MODEL`) is checked on its own by the Wing-Gong / Lowe search with
-    Porcupine's memoisation of (linearized set, state). `timeout` (seconds) bounds the whole check; if
-    it runs out before a violation is found, the result's `ok` is None.
+    Porcupine's memoisation of (linearized set, state) (see `_search`). The partitions are searched in
+    rounds, shortest first, each round giving every unfinished partition twice the steps of the last:
+    the first partition found not linearizable ends the check, however long the others would take.
+
+    `timeout` (seconds) bounds the whole check, `max_steps` the search steps over all partitions (a
+    step tries one operation or undoes one; a bound that does not depend on the machine, counted in
+    chunks of 256). If a limit is reached before a verdict, the result's `ok` is None.
 
     >>> stale = [Operation(1, "put", "x", "a", call=0, ret=1),
     ...          Operation(1, "put", "x", "b", call=2, ret=3),
@@ -328,21 +413,34 @@ def check(history: Sequence[Operation], model: Model = KV_MODEL, *,
     >>> print(result)  # doctest: +ELLIPSIS
     not linearizable: no order of the first 3 operations on key 'x' (in call order) fits the model; ...
     """
-    deadline = None if timeout is None else time.monotonic() + timeout
+    limits = _Limits(timeout, max_steps)
     history = [op for op in history if op.ret is not None or not model.read_only(op)]  # they constrain nothing
     parts = [sorted(p, key=lambda op: (op.call, op.ret is None, op.ret or 0.0)) for p in model.partition(history)]
-    timed_out = False
-    for index, part in enumerate(parts):
-        try:
-            if _linearizable(part, model, deadline):
-                continue
-        except _Timeout:
-            timed_out = True
-            break
-        t = _shortest_bad_prefix(part, model, deadline)
-        keys = {op.key for op in part}
-        return LinearizabilityResult(
-            ok=False, partitions=len(parts), failing_partition=index,
-            failing_key=keys.pop() if len(keys) == 1 else None,
-            shortest_bad_prefix=tuple(op for op in part if op.call <= t), bad_at=t, describe=model.describe)
-    return LinearizabilityResult(ok=None if timed_out else True, partitions=len(parts), describe=model.describe)
+    running = {k: _search(parts[k], model) for k in sorted(range(len(parts)), key=lambda k: len(parts[k]))}
+    chunks = 1  # of `_CHUNK` steps, per partition in this round
+    try:
+        while running:
+            for index, search in list(running.items()):
+                for _ in range(chunks):
+                    try:
+                        next(search)
+                    except StopIteration as stop:
+                        del running[index]
+                        if not stop.value:
+                            return _not_linearizable(parts, index, model, limits)
+                        break
+                    limits.spend()
+            chunks *= 2
+    except _Timeout:
+        return LinearizabilityResult(ok=None, partitions=len(parts), describe=model.describe)
+    return LinearizabilityResult(ok=True, partitions=len(parts), describe=model.describe)
+
+
+def _not_linearizable(parts: list[list[Operation]], index: int, model: Model, limits: _Limits) -> LinearizabilityResult:
+    """The verdict for `parts[index]`, found not linearizable: its shortest bad prefix, as far as `limits` allow."""
+    part = parts[index]
+    t = _shortest_bad_prefix(part, model, limits)
+    keys = {op.key for op in part}
+    return LinearizabilityResult(
+        ok=False, partitions=len(parts), failing_partition=index, failing_key=keys.pop() if len(keys) == 1 else None,
+        shortest_bad_prefix=tuple(op for op in part if op.call <= t), bad_at=t, describe=model.describe)
