@@ -229,7 +229,8 @@ class _Search:
     undone, so that `check` can interleave partitions and watch its limits between pauses.
 
     When the partition has operations of unknown outcome, two searches (`_wgl`) take turns, a chunk
-    each. The exact one decides. The relaxed one lets each operation of unknown outcome take effect
+    each. The exact one decides (after a quicker one for linearizable histories: see `_exact`). The
+    relaxed one lets each operation of unknown outcome take effect
     again after a later operation of known outcome: if even that finds no linearization, there is
     none, which is often much quicker to show than trying the unknown writes in all combinations (on
     a register, where values repeat: not with appends, whose values grow). If the linearization it
@@ -239,17 +240,29 @@ class _Search:
 
     def __init__(self, ops: Sequence[Operation], model: Model) -> None:
         self.exact = _Run(ops, model, reuse=False)
-        self.relaxed = _Run(ops, model, reuse=True) if any(op.ret is None for op in ops) else None
+        pending = any(op.ret is None for op in ops)
+        self.relaxed = _Run(ops, model, reuse=True) if pending else None
+        self.single = _Run(ops, model, reuse=False, single=True, failed=self.exact.failed) if pending else None
         self.steps = self._steps()
 
     @property
     def reached(self) -> float:
         """A time before which every operation of known outcome that returned was placed in some
-        configuration the exact search reached: the history seen at any earlier time is linearizable."""
-        return self.exact.reached
+        configuration an exact search reached: the history seen at any earlier time is linearizable."""
+        return max(self.exact.reached, self.single.reached if self.single else -math.inf)
+
+    def _exact(self) -> Generator[None, None, bool]:
+        """The exact search, after one that uses no two operations of unknown outcome in a row (a
+        linearization usually needs none, and it is found much sooner: rows of appends make a great
+        many states); that one decides if it succeeds or if the rule never had to leave one out."""
+        if self.single is not None:
+            ok = yield from _wgl(self.single)
+            if ok or not self.single.capped:
+                return ok
+        return (yield from _wgl(self.exact))
 
     def _steps(self) -> Generator[None, None, bool]:
-        exact_search = _wgl(self.exact)
+        exact_search = self._exact()
         if self.relaxed is None:
             return (yield from exact_search)
         relaxed, relaxed_search = self.relaxed, _wgl(self.relaxed)
@@ -274,12 +287,12 @@ class _Search:
 class _Run:
     """The input and results of one `_wgl` search: the history as it searches it, and what it found."""
 
-    def __init__(self, ops: Sequence[Operation], model: Model, *, reuse: bool,
+    def __init__(self, ops: Sequence[Operation], model: Model, *, reuse: bool, single: bool = False,
                  failed: set[tuple[int, Hashable]] | None = None) -> None:
-        self.ops, self.model, self.reuse = ops, model, reuse
+        self.ops, self.model, self.reuse, self.single = ops, model, reuse, single
         self.failed = failed if failed is not None else set()  # (placed, state) known to lead nowhere
         self.reused = False  # the linearization found used an operation of unknown outcome twice
-        self.capped = False  # the relaxed search left out a configuration, so its failure proves nothing
+        self.capped = False  # the search left out a configuration (reuse, single), so its failure proves nothing
         self.reached = -math.inf  # see `_Search.reached` (kept by the exact search)
 
 
@@ -316,6 +329,10 @@ def _wgl(run: _Run) -> Generator[None, None, bool]:
     - Operations of unknown outcome alike in all but client and call time (same op, key, value and
       expected) are interchangeable once called, so they are used in call order.
 
+    With ``run.single``, no two operations of unknown outcome are used in a row: a restriction,
+    whose success is a linearization; if it ever had to leave out a candidate it sets
+    ``run.capped``, and its failure then proves nothing.
+
     With ``run.reuse``, an operation of unknown outcome may be used again after each operation of
     known outcome placed (`used` holds those used since the last one; of alike ones only the first
     counts; configurations are told apart by `placed` and state alone): a relaxation, whose failure
@@ -325,7 +342,7 @@ def _wgl(run: _Run) -> Generator[None, None, bool]:
     ``run.failed`` the configurations found to fail and in ``run.reused`` whether the linearization
     found used one operation twice.
     """
-    ops, model, reuse, failed = run.ops, run.model, run.reuse, run.failed
+    ops, model, reuse, single, failed = run.ops, run.model, run.reuse, run.single, run.failed
     known = [op.ret is not None for op in ops]
     events = sorted([(op.call, 0, i) for i, op in enumerate(ops) if known[i]]
                     + [(op.ret, 1, i) for i, op in enumerate(ops) if op.ret is not None])
@@ -422,6 +439,9 @@ def _wgl(run: _Run) -> Generator[None, None, bool]:
             if ok and new_state != state:  # one that changes nothing can be left out
                 if after_pending and step(stack[-1][2], pending[p]) == (ok, new_state):
                     continue  # it does not need the pending one used just before it
+                if single and after_pending:
+                    run.capped = True
+                    continue
                 if (placed, new_state) not in failed and _admit(seen, placed, new_state, 0 if reuse else used | 1 << p):
                     stack.append((-1, p, state, used, False, avail))
                     state, used, fresh = new_state, used | 1 << p, True
