@@ -20,7 +20,8 @@ constrains nothing when its outcome is unknown, so such operations are left out 
 
 Partitions (keys) are searched in rounds, shortest first, with budgets that double from round to
 round, so that a partition that is not linearizable ends the check early however long the others
-would take.
+would take. `raftlab.check.histories` generates concurrent histories, linearizable or not, to try it
+on; ``benchmarks/bench_check.py`` measures it.
 
     >>> h = [Operation(1, "put", "x", "a", call=0, ret=2),
     ...      Operation(2, "get", "x", call=1, ret=3, output="a")]
