@@ -231,12 +231,12 @@ class _Search:
 
     When the partition has operations of unknown outcome, two searches (`_wgl`) take turns, a chunk
     each. The exact one decides (after a quicker one for linearizable histories: see `_exact`). The
-    relaxed one lets each operation of unknown outcome take effect
-    again after a later operation of known outcome: if even that finds no linearization, there is
-    none, which is often much quicker to show than trying the unknown writes in all combinations (on
-    a register, where values repeat: not with appends, whose values grow). If the linearization it
-    finds uses none of them twice, it is one; otherwise the exact search goes on alone, skipping the
-    configurations the relaxed one found to fail.
+    relaxed one lets each operation of unknown outcome take effect again after a later operation of
+    known outcome: if even that finds no linearization, there is none, which is often much quicker
+    to show than trying the unknown writes in all combinations (on a register, where values repeat:
+    not with appends, whose values grow). If the linearization it finds uses none of them twice, it
+    is one; otherwise the exact search goes on alone, skipping the configurations the relaxed one
+    found to fail.
     """
 
     def __init__(self, ops: Sequence[Operation], model: Model) -> None:
@@ -565,9 +565,11 @@ def check(history: Sequence[Operation], model: Model = KV_MODEL, *,
     rounds, shortest first, each round giving every unfinished partition twice the steps of the last:
     the first partition found not linearizable ends the check, however long the others would take.
 
-    `timeout` (seconds) bounds the whole check, `max_steps` the search steps over all partitions (a
-    step tries one operation or undoes one; a bound that does not depend on the machine, counted in
-    chunks of 256). If a limit is reached before a verdict, the result's `ok` is None.
+    `timeout` (seconds) bounds the whole check, `max_steps` its search steps (a step tries one
+    operation or undoes one; a bound that does not depend on the machine, counted in chunks of 256).
+    If a limit is reached before a verdict, the result's `ok` is None. Once a partition is found not
+    linearizable the verdict stands, and what is left goes to finding its shortest bad prefix (the
+    whole partition if nothing is).
 
     >>> stale = [Operation(1, "put", "x", "a", call=0, ret=1),
     ...          Operation(1, "put", "x", "b", call=2, ret=3),
