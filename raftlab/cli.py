@@ -401,6 +401,8 @@ def _grade(parser: argparse.ArgumentParser, args: Any) -> int:
     if args.path is None:
         parser.error("grade: give a PATH (a .py file or a folder), or --self-check")
     path = Path(args.path)
+    if not path.exists():
+        parser.error(f"grade: no such file or folder: {path}")
     files = submissions(path) if path.is_dir() else [path]
     if not files:
         parser.error(f"grade: no .py files in {path}")
@@ -417,7 +419,7 @@ def _grade(parser: argparse.ArgumentParser, args: Any) -> int:
     if args.csv:
         write_csv(reports, args.csv)
         print(f"{len(reports)} rows written to {args.csv}", file=sys.stderr)
-    return 0
+    return 1 if not path.is_dir() and reports[0].error else 0  # (a folder: each error is in its report)
 
 
 def _figure16(args: Any) -> int:

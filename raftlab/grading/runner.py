@@ -449,11 +449,15 @@ def submissions(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix == ".py" and not p.name.startswith("_"))
 
 
-CSV_FIELDS = ["student", "class", "score", "earned", "total", *GRADED_PARTS, "failed", "missing", "error"]
+CSV_PARTS = [*GRADED_PARTS, "M"]  # M: the model-checking part (raftlab grade --model-check)
+CSV_FIELDS = ["student", "class", "score", "earned", "total", *(f"{p}{end}" for p in CSV_PARTS for end in ("", "_of")),
+              "failed", "missing", "error"]
 
 
 def write_csv(reports: Sequence[Report], path: str | Path) -> None:
-    """One row per student: the score, the points per part, the failed checks."""
+    """One row per student: the score, the points earned in each part (column ``A``) and the points
+    it was out of (``A_of``), as numbers (a text such as ``11/11`` is read as a date by spreadsheets),
+    empty for a part not graded; the failed checks."""
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
         writer.writeheader()
@@ -462,6 +466,7 @@ def write_csv(reports: Sequence[Report], path: str | Path) -> None:
             writer.writerow({
                 "student": Path(r.source).stem if r.source.endswith(".py") else r.source, "class": r.student,
                 "score": f"{r.score:.4f}", "earned": r.earned, "total": r.total,
-                **{p: f"{parts[p][0]}/{parts[p][1]}" if p in parts else "" for p in GRADED_PARTS},
+                **{p: parts[p][0] if p in parts else "" for p in CSV_PARTS},
+                **{f"{p}_of": parts[p][1] if p in parts else "" for p in CSV_PARTS},
                 "failed": " ".join(x.id for x in r.results if not x.passed),
                 "missing": "; ".join(r.missing), "error": r.error.splitlines()[0] if r.error else ""})

@@ -103,7 +103,7 @@ def test_part_e_in_reports_and_the_csv(tmp_path: Path) -> None:
     out = tmp_path / "grades.csv"
     write_csv([report], out)
     rows = list(csv.DictReader(out.open()))
-    assert rows[0]["E"] == f"{report.total}/{report.total}" and rows[0]["A"] == ""
+    assert rows[0]["E"] == rows[0]["E_of"] == str(report.total) and rows[0]["A"] == rows[0]["A_of"] == ""
 
 
 # ----- the fakes, with the options ---------------------------------------------------------------------

@@ -85,6 +85,28 @@ def test_the_command_adds_the_part(tmp_path: Path, capsys: pytest.CaptureFixture
     assert report["total"] == sum(r["points"] for r in report["results"])
 
 
+def test_grading_a_file_that_is_not_there_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["grade", "no/such/student.py"])
+    assert stop.value.code == 2 and "no such file or folder: no/such/student.py" in capsys.readouterr().err
+
+
+def test_a_file_that_cannot_be_loaded_exits_non_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _file(tmp_path, "broken", "def oops(:\n")
+    assert main(["grade", path, "--part", "A", "--seeds", "1"]) == 1
+    assert "could not load the submission" in capsys.readouterr().out
+
+
+def test_the_model_checking_part_has_its_csv_columns(tmp_path: Path) -> None:
+    import csv
+
+    from raftlab.grading import Report, write_csv
+    report = Report("Stale", "stale.py", None, [1], [model_check(_file(tmp_path, "stale", STALE_VOTE), time_budget=30)])
+    write_csv([report], tmp_path / "grades.csv")
+    row = next(csv.DictReader((tmp_path / "grades.csv").open()))
+    assert (row["M"], row["M_of"], row["A"]) == ("0", str(POINTS), "")
+
+
 def test_mc_checks_a_students_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _file(tmp_path, "stale", STALE_VOTE)
     assert main(["mc", "--replica", path, "--json"]) == 1
