@@ -109,7 +109,7 @@ def test_part_f_in_reports_the_csv_and_the_command_line(tmp_path: Path, capsys: 
     out = tmp_path / "grades.csv"
     write_csv([report], out)
     rows = list(csv.DictReader(out.open()))
-    assert rows[0]["F"] == f"{report.total}/{report.total}" and rows[0]["E"] == rows[0]["A"] == ""
+    assert rows[0]["F"] == rows[0]["F_of"] == str(report.total) and rows[0]["E"] == rows[0]["A"] == ""
     student = tmp_path / "cat.py"  # the reference's exercises, and the planted bug's advance_commit
     student.write_text("from raftlab.core import Replica\nfrom raftlab.grading import EXERCISES, StudentReplica\n"
                        "from raftlab.grading.mutants import CountsItselfWhenRemoved\n\n"
