@@ -23,6 +23,7 @@ from ..machines import Add, KVCommand, KVStore
 from ..core.messages import AppendEntryRequest, AppendEntryResponse
 from ..sim import Frame, NetworkModel, ReadRequest, SimKind, Simulation, Submission, TraceEvent, describe
 from ..sim import recipes
+from ..sim.share import from_shared, share
 from ..sim.transcript import TRANSCRIPTS, Transcript, load_scenario
 from ..viz import GraphView, LogView, TimelineView
 
@@ -99,7 +100,9 @@ class RaftLab:
       `step_button` ("Step": one event), `back_button` ("Step back": rewind one step),
       `notable_button` ("Next notable": step until a role change or a commit, at most
       `NOTABLE_LIMIT` steps), `time_slider` (IntSlider over 0..``sim.history_end``: moving it back
-      rewinds, forward replays; acting in the past forks a new history and its max shrinks).
+      rewinds, forward replays; acting in the past forks a new branch of the history and its max
+      shrinks), `branch_picker` (Dropdown of the history's branches, `sim.branches`: when and by which
+      action each forked; choosing one switches to it, `sim.switch_branch`, and the slider follows it).
     - nodes: `node_picker` (Dropdown of node ids; clicking a node in the graph selects it too when
       the optional ``ipyevents`` package is installed), `crash_button` ("Crash"), `restart_button`
       ("Restart"), `timeout_button` ("Time out": force its election timer), `request_button`
@@ -124,6 +127,9 @@ class RaftLab:
     - narration: `notice` (HTML: what the Transfer and Read buttons did, and the answer of the last
       read), `narration` (HTML: the last events explained, the current one highlighted; the views
       highlight it too).
+    - share: `share_button` ("Share run": puts `share()`, a short text, in `share_text` (Textarea) to
+      copy), `open_button` ("Open shared run": replays the text pasted in `share_text`,
+      `open_shared`); ``RaftLab.from_shared(text)`` opens one in a new app.
     - set-up: `seed` (IntText), `size` (IntSlider 1-9), `options` (a Checkbox per name of `OPTIONS`:
       pre_vote, check_quorum, read_lease; read_lease needs check_quorum, so ticking it ticks that
       too), `reset_button` ("Reset": a new simulation of that size and seed, with those options and
@@ -176,6 +182,8 @@ class RaftLab:
         self.time_slider = w.IntSlider(value=0, min=0, max=0, description="step", continuous_update=False,
                                        layout=w.Layout(width="60%"))
         self.time_slider.observe(self._on_time, names="value")
+        self.branch_picker = w.Dropdown(options=[], description="branch", layout=w.Layout(width="38%"))
+        self.branch_picker.observe(self._on_branch, names="value")
 
         # nodes
         self.node_picker = w.Dropdown(description="node", layout=w.Layout(width="220px"))
@@ -233,6 +241,11 @@ class RaftLab:
                                    value=None, description="scenario", layout=w.Layout(width="560px"))
         self.scenario.observe(self._on_scenario, names="value")
         self.scenario_text = w.HTML(layout=w.Layout(max_width="720px"))
+        self.share_button = _button("Share run", "a short text that replays this run exactly: copy it",
+                                    self._on_share)
+        self.share_text = w.Textarea(placeholder="press Share run, or paste a shared run here and press Open",
+                                     layout=w.Layout(width="560px", height="4em"))
+        self.open_button = _button("Open shared run", "replay the run pasted above", self._on_open_shared)
         self.compare_button = _button("Other side", "the chosen recipe again, told the other way (its compare "
                                       "settings: the mechanism switched on, or off)", self._on_compare)
         self.compare_button.layout.display = "none"
@@ -254,7 +267,8 @@ class RaftLab:
                           self._sides_box, w.HBox([self.partition_button, self.heal_button]),
                           w.HBox([self.messages, self.drop_button])])
         setup = w.VBox([self.seed, self.size, w.HBox(list(self.options.values())), self.reset_button,
-                        self.scenario, self.scenario_text, self.compare_button])
+                        self.scenario, self.scenario_text, self.compare_button,
+                        w.HTML("<b>share</b>"), w.HBox([self.share_button, self.open_button]), self.share_text])
         tabs = w.Tab(children=[network, setup], titles=["Network", "Set-up"])
         nodes = w.VBox([self.node_picker, w.HBox([self.crash_button, self.restart_button]),
                         w.HBox([self.timeout_button, self.request_button]),
@@ -264,7 +278,7 @@ class RaftLab:
         self.widget = w.VBox([
             self.status, self._error_box,
             w.HBox([self.play, self.speed, self.step_button, self.back_button, self.notable_button]),
-            self.time_slider,
+            w.HBox([self.time_slider, self.branch_picker]),
             w.HBox([self.graph_image, nodes]),
             self.log_image, self.timeline_image,
             w.HTML("<b>what happened</b>"), self.notice, self.narration, tabs,
@@ -349,6 +363,8 @@ class RaftLab:
         with self._quiet():
             self.time_slider.max = max(sim.history_end, sim.steps)
             self.time_slider.value = sim.steps
+            self.branch_picker.options = [(str(b), b.number) for b in sim.branches]
+            self.branch_picker.value = sim.branch
             low, high = (1000 * s for s in sim.network.latency)
             self.latency.max = max(self.latency.max, high)
             self.latency.value = (low, high)
@@ -359,7 +375,8 @@ class RaftLab:
                  f"arrives {f.arrives / 1e6:.4f}s", f.id) for f in frame.in_flight]
             ids = [f.id for f in frame.in_flight]
             self.messages.value = chosen if chosen in ids else (ids[0] if ids else None)
-        replay = " · <i>replaying a recorded history: acting now forks it</i>" if sim.steps < sim.history_end else ""
+        replay = (" · <i>replaying a recorded history: acting now forks a new branch (this one is kept)</i>"
+                  if sim.steps < sim.history_end else "")
         on = [OPTION_NAMES[k] for k in OPTIONS if frame.options.get(k)]
         self.status.value = (f"<b>t = {frame.time:.4f} s</b> · step {frame.step} of {sim.history_end} · "
                              f"leader: {'none' if frame.leader is None else f'node {frame.leader}'} · "
@@ -461,6 +478,14 @@ class RaftLab:
             pass
 
     # ----- nodes ---------------------------------------------------------------------------------
+    @_callback
+    def _on_branch(self, change: dict) -> None:
+        if change["new"] is not None and change["new"] != self.sim.branch:
+            self.sim.switch_branch(change["new"])
+            branch = self.sim.branches[self.sim.branch]
+            self._say(f"<b>{html.escape(str(branch))}</b>: back at step {self.sim.steps}, where it parts from the "
+                      f"branch shown before; step on (or move the slider) to replay it")
+
     @_callback
     def _on_select(self, change: dict) -> None:
         pass  # the redraw shows the selection
@@ -770,6 +795,39 @@ class RaftLab:
         self._said = self._read = self._change = None
         self.graph_view.painter.forget_layout()
         self._rebuild_nodes()
+
+    def share(self) -> str:
+        """This run as a short text (`raftlab.sim.share.share`): its settings and interventions, the
+        branch shown and the step; `from_shared` replays it exactly."""
+        return share(self.sim)
+
+    @classmethod
+    def from_shared(cls, text: str, **options: Any) -> RaftLab:
+        """A new app showing the run `text` (from `share`) describes, at the step it was shared at;
+        `options` are those of `raftlab.sim.share.from_shared` (``replica_class=``)."""
+        return cls(from_shared(text, **options))
+
+    def open_shared(self, text: str, **options: Any) -> Simulation:
+        """Show the run `text` describes here (as the Open shared run button does)."""
+        self._open_shared(text, **options)
+        self._refresh()
+        return self.sim
+
+    def _open_shared(self, text: str, **options: Any) -> None:
+        self.sim = from_shared(text, **options)
+        self._show_opened()
+
+    @_callback
+    def _on_share(self, button: w.Button) -> None:
+        self.share_text.value = self.share()
+        self._say(f"<b>Share run</b>: the text below replays this run (step {self.sim.steps} of "
+                  f"{self.sim.history_end}, seed {self.sim.seed}) exactly; copy it and send it")
+
+    @_callback
+    def _on_open_shared(self, button: w.Button) -> None:
+        self._open_shared(self.share_text.value, replica_class=self.sim.replica_class)
+        self._say(f"<b>Open shared run</b>: replayed to step {self.sim.steps} (of {self.sim.history_end}), "
+                  f"exactly as shared")
 
     @_callback
     def _on_dismiss(self, button: w.Button) -> None:

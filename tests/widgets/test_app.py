@@ -17,7 +17,8 @@ BUTTONS = {"step_button": "Step", "back_button": "Step back", "notable_button": 
            "request_button": "Client request", "heal_button": "Heal", "partition_button": "Apply partition",
            "drop_button": "Drop message", "reset_button": "Reset", "dismiss_button": "Dismiss",
            "transfer_button": "Transfer", "read_button": "Read", "compare_button": "Other side",
-           "add_button": "Add node", "promote_button": "Promote", "remove_button": "Remove node"}
+           "add_button": "Add node", "promote_button": "Promote", "remove_button": "Remove node",
+           "share_button": "Share run", "open_button": "Open shared run"}
 
 
 @pytest.fixture
@@ -144,6 +145,58 @@ def test_acting_in_the_past_forks_and_shrinks_the_time_slider(app: RaftLab) -> N
     assert app.sim.steps == 52
     assert app.sim.trace.hash() != old_hash
     assert app.sim.replicas[1].crashed
+
+
+def test_the_old_future_is_kept_as_a_branch_and_the_picker_switches_back_to_it(app: RaftLab) -> None:
+    app.speed.value = 40
+    tick(app)
+    old_end, old_hash = app.sim.steps, app.sim.trace.hash()
+    assert [label for label, _ in app.branch_picker.options] == ["branch 0: the first run (to step 40)"]
+    app.time_slider.value = 12
+    app.node_picker.value = 1
+    app.crash_button.click()  # forks branch 1
+    tick(app)
+    new_end, new_hash = app.sim.steps, app.sim.trace.hash()
+    assert [value for _, value in app.branch_picker.options] == [0, 1] and app.branch_picker.value == 1
+    assert "crash(1) at step 12" in app.branch_picker.options[1][0]
+    app.branch_picker.value = 0  # back to the first run: at the step the branches part, its end restored
+    assert app.sim.branch == 0 and app.sim.steps == 12
+    assert app.time_slider.max == old_end and app.time_slider.value == 12
+    assert "branch 0" in app.notice.value and "back at step 12" in app.notice.value
+    app.time_slider.value = old_end  # replays the first run, exactly
+    assert app.sim.trace.hash() == old_hash and not app.sim.replicas[1].crashed
+    app.branch_picker.value = 1
+    assert app.time_slider.max == new_end
+    app.time_slider.value = new_end
+    assert app.sim.trace.hash() == new_hash and app.sim.replicas[1].crashed
+
+
+def test_share_run_gives_a_text_that_open_shared_run_replays_exactly(app: RaftLab) -> None:
+    app.speed.value = 30
+    tick(app, 2)
+    app.node_picker.value = 2
+    app.crash_button.click()
+    tick(app)
+    end, end_hash = app.sim.steps, app.sim.trace.hash()
+    app.time_slider.value = 35
+    app.share_button.click()
+    text = app.share_text.value
+    assert text == app.share() and text.startswith("raftlab-run/1:")
+    assert "step 35 of 90" in app.notice.value
+    other = RaftLab(n=3, seed=9)  # a classmate's app: paste and open
+    other.share_text.value = text
+    other.open_button.click()
+    assert other.last_error is None
+    assert (other.sim.steps, other.sim.n, other.seed.value, other.time_slider.max) == (35, 5, 1, end)
+    assert other.sim.trace.hash() == app.sim.trace.hash()
+    other.time_slider.value = end
+    assert other.sim.trace.hash() == end_hash and other.sim.replicas[2].crashed
+    fresh = RaftLab.from_shared(text)
+    assert fresh.sim.trace.hash() == app.sim.trace.hash()
+    other.share_text.value = text[:40]  # copied in part: said in the app, nothing lost
+    other.open_button.click()
+    assert isinstance(other.last_error, ValueError) and "copied whole" in other.errors.value
+    assert other.sim.steps == end
 
 
 # ----- nodes -----------------------------------------------------------------------------------------
