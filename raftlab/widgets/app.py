@@ -26,6 +26,7 @@ from ..sim import recipes
 from ..sim.share import from_shared, share
 from ..sim.transcript import TRANSCRIPTS, Transcript, load_scenario
 from ..viz import GraphView, LogView, TimelineView
+from ..viz.narration import CATEGORIES, category, narration_columns, narration_list
 
 NOTABLE = frozenset({*EventKind.ROLE_CHANGES, EventKind.COMMITTED})
 """Event kinds at which "Next notable" stops."""
@@ -126,7 +127,9 @@ class RaftLab:
       ("Drop message": lose the chosen one).
     - narration: `notice` (HTML: what the Transfer and Read buttons did, and the answer of the last
       read), `narration` (HTML: the last events explained, the current one highlighted; the views
-      highlight it too).
+      highlight it too), `narration_mode` (ToggleButtons "list" / "per node": one column per node,
+      as the course tool dslogs shows logs), `narration_kinds` (a Checkbox per filter of
+      `raftlab.viz.narration.CATEGORIES`: votes, appends, commits, timers, messages, faults).
     - share: `share_button` ("Share run": puts `share()`, a short text, in `share_text` (Textarea) to
       copy), `open_button` ("Open shared run": replays the text pasted in `share_text`,
       `open_shared`); ``RaftLab.from_shared(text)`` opens one in a new app.
@@ -256,6 +259,13 @@ class RaftLab:
         self.log_image = w.Image(format="png", layout=_natural(8))
         self.timeline_image = w.Image(format="png", layout=_natural(8))
         self.narration = w.HTML(layout=w.Layout(width="100%"))
+        self.narration_mode = w.ToggleButtons(options=["list", "per node"], value="list",
+                                              style={"button_width": "70px"})
+        self.narration_kinds = {name: w.Checkbox(value=True, description=name, indent=False,
+                                                 layout=w.Layout(width="auto"))
+                                for name in CATEGORIES}
+        for control in (self.narration_mode, *self.narration_kinds.values()):
+            control.observe(self._on_narration, names="value")
         self.notice = w.HTML(layout=w.Layout(width="100%"))
         self.status = w.HTML()
         self.errors = w.HTML()
@@ -281,7 +291,8 @@ class RaftLab:
             w.HBox([self.time_slider, self.branch_picker]),
             w.HBox([self.graph_image, nodes]),
             self.log_image, self.timeline_image,
-            w.HTML("<b>what happened</b>"), self.notice, self.narration, tabs,
+            w.HBox([w.HTML("<b>what happened</b>&nbsp;"), self.narration_mode, *self.narration_kinds.values()]),
+            self.notice, self.narration, tabs,
         ])
         if self._counterexample is not None:
             self._add_counterexample_view(self._counterexample)
@@ -383,12 +394,27 @@ class RaftLab:
                              f"seed {frame.seed}{' · ' + ', '.join(on) if on else ''}{replay}")
         self.inspector.value = self._inspect(frame, node)
         self.notice.value = self._notice()
-        lines = []
-        for event in events[-NARRATED:]:
-            style = "background:#fff3b0;font-weight:bold" if event is current else ""
-            lines.append(f'<li style="{style}">{html.escape(event.explain())}</li>')
-        self.narration.value = (f'<ol style="font-family:monospace;font-size:12px;margin:0" '
-                                f'start="{max(len(events) - NARRATED, 0) + 1}">{"".join(lines)}</ol>')
+        self.narration.value = self._narration(events, current)
+
+    def _narration(self, events: list[TraceEvent], current: TraceEvent | None) -> str:
+        """The last `NARRATED` events of the kinds ticked, as a list or one column per node."""
+        kinds = [name for name, box in self.narration_kinds.items() if box.value]
+        if len(kinds) == len(CATEGORIES):
+            chosen, first = events[-NARRATED:], max(len(events) - NARRATED, 0) + 1
+        else:  # (filtered: looked for from the end, so that a long run costs no more)
+            chosen = []
+            for event in reversed(events):
+                if category(event) in kinds:
+                    chosen.append(event)
+                    if len(chosen) == NARRATED:
+                        break
+            chosen.reverse()
+            first = 1
+        if not chosen:
+            return "<i>no event of the kinds ticked yet</i>"
+        if self.narration_mode.value == "per node":
+            return narration_columns(chosen, self.sim.ids, highlight=current)
+        return narration_list(chosen, highlight=current, first=first)
 
     def _inspect(self, frame: Frame, node: int) -> str:
         """The selected node's full state, as an HTML table."""
@@ -478,6 +504,10 @@ class RaftLab:
             pass
 
     # ----- nodes ---------------------------------------------------------------------------------
+    @_callback
+    def _on_narration(self, change: dict) -> None:
+        pass  # (the callback redraws)
+
     @_callback
     def _on_branch(self, change: dict) -> None:
         if change["new"] is not None and change["new"] != self.sim.branch:

@@ -317,6 +317,27 @@ def test_narration_explains_recent_events_and_highlights_the_current_one(app: Ra
     assert text.count("font-weight:bold") == 1
 
 
+def test_narration_per_node_and_filtered_by_kind(app: RaftLab) -> None:
+    from raftlab.viz.narration import CATEGORIES, category
+
+    elect(app)
+    app.narration_mode.value = "per node"
+    table = app.narration.value
+    assert table.startswith("<table") and all(f"node {i}</th>" in table for i in range(5))
+    assert table.count("<tr style=") == NARRATED
+    for name, box in app.narration_kinds.items():
+        box.value = name == "votes"
+    votes = [e for e in app.sim.trace.events if category(e) == "votes"][-NARRATED:]
+    shown = app.narration.value
+    assert all(e.explain().split("] ", 1)[1][:30].replace("'", "&#x27;") in shown for e in votes)
+    assert " sent " not in shown and " received " not in shown and "timer fired" not in shown  # votes only
+    app.narration_mode.value = "list"
+    assert app.narration.value.count("<li") == len(votes)
+    app.narration_kinds["votes"].value = False
+    assert "no event of the kinds ticked" in app.narration.value
+    assert set(app.narration_kinds) == set(CATEGORIES)
+
+
 # ----- set-up --------------------------------------------------------------------------------------------
 def test_reset_builds_a_new_simulation_of_the_chosen_size_and_seed(app: RaftLab) -> None:
     tick(app, 3)
