@@ -5,6 +5,7 @@
 - ``simulate``: a simulated run in virtual time, narrated (raftlab.sim);
 - ``chaos``: random faults on many seeds, safety, linearizability and liveness checked (raftlab.sim.chaos);
 - ``transcript``: run (or ``--rewrite``) scenario transcripts (raftlab.sim.transcript);
+- ``app``: the RaftLab app alone in the browser, through Voila (raftlab.lab.run_app);
 - ``figure16``: the paper's leader-election experiment (raftlab.sim.figure16);
 - ``grade``: the autograder and its self-check (raftlab.grading);
 - ``mc``: model checking, every schedule of a small cluster explored (raftlab.mc);
@@ -156,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--port", type=_positive_int, help="port for JupyterLab (default: its own, 8888 or the next free)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
     lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="after --: more arguments for jupyter lab")
+    app = commands.add_parser("app", help="the RaftLab app alone in the browser, through Voila (no code cells)")
+    app.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
+    app.add_argument("--seed", type=int, default=1, help="the run's seed (default 1)")
+    app.add_argument("--port", type=_positive_int, help="port for Voila (default: its own, 8866 or the next free)")
+    app.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    app.add_argument("voila_args", nargs=argparse.REMAINDER, help="after --: more arguments for voila")
     from .net.commands import COMMANDS as NET_COMMANDS, add_parsers as add_net_parsers, run as run_net
 
     add_net_parsers(commands)  # node, kv, cluster (raftlab.net)
@@ -206,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         from .lab import run_lab
 
         return run_lab(args.dir, args.port, args.no_browser, args.jupyter_args)
+    if args.command == "app":
+        from .lab import run_app
+
+        return run_app(args.nodes, args.seed, args.port, args.no_browser, args.voila_args)
     if args.command in NET_COMMANDS:
         return run_net(parser, args)
     if args.command == "simulate":

@@ -51,6 +51,15 @@ def _quiet(events: list[TraceEvent]) -> str:
     return "messages: " + ", ".join(f"{name} &times;{n}" for name, n in counts.most_common())
 
 
+KEYS: dict[str, tuple[str, str]] = {
+    " ": ("play", "play / pause"), "s": ("step_button", "step"), "b": ("back_button", "step back"),
+    "n": ("notable_button", "next notable"), "c": ("request_button", "client request"),
+    "k": ("crash_button", "crash"), "r": ("restart_button", "restart"), "t": ("timeout_button", "time out"),
+    "d": ("drop_button", "drop the message"), "h": ("heal_button", "heal"), "l": ("leader", "select the leader"),
+}
+"""The keyboard shortcuts (in the spirit of RaftScope's), with the mouse over the pictures: key -> (the
+control pressed, what it does); the digits select a node. The node actions act on the selected node."""
+
 OPTIONS = ("pre_vote", "check_quorum", "read_lease")
 """The `Replica` options the set-up tab turns on for a new cluster (thesis §9.6, §6.2, §6.4.1)."""
 OPTION_NAMES = {"pre_vote": "PreVote", "check_quorum": "CheckQuorum", "read_lease": "lease reads"}
@@ -104,9 +113,9 @@ class RaftLab:
       rewinds, forward replays; acting in the past forks a new branch of the history and its max
       shrinks), `branch_picker` (Dropdown of the history's branches, `sim.branches`: when and by which
       action each forked; choosing one switches to it, `sim.switch_branch`, and the slider follows it).
-    - nodes: `node_picker` (Dropdown of node ids; clicking a node in the graph selects it too when
-      the optional ``ipyevents`` package is installed), `crash_button` ("Crash"), `restart_button`
-      ("Restart"), `timeout_button` ("Time out": force its election timer), `request_button`
+    - nodes: `node_picker` (Dropdown of node ids; clicking a node in the graph selects it too, and
+      clicking a message in flight selects it in `messages`, through ``ipyevents``), `crash_button`
+      ("Crash"), `restart_button` ("Restart"), `timeout_button` ("Time out": force its election timer), `request_button`
       ("Client request": a `KVStore.put` with a fresh (client, seq) sent to it), `transfer_button`
       ("Transfer": the leader hands its leadership to the selected node, `sim.transfer_leadership`),
       `read_button` ("Read": a linearizable read of the key in `read_key` (Text) at the selected node,
@@ -144,7 +153,8 @@ class RaftLab:
       `load_transcript(path)` does the same for a transcript of your own, and
       ``RaftLab.from_transcript(path)`` opens one in a new app.
     - views: `graph_image`, `log_image`, `timeline_image` (Image, png); `status` (HTML: time, step,
-      leader).
+      leader); `keys_help` (HTML: the keyboard shortcuts, `KEYS`, taken with the mouse over the
+      pictures; `press(key)` does what a key does).
     - errors: `errors` (HTML: the last exception raised by a control, with a traceback summary),
       `dismiss_button` ("Dismiss"); `last_error` holds the exception.
 
@@ -260,7 +270,7 @@ class RaftLab:
         self.timeline_image = w.Image(format="png", layout=_natural(8))
         self.narration = w.HTML(layout=w.Layout(width="100%"))
         self.narration_mode = w.ToggleButtons(options=["list", "per node"], value="list",
-                                              style={"button_width": "70px"})
+                                              style={"button_width": "84px"})
         self.narration_kinds = {name: w.Checkbox(value=True, description=name, indent=False,
                                                  layout=w.Layout(width="auto"))
                                 for name in CATEGORIES}
@@ -268,6 +278,10 @@ class RaftLab:
             control.observe(self._on_narration, names="value")
         self.notice = w.HTML(layout=w.Layout(width="100%"))
         self.status = w.HTML()
+        self.keys_help = w.HTML("<span style='font-size:11px;color:#555'>keys, with the mouse over the pictures: "
+                                + " · ".join(f"<b>{'Space' if k == ' ' else k.upper()}</b> {what}"
+                                             for k, (_, what) in KEYS.items())
+                                + " · <b>0-9</b> select a node · click a node or a message to select it</span>")
         self.errors = w.HTML()
         self.dismiss_button = _button("Dismiss", "hide the error", self._on_dismiss)
         self._error_box = w.VBox([self.errors, self.dismiss_button], layout=w.Layout(display="none"))
@@ -286,7 +300,7 @@ class RaftLab:
                         w.HBox([self.add_button, self.promote_button, self.remove_button]), self.inspector],
                        layout=w.Layout(min_width="300px"))
         self.widget = w.VBox([
-            self.status, self._error_box,
+            self.status, self.keys_help, self._error_box,
             w.HBox([self.play, self.speed, self.step_button, self.back_button, self.notable_button]),
             w.HBox([self.time_slider, self.branch_picker]),
             w.HBox([self.graph_image, nodes]),
@@ -411,7 +425,7 @@ class RaftLab:
             chosen.reverse()
             first = 1
         if not chosen:
-            return "<i>no event of the kinds ticked yet</i>"
+            return "<i>nothing has happened yet</i>" if not events else "<i>no event of the kinds ticked yet</i>"
         if self.narration_mode.value == "per node":
             return narration_columns(chosen, self.sim.ids, highlight=current)
         return narration_list(chosen, highlight=current, first=first)
@@ -521,23 +535,63 @@ class RaftLab:
         pass  # the redraw shows the selection
 
     def _attach_click(self) -> None:
-        """Clicking a node in the graph selects it, if the optional ipyevents package is there."""
+        """Clicks on the graph and keys over the pictures, through ipyevents (a dependency of
+        ``raftlab[jupyter]``; without it, the buttons still work)."""
         try:
             from ipyevents import Event
         except ImportError:
             return
         self._click = Event(source=self.graph_image, watched_events=["click"])
         self._click.on_dom_event(self._on_graph_click)
+        self._keys = [Event(source=image, watched_events=["keydown"], ignore_modifier_key_events=True)
+                      for image in (self.graph_image, self.log_image, self.timeline_image)]
+        for keys in self._keys:
+            keys.on_dom_event(self._on_key)
 
     @_callback
     def _on_graph_click(self, event: dict) -> None:
         width, height = event.get("boundingRectWidth"), event.get("boundingRectHeight")
         if not width or not height:
             return
-        node = self.graph_view.node_at(event["relativeX"] / width, event["relativeY"] / height)
+        x, y = event["relativeX"] / width, event["relativeY"] / height
+        message = self.graph_view.message_at(x, y)
+        if message is not None and message in [value for _, value in self.messages.options]:
+            with self._quiet():
+                self.messages.value = message
+            self._say(f"message #{message} selected: press Drop message (or D) to lose it")
+            return
+        node = self.graph_view.node_at(x, y)
         if node is not None:
             with self._quiet():
                 self.node_picker.value = node
+
+    def _on_key(self, event: dict) -> None:
+        if event.get("ctrlKey") or event.get("altKey") or event.get("metaKey"):
+            return
+        key = event.get("key", "")
+        self.press(key.lower() if len(key) == 1 else key)
+
+    def press(self, key: str) -> str | None:
+        """Do what `key` does (`KEYS`; a digit selects that node); returns what it did, or None for a
+        key that does nothing."""
+        if key.isdigit() and len(key) == 1:
+            if int(key) not in self.sim.ids:
+                return None
+            self.node_picker.value = int(key)  # (its observer redraws)
+            return f"select node {key}"
+        if key not in KEYS:
+            return None
+        control, what = KEYS[key]
+        if control == "play":
+            self.play.playing = not self.play.playing
+        elif control == "leader":
+            leader = self.sim.leader()
+            if leader is None:
+                return None
+            self.node_picker.value = leader
+        else:
+            getattr(self, control).click()
+        return what
 
     @_callback
     def _on_crash(self, button: w.Button) -> None:

@@ -268,6 +268,48 @@ def test_clicking_a_node_in_the_graph_selects_it(app: RaftLab) -> None:
     assert f"<b>node {node}</b>" in app.inspector.value
 
 
+def test_clicking_a_message_in_flight_selects_it_and_d_drops_it(app: RaftLab) -> None:
+    elect(app)
+    while len(app.sim.in_flight()) < 2:
+        app.step_button.click()
+    last = app.sim.in_flight()[-1].id
+    x, y = app.graph_view.message_centre(last)
+    app._on_graph_click({"relativeX": x * 500, "relativeY": y * 400, "boundingRectWidth": 500,
+                         "boundingRectHeight": 400})
+    assert app.graph_view.message_at(x, y) in (last, *[f.id for f in app.sim.in_flight()])
+    assert app.messages.value == app.graph_view.message_at(x, y)
+    chosen = app.messages.value
+    assert f"message #{chosen} selected" in app.notice.value
+    assert app.press("d") == "drop the message"
+    assert chosen not in [f.id for f in app.sim.in_flight()]
+
+
+def test_keys_do_what_their_buttons_do_and_the_help_line_lists_them(app: RaftLab) -> None:
+    from raftlab.widgets.app import KEYS
+
+    assert all(what in app.keys_help.value for _, what in KEYS.values())
+    assert app.press("s") == "step" and app.sim.steps == 1
+    assert app.press("b") == "step back" and app.sim.steps == 0
+    app.press("n")
+    while app.sim.leader() is None:
+        app.press("n")
+    assert app.press("l") == "select the leader" and app.node_picker.value == app.sim.leader()
+    assert app.press("3") == "select node 3" and app.node_picker.value == 3
+    assert app.press("k") == "crash" and app.sim.replicas[3].crashed
+    assert app.press("r") == "restart" and not app.sim.replicas[3].crashed
+    assert app.press("t") == "time out" and app.sim.replicas[3].role.value == "candidate"
+    assert app.press("c") == "client request"
+    assert not app.play.playing
+    assert app.press(" ") == "play / pause" and app.play.playing
+    app.press(" ")
+    assert not app.play.playing
+    assert app.press("q") is None and app.press("9") is None  # not a shortcut; no node 9
+    app._on_key({"key": "S", "ctrlKey": True})  # Ctrl-S is the browser's, not a step
+    steps = app.sim.steps
+    app._on_key({"key": "S"})
+    assert app.sim.steps == steps + 1
+
+
 # ----- network ---------------------------------------------------------------------------------------
 def test_network_sliders_change_the_network(app: RaftLab) -> None:
     app.drop_rate.value = 0.25
