@@ -417,8 +417,16 @@ def _grade(parser: argparse.ArgumentParser, args: Any) -> int:
     files = submissions(path) if path.is_dir() else [path]
     if not files:
         parser.error(f"grade: no .py files in {path}")
-    reports = grade_many([(f.stem, str(f)) for f in files], args.part, args.seeds, first_seed=args.first_seed,
-                         timeout=args.timeout, jobs=args.jobs)
+    bar, failing = _bar(len(files), "grade", "students"), Counter[str]()
+
+    def progress(report: Any) -> None:
+        failing["failed"] += bool(report.error or report.score < 1.0)
+        bar.update(1)
+        bar.set_postfix(below_full_marks=failing["failed"])
+
+    with bar:
+        reports = grade_many([(f.stem, str(f)) for f in files], args.part, args.seeds, first_seed=args.first_seed,
+                             timeout=args.timeout, jobs=args.jobs, progress=progress)
     if args.model_check:
         from .grading.modelcheck import model_check
 

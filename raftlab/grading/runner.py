@@ -15,11 +15,12 @@ import hashlib
 import importlib.util
 import io
 import multiprocessing
+import multiprocessing.connection
 import os
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -415,14 +416,21 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
 
 
 def grade_many(students: Sequence[tuple[str, Any]], part: str | None = None, seeds: int | Iterable[int] = DEFAULT_SEEDS,
-               *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT, jobs: int | None = None) -> list[Report]:
+               *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT, jobs: int | None = None,
+               progress: Callable[[Report], None] | None = None) -> list[Report]:
     """Grade several students (``(label, class or path)`` pairs), `jobs` at a time (default: the number
-    of processors), each in its own forked lane. Returns the reports in order."""
+    of processors), each in its own forked lane. Returns the reports in order; `progress` is called
+    with each report as it is done (in the order they finish)."""
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(students)))
     if jobs == 1:
-        return [grade(s, part, seeds, first_seed=first_seed, timeout=timeout) for _, s in students]
+        done = []
+        for _, student in students:
+            done.append(grade(student, part, seeds, first_seed=first_seed, timeout=timeout))
+            if progress is not None:
+                progress(done[-1])
+        return done
     ctx = multiprocessing.get_context("fork")
-    lanes = []
+    lanes: dict[Any, tuple[Iterator[int], Any]] = {}  # connection -> (its students' places, its process)
     for lane in range(jobs):
         mine = list(range(lane, len(students), jobs))
         conn, child = ctx.Pipe()
@@ -430,17 +438,31 @@ def grade_many(students: Sequence[tuple[str, Any]], part: str | None = None, see
                                                   timeout))
         process.start()
         child.close()
-        lanes.append((mine, conn, process))
+        lanes[conn] = (iter(mine), process)
     reports: list[Report | None] = [None] * len(students)
-    for mine, conn, process in lanes:
-        for k, report in zip(mine, conn.recv(), strict=True):
-            reports[k] = report
-        process.join()
+    while lanes:
+        for ready in multiprocessing.connection.wait(list(lanes)):
+            places, process = lanes[ready]
+            report: Report | None = _receive(ready)
+            if report is None:  # the lane is done
+                del lanes[ready]
+                process.join()
+                continue
+            reports[next(places)] = report
+            if progress is not None:
+                progress(report)
     return reports  # type: ignore[return-value]
 
 
+def _receive(conn: Any) -> Any:
+    """The next object a lane sent: a `Report`, or None when the lane is done."""
+    return conn.recv()
+
+
 def _lane(conn: Any, students: list[Any], part: str | None, seeds: Any, first_seed: int, timeout: float) -> None:
-    conn.send([grade(s, part, seeds, first_seed=first_seed, timeout=timeout) for s in students])
+    for student in students:
+        conn.send(grade(student, part, seeds, first_seed=first_seed, timeout=timeout))
+    conn.send(None)
     conn.close()
 
 

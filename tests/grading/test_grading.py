@@ -198,8 +198,22 @@ def test_cli_grades_a_folder_into_csv(tmp_path: Path, capsys: pytest.CaptureFixt
     assert rows[0]["score"] == "1.0000" and (rows[0]["D"], rows[0]["D_of"]) == ("13", "13")  # numbers, not dates
     assert rows[1]["score"] == "0.0000" and "SyntaxError" in rows[1]["error"]
     assert float(rows[2]["score"]) < 1 and "D.is_load" in rows[2]["failed"]
-    text = capsys.readouterr().out
-    assert "[FAIL] D.is_load" in text and "IS-LOAD" in text
+    captured = capsys.readouterr()
+    assert "[FAIL] D.is_load" in captured.out and "IS-LOAD" in captured.out
+    # the progress, in a log that is not a terminal: one summary line, with how many fell short
+    assert re.search(r"grade: 3/3 students in [\d.]+ s, below_full_marks 2", captured.err), captured.err
+
+
+def test_grade_many_reports_each_student_as_it_is_done_and_returns_them_in_order() -> None:
+    from raftlab.grading import grade_many
+    from raftlab.grading.mutants import MUTANTS
+
+    seen = []
+    students = [("ref", Replica), *((m.__name__, m) for m in MUTANTS[:3])]
+    reports = grade_many(students, "A", 1, jobs=2, progress=seen.append)
+    assert len(seen) == len(reports) == 4
+    assert {id(r) for r in seen} == {id(r) for r in reports}  # each once, as it came
+    assert reports[0].score == 1.0 and [r.score < 1.0 for r in reports[1:]] == [bool(r.failed()) for r in reports[1:]]
 
 
 def test_grading_imports_only_core_sim_machines() -> None:
