@@ -109,7 +109,10 @@ class Report:
             out.append(f"  could not load the submission: {self.error}")
         if self.missing:
             out.append("  not written yet: " + ", ".join(self.missing))
-        for r in self.results:
+        if self.error:  # every check failed the same way: say it once
+            out.append(f"[FAIL] all {len(self.results)} checks, 0/{self.total} points: not run, as the submission "
+                       f"could not be loaded (fix the error above, then grade again)")
+        for r in [] if self.error else self.results:
             mark = "PASS" if r.passed else "FAIL"
             seed = "" if r.seed is None else f"  seed {r.seed}"
             out.append(f"[{mark}] {r.id:<34} {r.earned}/{r.points}  {r.rule}{seed}  {r.title}")
@@ -386,7 +389,8 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
         first.stop(kill=True)
         for c in chosen:
             report.results.append(CheckResult(c.id, c.part, c.rule, c.title, c.points, 0, False, "crash",
-                                              message=f"the submission could not be loaded: {report.error}",
+                                              message="not run: the submission could not be loaded (the "
+                                                      "error is at the top of this report)",
                                               scenario=c.scenario))
         report.seconds = time.perf_counter() - start
         return report

@@ -189,7 +189,10 @@ def test_cli_grades_a_folder_into_csv(tmp_path: Path, capsys: pytest.CaptureFixt
     folder.mkdir()
     (folder / "ann.py").write_text(GOOD)
     (folder / "ben.py").write_text(BROKEN)
-    (folder / "cat.py").write_text("from raftlab.grading.mutants import TermFromSnapshot as Cat\n"
+    (folder / "cat.py").write_text(GOOD + "\n\nclass Cat(Good):  # IS-LOAD as Little Raft 0.2 has it\n"
+                                   "    def install_snapshot(self, snapshot):\n"
+                                   "        super().install_snapshot(snapshot)\n"
+                                   "        self.storage.current_term = snapshot.last_included_term\n\n"
                                    "STUDENT_CLASS = Cat\n")
     out = tmp_path / "grades.csv"
     assert main(["grade", str(folder), "--part", "D", "--seeds", "1", "--csv", str(out)]) == 0
@@ -224,3 +227,15 @@ def test_grading_imports_only_core_sim_machines() -> None:
             if isinstance(node, ast.Import | ast.ImportFrom):
                 names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
                 assert not any(n.startswith(("raftlab.viz", "raftlab.widgets")) for n in names), path.name
+
+
+def test_a_submission_that_does_not_load_is_reported_once_not_once_per_check(tmp_path: Path) -> None:
+    broken = tmp_path / "half.py"
+    broken.write_text(BROKEN)
+    report = grade(str(broken), None, 1)
+    text = report.text()
+    assert report.error and "SyntaxError" in report.error
+    assert text.count("SyntaxError") == 2  # the error and its traceback, once
+    assert f"[FAIL] all {len(report.results)} checks, 0/{report.total} points: not run" in text
+    assert len(text.splitlines()) < 30 and report.score == 0.0
+    assert all(not r.passed and r.kind == "crash" for r in report.results)  # (the JSON and the CSV keep each)
