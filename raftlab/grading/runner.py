@@ -255,6 +255,13 @@ def _format(error: BaseException) -> str:
 def replay_command(source: str, check_id: str, seed: int | None, scenario: bool | None = None) -> str:
     """The command that replays a failure (in the `RaftLab` app for a scenario or a transcript)."""
     target = repr(source)
+    if source.startswith("__main__:"):  # a class of the notebook (or script) itself: by its name, there
+        name = source.partition(":")[2]
+        if not (seed is not None if scenario is None else scenario):
+            return f"from raftlab.grading import replay; replay({name}, '{check_id}')   # in the notebook defining it"
+        seeded = "" if seed is None else f", seed={seed}"
+        return (f"from raftlab.grading import replay; from raftlab.widgets import RaftLab; "
+                f"RaftLab(replay({name}, '{check_id}'{seeded}))   # in the notebook defining it")
     if not (seed is not None if scenario is None else scenario):
         return f"python -c \"from raftlab.grading import replay; replay({target}, '{check_id}')\""
     seeded = "" if seed is None else f", seed={seed}"
@@ -374,12 +381,8 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
     starting at `first_seed`, or a list of seeds). Each check runs in a worker process; one that takes
     more than `timeout` wall seconds fails and its worker is killed."""
     chosen, seed_values = select(part), seed_list(seeds, first_seed)
-    if isinstance(student, type):
-        source = f"{student.__module__}:{student.__qualname__}"
-        if student.__module__ == "__main__":
-            source = student.__qualname__
-    else:
-        source = str(student)
+    # (a class of a notebook is __main__:Name: replay finds it there, and the replay line names it)
+    source = f"{student.__module__}:{student.__qualname__}" if isinstance(student, type) else str(student)
     start = time.perf_counter()
     report = Report(getattr(student, "__name__", Path(str(student)).stem), source, part, seed_values)
     first = _Worker(student, source)
@@ -394,7 +397,8 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
                                               scenario=c.scenario))
         report.seconds = time.perf_counter() - start
         return report
-    report.student, report.missing = loaded[1], loaded[2]
+    report.student = loaded[1]
+    report.missing = [m for m in loaded[2] if part not in PARTS or BY_NAME[m.split(" ")[0]].part == part]  # (its part)
     worker: _Worker | None = first
     for c in chosen:
         if worker is None:

@@ -89,7 +89,11 @@ def test_skeleton_part_scores_zero_with_hints() -> None:
     assert all(r.kind == "not implemented" for r in report.results), report.text()
     assert any(r.message.startswith("SNAP-TAKE:") for r in report.results)
     assert any(r.message.startswith("IS-KEEP, IS-LOAD:") for r in report.results)
-    assert "not written yet: reset_election_timer (F-TIMEOUT)" in report.text()
+    # only part D's exercises are listed as not written: the other parts are not graded here
+    part_d = [f"{e.name} ({e.rules})" for e in EXERCISES if e.part == "D"]
+    assert report.missing == part_d and part_d
+    assert f"not written yet: {', '.join(part_d)}" in report.text() and "reset_election_timer" not in report.text()
+    assert "reset_election_timer (F-TIMEOUT)" in grade(StudentReplica, part="A", seeds=1).missing
 
 
 def test_a_failing_scenario_reports_seed_invariant_tail_and_replay() -> None:
@@ -239,3 +243,30 @@ def test_a_submission_that_does_not_load_is_reported_once_not_once_per_check(tmp
     assert f"[FAIL] all {len(report.results)} checks, 0/{report.total} points: not run" in text
     assert len(text.splitlines()) < 30 and report.score == 0.0
     assert all(not r.passed and r.kind == "crash" for r in report.results)  # (the JSON and the CSV keep each)
+
+
+def test_the_replay_line_of_a_notebook_class_names_it_and_works_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from raftlab.sim import Simulation as Sim
+
+    namespace: dict = {}
+    exec(GOOD, namespace)
+    good = namespace["Good"]
+
+    def install_snapshot(self, snapshot):  # type: ignore[no-untyped-def]  (IS-LOAD as Little Raft 0.2 has it)
+        good.install_snapshot(self, snapshot)
+        self.storage.current_term = snapshot.last_included_term
+
+    cls = type("MyReplica", (good,), {"__module__": "__main__", "install_snapshot": install_snapshot})
+    report = grade(cls, "D", 1)  # (a class as a notebook cell defines it)
+    assert report.source == "__main__:MyReplica"
+    lines = [r.replay for r in report.results if r.replay]
+    assert lines and all("replay(MyReplica, '" in line and "in the notebook defining it" in line for line in lines)
+    scenario = next(r for r in report.results if r.scenario and r.replay and not r.passed)
+    monkeypatch.setattr(sys.modules["__main__"], "MyReplica", cls, raising=False)
+    namespace = {"MyReplica": cls}
+    exec(scenario.replay.split("   #")[0].replace("RaftLab(", "sim = (").replace(
+        "from raftlab.widgets import RaftLab; ", ""), namespace)  # what the student runs, minus the app
+    assert isinstance(namespace["sim"], Sim)
+    assert isinstance(replay("__main__:MyReplica", scenario.id, scenario.seed), Sim)
