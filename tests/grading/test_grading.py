@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from raftlab.core import Replica
+from raftlab.core import Flow, Replica
 from raftlab.grading import (
     CHECKS, EXERCISES, GRADED_PARTS, PARTS, StudentReplica, SubmissionError, grade, graded_class, load_student,
     missing_exercises, replay,
@@ -124,6 +124,22 @@ def test_replay_returns_the_simulation_stopped_at_the_failure(capsys: pytest.Cap
     assert "failed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match=r"L-REPLICATE|ALL-STALE"):
         replay(ActsOnStaleResponses, "B.l_replicate_responses")
+
+
+class BacksOffOneStep(Replica):
+    """Figure 2's back-off: next_index one step back on a refusal of the current probe, the hint unused."""
+
+    def back_off(self, peer, m):  # type: ignore[no-untyped-def]
+        pr = self.progress[peer]
+        if pr.flow is Flow.PROBE and m.prev_log_index == pr.probe:
+            self.next_index[peer] = max(self.match_index[peer] + 1, self.next_index[peer] - 1)
+            pr.probe = None
+
+
+def test_backing_off_one_step_as_figure_2_does_passes_part_b() -> None:
+    report = grade(BacksOffOneStep, part="B", seeds=[1, 2])  # raft-rules.md: "one step, or straight to a hint"
+    assert report.score == 1.0, report.text()
+    assert [r.passed for r in report.results if r.id == "B.l_replicate_responses"] == [True]
 
 
 class Storm(Replica):
