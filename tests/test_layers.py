@@ -43,7 +43,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "net": {"uvloop", "cryptography"},  # cryptography: writing certificates only (raftlab cluster init)
     "grading": {"nbformat"},
     "lab": {"jupyterlab", "notebook"},
-    "cli": {"tqdm"},
+    "cli": {"tqdm", "distributed"},  # distributed: --scheduler only (raftlab[dask])
     "mc": {"tqdm"},  # the live progress bar, imported only when asked for
 }
 
