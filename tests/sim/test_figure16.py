@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import statistics
 import subprocess
 import sys
@@ -13,15 +14,16 @@ import pytest
 
 from raftlab.sim import Simulation
 from raftlab.sim.figure16 import (
-    BOTTOM_LINES, LINES, PAPER, TOP_LINES, Figure16Result, run_figure16, run_trial, trials_for,
+    BOTTOM_LINES, BROADCAST_TIME, LATENCY, LINES, PAPER, TOP_LINES, Figure16Result, broadcast_time, latency_for,
+    measured_broadcast_time, run_figure16, run_trial, trials_for,
 )
 
-FAST = (0.001, 0.004)  # a 5 ms round trip
+FAST = (0.001, 0.004)  # a faster network than the paper's: a 6 ms broadcast time
 
 
 @pytest.fixture(scope="module")
 def small() -> Figure16Result:
-    """All lines, 40 trials each (4 for 150-150), with the default 15 ms round trip."""
+    """All lines, 40 trials each (4 for 150-150), on the default network (the paper's broadcast time)."""
     with ThreadPoolExecutor(2) as pool:
         return run_figure16(40, executor=pool)
 
@@ -64,10 +66,27 @@ def test_the_counts_of_a_trial_are_what_happened() -> None:
     never = run_trial((150, 150), 0, limit=2.0)  # every election splits: all four stand at once, always
     assert never.censored and never.unestablished and never.elected_ms == never.established_ms == 2000
     assert never.elections == never.split_votes > 5 and never.deposed == 0
-    # 12-24 ms on a 15 ms round trip: some trial's first leader is deposed before it commits its no-op
+    # 12-24 ms on the paper's broadcast time: some trial's first leader is deposed before it commits its no-op
     short = [run_trial((12, 24), i) for i in range(40)]
     assert any(t.deposed for t in short)
     assert all(t.elections >= 1 + t.deposed for t in short)  # each deposed leader is followed by another election
+
+
+def test_the_broadcast_model_is_the_papers_definition() -> None:
+    # the paper's broadcast time: a server sends to the 4 others at once and waits for all their replies
+    assert broadcast_time(LATENCY) == pytest.approx(BROADCAST_TIME)
+    assert LATENCY[0] == 0 and broadcast_time(latency_for(0.002)) == pytest.approx(0.002)
+    assert broadcast_time((0.005, 0.005)) == pytest.approx(0.010)  # fixed delays: one round trip
+    rng = random.Random(1)  # the closed form against sampling, for a range that does not start at 0
+    sampled = statistics.fmean(max(rng.uniform(0.001, 0.014) + rng.uniform(0.001, 0.014) for _ in range(4))
+                               for _ in range(40_000))
+    assert sampled == pytest.approx(broadcast_time((0.001, 0.014)), rel=0.01)
+    # measured in the simulator, heartbeat rounds of a real leader: the mean slowest reply is the paper's
+    # 15 ms, not the mean round trip (10.5 ms), which a per-message reading of "15 ms" would have made 15
+    measured = measured_broadcast_time(LATENCY, rounds=1000)
+    assert measured == pytest.approx(BROADCAST_TIME, rel=0.03)
+    assert measured > 1.3 * (LATENCY[0] + LATENCY[1])
+    assert measured_broadcast_time((0.001, 0.014), rounds=300) == pytest.approx(0.0205, rel=0.05)
 
 
 def test_same_seed_same_numbers_whatever_the_executor(small: Figure16Result) -> None:
@@ -176,5 +195,6 @@ def test_cli_json_line() -> None:
     assert run.stderr.rstrip().splitlines()[-1].startswith("figure16: 182/182 trials in ")  # progress, at the end
     fast = subprocess.run([sys.executable, "-m", "raftlab.cli", "figure16", "--trials", "20", "--latency-ms", "1",
                            "4", "--json"], capture_output=True, text=True, timeout=120, check=True)
-    assert "one-way delay 1-4 ms" in fast.stdout and "one-way delay 1-14 ms" in run.stdout
+    default = f"one-way delay 0-{LATENCY[1] * 1000:.3g} ms: a broadcast time of {BROADCAST_TIME * 1000:.3g} ms"
+    assert "one-way delay 1-4 ms" in fast.stdout and default in run.stdout
     assert json.loads(fast.stdout.strip().splitlines()[-1])["mean_12_24_ms"] < figures["mean_12_24_ms"]
