@@ -117,11 +117,11 @@ def broadcast_time(latency: tuple[float, float], peers: int = SERVERS - 1) -> fl
     return 2 * low + (high - low) * _slowest_of(peers)
 
 
-def latency_for(broadcast: float, peers: int = SERVERS - 1) -> tuple[float, float]:
-    """The one-way delay range ``(0, D)`` (seconds) whose `broadcast_time` is `broadcast` seconds."""
-    if not broadcast > 0:
-        raise ValueError(f"broadcast must be a positive number of seconds, not {broadcast!r}")
-    return (0.0, broadcast / _slowest_of(peers))
+def latency_for(broadcast: float, peers: int = SERVERS - 1, *, minimum: float = 0.0) -> tuple[float, float]:
+    """The one-way delay range ``(minimum, D)`` (seconds) whose `broadcast_time` is `broadcast` seconds."""
+    if not 0 <= 2 * minimum < broadcast:
+        raise ValueError(f"need 0 <= 2 * minimum < broadcast, not minimum={minimum!r}, broadcast={broadcast!r}")
+    return (float(minimum), minimum + (broadcast - 2 * minimum) / _slowest_of(peers))
 
 
 LATENCY = latency_for(BROADCAST_TIME)  # one-way delay, seconds, uniform: (0, 10.5 ms), a 15 ms broadcast time

@@ -76,6 +76,10 @@ def test_the_broadcast_model_is_the_papers_definition() -> None:
     # the paper's broadcast time: a server sends to the 4 others at once and waits for all their replies
     assert broadcast_time(LATENCY) == pytest.approx(BROADCAST_TIME)
     assert LATENCY[0] == 0 and broadcast_time(latency_for(0.002)) == pytest.approx(0.002)
+    floor = latency_for(BROADCAST_TIME, minimum=0.001)
+    assert floor[0] == 0.001 and broadcast_time(floor) == pytest.approx(BROADCAST_TIME) and floor[1] < LATENCY[1]
+    with pytest.raises(ValueError, match="minimum"):
+        latency_for(0.002, minimum=0.001)  # two one-way minimums already make the whole broadcast time
     assert broadcast_time((0.005, 0.005)) == pytest.approx(0.010)  # fixed delays: one round trip
     rng = random.Random(1)  # the closed form against sampling, for a range that does not start at 0
     sampled = statistics.fmean(max(rng.uniform(0.001, 0.014) + rng.uniform(0.001, 0.014) for _ in range(4))
