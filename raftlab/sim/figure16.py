@@ -187,11 +187,10 @@ class Trial(NamedTuple):
 class _Watch:
     """What one trial learns from its replicas' events, from the moment it is started."""
 
-    __slots__ = ("deposed", "elected_us", "established_us", "sim", "started", "stood", "won")
+    __slots__ = ("deposed", "elected_us", "established_us", "started", "stood", "won")
 
     def __init__(self) -> None:
         self.started = False
-        self.sim: Simulation | None = None
         self.elected_us: int | None = None  # when the first candidate won
         self.established_us: int | None = None  # when a leader first committed an entry of its term
         self.stood: dict[int, set[int]] = {}  # term -> its candidates
