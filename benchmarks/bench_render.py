@@ -8,10 +8,12 @@ one after the other in the same process so that the ratios are fair on a shared 
 
 - in place: `GraphView`/`LogView`/`TimelineView` made once, `update` + `png` per frame (what the app does);
 - clear and redraw: the same three figures, cleared (`Figure.clear()`) and drawn anew each frame;
-- naive: new figures from `draw_graph`/`draw_logs`/`draw_timeline` each frame, saved with `savefig`.
+- naive: new figures from `draw_graph`/`draw_logs`/`draw_timeline` each frame, saved with `savefig`;
+- app: the whole RaftLab app's Step (headless), with the narration one column per node and the branch
+  picker, share and key help on: the three pictures, the inspector, the status and the narration.
 
-The last line is JSON: p50 and p95 of the in-place update (ms) for 5 nodes, p95 for 9 nodes, and the
-naive p50 over the in-place p50 for 5 nodes.
+The last line is JSON: p50 and p95 of the in-place update (ms) for 5 nodes, p95 for 9 nodes, the
+naive p50 over the in-place p50 for 5 nodes, and the app's Step p95 for 5 and 9 nodes.
 """
 
 from __future__ import annotations
@@ -91,6 +93,21 @@ def naive(sim: Simulation) -> Callable[[], int]:
     return update
 
 
+def app_step(sim: Simulation) -> Callable[[], int]:
+    from raftlab.widgets import RaftLab
+
+    app = RaftLab(sim)
+    app.narration_mode.value = "per node"
+
+    def update() -> int:
+        app.step_button.click()
+        if app.last_error is not None:
+            raise app.last_error
+        return len(app.graph_image.value) + len(app.narration.value)
+
+    return update
+
+
 def measure(update: Callable[[], int], updates: int) -> tuple[float, float]:
     """(p50, p95) in ms of `updates` calls, after 3 warm-up calls."""
     for _ in range(3):
@@ -114,8 +131,9 @@ def main() -> None:
     for n, entries in ((5, 200), (9, 1000)):
         sim = build(n, entries)
         print(f"{n} nodes, {min(r.last_index for r in sim.replicas)} log entries, {len(sim.trace)} trace events")
-        for name, make in (("in place", in_place), ("clear+redraw", clear_and_redraw), ("naive", naive)):
-            updates = args.updates if name == "in place" else max(10, args.updates // 3)
+        for name, make in (("in place", in_place), ("clear+redraw", clear_and_redraw), ("naive", naive),
+                           ("app", app_step)):
+            updates = args.updates if name in ("in place", "app") else max(10, args.updates // 3)
             results[(n, name)] = p50, p95 = measure(make(sim), updates)
             print(f"  {name:13s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   ({updates} updates)")
         base = results[(n, "in place")][0]
@@ -125,7 +143,9 @@ def main() -> None:
         print(json.dumps({"bench": "render", "p50_ms_5": round(results[(5, "in place")][0], 2),
                           "p95_ms_5": round(results[(5, "in place")][1], 2),
                           "p95_ms_9": round(results[(9, "in place")][1], 2),
-                          "naive_over_inplace": round(results[(5, "naive")][0] / results[(5, "in place")][0], 2)}))
+                          "naive_over_inplace": round(results[(5, "naive")][0] / results[(5, "in place")][0], 2),
+                          "app_p95_ms_5": round(results[(5, "app")][1], 2),
+                          "app_p95_ms_9": round(results[(9, "app")][1], 2)}))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 - ``simulate``: a simulated run in virtual time, narrated (raftlab.sim);
 - ``chaos``: random faults on many seeds, safety, linearizability and liveness checked (raftlab.sim.chaos);
 - ``transcript``: run (or ``--rewrite``) scenario transcripts (raftlab.sim.transcript);
+- ``app``: the RaftLab app alone in the browser, through Voila (raftlab.lab.run_app);
 - ``figure16``: the paper's leader-election experiment (raftlab.sim.figure16);
 - ``grade``: the autograder and its self-check (raftlab.grading);
 - ``mc``: model checking, every schedule of a small cluster explored (raftlab.mc);
@@ -14,10 +15,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections import Counter
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 
 def _bar(total: int, desc: str, unit: str) -> _Progress:
@@ -87,6 +93,46 @@ def _probability(text: str) -> float:
     return value
 
 
+def _engine(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """Where a command's tasks run: `--workers` (the caller adds it to the group returned) or
+    `--scheduler`, never both (argparse refuses the pair). See `_executor`."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the tasks on the Dask cluster whose scheduler is at ADDRESS (e.g. "
+                            "tcp://HOST:8786) instead of local processes; not with --workers; needs "
+                            "pip install 'raftlab[dask]'. The same seeds give the same results as here")
+    return group
+
+
+@contextlib.contextmanager
+def _executor(args: Any, default_workers: int, *, one_here: bool = True) -> Iterator[Executor | None]:
+    """The executor a command runs its tasks on (see `_engine`): with `--scheduler ADDRESS`, the Dask
+    cluster's (`distributed.Client(ADDRESS).get_executor()`, closed at the end); else a process pool of
+    `--workers` (or `default_workers`) processes; or None, for one worker and `one_here` (the caller
+    then runs its tasks in this process). Exits with a message if Dask is missing or the scheduler cannot
+    be reached."""
+    if getattr(args, "scheduler", None) is not None:
+        try:
+            from distributed import Client
+        except ImportError:
+            sys.exit("raftlab: --scheduler needs Dask's distributed scheduler: pip install 'raftlab[dask]'")
+        try:
+            client = Client(args.scheduler)
+        except (OSError, ValueError) as error:
+            sys.exit(f"raftlab: cannot connect to the Dask scheduler at {args.scheduler}: {error}")
+        with client, client.get_executor() as executor:
+            yield executor
+        return
+    workers = getattr(args, "workers", None) or default_workers
+    if workers == 1 and one_here:
+        yield None
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        yield pool
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the `raftlab` command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="raftlab", description="Learn, test and run Raft.")
@@ -128,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     chaos.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1)")
     chaos.add_argument("--duration", type=_positive_float, default=30.0, help="virtual seconds per seed (default 30)")
     chaos.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
-    chaos.add_argument("--workers", "--jobs", type=_positive_int, default=1, help="processes to use (default 1)")
+    _engine(chaos).add_argument("--workers", "--jobs", type=_positive_int, default=1,
+                                help="processes to use (default 1)")
     chaos.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     from .grading import GRADED_PARTS
 
@@ -156,13 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--port", type=_positive_int, help="port for JupyterLab (default: its own, 8888 or the next free)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
     lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="after --: more arguments for jupyter lab")
+    app = commands.add_parser("app", help="the RaftLab app alone in the browser, through Voila (no code cells)")
+    app.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
+    app.add_argument("--seed", type=int, default=1, help="the run's seed (default 1)")
+    app.add_argument("--port", type=_positive_int, help="port for Voila (default: its own, 8866 or the next free)")
+    app.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    app.add_argument("voila_args", nargs=argparse.REMAINDER, help="after --: more arguments for voila")
     from .net.commands import COMMANDS as NET_COMMANDS, add_parsers as add_net_parsers, run as run_net
 
     add_net_parsers(commands)  # node, kv, cluster (raftlab.net)
     figure16 = commands.add_parser("figure16", help="reproduce Figure 16 of the Raft paper (leader election times)")
     figure16.add_argument("--trials", type=_positive_int, default=1000,
                           help="trials per line (default 1000; the 150-150 line runs a tenth, as in the paper)")
-    figure16.add_argument("--workers", type=_positive_int, help="processes to use (default: processors)")
+    _engine(figure16).add_argument("--workers", type=_positive_int, help="processes to use (default: processors)")
     figure16.add_argument("--seed", type=int, default=1, help="the run's seed (default 1)")
     figure16.add_argument("--latency-ms", type=_positive_float, nargs=2, metavar=("LOW", "HIGH"),
                           help="one-way message delay range, ms, drawn uniformly (default: from 0, such that a "
@@ -187,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     mc.add_argument("--random", type=_positive_int, metavar="WALKS", help="take WALKS seeded random walks instead "
                                                                           "of the breadth-first search")
     mc.add_argument("--seed", type=int, default=1, help="the random walks' seed (default 1)")
+    _engine(mc).add_argument("--workers", type=_positive_int, default=1,
+                             help="processes to split the breadth-first search over (default 1: no split); "
+                                  "split, states that several parts reach count in each, so the figures depend on "
+                                  "the number of worker processes or threads, the verdict does not")
     mc.add_argument("--time-budget", type=_positive_float, default=600.0, help="stop after this many seconds "
                                                                                "(default 600)")
     mc.add_argument("--no-symmetry", action="store_true", help="do not identify states that differ only by the "
@@ -207,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         from .lab import run_lab
 
         return run_lab(args.dir, args.port, args.no_browser, args.jupyter_args)
+    if args.command == "app":
+        from .lab import run_app
+
+        return run_app(args.nodes, args.seed, args.port, args.no_browser, args.voila_args)
     if args.command in NET_COMMANDS:
         return run_net(parser, args)
     if args.command == "simulate":
@@ -248,9 +309,13 @@ def _mc(parser: argparse.ArgumentParser, args: Any) -> int:
         parser.error(str(error))
     progress = sys.stderr.isatty()
     if args.random:
+        if args.scheduler is not None or args.workers > 1:
+            parser.error("--random: the walks run here, one after the other (--workers and --scheduler split "
+                         "the breadth-first search)")
         result = random_walks(model, args.random, seed=args.seed, time_budget=args.time_budget, progress=progress)
     else:
-        result = bfs(model, time_budget=args.time_budget, progress=progress)
+        with _executor(args, 1) as executor:
+            result = bfs(model, time_budget=args.time_budget, progress=progress, executor=executor)
     print(result.report())
     if result.violations:
         cx = result.violations[0].minimised()
@@ -341,8 +406,6 @@ def _simulate(args: Any) -> int:
 
 
 def _chaos(args: Any) -> int:
-    from concurrent.futures import ProcessPoolExecutor
-
     from .sim.chaos import ChaosResult, run_campaign
 
     seeds = range(args.first_seed, args.first_seed + args.seeds)
@@ -354,12 +417,8 @@ def _chaos(args: Any) -> int:
         bar.update(1)
         bar.set_postfix(failed=done["failed"])
 
-    with bar:
-        if args.workers > 1:
-            with ProcessPoolExecutor(args.workers) as pool:
-                summary = run_campaign(seeds, args.duration, args.nodes, executor=pool, progress=progress)
-        else:
-            summary = run_campaign(seeds, args.duration, args.nodes, progress=progress)
+    with _executor(args, 1) as executor, bar:
+        summary = run_campaign(seeds, args.duration, args.nodes, executor=executor, progress=progress)
     figures = summary.as_dict()
     print(f"{figures['seeds']} seeds of {args.duration:g} s on {args.nodes} nodes: {figures['violations']} "
           f"safety violations, {figures['nonlinearizable']} non-linearizable histories, "
@@ -407,8 +466,16 @@ def _grade(parser: argparse.ArgumentParser, args: Any) -> int:
     files = submissions(path) if path.is_dir() else [path]
     if not files:
         parser.error(f"grade: no .py files in {path}")
-    reports = grade_many([(f.stem, str(f)) for f in files], args.part, args.seeds, first_seed=args.first_seed,
-                         timeout=args.timeout, jobs=args.jobs)
+    bar, failing = _bar(len(files), "grade", "students"), Counter[str]()
+
+    def progress(report: Any) -> None:
+        failing["failed"] += bool(report.error or report.score < 1.0)
+        bar.update(1)
+        bar.set_postfix(below_full_marks=failing["failed"])
+
+    with bar:
+        reports = grade_many([(f.stem, str(f)) for f in files], args.part, args.seeds, first_seed=args.first_seed,
+                             timeout=args.timeout, jobs=args.jobs, progress=progress)
     if args.model_check:
         from .grading.modelcheck import model_check
 
@@ -425,7 +492,6 @@ def _grade(parser: argparse.ArgumentParser, args: Any) -> int:
 
 def _figure16(args: Any) -> int:
     import os
-    from concurrent.futures import ProcessPoolExecutor
 
     from .sim.figure16 import LATENCY, LINES, run_figure16, trials_for
 
@@ -436,7 +502,7 @@ def _figure16(args: Any) -> int:
     def progress(done: int, total: int) -> None:
         bar.update(done - bar.n)
 
-    with bar, ProcessPoolExecutor(args.workers or os.cpu_count() or 1) as pool:
+    with _executor(args, os.cpu_count() or 1, one_here=False) as pool, bar:
         latency = LATENCY if args.latency_ms is None else tuple(sorted(v / 1000 for v in args.latency_ms))
         result = run_figure16(args.trials, executor=pool, progress=progress, seed=args.seed, latency=latency)
     print(f"Figure 16: time from the leader's crash until a new leader is elected (the paper's measure) and "

@@ -1,4 +1,5 @@
-"""`raftlab lab`: JupyterLab on the course notebooks, in a working folder of the student's own.
+"""`raftlab lab`: JupyterLab on the course notebooks, in a working folder of the student's own; and
+`raftlab app`: the RaftLab app alone, served by Voilà (no code cells, no notebook).
 
 The notebooks have one source, the repository's `notebooks/` folder. `raftlab/notebooks` is a symbolic
 link to it, so package data (`notebooks/*.ipynb` in pyproject.toml) puts real copies in a wheel, and an
@@ -123,3 +124,57 @@ def run_lab(dest: str | Path, port: int | None = None, no_browser: bool = False,
     finally:
         signal.signal(signal.SIGTERM, previous)
         shutil.rmtree(session, ignore_errors=True)
+
+
+def app_notebook(nodes: int, seed: int) -> dict:
+    """The one-cell notebook `raftlab app` serves: a RaftLab of `nodes` nodes and `seed` (as nbformat v4 JSON)."""
+    source = f"from raftlab.widgets import RaftLab\n\nRaftLab(n={int(nodes)}, seed={int(seed)})"
+    return {"cells": [{"cell_type": "code", "execution_count": None, "id": "raftlab-app", "metadata": {},
+                       "outputs": [], "source": source}],
+            "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                         "language_info": {"name": "python"}},
+            "nbformat": 4, "nbformat_minor": 5}
+
+
+def voila_command(notebook: Path, port: int | None, no_browser: bool, extra: list[str]) -> list[str]:
+    """The `voila` command line serving `notebook` alone, its code hidden, on 127.0.0.1."""
+    command = [sys.executable, "-m", "voila", str(notebook), "--Voila.ip=127.0.0.1", "--strip_sources=True",
+               "--show_tracebacks=True"]
+    if port is not None:
+        command.append(f"--port={port}")
+    if no_browser:
+        command.append("--no-browser")
+    return command + extra
+
+
+def run_app(nodes: int = 5, seed: int = 1, port: int | None = None, no_browser: bool = False,
+            extra: list[str] | None = None) -> int:
+    """Serve the RaftLab app alone through Voilà until it stops; returns its status."""
+    extra = list(extra or [])
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    try:
+        importlib.import_module("voila")
+        importlib.import_module("ipyevents")
+    except ImportError:
+        print("raftlab app needs Voilà and ipyevents: pip install 'raftlab[jupyter]'", file=sys.stderr)
+        return 1
+    folder = Path(tempfile.mkdtemp(prefix="raftlab-app-"))
+    notebook = folder / "RaftLab.ipynb"
+    notebook.write_text(json.dumps(app_notebook(nodes, seed)), encoding="utf-8")
+    print(f"RaftLab app ({nodes} nodes, seed {seed}): http://127.0.0.1:{port or 8866}/ (Ctrl-C stops it)", flush=True)
+    process = subprocess.Popen(voila_command(notebook, port, no_browser, extra), cwd=folder)
+
+    def stop(signum: int, frame: object) -> None:
+        process.terminate()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            try:
+                return process.wait()
+            except KeyboardInterrupt:
+                process.terminate()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(folder, ignore_errors=True)

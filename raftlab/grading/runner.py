@@ -15,11 +15,12 @@ import hashlib
 import importlib.util
 import io
 import multiprocessing
+import multiprocessing.connection
 import os
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,10 @@ class Report:
             out.append(f"  could not load the submission: {self.error}")
         if self.missing:
             out.append("  not written yet: " + ", ".join(self.missing))
-        for r in self.results:
+        if self.error:  # every check failed the same way: say it once
+            out.append(f"[FAIL] all {len(self.results)} checks, 0/{self.total} points: not run, as the submission "
+                       f"could not be loaded (fix the error above, then grade again)")
+        for r in [] if self.error else self.results:
             mark = "PASS" if r.passed else "FAIL"
             seed = "" if r.seed is None else f"  seed {r.seed}"
             out.append(f"[{mark}] {r.id:<34} {r.earned}/{r.points}  {r.rule}{seed}  {r.title}")
@@ -251,6 +255,13 @@ def _format(error: BaseException) -> str:
 def replay_command(source: str, check_id: str, seed: int | None, scenario: bool | None = None) -> str:
     """The command that replays a failure (in the `RaftLab` app for a scenario or a transcript)."""
     target = repr(source)
+    if source.startswith("__main__:"):  # a class of the notebook (or script) itself: by its name, there
+        name = source.partition(":")[2]
+        if not (seed is not None if scenario is None else scenario):
+            return f"from raftlab.grading import replay; replay({name}, '{check_id}')   # in the notebook defining it"
+        seeded = "" if seed is None else f", seed={seed}"
+        return (f"from raftlab.grading import replay; from raftlab.widgets import RaftLab; "
+                f"RaftLab(replay({name}, '{check_id}'{seeded}))   # in the notebook defining it")
     if not (seed is not None if scenario is None else scenario):
         return f"python -c \"from raftlab.grading import replay; replay({target}, '{check_id}')\""
     seeded = "" if seed is None else f", seed={seed}"
@@ -370,12 +381,8 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
     starting at `first_seed`, or a list of seeds). Each check runs in a worker process; one that takes
     more than `timeout` wall seconds fails and its worker is killed."""
     chosen, seed_values = select(part), seed_list(seeds, first_seed)
-    if isinstance(student, type):
-        source = f"{student.__module__}:{student.__qualname__}"
-        if student.__module__ == "__main__":
-            source = student.__qualname__
-    else:
-        source = str(student)
+    # (a class of a notebook is __main__:Name: replay finds it there, and the replay line names it)
+    source = f"{student.__module__}:{student.__qualname__}" if isinstance(student, type) else str(student)
     start = time.perf_counter()
     report = Report(getattr(student, "__name__", Path(str(student)).stem), source, part, seed_values)
     first = _Worker(student, source)
@@ -385,11 +392,13 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
         first.stop(kill=True)
         for c in chosen:
             report.results.append(CheckResult(c.id, c.part, c.rule, c.title, c.points, 0, False, "crash",
-                                              message=f"the submission could not be loaded: {report.error}",
+                                              message="not run: the submission could not be loaded (the "
+                                                      "error is at the top of this report)",
                                               scenario=c.scenario))
         report.seconds = time.perf_counter() - start
         return report
-    report.student, report.missing = loaded[1], loaded[2]
+    report.student = loaded[1]
+    report.missing = [m for m in loaded[2] if part not in PARTS or BY_NAME[m.split(" ")[0]].part == part]  # (its part)
     worker: _Worker | None = first
     for c in chosen:
         if worker is None:
@@ -415,14 +424,21 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
 
 
 def grade_many(students: Sequence[tuple[str, Any]], part: str | None = None, seeds: int | Iterable[int] = DEFAULT_SEEDS,
-               *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT, jobs: int | None = None) -> list[Report]:
+               *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT, jobs: int | None = None,
+               progress: Callable[[Report], None] | None = None) -> list[Report]:
     """Grade several students (``(label, class or path)`` pairs), `jobs` at a time (default: the number
-    of processors), each in its own forked lane. Returns the reports in order."""
+    of processors), each in its own forked lane. Returns the reports in order; `progress` is called
+    with each report as it is done (in the order they finish)."""
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(students)))
     if jobs == 1:
-        return [grade(s, part, seeds, first_seed=first_seed, timeout=timeout) for _, s in students]
+        done = []
+        for _, student in students:
+            done.append(grade(student, part, seeds, first_seed=first_seed, timeout=timeout))
+            if progress is not None:
+                progress(done[-1])
+        return done
     ctx = multiprocessing.get_context("fork")
-    lanes = []
+    lanes: dict[Any, tuple[Iterator[int], Any]] = {}  # connection -> (its students' places, its process)
     for lane in range(jobs):
         mine = list(range(lane, len(students), jobs))
         conn, child = ctx.Pipe()
@@ -430,17 +446,31 @@ def grade_many(students: Sequence[tuple[str, Any]], part: str | None = None, see
                                                   timeout))
         process.start()
         child.close()
-        lanes.append((mine, conn, process))
+        lanes[conn] = (iter(mine), process)
     reports: list[Report | None] = [None] * len(students)
-    for mine, conn, process in lanes:
-        for k, report in zip(mine, conn.recv(), strict=True):
-            reports[k] = report
-        process.join()
+    while lanes:
+        for ready in multiprocessing.connection.wait(list(lanes)):
+            places, process = lanes[ready]
+            report: Report | None = _receive(ready)
+            if report is None:  # the lane is done
+                del lanes[ready]
+                process.join()
+                continue
+            reports[next(places)] = report
+            if progress is not None:
+                progress(report)
     return reports  # type: ignore[return-value]
 
 
+def _receive(conn: Any) -> Any:
+    """The next object a lane sent: a `Report`, or None when the lane is done."""
+    return conn.recv()
+
+
 def _lane(conn: Any, students: list[Any], part: str | None, seeds: Any, first_seed: int, timeout: float) -> None:
-    conn.send([grade(s, part, seeds, first_seed=first_seed, timeout=timeout) for s in students])
+    for student in students:
+        conn.send(grade(student, part, seeds, first_seed=first_seed, timeout=timeout))
+    conn.send(None)
     conn.close()
 
 

@@ -88,9 +88,9 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("back_off", "B", "L-REPLICATE, FC-STALE",
              "a peer refused an AppendEntries (m): only the refusal of the current probe says something new "
              "(self.progress[peer].flow is Flow.PROBE and m.prev_log_index == self.progress[peer].probe, with a "
-             "hint m.mismatch_index); then move next_index[peer] to the hint, but never below "
-             "match_index[peer] + 1, and set self.progress[peer].probe = None so that the next probe goes out. "
-             "Ignore any other refusal"),
+             "hint m.mismatch_index); then move next_index[peer] back, one step (Figure 2) or straight to the hint "
+             "(fewer round trips), but never below match_index[peer] + 1, and set self.progress[peer].probe = "
+             "None so that the next probe goes out. Ignore any other refusal"),
     Exercise("advance_commit", "B", "L-COMMIT",
              "a leader commits the highest index N held by a majority (itself and match_index) if the "
              "entry at N has the CURRENT term; an older-term entry is never committed by counting replicas"),

@@ -274,7 +274,7 @@ def _bfs_split(model: Model, executor: Executor, split_depth: int, time_budget: 
         top.seconds = time.perf_counter() - started
         return top
     frontier = _frontier(model, split_depth)
-    chunks = max(1, min(len(frontier), 4 * getattr(executor, "_max_workers", 4)))
+    chunks = max(1, min(len(frontier), 4 * _parallelism(executor)))
     spec = _spec(model)
     paths = [model.portable(path) for path in frontier]
     futures = [executor.submit(_part, spec, paths[k::chunks], split_depth, time_budget) for k in range(chunks)]
@@ -300,6 +300,17 @@ def _bfs_split(model: Model, executor: Executor, split_depth: int, time_budget: 
         result.complete = False
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _parallelism(executor: Executor) -> int:
+    """How many tasks `executor` runs at once: a process or thread pool's workers, the worker threads of a
+    Dask cluster (`distributed.Client.get_executor()`, whose client is `_client`), else 4. The figures of a
+    split search depend on the number of parts (four per worker), not on where they run."""
+    workers = getattr(executor, "_max_workers", None)
+    client = getattr(executor, "_client", None)
+    if workers is None and client is not None and hasattr(client, "nthreads"):
+        workers = sum(client.nthreads().values())
+    return workers if isinstance(workers, int) and workers > 0 else 4
 
 
 def _frontier(model: Model, depth: int) -> list[tuple[Action, ...]]:

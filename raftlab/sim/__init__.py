@@ -7,7 +7,7 @@ read `sim.frame()`, a `Frame`. See docs in `Simulation`.
 """
 
 from .frame import Frame, NodeFrame
-from .history import History
+from .history import Branch, History
 from .invariants import InvariantChecker, InvariantViolation
 from .network import LinkModel, NetworkModel
 from .node import ReplicaView, SimCluster
@@ -16,7 +16,7 @@ from .submission import ReadRequest, Submission
 from .trace import SimKind, Trace, TraceEvent, describe
 
 __all__ = [
-    "Frame", "History", "InFlight", "InvariantChecker", "InvariantViolation", "LinkModel", "NetworkModel",
+    "Branch", "Frame", "History", "InFlight", "InvariantChecker", "InvariantViolation", "LinkModel", "NetworkModel",
     "NodeFrame", "ReadRequest", "ReplicaView", "SimCluster", "SimKind", "Simulation", "Submission", "Trace",
     "TraceEvent", "describe",
 ]

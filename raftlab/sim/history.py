@@ -5,19 +5,49 @@ the network model, ...). The `History` logs each intervention with the step and 
 at, and every so often takes a checkpoint, a deep copy of the simulation's state. `rewind(k)` restores
 the latest checkpoint before step `k` and steps on from it, replaying the logged interventions where
 they were made, up to step `k`. The interventions after `k` are kept as the *future*: stepping on
-replays them too, until the user acts, which forks a new history (the old future is forgotten).
+replays them too, until the user acts, which forks a new history. The old one is kept as a `Branch`
+(the way DSLabs' visual debugger keeps its event tree): `branches` lists them all, with where and by
+which intervention each forked, and `switch(n)` goes back to where branch `n` parts from the one shown
+and makes its interventions the future, so that stepping on replays it.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .simulation import Simulation
 
 Intervention = tuple[int, int, str, tuple, dict]  # (step, time in microseconds, name, args, kwargs)
+
+
+@dataclass(slots=True)
+class Branch:
+    """One line of a history: branch 0 is the run as first made; each later one forked from `parent`
+    when the user acted at step `forked_at` in the past of it (by `action`)."""
+
+    number: int  # its place in `History.branches`
+    parent: int | None  # the branch it forked from (None for branch 0)
+    forked_at: int  # the step it forked at (0 for branch 0)
+    forked_us: int  # the virtual time it forked at, microseconds
+    action: str  # the intervention that forked it, for example "crash(2)" ("" for branch 0)
+    interventions: list[Intervention]  # all of it; for the branch shown, as at the last switch or fork
+    end: int  # the furthest step it reached
+
+    def __str__(self) -> str:
+        if self.parent is None:
+            return f"branch {self.number}: the first run (to step {self.end})"
+        return (f"branch {self.number}: {self.action} at step {self.forked_at} ({self.forked_us / 1e6:.3f} s), "
+                f"forked from branch {self.parent} (to step {self.end})")
+
+
+def _action(name: str, args: tuple, kwargs: dict) -> str:
+    shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items() if v is not None]
+    text = f"{name}({', '.join(shown)})"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class History:
@@ -38,18 +68,32 @@ class History:
         self.future: list[Intervention] = []  # interventions of a rewound history, replayed by stepping on
         self.replaying = False  # True while an intervention of the history is made again
         self._end = 0
+        self._branches: list[Branch] = [Branch(0, None, 0, 0, "", [], 0)]  # every line of this history
+        self.shown = 0  # the number of the branch being run
 
     @property
     def end(self) -> int:
         """The furthest step this history has reached (for a time slider)."""
         return max(self._end, self.sim.steps)
 
+    @property
+    def branches(self) -> list[Branch]:
+        """Every branch, in the order made, the one shown brought up to date."""
+        self._save_shown()
+        return self._branches
+
     # ----- recording --------------------------------------------------------------------------------
     def log(self, name: str, *args: Any, **kwargs: Any) -> None:
-        """Log the intervention ``sim.name(*args, **kwargs)``, made now. Unless it is replayed, it
-        forks: the future of a rewound history is forgotten."""
+        """Log the intervention ``sim.name(*args, **kwargs)``, made now. Unless it is replayed, made in
+        the past of the history (a future to replay, or steps already taken beyond now) it forks a new
+        `Branch`: the old one keeps its future."""
         sim = self.sim
         if not self.replaying:
+            if self.future or self.end > sim.steps:
+                self._save_shown()
+                self._branches.append(Branch(len(self._branches), self.shown, sim.steps, sim.now_us,
+                                             _action(name, args, kwargs), [], sim.steps))
+                self.shown = len(self._branches) - 1
             self.future.clear()
             self._end = sim.steps
         self.interventions.append((sim.steps, sim.now_us, name, copy.deepcopy(args), dict(kwargs)))
@@ -111,6 +155,38 @@ class History:
             pass
         while self.future and self.future[0][0] < to_event:  # (none are left, unless the queue ran dry)
             self._replay(self.future.pop(0))
+
+    def switch(self, number: int) -> None:
+        """Show branch `number`: go back to the step where it parts from the branch shown (or stay,
+        if that is later than now) and make its interventions the future, so that stepping on
+        replays it; its end becomes the history's end. See `Simulation.switch_branch`."""
+        if type(number) is not int or not 0 <= number < len(self._branches):
+            raise ValueError(f"number must be a branch number, 0 to {len(self._branches) - 1}, not {number!r}")
+        if not self.enabled:
+            raise RuntimeError("branches need the history that Simulation(record_trace=False) does not keep")
+        if number == self.shown:
+            return
+        self._save_shown()
+        mine, target = self._branches[self.shown].interventions, self._branches[number]
+        theirs = target.interventions
+        same = next((k for k, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a != b),
+                    min(len(mine), len(theirs)))
+        parting = min([x[same][0] for x in (mine, theirs) if same < len(x)], default=self.sim.steps)
+        self.rewind(min(parting, self.sim.steps))  # keeps the interventions before then: both have them
+        self.future = copy.deepcopy(theirs[len(self.interventions):])
+        self._end, self.shown = target.end, number
+
+    def load(self, interventions: list[Intervention], end: int) -> None:
+        """Make `interventions` the future of a simulation that has not stepped or acted yet, and `end`
+        its history's end: stepping on replays them (how `raftlab.sim.share.from_shared` replays a run)."""
+        if self.sim.steps or self.interventions or self.future:
+            raise RuntimeError("load needs a simulation that has not stepped or acted yet")
+        self.future, self._end = list(interventions), end
+
+    def _save_shown(self) -> None:
+        """Keep the branch shown up to date: all its interventions (past and future) and its end."""
+        branch = self._branches[self.shown]
+        branch.interventions, branch.end = self.interventions + self.future, self.end
 
     def _replay(self, intervention: Intervention) -> None:
         sim = self.sim

@@ -23,7 +23,7 @@ from ..core import Event, Message, MemoryStorage, Replica, Role
 from .control import Control, check_options
 from .faults import _RESUME, Faults, _us
 from .frame import Frame
-from .history import History
+from .history import Branch, History
 from .invariants import InvariantChecker
 from .membership import Membership
 from .network import NetworkModel, wire_size
@@ -123,6 +123,11 @@ class Simulation(Faults, Control, Membership):
         self._queue: list[tuple] = []  # (time, seq, kind, a, b)
         self._rng = random.Random(f"network/{seed}")
         self.network = network if network is not None else NetworkModel()
+        self.made: dict[str, Any] = {  # how it was made, but for its classes (`raftlab.sim.share`)
+            "n": n, "seed": seed, "heartbeat_timeout": heartbeat_timeout, "election_timeout": self.election_timeout,
+            "snapshot_delta": snapshot_delta, "check_invariants": check_invariants, "options": dict(options),
+            "network": (self.network.latency, self.network.drop, self.network.duplicate, [
+                (s, d, (link.latency, link.drop, link.duplicate)) for (s, d), link in self.network.links.items()])}
         self.network.on_change = self._network_changed
         self._cut: set[tuple[int, int]] = set()
         self._drop_next: Tally = Tally()
@@ -286,9 +291,26 @@ class Simulation(Faults, Control, Membership):
     def rewind(self, to_event: int) -> None:
         """Go back to the moment after step `to_event` (before any intervention made then), by
         replay from the nearest checkpoint. Stepping on replays the same history (its interventions
-        included) until you act: an intervention made then forks a new history, and the old future
-        is forgotten."""
+        included) until you act: an intervention made then forks a new branch of the history, and
+        the old one is kept (`branches`, `switch_branch`)."""
         self.history.rewind(to_event)
+
+    @property
+    def branches(self) -> list[Branch]:
+        """Every branch of this run's history, in the order made (branch 0: the first run); the one
+        being run is ``branches[branch]``."""
+        return self.history.branches
+
+    @property
+    def branch(self) -> int:
+        """The number of the branch being run."""
+        return self.history.shown
+
+    def switch_branch(self, number: int) -> None:
+        """Run branch `number` of the history instead: go back to the step where it parts from this
+        one (or stay here, if that is later) and replay its interventions as you step on; its end
+        becomes `history_end`."""
+        self.history.switch(number)
 
     def _network_changed(self, name: str, value: Any) -> None:
         self.history.log_network_change(name, value)

@@ -458,6 +458,26 @@ class GraphPainter:
         best = int(np.argmin(dist))
         return best if dist[best] <= reach else None
 
+    def message_at(self, x: float, y: float, reach_px: float = 9.0) -> int | None:
+        """The id of the message in flight drawn nearest (x, y) (fractions of the figure, origin
+        top-left), if one is within `reach_px` pixels of it; else None."""
+        if not self.message_marks:
+            return None
+        figure = self.ax.figure
+        self.ax.apply_aspect()
+        ids = list(self.message_marks)
+        marks = self.ax.transData.transform([self.message_marks[i]["xy"] for i in ids])
+        dist = np.hypot(marks[:, 0] - x * figure.bbox.width, marks[:, 1] - (1.0 - y) * figure.bbox.height)
+        best = int(np.argmin(dist))
+        return ids[best] if dist[best] <= reach_px * figure.dpi / 72 else None
+
+    def message_centre(self, message_id: int) -> tuple[float, float]:
+        """Where message `message_id` is drawn, in the coordinates `message_at` takes."""
+        figure = self.ax.figure
+        self.ax.apply_aspect()
+        px, py = self.ax.transData.transform(self.message_marks[message_id]["xy"])
+        return float(px / figure.bbox.width), float(1.0 - py / figure.bbox.height)
+
     def node_centre(self, node: int) -> tuple[float, float]:
         """Where node `node` is drawn, as fractions of the figure, origin top-left (as `node_at` takes)."""
         figure = self.ax.figure
@@ -489,6 +509,15 @@ class GraphView:
     def node_centre(self, node: int) -> tuple[float, float]:
         """Where `node` is drawn, in the coordinates `node_at` takes."""
         return self.painter.node_centre(node)
+
+    def message_at(self, x: float, y: float) -> int | None:
+        """The id of the message in flight under a click at (x, y) in [0, 1] image coordinates, origin
+        top-left; None if none is near."""
+        return self.painter.message_at(x, y)
+
+    def message_centre(self, message_id: int) -> tuple[float, float]:
+        """Where message `message_id` is drawn, in the coordinates `message_at` takes."""
+        return self.painter.message_centre(message_id)
 
     @property
     def node_style(self) -> dict[int, dict[str, Any]]:

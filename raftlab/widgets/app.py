@@ -23,8 +23,10 @@ from ..machines import Add, KVCommand, KVStore
 from ..core.messages import AppendEntryRequest, AppendEntryResponse
 from ..sim import Frame, NetworkModel, ReadRequest, SimKind, Simulation, Submission, TraceEvent, describe
 from ..sim import recipes
+from ..sim.share import from_shared, share
 from ..sim.transcript import TRANSCRIPTS, Transcript, load_scenario
 from ..viz import GraphView, LogView, TimelineView
+from ..viz.narration import CATEGORIES, category, narration_columns, narration_list
 
 NOTABLE = frozenset({*EventKind.ROLE_CHANGES, EventKind.COMMITTED})
 """Event kinds at which "Next notable" stops."""
@@ -48,6 +50,15 @@ def _quiet(events: list[TraceEvent]) -> str:
     counts = Counter(type(m).__name__ for m in sent)
     return "messages: " + ", ".join(f"{name} &times;{n}" for name, n in counts.most_common())
 
+
+KEYS: dict[str, tuple[str, str]] = {
+    " ": ("play", "play / pause"), "s": ("step_button", "step"), "b": ("back_button", "step back"),
+    "n": ("notable_button", "next notable"), "c": ("request_button", "client request"),
+    "k": ("crash_button", "crash"), "r": ("restart_button", "restart"), "t": ("timeout_button", "time out"),
+    "d": ("drop_button", "drop the message"), "h": ("heal_button", "heal"), "l": ("leader", "select the leader"),
+}
+"""The keyboard shortcuts (in the spirit of RaftScope's), with the mouse over the pictures: key -> (the
+control pressed, what it does); the digits select a node. The node actions act on the selected node."""
 
 OPTIONS = ("pre_vote", "check_quorum", "read_lease")
 """The `Replica` options the set-up tab turns on for a new cluster (thesis §9.6, §6.2, §6.4.1)."""
@@ -99,10 +110,12 @@ class RaftLab:
       `step_button` ("Step": one event), `back_button` ("Step back": rewind one step),
       `notable_button` ("Next notable": step until a role change or a commit, at most
       `NOTABLE_LIMIT` steps), `time_slider` (IntSlider over 0..``sim.history_end``: moving it back
-      rewinds, forward replays; acting in the past forks a new history and its max shrinks).
-    - nodes: `node_picker` (Dropdown of node ids; clicking a node in the graph selects it too when
-      the optional ``ipyevents`` package is installed), `crash_button` ("Crash"), `restart_button`
-      ("Restart"), `timeout_button` ("Time out": force its election timer), `request_button`
+      rewinds, forward replays; acting in the past forks a new branch of the history and its max
+      shrinks), `branch_picker` (Dropdown of the history's branches, `sim.branches`: when and by which
+      action each forked; choosing one switches to it, `sim.switch_branch`, and the slider follows it).
+    - nodes: `node_picker` (Dropdown of node ids; clicking a node in the graph selects it too, and
+      clicking a message in flight selects it in `messages`, through ``ipyevents``), `crash_button`
+      ("Crash"), `restart_button` ("Restart"), `timeout_button` ("Time out": force its election timer), `request_button`
       ("Client request": a `KVStore.put` with a fresh (client, seq) sent to it), `transfer_button`
       ("Transfer": the leader hands its leadership to the selected node, `sim.transfer_leadership`),
       `read_button` ("Read": a linearizable read of the key in `read_key` (Text) at the selected node,
@@ -123,7 +136,12 @@ class RaftLab:
       ("Drop message": lose the chosen one).
     - narration: `notice` (HTML: what the Transfer and Read buttons did, and the answer of the last
       read), `narration` (HTML: the last events explained, the current one highlighted; the views
-      highlight it too).
+      highlight it too), `narration_mode` (ToggleButtons "list" / "per node": one column per node,
+      as the course tool dslogs shows logs), `narration_kinds` (a Checkbox per filter of
+      `raftlab.viz.narration.CATEGORIES`: votes, appends, commits, timers, messages, faults).
+    - share: `share_button` ("Share run": puts `share()`, a short text, in `share_text` (Textarea) to
+      copy), `open_button` ("Open shared run": replays the text pasted in `share_text`,
+      `open_shared`); ``RaftLab.from_shared(text)`` opens one in a new app.
     - set-up: `seed` (IntText), `size` (IntSlider 1-9), `options` (a Checkbox per name of `OPTIONS`:
       pre_vote, check_quorum, read_lease; read_lease needs check_quorum, so ticking it ticks that
       too), `reset_button` ("Reset": a new simulation of that size and seed, with those options and
@@ -135,7 +153,8 @@ class RaftLab:
       `load_transcript(path)` does the same for a transcript of your own, and
       ``RaftLab.from_transcript(path)`` opens one in a new app.
     - views: `graph_image`, `log_image`, `timeline_image` (Image, png); `status` (HTML: time, step,
-      leader).
+      leader); `keys_help` (HTML: the keyboard shortcuts, `KEYS`, taken with the mouse over the
+      pictures; `press(key)` does what a key does).
     - errors: `errors` (HTML: the last exception raised by a control, with a traceback summary),
       `dismiss_button` ("Dismiss"); `last_error` holds the exception.
 
@@ -176,6 +195,8 @@ class RaftLab:
         self.time_slider = w.IntSlider(value=0, min=0, max=0, description="step", continuous_update=False,
                                        layout=w.Layout(width="60%"))
         self.time_slider.observe(self._on_time, names="value")
+        self.branch_picker = w.Dropdown(options=[], description="branch", layout=w.Layout(width="38%"))
+        self.branch_picker.observe(self._on_branch, names="value")
 
         # nodes
         self.node_picker = w.Dropdown(description="node", layout=w.Layout(width="220px"))
@@ -233,6 +254,11 @@ class RaftLab:
                                    value=None, description="scenario", layout=w.Layout(width="560px"))
         self.scenario.observe(self._on_scenario, names="value")
         self.scenario_text = w.HTML(layout=w.Layout(max_width="720px"))
+        self.share_button = _button("Share run", "a short text that replays this run exactly: copy it",
+                                    self._on_share)
+        self.share_text = w.Textarea(placeholder="press Share run, or paste a shared run here and press Open",
+                                     layout=w.Layout(width="560px", height="4em"))
+        self.open_button = _button("Open shared run", "replay the run pasted above", self._on_open_shared)
         self.compare_button = _button("Other side", "the chosen recipe again, told the other way (its compare "
                                       "settings: the mechanism switched on, or off)", self._on_compare)
         self.compare_button.layout.display = "none"
@@ -243,8 +269,19 @@ class RaftLab:
         self.log_image = w.Image(format="png", layout=_natural(8))
         self.timeline_image = w.Image(format="png", layout=_natural(8))
         self.narration = w.HTML(layout=w.Layout(width="100%"))
+        self.narration_mode = w.ToggleButtons(options=["list", "per node"], value="list",
+                                              style={"button_width": "84px"})
+        self.narration_kinds = {name: w.Checkbox(value=True, description=name, indent=False,
+                                                 layout=w.Layout(width="auto"))
+                                for name in CATEGORIES}
+        for control in (self.narration_mode, *self.narration_kinds.values()):
+            control.observe(self._on_narration, names="value")
         self.notice = w.HTML(layout=w.Layout(width="100%"))
         self.status = w.HTML()
+        self.keys_help = w.HTML("<span style='font-size:11px;color:#555'>keys, with the mouse over the pictures: "
+                                + " · ".join(f"<b>{'Space' if k == ' ' else k.upper()}</b> {what}"
+                                             for k, (_, what) in KEYS.items())
+                                + " · <b>0-9</b> select a node · click a node or a message to select it</span>")
         self.errors = w.HTML()
         self.dismiss_button = _button("Dismiss", "hide the error", self._on_dismiss)
         self._error_box = w.VBox([self.errors, self.dismiss_button], layout=w.Layout(display="none"))
@@ -254,7 +291,8 @@ class RaftLab:
                           self._sides_box, w.HBox([self.partition_button, self.heal_button]),
                           w.HBox([self.messages, self.drop_button])])
         setup = w.VBox([self.seed, self.size, w.HBox(list(self.options.values())), self.reset_button,
-                        self.scenario, self.scenario_text, self.compare_button])
+                        self.scenario, self.scenario_text, self.compare_button,
+                        w.HTML("<b>share</b>"), w.HBox([self.share_button, self.open_button]), self.share_text])
         tabs = w.Tab(children=[network, setup], titles=["Network", "Set-up"])
         nodes = w.VBox([self.node_picker, w.HBox([self.crash_button, self.restart_button]),
                         w.HBox([self.timeout_button, self.request_button]),
@@ -262,12 +300,13 @@ class RaftLab:
                         w.HBox([self.add_button, self.promote_button, self.remove_button]), self.inspector],
                        layout=w.Layout(min_width="300px"))
         self.widget = w.VBox([
-            self.status, self._error_box,
+            self.status, self.keys_help, self._error_box,
             w.HBox([self.play, self.speed, self.step_button, self.back_button, self.notable_button]),
-            self.time_slider,
+            w.HBox([self.time_slider, self.branch_picker]),
             w.HBox([self.graph_image, nodes]),
             self.log_image, self.timeline_image,
-            w.HTML("<b>what happened</b>"), self.notice, self.narration, tabs,
+            w.HBox([w.HTML("<b>what happened</b>&nbsp;"), self.narration_mode, *self.narration_kinds.values()]),
+            self.notice, self.narration, tabs,
         ])
         if self._counterexample is not None:
             self._add_counterexample_view(self._counterexample)
@@ -349,6 +388,8 @@ class RaftLab:
         with self._quiet():
             self.time_slider.max = max(sim.history_end, sim.steps)
             self.time_slider.value = sim.steps
+            self.branch_picker.options = [(str(b), b.number) for b in sim.branches]
+            self.branch_picker.value = sim.branch
             low, high = (1000 * s for s in sim.network.latency)
             self.latency.max = max(self.latency.max, high)
             self.latency.value = (low, high)
@@ -359,19 +400,35 @@ class RaftLab:
                  f"arrives {f.arrives / 1e6:.4f}s", f.id) for f in frame.in_flight]
             ids = [f.id for f in frame.in_flight]
             self.messages.value = chosen if chosen in ids else (ids[0] if ids else None)
-        replay = " · <i>replaying a recorded history: acting now forks it</i>" if sim.steps < sim.history_end else ""
+        replay = (" · <i>replaying a recorded history: acting now forks a new branch (this one is kept)</i>"
+                  if sim.steps < sim.history_end else "")
         on = [OPTION_NAMES[k] for k in OPTIONS if frame.options.get(k)]
         self.status.value = (f"<b>t = {frame.time:.4f} s</b> · step {frame.step} of {sim.history_end} · "
                              f"leader: {'none' if frame.leader is None else f'node {frame.leader}'} · "
                              f"seed {frame.seed}{' · ' + ', '.join(on) if on else ''}{replay}")
         self.inspector.value = self._inspect(frame, node)
         self.notice.value = self._notice()
-        lines = []
-        for event in events[-NARRATED:]:
-            style = "background:#fff3b0;font-weight:bold" if event is current else ""
-            lines.append(f'<li style="{style}">{html.escape(event.explain())}</li>')
-        self.narration.value = (f'<ol style="font-family:monospace;font-size:12px;margin:0" '
-                                f'start="{max(len(events) - NARRATED, 0) + 1}">{"".join(lines)}</ol>')
+        self.narration.value = self._narration(events, current)
+
+    def _narration(self, events: list[TraceEvent], current: TraceEvent | None) -> str:
+        """The last `NARRATED` events of the kinds ticked, as a list or one column per node."""
+        kinds = [name for name, box in self.narration_kinds.items() if box.value]
+        if len(kinds) == len(CATEGORIES):
+            chosen, first = events[-NARRATED:], max(len(events) - NARRATED, 0) + 1
+        else:  # (filtered: looked for from the end, so that a long run costs no more)
+            chosen = []
+            for event in reversed(events):
+                if category(event) in kinds:
+                    chosen.append(event)
+                    if len(chosen) == NARRATED:
+                        break
+            chosen.reverse()
+            first = 1
+        if not chosen:
+            return "<i>nothing has happened yet</i>" if not events else "<i>no event of the kinds ticked yet</i>"
+        if self.narration_mode.value == "per node":
+            return narration_columns(chosen, self.sim.ids, highlight=current)
+        return narration_list(chosen, highlight=current, first=first)
 
     def _inspect(self, frame: Frame, node: int) -> str:
         """The selected node's full state, as an HTML table."""
@@ -462,27 +519,79 @@ class RaftLab:
 
     # ----- nodes ---------------------------------------------------------------------------------
     @_callback
+    def _on_narration(self, change: dict) -> None:
+        pass  # (the callback redraws)
+
+    @_callback
+    def _on_branch(self, change: dict) -> None:
+        if change["new"] is not None and change["new"] != self.sim.branch:
+            self.sim.switch_branch(change["new"])
+            branch = self.sim.branches[self.sim.branch]
+            self._say(f"<b>{html.escape(str(branch))}</b>: back at step {self.sim.steps}, where it parts from the "
+                      f"branch shown before; step on (or move the slider) to replay it")
+
+    @_callback
     def _on_select(self, change: dict) -> None:
         pass  # the redraw shows the selection
 
     def _attach_click(self) -> None:
-        """Clicking a node in the graph selects it, if the optional ipyevents package is there."""
+        """Clicks on the graph and keys over the pictures, through ipyevents (a dependency of
+        ``raftlab[jupyter]``; without it, the buttons still work)."""
         try:
             from ipyevents import Event
         except ImportError:
             return
         self._click = Event(source=self.graph_image, watched_events=["click"])
         self._click.on_dom_event(self._on_graph_click)
+        self._keys = [Event(source=image, watched_events=["keydown"], ignore_modifier_key_events=True)
+                      for image in (self.graph_image, self.log_image, self.timeline_image)]
+        for keys in self._keys:
+            keys.on_dom_event(self._on_key)
 
     @_callback
     def _on_graph_click(self, event: dict) -> None:
         width, height = event.get("boundingRectWidth"), event.get("boundingRectHeight")
         if not width or not height:
             return
-        node = self.graph_view.node_at(event["relativeX"] / width, event["relativeY"] / height)
+        x, y = event["relativeX"] / width, event["relativeY"] / height
+        message = self.graph_view.message_at(x, y)
+        if message is not None and message in [value for _, value in self.messages.options]:
+            with self._quiet():
+                self.messages.value = message
+            self._say(f"message #{message} selected: press Drop message (or D) to lose it")
+            return
+        node = self.graph_view.node_at(x, y)
         if node is not None:
             with self._quiet():
                 self.node_picker.value = node
+
+    def _on_key(self, event: dict) -> None:
+        if event.get("ctrlKey") or event.get("altKey") or event.get("metaKey"):
+            return
+        key = event.get("key", "")
+        self.press(key.lower() if len(key) == 1 else key)
+
+    def press(self, key: str) -> str | None:
+        """Do what `key` does (`KEYS`; a digit selects that node); returns what it did, or None for a
+        key that does nothing."""
+        if key.isdigit() and len(key) == 1:
+            if int(key) not in self.sim.ids:
+                return None
+            self.node_picker.value = int(key)  # (its observer redraws)
+            return f"select node {key}"
+        if key not in KEYS:
+            return None
+        control, what = KEYS[key]
+        if control == "play":
+            self.play.playing = not self.play.playing
+        elif control == "leader":
+            leader = self.sim.leader()
+            if leader is None:
+                return None
+            self.node_picker.value = leader
+        else:
+            getattr(self, control).click()
+        return what
 
     @_callback
     def _on_crash(self, button: w.Button) -> None:
@@ -770,6 +879,39 @@ class RaftLab:
         self._said = self._read = self._change = None
         self.graph_view.painter.forget_layout()
         self._rebuild_nodes()
+
+    def share(self) -> str:
+        """This run as a short text (`raftlab.sim.share.share`): its settings and interventions, the
+        branch shown and the step; `from_shared` replays it exactly."""
+        return share(self.sim)
+
+    @classmethod
+    def from_shared(cls, text: str, **options: Any) -> RaftLab:
+        """A new app showing the run `text` (from `share`) describes, at the step it was shared at;
+        `options` are those of `raftlab.sim.share.from_shared` (``replica_class=``)."""
+        return cls(from_shared(text, **options))
+
+    def open_shared(self, text: str, **options: Any) -> Simulation:
+        """Show the run `text` describes here (as the Open shared run button does)."""
+        self._open_shared(text, **options)
+        self._refresh()
+        return self.sim
+
+    def _open_shared(self, text: str, **options: Any) -> None:
+        self.sim = from_shared(text, **options)
+        self._show_opened()
+
+    @_callback
+    def _on_share(self, button: w.Button) -> None:
+        self.share_text.value = self.share()
+        self._say(f"<b>Share run</b>: the text below replays this run (step {self.sim.steps} of "
+                  f"{self.sim.history_end}, seed {self.sim.seed}) exactly; copy it and send it")
+
+    @_callback
+    def _on_open_shared(self, button: w.Button) -> None:
+        self._open_shared(self.share_text.value, replica_class=self.sim.replica_class)
+        self._say(f"<b>Open shared run</b>: replayed to step {self.sim.steps} (of {self.sim.history_end}), "
+                  f"exactly as shared")
 
     @_callback
     def _on_dismiss(self, button: w.Button) -> None:

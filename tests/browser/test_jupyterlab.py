@@ -153,6 +153,7 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
             f"--LabApp.workspaces_dir={base / 'lab-workspaces'}",
             f"--LabApp.user_settings_dir={base / 'lab-user-settings'}",
             "--LabApp.expose_app_in_browser=True",
+            "--JupyterNotebookApp.expose_app_in_browser=True",  # Notebook 7, on the same server
             "--LabApp.extension_manager=readonly",
             # A safety net should this process die without stopping the server: cull, then exit when idle.
             "--MappingKernelManager.cull_idle_timeout=900",
@@ -363,3 +364,176 @@ def test_raftlab_app_renders_and_updates_in_jupyterlab(lab_server: LabServer, br
         print(f"timings (s): {timings}")
         print("browser console errors:\n" + ("\n".join(console_errors) or "<none>"))
         context.close()
+
+
+# ------------------------------------------------------------------ direct manipulation, sharing, branches
+
+
+def _open_app(browser, url: str, *, run_all: bool = True):
+    """A new page on `url` (a notebook, or Voilà's app), the app rendered: (context, page, output, step, images)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 3000})
+    page = context.new_page()
+    page.set_default_timeout(WIDGET_TIMEOUT_MS)
+    page.goto(url, wait_until="domcontentloaded", timeout=UI_TIMEOUT_MS)
+    if run_all:
+        page.wait_for_function(KERNEL_IDLE_JS, timeout=UI_TIMEOUT_MS, polling=250)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    output = page.locator(".jp-OutputArea-output, .widget-vbox").filter(has=page.locator(".widget-image")).first
+    step = output.locator("button.jupyter-button").filter(has_text=re.compile(r"^\W*Step\W*$")).first
+    _wait_for_app(page, step)
+    images = output.locator("img.widget-image")
+    page.wait_for_function(IMAGES_LOADED_JS, arg=images.element_handles(), timeout=UPDATE_TIMEOUT_MS)
+    return context, page, output, step, images
+
+
+def _status_step(output) -> int:
+    """The step the app's status line shows ("step K of N")."""
+    text = output.locator(".widget-html").filter(has_text=re.compile(r"step \d+ of \d+")).first.inner_text()
+    return int(re.search(r"step (\d+) of", text).group(1))
+
+
+def _wait_for_status(page, output, want: int) -> None:
+    deadline = time.monotonic() + UPDATE_TIMEOUT_MS / 1000
+    while _status_step(output) != want:
+        assert time.monotonic() < deadline, f"the status shows step {_status_step(output)}, not {want}"
+        page.wait_for_timeout(100)
+
+
+def _button(output, label: str):
+    return output.locator("button.jupyter-button").filter(has_text=re.compile(rf"^\W*{re.escape(label)}\W*$")).first
+
+
+def _dropdown(output, label: str):
+    return output.locator(".widget-dropdown").filter(has=output.page.locator(f"label:text-is('{label}')")).locator(
+        "select").first
+
+
+def _selected_text(select) -> str:
+    return select.evaluate("(s) => s.selectedIndex < 0 ? '' : s.options[s.selectedIndex].text.replace(/\\s/g, ' ')")
+
+
+def test_click_a_node_press_keys_share_and_restore_and_switch_branch(lab_server: LabServer, browser) -> None:
+    context, page, output, step, images = _open_app(
+        browser, f"{lab_server.url}/lab/tree/{NOTEBOOK.name}?token={lab_server.token}&reset")
+    try:
+        graph = images.first
+        # Click node 3 in the graph: the node picker and the inspector follow.
+        printed = page.locator(".jp-OutputArea-output").filter(has_text="NODE3=").first
+        printed.wait_for(timeout=WIDGET_TIMEOUT_MS)
+        x, y = json.loads(printed.inner_text().split("NODE3=")[1].strip())
+        box = graph.bounding_box()
+        graph.click(position={"x": x * box["width"], "y": y * box["height"]})
+        node = _dropdown(output, "node")
+        page.wait_for_function("(s) => s.options[s.selectedIndex].text.replace(/\\s/g, ' ') === 'node 3'",
+                               arg=node.element_handle(),
+                               timeout=UPDATE_TIMEOUT_MS)
+        output.screenshot(path=str(SCREENSHOTS / "click_node.png"))
+
+        # Keys, with the mouse over the pictures: S steps, K crashes the selected node.
+        before = _status_step(output)
+        graph.hover()
+        page.keyboard.press("s")
+        _wait_for_status(page, output, before + 1)
+        page.keyboard.press("s")
+        _wait_for_status(page, output, before + 2)
+        output.screenshot(path=str(SCREENSHOTS / "key_press.png"))
+
+        # Share the run, step on, then open the shared text: back at the step it was shared at.
+        output.locator(".lm-TabBar-tab, .p-TabBar-tab").filter(has_text="Set-up").first.click()
+        _button(output, "Share run").click()
+        text_area = output.locator("textarea").first
+        page.wait_for_function("(t) => t.value.startsWith('raftlab-run/1:')", arg=text_area.element_handle(),
+                               timeout=UPDATE_TIMEOUT_MS)
+        shared, shared_at = text_area.input_value(), _status_step(output)
+        for i in range(1, 4):
+            step.click()
+            _wait_for_status(page, output, shared_at + i)
+        text_area.fill("")
+        text_area.fill(shared)  # pasted back, as a classmate would
+        _button(output, "Open shared run").click()
+        _wait_for_status(page, output, shared_at)
+        output.get_by_text("exactly as shared").first.wait_for(timeout=UPDATE_TIMEOUT_MS)
+        output.screenshot(path=str(SCREENSHOTS / "share_restore.png"))
+
+        # The shared run's future: step back twice, crash node 3 (K): a new branch; switch back to the first.
+        for _ in range(2):
+            step.click()
+        _wait_for_status(page, output, shared_at + 2)
+        for _ in range(2):
+            _button(output, "Step back").click()
+            page.wait_for_function(KERNEL_IDLE_JS, timeout=UPDATE_TIMEOUT_MS, polling=100)
+        _wait_for_status(page, output, shared_at)
+        graph.hover()
+        page.keyboard.press("k")
+        branch = _dropdown(output, "branch")
+        page.wait_for_function("(s) => s.options.length === 2", arg=branch.element_handle(),
+                               timeout=UPDATE_TIMEOUT_MS)
+        assert _selected_text(branch).startswith("branch 1: crash(3)")
+        branch.select_option(index=0)
+        output.get_by_text("where it parts from the branch shown before").first.wait_for(timeout=UPDATE_TIMEOUT_MS)
+        assert _selected_text(branch).startswith("branch 0")
+        _no_errors_in_notebook(page)
+        output.screenshot(path=str(SCREENSHOTS / "branch_switch.png"))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(SCREENSHOTS / "failure_manipulation.png"))
+        print("server log:\n" + _tail(lab_server.log, 80))
+        raise
+    finally:
+        context.close()
+
+
+def test_the_app_in_notebook_7(lab_server: LabServer, browser) -> None:
+    context, page, _output, step, images = _open_app(
+        browser, f"{lab_server.url}/notebooks/{NOTEBOOK.name}?token={lab_server.token}")
+    try:
+        graph = images.first
+        src = _src(graph)
+        step.click()
+        _wait_for_update(page, graph, src)
+        _no_errors_in_notebook(page)
+        page.screenshot(path=str(SCREENSHOTS / "notebook7.png"))
+    finally:
+        context.close()
+
+
+def test_raftlab_app_serves_the_app_alone_through_voila(tmp_path: Path, browser) -> None:
+    port = _free_port()
+    log = tmp_path / "voila.log"
+    env = os.environ.copy()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR"):
+        (tmp_path / var).mkdir()
+        env[var] = str(tmp_path / var)
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "raftlab.cli", "app", "--port", str(port), "--no-browser",
+                                 "--seed", "3"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert proc.poll() is None, "raftlab app stopped:\n" + _tail(log)
+        context, page, output, step, images = _open_app(browser, f"http://127.0.0.1:{port}/", run_all=False)
+        try:
+            assert page.locator(".jp-InputArea, .jp-CodeMirrorEditor, .cm-editor").count() == 0, "code is shown"
+            graph = images.first
+            src = _src(graph)
+            before = _status_step(output)
+            step.click()
+            _wait_for_update(page, graph, src)
+            _wait_for_status(page, output, before + 1)
+            assert "seed 3" in output.inner_text()
+            page.screenshot(path=str(SCREENSHOTS / "voila_app.png"))
+        finally:
+            context.close()
+    except BaseException:
+        print("voila log:\n" + _tail(log, 80))
+        raise
+    finally:
+        _stop(proc)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from raftlab.core import Replica
+from raftlab.core import Flow, Replica
 from raftlab.grading import (
     CHECKS, EXERCISES, GRADED_PARTS, PARTS, StudentReplica, SubmissionError, grade, graded_class, load_student,
     missing_exercises, replay,
@@ -89,7 +89,11 @@ def test_skeleton_part_scores_zero_with_hints() -> None:
     assert all(r.kind == "not implemented" for r in report.results), report.text()
     assert any(r.message.startswith("SNAP-TAKE:") for r in report.results)
     assert any(r.message.startswith("IS-KEEP, IS-LOAD:") for r in report.results)
-    assert "not written yet: reset_election_timer (F-TIMEOUT)" in report.text()
+    # only part D's exercises are listed as not written: the other parts are not graded here
+    part_d = [f"{e.name} ({e.rules})" for e in EXERCISES if e.part == "D"]
+    assert report.missing == part_d and part_d
+    assert f"not written yet: {', '.join(part_d)}" in report.text() and "reset_election_timer" not in report.text()
+    assert "reset_election_timer (F-TIMEOUT)" in grade(StudentReplica, part="A", seeds=1).missing
 
 
 def test_a_failing_scenario_reports_seed_invariant_tail_and_replay() -> None:
@@ -120,6 +124,22 @@ def test_replay_returns_the_simulation_stopped_at_the_failure(capsys: pytest.Cap
     assert "failed" in capsys.readouterr().out
     with pytest.raises(AssertionError, match=r"L-REPLICATE|ALL-STALE"):
         replay(ActsOnStaleResponses, "B.l_replicate_responses")
+
+
+class BacksOffOneStep(Replica):
+    """Figure 2's back-off: next_index one step back on a refusal of the current probe, the hint unused."""
+
+    def back_off(self, peer, m):  # type: ignore[no-untyped-def]
+        pr = self.progress[peer]
+        if pr.flow is Flow.PROBE and m.prev_log_index == pr.probe:
+            self.next_index[peer] = max(self.match_index[peer] + 1, self.next_index[peer] - 1)
+            pr.probe = None
+
+
+def test_backing_off_one_step_as_figure_2_does_passes_part_b() -> None:
+    report = grade(BacksOffOneStep, part="B", seeds=[1, 2])  # raft-rules.md: "one step, or straight to a hint"
+    assert report.score == 1.0, report.text()
+    assert [r.passed for r in report.results if r.id == "B.l_replicate_responses"] == [True]
 
 
 class Storm(Replica):
@@ -189,7 +209,10 @@ def test_cli_grades_a_folder_into_csv(tmp_path: Path, capsys: pytest.CaptureFixt
     folder.mkdir()
     (folder / "ann.py").write_text(GOOD)
     (folder / "ben.py").write_text(BROKEN)
-    (folder / "cat.py").write_text("from raftlab.grading.mutants import TermFromSnapshot as Cat\n"
+    (folder / "cat.py").write_text(GOOD + "\n\nclass Cat(Good):  # IS-LOAD as Little Raft 0.2 has it\n"
+                                   "    def install_snapshot(self, snapshot):\n"
+                                   "        super().install_snapshot(snapshot)\n"
+                                   "        self.storage.current_term = snapshot.last_included_term\n\n"
                                    "STUDENT_CLASS = Cat\n")
     out = tmp_path / "grades.csv"
     assert main(["grade", str(folder), "--part", "D", "--seeds", "1", "--csv", str(out)]) == 0
@@ -198,8 +221,22 @@ def test_cli_grades_a_folder_into_csv(tmp_path: Path, capsys: pytest.CaptureFixt
     assert rows[0]["score"] == "1.0000" and (rows[0]["D"], rows[0]["D_of"]) == ("13", "13")  # numbers, not dates
     assert rows[1]["score"] == "0.0000" and "SyntaxError" in rows[1]["error"]
     assert float(rows[2]["score"]) < 1 and "D.is_load" in rows[2]["failed"]
-    text = capsys.readouterr().out
-    assert "[FAIL] D.is_load" in text and "IS-LOAD" in text
+    captured = capsys.readouterr()
+    assert "[FAIL] D.is_load" in captured.out and "IS-LOAD" in captured.out
+    # the progress, in a log that is not a terminal: one summary line, with how many fell short
+    assert re.search(r"grade: 3/3 students in [\d.]+ s, below_full_marks 2", captured.err), captured.err
+
+
+def test_grade_many_reports_each_student_as_it_is_done_and_returns_them_in_order() -> None:
+    from raftlab.grading import grade_many
+    from raftlab.grading.mutants import MUTANTS
+
+    seen = []
+    students = [("ref", Replica), *((m.__name__, m) for m in MUTANTS[:3])]
+    reports = grade_many(students, "A", 1, jobs=2, progress=seen.append)
+    assert len(seen) == len(reports) == 4
+    assert {id(r) for r in seen} == {id(r) for r in reports}  # each once, as it came
+    assert reports[0].score == 1.0 and [r.score < 1.0 for r in reports[1:]] == [bool(r.failed()) for r in reports[1:]]
 
 
 def test_grading_imports_only_core_sim_machines() -> None:
@@ -210,3 +247,42 @@ def test_grading_imports_only_core_sim_machines() -> None:
             if isinstance(node, ast.Import | ast.ImportFrom):
                 names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
                 assert not any(n.startswith(("raftlab.viz", "raftlab.widgets")) for n in names), path.name
+
+
+def test_a_submission_that_does_not_load_is_reported_once_not_once_per_check(tmp_path: Path) -> None:
+    broken = tmp_path / "half.py"
+    broken.write_text(BROKEN)
+    report = grade(str(broken), None, 1)
+    text = report.text()
+    assert report.error and "SyntaxError" in report.error
+    assert text.count("SyntaxError") == 2  # the error and its traceback, once
+    assert f"[FAIL] all {len(report.results)} checks, 0/{report.total} points: not run" in text
+    assert len(text.splitlines()) < 30 and report.score == 0.0
+    assert all(not r.passed and r.kind == "crash" for r in report.results)  # (the JSON and the CSV keep each)
+
+
+def test_the_replay_line_of_a_notebook_class_names_it_and_works_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from raftlab.sim import Simulation as Sim
+
+    namespace: dict = {}
+    exec(GOOD, namespace)
+    good = namespace["Good"]
+
+    def install_snapshot(self, snapshot):  # type: ignore[no-untyped-def]  (IS-LOAD as Little Raft 0.2 has it)
+        good.install_snapshot(self, snapshot)
+        self.storage.current_term = snapshot.last_included_term
+
+    cls = type("MyReplica", (good,), {"__module__": "__main__", "install_snapshot": install_snapshot})
+    report = grade(cls, "D", 1)  # (a class as a notebook cell defines it)
+    assert report.source == "__main__:MyReplica"
+    lines = [r.replay for r in report.results if r.replay]
+    assert lines and all("replay(MyReplica, '" in line and "in the notebook defining it" in line for line in lines)
+    scenario = next(r for r in report.results if r.scenario and r.replay and not r.passed)
+    monkeypatch.setattr(sys.modules["__main__"], "MyReplica", cls, raising=False)
+    namespace = {"MyReplica": cls}
+    exec(scenario.replay.split("   #")[0].replace("RaftLab(", "sim = (").replace(
+        "from raftlab.widgets import RaftLab; ", ""), namespace)  # what the student runs, minus the app
+    assert isinstance(namespace["sim"], Sim)
+    assert isinstance(replay("__main__:MyReplica", scenario.id, scenario.seed), Sim)

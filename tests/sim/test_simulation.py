@@ -806,7 +806,8 @@ def test_rewind_forks_a_new_deterministic_history() -> None:
     scripted(sim, SCRIPT, END)
     sim.rewind(100)
     fork(sim)
-    # the interventions after step 100 are forgotten: no partition, no heal, no link override
+    # the interventions after step 100 are not in this history (they are in branch 0): no partition, no heal,
+    # no link override
     assert not [e for e in sim.trace if e.kind == SimKind.NETWORK and "partitioned" in e.explain()]
     assert sim.network.links == {}
     assert (1, 2) not in sim.submissions
@@ -829,6 +830,47 @@ def test_rewind_forks_a_new_deterministic_history() -> None:
     while again.steps < 110:
         again.step()
     assert fingerprint(sim) == fingerprint(again)
+
+
+def test_a_fork_keeps_the_old_history_as_a_branch_and_switching_replays_each_exactly() -> None:
+    sim = Simulation(5, seed=30)
+    scripted(sim, SCRIPT, END)
+    sim.crash(4)  # at the head: no fork
+    sim.run(0.5)
+    assert len(sim.branches) == 1 and sim.branch == 0
+    first_hash, first_end = sim.trace.hash(), sim.steps
+    sim.rewind(100)
+    sim.crash(3)  # in the past: forks
+    sim.run(1.0)
+    second_hash, second_end = sim.trace.hash(), sim.steps
+    first, second = sim.branches
+    assert (first.number, first.parent, first.end) == (0, None, first_end)
+    assert (second.number, second.parent, second.forked_at, second.action, second.end) == (
+        1, 0, 100, "crash(3)", second_end)
+    assert "crash(3) at step 100" in str(second) and sim.branch == 1
+
+    def replay_to_the_end() -> tuple[int, str]:
+        while sim.steps < sim.history_end and sim.step() is not None:
+            pass
+        return sim.steps, sim.trace.hash()
+
+    sim.switch_branch(0)
+    assert sim.branch == 0 and sim.steps <= 100 and sim.history_end == first_end
+    assert replay_to_the_end() == (first_end, first_hash)
+    sim.switch_branch(1)
+    assert sim.history_end == second_end
+    assert replay_to_the_end() == (second_end, second_hash)
+    assert sim.replicas[3].crashed
+    # forking the fork: branch 2's parent is branch 1, and the others are untouched
+    sim.rewind(150)
+    sim.heal()
+    assert [b.parent for b in sim.branches] == [None, 0, 1] and sim.branch == 2
+    sim.switch_branch(0)
+    assert replay_to_the_end() == (first_end, first_hash)
+    sim.switch_branch(0)  # the branch shown: nothing happens
+    assert sim.steps == first_end
+    with pytest.raises(ValueError, match="number must be a branch number, 0 to 2"):
+        sim.switch_branch(3)
 
 
 @pytest.mark.parametrize("bad", [-1, 1.0, "3", None, True, 10**6])

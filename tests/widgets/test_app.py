@@ -17,7 +17,8 @@ BUTTONS = {"step_button": "Step", "back_button": "Step back", "notable_button": 
            "request_button": "Client request", "heal_button": "Heal", "partition_button": "Apply partition",
            "drop_button": "Drop message", "reset_button": "Reset", "dismiss_button": "Dismiss",
            "transfer_button": "Transfer", "read_button": "Read", "compare_button": "Other side",
-           "add_button": "Add node", "promote_button": "Promote", "remove_button": "Remove node"}
+           "add_button": "Add node", "promote_button": "Promote", "remove_button": "Remove node",
+           "share_button": "Share run", "open_button": "Open shared run"}
 
 
 @pytest.fixture
@@ -146,6 +147,58 @@ def test_acting_in_the_past_forks_and_shrinks_the_time_slider(app: RaftLab) -> N
     assert app.sim.replicas[1].crashed
 
 
+def test_the_old_future_is_kept_as_a_branch_and_the_picker_switches_back_to_it(app: RaftLab) -> None:
+    app.speed.value = 40
+    tick(app)
+    old_end, old_hash = app.sim.steps, app.sim.trace.hash()
+    assert [label for label, _ in app.branch_picker.options] == ["branch 0: the first run (to step 40)"]
+    app.time_slider.value = 12
+    app.node_picker.value = 1
+    app.crash_button.click()  # forks branch 1
+    tick(app)
+    new_end, new_hash = app.sim.steps, app.sim.trace.hash()
+    assert [value for _, value in app.branch_picker.options] == [0, 1] and app.branch_picker.value == 1
+    assert "crash(1) at step 12" in app.branch_picker.options[1][0]
+    app.branch_picker.value = 0  # back to the first run: at the step the branches part, its end restored
+    assert app.sim.branch == 0 and app.sim.steps == 12
+    assert app.time_slider.max == old_end and app.time_slider.value == 12
+    assert "branch 0" in app.notice.value and "back at step 12" in app.notice.value
+    app.time_slider.value = old_end  # replays the first run, exactly
+    assert app.sim.trace.hash() == old_hash and not app.sim.replicas[1].crashed
+    app.branch_picker.value = 1
+    assert app.time_slider.max == new_end
+    app.time_slider.value = new_end
+    assert app.sim.trace.hash() == new_hash and app.sim.replicas[1].crashed
+
+
+def test_share_run_gives_a_text_that_open_shared_run_replays_exactly(app: RaftLab) -> None:
+    app.speed.value = 30
+    tick(app, 2)
+    app.node_picker.value = 2
+    app.crash_button.click()
+    tick(app)
+    end, end_hash = app.sim.steps, app.sim.trace.hash()
+    app.time_slider.value = 35
+    app.share_button.click()
+    text = app.share_text.value
+    assert text == app.share() and text.startswith("raftlab-run/1:")
+    assert "step 35 of 90" in app.notice.value
+    other = RaftLab(n=3, seed=9)  # a classmate's app: paste and open
+    other.share_text.value = text
+    other.open_button.click()
+    assert other.last_error is None
+    assert (other.sim.steps, other.sim.n, other.seed.value, other.time_slider.max) == (35, 5, 1, end)
+    assert other.sim.trace.hash() == app.sim.trace.hash()
+    other.time_slider.value = end
+    assert other.sim.trace.hash() == end_hash and other.sim.replicas[2].crashed
+    fresh = RaftLab.from_shared(text)
+    assert fresh.sim.trace.hash() == app.sim.trace.hash()
+    other.share_text.value = text[:40]  # copied in part: said in the app, nothing lost
+    other.open_button.click()
+    assert isinstance(other.last_error, ValueError) and "copied whole" in other.errors.value
+    assert other.sim.steps == end
+
+
 # ----- nodes -----------------------------------------------------------------------------------------
 def test_crash_and_restart_the_selected_node(app: RaftLab) -> None:
     app.speed.value = 10
@@ -215,6 +268,48 @@ def test_clicking_a_node_in_the_graph_selects_it(app: RaftLab) -> None:
     assert f"<b>node {node}</b>" in app.inspector.value
 
 
+def test_clicking_a_message_in_flight_selects_it_and_d_drops_it(app: RaftLab) -> None:
+    elect(app)
+    while len(app.sim.in_flight()) < 2:
+        app.step_button.click()
+    last = app.sim.in_flight()[-1].id
+    x, y = app.graph_view.message_centre(last)
+    app._on_graph_click({"relativeX": x * 500, "relativeY": y * 400, "boundingRectWidth": 500,
+                         "boundingRectHeight": 400})
+    assert app.graph_view.message_at(x, y) in (last, *[f.id for f in app.sim.in_flight()])
+    assert app.messages.value == app.graph_view.message_at(x, y)
+    chosen = app.messages.value
+    assert f"message #{chosen} selected" in app.notice.value
+    assert app.press("d") == "drop the message"
+    assert chosen not in [f.id for f in app.sim.in_flight()]
+
+
+def test_keys_do_what_their_buttons_do_and_the_help_line_lists_them(app: RaftLab) -> None:
+    from raftlab.widgets.app import KEYS
+
+    assert all(what in app.keys_help.value for _, what in KEYS.values())
+    assert app.press("s") == "step" and app.sim.steps == 1
+    assert app.press("b") == "step back" and app.sim.steps == 0
+    app.press("n")
+    while app.sim.leader() is None:
+        app.press("n")
+    assert app.press("l") == "select the leader" and app.node_picker.value == app.sim.leader()
+    assert app.press("3") == "select node 3" and app.node_picker.value == 3
+    assert app.press("k") == "crash" and app.sim.replicas[3].crashed
+    assert app.press("r") == "restart" and not app.sim.replicas[3].crashed
+    assert app.press("t") == "time out" and app.sim.replicas[3].role.value == "candidate"
+    assert app.press("c") == "client request"
+    assert not app.play.playing
+    assert app.press(" ") == "play / pause" and app.play.playing
+    app.press(" ")
+    assert not app.play.playing
+    assert app.press("q") is None and app.press("9") is None  # not a shortcut; no node 9
+    app._on_key({"key": "S", "ctrlKey": True})  # Ctrl-S is the browser's, not a step
+    steps = app.sim.steps
+    app._on_key({"key": "S"})
+    assert app.sim.steps == steps + 1
+
+
 # ----- network ---------------------------------------------------------------------------------------
 def test_network_sliders_change_the_network(app: RaftLab) -> None:
     app.drop_rate.value = 0.25
@@ -262,6 +357,27 @@ def test_narration_explains_recent_events_and_highlights_the_current_one(app: Ra
     last = app.sim.trace[-1].explain().replace("'", "&#x27;")
     assert f'font-weight:bold">{last}</li>' in text
     assert text.count("font-weight:bold") == 1
+
+
+def test_narration_per_node_and_filtered_by_kind(app: RaftLab) -> None:
+    from raftlab.viz.narration import CATEGORIES, category
+
+    elect(app)
+    app.narration_mode.value = "per node"
+    table = app.narration.value
+    assert table.startswith("<table") and all(f"node {i}</th>" in table for i in range(5))
+    assert table.count("<tr style=") == NARRATED
+    for name, box in app.narration_kinds.items():
+        box.value = name == "votes"
+    votes = [e for e in app.sim.trace.events if category(e) == "votes"][-NARRATED:]
+    shown = app.narration.value
+    assert all(e.explain().split("] ", 1)[1][:30].replace("'", "&#x27;") in shown for e in votes)
+    assert " sent " not in shown and " received " not in shown and "timer fired" not in shown  # votes only
+    app.narration_mode.value = "list"
+    assert app.narration.value.count("<li") == len(votes)
+    app.narration_kinds["votes"].value = False
+    assert "no event of the kinds ticked" in app.narration.value
+    assert set(app.narration_kinds) == set(CATEGORIES)
 
 
 # ----- set-up --------------------------------------------------------------------------------------------
