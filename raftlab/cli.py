@@ -7,7 +7,8 @@
 - ``transcript``: run (or ``--rewrite``) scenario transcripts (raftlab.sim.transcript);
 - ``app``: the RaftLab app alone in the browser, through Voila (raftlab.lab.run_app);
 - ``figure16``: the paper's leader-election experiment (raftlab.sim.figure16);
-- ``grade``: the autograder and its self-check (raftlab.grading);
+- ``grade``: the autograder and its self-check (raftlab.grading); ``assignments``: the graded notebooks as an
+  nbgrader course (raftlab.lab.write_course);
 - ``mc``: model checking, every schedule of a small cluster explored (raftlab.mc);
 - ``node``, ``kv``, ``cluster``, ``soak``: a real cluster over TCP (raftlab.net.commands).
 """
@@ -180,13 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     from .grading import GRADED_PARTS
 
     grade = commands.add_parser("grade", help="grade a student's Raft (raftlab.grading) or a folder of them")
-    grade.add_argument("path", nargs="?", help="a .py file defining a subclass of StudentReplica (the one named "
-                                               "by STUDENT_CLASS, else the only one), or a folder of such files")
+    grade.add_argument("path", nargs="?", help="a .py file or a notebook defining a subclass of StudentReplica (the "
+                                               "one named by STUDENT_CLASS, else the only one), or a folder of "
+                                               "them (or nbgrader's submitted/ folder)")
     grade.add_argument("--part", choices=list(GRADED_PARTS), help="grade one part only (default: all): "
                        + "; ".join(f"{p} {what}" for p, what in GRADED_PARTS.items()))
     grade.add_argument("--seeds", type=_positive_int, default=3, help="seeds per scenario (default 3)")
     grade.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1; keep it secret "
                                                                  "for final grading)")
+    grade.add_argument("--secret-seeds", type=_positive_int, metavar="N",
+                       help="also run each scenario on N seeds drawn from $RAFTLAB_SECRET, never shown in a report")
     grade.add_argument("--timeout", type=_positive_float, default=30.0, help="wall seconds per check (default 30)")
     grade.add_argument("--jobs", type=_positive_int, help="students graded at once (default: processors)")
     grade.add_argument("--json", action="store_true", help="print JSON lines instead of the text report")
@@ -203,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--port", type=_positive_int, help="port for JupyterLab (default: its own, 8888 or the next free)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
     lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="after --: more arguments for jupyter lab")
+    assignments = commands.add_parser("assignments", help="write the graded assignments as an nbgrader course")
+    assignments.add_argument("--dir", default="course", help="the course folder: nbgrader_config.py and "
+                                                             "source/part_a ... part_d (default ./course; "
+                                                             "nothing there is overwritten)")
     app = commands.add_parser("app", help="the RaftLab app alone in the browser, through Voila (no code cells)")
     app.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
     app.add_argument("--seed", type=int, default=1, help="the run's seed (default 1)")
@@ -264,6 +272,15 @@ def main(argv: list[str] | None = None) -> int:
         from .lab import run_lab
 
         return run_lab(args.dir, args.port, args.no_browser, args.jupyter_args)
+    if args.command == "assignments":
+        from .lab import write_course
+
+        written = write_course(args.dir)
+        for path in written:
+            print(f"wrote {path}")
+        print(f"{len(written)} files written to {args.dir} (files already there are kept). Next, there: "
+              f"export RAFTLAB_SECRET=...; nbgrader generate_assignment part_a (see docs/instructors.md)")
+        return 0
     if args.command == "app":
         from .lab import run_app
 
@@ -465,7 +482,13 @@ def _grade(parser: argparse.ArgumentParser, args: Any) -> int:
         parser.error(f"grade: no such file or folder: {path}")
     files = submissions(path) if path.is_dir() else [path]
     if not files:
-        parser.error(f"grade: no .py files in {path}")
+        parser.error(f"grade: no .py files or notebooks in {path}")
+    try:
+        from .grading import secret_seeds
+
+        secret = secret_seeds(args.part or "all", args.secret_seeds) if args.secret_seeds else []
+    except ValueError as error:
+        parser.error(f"grade --secret-seeds: {error}")
     bar, failing = _bar(len(files), "grade", "students"), Counter[str]()
 
     def progress(report: Any) -> None:
@@ -475,7 +498,7 @@ def _grade(parser: argparse.ArgumentParser, args: Any) -> int:
 
     with bar:
         reports = grade_many([(f.stem, str(f)) for f in files], args.part, args.seeds, first_seed=args.first_seed,
-                             timeout=args.timeout, jobs=args.jobs, progress=progress)
+                             timeout=args.timeout, jobs=args.jobs, secret_seeds=secret, progress=progress)
     if args.model_check:
         from .grading.modelcheck import model_check
 

@@ -39,19 +39,54 @@ def copy_missing(source: Path, dest: Path) -> tuple[list[str], list[str]]:
     A file already in `dest`, edited or not, is never written to.
     """
     dest.mkdir(parents=True, exist_ok=True)
+    return copy_missing_files(sorted(source.glob("*.ipynb")), dest)
+
+
+NBGRADER_CONFIG = """\
+# nbgrader's configuration for the raftlab assignments (written by `raftlab assignments`).
+c = get_config()
+c.CourseDirectory.course_id = "raft"
+# A graded cell of raftlab ends within its own budget (25 s, naming the rules it could not check),
+# before nbgrader's cell timeout, which this leaves room for on a slow machine:
+c.Execute.timeout = 120
+"""
+
+
+def write_course(dest: str | Path) -> list[Path]:
+    """Write an nbgrader course to `dest`: ``nbgrader_config.py`` (unless there is one) and each assignment
+    notebook as ``source/<assignment>/<notebook>.ipynb`` (``part_a`` ... ``part_d``; an existing notebook is
+    never overwritten). Returns the files written. Then, in `dest`: ``nbgrader generate_assignment part_a``."""
+    dest = Path(dest)
+    written: list[Path] = []
+    source = notebook_source() / "assignments"
+    notebooks = sorted(source.glob("part_*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"no assignment notebooks in {source}")
+    dest.mkdir(parents=True, exist_ok=True)
+    config = dest / "nbgrader_config.py"
+    if not config.exists():
+        config.write_text(NBGRADER_CONFIG, encoding="utf-8")
+        written.append(config)
+    for notebook in notebooks:
+        folder = dest / "source" / notebook.stem[:6]  # part_a_election.ipynb -> source/part_a/
+        folder.mkdir(parents=True, exist_ok=True)
+        copied, _ = copy_missing_files([notebook], folder)
+        written.extend(folder / name for name in copied)
+    return written
+
+
+def copy_missing_files(files: list[Path], dest: Path) -> tuple[list[str], list[str]]:
+    """`copy_missing` for a list of files."""
     copied, kept = [], []
-    for notebook in sorted(source.glob("*.ipynb")):
-        target = dest / notebook.name
-        if target.exists():
-            kept.append(notebook.name)
-            continue
+    for path in files:
+        target = dest / path.name
         try:
-            with notebook.open("rb") as src, target.open("xb") as out:  # "x": fail rather than overwrite
+            with path.open("rb") as src, target.open("xb") as out:  # "x": fail rather than overwrite
                 shutil.copyfileobj(src, out)
         except FileExistsError:
-            kept.append(notebook.name)
+            kept.append(path.name)
             continue
-        copied.append(notebook.name)
+        copied.append(path.name)
     return copied, kept
 
 

@@ -41,7 +41,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "viz": {"matplotlib", "networkx", "numpy", "IPython"},
     "widgets": {"ipywidgets", "matplotlib", "IPython", "ipyevents"},
     "net": {"uvloop", "cryptography"},  # cryptography: writing certificates only (raftlab cluster init)
-    "grading": {"nbformat"},
+    "grading": {"nbformat", "cloudpickle"},  # cloudpickle: a notebook's class sent to a spawned worker
     "lab": {"jupyterlab", "notebook"},
     "cli": {"tqdm", "distributed"},  # distributed: --scheduler only (raftlab[dask])
     "mc": {"tqdm"},  # the live progress bar, imported only when asked for

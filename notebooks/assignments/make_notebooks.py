@@ -20,7 +20,7 @@ from raftlab.core import Replica
 from raftlab.grading import CHECKS, EXERCISES, PARTS
 
 HERE = Path(__file__).resolve().parent
-HIDDEN_SEEDS = {"A": [1009, 2027], "B": [1013, 2029], "C": [1019, 2039], "D": [1021, 2053]}
+TIMEOUT, BUDGET = 5, 25  # wall seconds per check, and per graded cell: under nbgrader's cell timeout (30 s by default)
 NAMES = {"A": "part_a_election", "B": "part_b_replication", "C": "part_c_persistence", "D": "part_d_snapshots"}
 
 
@@ -78,30 +78,35 @@ def notebook(part: str) -> nbformat.NotebookNode:
         f"this part is graded.\n\n"
         + "\n".join(f"- `{e.name}` ({e.rules})" for e in exercises)
         + "\n\nRun the cell with `grade(...)` as often as you like: it explains every failure, names the rule, "
-          "and gives a command that replays a failing scenario in the `RaftLab` app.",
+          "and gives a command that replays a failing scenario in the `RaftLab` app. The two graded cells "
+          "give a point for every point a check earns (nbgrader's partial credit); the scenarios cell also "
+          "runs, when your work is graded, on seeds you have not seen.",
         metadata=_meta(f"{part}_intro", locked=True)))
     cells.append(nbformat.v4.new_code_cell(
-        _imports(part) + "from raftlab.grading import StudentReplica, grade",
+        _imports(part) + "from raftlab.grading import StudentReplica, grade, secret_seeds",
         metadata=_meta(f"{part}_imports", locked=True)))
     methods = "\n\n".join(textwrap.indent(_method(e.name), "    ") for e in exercises)
     cells.append(nbformat.v4.new_code_cell(
         f"class MyReplica(StudentReplica):\n{methods}\n",
         metadata=_meta(f"{part}_solution", solution=True)))
     cells.append(nbformat.v4.new_code_cell(
-        f'report = grade(MyReplica, part="{part}", seeds=2)\nprint(report.text())',
+        f'report = grade(MyReplica, part="{part}", seeds=2, timeout={TIMEOUT}, budget={BUDGET})\nprint(report.text())',
         metadata=_meta(f"{part}_try", locked=False)))
+    credit = "  # the points earned: nbgrader takes the number a graded cell ends with as its partial credit"
     cells.append(nbformat.v4.new_code_cell(
-        f'paper = grade(MyReplica, part="{part}", seeds=2)\n'
-        f"assert not paper.failed(scenario=False), paper.text()",
+        f'paper = grade(MyReplica, part="{part}", scenario=False, timeout={TIMEOUT}, budget={BUDGET})\n'
+        f"print(paper.text())\n"
+        f"paper.points(){credit}",
         metadata=_meta(f"{part}_paper_checks", grade=True, locked=True, points=sum(c.points for c in paper))))
-    seeds = HIDDEN_SEEDS[part]
     cells.append(nbformat.v4.new_code_cell(
-        f'visible = grade(MyReplica, part="{part}", seeds=2)\n'
-        f"assert not visible.failed(scenario=True), visible.text()\n"
-        f"### BEGIN HIDDEN TESTS\n"
-        f'hidden = grade(MyReplica, part="{part}", seeds={seeds})\n'
-        f"assert hidden.score == 1.0, hidden.text()\n"
-        f"### END HIDDEN TESTS",
+        "secret = []\n"
+        "### BEGIN HIDDEN TESTS\n"
+        f'secret = secret_seeds("{part}")  # drawn from the instructor\'s RAFTLAB_SECRET (docs/instructors.md)\n'
+        "### END HIDDEN TESTS\n"
+        f'scenarios = grade(MyReplica, part="{part}", seeds=2, secret_seeds=secret, scenario=True, timeout={TIMEOUT}, '
+        f"budget={BUDGET})\n"
+        f"print(scenarios.text())\n"
+        f"scenarios.points(){credit}",
         metadata=_meta(f"{part}_scenarios", grade=True, locked=True, points=sum(c.points for c in scenarios))))
     cells.append(nbformat.v4.new_markdown_cell(
         "To see a failing scenario, paste the `replay` line of its report into a cell: "

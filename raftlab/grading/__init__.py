@@ -9,8 +9,10 @@
   `Configuration` changes (one server at a time, learners, a removed leader); both run the graded
   class whole. `GRADED_PARTS` names parts A-F.
 - `grade(student, part=None, seeds=3)`: paper-claim checks and simulator scenarios on fixed seeds,
-  guarded (a worker process per student, a wall-time limit per check, an event budget per scenario);
-  a `Report` per student. `replay(student, check_id, seed)` reruns one failure.
+  and on `secret_seeds(part)` (drawn from the instructor's ``RAFTLAB_SECRET``, never shown), guarded (a
+  spawned worker process per student, a wall-time limit per check and per call, an event budget per
+  scenario); a `Report` per student, whose `points()` is an nbgrader cell's partial credit.
+  `replay(student, check_id, seed)` reruns one failure.
 - `mutants.py`: planted one-rule bugs and `self_check()`.
 - `fakes.py`: the recording fakes (cluster, state machine, storage, replica builders) the paper-claim
   checks drive one replica with; the project's own tests use the same module.
@@ -21,12 +23,12 @@ Sits beside raftlab.sim: it uses raftlab.core, raftlab.sim and raftlab.machines 
 from .checks import CHECKS, Check
 from .runner import (
     GRADED_PARTS, CheckResult, Report, SubmissionError, grade, grade_many, graded_class, load_student,
-    missing_exercises, replay, submissions, write_csv,
+    missing_exercises, notebook_source, replay, secret_seeds, student_id, submissions, write_csv,
 )
 from .skeleton import EXERCISES, PARTS, Exercise, StudentReplica
 
 __all__ = [
     "CHECKS", "EXERCISES", "GRADED_PARTS", "PARTS", "Check", "CheckResult", "Exercise", "Report",
     "StudentReplica", "SubmissionError", "grade", "grade_many", "graded_class", "load_student",
-    "missing_exercises", "replay", "submissions", "write_csv",
+    "missing_exercises", "notebook_source", "replay", "secret_seeds", "student_id", "submissions", "write_csv",
 ]

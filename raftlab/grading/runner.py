@@ -1,8 +1,15 @@
 """Running the checks against a student's class: guards, scores, reports, replay.
 
-Every check runs in a worker process (forked, so a class defined anywhere, even in a notebook, can be
-graded) with a wall-time limit: student code stuck in an infinite loop fails that check, the worker is
-killed and a new one takes the next check. Scenarios also have an event budget (`GradedSimulation`).
+Every check runs in a worker process, started with the ``spawn`` method (so the grader works wherever
+Python does, macOS and Windows included, and in a program with threads), with a wall-time limit: student
+code stuck in an infinite loop fails that check, the worker is killed and a new one takes the next check.
+A class defined in a notebook (or anywhere it cannot be imported from) reaches the worker by value
+(cloudpickle); a file is loaded by the worker itself. A whole `grade` call can also be given a wall-time
+`budget`, so that it ends, naming the rules it could not check, before a notebook runner (nbgrader's
+cell timeout) gives up on the cell. Scenarios also have an event budget (`GradedSimulation`).
+
+Hidden scenarios run on `secret_seeds`, drawn from the instructor's ``RAFTLAB_SECRET`` (never from a
+committed file); a report shows a student that a check failed on a hidden seed, never the seed.
 When a part is graded, the exercises of the other parts come from the reference solution, so each part
 is graded on its own; parts E and F (beyond Figure 2: the thesis's options, membership change), which
 have no exercise, grade the student's class whole.
@@ -10,16 +17,22 @@ have no exercise, grade the student's class whole.
 
 from __future__ import annotations
 
+import ast
 import csv
+import datetime
 import hashlib
 import importlib.util
 import io
+import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
+import re
 import sys
 import time
 import traceback
+import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +46,8 @@ from .skeleton import BY_NAME, EXERCISES, PARTS, StudentReplica, _todo
 
 DEFAULT_SEEDS = 3
 DEFAULT_TIMEOUT = 30.0  # wall seconds per check (all its seeds)
+SECRET_ENV = "RAFTLAB_SECRET"  # the instructor's secret the hidden seeds are drawn from
+_IN_WORKER = False  # set in a grading worker: grade() there is a submission calling it while it loads
 GRADED_PARTS = {**PARTS, **BEYOND_FIGURE_2}  # the parts of the grade: the exercises' (A-D), then E and F
 ALL_PARTS = f"{min(GRADED_PARTS)}-{max(GRADED_PARTS)}"  # how a report of every part names them
 
@@ -59,6 +74,7 @@ class CheckResult:
     traceback: str = ""  # for an exception raised by student code
     replay: str = ""  # a one-line command that replays the failure
     scenario: bool = False  # a simulator scenario (else a paper-claim check)
+    hidden: bool = False  # it failed on a secret seed: the seed and the replay line are not shown
 
 
 @dataclass
@@ -73,6 +89,7 @@ class Report:
     missing: list[str] = field(default_factory=list)  # exercises not written ("name (RULE)")
     error: str = ""  # the submission could not be loaded
     seconds: float = 0.0
+    secret: int = 0  # how many secret seeds each scenario also ran on (never which)
 
     @property
     def earned(self) -> int:
@@ -85,6 +102,15 @@ class Report:
     @property
     def score(self) -> float:
         return round(self.earned / self.total, 4) if self.total else 0.0
+
+    def points(self, scenario: bool | None = None) -> int:
+        """The points earned (in scenarios only, or in paper-claim checks only, if `scenario` is given):
+        the last expression of an nbgrader test cell, which nbgrader takes as its partial credit."""
+        return sum(r.earned for r in self.results if scenario is None or r.scenario == scenario)
+
+    def out_of(self, scenario: bool | None = None) -> int:
+        """The points there were to earn (of scenarios, or of paper-claim checks, if `scenario` is given)."""
+        return sum(r.points for r in self.results if scenario is None or r.scenario == scenario)
 
     def failed(self, scenario: bool | None = None) -> list[str]:
         """The ids of the failed checks (only scenarios, or only paper-claim checks, if `scenario` is given)."""
@@ -104,7 +130,9 @@ class Report:
 
     def text(self, verbose: bool = False) -> str:
         """The report as a student reads it: one line per check, details under each failure."""
-        out = [f"raftlab grade: {self.student} ({self.source}), part {self.part or ALL_PARTS}, seeds {self.seeds}"]
+        secret = f" and {self.secret} hidden" if self.secret else ""
+        seeds = f", seeds {self.seeds}{secret}" if any(r.scenario for r in self.results) or not self.results else ""
+        out = [f"raftlab grade: {self.student} ({self.source}), part {self.part or ALL_PARTS}{seeds}"]
         if self.error:
             out.append(f"  could not load the submission: {self.error}")
         if self.missing:
@@ -114,7 +142,7 @@ class Report:
                        f"could not be loaded (fix the error above, then grade again)")
         for r in [] if self.error else self.results:
             mark = "PASS" if r.passed else "FAIL"
-            seed = "" if r.seed is None else f"  seed {r.seed}"
+            seed = "  a hidden seed" if r.hidden else "" if r.seed is None else f"  seed {r.seed}"
             out.append(f"[{mark}] {r.id:<34} {r.earned}/{r.points}  {r.rule}{seed}  {r.title}")
             if r.passed and not verbose:
                 continue
@@ -128,28 +156,74 @@ class Report:
                     out.extend("         " + line for line in r.tail.rstrip().splitlines()[-15:])
                 if r.replay:
                     out.append(f"       replay: {r.replay}")
+                elif r.hidden:
+                    out.append("       (a hidden scenario: find a failing seed of your own with more visible "
+                               "seeds, grade(..., seeds=20), then replay it)")
         parts = ", ".join(f"{p} {e}/{t}" for p, (e, t) in sorted(self.by_part().items()))
         out.append(f"score: {self.score:.2f} ({self.earned}/{self.total} points; {parts}) in {self.seconds:.1f} s")
         return "\n".join(out)
 
 
 # ----- loading -----------------------------------------------------------------------------------
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def notebook_source(path: str | Path) -> str:
+    """The code of a notebook submission that defines the student's class: from every code cell, its
+    imports, classes and functions (and a ``STUDENT_CLASS = ...``), in order; cells that run something
+    (``grade(...)``, a simulation, IPython's ``%magics``) are left out, as is a cell that does not parse."""
+    cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+    kept = []
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        source = "".join(cell.get("source", ""))
+        source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            if "class " in source:  # the class itself does not parse: say so, where
+                raise SubmissionError(f"{path}: a code cell with a class does not parse:\n"
+                                      f"{traceback.format_exc(limit=0)}") from None
+            continue
+        lines = source.splitlines()
+        for node in tree.body:
+            named = isinstance(node, ast.Assign) and [getattr(t, "id", "") for t in node.targets] == ["STUDENT_CLASS"]
+            if isinstance(node, _DEFINITIONS) or named:
+                start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+                kept.append("\n".join(lines[start - 1:node.end_lineno]))
+    return "\n\n".join(kept) + "\n"
+
+
 def load_student(path: str | Path) -> type[StudentReplica]:
-    """The student's class in the file `path`: the class named by a module-level ``STUDENT_CLASS``,
-    else the only subclass of `StudentReplica` defined in the file."""
+    """The student's class in the file `path` (a ``.py`` file, or a notebook: see `notebook_source`): the
+    class named by a module-level ``STUDENT_CLASS``, else the only subclass of `StudentReplica` defined in it."""
     path = Path(path)
     if not path.is_file():
         raise SubmissionError(f"no such file: {path}")
     name = "raftlab_submission_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise SubmissionError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as error:  # a submission may raise anything, even SystemExit
-        raise SubmissionError(f"importing {path} raised {error!r}\n{_format(error)}") from None
+    if path.suffix == ".ipynb":
+        try:
+            code = compile(notebook_source(path), str(path), "exec")
+        except (ValueError, SyntaxError) as error:
+            raise SubmissionError(f"{path} is not a notebook whose code parses: {error}") from None
+        module = types.ModuleType(name)
+        module.__file__ = str(path)
+        sys.modules[name] = module
+        try:
+            exec(code, module.__dict__)
+        except BaseException as error:  # a submission may raise anything, even SystemExit
+            raise SubmissionError(f"running {path}'s definitions raised {error!r}\n{_format(error)}") from None
+    else:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise SubmissionError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException as error:  # a submission may raise anything, even SystemExit
+            raise SubmissionError(f"importing {path} raised {error!r}\n{_format(error)}") from None
     chosen = getattr(module, "STUDENT_CLASS", None)
     if chosen is None:
         found = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, StudentReplica)
@@ -311,10 +385,43 @@ def replay(student: type[Replica] | str | Path, check_id: str, seed: int | None 
 
 
 # ----- the guarded worker ------------------------------------------------------------------------
-def _serve(conn: Any, student: type[Replica] | str | Path, source: str) -> None:
-    sys.stdout = sys.stderr = io.StringIO()  # a student's prints must not garble the report
+def _ship(student: type[Replica] | str | Path) -> str | bytes:
+    """What a spawned worker is given to find the student's class: ``module:Class`` if it can import it,
+    a file's path, or else the class itself pickled by value (a class of a notebook, or of a function)."""
+    if not isinstance(student, type):
+        return str(student)
+    found: Any = sys.modules.get(student.__module__)
+    importable = student.__module__ != "__main__" and getattr(found, "__spec__", None) is not None \
+        and not student.__module__.startswith("raftlab_submission_")
+    for name in student.__qualname__.split("."):
+        found = getattr(found, name, None)
+    if importable and found is student:
+        return f"{student.__module__}:{student.__qualname__}"
     try:
-        cls = _resolve(student)
+        import cloudpickle  # type: ignore[import-untyped]
+    except ImportError:
+        raise SubmissionError(f"grading {student.__qualname__}, a class defined in a notebook (or in a function), "
+                              f"needs cloudpickle: pip install 'raftlab[jupyter]', or grade a file") from None
+    module = sys.modules.get(student.__module__)
+    if student.__module__.startswith("raftlab_submission_") and module is not None:  # (see load_student)
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(student)
+    except Exception as error:
+        raise SubmissionError(f"{student.__qualname__} cannot be sent to the grading worker ({error}): define it "
+                              f"in a file and grade the file") from None
+
+
+def _serve(conn: Any, shipped: str | bytes, source: str) -> None:
+    global _IN_WORKER
+    _IN_WORKER = True
+    sys.stdout = sys.stderr = io.StringIO()  # a student's prints must not garble the report
+    quiet = os.open(os.devnull, os.O_WRONLY)  # nor reach the notebook's cell (for nbgrader, stderr there is a 0)
+    os.dup2(quiet, 1)
+    os.dup2(quiet, 2)
+    try:
+        # (pickled by this worker's own parent: a pipe between our processes, never data from a socket)
+        cls = pickle.loads(shipped) if isinstance(shipped, bytes) else _resolve(shipped)
         conn.send(("loaded", cls.__name__, missing_exercises(cls)))
     except BaseException as error:
         conn.send(("error", str(error) if isinstance(error, SubmissionError) else _format(error)))
@@ -330,10 +437,10 @@ def _serve(conn: Any, student: type[Replica] | str | Path, source: str) -> None:
 
 
 class _Worker:
-    def __init__(self, student: type[Replica] | str | Path, source: str) -> None:
-        ctx = multiprocessing.get_context("fork")
+    def __init__(self, shipped: str | bytes, source: str) -> None:
+        ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child, student, source), daemon=True)
+        self.process = ctx.Process(target=_serve, args=(child, shipped, source), daemon=True)
         self.process.start()
         child.close()
 
@@ -360,10 +467,41 @@ class _Worker:
         self.conn.close()
 
 
-def select(part: str | None = None) -> list[Check]:
+def select(part: str | None = None, scenario: bool | None = None) -> list[Check]:
+    """The checks of `part` (all parts if None); only scenarios, or only paper-claim checks, if `scenario` is given."""
     if part is not None and part not in GRADED_PARTS:
         raise ValueError(f"part must be one of {', '.join(GRADED_PARTS)}, not {part!r}")
-    return [c for c in CHECKS if part is None or c.part == part]
+    return [c for c in CHECKS if (part is None or c.part == part) and (scenario is None or c.scenario == scenario)]
+
+
+def secret_seeds(part: str, count: int = 2) -> list[int]:
+    """`count` seeds for the hidden scenarios of `part`, drawn from the instructor's secret, the
+    environment variable ``RAFTLAB_SECRET`` (set it where nbgrader or `raftlab grade` runs; never commit
+    it): the same secret gives the same seeds, so a grade can be reproduced, and no file holds them."""
+    secret = os.environ.get(SECRET_ENV, "")
+    if not secret:
+        raise ValueError(f"{SECRET_ENV} is not set: the hidden scenarios draw their seeds from it. Set it in the "
+                         f"environment the grading runs in, e.g. export {SECRET_ENV}=some-words-of-your-own "
+                         f"(docs/instructors.md, 'Keeping seeds secret')")
+    if count < 1:
+        raise ValueError(f"count must be at least 1, not {count}")
+    seeds = []
+    for k in range(count):
+        digest = hashlib.sha256(f"{secret}:{part}:{k}".encode()).digest()
+        seeds.append(1000 + int.from_bytes(digest[:4], "big") % 1_000_000)
+    return seeds
+
+
+def _hide(result: CheckResult, secret: Sequence[int]) -> CheckResult:
+    """A result that failed on a secret seed, with the seed taken out of everything a student reads."""
+    if result.seed is None or result.seed not in secret:
+        return result
+    seed, result.seed, result.hidden, result.replay = result.seed, None, True, ""
+    pattern = re.compile(rf"\bseed[ =]{seed}\b")
+    result.message = pattern.sub("a hidden seed", result.message)
+    result.tail = pattern.sub("a hidden seed", result.tail)
+    result.traceback = pattern.sub("a hidden seed", result.traceback)
+    return result
 
 
 def seed_list(seeds: int | Iterable[int] = DEFAULT_SEEDS, first_seed: int = 1) -> list[int]:
@@ -375,18 +513,34 @@ def seed_list(seeds: int | Iterable[int] = DEFAULT_SEEDS, first_seed: int = 1) -
 
 
 def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: int | Iterable[int] = DEFAULT_SEEDS,
-          *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT) -> Report:
-    """Grade `student` (a subclass of `StudentReplica`, or a .py file defining one, see `load_student`)
-    on part `part` (one of `GRADED_PARTS`, ``"A"``-``"F"``, or all), running each scenario on `seeds` (a count of seeds
-    starting at `first_seed`, or a list of seeds). Each check runs in a worker process; one that takes
-    more than `timeout` wall seconds fails and its worker is killed."""
-    chosen, seed_values = select(part), seed_list(seeds, first_seed)
+          *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT, budget: float | None = None,
+          secret_seeds: Iterable[int] = (), scenario: bool | None = None) -> Report:
+    """Grade `student` (a subclass of `StudentReplica`, or a .py or .ipynb file defining one, see
+    `load_student`) on part `part` (one of `GRADED_PARTS`, ``"A"``-``"F"``, or all), running each scenario on
+    `seeds` (a count of seeds starting at `first_seed`, or a list of seeds), then on `secret_seeds`
+    (`secret_seeds()`), which the report never shows. `scenario` picks only the scenarios (True) or only
+    the paper-claim checks (False). Each check runs in a worker process; one that takes more than
+    `timeout` wall seconds fails and its worker is killed; once `budget` wall seconds have passed (if
+    given), the checks not yet run fail as not run, each naming its rule."""
+    if _IN_WORKER:
+        raise SubmissionError("grade() was called while the grader was loading your file: put such calls "
+                              "under `if __name__ == \"__main__\":` (or grade a notebook, whose calls are left out)")
+    if budget is not None and budget <= 0:
+        raise ValueError(f"budget must be positive (wall seconds), not {budget}")
+    chosen, seed_values, secret = select(part, scenario), seed_list(seeds, first_seed), [int(s) for s in secret_seeds]
     # (a class of a notebook is __main__:Name: replay finds it there, and the replay line names it)
     source = f"{student.__module__}:{student.__qualname__}" if isinstance(student, type) else str(student)
     start = time.perf_counter()
-    report = Report(getattr(student, "__name__", Path(str(student)).stem), source, part, seed_values)
-    first = _Worker(student, source)
-    loaded = first.receive(timeout)
+    end = None if budget is None else start + budget
+    report = Report(getattr(student, "__name__", Path(str(student)).stem), source, part, seed_values,
+                    secret=len(secret))
+
+    def wait() -> float:
+        return timeout if end is None else max(0.0, min(timeout, end - time.perf_counter()))
+
+    shipped = _ship(student)
+    first = _Worker(shipped, source)
+    loaded = first.receive(wait())
     if loaded is None or loaded[0] == "error":
         report.error = "loading timed out" if loaded is None else loaded[1]
         first.stop(kill=True)
@@ -401,22 +555,29 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
     report.missing = [m for m in loaded[2] if part not in PARTS or BY_NAME[m.split(" ")[0]].part == part]  # (its part)
     worker: _Worker | None = first
     for c in chosen:
+        if end is not None and time.perf_counter() >= end:
+            report.results.append(CheckResult(
+                c.id, c.part, c.rule, c.title, c.points, 0, False, "timeout",
+                message=f"{c.rule}: not run: this grade call's time budget of {budget:g} s was used up by checks "
+                        f"that did not finish (an infinite loop in your code? see the checks above that timed out)",
+                scenario=c.scenario))
+            continue
         if worker is None:
-            worker = _Worker(student, source)
-            if worker.receive(timeout) is None:
+            worker = _Worker(shipped, source)
+            if worker.receive(wait()) is None:
                 worker = None
-        result = None
+        result, waited = None, wait()
         if worker is not None:
-            worker.conn.send((c.id, seed_values))
-            result = worker.receive(timeout)
+            worker.conn.send((c.id, seed_values + secret))
+            result = worker.receive(waited)
         if result is None:
             seed = seed_values[0] if c.scenario and c.transcript is None else None
             result = CheckResult(c.id, c.part, c.rule, c.title, c.points, 0, False, "timeout", seed=seed,
-                                 message=f"{c.rule}: no answer within {timeout:g} s of wall time: an infinite loop "
+                                 message=f"{c.rule}: no answer within {waited:.3g} s of wall time: an infinite loop "
                                          f"in your code? (the check was stopped)",
                                  replay=replay_command(source, c.id, seed, c.scenario), scenario=c.scenario)
             worker = None
-        report.results.append(result)
+        report.results.append(_hide(result, secret))
     if worker is not None:
         worker.stop()
     report.seconds = time.perf_counter() - start
@@ -425,25 +586,26 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
 
 def grade_many(students: Sequence[tuple[str, Any]], part: str | None = None, seeds: int | Iterable[int] = DEFAULT_SEEDS,
                *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT, jobs: int | None = None,
-               progress: Callable[[Report], None] | None = None) -> list[Report]:
+               secret_seeds: Iterable[int] = (), progress: Callable[[Report], None] | None = None) -> list[Report]:
     """Grade several students (``(label, class or path)`` pairs), `jobs` at a time (default: the number
-    of processors), each in its own forked lane. Returns the reports in order; `progress` is called
-    with each report as it is done (in the order they finish)."""
+    of processors), each in a lane of its own (a spawned process). Returns the reports in order;
+    `progress` is called with each report as it is done (in the order they finish)."""
+    secret = [int(s) for s in secret_seeds]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(students)))
     if jobs == 1:
         done = []
         for _, student in students:
-            done.append(grade(student, part, seeds, first_seed=first_seed, timeout=timeout))
+            done.append(grade(student, part, seeds, first_seed=first_seed, timeout=timeout, secret_seeds=secret))
             if progress is not None:
                 progress(done[-1])
         return done
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")
     lanes: dict[Any, tuple[Iterator[int], Any]] = {}  # connection -> (its students' places, its process)
     for lane in range(jobs):
         mine = list(range(lane, len(students), jobs))
         conn, child = ctx.Pipe()
-        process = ctx.Process(target=_lane, args=(child, [students[k][1] for k in mine], part, seeds, first_seed,
-                                                  timeout))
+        process = ctx.Process(target=_lane, args=(child, [_ship(students[k][1]) for k in mine], part, seeds,
+                                                  first_seed, timeout, secret))
         process.start()
         child.close()
         lanes[conn] = (iter(mine), process)
@@ -467,34 +629,54 @@ def _receive(conn: Any) -> Any:
     return conn.recv()
 
 
-def _lane(conn: Any, students: list[Any], part: str | None, seeds: Any, first_seed: int, timeout: float) -> None:
-    for student in students:
-        conn.send(grade(student, part, seeds, first_seed=first_seed, timeout=timeout))
+def _lane(conn: Any, students: list[str | bytes], part: str | None, seeds: Any, first_seed: int, timeout: float,
+          secret: list[int]) -> None:
+    for shipped in students:  # (pickled by this lane's parent, see _ship)
+        student = pickle.loads(shipped) if isinstance(shipped, bytes) else shipped
+        conn.send(grade(student, part, seeds, first_seed=first_seed, timeout=timeout, secret_seeds=secret))
     conn.send(None)
     conn.close()
 
 
 def submissions(folder: str | Path) -> list[Path]:
-    """The .py files of a folder of submissions (one student each), by name."""
-    return sorted(p for p in Path(folder).iterdir() if p.suffix == ".py" and not p.name.startswith("_"))
+    """The submissions in a folder, one student each, by name: its .py files and notebooks, or, in
+    nbgrader's layout (``submitted/<student id>/<assignment>/<notebook>.ipynb``), the notebooks below it."""
+    folder = Path(folder)
+    found = [p for p in folder.iterdir() if p.suffix in (".py", ".ipynb") and not p.name.startswith(("_", "."))]
+    if not found:
+        found = [p for p in folder.glob("*/*/*.ipynb") if ".ipynb_checkpoints" not in p.parts]
+    return sorted(found)
+
+
+def student_id(source: str) -> str:
+    """The student a submission is of: the ``<student id>`` of nbgrader's
+    ``submitted/<student id>/<assignment>/<notebook>`` layout, else the file's name without its suffix."""
+    path = Path(source.partition(":")[0] if ":" in source and not Path(source).exists() else source)
+    if path.suffix not in (".py", ".ipynb"):
+        return source
+    if len(path.parts) >= 4 and path.parts[-4] == "submitted":
+        return path.parts[-3]
+    return path.stem
 
 
 CSV_PARTS = [*GRADED_PARTS, "M"]  # M: the model-checking part (raftlab grade --model-check)
-CSV_FIELDS = ["student", "class", "score", "earned", "total", *(f"{p}{end}" for p in CSV_PARTS for end in ("", "_of")),
-              "failed", "missing", "error"]
+CSV_FIELDS = ["student", "class", "graded_at", "score", "earned", "total",
+              *(f"{p}{end}" for p in CSV_PARTS for end in ("", "_of")), "failed", "missing", "error"]
 
 
 def write_csv(reports: Sequence[Report], path: str | Path) -> None:
     """One row per student: the score, the points earned in each part (column ``A``) and the points
     it was out of (``A_of``), as numbers (a text such as ``11/11`` is read as a date by spreadsheets),
-    empty for a part not graded; the failed checks."""
+    empty for a part not graded; the failed checks. ``student`` is `student_id`; ``graded_at`` is the
+    time the CSV was written (UTC, ISO 8601)."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for r in reports:
             parts = r.by_part()
             writer.writerow({
-                "student": Path(r.source).stem if r.source.endswith(".py") else r.source, "class": r.student,
+                "student": student_id(r.source), "class": r.student, "graded_at": now,
                 "score": f"{r.score:.4f}", "earned": r.earned, "total": r.total,
                 **{p: parts[p][0] if p in parts else "" for p in CSV_PARTS},
                 **{f"{p}_of": parts[p][1] if p in parts else "" for p in CSV_PARTS},

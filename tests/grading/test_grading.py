@@ -286,3 +286,83 @@ def test_the_replay_line_of_a_notebook_class_names_it_and_works_there(monkeypatc
         "from raftlab.widgets import RaftLab; ", ""), namespace)  # what the student runs, minus the app
     assert isinstance(namespace["sim"], Sim)
     assert isinstance(replay("__main__:MyReplica", scenario.id, scenario.seed), Sim)
+
+
+# ----- spawn, secret seeds, budgets, notebooks (issue 18, items 4 and 5) -------------------------
+def test_the_grader_spawns_its_workers_and_grades_a_class_defined_in_a_function() -> None:
+    from raftlab.grading import runner
+
+    class Local(KeepsConflictingEntries):  # (<locals>: not importable, so sent by value)
+        pass
+
+    worker = runner._Worker(runner._ship(Local), "local")
+    try:
+        assert worker.process._popen.method == "spawn"  # type: ignore[attr-defined]
+        assert worker.receive(30)[:2] == ("loaded", "Local")
+    finally:
+        worker.stop()
+    report = grade(Local, part="B", seeds=[1])
+    assert not report.error and "B.ae_truncate_conflict" in report.failed()  # its own bug, in the worker
+
+
+def test_secret_seeds_come_from_the_secret_and_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    from raftlab.grading import secret_seeds
+
+    monkeypatch.delenv("RAFTLAB_SECRET", raising=False)
+    with pytest.raises(ValueError, match="RAFTLAB_SECRET is not set"):
+        secret_seeds("B")
+    monkeypatch.setenv("RAFTLAB_SECRET", "one")
+    seeds = secret_seeds("B", 3)
+    assert seeds == secret_seeds("B", 3) and len(set(seeds)) == 3 and seeds != secret_seeds("A", 3)
+    monkeypatch.setenv("RAFTLAB_SECRET", "two")
+    assert secret_seeds("B", 3) != seeds
+    # only secret seeds: the mutant fails on one, and the report never names it
+    report = grade(KeepsConflictingEntries, part="B", seeds=[], secret_seeds=seeds, scenario=True)
+    transcripts = {c.id for c in CHECKS if c.transcript is not None}  # (no seed: they replay a file)
+    failed = [r for r in report.results if not r.passed and r.id not in transcripts]
+    assert failed and all(r.hidden and r.seed is None and not r.replay for r in failed)
+    text = report.text()
+    assert "a hidden seed" in text and "and 3 hidden" in text
+    assert not [s for s in seeds if re.search(rf"\b{s}\b", text + str(report.as_dict()))]
+    assert report.points() == report.earned < report.out_of() == report.total  # (scenarios only)
+
+
+def test_a_budget_ends_the_call_naming_the_rules_it_could_not_check() -> None:
+    report = grade(Loops, part="B", seeds=1, timeout=1.0, budget=2.0)
+    assert len(report.results) == len([c for c in CHECKS if c.part == "B"])
+    not_run = [r for r in report.results if "time budget of 2 s was used up" in r.message]
+    assert not_run and all(r.message.startswith(f"{r.rule}: not run") and r.earned == 0 for r in not_run)
+    assert report.seconds < 30  # (the budget, not the 15 checks' timeouts: a behaviour, far from any timing)
+
+
+def test_a_notebook_submission_is_graded_by_its_definitions_only(tmp_path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%matplotlib inline\nfrom raftlab.grading import StudentReplica, grade"),
+                nbformat.v4.new_code_cell(
+                    "class Half(StudentReplica):  # one exercise of part A written\n"
+                    "    def reset_election_timer(self):\n"
+                    "        self.election_deadline = self.now() + self.rng.uniform(*self.election_timeout_range)\n"),
+                nbformat.v4.new_code_cell("report = grade(Half, part='A')  # (a call: left out)\nprint(report)"),
+                nbformat.v4.new_markdown_cell("class NotCode: pass")]
+    path = tmp_path / "ann.ipynb"
+    nbformat.write(nb, path)
+    from raftlab.grading import notebook_source
+
+    assert "grade(" not in notebook_source(path) and "class Half" in notebook_source(path)
+    assert load_student(path).__name__ == "Half"
+    report = grade(path, part="A", seeds=1)
+    assert not report.error and len(report.missing) == 4
+    assert not [m for m in report.missing if m.startswith("reset_election_timer")]  # it has the one written
+    as_file = tmp_path / "ann.py"
+    as_file.write_text(nb.cells[0].source.replace("%matplotlib inline\n", "") + "\n\n" + nb.cells[1].source)
+    same = grade(as_file, part="A", seeds=1)
+    assert [(r.id, r.earned, r.kind) for r in same.results] == [(r.id, r.earned, r.kind) for r in report.results]
+
+
+def test_a_file_that_grades_itself_while_loading_is_told_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "selfgrading.py"
+    path.write_text(GOOD + "\nfrom raftlab.grading import grade\ngrade(Good, part='A')\n")
+    report = grade(path, part="A", seeds=1)
+    assert "if __name__ == " in report.error and report.earned == 0
