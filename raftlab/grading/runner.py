@@ -29,6 +29,7 @@ from ..core import Replica, ReplicaStopped
 from ..sim import InvariantViolation
 from . import checks as _checks
 from .checks import BEYOND_FIGURE_2, CHECKS, BudgetExceeded, Check, CheckFailed
+from .ownwork import OwnWork, is_submission, review
 from .skeleton import BY_NAME, EXERCISES, PARTS, StudentReplica, _todo
 
 DEFAULT_SEEDS = 3
@@ -52,7 +53,8 @@ class CheckResult:
     points: int
     earned: int
     passed: bool
-    kind: str  # "pass", "assertion", "invariant", "not implemented", "exception", "timeout", "budget", "crash"
+    kind: str  # "pass", "assertion", "invariant", "not implemented", "exception", "timeout", "budget", "crash",
+    # "refused" (not run: an exercise it grades is not the submission's own work, see ownwork.py)
     seed: int | None = None  # the first failing seed (scenarios)
     message: str = ""
     tail: str = ""  # the explained end of the trace
@@ -73,6 +75,8 @@ class Report:
     missing: list[str] = field(default_factory=list)  # exercises not written ("name (RULE)")
     error: str = ""  # the submission could not be loaded
     seconds: float = 0.0
+    refused: dict[str, str] = field(default_factory=dict)  # exercise -> why it is not the submission's own work
+    flagged: dict[str, str] = field(default_factory=dict)  # exercise -> a note for the instructor (no points lost)
 
     @property
     def earned(self) -> int:
@@ -100,7 +104,8 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {"student": self.student, "source": self.source, "part": self.part, "seeds": self.seeds,
                 "score": self.score, "earned": self.earned, "total": self.total, "missing": self.missing,
-                "error": self.error, "results": [asdict(r) for r in self.results]}
+                "error": self.error, "refused": self.refused, "flagged": self.flagged,
+                "results": [asdict(r) for r in self.results]}
 
     def text(self, verbose: bool = False) -> str:
         """The report as a student reads it: one line per check, details under each failure."""
@@ -109,6 +114,14 @@ class Report:
             out.append(f"  could not load the submission: {self.error}")
         if self.missing:
             out.append("  not written yet: " + ", ".join(self.missing))
+        if self.refused:
+            refused = refused_parts(self.refused, self.part)
+            out.append(f"  REFUSED, not your own work (every check of part{'s' * (len(refused) > 1)} "
+                       f"{', '.join(refused)} scores 0):")
+            out.extend(f"    {name}: {why}" for name, why in self.refused.items())
+        if self.flagged:
+            out.append("  flagged for the instructor (no points lost):")
+            out.extend(f"    {name}: {why}" for name, why in self.flagged.items())
         if self.error:  # every check failed the same way: say it once
             out.append(f"[FAIL] all {len(self.results)} checks, 0/{self.total} points: not run, as the submission "
                        f"could not be loaded (fix the error above, then grade again)")
@@ -118,7 +131,9 @@ class Report:
             out.append(f"[{mark}] {r.id:<34} {r.earned}/{r.points}  {r.rule}{seed}  {r.title}")
             if r.passed and not verbose:
                 continue
-            if not r.passed:
+            if r.kind == "refused":  # (the reasons are at the top, once)
+                out.append("       refused: not your own work (see the top of this report)")
+            elif not r.passed:
                 out.append(f"       {r.kind}: " + r.message.strip().replace("\n", "\n       "))
                 if r.traceback:
                     out.append("       traceback (most recent call last, your code included):")
@@ -168,6 +183,32 @@ def missing_exercises(cls: type[Replica]) -> list[str]:
     """The exercises `cls` has not written (still the skeleton's)."""
     return [f"{e.name} ({e.rules})" for e in EXERCISES
             if getattr(cls, e.name, None) is getattr(StudentReplica, e.name)]
+
+
+def own_work(cls: type[Replica]) -> OwnWork:
+    """What of a submission's exercises is refused or flagged (`ownwork.review`); nothing for a class that is
+    not a submission (the library's own, the instructor's planted bugs), or if the review itself fails."""
+    if not is_submission(cls):
+        return OwnWork()
+    try:
+        return review(cls)
+    except Exception as error:  # the review must never cost a student the grade: say so, for the instructor
+        return OwnWork(flagged={"(review)": f"the own-work review failed ({type(error).__name__}: {error}); "
+                                            f"read the code"})
+
+
+def refused_parts(refused: dict[str, str], part: str | None) -> list[str]:
+    """The parts that score 0 because of `refused` exercises: each exercise's part, and the parts that grade
+    the class whole (E, F), which run every exercise (and only the part graded, if one is)."""
+    parts = {BY_NAME[name].part for name in refused if name in BY_NAME}
+    if refused:
+        parts |= set(GRADED_PARTS) - set(PARTS)
+    return sorted(p for p in parts if part is None or p == part)
+
+
+def _mine(name: str, part: str | None) -> bool:
+    """Whether exercise `name` is graded when `part` is (the other exercises of A-D come from the reference)."""
+    return part not in PARTS or name not in BY_NAME or BY_NAME[name].part == part
 
 
 def graded_class(student: type[Replica], part: str) -> type[Replica]:
@@ -315,7 +356,7 @@ def _serve(conn: Any, student: type[Replica] | str | Path, source: str) -> None:
     sys.stdout = sys.stderr = io.StringIO()  # a student's prints must not garble the report
     try:
         cls = _resolve(student)
-        conn.send(("loaded", cls.__name__, missing_exercises(cls)))
+        conn.send(("loaded", cls.__name__, missing_exercises(cls), own_work(cls)))
     except BaseException as error:
         conn.send(("error", str(error) if isinstance(error, SubmissionError) else _format(error)))
         return
@@ -399,8 +440,17 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
         return report
     report.student = loaded[1]
     report.missing = [m for m in loaded[2] if part not in PARTS or BY_NAME[m.split(" ")[0]].part == part]  # (its part)
+    report.refused = {name: why for name, why in loaded[3].refused.items() if _mine(name, part)}
+    report.flagged = {name: why for name, why in loaded[3].flagged.items() if _mine(name, part)}
+    refused = set(refused_parts(report.refused, part))
     worker: _Worker | None = first
     for c in chosen:
+        if c.part in refused:  # not run: its part uses code that is not the submission's own
+            names = ", ".join(n for n in report.refused if c.part not in PARTS or BY_NAME[n].part == c.part)
+            report.results.append(CheckResult(c.id, c.part, c.rule, c.title, c.points, 0, False, "refused",
+                                              message=f"not graded: {names} not your own work (the reasons are at "
+                                                      f"the top of this report)", scenario=c.scenario))
+            continue
         if worker is None:
             worker = _Worker(student, source)
             if worker.receive(timeout) is None:
@@ -481,7 +531,7 @@ def submissions(folder: str | Path) -> list[Path]:
 
 CSV_PARTS = [*GRADED_PARTS, "M"]  # M: the model-checking part (raftlab grade --model-check)
 CSV_FIELDS = ["student", "class", "score", "earned", "total", *(f"{p}{end}" for p in CSV_PARTS for end in ("", "_of")),
-              "failed", "missing", "error"]
+              "failed", "missing", "refused", "flagged", "error"]
 
 
 def write_csv(reports: Sequence[Report], path: str | Path) -> None:
@@ -499,4 +549,6 @@ def write_csv(reports: Sequence[Report], path: str | Path) -> None:
                 **{p: parts[p][0] if p in parts else "" for p in CSV_PARTS},
                 **{f"{p}_of": parts[p][1] if p in parts else "" for p in CSV_PARTS},
                 "failed": " ".join(x.id for x in r.results if not x.passed),
-                "missing": "; ".join(r.missing), "error": r.error.splitlines()[0] if r.error else ""})
+                "missing": "; ".join(r.missing), "refused": "; ".join(f"{n}: {w}" for n, w in r.refused.items()),
+                "flagged": "; ".join(f"{n}: {w}" for n, w in r.flagged.items()),
+                "error": r.error.splitlines()[0] if r.error else ""})
