@@ -3,7 +3,8 @@
 Run ``python notebooks/assignments/make_notebooks.py`` after changing raftlab.grading or the core; then
 generate the student versions with nbgrader (see docs/instructors.md). The solution regions are the
 core's own rule methods (`raftlab.core.Replica`, the reference solution), so the instructor notebooks
-get full marks.
+get full marks (the grader flags them as the library's code retyped, which costs nothing). The graded
+cells review the class whatever it is (``own_work=True``), so that ``MyReplica = Replica`` is refused.
 """
 
 from __future__ import annotations
@@ -88,18 +89,18 @@ def notebook(part: str) -> nbformat.NotebookNode:
         f"class MyReplica(StudentReplica):\n{methods}\n",
         metadata=_meta(f"{part}_solution", solution=True)))
     cells.append(nbformat.v4.new_code_cell(
-        f'report = grade(MyReplica, part="{part}", seeds=2)\nprint(report.text())',
+        f'report = grade(MyReplica, part="{part}", seeds=2, own_work=True)\nprint(report.text())',
         metadata=_meta(f"{part}_try", locked=False)))
     cells.append(nbformat.v4.new_code_cell(
-        f'paper = grade(MyReplica, part="{part}", seeds=2)\n'
+        f'paper = grade(MyReplica, part="{part}", seeds=2, own_work=True)\n'
         f"assert not paper.failed(scenario=False), paper.text()",
         metadata=_meta(f"{part}_paper_checks", grade=True, locked=True, points=sum(c.points for c in paper))))
     seeds = HIDDEN_SEEDS[part]
     cells.append(nbformat.v4.new_code_cell(
-        f'visible = grade(MyReplica, part="{part}", seeds=2)\n'
+        f'visible = grade(MyReplica, part="{part}", seeds=2, own_work=True)\n'
         f"assert not visible.failed(scenario=True), visible.text()\n"
         f"### BEGIN HIDDEN TESTS\n"
-        f'hidden = grade(MyReplica, part="{part}", seeds={seeds})\n'
+        f'hidden = grade(MyReplica, part="{part}", seeds={seeds}, own_work=True)\n'
         f"assert hidden.score == 1.0, hidden.text()\n"
         f"### END HIDDEN TESTS",
         metadata=_meta(f"{part}_scenarios", grade=True, locked=True, points=sum(c.points for c in scenarios))))

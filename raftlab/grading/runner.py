@@ -185,10 +185,11 @@ def missing_exercises(cls: type[Replica]) -> list[str]:
             if getattr(cls, e.name, None) is getattr(StudentReplica, e.name)]
 
 
-def own_work(cls: type[Replica]) -> OwnWork:
+def own_work(cls: type[Replica], force: bool | None = None) -> OwnWork:
     """What of a submission's exercises is refused or flagged (`ownwork.review`); nothing for a class that is
-    not a submission (the library's own, the instructor's planted bugs), or if the review itself fails."""
-    if not is_submission(cls):
+    not a submission (the library's own, the instructor's planted bugs) unless `force`, nothing if `force` is
+    False, and only a flag if the review itself fails."""
+    if force is False or (force is None and not is_submission(cls)):
         return OwnWork()
     try:
         return review(cls)
@@ -352,11 +353,11 @@ def replay(student: type[Replica] | str | Path, check_id: str, seed: int | None 
 
 
 # ----- the guarded worker ------------------------------------------------------------------------
-def _serve(conn: Any, student: type[Replica] | str | Path, source: str) -> None:
+def _serve(conn: Any, student: type[Replica] | str | Path, source: str, review_own: bool | None = None) -> None:
     sys.stdout = sys.stderr = io.StringIO()  # a student's prints must not garble the report
     try:
         cls = _resolve(student)
-        conn.send(("loaded", cls.__name__, missing_exercises(cls), own_work(cls)))
+        conn.send(("loaded", cls.__name__, missing_exercises(cls), own_work(cls, review_own)))
     except BaseException as error:
         conn.send(("error", str(error) if isinstance(error, SubmissionError) else _format(error)))
         return
@@ -371,10 +372,10 @@ def _serve(conn: Any, student: type[Replica] | str | Path, source: str) -> None:
 
 
 class _Worker:
-    def __init__(self, student: type[Replica] | str | Path, source: str) -> None:
+    def __init__(self, student: type[Replica] | str | Path, source: str, review_own: bool | None = None) -> None:
         ctx = multiprocessing.get_context("fork")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child, student, source), daemon=True)
+        self.process = ctx.Process(target=_serve, args=(child, student, source, review_own), daemon=True)
         self.process.start()
         child.close()
 
@@ -416,17 +417,21 @@ def seed_list(seeds: int | Iterable[int] = DEFAULT_SEEDS, first_seed: int = 1) -
 
 
 def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: int | Iterable[int] = DEFAULT_SEEDS,
-          *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT) -> Report:
+          *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT, own_work: bool | None = None) -> Report:
     """Grade `student` (a subclass of `StudentReplica`, or a .py file defining one, see `load_student`)
     on part `part` (one of `GRADED_PARTS`, ``"A"``-``"F"``, or all), running each scenario on `seeds` (a count of seeds
     starting at `first_seed`, or a list of seeds). Each check runs in a worker process; one that takes
-    more than `timeout` wall seconds fails and its worker is killed."""
+    more than `timeout` wall seconds fails and its worker is killed.
+
+    `own_work`: whether to review the class for work that is not its own (see ownwork.py) and refuse it:
+    by default a submission is (a subclass of `StudentReplica`, or a class of a notebook); True reviews any
+    class (a notebook's graded cell passes it, so that ``MyReplica = Replica`` is refused too), False none."""
     chosen, seed_values = select(part), seed_list(seeds, first_seed)
     # (a class of a notebook is __main__:Name: replay finds it there, and the replay line names it)
     source = f"{student.__module__}:{student.__qualname__}" if isinstance(student, type) else str(student)
     start = time.perf_counter()
     report = Report(getattr(student, "__name__", Path(str(student)).stem), source, part, seed_values)
-    first = _Worker(student, source)
+    first = _Worker(student, source, own_work)
     loaded = first.receive(timeout)
     if loaded is None or loaded[0] == "error":
         report.error = "loading timed out" if loaded is None else loaded[1]
@@ -452,7 +457,7 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
                                                       f"the top of this report)", scenario=c.scenario))
             continue
         if worker is None:
-            worker = _Worker(student, source)
+            worker = _Worker(student, source, False)  # (the first worker reviewed it)
             if worker.receive(timeout) is None:
                 worker = None
         result = None

@@ -94,6 +94,17 @@ def test_a_setattr_loop_is_refused_in_a_file_with_every_part_and_in_the_csv_and_
     assert json.loads(json.dumps(report.as_dict()))["refused"]["grant_vote"].startswith("grant_vote of Good is")
 
 
+def test_a_refused_submission_is_not_model_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from raftlab.cli import main
+
+    assert main(["grade", _file(tmp_path, "dan", SETATTR), "--part", "A", "--seeds", "1", "--model-check",
+                 "--json", "--jobs", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    model = [r for r in report["results"] if r["part"] == "M"]
+    assert len(model) == 1 and model[0]["kind"] == "refused" and model[0]["earned"] == 0
+    assert "grant_vote" in model[0]["message"] and report["score"] == 0.0
+
+
 def test_an_assignment_of_a_library_method_in_the_class_body_is_refused(tmp_path: Path) -> None:
     path = _file(tmp_path, "eve", "from raftlab.core import Replica\nfrom raftlab.grading import StudentReplica\n\n"
                                   "class Eve(StudentReplica):\n    grant_vote = Replica.grant_vote\n")
@@ -276,3 +287,18 @@ def test_the_written_out_reference_gets_full_marks_flagged(tmp_path: Path) -> No
     assert report.score == 1.0 and report.refused == {}, report.text()
     assert set(report.flagged) == {e.name for e in EXERCISES}
     assert {e.part for e in EXERCISES} == set(PARTS)
+
+
+def test_a_notebook_graded_cell_refuses_the_library_class_itself() -> None:
+    # The notebooks' graded cells call grade(MyReplica, ..., own_work=True): `MyReplica = Replica` in the
+    # solution cell is then refused, though the reference itself is graded as it is by default.
+    report = grade(Replica, part="D", seeds=1, own_work=True)
+    assert report.score == 0.0
+    _refused_with(report, "install_snapshot", "inherited from raftlab.core.replica.Replica")
+    assert grade(Replica, part="D", seeds=1).score == 1.0
+    namespace: dict = {"__name__": "__main__"}
+    exec(SETATTR, namespace)
+    assert grade(namespace["Good"], part="D", seeds=1, own_work=False).score == 1.0  # (review turned off)
+    for notebook in (Path(__file__).resolve().parents[2] / "notebooks" / "assignments").glob("part_*.ipynb"):
+        text = notebook.read_text()  # every call of grade in the notebooks reviews the class
+        assert text.count("grade(MyReplica, ") == text.count(", own_work=True)") == 4, notebook.name
