@@ -85,9 +85,13 @@ def _library_code(code: CodeType) -> bool:
 
 
 def _library_function(value: Any) -> bool:
-    """Whether `value` is (a wrapper of) a function whose code is the library's."""
+    """Whether `value` is (a wrapper of) a function whose code is the library's: compiled from a file of
+    the package, or one of the code objects of the library's rule methods (wherever it was loaded from)."""
     code = getattr(_unwrap(value), "__code__", None)
-    return isinstance(code, CodeType) and _library_code(code)
+    if not isinstance(code, CodeType):
+        return False
+    return _library_code(code) or (code.co_name in skeleton.BY_NAME and any(
+        getattr(c.__dict__.get(code.co_name), "__code__", None) is code for c in _solution_classes()))
 
 
 def _library_solution(value: Any) -> bool:
