@@ -143,8 +143,9 @@ _MISSING = object()
 
 def _evaluate(node: ast.AST, names: dict[str, Any]) -> Any:
     """The object a name, a dotted name, a constant subscript (``Replica.__dict__['x']``, ``vars(R)['x']``)
-    or a ``getattr(obj, 'x')`` refers to, looked up without running anything of the submission's
-    (attributes of modules and classes only, read statically); `_MISSING` if it cannot be known."""
+    or a ``getattr(obj, 'x')`` (or ``getattr(obj, name)``, `name` holding a string) refers to, looked up
+    without running anything of the submission's (attributes of modules and classes only, read
+    statically); `_MISSING` if it cannot be known."""
     if isinstance(node, ast.Name):
         if node.id in names:
             return names[node.id]
@@ -157,9 +158,11 @@ def _evaluate(node: ast.AST, names: dict[str, Any]) -> Any:
             return base.get(node.slice.value, _MISSING)
         return _MISSING
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-        if node.func.id == "getattr" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) \
-                and isinstance(node.args[1].value, str):
-            return _static_attribute(_evaluate(node.args[0], names), node.args[1].value)
+        key = node.args[1] if node.func.id == "getattr" and len(node.args) >= 2 else None
+        attribute = key.value if isinstance(key, ast.Constant) else names.get(key.id) if isinstance(
+            key, ast.Name) else None  # (a name held in a closure, say)
+        if isinstance(attribute, str):
+            return _static_attribute(_evaluate(node.args[0], names), attribute)
         if node.func.id == "vars" and len(node.args) == 1:
             base = _evaluate(node.args[0], names)
             return base.__dict__ if isinstance(base, type | ModuleType) else _MISSING
@@ -270,7 +273,7 @@ def _code_form(code: CodeType) -> tuple:
     consts = tuple(_code_form(c) if isinstance(c, CodeType) else c for c in code.co_consts)
     if consts and (consts[0] is None or isinstance(consts[0], str)):
         consts = consts[1:]
-    return code.co_code, code.co_names, consts, code.co_argcount, code.co_kwonlyargcount, code.co_flags
+    return code.co_code, code.co_names, consts, code.co_argcount, code.co_kwonlyargcount, code.co_flags & 0xFFFF
 
 
 @functools.cache
@@ -303,6 +306,12 @@ def review(cls: type) -> OwnWork:
                                    f"formatting: a copy? (not refused; read it)")
         elif tree is None and isinstance(getattr(function, "__code__", None), CodeType) \
                 and _code_form(function.__code__) == _code_form(Replica.__dict__[name].__code__):
+            file = _file_of(owner)
+            if file is not None and function.__code__.co_filename != file:  # a file's method, compiled elsewhere
+                found.refused[name] = (f"{name} of {owner.__qualname__} is the library's own code compiled at run "
+                                       f"time (from {function.__code__.co_filename!r}, not from {file}), "
+                                       f"not written: write it yourself")
+                continue
             found.flagged[name] = (f"{name} compiles to the library's own code (raftlab.core.Replica.{name}), and its "
                                    f"source cannot be read: a copy? (not refused; read it)")
     for name, why in _source_refusals(cls).items():
@@ -370,11 +379,17 @@ def _calls(cls: type, owner: type, name: str, function: FunctionType, rules: str
                     return (f"{name} calls {ast.unparse(node)}, which is {_qualified(after)}, the library's own "
                             f"implementation of {rules}: write the rule yourself")
                 continue
+            if any(isinstance(n, ast.Attribute) and n.attr in _HIERARCHY for n in ast.walk(base)):
+                return (f"{name} calls {ast.unparse(node)}: it climbs the class hierarchy to the library's own "
+                        f"implementation of {rules} (Replica.{name}): write the rule yourself")
         if isinstance(node, ast.Attribute | ast.Subscript | ast.Call | ast.Name) and _same_rule(
                 name, target := _evaluate(node, names)) and getattr(_unwrap(target), "__name__", None) == name:
             return (f"{name} calls {ast.unparse(node)}, which is {_qualified(target)}, the library's own "
                     f"implementation of {rules}: write the rule yourself")
     return None
+
+
+_HIERARCHY = {"__mro__", "__bases__", "__base__", "mro"}  # how code climbs to a base class it does not name
 
 
 def _code_names(code: CodeType) -> Iterator[str]:
@@ -394,13 +409,19 @@ def _next_definition(cls: type, owner: type, name: str) -> Any:
 
 
 # ----- the submission's file: copies made outside the methods ---------------------------------------
+def _file_of(cls: type) -> str | None:
+    """The file that defines `cls` at its top level (a submission's file), if there is one."""
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    return path if isinstance(path, str) and getattr(module, cls.__name__, None) is cls else None
+
+
 def _source_refusals(cls: type) -> dict[str, str]:
     """Copies of library methods onto exercise names that the submission's syntax tree shows: an
     assignment in a class body (``grant_vote = Replica.grant_vote``), ``Class.grant_vote = ...``, or a
     ``setattr(Class, name, ...)`` whose value refers to the library (a setattr with a computed name
     refuses every exercise of that class not written in its body)."""
-    module = sys.modules.get(cls.__module__)
-    path = getattr(module, "__file__", None)
+    module, path = sys.modules.get(cls.__module__), _file_of(cls)
     if module is None or path is None or _library_module(cls.__module__):
         return {}
     try:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from raftlab.core import Replica
-from raftlab.grading import EXERCISES, PARTS, StudentReplica, grade, skeleton, write_csv
+from raftlab.grading import EXERCISES, PARTS, StudentReplica, grade, load_student, skeleton, write_csv
 from raftlab.grading.mutants import MUTANTS, KeepsConflictingEntries
-from raftlab.grading.ownwork import is_submission, normalised, review
+from raftlab.grading.ownwork import _source_refusals, is_submission, normalised, review
 
 from .solutions import HEADER, written_out
 
@@ -114,22 +114,22 @@ def test_an_assignment_of_a_library_method_in_the_class_body_is_refused(tmp_path
 
 
 def test_a_copy_hidden_from_the_class_is_refused_from_the_syntax_tree(tmp_path: Path) -> None:
-    # The library's code under another file name: not the library's function, nor its code object,
-    # so only the source shows where it came from.
-    path = _file(tmp_path, "fay", "import types\n\nfrom raftlab.core import Replica\n"
-                                  "from raftlab.grading import StudentReplica\n\n"
-                                  "class Fay(StudentReplica):\n"
-                                  "    grant_vote = types.FunctionType(Replica.grant_vote.__code__.replace("
-                                  "co_filename='fay.py'), globals())\n\n"
-                                  "def _copy(name):\n    f = getattr(Replica, name)\n"
-                                  "    return types.FunctionType(f.__code__.replace(co_filename='x.py'), globals())\n\n"
+    # Wrappers that call the library through a computed name: their code is the submission's, and
+    # nothing on the class holds the library's function, so only the file shows where they come from.
+    path = _file(tmp_path, "fay", "from raftlab.core import Replica\nfrom raftlab.grading import StudentReplica\n\n\n"
+                                  "def _copy(name):\n"
+                                  "    return lambda self, *args: getattr(Replica, name)(self, *args)\n\n\n"
+                                  "class Fay(StudentReplica):\n    grant_vote = _copy('grant_vote')\n\n\n"
                                   "setattr(Fay, 'log_matches', _copy('log_matches'))\n"
-                                  "Fay.advance_commit = types.FunctionType(Replica.advance_commit.__code__.replace("
-                                  "co_filename='y.py'), globals())\n")
+                                  "Fay.advance_commit = _copy('advance_commit')\n")
     report = grade(path, part=None, seeds=1)
-    _refused_with(report, "grant_vote", "assigned in the body of Fay (line 7", "Replica.grant_vote.__code__")
-    _refused_with(report, "log_matches", "set on Fay by setattr (line 13")
-    _refused_with(report, "advance_commit", "assigned onto the class (line 14")
+    for name in ("grant_vote", "log_matches", "advance_commit"):  # (the run-time review sees the closure's name)
+        _refused_with(report, name, f"calls getattr(Replica, name), which is raftlab.core.replica.Replica.{name}")
+    assert report.score == 0.0
+    source = _source_refusals(load_student(path))  # the syntax tree alone finds them too
+    assert "assigned in the body of Fay (line 10: grant_vote = _copy('grant_vote'))" in source["grant_vote"]
+    assert "set on Fay by setattr (line 13" in source["log_matches"]
+    assert "assigned onto the class (line 14" in source["advance_commit"]
 
 
 def test_a_wrapper_around_the_library_method_is_refused() -> None:
@@ -141,6 +141,20 @@ def test_a_wrapper_around_the_library_method_is_refused() -> None:
     found = review(namespace["Gil"])
     assert "become_follower" in found.refused and "Replica.become_follower" in found.refused["become_follower"]
     assert "record_match" in found.refused and "copied onto the class" in found.refused["record_match"]
+
+
+def test_the_library_code_compiled_at_run_time_in_a_file_is_refused_and_flagged_elsewhere(tmp_path: Path) -> None:
+    text = ("import inspect, textwrap\n\nfrom raftlab.core import Replica\n"
+            "from raftlab.grading import StudentReplica\n\n"
+            "_ns = {}\nexec(textwrap.dedent(inspect.getsource(Replica.log_matches)), _ns)\n\n"
+            "class Lee(StudentReplica):\n    log_matches = _ns['log_matches']\n")
+    report = grade(_file(tmp_path, "lee", text), part="B", seeds=1)
+    _refused_with(report, "log_matches", "the library's own code compiled at run time (from '<string>', not from "
+                                         f"{tmp_path / 'lee.py'}")
+    namespace: dict = {"__name__": "__main__"}
+    exec(text, namespace)  # a notebook's: no file to compare with, so only flagged
+    found = review(namespace["Lee"])
+    assert found.refused == {} and "compiles to the library's own code" in found.flagged["log_matches"]
 
 
 # ----- refused: calls the library's implementation of the same rule ------------------------------------
@@ -167,6 +181,9 @@ class Hal(StudentReplica):
     def become_follower(self, term, why):
         _lib(self, term, why)
 
+    def truncate_conflicts(self, entries):
+        return type(self).__mro__[2].truncate_conflicts(self, entries)
+
     def take_snapshot(self):
         return  # (not a call of the library: simply wrong)
 '''
@@ -180,6 +197,8 @@ def test_an_exercise_that_calls_the_library_implementation_of_its_rule_is_refuse
     _refused_with(report, "advance_commit", "calls core.Replica.__dict__['advance_commit']")
     _refused_with(report, "record_match", "calls getattr(Replica, 'record_match')")
     _refused_with(report, "become_follower", "raftlab.core.replica.Replica.become_follower")
+    _refused_with(report, "truncate_conflicts", "calls type(self).__mro__[2].truncate_conflicts",
+                  "climbs the class hierarchy")
     assert "take_snapshot" not in report.refused  # (part D is graded: not one of the library's)
     assert {r.part for r in report.results if r.kind == "refused"} == {"A", "B", "E", "F"}
     assert report.by_part()["D"][0] > 0 and report.by_part()["A"][0] == 0
@@ -253,7 +272,7 @@ def test_a_renamed_reformatted_copy_is_flagged_not_refused(tmp_path: Path) -> No
 
 def test_an_honest_implementation_is_neither_flagged_nor_refused(tmp_path: Path) -> None:
     kim = _file(tmp_path, "kim", HONEST)
-    found = review(__import__("raftlab.grading", fromlist=["load_student"]).load_student(kim))
+    found = review(load_student(kim))
     assert found.refused == {} and found.flagged == {}
     report = grade(kim, part="A", seeds=1)
     assert report.refused == {} and report.flagged == {} and "not written yet" in report.text()
