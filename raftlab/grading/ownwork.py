@@ -12,11 +12,13 @@ student writes), and returns what it refuses and what it flags:
   - *copies*: the method is the library's own function (or code object), assigned onto the class, in
     its body (``grant_vote = Replica.grant_vote``) or from outside it (a `setattr` loop); found on the
     class at run time, and in the submission's syntax tree (class-body assignments, `setattr` calls and
-    ``Class.name = ...`` assignments whose value refers to the library);
+    ``Class.name = ...`` assignments whose value refers to the library, directly or through a function
+    of the file); in a file, a method compiled elsewhere whose bytecode is the library's;
   - *calls*: the exercise calls the library's implementation of its own rule: ``super().grant_vote(m)``
-    where the next class is the library's, ``Replica.grant_vote(self, m)``, a library function of the same
-    name held in a global, a closure or a default argument, or a library helper that the exercise's
-    definition names as implementing that very rule (`Exercise.library`).
+    where the next class is the library's, ``Replica.grant_vote(self, m)``, ``getattr(Replica, name)``,
+    a climb up ``__mro__``/``__bases__``, a library function of the same name held in a global, a closure
+    or a default argument, or a library helper that the exercise's definition names as implementing that
+    very rule (`Exercise.library`).
 - **flagged** (a note for the instructor, no points lost): the exercise's code is the library's own up to
   names and formatting (the normalised syntax trees are equal: docstrings and annotations stripped, the
   function's own names renamed in order of appearance). Typing the reference out is not refused, since
@@ -122,9 +124,13 @@ def _solution_classes() -> list[type]:
     return found
 
 
+# the skeleton's blanks as the library defines them (a submission could replace them on StudentReplica)
+_BLANKS = {name: value for name, value in vars(StudentReplica).items() if name in skeleton.BY_NAME}
+
+
 def _skeleton(name: str, value: Any) -> bool:
     """The skeleton's own blank of exercise `name` (not a solution: it raises NotImplementedError)."""
-    return _unwrap(value) is StudentReplica.__dict__.get(name)
+    return _unwrap(value) is _BLANKS.get(name)
 
 
 def _qualified(value: Any) -> str:
@@ -290,10 +296,12 @@ def review(cls: type) -> OwnWork:
     for exercise in skeleton.EXERCISES:
         name = exercise.name
         owner = next((c for c in cls.__mro__ if name in c.__dict__), None)
-        if owner is None or owner is StudentReplica:
+        value = owner.__dict__[name] if owner is not None else None
+        if owner is None or _skeleton(name, value):
             continue  # not written yet (the skeleton's blank)
-        value = owner.__dict__[name]
-        if _skeleton(name, value):
+        if owner is StudentReplica:  # the library's class itself was changed (by the submission)
+            found.refused[name] = (f"{name}: the skeleton's own method (StudentReplica.{name}) was replaced by "
+                                   f"{_qualified(value)}; write {name} in {cls.__name__}, not into the library")
             continue
         why = _refusal(cls, owner, name, value, exercise.rules, exercise.library)
         if why is not None:

@@ -67,6 +67,16 @@ SETATTR = ("from raftlab.core import Replica\nfrom raftlab.grading import EXERCI
            "for _e in EXERCISES:\n    setattr(Good, _e.name, Replica.__dict__[_e.name])\n")
 
 
+def test_replacing_the_skeletons_own_method_is_refused(tmp_path: Path) -> None:
+    path = _file(tmp_path, "max", "from raftlab.core import Replica\nfrom raftlab.grading import StudentReplica\n\n"
+                                  "StudentReplica.take_snapshot = Replica.take_snapshot\n\n"
+                                  "class Max(StudentReplica):\n    pass\n")
+    report = grade(path, part="D", seeds=1)
+    _refused_with(report, "take_snapshot", "StudentReplica.take_snapshot) was replaced by "
+                                           "raftlab.core.replica.Replica.take_snapshot")
+    assert "install_snapshot" not in report.refused and report.score == 0.0
+
+
 def test_a_setattr_loop_copying_the_library_is_refused_at_run_time() -> None:
     namespace: dict = {"__name__": "__main__"}
     exec(SETATTR, namespace)  # (no source file: only the class itself can be looked at)
