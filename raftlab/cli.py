@@ -502,8 +502,15 @@ def _grade(parser: argparse.ArgumentParser, args: Any) -> int:
     if args.model_check:
         from .grading.modelcheck import model_check
 
+        from .grading import CheckResult
+        from .grading.modelcheck import ID, POINTS, TITLE
+
         for f, report in zip(files, reports, strict=True):
-            if not report.error:
+            if report.refused:  # (part M runs the class whole, with the exercises that are not its own)
+                report.results.append(CheckResult(ID, "M", "Safety properties", TITLE, POINTS, 0, False,
+                                                  "refused", message="not graded: " + ", ".join(report.refused)
+                                                  + " not your own work (the reasons are at the top of this report)"))
+            elif not report.error:
                 report.results.append(model_check(str(f)))
     for report in reports:
         print(json.dumps(report.as_dict()) if args.json else report.text() + "\n")

@@ -3,7 +3,8 @@
 Run ``python notebooks/assignments/make_notebooks.py`` after changing raftlab.grading or the core; then
 generate the student versions with nbgrader (see docs/instructors.md). The solution regions are the
 core's own rule methods (`raftlab.core.Replica`, the reference solution), so the instructor notebooks
-get full marks.
+get full marks (the grader flags them as the library's code retyped, which costs nothing). The graded
+cells review the class whatever it is (``own_work=True``), so that ``MyReplica = Replica`` is refused.
 """
 
 from __future__ import annotations
@@ -90,11 +91,12 @@ def notebook(part: str) -> nbformat.NotebookNode:
         f"class MyReplica(StudentReplica):\n{methods}\n",
         metadata=_meta(f"{part}_solution", solution=True)))
     cells.append(nbformat.v4.new_code_cell(
-        f'report = grade(MyReplica, part="{part}", seeds=2, timeout={TIMEOUT}, budget={BUDGET})\nprint(report.text())',
+        f'report = grade(MyReplica, part="{part}", seeds=2, own_work=True, timeout={TIMEOUT}, budget={BUDGET})\n'
+        f"print(report.text())",
         metadata=_meta(f"{part}_try", locked=False)))
     credit = "  # the points earned: nbgrader takes the number a graded cell ends with as its partial credit"
     cells.append(nbformat.v4.new_code_cell(
-        f'paper = grade(MyReplica, part="{part}", scenario=False, timeout={TIMEOUT}, budget={BUDGET})\n'
+        f'paper = grade(MyReplica, part="{part}", scenario=False, own_work=True, timeout={TIMEOUT}, budget={BUDGET})\n'
         f"print(paper.text())\n"
         f"paper.points(){credit}",
         metadata=_meta(f"{part}_paper_checks", grade=True, locked=True, points=sum(c.points for c in paper))))
@@ -103,8 +105,8 @@ def notebook(part: str) -> nbformat.NotebookNode:
         "### BEGIN HIDDEN TESTS\n"
         f'secret = secret_seeds("{part}")  # drawn from the instructor\'s RAFTLAB_SECRET (docs/instructors.md)\n'
         "### END HIDDEN TESTS\n"
-        f'scenarios = grade(MyReplica, part="{part}", seeds=2, secret_seeds=secret, scenario=True, timeout={TIMEOUT}, '
-        f"budget={BUDGET})\n"
+        f'scenarios = grade(MyReplica, part="{part}", seeds=2, secret_seeds=secret, scenario=True, own_work=True,\n'
+        f"                  timeout={TIMEOUT}, budget={BUDGET})\n"
         f"print(scenarios.text())\n"
         f"scenarios.points(){credit}",
         metadata=_meta(f"{part}_scenarios", grade=True, locked=True, points=sum(c.points for c in scenarios))))

@@ -13,6 +13,10 @@
   spawned worker process per student, a wall-time limit per check and per call, an event budget per
   scenario); a `Report` per student, whose `points()` is an nbgrader cell's partial credit.
   `replay(student, check_id, seed)` reruns one failure.
+- `ownwork.py`: own work only. The library contains a full Raft, so `grade` reviews a submission first:
+  an exercise inherited from the library, copied from it, or calling its implementation of the same
+  rule is refused (its part scores 0, the reason naming the method); one that is the library's code
+  retyped is flagged for the instructor (`Report.refused`, `Report.flagged`).
 - `mutants.py`: planted one-rule bugs and `self_check()`.
 - `fakes.py`: the recording fakes (cluster, state machine, storage, replica builders) the paper-claim
   checks drive one replica with; the project's own tests use the same module.

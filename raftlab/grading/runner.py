@@ -42,6 +42,7 @@ from ..core import Replica, ReplicaStopped
 from ..sim import InvariantViolation
 from . import checks as _checks
 from .checks import BEYOND_FIGURE_2, CHECKS, BudgetExceeded, Check, CheckFailed
+from .ownwork import OwnWork, is_submission, review
 from .skeleton import BY_NAME, EXERCISES, PARTS, StudentReplica, _todo
 
 DEFAULT_SEEDS = 3
@@ -67,7 +68,8 @@ class CheckResult:
     points: int
     earned: int
     passed: bool
-    kind: str  # "pass", "assertion", "invariant", "not implemented", "exception", "timeout", "budget", "crash"
+    kind: str  # "pass", "assertion", "invariant", "not implemented", "exception", "timeout", "budget", "crash",
+    # "refused" (not run: an exercise it grades is not the submission's own work, see ownwork.py)
     seed: int | None = None  # the first failing seed (scenarios)
     message: str = ""
     tail: str = ""  # the explained end of the trace
@@ -90,6 +92,8 @@ class Report:
     error: str = ""  # the submission could not be loaded
     seconds: float = 0.0
     secret: int = 0  # how many secret seeds each scenario also ran on (never which)
+    refused: dict[str, str] = field(default_factory=dict)  # exercise -> why it is not the submission's own work
+    flagged: dict[str, str] = field(default_factory=dict)  # exercise -> a note for the instructor (no points lost)
 
     @property
     def earned(self) -> int:
@@ -126,7 +130,8 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {"student": self.student, "source": self.source, "part": self.part, "seeds": self.seeds,
                 "score": self.score, "earned": self.earned, "total": self.total, "missing": self.missing,
-                "error": self.error, "results": [asdict(r) for r in self.results]}
+                "error": self.error, "refused": self.refused, "flagged": self.flagged,
+                "results": [asdict(r) for r in self.results]}
 
     def text(self, verbose: bool = False) -> str:
         """The report as a student reads it: one line per check, details under each failure."""
@@ -137,6 +142,14 @@ class Report:
             out.append(f"  could not load the submission: {self.error}")
         if self.missing:
             out.append("  not written yet: " + ", ".join(self.missing))
+        if self.refused:
+            refused = refused_parts(self.refused, self.part)
+            out.append(f"  REFUSED, not your own work (every check of part{'s' * (len(refused) > 1)} "
+                       f"{', '.join(refused)} scores 0):")
+            out.extend(f"    {name}: {why}" for name, why in self.refused.items())
+        if self.flagged:
+            out.append("  flagged for the instructor (no points lost):")
+            out.extend(f"    {name}: {why}" for name, why in self.flagged.items())
         if self.error:  # every check failed the same way: say it once
             out.append(f"[FAIL] all {len(self.results)} checks, 0/{self.total} points: not run, as the submission "
                        f"could not be loaded (fix the error above, then grade again)")
@@ -146,7 +159,9 @@ class Report:
             out.append(f"[{mark}] {r.id:<34} {r.earned}/{r.points}  {r.rule}{seed}  {r.title}")
             if r.passed and not verbose:
                 continue
-            if not r.passed:
+            if r.kind == "refused":  # (the reasons are at the top, once)
+                out.append("       refused: not your own work (see the top of this report)")
+            elif not r.passed:
                 out.append(f"       {r.kind}: " + r.message.strip().replace("\n", "\n       "))
                 if r.traceback:
                     out.append("       traceback (most recent call last, your code included):")
@@ -242,6 +257,33 @@ def missing_exercises(cls: type[Replica]) -> list[str]:
     """The exercises `cls` has not written (still the skeleton's)."""
     return [f"{e.name} ({e.rules})" for e in EXERCISES
             if getattr(cls, e.name, None) is getattr(StudentReplica, e.name)]
+
+
+def own_work(cls: type[Replica], force: bool | None = None) -> OwnWork:
+    """What of a submission's exercises is refused or flagged (`ownwork.review`); nothing for a class that is
+    not a submission (the library's own, the instructor's planted bugs) unless `force`, nothing if `force` is
+    False, and only a flag if the review itself fails."""
+    if force is False or (force is None and not is_submission(cls)):
+        return OwnWork()
+    try:
+        return review(cls)
+    except Exception as error:  # the review must never cost a student the grade: say so, for the instructor
+        return OwnWork(flagged={"(review)": f"the own-work review failed ({type(error).__name__}: {error}); "
+                                            f"read the code"})
+
+
+def refused_parts(refused: dict[str, str], part: str | None) -> list[str]:
+    """The parts that score 0 because of `refused` exercises: each exercise's part, and the parts that grade
+    the class whole (E, F), which run every exercise (and only the part graded, if one is)."""
+    parts = {BY_NAME[name].part for name in refused if name in BY_NAME}
+    if refused:
+        parts |= set(GRADED_PARTS) - set(PARTS)
+    return sorted(p for p in parts if part is None or p == part)
+
+
+def _mine(name: str, part: str | None) -> bool:
+    """Whether exercise `name` is graded when `part` is (the other exercises of A-D come from the reference)."""
+    return part not in PARTS or name not in BY_NAME or BY_NAME[name].part == part
 
 
 def graded_class(student: type[Replica], part: str) -> type[Replica]:
@@ -412,7 +454,7 @@ def _ship(student: type[Replica] | str | Path) -> str | bytes:
                               f"in a file and grade the file") from None
 
 
-def _serve(conn: Any, shipped: str | bytes, source: str) -> None:
+def _serve(conn: Any, shipped: str | bytes, source: str, review_own: bool | None = None) -> None:
     global _IN_WORKER
     _IN_WORKER = True
     sys.stdout = sys.stderr = io.StringIO()  # a student's prints must not garble the report
@@ -422,7 +464,7 @@ def _serve(conn: Any, shipped: str | bytes, source: str) -> None:
     try:
         # (pickled by this worker's own parent: a pipe between our processes, never data from a socket)
         cls = pickle.loads(shipped) if isinstance(shipped, bytes) else _resolve(shipped)
-        conn.send(("loaded", cls.__name__, missing_exercises(cls)))
+        conn.send(("loaded", cls.__name__, missing_exercises(cls), own_work(cls, review_own)))
     except BaseException as error:
         conn.send(("error", str(error) if isinstance(error, SubmissionError) else _format(error)))
         return
@@ -437,10 +479,10 @@ def _serve(conn: Any, shipped: str | bytes, source: str) -> None:
 
 
 class _Worker:
-    def __init__(self, shipped: str | bytes, source: str) -> None:
+    def __init__(self, shipped: str | bytes, source: str, review_own: bool | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child, shipped, source), daemon=True)
+        self.process = ctx.Process(target=_serve, args=(child, shipped, source, review_own), daemon=True)
         self.process.start()
         child.close()
 
@@ -514,14 +556,18 @@ def seed_list(seeds: int | Iterable[int] = DEFAULT_SEEDS, first_seed: int = 1) -
 
 def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: int | Iterable[int] = DEFAULT_SEEDS,
           *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT, budget: float | None = None,
-          secret_seeds: Iterable[int] = (), scenario: bool | None = None) -> Report:
+          secret_seeds: Iterable[int] = (), scenario: bool | None = None, own_work: bool | None = None) -> Report:
     """Grade `student` (a subclass of `StudentReplica`, or a .py or .ipynb file defining one, see
     `load_student`) on part `part` (one of `GRADED_PARTS`, ``"A"``-``"F"``, or all), running each scenario on
     `seeds` (a count of seeds starting at `first_seed`, or a list of seeds), then on `secret_seeds`
     (`secret_seeds()`), which the report never shows. `scenario` picks only the scenarios (True) or only
     the paper-claim checks (False). Each check runs in a worker process; one that takes more than
     `timeout` wall seconds fails and its worker is killed; once `budget` wall seconds have passed (if
-    given), the checks not yet run fail as not run, each naming its rule."""
+    given), the checks not yet run fail as not run, each naming its rule.
+
+    `own_work`: whether to review the class for work that is not its own (see ownwork.py) and refuse it:
+    by default a submission is (a subclass of `StudentReplica`, or a class of a notebook); True reviews any
+    class (a notebook's graded cell passes it, so that ``MyReplica = Replica`` is refused too), False none."""
     if _IN_WORKER:
         raise SubmissionError("grade() was called while the grader was loading your file: put such calls "
                               "under `if __name__ == \"__main__\":` (or grade a notebook, whose calls are left out)")
@@ -539,7 +585,7 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
         return timeout if end is None else max(0.0, min(timeout, end - time.perf_counter()))
 
     shipped = _ship(student)
-    first = _Worker(shipped, source)
+    first = _Worker(shipped, source, own_work)
     loaded = first.receive(wait())
     if loaded is None or loaded[0] == "error":
         report.error = "loading timed out" if loaded is None else loaded[1]
@@ -553,8 +599,17 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
         return report
     report.student = loaded[1]
     report.missing = [m for m in loaded[2] if part not in PARTS or BY_NAME[m.split(" ")[0]].part == part]  # (its part)
+    report.refused = {name: why for name, why in loaded[3].refused.items() if _mine(name, part)}
+    report.flagged = {name: why for name, why in loaded[3].flagged.items() if _mine(name, part)}
+    refused = set(refused_parts(report.refused, part))
     worker: _Worker | None = first
     for c in chosen:
+        if c.part in refused:  # not run: its part uses code that is not the submission's own
+            names = ", ".join(n for n in report.refused if c.part not in PARTS or BY_NAME[n].part == c.part)
+            report.results.append(CheckResult(c.id, c.part, c.rule, c.title, c.points, 0, False, "refused",
+                                              message=f"not graded: {names} not your own work (the reasons are at "
+                                                      f"the top of this report)", scenario=c.scenario))
+            continue
         if end is not None and time.perf_counter() >= end:
             report.results.append(CheckResult(
                 c.id, c.part, c.rule, c.title, c.points, 0, False, "timeout",
@@ -563,7 +618,7 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
                 scenario=c.scenario))
             continue
         if worker is None:
-            worker = _Worker(shipped, source)
+            worker = _Worker(shipped, source, False)  # (the first worker reviewed it)
             if worker.receive(wait()) is None:
                 worker = None
         result, waited = None, wait()
@@ -661,7 +716,8 @@ def student_id(source: str) -> str:
 
 CSV_PARTS = [*GRADED_PARTS, "M"]  # M: the model-checking part (raftlab grade --model-check)
 CSV_FIELDS = ["student", "class", "graded_at", "score", "earned", "total",
-              *(f"{p}{end}" for p in CSV_PARTS for end in ("", "_of")), "failed", "missing", "error"]
+              *(f"{p}{end}" for p in CSV_PARTS for end in ("", "_of")), "failed", "missing", "refused", "flagged",
+              "error"]
 
 
 def write_csv(reports: Sequence[Report], path: str | Path) -> None:
@@ -681,4 +737,6 @@ def write_csv(reports: Sequence[Report], path: str | Path) -> None:
                 **{p: parts[p][0] if p in parts else "" for p in CSV_PARTS},
                 **{f"{p}_of": parts[p][1] if p in parts else "" for p in CSV_PARTS},
                 "failed": " ".join(x.id for x in r.results if not x.passed),
-                "missing": "; ".join(r.missing), "error": r.error.splitlines()[0] if r.error else ""})
+                "missing": "; ".join(r.missing), "refused": "; ".join(f"{n}: {w}" for n, w in r.refused.items()),
+                "flagged": "; ".join(f"{n}: {w}" for n, w in r.flagged.items()),
+                "error": r.error.splitlines()[0] if r.error else ""})

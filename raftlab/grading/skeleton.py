@@ -45,6 +45,10 @@ class Exercise:
     part: str  # "A", "B", "C" or "D"
     rules: str  # the rule ids it implements
     hint: str  # what it must do
+    # the library's helpers that implement this exercise's rule itself (attribute names, e.g.
+    # "is_up_to_date" for an exercise that is the up-to-date comparison): an exercise that calls one is
+    # refused by the grader (ownwork.py). None of the current exercises is such a rule on its own.
+    library: tuple[str, ...] = ()
 
 
 PARTS = {"A": "leader election", "B": "log replication", "C": "persistence", "D": "snapshots"}

@@ -18,6 +18,8 @@ from raftlab.grading import (
 from raftlab.grading.mutants import ActsOnStaleResponses, KeepsConflictingEntries
 from raftlab.sim import Simulation
 
+from .solutions import written_out
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -181,10 +183,7 @@ def test_guards_event_budget_wall_time_and_exceptions() -> None:
 
 
 # ----- files, folders, CSV, CLI ------------------------------------------------------------------
-GOOD = ("from raftlab.core import Replica\nfrom raftlab.grading import EXERCISES, StudentReplica\n\n"
-        "class Good(StudentReplica):\n    pass\n\n"
-        "for _e in EXERCISES:  # every exercise solved as the core solves it\n"
-        "    setattr(Good, _e.name, Replica.__dict__[_e.name])\n")
+GOOD = written_out("Good")  # every exercise solved as the core solves it, written out (a copy is refused)
 BROKEN = "from raftlab.grading import StudentReplica\n\nclass Half(StudentReplica):\n    def oops(:\n"
 
 

@@ -24,6 +24,8 @@ from raftlab.grading.mutants import (
 )
 from raftlab.grading.runner import run_check
 
+from .solutions import written_out
+
 MEMBERSHIP = (ChangesBeforeTermCommits, LearnerStandsForElection, CountsItselfWhenRemoved)
 CATCHES = {  # each planted bug, and the part F checks expected to catch it
     ChangesBeforeTermCommits: ["F.mc_one_term_committed"],
@@ -111,11 +113,7 @@ def test_part_f_in_reports_the_csv_and_the_command_line(tmp_path: Path, capsys: 
     rows = list(csv.DictReader(out.open()))
     assert rows[0]["F"] == rows[0]["F_of"] == str(report.total) and rows[0]["E"] == rows[0]["A"] == ""
     student = tmp_path / "cat.py"  # the reference's exercises, and the planted bug's advance_commit
-    student.write_text("from raftlab.core import Replica\nfrom raftlab.grading import EXERCISES, StudentReplica\n"
-                       "from raftlab.grading.mutants import CountsItselfWhenRemoved\n\n"
-                       "class Cat(StudentReplica):\n    pass\n\n"
-                       "for _e in EXERCISES:\n    setattr(Cat, _e.name, Replica.__dict__[_e.name])\n"
-                       "Cat.advance_commit = CountsItselfWhenRemoved.__dict__['advance_commit']\n")
+    student.write_text(written_out("Cat", {"advance_commit": CountsItselfWhenRemoved.__dict__["advance_commit"]}))
     for part in ("E", "F"):  # every graded part is a choice of --part
         assert main(["grade", str(student), "--part", part, "--seeds", "1", "--json", "--jobs", "1"]) == 0
         graded = json.loads(capsys.readouterr().out)
