@@ -87,6 +87,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _delay_ms(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of milliseconds, 0 or more, not {value}")
+    return value
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -225,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                           help="trials per line (default 1000; the 150-150 line runs a tenth, as in the paper)")
     _engine(figure16).add_argument("--workers", type=_positive_int, help="processes to use (default: processors)")
     figure16.add_argument("--seed", type=int, default=1, help="the run's seed (default 1)")
-    figure16.add_argument("--latency-ms", type=_positive_float, nargs=2, metavar=("LOW", "HIGH"),
+    figure16.add_argument("--latency-ms", type=_delay_ms, nargs=2, metavar=("LOW", "HIGH"),
                           help="one-way message delay range, ms, drawn uniformly (default: from 0, such that a "
                                "broadcast takes the paper's broadcast time; see raftlab.sim.figure16)")
     figure16.add_argument("--json", action="store_true", help="end with one JSON line of figures")

@@ -202,3 +202,26 @@ def test_cli_json_line() -> None:
     default = f"one-way delay 0-{LATENCY[1] * 1000:.3g} ms: a broadcast time of {BROADCAST_TIME * 1000:.3g} ms"
     assert "one-way delay 1-4 ms" in fast.stdout and default in run.stdout
     assert json.loads(fast.stdout.strip().splitlines()[-1])["mean_12_24_ms"] < figures["mean_12_24_ms"]
+
+
+def test_the_last_heartbeat_reaches_every_follower_even_if_the_leader_crashes_first() -> None:
+    # The followers' timers start when the synchronised heartbeat arrives, crash or no crash: no timer can
+    # run out before the heartbeat's arrival plus the minimum timeout. (Cutting the crashed leader's links
+    # both ways once dropped the heartbeat still on its way, and the timers ran from the start instead.)
+    from raftlab.sim.figure16 import _trial
+
+    low = 0.012
+    latency = (0.004, 0.010)  # the heartbeat takes the minimum, 4 ms; the crash comes within 6 ms
+    firsts = [_trial((12, 24), i, 1, latency, 2.0)[1].first_candidate_us for i in range(30)]
+    assert all(first is not None and first >= round((latency[0] + low) * 1e6) for first in firsts), firsts
+    with pytest.raises(ValueError, match="latency"):
+        run_figure16(1, lines=[(150, 155)], latency=(0.0, float("inf")))
+
+
+def test_the_cli_takes_a_delay_range_from_zero_and_refuses_a_negative_or_infinite_one() -> None:
+    from raftlab.cli import main
+
+    for bad in (["-1", "10"], ["1", "inf"]):
+        with pytest.raises(SystemExit):
+            main(["figure16", "--trials", "1", "--latency-ms", *bad])
+    assert main(["figure16", "--trials", "2", "--workers", "1", "--latency-ms", "0", "10.5"]) == 0
