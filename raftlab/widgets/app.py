@@ -23,7 +23,7 @@ from ..machines import Add, KVCommand, KVStore
 from ..core.messages import AppendEntryRequest, AppendEntryResponse
 from ..sim import Frame, NetworkModel, ReadRequest, SimKind, Simulation, Submission, TraceEvent, describe
 from ..sim import recipes
-from ..sim.share import from_shared, share
+from ..sim.share import from_shared, needs_replica_class, share
 from ..sim.transcript import TRANSCRIPTS, Transcript, load_scenario
 from ..viz import GraphView, LogView, TimelineView
 from ..viz.narration import CATEGORIES, category, narration_columns, narration_list
@@ -909,7 +909,11 @@ class RaftLab:
 
     @_callback
     def _on_open_shared(self, button: w.Button) -> None:
-        self._open_shared(self.share_text.value, replica_class=self.sim.replica_class)
+        text = self.share_text.value
+        # The class the text names, unless it is a student's (outside raftlab, never imported): then
+        # this app's own, which from_shared checks is the one named.
+        mine = self._arguments.get("replica_class", self.sim.replica_class)
+        self._open_shared(text, **({"replica_class": mine} if needs_replica_class(text) else {}))
         self._say(f"<b>Open shared run</b>: replayed to step {self.sim.steps} (of {self.sim.history_end}), "
                   f"exactly as shared")
 
