@@ -194,7 +194,10 @@ class History:
         sim.now_us, self.replaying = now_us, True
         try:
             if name == "network":
-                setattr(sim.network, *args)
+                setting, value = args
+                if setting not in ("latency", "drop", "duplicate"):  # (a shared run's text names it)
+                    raise ValueError(f"a network intervention changes latency, drop or duplicate, not {setting!r}")
+                setattr(sim.network, setting, value)
             elif name == "link":
                 sim.network.set_link(*args, **kwargs)
             elif name == "clear_link":

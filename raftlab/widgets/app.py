@@ -23,7 +23,7 @@ from ..machines import Add, KVCommand, KVStore
 from ..core.messages import AppendEntryRequest, AppendEntryResponse
 from ..sim import Frame, NetworkModel, ReadRequest, SimKind, Simulation, Submission, TraceEvent, describe
 from ..sim import recipes
-from ..sim.share import from_shared, share
+from ..sim.share import from_shared, needs_replica_class, share
 from ..sim.transcript import TRANSCRIPTS, Transcript, load_scenario
 from ..viz import GraphView, LogView, TimelineView
 from ..viz.narration import CATEGORIES, category, narration_columns, narration_list
@@ -38,17 +38,48 @@ def notable(event: TraceEvent) -> bool:
         event.kind == EventKind.BECAME_FOLLOWER and event.data.get("was") == "follower")
 
 NOTABLE_LIMIT = 5000  # the most steps "Next notable" takes (it also stops after an election timeout of quiet)
+_NOTABLE_SAID = "<b>Next notable</b>"  # how what it says starts
 
 
-def _quiet(events: list[TraceEvent]) -> str:
-    """What a span without notable events held: "the cluster is stable; heartbeats only", or its messages."""
+def _quiet(frame: Frame, events: list[TraceEvent]) -> str:
+    """What a span without notable events held, as the cluster stands at its end (`frame`): "the cluster
+    is stable; heartbeats only" when it is (a leader, a majority up, nothing waiting to commit, only
+    empty AppendEntries), else what keeps it from moving on (nodes down, no majority, no leader, entries
+    waiting uncommitted) and the messages sent."""
     sent = [e.data["message"] for e in events if e.kind == SimKind.SEND and "message" in e.data]
+    heartbeats = all(isinstance(m, AppendEntryResponse) or (isinstance(m, AppendEntryRequest) and not m.entries)
+                     for m in sent)
+    nodes = {node.id: node for node in frame.nodes}
+    voters = set(frame.voters) or set(nodes)
+    down = sorted(i for i in voters if nodes[i].crashed)
+    up, need = len(voters) - len(down), len(voters) // 2 + 1
+    leader = None if frame.leader is None else nodes[frame.leader]
+    waiting = ""
+    if leader is not None and leader.snapshot_index + len(leader.log) > leader.commit_index:
+        low, high = leader.commit_index + 1, leader.snapshot_index + len(leader.log)
+        waiting = (f"entry {low} waits" if low == high else f"entries {low}-{high} wait") + (
+            f" uncommitted at leader {leader.id}")
+    named = f"node{'s' if len(down) > 1 else ''} {', '.join(map(str, down))} down"
+    if leader is not None and up >= need and not waiting and sent and heartbeats:
+        return "the cluster is stable" + (f" ({named}; a majority up)" if down else "") + "; heartbeats only"
+    parts = []
+    if up < need:
+        parts.append(f"no majority: {named}, {up} of the {len(voters)} voters up and a commit or an election "
+                     f"takes {need}")
+    elif down:
+        parts.append(named)
+    if leader is None:
+        parts.append("no leader")
+    if waiting:
+        parts.append(waiting)
     if not sent:
-        return "nothing was sent: is every node down or cut off?"
-    if all(isinstance(m, AppendEntryResponse) or (isinstance(m, AppendEntryRequest) and not m.entries) for m in sent):
-        return "the cluster is stable; heartbeats only"
-    counts = Counter(type(m).__name__ for m in sent)
-    return "messages: " + ", ".join(f"{name} &times;{n}" for name, n in counts.most_common())
+        parts.append("nothing was sent")
+    elif heartbeats:
+        parts.append("heartbeats only")
+    else:
+        counts = Counter(type(m).__name__ for m in sent)
+        parts.append("messages: " + ", ".join(f"{name} &times;{n}" for name, n in counts.most_common()))
+    return "; ".join(parts)
 
 
 KEYS: dict[str, tuple[str, str]] = {
@@ -108,8 +139,10 @@ class RaftLab:
 
     - time: `play` (Play: each tick takes `speed` steps), `speed` (IntSlider, steps per tick),
       `step_button` ("Step": one event), `back_button` ("Step back": rewind one step),
-      `notable_button` ("Next notable": step until a role change or a commit, at most
-      `NOTABLE_LIMIT` steps), `time_slider` (IntSlider over 0..``sim.history_end``: moving it back
+      `notable_button` ("Next notable": step until a role change or a commit, at most one election
+      timeout of virtual time and `NOTABLE_LIMIT` steps; if nothing notable came, it says what holds the
+      cluster: stable, or nodes down, no majority, no leader, entries uncommitted; with every node down
+      it says so and does not run the clock), `time_slider` (IntSlider over 0..``sim.history_end``: moving it back
       rewinds, forward replays; acting in the past forks a new branch of the history and its max
       shrinks), `branch_picker` (Dropdown of the history's branches, `sim.branches`: when and by which
       action each forked; choosing one switches to it, `sim.switch_branch`, and the slider follows it).
@@ -498,16 +531,31 @@ class RaftLab:
 
     @_callback
     def _on_notable(self, button: w.Button) -> None:
-        trace, start = self.sim.trace, self.sim.now
-        first, patience = len(trace), self.sim.election_timeout[1]  # a stable cluster: say so, do not run on
-        for _ in range(NOTABLE_LIMIT):
-            seen = len(trace)
-            if self.sim.step() is None or any(notable(e) for e in trace.events[seen:]):
-                return
-            if self.sim.now - start >= patience:
-                break
-        self._say(f"<b>Next notable</b>: nothing notable for {self.sim.now - start:.2f} s (no change of role, no "
-                  f"commit): {_quiet(trace.events[first:])}")
+        sim = self.sim
+        if self._said is not None and self._said[1].startswith(_NOTABLE_SAID):
+            self._said = None  # the last press's "nothing notable": stale once this one finds something
+        if all(node.crashed for node in sim.frame().nodes if node.membership != "removed"):
+            self._say(f"{_NOTABLE_SAID}: every node is down, so nothing can happen (no timer runs, no message "
+                      f"is delivered): restart one (Restart, or R)")
+            return
+        trace, start, first = sim.trace, sim.now, len(sim.trace)
+        patience = sim.election_timeout[1]  # a stable cluster: say so, do not run on
+        seen, steps = [first], sim.steps
+
+        def found(s: Simulation) -> bool:
+            events, seen[0] = trace.events[seen[0]:], len(trace)
+            return any(notable(e) for e in events) or s.steps - steps >= NOTABLE_LIMIT
+
+        sim.run_until(found, patience)  # stops at a notable event, or at start + patience exactly
+        if any(notable(e) for e in trace.events[first:]):
+            return
+        waited = sim.now - start
+        if sim.steps - steps >= NOTABLE_LIMIT:
+            self._say(f"{_NOTABLE_SAID}: nothing notable in {NOTABLE_LIMIT} steps ({waited:.3f} s); press again "
+                      f"to go on")
+            return
+        self._say(f"{_NOTABLE_SAID}: nothing notable for {waited:.2f} s, an election timeout (no change of role, "
+                  f"no commit): {_quiet(sim.frame(), trace.events[first:])}")
 
     @_callback
     def _on_time(self, change: dict) -> None:
@@ -909,7 +957,11 @@ class RaftLab:
 
     @_callback
     def _on_open_shared(self, button: w.Button) -> None:
-        self._open_shared(self.share_text.value, replica_class=self.sim.replica_class)
+        text = self.share_text.value
+        # The class the text names, unless it is a student's (outside raftlab, never imported): then
+        # this app's own, which from_shared checks is the one named.
+        mine = self._arguments.get("replica_class", self.sim.replica_class)
+        self._open_shared(text, **({"replica_class": mine} if needs_replica_class(text) else {}))
         self._say(f"<b>Open shared run</b>: replayed to step {self.sim.steps} (of {self.sim.history_end}), "
                   f"exactly as shared")
 

@@ -443,7 +443,7 @@ def test_click_a_node_press_keys_share_and_restore_and_switch_branch(lab_server:
         output.locator(".lm-TabBar-tab, .p-TabBar-tab").filter(has_text="Set-up").first.click()
         _button(output, "Share run").click()
         text_area = output.locator("textarea").first
-        page.wait_for_function("(t) => t.value.startsWith('raftlab-run/1:')", arg=text_area.element_handle(),
+        page.wait_for_function("(t) => t.value.startsWith('raftlab-run/2:')", arg=text_area.element_handle(),
                                timeout=UPDATE_TIMEOUT_MS)
         shared, shared_at = text_area.input_value(), _status_step(output)
         for i in range(1, 4):
