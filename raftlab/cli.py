@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                                                              "source/part_a ... part_d (default ./course; "
                                                              "nothing there is overwritten)")
     app = commands.add_parser("app", help="the RaftLab app alone in the browser, through Voila (no code cells)")
-    app.add_argument("--nodes", type=_positive_int, default=5, help="cluster size (default 5)")
+    app.add_argument("--nodes", type=int, choices=range(1, 10), metavar="{1..9}", default=5,
+                     help="cluster size (default 5; the app shows at most 9)")
     app.add_argument("--seed", type=int, default=1, help="the run's seed (default 1)")
     app.add_argument("--port", type=_positive_int, help="port for Voila (default: its own, 8866 or the next free)")
     app.add_argument("--no-browser", action="store_true", help="do not open a browser")

@@ -202,6 +202,9 @@ class RaftLab:
         if sim is not None and not isinstance(sim, Simulation) and hasattr(sim, "simulation") and hasattr(sim, "lines"):
             self._counterexample, sim = sim, sim.simulation()[0]
         self.sim = sim if sim is not None else Simulation(**simulation_arguments)
+        if self.sim.n > MAX_NODES:
+            raise ValueError(f"n: the app shows at most {MAX_NODES} nodes, not {self.sim.n} (a larger cluster runs "
+                             f"in a Simulation without the app)")
         self._arguments = {k: v for k, v in simulation_arguments.items()
                            if k not in ("n", "seed", "network", *OPTIONS)}
         if sim is not None:

@@ -839,3 +839,14 @@ def test_remove_node_takes_the_selected_node_out_and_refuses_a_non_member() -> N
     assert app.graph_view.node_style[node]["crossed"] and "removed" in app.inspector.value
     app.remove_button.click()
     assert "is not a member" in app.notice.value and app.last_error is None
+
+
+def test_the_app_refuses_more_nodes_than_it_draws() -> None:
+    from raftlab.cli import main
+    from raftlab.widgets.app import MAX_NODES
+
+    with pytest.raises(ValueError, match=f"n: the app shows at most {MAX_NODES} nodes, not 12"):
+        RaftLab(n=12)
+    with pytest.raises(SystemExit):
+        main(["app", "--nodes", "12", "--no-browser"])
+    assert RaftLab(n=MAX_NODES).sim.n == MAX_NODES
