@@ -393,6 +393,26 @@ def _status_step(output) -> int:
     return int(re.search(r"step (\d+) of", text).group(1))
 
 
+def _status_end(output) -> int:
+    """The furthest step of the branch shown, as the status line gives it ("step K of N")."""
+    text = output.locator(".widget-html").filter(has_text=re.compile(r"step \d+ of \d+")).first.inner_text()
+    return int(re.search(r"step \d+ of (\d+)", text).group(1))
+
+
+def _slider_max(output, label: str) -> int:
+    """The maximum of the app's slider labelled `label` (its ARIA value)."""
+    handle = output.locator(".widget-slider").filter(has=output.page.locator(f"label:text-is('{label}')")).locator(
+        "[aria-valuemax]").first
+    return int(float(handle.get_attribute("aria-valuemax")))
+
+
+def _wait_for_end(page, output, want: int) -> None:
+    deadline = time.monotonic() + UPDATE_TIMEOUT_MS / 1000
+    while _status_end(output) != want:
+        assert time.monotonic() < deadline, f"the status shows the end {_status_end(output)}, not {want}"
+        page.wait_for_timeout(100)
+
+
 def _wait_for_status(page, output, want: int) -> None:
     deadline = time.monotonic() + UPDATE_TIMEOUT_MS / 1000
     while _status_step(output) != want:
@@ -470,9 +490,12 @@ def test_click_a_node_press_keys_share_and_restore_and_switch_branch(lab_server:
         page.wait_for_function("(s) => s.options.length === 2", arg=branch.element_handle(),
                                timeout=UPDATE_TIMEOUT_MS)
         assert _selected_text(branch).startswith("branch 1: crash(3)")
+        _wait_for_end(page, output, shared_at)  # the new branch ends where it forked, so far
         branch.select_option(index=0)
         output.get_by_text("where it parts from the branch shown before").first.wait_for(timeout=UPDATE_TIMEOUT_MS)
         assert _selected_text(branch).startswith("branch 0")
+        _wait_for_end(page, output, shared_at + 2)  # the old future, kept: the status and the slider follow it
+        assert _slider_max(output, "step") == shared_at + 2
         _no_errors_in_notebook(page)
         output.screenshot(path=str(SCREENSHOTS / "branch_switch.png"))
     except BaseException:
