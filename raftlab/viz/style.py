@@ -188,13 +188,14 @@ def new_figure(figsize: tuple[float, float], dpi: float) -> tuple[Figure, Figure
 
 
 def encode_png(rgba: np.ndarray, level: int = 1) -> bytes:
-    """PNG bytes of an (h, w, 4) uint8 image, opaque (its alpha is dropped): no row filter and light
-    zlib compression, which is twice as fast as PIL's encoder here and as small as its level 1."""
+    """PNG bytes of an (h, w, 4) uint8 image, kept RGBA (the figures are opaque: their alpha is 255):
+    no row filter and light zlib compression, which is twice as fast as PIL's encoder here and as small
+    as its level 1. (Dropping the alpha costs a strided copy slower than compressing the fourth byte.)"""
     height, width = rgba.shape[:2]
-    raw = np.empty((height, 1 + 3 * width), np.uint8)
+    raw = np.empty((height, 1 + 4 * width), np.uint8)
     raw[:, 0] = 0  # filter type: none
-    raw[:, 1:] = rgba[:, :, :3].reshape(height, 3 * width)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    raw[:, 1:] = rgba.reshape(height, 4 * width)
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8-bit RGBA
     body = zlib.compress(raw.tobytes(), level)
     return b"".join((b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", header), _chunk(b"IDAT", body),
                      _chunk(b"IEND", b"")))

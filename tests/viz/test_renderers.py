@@ -730,3 +730,25 @@ def test_the_graph_grows_from_3_to_5_nodes_in_place_without_leaking_artists() ->
     assert artists(view.figure) == counts[0] - per_node
     view.update(membership_sim().frame())
     assert artists(view.figure) == counts[-1]
+
+
+def test_the_png_encoder_round_trips_and_the_views_are_opaque() -> None:
+    import io
+
+    import matplotlib.image
+    import numpy as np
+
+    from raftlab.viz import GraphView, LogView, TimelineView
+    from raftlab.viz.style import encode_png
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (7, 5, 4), dtype=np.uint8)
+    decoded = matplotlib.image.imread(io.BytesIO(encode_png(image)), format="png")
+    assert decoded.shape == (7, 5, 4) and np.array_equal(np.round(decoded * 255).astype(np.uint8), image)
+    sim = Simulation(5, 1)
+    sim.run(1.0)
+    frame = sim.frame()
+    for view in (GraphView(), LogView(), TimelineView()):
+        view.update(frame) if not isinstance(view, TimelineView) else view.update(frame, sim.trace)
+        pixels = matplotlib.image.imread(io.BytesIO(view.png()), format="png")
+        assert pixels.shape[2] == 4 and pixels[:, :, 3].min() == 1.0, type(view).__name__  # (RGBA, opaque)
