@@ -93,6 +93,8 @@ class InvariantChecker:
         self.high = 0  # the highest index any node knew committed
         self.snapshots: _Shared = _Shared()  # node -> the snapshot of its log when last checked
         self.digests: dict[int, tuple[str, str]] = {}  # snapshot index -> (digest of the state there, whose)
+        self.seen: dict[int, tuple] = {}  # node -> what `check` last found: (term, commit, role, last index,
+        # last entry, snapshot); while these stay the same, nothing the checks read has changed
         self.sim: Simulation | None = None
         self.pending: InvariantViolation | None = None  # seen inside a replica's call, raised after it
 
@@ -115,6 +117,7 @@ class InvariantChecker:
         """A node restarted: its volatile commit index starts again."""
         self.commits.pop(node, None)
         self.tails.pop(node, None)
+        self.seen.pop(node, None)
 
     def on_apply(self, node: int, index: int, transition_id: Hashable, previous: int) -> None:
         """State Machine Safety: one transition per index on every node, each index applied once; at
@@ -136,18 +139,22 @@ class InvariantChecker:
     def check(self, node: int, replica: Any) -> None:
         """Check what may have changed on `node` (a live replica) in the last step."""
         term, log = replica.current_term, replica.log
+        last, snapshot = log.last_index, log.snapshot
+        top = log.entry(last) if last > log.base_index else None
+        commit, role, seen = replica.commit_index, replica.role, self.seen.get(node)
+        if (seen is not None and seen[4] is top and seen[5] is snapshot and seen[0] == term and seen[1] == commit
+                and seen[2] is role and seen[3] == last):
+            return  # unchanged since it passed (what the others did since cannot make it fail)
         if term < self.terms.get(node, 0):
             self.fail("Monotonic term", f"node {node}'s term went from {self.terms[node]} back to {term}")
         self.terms[node] = term
-        commit = replica.commit_index
         if commit < self.commits.get(node, 0):
             self.fail("Monotonic commit index", f"node {node}'s commit index went from {self.commits[node]} "
                                                 f"back to {commit}")
         self.commits[node] = commit
         if commit > self.high:
             self.high = commit
-        last, base = log.last_index, log.base_index
-        top = log.entry(last) if last > base else None
+        base = log.base_index
         known = self.committed.get(term)
         if commit > (known[0] if known else 0) and commit >= base:
             self.committed[term] = (commit, log.term_at(commit))
@@ -177,11 +184,11 @@ class InvariantChecker:
             self.fail("Configuration Safety", f"leader {node} of term {term} holds two uncommitted configuration "
                                               f"changes, entries {configs[-2]} and {configs[-1]} (the highest index "
                                               f"known committed is {self.high}): MC-ONE allows one at a time")
-        snapshot = log.snapshot
         if snapshot is not self.snapshots.get(node):
             self.snapshots[node] = snapshot
             if snapshot is not None:
                 self._snapshot(node, replica, snapshot)  # State Machine Safety, on the states
+        self.seen[node] = (term, commit, role, last, top, snapshot)
 
     def _new_entries(self, node: int, log: Any, held: _Held, last: int, base: int) -> None:
         """Log Matching on every entry of `node`'s log that is not the very entry it held at that index

@@ -32,6 +32,7 @@ from .submission import ReadRequest, Submission
 from .trace import SIM, SimKind, Trace, TraceEvent
 
 _DELIVER, _TIMER = 0, 1  # (and faults._RESUME = 2)
+_new = tuple.__new__  # makes a named tuple from a tuple of its fields, without its __new__'s Python call
 _US = 1_000_000
 
 
@@ -191,11 +192,14 @@ class Simulation(Faults, Control, Membership):
     def step(self, until: float = math.inf) -> TraceEvent | None:
         """Take one step: deliver the next message or fire the next timer, if that happens no later
         than `until` (virtual seconds). Returns its trace event, or None if nothing happens by then."""
+        return self._step(math.inf if until == math.inf else _us(until))
+
+    def _step(self, limit: float) -> TraceEvent | None:
+        """`step`, no later than `limit` (virtual microseconds)."""
         history = self.history
         if history.future or self.steps >= history.next_checkpoint:
             history.before_step()  # replay a rewound history's interventions, take a checkpoint
-        queue, limit = self._queue, math.inf if until == math.inf else _us(until)
-        paused = self._paused
+        queue, paused = self._queue, self._paused
         while queue and queue[0][0] <= limit:
             time, _, kind, a, b = heapq.heappop(queue)
             if kind == _TIMER:
@@ -230,14 +234,20 @@ class Simulation(Faults, Control, Membership):
 
     def run(self, seconds: float) -> int:
         """Advance virtual time by `seconds`; returns the number of steps taken."""
-        return self.run_until(lambda s: False, seconds)
+        end, start = self.now_us + _us(seconds), self.steps
+        limit = _us(end / _US)  # (as `step(end / _US)` has it, to the microsecond)
+        while self._step(limit) is not None:
+            pass
+        self.now_us = max(self.now_us, end)
+        return self.steps - start
 
     def run_until(self, predicate: Callable[[Simulation], bool], timeout: float = 10.0) -> int:
         """Step until `predicate(sim)` is true or `timeout` virtual seconds have passed. Returns the
         steps taken; check `predicate` yourself afterwards to tell which happened."""
         end, start = self.now_us + _us(timeout), self.steps
+        limit = _us(end / _US)
         while not predicate(self):
-            if self.step(end / _US) is None:
+            if self._step(limit) is None:
                 self.now_us = max(self.now_us, end)
                 break
         return self.steps - start
@@ -327,11 +337,14 @@ class Simulation(Faults, Control, Membership):
             self.checker.restarted(node)
         rng = random.Random(f"timers/{self.seed}/{node}/{incarnation}")
         peers, learner = self._boot_args[node]
-        self._replicas[node] = self.replica_class(
+        replica = self._replicas[node] = self.replica_class(
             node, list(peers), cluster, tap, self.noop, self.heartbeat_timeout, self.election_timeout,
             self.snapshot_delta, storage=self._storages[node], rng=rng, clock=partial(self.local_time, node),
             observer=self._observe if self.record_trace else None, **({"learner": True} if learner else {}),
             **self.options)
+        # Every message it receives was sent by a replica of the same class, here: the core's are well
+        # formed, so the core need not check their form (`Replica.trusted_input`); any other class's are checked.
+        replica.trusted_input = self.replica_class is Replica
         self._after(node)
 
     def _halt(self, node: int, kind: str, **data: Any) -> None:
@@ -381,9 +394,11 @@ class Simulation(Faults, Control, Membership):
         replica = self._replicas[node]
         if replica is None:
             return
-        if self.checker is not None:
-            self.checker.raise_pending()
-            self.checker.check(node, replica)
+        checker = self.checker
+        if checker is not None:
+            if checker.pending is not None:
+                raise checker.pending
+            checker.check(node, replica)
         if replica.commit_index >= replica.config_index > self._committed_at:  # a newer configuration committed
             self._configuration_committed(replica)
             if self._replicas[node] is None:
@@ -422,7 +437,7 @@ class Simulation(Faults, Control, Membership):
         copies = 1 + (duplicate > 0 and rng.random() < duplicate)
         for k in range(copies):
             self._message_ids += 1
-            arrives = self.now_us + _us(rng.uniform(low, high))
+            arrives = self.now_us + _us(low + (high - low) * rng.random())  # (rng.uniform(low, high), inlined)
             flight = InFlight(self._message_ids, source, destination, message, self.now_us, arrives, k > 0)
             if why is not None:
                 self._lost(flight, why)
@@ -472,13 +487,12 @@ class Simulation(Faults, Control, Membership):
                             id=flight.id, why=why)
 
     def _record(self, kind: str, node: int | None, rule: str, **data: Any) -> TraceEvent:
-        event = TraceEvent(self.steps, self.now_us, kind, node, rule, data)
+        event = _new(TraceEvent, (self.steps, self.now_us, kind, node, rule, data))
         if self.record_trace:
             self.trace.events.append(event)
         return event
 
     def _observe(self, event: Event) -> None:
-        data = dict(event.details)
-        data["term"] = event.term
-        self.trace.events.append(TraceEvent(self.steps, self.now_us, event.kind, event.node, event.rule, data))
+        data = {**event.details, "term": event.term}
+        self.trace.events.append(_new(TraceEvent, (self.steps, self.now_us, event.kind, event.node, event.rule, data)))
 
