@@ -14,6 +14,7 @@ number of log entries applied, and a synchronous publish/subscribe of `MachineEv
 
 from __future__ import annotations
 
+import copy
 import reprlib
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -52,6 +53,8 @@ class MachineEvent:
 
 
 Subscriber = Callable[[MachineEvent], None]
+
+_PLAIN = frozenset({type(None), bool, int, float, str})  # values a copy may share
 
 
 class ObservableStateMachine(Generic[T, D]):
@@ -172,6 +175,21 @@ class ObservableStateMachine(Generic[T, D]):
         self.applied_index = self.snapshot_index = snapshot.last_included_index
         if self._subscribers:
             self._publish("snapshot_set", None, None, None, snapshot.last_included_index)
+
+    def __deepcopy__(self, memo: dict) -> Any:
+        """A deep copy (a simulator's checkpoint) that shares what cannot change: transition ids (hashable),
+        registered states and results that are plain values (None, bool, int, float, str)."""
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in vars(self).items():
+            if name == "states":
+                value = dict(value)
+            elif name == "results":
+                value = {k: v if type(v) in _PLAIN else copy.deepcopy(v, memo) for k, v in value.items()}
+            else:
+                value = copy.deepcopy(value, memo)
+            object.__setattr__(clone, name, value)
+        return clone
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self._describe()}, applied_index={self.applied_index}, "

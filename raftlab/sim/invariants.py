@@ -34,6 +34,7 @@ configuration entries applied like any other entry (their ids checked, the state
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,10 @@ class _Shared(dict):
         return _Shared(self)
 
 
+_OF_VALUES = frozenset({"leaders", "entries", "applied", "committed", "terms", "commits", "tails", "digests", "seen"})
+"""The `InvariantChecker` attributes that map immutable keys to immutable values."""
+
+
 class InvariantChecker:
     """Checks Election Safety, Leader Append-Only, Log Matching, Leader Completeness, State Machine
     Safety (transitions and, at snapshot indices, states), Configuration Safety, and that terms and
@@ -97,6 +102,23 @@ class InvariantChecker:
         # last entry, snapshot); while these stay the same, nothing the checks read has changed
         self.sim: Simulation | None = None
         self.pending: InvariantViolation | None = None  # seen inside a replica's call, raised after it
+
+    def __deepcopy__(self, memo: dict) -> InvariantChecker:
+        """A copy for a checkpoint: what it records is made of immutable values (ids, terms, indices,
+        entries, snapshots, digests), so the copy shares them and copies their containers only."""
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in vars(self).items():
+            if name in _OF_VALUES:
+                value = dict(value)
+            elif name == "held":
+                value = {node: _Held(held) for node, held in value.items()}
+            elif name == "configs":
+                value = {node: list(indices) for node, indices in value.items()}
+            elif name != "pending":  # (a violation seen is kept as it is)
+                value = copy.deepcopy(value, memo)
+            setattr(clone, name, value)
+        return clone
 
     def fail(self, prop: str, detail: str, *, later: bool = False) -> None:
         """Raise the violation (or, `later`, keep it for `raise_pending`: a violation seen inside a
@@ -199,19 +221,20 @@ class InvariantChecker:
             del held[last:]
         entries = self.entries
         index, found = last, []
-        while index > base:
-            entry: LogEntry = log.entry(index)
+        entry: LogEntry | None = log.entry(index) if index > base else None
+        while entry is not None:
             if held[index - 1] is entry:
                 break  # held at the last check, and so were the entries before it
             held[index - 1] = entry
             if type(entry.transition) is Configuration:
                 found.append(index)
-            key, value = (index, entry.term), (_id(entry.transition), log.term_at(index - 1))
-            seen = entries.setdefault(key, value)
+            below = log.entry(index - 1) if index - 1 > base else None  # (its term is the previous term)
+            value = (_id(entry.transition), log.base_term if below is None else below.term)
+            seen = entries.setdefault((index, entry.term), value)
             if seen != value:
                 self.fail("Log Matching", f"node {node} holds index {index} of term {entry.term} as "
                                           f"{value}, another log holds it as {seen} (transition, previous term)")
-            index -= 1
+            index, entry = index - 1, below
         configs = self.configs.setdefault(node, [])
         while configs and configs[-1] > index:
             configs.pop()  # replaced or truncated
