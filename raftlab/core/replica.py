@@ -20,7 +20,7 @@ from enum import Enum
 from typing import Any, Generic, TypeVar, cast
 
 from .events import Event, EventKind
-from .interfaces import Cluster, ReadState, StateMachine, TransitionState, transition_id
+from .interfaces import Cluster, ReadState, StateMachine, TransitionState
 from .log import Log
 from .messages import (
     AppendEntryRequest, AppendEntryResponse, Configuration, InstallSnapshotRequest, InstallSnapshotResponse, LogEntry,
@@ -1064,7 +1064,7 @@ class Replica(Generic[T, D]):
 
     def report(self, transition: Any, state: TransitionState) -> None:
         """Tell the state machine the new state of `transition` (Little Raft's register_transition_state)."""
-        self.state_machine.register_transition_state(transition_id(transition), state)
+        self.state_machine.register_transition_state(transition.get_id(), state)  # (its `transition_id`)
 
     def drop(self, reason: str) -> None:
         """Drop a received message for `reason` (its kind before any colon is counted in `stats`)."""

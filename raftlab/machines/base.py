@@ -150,6 +150,8 @@ class ObservableStateMachine(Generic[T, D]):
 
     def get_pending_transitions(self) -> list[T]:
         """The submitted transitions not taken yet, oldest first; each is returned only once."""
+        if not self._pending:
+            return []  # (one submitted meanwhile, from another thread, is taken next time)
         pending, pop = [], self._pending.popleft
         while True:
             try:
