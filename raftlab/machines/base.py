@@ -19,6 +19,7 @@ import reprlib
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ..core.interfaces import TransitionState, transition_id
@@ -57,6 +58,17 @@ Subscriber = Callable[[MachineEvent], None]
 _PLAIN = frozenset({type(None), bool, int, float, str})  # values a copy may share
 
 
+class _ById(dict):
+    """A dict keyed by transition id (`results`, `states`): a deep copy (a simulator's checkpoint) shares
+    the ids, which are hashable, and the values that are plain (None, bool, int, float, str, enum members)."""
+
+    def __deepcopy__(self, memo: dict) -> _ById:
+        clone = memo[id(self)] = _ById()
+        clone.update((k, v if type(v) in _PLAIN or isinstance(v, Enum) else copy.deepcopy(v, memo))
+                     for k, v in self.items())
+        return clone
+
+
 class ObservableStateMachine(Generic[T, D]):
     """A `StateMachine` that records results and transition states, and publishes `MachineEvent`s.
 
@@ -78,8 +90,8 @@ class ObservableStateMachine(Generic[T, D]):
     NOOP: ClassVar[Any] = None  # the subclass's no-op transition (a Replica's noop_transition)
 
     def __init__(self) -> None:
-        self.results: dict[Hashable, Any] = {}
-        self.states: dict[Hashable, TransitionState] = {}
+        self.results: dict[Hashable, Any] = _ById()
+        self.states: dict[Hashable, TransitionState] = _ById()
         self.applied_index = 0
         self.snapshot_index = 0
         self._pending: deque[T] = deque()
@@ -177,21 +189,6 @@ class ObservableStateMachine(Generic[T, D]):
         self.applied_index = self.snapshot_index = snapshot.last_included_index
         if self._subscribers:
             self._publish("snapshot_set", None, None, None, snapshot.last_included_index)
-
-    def __deepcopy__(self, memo: dict) -> Any:
-        """A deep copy (a simulator's checkpoint) that shares what cannot change: transition ids (hashable),
-        registered states and results that are plain values (None, bool, int, float, str)."""
-        clone = object.__new__(type(self))
-        memo[id(self)] = clone
-        for name, value in vars(self).items():
-            if name == "states":
-                value = dict(value)
-            elif name == "results":
-                value = {k: v if type(v) in _PLAIN else copy.deepcopy(v, memo) for k, v in value.items()}
-            else:
-                value = copy.deepcopy(value, memo)
-            object.__setattr__(clone, name, value)
-        return clone
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self._describe()}, applied_index={self.applied_index}, "
