@@ -14,10 +14,12 @@ number of log entries applied, and a synchronous publish/subscribe of `MachineEv
 
 from __future__ import annotations
 
+import copy
 import reprlib
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ..core.interfaces import TransitionState, transition_id
@@ -53,6 +55,19 @@ class MachineEvent:
 
 Subscriber = Callable[[MachineEvent], None]
 
+_PLAIN = frozenset({type(None), bool, int, float, str})  # values a copy may share
+
+
+class _ById(dict):
+    """A dict keyed by transition id (`results`, `states`): a deep copy (a simulator's checkpoint) shares
+    the ids, which are hashable, and the values that are plain (None, bool, int, float, str, enum members)."""
+
+    def __deepcopy__(self, memo: dict) -> _ById:
+        clone = memo[id(self)] = _ById()
+        clone.update((k, v if type(v) in _PLAIN or isinstance(v, Enum) else copy.deepcopy(v, memo))
+                     for k, v in self.items())
+        return clone
+
 
 class ObservableStateMachine(Generic[T, D]):
     """A `StateMachine` that records results and transition states, and publishes `MachineEvent`s.
@@ -75,8 +90,8 @@ class ObservableStateMachine(Generic[T, D]):
     NOOP: ClassVar[Any] = None  # the subclass's no-op transition (a Replica's noop_transition)
 
     def __init__(self) -> None:
-        self.results: dict[Hashable, Any] = {}
-        self.states: dict[Hashable, TransitionState] = {}
+        self.results: dict[Hashable, Any] = _ById()
+        self.states: dict[Hashable, TransitionState] = _ById()
         self.applied_index = 0
         self.snapshot_index = 0
         self._pending: deque[T] = deque()
@@ -147,6 +162,8 @@ class ObservableStateMachine(Generic[T, D]):
 
     def get_pending_transitions(self) -> list[T]:
         """The submitted transitions not taken yet, oldest first; each is returned only once."""
+        if not self._pending:
+            return []  # (one submitted meanwhile, from another thread, is taken next time)
         pending, pop = [], self._pending.popleft
         while True:
             try:

@@ -34,6 +34,7 @@ configuration entries applied like any other entry (their ids checked, the state
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,10 @@ class _Shared(dict):
         return _Shared(self)
 
 
+_OF_VALUES = frozenset({"leaders", "entries", "applied", "committed", "terms", "commits", "tails", "digests", "seen"})
+"""The `InvariantChecker` attributes that map immutable keys to immutable values."""
+
+
 class InvariantChecker:
     """Checks Election Safety, Leader Append-Only, Log Matching, Leader Completeness, State Machine
     Safety (transitions and, at snapshot indices, states), Configuration Safety, and that terms and
@@ -93,8 +98,27 @@ class InvariantChecker:
         self.high = 0  # the highest index any node knew committed
         self.snapshots: _Shared = _Shared()  # node -> the snapshot of its log when last checked
         self.digests: dict[int, tuple[str, str]] = {}  # snapshot index -> (digest of the state there, whose)
+        self.seen: dict[int, tuple] = {}  # node -> what `check` last found: (term, commit, role, last index,
+        # last entry, snapshot); while these stay the same, nothing the checks read has changed
         self.sim: Simulation | None = None
         self.pending: InvariantViolation | None = None  # seen inside a replica's call, raised after it
+
+    def __deepcopy__(self, memo: dict) -> InvariantChecker:
+        """A copy for a checkpoint: what it records is made of immutable values (ids, terms, indices,
+        entries, snapshots, digests), so the copy shares them and copies their containers only."""
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in vars(self).items():
+            if name in _OF_VALUES:
+                value = dict(value)
+            elif name == "held":
+                value = {node: _Held(held) for node, held in value.items()}
+            elif name == "configs":
+                value = {node: list(indices) for node, indices in value.items()}
+            elif name != "pending":  # (a violation seen is kept as it is)
+                value = copy.deepcopy(value, memo)
+            setattr(clone, name, value)
+        return clone
 
     def fail(self, prop: str, detail: str, *, later: bool = False) -> None:
         """Raise the violation (or, `later`, keep it for `raise_pending`: a violation seen inside a
@@ -115,6 +139,7 @@ class InvariantChecker:
         """A node restarted: its volatile commit index starts again."""
         self.commits.pop(node, None)
         self.tails.pop(node, None)
+        self.seen.pop(node, None)
 
     def on_apply(self, node: int, index: int, transition_id: Hashable, previous: int) -> None:
         """State Machine Safety: one transition per index on every node, each index applied once; at
@@ -136,18 +161,22 @@ class InvariantChecker:
     def check(self, node: int, replica: Any) -> None:
         """Check what may have changed on `node` (a live replica) in the last step."""
         term, log = replica.current_term, replica.log
+        last, snapshot = log.last_index, log.snapshot
+        top = log.entry(last) if last > log.base_index else None
+        commit, role, seen = replica.commit_index, replica.role, self.seen.get(node)
+        if (seen is not None and seen[4] is top and seen[5] is snapshot and seen[0] == term and seen[1] == commit
+                and seen[2] is role and seen[3] == last):
+            return  # unchanged since it passed (what the others did since cannot make it fail)
         if term < self.terms.get(node, 0):
             self.fail("Monotonic term", f"node {node}'s term went from {self.terms[node]} back to {term}")
         self.terms[node] = term
-        commit = replica.commit_index
         if commit < self.commits.get(node, 0):
             self.fail("Monotonic commit index", f"node {node}'s commit index went from {self.commits[node]} "
                                                 f"back to {commit}")
         self.commits[node] = commit
         if commit > self.high:
             self.high = commit
-        last, base = log.last_index, log.base_index
-        top = log.entry(last) if last > base else None
+        base = log.base_index
         known = self.committed.get(term)
         if commit > (known[0] if known else 0) and commit >= base:
             self.committed[term] = (commit, log.term_at(commit))
@@ -177,11 +206,11 @@ class InvariantChecker:
             self.fail("Configuration Safety", f"leader {node} of term {term} holds two uncommitted configuration "
                                               f"changes, entries {configs[-2]} and {configs[-1]} (the highest index "
                                               f"known committed is {self.high}): MC-ONE allows one at a time")
-        snapshot = log.snapshot
         if snapshot is not self.snapshots.get(node):
             self.snapshots[node] = snapshot
             if snapshot is not None:
                 self._snapshot(node, replica, snapshot)  # State Machine Safety, on the states
+        self.seen[node] = (term, commit, role, last, top, snapshot)
 
     def _new_entries(self, node: int, log: Any, held: _Held, last: int, base: int) -> None:
         """Log Matching on every entry of `node`'s log that is not the very entry it held at that index
@@ -192,19 +221,20 @@ class InvariantChecker:
             del held[last:]
         entries = self.entries
         index, found = last, []
-        while index > base:
-            entry: LogEntry = log.entry(index)
+        entry: LogEntry | None = log.entry(index) if index > base else None
+        while entry is not None:
             if held[index - 1] is entry:
                 break  # held at the last check, and so were the entries before it
             held[index - 1] = entry
             if type(entry.transition) is Configuration:
                 found.append(index)
-            key, value = (index, entry.term), (_id(entry.transition), log.term_at(index - 1))
-            seen = entries.setdefault(key, value)
+            below = log.entry(index - 1) if index - 1 > base else None  # (its term is the previous term)
+            value = (_id(entry.transition), log.base_term if below is None else below.term)
+            seen = entries.setdefault((index, entry.term), value)
             if seen != value:
                 self.fail("Log Matching", f"node {node} holds index {index} of term {entry.term} as "
                                           f"{value}, another log holds it as {seen} (transition, previous term)")
-            index -= 1
+            index, entry = index - 1, below
         configs = self.configs.setdefault(node, [])
         while configs and configs[-1] > index:
             configs.pop()  # replaced or truncated

@@ -11,7 +11,8 @@ from .trace import SIM, SimKind
 if TYPE_CHECKING:
     from .simulation import Simulation
 
-_CONFIG = ("configuration",)  # how a `Configuration`'s transition id starts
+_CONFIG = "configuration"  # how a `Configuration`'s transition id starts
+_US = 1_000_000
 
 
 class SimCluster:
@@ -21,7 +22,7 @@ class SimCluster:
 
     def __init__(self, sim: Simulation, node: int) -> None:
         self.sim, self.node = sim, node
-        self.inbox: list[Message] = []  # filled by the simulation on delivery
+        self.inbox: list[Message] = []  # (empty: the simulation hands each message it delivers to `Replica.step`)
         self.leader: int | None = None  # the leader this node knows
 
     def send_message(self, to_id: int, message: Message) -> None:
@@ -62,10 +63,11 @@ class MachineTap:
     def register_transition_state(self, transition_id: Hashable, state: TransitionState) -> None:
         self.machine.register_transition_state(transition_id, state)
         sim = self.sim
-        if state is TransitionState.APPLIED and type(transition_id) is tuple and transition_id[:1] == _CONFIG:
+        if (state is TransitionState.APPLIED and type(transition_id) is tuple and transition_id
+                and transition_id[0] == _CONFIG):
             self._applied_configuration(transition_id)
         handle = sim.submissions.get(transition_id)
-        if handle is not None and handle.track(self.node, state, self.applied_index, sim.now):
+        if handle is not None and handle.track(self.node, state, self.applied_index, sim.now_us / _US):
             if state is TransitionState.APPLIED:
                 handle.result = getattr(self.machine, "results", {}).get(transition_id)
             sim._record(SimKind.CLIENT_REPLY, self.node, SIM, transition=repr(handle.transition), state=state.value)

@@ -32,6 +32,7 @@ from .submission import ReadRequest, Submission
 from .trace import SIM, SimKind, Trace, TraceEvent
 
 _DELIVER, _TIMER = 0, 1  # (and faults._RESUME = 2)
+_new = tuple.__new__  # makes a named tuple from a tuple of its fields, without its __new__'s Python call
 _US = 1_000_000
 
 
@@ -205,13 +206,14 @@ class Simulation(Faults, Control, Membership):
                 self._timers[a] = math.inf
                 if paused and a in paused:
                     continue  # a paused process's timers do not fire: re-armed when it resumes
-                if replica.next_deadline > self.local_time(a, time) + 1e-9:
+                local = self.local_time(a, time)
+                if replica.next_deadline > local + 1e-9:
                     self._arm(a, replica)  # the deadline moved later since: no event, wait for it
                     continue
                 self._advance(time)
                 which = "heartbeat" if replica.role is Role.LEADER else "election"
                 event = self._record(SimKind.TIMER, a, SIM, which=which)
-                replica.tick(max(self.local_time(a, time), replica.next_deadline))
+                replica.tick(max(local, replica.next_deadline))
                 self._after(a)
                 return event
             if kind == _RESUME:
@@ -230,14 +232,20 @@ class Simulation(Faults, Control, Membership):
 
     def run(self, seconds: float) -> int:
         """Advance virtual time by `seconds`; returns the number of steps taken."""
-        return self.run_until(lambda s: False, seconds)
+        end, start = self.now_us + _us(seconds), self.steps
+        until = end / _US
+        while self.step(until) is not None:  # (`step`, which a subclass may extend: a grader's event budget)
+            pass
+        self.now_us = max(self.now_us, end)
+        return self.steps - start
 
     def run_until(self, predicate: Callable[[Simulation], bool], timeout: float = 10.0) -> int:
         """Step until `predicate(sim)` is true or `timeout` virtual seconds have passed. Returns the
         steps taken; check `predicate` yourself afterwards to tell which happened."""
         end, start = self.now_us + _us(timeout), self.steps
+        until = end / _US
         while not predicate(self):
-            if self.step(end / _US) is None:
+            if self.step(until) is None:
                 self.now_us = max(self.now_us, end)
                 break
         return self.steps - start
@@ -327,11 +335,14 @@ class Simulation(Faults, Control, Membership):
             self.checker.restarted(node)
         rng = random.Random(f"timers/{self.seed}/{node}/{incarnation}")
         peers, learner = self._boot_args[node]
-        self._replicas[node] = self.replica_class(
+        replica = self._replicas[node] = self.replica_class(
             node, list(peers), cluster, tap, self.noop, self.heartbeat_timeout, self.election_timeout,
             self.snapshot_delta, storage=self._storages[node], rng=rng, clock=partial(self.local_time, node),
             observer=self._observe if self.record_trace else None, **({"learner": True} if learner else {}),
             **self.options)
+        # Every message it receives was sent by a replica of the same class, here: the core's are well
+        # formed, so the core need not check their form (`Replica.trusted_input`); any other class's are checked.
+        replica.trusted_input = self.replica_class is Replica
         self._after(node)
 
     def _halt(self, node: int, kind: str, **data: Any) -> None:
@@ -381,9 +392,11 @@ class Simulation(Faults, Control, Membership):
         replica = self._replicas[node]
         if replica is None:
             return
-        if self.checker is not None:
-            self.checker.raise_pending()
-            self.checker.check(node, replica)
+        checker = self.checker
+        if checker is not None:
+            if checker.pending is not None:
+                raise checker.pending
+            checker.check(node, replica)
         if replica.commit_index >= replica.config_index > self._committed_at:  # a newer configuration committed
             self._configuration_committed(replica)
             if self._replicas[node] is None:
@@ -395,35 +408,41 @@ class Simulation(Faults, Control, Membership):
         deadline = replica.next_deadline
         if deadline == math.inf:
             return
-        when = max(math.ceil(self.virtual_us(node, deadline) - 1e-6), self.now_us)
+        when = math.ceil((deadline * _US if node not in self._clocks else self.virtual_us(node, deadline)) - 1e-6)
+        if when < self.now_us:
+            when = self.now_us
         if when < self._timers[node]:
             self._timers[node] = when
             self._seq += 1
             heapq.heappush(self._queue, (when, self._seq, _TIMER, node, self._incarnation[node]))
 
     def _send(self, source: int, destination: int, message: Message) -> None:
-        kind = type(message).__name__
-        self.counters["messages"][kind] += 1
-        self.counters["bytes"][kind] += wire_size(message)
+        kind, counters, now = type(message).__name__, self.counters, self.now_us
+        counters["messages"][kind] += 1
+        counters["bytes"][kind] += wire_size(message)
         if self.record_trace:
-            self._record(SimKind.SEND, source, SIM, to=destination, message=message, id=self._message_ids + 1)
+            self.trace.events.append(_new(TraceEvent, (self.steps, now, SimKind.SEND, source, SIM, {
+                "to": destination, "message": message, "id": self._message_ids + 1})))  # (`_record`, inlined)
         if destination not in self._incarnation:
             return
-        low, high, drop, duplicate = self.network.params(source, destination)
-        rng, link = self._rng, (source, destination)
+        network, rng = self.network, self._rng
+        if network.links:
+            low, high, drop, duplicate = network.params(source, destination)
+        else:
+            (low, high), drop, duplicate = network.latency, network.drop, network.duplicate
         why = None
-        if link in self._cut:
+        if self._cut and (source, destination) in self._cut:
             why = "the link is cut"
-        elif self._drop_next and self._drop_next.get(link, 0) > 0:
-            self._drop_next[link] -= 1
+        elif self._drop_next and self._drop_next.get((source, destination), 0) > 0:
+            self._drop_next[(source, destination)] -= 1
             why = "it was chosen to be dropped"
         elif drop and rng.random() < drop:
             why = "the network lost it"
         copies = 1 + (duplicate > 0 and rng.random() < duplicate)
         for k in range(copies):
             self._message_ids += 1
-            arrives = self.now_us + _us(rng.uniform(low, high))
-            flight = InFlight(self._message_ids, source, destination, message, self.now_us, arrives, k > 0)
+            arrives = now + _us(low + (high - low) * rng.random())  # (rng.uniform(low, high), inlined)
+            flight = _new(InFlight, (self._message_ids, source, destination, message, now, arrives, k > 0))
             if why is not None:
                 self._lost(flight, why)
                 return
@@ -458,11 +477,10 @@ class Simulation(Faults, Control, Membership):
         replica = self._replicas[dst]
         if replica is None or incarnation != self._incarnation[dst]:
             return self._lost(flight, "its receiver crashed")
-        if (flight.source, dst) in self._cut:
+        if self._cut and (flight.source, dst) in self._cut:
             return self._lost(flight, "the link was cut while it travelled")
         event = self._record(SimKind.DELIVER, flight.source, SIM, to=dst, message=flight.message, id=flight.id)
-        self._clusters[dst].inbox.append(flight.message)
-        replica.process_messages()
+        replica.step(flight.message)  # (the input for one message: `process_messages` would take it from the inbox)
         self._after(dst)
         return event
 
@@ -472,13 +490,12 @@ class Simulation(Faults, Control, Membership):
                             id=flight.id, why=why)
 
     def _record(self, kind: str, node: int | None, rule: str, **data: Any) -> TraceEvent:
-        event = TraceEvent(self.steps, self.now_us, kind, node, rule, data)
+        event = _new(TraceEvent, (self.steps, self.now_us, kind, node, rule, data))
         if self.record_trace:
             self.trace.events.append(event)
         return event
 
     def _observe(self, event: Event) -> None:
-        data = dict(event.details)
-        data["term"] = event.term
-        self.trace.events.append(TraceEvent(self.steps, self.now_us, event.kind, event.node, event.rule, data))
+        data = {**event.details, "term": event.term}
+        self.trace.events.append(_new(TraceEvent, (self.steps, self.now_us, event.kind, event.node, event.rule, data)))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,13 @@ class Submission:
     answer: TransitionState | None = None  # the first final state (applied, abandoned, unknown) on its node
     replied: float | None = None  # virtual time of that answer
     result: Any = None  # if the answer is APPLIED: what the node's state machine returned (its `results`)
+
+    def __deepcopy__(self, memo: dict) -> Submission:
+        """A deep copy (a checkpoint's) that shares its id (hashable) and its states (enum members)."""
+        copy = Submission(deepcopy(self.transition, memo), self.id, self.node, self.step, dict(self.states),
+                          self.index, self.answer, self.replied, deepcopy(self.result, memo))
+        memo[id(self)] = copy
+        return copy
 
     @property
     def applied_on(self) -> set[int]:
