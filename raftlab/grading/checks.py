@@ -291,19 +291,26 @@ def all_term(cls: type[Replica]) -> None:
              "an InstallSnapshot response": InstallSnapshotResponse(2, 7, 0)}
     for role in ("leader", "candidate"):
         for what, message in kinds.items():
-            f = fresh(cls, follower, [e(1, 1), e(2, 2)], term=2)
+            f = fresh(cls, journaled, [e(1, 1), e(2, 2)], term=2)  # (its storage journals each write)
             r = f.replica
             if role == "leader":
                 elect(r)
             else:
                 r.tick(r.next_deadline)
+            start = len(f.journal)
             r.step(message)
             expect(r.role is Role.FOLLOWER and r.current_term == 7, "ALL-TERM",
                    f"a {role} of term 3 got {what} of term 7 and is now {r.role.value} of term {r.current_term}; "
                    f"it must become follower of term 7")
-            expect(f.storage.current_term == 7 and f.storage.voted_for is None, "ALL-TERM",
+            writes = [x for x in f.journal[start:] if x[0] == "persist"]
+            granted = [m for m in f.cluster.messages(VoteResponse, to=2) if m.vote_granted]  # (RV-GRANT's, below)
+            expect(writes[:1] == [("persist", 7, None)] and f.storage.current_term == 7
+                   and (granted or f.storage.voted_for is None), "ALL-TERM",
                    f"after {what} of term 7, storage holds term {f.storage.current_term}, vote "
-                   f"{f.storage.voted_for}: the new term and no vote must be persisted")
+                   f"{f.storage.voted_for} (the first write: {writes[:1]}): the new term and no vote must be persisted")
+            expect(not granted, "RV-GRANT", f"a {role} of term 3 got {what} of term 7 and, a follower of term 7 "
+                                            f"now, granted 2 its vote, though 2's log (empty) is behind its own "
+                                            f"(last index 2, term 2)")
 
 
 @check("A", "F-TIMEOUT, C-WIN", "scenario: a leader is elected within 2 s and stays", points=3, scenario=True)
@@ -546,7 +553,7 @@ def sim_agreement(cls: type[Replica], seed: int) -> None:
     expect(all(d == datas[0] for d in datas) and len(datas[0]) == 5, "ALL-APPLY", f"the nodes disagree: {datas}")
 
 
-@check("B", "AE-CHECK, AE-TRUNCATE", "scenario: a deposed leader's uncommitted entries are replaced",
+@check("B", "AE-CHECK, AE-TRUNCATE, AE-COMMIT", "scenario: a deposed leader's uncommitted entries are replaced",
        points=3, scenario=True)
 def sim_rejoin(cls: type[Replica], seed: int) -> None:
     sim = simulation(cls, seed)
@@ -844,9 +851,9 @@ def transcript_check(part: str, rule: str, name: str, points: int = 2) -> None:
 
 transcript_check("A", "C-RETRY, F-TIMEOUT", "split_vote")  # (the election timers decide who wins the retry)
 transcript_check("A", "RV-GRANT", "stale_node_cannot_lead")
-transcript_check("B", "AE-CHECK, AE-TRUNCATE", "figure7")
+transcript_check("B", "AE-CHECK, AE-TRUNCATE, AE-COMMIT", "figure7")  # (followers whose logs differ)
 transcript_check("B", "L-COMMIT", "figure8")
-transcript_check("B", "AE-TRUNCATE", "deposed_leader")
+transcript_check("B", "AE-TRUNCATE, AE-COMMIT", "deposed_leader")
 transcript_check("C", "RV-GRANT, restart", "restart_keeps_vote")
 transcript_check("C", "restart", "all_crash_restart")
 transcript_check("D", "SNAP-TAKE, IS-KEEP, IS-LOAD", "snapshot_install")

@@ -11,8 +11,9 @@ from raftlab.core import Replica
 from raftlab.grading import CHECKS, grade
 from raftlab.grading.checks import BY_ID
 from raftlab.grading.mutants import (
-    MUTANTS, CommitsWithHalfTheVoters, DeletesOnRefusal, MatchIndexMovesBack, ResetsTimerOnEveryVoteRequest,
-    SendsVoteRequestsBeforePersisting, UpToDateByLength, UpToDateByTermAndLength, WinsWithHalfTheVotes, self_check,
+    MUTANTS, CommitNotCappedByLastNew, CommitsWithHalfTheVoters, DeletesOnRefusal, MatchIndexMovesBack,
+    ResetsTimerOnEveryVoteRequest, SendsVoteRequestsBeforePersisting, UpToDateByLength, UpToDateByTermAndLength,
+    WinsWithHalfTheVotes, self_check,
 )
 from raftlab.grading.runner import run_check
 from raftlab.grading.skeleton import BY_NAME
@@ -54,7 +55,7 @@ def test_self_check_api_on_other_seeds() -> None:
 
 
 # ----- the bugs a student writes: one exercise each, caught only by the checks of their rule ---------------
-WRITTEN = {  # each planted bug written in an exercise, and the checks expected to catch it (seed 1)
+WRITTEN = {  # the planted bugs written in one exercise each, and the checks expected to catch them (seed 1)
     ResetsTimerOnEveryVoteRequest: ["A.f_timeout_resets", "A.t_split_vote"],
     MatchIndexMovesBack: ["B.l_replicate_responses"],
     WinsWithHalfTheVotes: ["A.c_win", "A.sim_even_split_election"],
@@ -63,6 +64,7 @@ WRITTEN = {  # each planted bug written in an exercise, and the checks expected 
     UpToDateByTermAndLength: ["A.rv_grant_up_to_date"],
     UpToDateByLength: ["A.rv_grant_up_to_date"],
     DeletesOnRefusal: ["B.ae_check"],
+    CommitNotCappedByLastNew: ["B.ae_commit", "B.sim_rejoin", "B.t_figure7", "B.t_deposed_leader"],
 }
 
 
