@@ -179,15 +179,16 @@ def f_timeout_resets(cls: type[Replica]) -> None:
     expect(g.replica.next_deadline >= t + LOW, "F-TIMEOUT", "granting a vote did not reset the election timer")
 
 
-@check("A", "C-START", "a candidate increments its term, votes for itself and asks every peer")
+@check("A", "C-START", "a candidate increments its term, votes for itself (durably, first) and asks every peer")
 def c_start(cls: type[Replica]) -> None:
-    f = fresh(cls, follower, [e(1, 1), e(2, 2)], term=2)
+    f = fresh(cls, journaled, [e(1, 1), e(2, 2)], term=2)  # (its storage journals each write, with the sends)
     r = f.replica
     now = r.next_deadline
     r.tick(now)
     expect(r.role is Role.CANDIDATE, "C-START", f"after the timer fired the replica is {r.role.value}")
     expect(r.current_term == 3, "C-START", f"the candidate's term is {r.current_term}, expected 2 + 1 = 3")
     expect(f.storage.voted_for == ME, "C-START", f"the candidate's persisted vote is {f.storage.voted_for}, not itself")
+    before(f.journal, ("persist", 3, ME), "C-START", "the candidate's term 3 and vote for itself")
     expect(r.leader_id is None, "C-START", f"a candidate still names {r.leader_id} as leader")
     sent = [(to, m) for to, m in f.cluster.sent if isinstance(m, VoteRequest)]
     expect(sorted(to for to, _ in sent) == [2, 3], "C-START", f"VoteRequests went to {sorted(t for t, _ in sent)}, "
@@ -206,7 +207,8 @@ def c_start(cls: type[Replica]) -> None:
     expect(single.replica.role is Role.LEADER, "C-WIN", "a single-node cluster did not elect itself at once")
 
 
-@check("A", "C-WIN", "a candidate becomes leader on a majority of granted votes, each voter counted once")
+@check("A", "C-WIN", "a candidate becomes leader on a majority of granted votes (of five, of four), each voter "
+       "counted once")
 def c_win(cls: type[Replica]) -> None:
     f = fresh(cls, peers=(2, 3, 4, 5))
     r = f.replica
@@ -223,6 +225,14 @@ def c_win(cls: type[Replica]) -> None:
     beats = sorted(to for to, m in f.cluster.sent if isinstance(m, AppendEntryRequest))
     expect(beats == [2, 3, 4, 5], "C-WIN",
            f"a new leader must send AppendEntries to every peer at once; sent to {beats}")
+    g = fresh(cls, peers=(2, 3, 4))  # an even cluster: half is not a majority
+    r = g.replica
+    r.tick(r.next_deadline)
+    r.step(VoteResponse(2, r.current_term, True))
+    expect(r.role is Role.CANDIDATE, "C-WIN", f"in a cluster of four, became {r.role.value} with two votes (itself "
+                                              f"and 2): two of four is half, not a majority, which is three")
+    r.step(VoteResponse(3, r.current_term, True))
+    expect(r.role is Role.LEADER, "C-WIN", f"three votes of four (1, 2, 3) but the replica is {r.role.value}")
 
 
 @check("A", "ALL-STALE", "a candidate ignores votes granted in an earlier term", points=1)
@@ -281,19 +291,26 @@ def all_term(cls: type[Replica]) -> None:
              "an InstallSnapshot response": InstallSnapshotResponse(2, 7, 0)}
     for role in ("leader", "candidate"):
         for what, message in kinds.items():
-            f = fresh(cls, follower, [e(1, 1), e(2, 2)], term=2)
+            f = fresh(cls, journaled, [e(1, 1), e(2, 2)], term=2)  # (its storage journals each write)
             r = f.replica
             if role == "leader":
                 elect(r)
             else:
                 r.tick(r.next_deadline)
+            start = len(f.journal)
             r.step(message)
             expect(r.role is Role.FOLLOWER and r.current_term == 7, "ALL-TERM",
                    f"a {role} of term 3 got {what} of term 7 and is now {r.role.value} of term {r.current_term}; "
                    f"it must become follower of term 7")
-            expect(f.storage.current_term == 7 and f.storage.voted_for is None, "ALL-TERM",
+            writes = [x for x in f.journal[start:] if x[0] == "persist"]
+            granted = [m for m in f.cluster.messages(VoteResponse, to=2) if m.vote_granted]  # (RV-GRANT's, below)
+            expect(writes[:1] == [("persist", 7, None)] and f.storage.current_term == 7
+                   and (granted or f.storage.voted_for is None), "ALL-TERM",
                    f"after {what} of term 7, storage holds term {f.storage.current_term}, vote "
-                   f"{f.storage.voted_for}: the new term and no vote must be persisted")
+                   f"{f.storage.voted_for} (the first write: {writes[:1]}): the new term and no vote must be persisted")
+            expect(not granted, "RV-GRANT", f"a {role} of term 3 got {what} of term 7 and, a follower of term 7 "
+                                            f"now, granted 2 its vote, though 2's log (empty) is behind its own "
+                                            f"(last index 2, term 2)")
 
 
 @check("A", "F-TIMEOUT, C-WIN", "scenario: a leader is elected within 2 s and stays", points=3, scenario=True)
@@ -335,6 +352,23 @@ def sim_lagging_candidate(cls: type[Replica], seed: int) -> None:
     sim.connect(4)
     leader = wait_leader(sim, "C-WIN", timeout=3.0)
     expect(leader != 4, "RV-GRANT", "node 4, whose log is empty, was elected over nodes holding committed entries")
+
+
+@check("A", "C-WIN", "scenario: four nodes split two and two: the two without the leader elect none",
+       scenario=True)
+def sim_even_split_election(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed, n=4)
+    leader = wait_leader(sim, "C-WIN")
+    mate = (leader + 1) % 4
+    others = [i for i in sim.ids if i not in (leader, mate)]
+    sim.partition([leader, mate])
+    sim.run_until(lambda s: any(s.replicas[i].role is Role.LEADER for i in others), 2.0)
+    won = [i for i in others if sim.replicas[i].role is Role.LEADER]
+    expect(not won, "C-WIN", f"nodes {others}, cut off from leader {leader} and node {mate}, elected node "
+                             f"{won[0] if won else None} (term {_term_of(sim, won[0] if won else None)}) with at most "
+                             f"two votes of four: half is not a majority, which is three")
+    sim.heal()
+    wait_leader(sim, "C-WIN", timeout=3.0)
 
 
 # =============================================================================================
@@ -464,7 +498,7 @@ def l_replicate_responses(cls: type[Replica]) -> None:
                                                 "match_index + 1 = 5")
 
 
-@check("B", "L-COMMIT", "a leader commits a current-term entry once a majority holds it")
+@check("B", "L-COMMIT", "a leader commits a current-term entry once a majority holds it (of five, of four)")
 def l_commit_majority(cls: type[Replica]) -> None:
     f = fresh(cls, peers=(2, 3, 4, 5))
     r = f.replica
@@ -479,6 +513,17 @@ def l_commit_majority(cls: type[Replica]) -> None:
     r.step(ok(4, term, 3))
     expect(r.commit_index == 3 and f.sm.applied_ids == ["noop", "a", "b"], "L-COMMIT",
            f"three of five hold index 3: commit_index {r.commit_index}, applied {f.sm.applied_ids}")
+    g = fresh(cls, peers=(2, 3, 4))  # an even cluster: half is not a majority
+    r = g.replica
+    elect(r, voters=(2, 3))
+    term = r.current_term
+    g.sm.pending = [Op("c", 1)]
+    r.process_transitions()  # no-op 1, c 2
+    r.step(ok(2, term, 2))
+    expect(r.commit_index == 0, "L-COMMIT", f"in a cluster of four, committed {r.commit_index} with two of four "
+                                            f"(the leader and 2) holding it: half is not a majority, which is three")
+    r.step(ok(3, term, 2))
+    expect(r.commit_index == 2, "L-COMMIT", f"three of four hold index 2 but commit_index is {r.commit_index}")
 
 
 @check("B", "L-COMMIT", "an older-term entry is never committed by counting replicas (Figure 8)")
@@ -508,7 +553,7 @@ def sim_agreement(cls: type[Replica], seed: int) -> None:
     expect(all(d == datas[0] for d in datas) and len(datas[0]) == 5, "ALL-APPLY", f"the nodes disagree: {datas}")
 
 
-@check("B", "AE-CHECK, AE-TRUNCATE", "scenario: a deposed leader's uncommitted entries are replaced",
+@check("B", "AE-CHECK, AE-TRUNCATE, AE-COMMIT", "scenario: a deposed leader's uncommitted entries are replaced",
        points=3, scenario=True)
 def sim_rejoin(cls: type[Replica], seed: int) -> None:
     sim = simulation(cls, seed)
@@ -548,6 +593,24 @@ def sim_unreliable(cls: type[Replica], seed: int) -> None:
     if down is not None:
         sim.restart(down)
     commit(sim, "L-REPLICATE", KVStore.put(99, 1, "final", "x"), k=5)
+
+
+@check("B", "L-COMMIT", "scenario: four nodes split two and two: the leader with one follower commits nothing",
+       scenario=True)
+def sim_even_split_commit(cls: type[Replica], seed: int) -> None:
+    sim = simulation(cls, seed, n=4)
+    leader = wait_leader(sim, "C-WIN")
+    commit(sim, "L-REPLICATE", put(1), k=4)
+    mate = (leader + 1) % 4
+    sim.partition([leader, mate])
+    index = sim.replicas[leader].commit_index
+    sim.submit(KVStore.put(2, 1, "split", "x"), to=leader)
+    sim.run(1.0)
+    expect(sim.replicas[leader].commit_index == index, "L-COMMIT",
+           f"leader {leader}, cut off with node {mate} from the other two of four, committed up to "
+           f"{sim.replicas[leader].commit_index} (from {index}): two of four is half, not a majority, which is three")
+    sim.heal()
+    commit(sim, "L-REPLICATE", put(3), k=4)
 
 
 # =============================================================================================
@@ -786,11 +849,11 @@ def transcript_check(part: str, rule: str, name: str, points: int = 2) -> None:
     CHECKS.append(Check(f"{part}.t_{name}", part, rule, title, points, replay_transcript, True, name))
 
 
-transcript_check("A", "C-RETRY", "split_vote")
+transcript_check("A", "C-RETRY, F-TIMEOUT", "split_vote")  # (the election timers decide who wins the retry)
 transcript_check("A", "RV-GRANT", "stale_node_cannot_lead")
-transcript_check("B", "AE-CHECK, AE-TRUNCATE", "figure7")
+transcript_check("B", "AE-CHECK, AE-TRUNCATE, AE-COMMIT", "figure7")  # (followers whose logs differ)
 transcript_check("B", "L-COMMIT", "figure8")
-transcript_check("B", "AE-TRUNCATE", "deposed_leader")
+transcript_check("B", "AE-TRUNCATE, AE-COMMIT", "deposed_leader")
 transcript_check("C", "RV-GRANT, restart", "restart_keeps_vote")
 transcript_check("C", "restart", "all_crash_restart")
 transcript_check("D", "SNAP-TAKE, IS-KEEP, IS-LOAD", "snapshot_install")
@@ -1243,8 +1306,8 @@ def mc_learner_not_counted(cls: type[Replica]) -> None:
            f"it was {state(f, promoted)}, the configuration is {r.configuration}")
 
 
-@check("F", "MC-LATEST", "the latest configuration in the log, committed or not, is used from its append on; "
-       "a removed server's acknowledgement does not count")
+@check("F", "MC-LATEST, L-COMMIT", "the latest configuration in the log, committed or not, is used from its append "
+       "on; a removed server's acknowledgement does not count")
 def mc_latest(cls: type[Replica]) -> None:
     f = fresh(cls, follower)
     r = f.replica
@@ -1272,8 +1335,8 @@ def mc_latest(cls: type[Replica]) -> None:
     ack(r, 2)
     expect(r.commit_index < index, "MC-LATEST",
            f"the change removing 5 (entry {index}) is held by 1, 2 and the removed 5 only, and commit_index is "
-           f"{r.commit_index}: majorities count the latest configuration's voters ([1, 2, 3, 4]: three of them), "
-           f"from the moment it is appended")
+           f"{r.commit_index}: majorities count the latest configuration's voters ([1, 2, 3, 4]: three of them, "
+           f"as two are half of them), from the moment it is appended")
     ack(r, 3)
     expect(r.commit_index == index and state(h, removal) is APPLIED, "MC-LATEST",
            f"voters 1, 2 and 3 of [1, 2, 3, 4] hold entry {index}; commit_index is {r.commit_index}")
@@ -1294,8 +1357,8 @@ def mc_latest_truncated(cls: type[Replica]) -> None:
            f"to the configuration before it, {C([1, 2, 3])}; it uses {r.configuration}, peers {sorted(r.peer_ids)}")
 
 
-@check("F", "MC-STEPDOWN", "a leader that removed itself leads without counting itself until the change commits, "
-       "then steps down in its term")
+@check("F", "MC-STEPDOWN, L-COMMIT", "a leader that removed itself leads without counting itself until the change "
+       "commits, then steps down in its term")
 def mc_stepdown(cls: type[Replica]) -> None:
     f = fresh(cls, settled_leader, voters=(2, 3))
     r = f.replica
@@ -1312,7 +1375,7 @@ def mc_stepdown(cls: type[Replica]) -> None:
     expect(r.role is Role.LEADER and r.commit_index < index, "MC-STEPDOWN",
            f"the change {removal} (entry {index}) is held by voter 2 and the leader, which is not a voter of it: "
            f"one of [2, 3] is no majority, yet commit_index is {r.commit_index} and the replica is {r.role.value} "
-           f"(the removed leader counted itself)")
+           f"(the removed leader counted itself, or one voter of two, half, was taken for a majority)")
     r.tick(r.next_deadline)
     beats = sorted(to for to, m in f.cluster.take() if isinstance(m, AppendEntryRequest))
     expect(beats == [2, 3], "MC-STEPDOWN", f"until the change commits the removed leader keeps managing the "

@@ -8,14 +8,12 @@ a mutant is *caught* when it loses points in a check that names its broken rule 
 from __future__ import annotations
 
 import math
-
-import dataclasses
 from collections.abc import Sequence
 from typing import Any, cast
 
 from ..core import (
-    AppendEntryResponse, Configuration, InstallSnapshotResponse, LogEntry, Message, PreVoteRequest, ReadIndexResponse,
-    ReadState, Replica, Role, Snapshot, VoteResponse,
+    AppendEntryResponse, Configuration, EventKind, InstallSnapshotResponse, LogEntry, Message, PreVoteRequest,
+    ReadIndexResponse, ReadState, Replica, Role, Snapshot, VoteRequest, VoteResponse,
 )
 from ..core.messages import check_configuration
 from .runner import DEFAULT_TIMEOUT, Report, grade_many
@@ -66,15 +64,22 @@ class VotesWithoutUpToDateCheck(Replica):
         return True
 
 
-class ResetsTimerOnEveryMessage(Replica):
-    """The election timer is reset by every message received."""
+class ResetsTimerOnEveryVoteRequest(Replica):
+    """The election timer is reset by every VoteRequest, granted or not: "a candidate is standing, so
+    I wait", written at the top of `grant_vote`. A candidate whose log is behind, refused every vote,
+    still holds back the timers of the servers that could win, each time it stands again (F-TIMEOUT:
+    only the current leader or a granted vote resets the timer)."""
 
     RULE = "F-TIMEOUT"
 
-    def step(self, message: Message) -> None:
-        super().step(message)
-        if self.role is not Role.LEADER:
-            self.reset_election_timer()
+    def grant_vote(self, m: VoteRequest) -> bool:
+        self.reset_election_timer()  # someone is standing: give it time before I stand myself
+        if self.voted_for is not None and self.voted_for != m.from_id:
+            return False
+        if (m.last_log_term, m.last_log_index) < (self.log.last_term, self.log.last_index):
+            return False
+        self.persist_term_and_vote(self.current_term, m.from_id)
+        return True
 
 
 class KeepsConflictingEntries(Replica):
@@ -97,16 +102,18 @@ class TruncatesMatchingEntries(Replica):
         return entries
 
 
-class MatchFromLogLength(Replica):
-    """The follower acknowledges its whole log length, so the leader's match_index is taken from it
-    (Little Raft 0.2)."""
+class MatchIndexMovesBack(Replica):
+    """The leader takes every acknowledgement at its word: `match_index` is set to the index acknowledged,
+    not raised to it, so a late or reordered answer to an earlier request moves it back (and `next_index`
+    with it), and the entries it had already seen replicated are sent again (L-REPLICATE: match_index
+    never decreases)."""
 
     RULE = "L-REPLICATE"
 
-    def send(self, to: int, message: Message) -> None:
-        if isinstance(message, AppendEntryResponse) and message.success:
-            message = dataclasses.replace(message, last_index=self.log.last_index)  # the rest as answered
-        super().send(to, message)
+    def record_match(self, peer: int, index: int) -> None:
+        self.match_index[peer] = index
+        self.next_index[peer] = index + 1
+        self.advance_commit()
 
 
 class TermFromSnapshot(Replica):
@@ -168,6 +175,114 @@ class ActsOnStaleResponses(Replica):
         self.send_append(peer)
         self.send_timeout_now()
         self.serve_reads()
+
+
+# ----- Figure 2 as a student writes it wrong: one exercise each ------------------------------------
+class WinsWithHalfTheVotes(Replica):
+    """A candidate counts its votes against half its peers, ``len(votes) > len(peer_ids) / 2``: right for
+    three or five servers, but of four it wins with two votes (itself and one more), half and no
+    majority, so two candidates can both lead, in one term even (C-WIN: a majority of the whole
+    cluster)."""
+
+    RULE = "C-WIN"
+
+    def handle_vote_response(self, m: VoteResponse) -> None:
+        if m.term < self.current_term or self.role is not Role.CANDIDATE or not m.vote_granted:
+            return
+        self.votes.add(m.from_id)
+        if len(self.votes) > len(self.peer_ids) / 2:
+            self.become_leader()
+
+
+class CommitsWithHalfTheVoters(Replica):
+    """The leader sorts what each voter holds in ascending order and commits the middle one,
+    ``held[len(held) // 2]``: the median of an odd cluster, held by a majority, but of four voters the
+    index that two of them hold, and of two the index one holds (L-COMMIT: a majority holds it)."""
+
+    RULE = "L-COMMIT"
+
+    def advance_commit(self) -> None:
+        if self.role is not Role.LEADER:
+            return
+        held = sorted(self.log.last_index if v == self.id else self.match_index.get(v, 0)
+                      for v in self.configuration.voters)  # (the voters of the latest configuration: MC-LATEST)
+        n = held[len(held) // 2]
+        if n > self.commit_index and self.log.term_at(n) == self.current_term:
+            self.commit_to(n, "L-COMMIT")
+
+
+class SendsVoteRequestsBeforePersisting(Replica):
+    """A candidate asks for votes first and writes its new term and its vote for itself to stable
+    storage after: a crash in between, and it restarts in its old term with no vote, free to vote for
+    another candidate in the term it stood in (C-START: persisted before the VoteRequests go out)."""
+
+    RULE = "C-START"
+
+    def start_election(self) -> None:
+        term = self.current_term + 1
+        self.role = Role.CANDIDATE
+        self.set_leader(None)
+        self.votes = {self.id}
+        self.reset_election_timer()
+        self.emit(EventKind.BECAME_CANDIDATE, "C-START")
+        request = VoteRequest(self.id, term, self.log.last_index, self.log.last_term, self.transfer_election)
+        for peer in self.peer_ids:
+            self.send(peer, request)
+        self.persist_term_and_vote(term, self.id)  # now that the requests are on their way
+        if self.has_majority(len(self.votes)):
+            self.become_leader()
+
+
+class UpToDateByTermAndLength(Replica):
+    """The up-to-date check written by hand as "its last term and its length are both at least mine": a
+    candidate whose last entry is of a newer term but whose log is shorter is refused, though its log
+    is more up to date (§5.4.1 compares the last terms first, the lengths only when they are equal), so
+    the only servers that can win may be refused."""
+
+    RULE = "RV-GRANT"
+
+    def grant_vote(self, m: VoteRequest) -> bool:
+        if self.voted_for is not None and self.voted_for != m.from_id:
+            return False
+        if m.last_log_term < self.log.last_term or m.last_log_index < self.log.last_index:
+            return False
+        self.persist_term_and_vote(self.current_term, m.from_id)
+        self.reset_election_timer()
+        return True
+
+
+class UpToDateByLength(Replica):
+    """The up-to-date check written by hand as "its log is at least as long as mine": a candidate with a
+    long log of old, uncommitted entries can win the votes of servers that hold a newer term's committed
+    entries, and then overwrite them (§5.4.1 compares the last terms first)."""
+
+    RULE = "RV-GRANT"
+
+    def grant_vote(self, m: VoteRequest) -> bool:
+        if self.voted_for is not None and self.voted_for != m.from_id:
+            return False
+        if m.last_log_index < self.log.last_index:
+            return False
+        self.persist_term_and_vote(self.current_term, m.from_id)
+        self.reset_election_timer()
+        return True
+
+
+class DeletesOnRefusal(Replica):
+    """The follower that finds a different term at prev_log_index deletes that entry and all after it
+    while refusing, instead of on the later request that matches: a refused AppendEntries changes the
+    log (AE-CHECK: reply false, and nothing else; AE-TRUNCATE deletes only what conflicts with the
+    entries of a request that matched)."""
+
+    RULE = "AE-CHECK"
+
+    def log_matches(self, prev_index: int, prev_term: int) -> bool:
+        if prev_index > self.log.last_index:
+            return False
+        if self.log.term_at(prev_index) != prev_term:
+            self.truncate(prev_index)  # that entry is not the leader's: away with it and all after it
+            return False
+        return True
 
 
 # ----- beyond Figure 2: the thesis's options (part E) ---------------------------------------------
@@ -287,9 +402,11 @@ class CountsItselfWhenRemoved(Replica):
 
 
 MUTANTS: tuple[type[Replica], ...] = (
-    VoteNotPersisted, CommitsOldTermByCounting, VotesWithoutUpToDateCheck, ResetsTimerOnEveryMessage,
-    KeepsConflictingEntries, TruncatesMatchingEntries, MatchFromLogLength, TermFromSnapshot,
+    VoteNotPersisted, CommitsOldTermByCounting, VotesWithoutUpToDateCheck, ResetsTimerOnEveryVoteRequest,
+    KeepsConflictingEntries, TruncatesMatchingEntries, MatchIndexMovesBack, TermFromSnapshot,
     CommitNotCappedByLastNew, IgnoresHigherTermInResponses, ActsOnStaleResponses,
+    WinsWithHalfTheVotes, CommitsWithHalfTheVoters, SendsVoteRequestsBeforePersisting, UpToDateByTermAndLength,
+    UpToDateByLength, DeletesOnRefusal,
     PreVoteRaisesTerm, LeaseWithoutQuorum, TakesProposalsDuringTransfer, ReadsBeforeNoopCommits,
     ChangesBeforeTermCommits, LearnerStandsForElection, CountsItselfWhenRemoved,
 )

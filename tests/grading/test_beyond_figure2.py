@@ -15,7 +15,7 @@ from raftlab.grading import CHECKS, GRADED_PARTS, Check, StudentReplica, grade, 
 from raftlab.grading.checks import BY_ID
 from raftlab.grading.fakes import build, elect, leader, ok
 from raftlab.grading.mutants import (
-    MUTANTS, ActsOnStaleResponses, LeaseWithoutQuorum, MatchFromLogLength, PreVoteRaisesTerm,
+    MUTANTS, ActsOnStaleResponses, LeaseWithoutQuorum, MatchIndexMovesBack, PreVoteRaisesTerm,
     ReadsBeforeNoopCommits, TakesProposalsDuringTransfer,
 )
 from raftlab.grading.runner import run_check
@@ -84,7 +84,7 @@ def test_the_bugs_of_figure_2_fail_part_e_only_by_their_own_rule() -> None:
             continue
         report = grade(mutant, part="E", seeds=1)
         assert all(mutant.RULE in r.rule for r in report.results if not r.passed), report.text()  # type: ignore
-    for mutant in (ActsOnStaleResponses, MatchFromLogLength):  # their Figure 2 bug only
+    for mutant in (ActsOnStaleResponses, MatchIndexMovesBack):  # their Figure 2 bug only
         assert grade(mutant, part="E", seeds=[1, 2]).score == 1.0
 
 

@@ -20,7 +20,8 @@ from raftlab.grading.fakes import (
     LEADER, ME, NOOP, C, ack, build, config_entry, e, follower, held, offer, settled_leader,
 )
 from raftlab.grading.mutants import (
-    MUTANTS, ChangesBeforeTermCommits, CountsItselfWhenRemoved, KeepsConflictingEntries, LearnerStandsForElection,
+    MUTANTS, ChangesBeforeTermCommits, CommitsWithHalfTheVoters, CountsItselfWhenRemoved, KeepsConflictingEntries,
+    LearnerStandsForElection,
 )
 from raftlab.grading.runner import run_check
 
@@ -85,14 +86,17 @@ def test_each_membership_bug_loses_points_only_in_part_f_checks_that_name_its_ru
 
 def test_the_other_bugs_fail_part_f_only_by_their_own_rule() -> None:
     # Part F runs a class whole, so every other planted bug runs there too: none may fail it for another
-    # rule. Only the truncation bug fails there at all, where a truncated configuration must be undone.
+    # rule. Only two fail there at all: the truncation bug, where a truncated configuration must be undone,
+    # and the majority of half the voters, where a configuration has four voters, or two.
+    fails_in_f = {KeepsConflictingEntries: ["F.mc_latest_truncated"],
+                  CommitsWithHalfTheVoters: ["F.mc_latest", "F.mc_stepdown"]}
     for mutant in MUTANTS:
         if mutant in MEMBERSHIP:
             continue
         report = grade(mutant, part="F", seeds=1)
         failed = [r for r in report.results if not r.passed]
         assert all(mutant.RULE in r.rule for r in failed), report.text()  # type: ignore[attr-defined]
-        assert [r.id for r in failed] == (["F.mc_latest_truncated"] if mutant is KeepsConflictingEntries else [])
+        assert [r.id for r in failed] == fails_in_f.get(mutant, []), report.text()
 
 
 def test_the_skeleton_scores_zero_in_part_f_with_hints() -> None:
