@@ -94,13 +94,9 @@ def test_a_course_from_generate_to_export_gives_partial_credit(tmp_path: Path) -
     assert set(rows) == {"alice", "bob"}
 
     # raftlab's own count for alice's notebook, graded as the two graded cells grade it
-    os.environ["RAFTLAB_SECRET"] = SECRET
-    try:
-        cls = load_student(alice)
-        paper = grade(cls, part="A", scenario=False)
-        scenarios = grade(cls, part="A", seeds=2, secret_seeds=secret_seeds("A"), scenario=True)
-    finally:
-        del os.environ["RAFTLAB_SECRET"]
+    cls = load_student(alice)
+    paper = grade(cls, part="A", scenario=False)
+    scenarios = grade(cls, part="A", seeds=2, secret_seeds=secret_seeds_of("A"), scenario=True)
     expected, out_of = paper.points() + scenarios.points(), paper.out_of() + scenarios.out_of()
     assert 0 < expected < out_of and "A.c_win_stale_votes" in paper.failed()
     assert float(rows["alice"]["score"]) == expected and float(rows["alice"]["max_score"]) == out_of
@@ -132,9 +128,7 @@ def test_a_course_from_generate_to_export_gives_partial_credit(tmp_path: Path) -
 
 
 def secret_seeds_of(part: str) -> list[int]:
-    """The hidden seeds the test's secret gives (to look for them where they must not be)."""
-    os.environ["RAFTLAB_SECRET"] = SECRET
-    try:
+    """The hidden seeds the test's secret gives (this process's own RAFTLAB_SECRET, if any, is left as it was)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAFTLAB_SECRET", SECRET)
         return secret_seeds(part)
-    finally:
-        del os.environ["RAFTLAB_SECRET"]
