@@ -39,8 +39,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..core import (
-    AppendEntryResponse, Configuration, InstallSnapshotResponse, Log, LogEntry, MemoryStorage, Message, PreVoteResponse,
-    Progress, Read, Replica, ReplicaStopped, Role, Snapshot, TransitionState, VoteResponse,
+    AppendEntryRequest, AppendEntryResponse, Configuration, InstallSnapshotRequest, InstallSnapshotResponse, Log,
+    LogEntry, MemoryStorage, Message, PreVoteRequest, PreVoteResponse, Progress, Read, Replica, ReplicaStopped, Role,
+    Snapshot, TransitionState, VoteResponse,
 )
 from ..machines.counter import Add, Counter
 
@@ -281,7 +282,7 @@ class Model:
 
     def __init__(self, bounds: Bounds | None = None, replica_class: type[Replica] = Replica, *,
                  snapshot_delta: int = 0, max_inflight: int = 1, max_entries: int | None = None,
-                 symmetry: bool = False, prune_stale: bool = False) -> None:
+                 symmetry: bool = False, prune_stale: bool = False, one_per_link: bool = False) -> None:
         self.bounds = bounds if bounds is not None else Bounds()
         if not (isinstance(replica_class, type) and issubclass(replica_class, Replica)):
             raise ValueError(f"replica_class must be a subclass of Replica, not {replica_class!r}")
@@ -294,6 +295,7 @@ class Model:
         self.replica_class, self.snapshot_delta, self.max_inflight = replica_class, snapshot_delta, max_inflight
         self.max_entries = max_entries
         self.prune_stale = prune_stale
+        self.one_per_link = bool(one_per_link)
         self._run_class = replica_class if max_entries is None else type(  # (as the transcripts' max-entries=K)
             f"Limited{replica_class.__name__}", (replica_class,), {"MAX_ENTRIES_PER_MESSAGE": max_entries})
         self.symmetry = bool(symmetry)
@@ -302,6 +304,7 @@ class Model:
         self._node_numbers: dict[tuple, int] = {}
         self._messages: list[tuple[int, Message]] = []  # message number -> (destination, message)
         self._message_numbers: dict[tuple[int, Message], int] = {}
+        self._links: list[tuple[int, int]] = []  # message number -> (sender, destination)
         self._storages = [MemoryStorage() for _ in self.ids]
         self._wires = [_Wire(storage) for storage in self._storages]
         self._machines = [_Machine(self, i) for i in self.ids]
@@ -314,6 +317,10 @@ class Model:
         self._perms = [p for p in itertools.permutations(self.ids) if p != self.ids]  # the renamings but one
         self._node_renames: dict[tuple[int, tuple[int, ...]], int] = {}  # (node number, renaming) -> number
         self._message_renames: dict[tuple[int, tuple[int, ...]], int] = {}
+        self._inverses = [tuple(p.index(j) for j in self.ids) for p in self._perms]  # k -> the node that becomes j
+        self._node_rows: dict[int, tuple[int, ...]] = {}  # node number -> its number renamed by each of _perms
+        self._least_nodes: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...] | None]] = {}  # `_least`
+        self._message_rows: dict[int, tuple[int, ...]] = {}  # message number -> the same
         for i in self.ids:
             self._boot(i)
         self.initial = self._initial()
@@ -496,14 +503,10 @@ class Model:
             nodes[node] = after
             for m in [m for m in network if self._messages[m][0] == node]:
                 del network[m]
-            for to, m in out:
-                if self._nodes[nodes[to]][4] is not None:
-                    network[m] = network.get(m, 0) or 1
+            self._send(nodes, network, out)
             return self._state(nodes, network, (crashes - 1, drops, duplicates, submits), state[n + 2])
         nodes[node] = after
-        for to, m in out:
-            if self._nodes[nodes[to]][4] is not None:  # (to a node that is down: lost)
-                network[m] = network.get(m, 0) or 1  # an identical message in flight absorbs it
+        self._send(nodes, network, out)
         if self.prune_stale:
             for m in [m for m in network if self._stale(m, nodes)]:
                 del network[m]
@@ -513,6 +516,18 @@ class Model:
         if self.bounds.max_messages is not None and len(network) > self.bounds.max_messages:
             return None
         return self._state(nodes, network, (crashes, drops, duplicates, submits), ghost)
+
+    def _send(self, nodes: list[int], network: dict[int, int], out: tuple[tuple[int, int], ...]) -> None:
+        """Put the messages `out` of one step in flight: one to a node that is down is lost, an identical
+        message in flight absorbs it; with `one_per_link`, it takes the place of the one on its link."""
+        for to, m in out:
+            if self._nodes[nodes[to]][4] is None:
+                continue
+            if self.one_per_link and m not in network:
+                link = self._links[m]
+                for other in [x for x in network if self._links[x] == link]:
+                    del network[other]
+            network[m] = network.get(m, 0) or 1
 
     def _stale(self, number: int, nodes: list[int]) -> bool:
         """Whether message `number` is a response of an older term than its receiver's that the
@@ -578,6 +593,9 @@ class Model:
         out = tuple(m for m in sent if m is not None)
         applied = tuple((index, tid) for _, index, tid in self._apply_log)
         found = self._check_node(node, None if kind == "restart" else saved, after, applied)
+        if found is None and kind == "deliver":
+            found = _check_rules(node, saved, after, self._messages[number][1], wire.out,
+                                 replica.election_deadline != math.inf)
         if found is not None:
             return found
         torn = None  # a crash right after a send that went out before the storage held what it says
@@ -598,6 +616,7 @@ class Model:
         if number is None:
             number = self._message_numbers[key] = len(self._messages)
             self._messages.append(key)
+            self._links.append((message.from_id, to))
         return number
 
     def _state(self, nodes: list[int], network: dict[int, int], budgets: tuple, ghost: tuple) -> State:
@@ -700,16 +719,64 @@ class Model:
         is a run). A state in which a subclass keeps attributes of its own is its own representative
         (they may hold node ids that the model cannot rename)."""
         n = len(self.ids)
-        best_nodes, best = state[:n], state
+        key = state[:n]
+        found = self._least_nodes.get(key)
+        if found is None:
+            found = self._least_nodes[key] = self._least(key)
+        best_nodes, ties = found
+        if ties is None:
+            return state
+        return min(state if k < 0 else self._renamed_fast(state, k, best_nodes) for k in ties)
+
+    def _least(self, nodes: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+        """The least renaming of the node numbers `nodes`, and the renamings that give it (indices into
+        `_perms`, -1 for none); None for those if `nodes` itself is least alone, or cannot be renamed."""
+        rows = self._node_rows
+        node_rows = []
+        for number in nodes:
+            row = rows.get(number)
+            if row is None:
+                row = rows[number] = self._node_row(number)
+            if not row:
+                return nodes, None
+            node_rows.append(row)
+        best_nodes, ties = nodes, [-1]  # (-1: the state as it is)
+        for k, inverse in enumerate(self._inverses):  # the nodes first: the network only breaks a tie
+            renamed = tuple([node_rows[i][k] for i in inverse])
+            if renamed < best_nodes:
+                best_nodes, ties = renamed, [k]
+            elif renamed == best_nodes:
+                ties.append(k)
+        return best_nodes, (None if ties == [-1] else tuple(ties))
+
+    def _node_row(self, number: int) -> tuple[int, ...]:
+        """Node state `number` renamed by each renaming of `_perms`, in order (empty: it cannot be)."""
+        row = []
         for perm in self._perms:
-            nodes = self._renamed_nodes(state, perm)
-            if nodes is None:
-                return state
-            if nodes <= best_nodes:  # (the nodes first: the network only breaks a tie)
-                renamed = self._renamed(state, perm, nodes)
-                if nodes < best_nodes or renamed < best:
-                    best_nodes, best = nodes, renamed
-        return best
+            saved = _rename_node(self._nodes[number], perm)
+            if saved is None:
+                return ()
+            row.append(self._intern_node(saved))
+        return tuple(row)
+
+    def _renamed_fast(self, state: State, k: int, nodes: tuple[int, ...]) -> State:
+        """`state` renamed by `_perms[k]`, its renamed nodes `nodes` given."""
+        n = len(self.ids)
+        rows = self._message_rows
+        network = []
+        for number, copies in state[n]:
+            row = rows.get(number)
+            if row is None:
+                to, message = self._messages[number]
+                row = rows[number] = tuple(self._intern_message(perm[to], _rename_message(message, perm))
+                                           for perm in self._perms)
+            network.append((row[k], copies))
+        network.sort()
+        leaders, committed, applied = state[n + 2]
+        if leaders:
+            perm = self._perms[k]
+            leaders = tuple(sorted([(t, perm[m]) for t, m in leaders]))
+        return (*nodes, tuple(network), state[n + 1], (leaders, committed, applied))
 
     def _renamed_nodes(self, state: State, perm: tuple[int, ...]) -> tuple[int, ...] | None:
         """The node numbers of `state` renamed by `perm` (node i becomes perm[i]), or None."""
@@ -833,6 +900,39 @@ class Model:
     def describe(self, action: Action) -> str:
         """One line saying what `action` does."""
         return describe_action(action, self._messages)
+
+
+_FROM_LEADER = (AppendEntryRequest, InstallSnapshotRequest)
+_TERMLESS = (PreVoteRequest, PreVoteResponse)  # (a pre-vote request is exempt from ALL-TERM, PV-GRANT)
+
+
+def _check_rules(node: int, before: tuple, after: tuple, message: Message, sent: list[tuple[int, Message]],
+                 timer_reset: bool) -> Violation | None:
+    """The rules of raft-rules.md that one delivery decides and that the safety properties do not
+    judge (a replica that breaks them is slow or disrupts the cluster, and may also be unsafe):
+
+    - ALL-TERM: a message of a term above the receiver's makes the receiver take that term;
+    - F-TIMEOUT: the election timer is reset only by an AppendEntries (or InstallSnapshot) from the
+      current leader or by granting a vote (or by a change of role: a leader stepping down, a new
+      election).
+    """
+    term = getattr(message, "term", 0)
+    if term > before[0] and after[0] < term and not isinstance(message, _TERMLESS):
+        return Violation("Term adoption (ALL-TERM)", f"node {node} of term {before[0]} received "
+                                                    f"{type(message).__name__} of term {term} from "
+                                                    f"{message.from_id} and stayed in term {after[0]}")
+    if timer_reset:
+        was, now = before[4][0], after[4][0]
+        heard = isinstance(message, _FROM_LEADER) and now[1] == message.from_id and after[0] == message.term
+        granted = any(type(m) is VoteResponse and m.vote_granted for _, m in sent)
+        role_changed = was[0] is Role.LEADER or (now[0] is Role.CANDIDATE and after[0] > before[0]) \
+            or (now[8] is not None and was[8] is None)
+        if not (heard or granted or role_changed):
+            return Violation("Election timer reset (F-TIMEOUT)", f"node {node} ({now[0].value}, term {after[0]}) "
+                                                                 f"reset its election timer on "
+                                                                 f"{type(message).__name__} from {message.from_id}, "
+                                                                 "neither from the current leader nor a vote granted")
+    return None
 
 
 def _entry(entry: LogEntry) -> str:
