@@ -197,6 +197,7 @@ def sim_command(model: Model) -> str:
     extra = f" snapshot_delta={model.snapshot_delta}" if model.snapshot_delta else ""
     extra += f" max-inflight={model.max_inflight}" if model.max_inflight != 1 else ""
     extra += f" max-entries={model.max_entries}" if model.max_entries is not None else ""
+    extra += " pre-vote" if model.pre_vote else ""
     return (f"sim n={model.bounds.nodes} seed=1 machine=counter heartbeat={HEARTBEAT:g} "
             f"election={ELECTION[0]:g},{ELECTION[1]:g} latency=100000,100000{extra}")
 
@@ -208,6 +209,8 @@ def _simulation(model: Model) -> Any:
     from ..sim import NetworkModel, Simulation
     from .model import ELECTION, HEARTBEAT
     options: dict[str, Any] = {"max_inflight": model.max_inflight} if model.max_inflight != 1 else {}
+    if model.pre_vote:
+        options["pre_vote"] = True
     return Simulation(bounds.nodes, seed=1, heartbeat_timeout=HEARTBEAT, election_timeout=ELECTION,
                       network=NetworkModel(latency=(100000.0, 100000.0)), state_machine=Counter,
                       snapshot_delta=model.snapshot_delta, replica_class=model._run_class, **options)

@@ -227,7 +227,7 @@ def _save_volatile(a: dict[str, Any]) -> tuple:
             frozenset(a["votes"]), None if pre_votes is None else frozenset(pre_votes), a["transfer_to"],
             a["transfer_deadline"], a["transfer_election"], a["round"], a["read_seq"], tuple(a["round_sent"].items()),
             tuple((r.id, r.origin, r.round, r.index) for r in a["reads"]), a["configuration"], a["config_index"],
-            a["peer_ids"], a["_senders"], a["leader_heard_at"])
+            a["peer_ids"], a["_senders"], -math.inf)  # (leader_heard_at: see `Model`, pre_vote)
 
 
 def _load_volatile(a: dict[str, Any], v: tuple) -> None:
@@ -273,6 +273,15 @@ class Model:
             transcripts' ``max-entries=K``: a leader then repairs a log one entry at a time (Figure 8).
         symmetry: identify states that differ only by a renaming of the nodes (all nodes are alike at
             the start, so a renamed run is a run); `Model.canonical` does it.
+        prune_stale: remove from the network a response of an older term that its receiver ignores.
+        one_per_link: a link (sender, destination) holds at most one message: one sent takes the place
+            of the one in flight, as if that one were lost (without using a drop). Fewer states, every
+            run still a run of the real network (replayed in the simulator, the older message is merely
+            never delivered); reorderings on one link (a delayed, older request) are not explored.
+        pre_vote: as for `Replica` (PV-*): an election timer starts a pre-vote. Time stands still, and a
+            leader is taken as heard from long ago (the core reads that time only for PV-GRANT, and for
+            CheckQuorum and leases, which the model has not): a server grants any pre-vote its log
+            allows, as it may after its minimum election timeout, so every run with pre-votes is explored.
 
     A state is a tuple ``(node_0, ..., node_{n-1}, network, budgets, ghost)``: each node the number of
     its saved state (`node_state` decodes it), the network a sorted tuple of ``(message number,
@@ -282,7 +291,8 @@ class Model:
 
     def __init__(self, bounds: Bounds | None = None, replica_class: type[Replica] = Replica, *,
                  snapshot_delta: int = 0, max_inflight: int = 1, max_entries: int | None = None,
-                 symmetry: bool = False, prune_stale: bool = False, one_per_link: bool = False) -> None:
+                 symmetry: bool = False, prune_stale: bool = False, one_per_link: bool = False,
+                 pre_vote: bool = False) -> None:
         self.bounds = bounds if bounds is not None else Bounds()
         if not (isinstance(replica_class, type) and issubclass(replica_class, Replica)):
             raise ValueError(f"replica_class must be a subclass of Replica, not {replica_class!r}")
@@ -295,7 +305,7 @@ class Model:
         self.replica_class, self.snapshot_delta, self.max_inflight = replica_class, snapshot_delta, max_inflight
         self.max_entries = max_entries
         self.prune_stale = prune_stale
-        self.one_per_link = bool(one_per_link)
+        self.one_per_link, self.pre_vote = bool(one_per_link), bool(pre_vote)
         self._run_class = replica_class if max_entries is None else type(  # (as the transcripts' max-entries=K)
             f"Limited{replica_class.__name__}", (replica_class,), {"MAX_ENTRIES_PER_MESSAGE": max_entries})
         self.symmetry = bool(symmetry)
@@ -314,6 +324,7 @@ class Model:
         self._apply_log: list[tuple[int, int, Hashable]] = []  # (node, index, transition id) applied in an action
         self._transitions: dict[tuple[int, str, int], tuple | Violation | None] = {}  # see `step`
         self._matching: dict[tuple[int, int, int], Violation | None] = {}  # (number, other, its number) -> found
+        self._matched: dict[tuple[int, int, int], Violation | None] = {}  # the same, for `_match_held`
         self._perms = [p for p in itertools.permutations(self.ids) if p != self.ids]  # the renamings but one
         self._node_renames: dict[tuple[int, tuple[int, ...]], int] = {}  # (node number, renaming) -> number
         self._message_renames: dict[tuple[int, tuple[int, ...]], int] = {}
@@ -324,6 +335,13 @@ class Model:
         for i in self.ids:
             self._boot(i)
         self.initial = self._initial()
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments that build this model again (with its bounds and replica class)."""
+        return {"snapshot_delta": self.snapshot_delta, "max_inflight": self.max_inflight,
+                "max_entries": self.max_entries, "symmetry": self.symmetry, "prune_stale": self.prune_stale,
+                "one_per_link": self.one_per_link, "pre_vote": self.pre_vote}
 
     def __repr__(self) -> str:
         return (f"Model({self.bounds}, replica_class={self.replica_class.__name__}, "
@@ -359,7 +377,8 @@ class Model:
         machine.value, machine.applied, machine.pending = 0, 0, []
         replica = self._run_class(
             node, [p for p in self.ids if p != node], self._wires[node], machine, Counter.NOOP, HEARTBEAT, ELECTION,
-            self.snapshot_delta, max_inflight=self.max_inflight, storage=self._storages[node], clock=_frozen_clock)
+            self.snapshot_delta, max_inflight=self.max_inflight, storage=self._storages[node], clock=_frozen_clock,
+            **({"pre_vote": True} if self.pre_vote else {}))
         if len(self._replicas) <= node:
             self._replicas.append(replica)
             self._templates.append({})
@@ -627,7 +646,9 @@ class Model:
     def _check_node(self, node: int, before: tuple | None, after: tuple,
                     applied: tuple[tuple[int, Hashable], ...]) -> Violation | None:
         """The predicates that one node's transition decides alone: monotonic term and commit index,
-        Leader Append-Only, and that it applies indices in order, each once (State Machine Safety)."""
+        Leader Append-Only, and that it applies indices in order, each once (State Machine Safety); and
+        two rules of raft-rules.md: a leader's match index never goes back in its term (L-REPLICATE), and
+        a leader commits only up to an entry of its own term (L-COMMIT: older ones only with it)."""
         term, volatile = after[0], after[4][0]
         if before is not None:
             if term < before[0]:
@@ -641,6 +662,18 @@ class Model:
                 if log.last_index < top or (top > base and top > old.base_index and log.entry(top) != old.entry(top)):
                     return Violation("Leader Append-Only", f"leader {node} of term {term} removed or overwrote "
                                                            f"entries (its log ended at {top}, now at {log.last_index})")
+                was = dict(before[4][0][5])
+                for peer, match in volatile[5]:  # L-REPLICATE: a match index never goes back in a term
+                    if match < was.get(peer, 0):
+                        return Violation("Match index (L-REPLICATE)", f"leader {node} of term {term} moved its "
+                                                                      f"match index for {peer} back from "
+                                                                      f"{was[peer]} to {match}")
+            if volatile[0] is Role.LEADER and before[0] == term and volatile[2] > before[4][0][2]:
+                log, commit = _log(after[3], after[2]), volatile[2]
+                if commit > log.base_index and log.term_at(commit) != term:  # L-COMMIT (§5.4.2, Figure 8)
+                    return Violation("Commit rule (L-COMMIT)", f"leader {node} of term {term} committed up to entry "
+                                                               f"{commit}, of term {log.term_at(commit)}, by counting "
+                                                               f"its replicas")
         last = None if before is None else before[5][1]
         for index, _ in applied:
             if last is not None and index != last + 1:
@@ -671,6 +704,17 @@ class Model:
                     if t < term and index > log.base_index and log.term_at(index) != c_term:
                         return Violation("Leader Completeness", f"node {node} leads term {term} without the "
                                                                 f"committed entry {index} of term {c_term}")
+        if role is Role.LEADER:
+            for peer, match in volatile[5]:
+                if match > 0:
+                    pair = (after_number, peer, nodes[peer])
+                    if pair in self._matched:
+                        held = self._matched[pair]
+                    else:
+                        held = self._matched[pair] = self._match_held(node, after, peer, self._nodes[nodes[peer]],
+                                                                      match)
+                    if held is not None:
+                        return held
         if before is None or self._nodes[before][2:4] != after[2:4]:  # Log Matching, if its log changed
             for other in self.ids:
                 if other != node:
@@ -695,6 +739,21 @@ class Model:
             elif index == len(applied) + 1:
                 applied = (*applied, transition_id)
         return (leaders, committed, applied)
+
+    def _match_held(self, node: int, ours: tuple, peer: int, saved: tuple, match: int) -> Violation | None:
+        """L-REPLICATE: a leader's match index for a peer is what the peer's log holds of the leader's:
+        while the peer is in the leader's term (its log then changes only by that leader's requests),
+        its entry at the match index is the leader's (unless a snapshot covers it)."""
+        if saved[0] != ours[0]:
+            return None
+        log, theirs = _log(ours[3], ours[2]), _log(saved[3], saved[2])
+        if match <= theirs.base_index or match <= log.base_index:
+            return None
+        if match > theirs.last_index or match > log.last_index or theirs.term_at(match) != log.term_at(match):
+            held = "no entry" if match > theirs.last_index else f"entry {_entry(theirs.entry(match))}"
+            return Violation("Match index (L-REPLICATE)", f"leader {node} of term {ours[0]} counts entry {match} as "
+                                                          f"held by {peer}, which holds {held} there")
+        return None
 
     def _log_matching(self, node: int, ours: tuple, other: int, saved: tuple) -> Violation | None:
         """Log Matching between node `node`'s saved log and `other`'s: where both hold an entry of the
@@ -903,7 +962,6 @@ class Model:
 
 
 _FROM_LEADER = (AppendEntryRequest, InstallSnapshotRequest)
-_TERMLESS = (PreVoteRequest, PreVoteResponse)  # (a pre-vote request is exempt from ALL-TERM, PV-GRANT)
 
 
 def _check_rules(node: int, before: tuple, after: tuple, message: Message, sent: list[tuple[int, Message]],
@@ -911,16 +969,23 @@ def _check_rules(node: int, before: tuple, after: tuple, message: Message, sent:
     """The rules of raft-rules.md that one delivery decides and that the safety properties do not
     judge (a replica that breaks them is slow or disrupts the cluster, and may also be unsafe):
 
-    - ALL-TERM: a message of a term above the receiver's makes the receiver take that term;
+    - ALL-TERM: a message of a term above the receiver's makes the receiver take that term (but a
+      pre-vote request, and a granted pre-vote, which carries the term asked for);
+    - PV-GRANT: a pre-vote request never changes the receiver's term or vote;
     - F-TIMEOUT: the election timer is reset only by an AppendEntries (or InstallSnapshot) from the
       current leader or by granting a vote (or by a change of role: a leader stepping down, a new
       election).
     """
     term = getattr(message, "term", 0)
-    if term > before[0] and after[0] < term and not isinstance(message, _TERMLESS):
+    exempt = type(message) is PreVoteRequest or (type(message) is PreVoteResponse and message.vote_granted)
+    if term > before[0] and after[0] < term and not exempt:
         return Violation("Term adoption (ALL-TERM)", f"node {node} of term {before[0]} received "
                                                     f"{type(message).__name__} of term {term} from "
                                                     f"{message.from_id} and stayed in term {after[0]}")
+    if type(message) is PreVoteRequest and after[:2] != before[:2]:
+        return Violation("Pre-vote (PV-GRANT)", f"node {node} changed its term or vote (term {before[0]}, vote "
+                                                f"{before[1]} -> term {after[0]}, vote {after[1]}) on a pre-vote "
+                                                f"request from {message.from_id}")
     if timer_reset:
         was, now = before[4][0], after[4][0]
         heard = isinstance(message, _FROM_LEADER) and now[1] == message.from_id and after[0] == message.term

@@ -253,19 +253,14 @@ class _Spec:
 
     bounds: Bounds
     replica_class: type
-    snapshot_delta: int
-    max_inflight: int
-    max_entries: int | None
-    symmetry: bool
+    options: tuple[tuple[str, Any], ...]  # `Model.options`
 
     def model(self) -> Model:
-        return Model(self.bounds, self.replica_class, snapshot_delta=self.snapshot_delta,
-                     max_inflight=self.max_inflight, max_entries=self.max_entries, symmetry=self.symmetry)
+        return Model(self.bounds, self.replica_class, **dict(self.options))
 
 
 def _spec(model: Model) -> _Spec:
-    return _Spec(model.bounds, model.replica_class, model.snapshot_delta, model.max_inflight, model.max_entries,
-                 model.symmetry)
+    return _Spec(model.bounds, model.replica_class, tuple(model.options.items()))
 
 
 def _part(spec: _Spec, paths: list[list[tuple]], depth: int, time_budget: float | None) -> dict[str, Any]:

@@ -195,25 +195,6 @@ def test_a_vote_sent_before_it_is_persisted_elects_two_leaders() -> None:
         cx.commands()
 
 
-NET2 = Bounds(nodes=3, max_term=2, max_log=3, crashes=1, drops=1, duplicates=0, submits=1, depth=200,
-              max_messages=2)
-
-
-@pytest.mark.parametrize(("mutant", "bounds", "snapshot_delta", "prop"), [
-    (mutants.TruncatesMatchingEntries, NET2, 0, "Leader Completeness"),
-    (mutants.CommitNotCappedByLastNew, NET2, 0, "State Machine Safety"),
-    (mutants.TermFromSnapshot, NET2.raised("max_term"), 1, "Monotonic term"),
-], ids=lambda v: v.__name__ if isinstance(v, type) else None)
-def test_a_bounded_network_reaches_deeper_bugs(mutant: type[Replica], bounds: Bounds, snapshot_delta: int,
-                                               prop: str) -> None:
-    result = bfs(Model(bounds, mutant, snapshot_delta=snapshot_delta, symmetry=True), time_budget=120)
-    assert result.violations, result.report()
-    cx = result.violations[0].minimised()
-    assert cx.violation.property == prop and len(cx.actions) <= 30
-    found = replay(cx.model, cx.actions)
-    assert isinstance(found, Violation) and found.property == prop
-
-
 def test_random_walks_are_seeded() -> None:
     model = Model(SMALL)
     a = random_walks(model, 40, seed=3)
