@@ -70,6 +70,8 @@ class Bounds:
         drops: messages a run may lose.
         duplicates: messages a run may duplicate.
         submits: client transitions a run may submit (to the leader).
+        transfers: leadership transfers a run may ask for (of the leader `Simulation.leader` names, to
+            one of its peers).
         depth: actions in a run (the breadth-first search's horizon).
         max_messages: no state with more messages in flight is explored (None: no bound); as TLA+
             models of Raft bound their network, this makes a whole bounded space small enough to finish.
@@ -84,6 +86,7 @@ class Bounds:
     submits: int = 1
     depth: int = 20
     max_messages: int | None = None
+    transfers: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -286,7 +289,7 @@ class Model:
     A state is a tuple ``(node_0, ..., node_{n-1}, network, budgets, ghost)``: each node the number of
     its saved state (`node_state` decodes it), the network a sorted tuple of ``(message number,
     copies)`` (`message` decodes a number into ``(destination, message)``), the budgets what is left
-    of ``(crashes, drops, duplicates, submits)``, and the ghost the history the predicates need.
+    of ``(crashes, drops, duplicates, submits, transfers)``, and the ghost the history the predicates need.
     """
 
     def __init__(self, bounds: Bounds | None = None, replica_class: type[Replica] = Replica, *,
@@ -430,14 +433,15 @@ class Model:
     def _initial(self) -> State:
         nodes = tuple(self._save(i) for i in self.ids)
         b = self.bounds
-        return (*nodes, (), (b.crashes, b.drops, b.duplicates, b.submits), ((), (), ()))  # (its own representative)
+        budgets = (b.crashes, b.drops, b.duplicates, b.submits, b.transfers)
+        return (*nodes, (), budgets, ((), (), ()))  # (its own representative)
 
     # ----- actions ---------------------------------------------------------------------------------------
     def actions(self, state: State) -> Iterator[Action]:
         """The actions enabled in `state`, in a fixed order: each message (deliver, drop, duplicate),
         then each node (election timer or heartbeat, submit, crash, restart)."""
         n = len(self.ids)
-        crashes, drops, duplicates, submits = state[n + 1]
+        crashes, drops, duplicates, submits, transfers = state[n + 1]
         for number, copies in state[n]:
             to = self._messages[number][0]
             yield ("deliver", to, number)
@@ -457,12 +461,25 @@ class Model:
                 yield ("heartbeat", i, 0)
                 if submits and len(saved[2]) + (saved[3].last_included_index if saved[3] else 0) < self.bounds.max_log:
                     yield ("submit", i, 0)
+                if transfers and saved[4][0][9] is None and i == self._leader(state):
+                    for peer in self.ids:
+                        if peer != i:
+                            yield ("transfer", i, peer)
             elif saved[0] < self.bounds.max_term:
                 yield ("timeout", i, 0)
                 if crashes and self._torn(state, i, "timeout", 0):
                     yield ("timeout" + _TORN, i, 0)
             if crashes:
                 yield ("crash", i, 0)
+
+    def _leader(self, state: State) -> int | None:
+        """The leader `Simulation.leader` names: the live leader of the highest term (the least id)."""
+        best = None
+        for i in self.ids:
+            saved = self._nodes[state[i]]
+            if saved[4] is not None and saved[4][0][0] is Role.LEADER and (best is None or saved[0] > best[0]):
+                best = (saved[0], i)
+        return None if best is None else best[1]
 
     def successors(self, state: State) -> Iterator[tuple[Action, State | Violation | None]]:
         """Each enabled action with what it leads to: a state, a `Violation`, or None (past the bounds)."""
@@ -480,7 +497,7 @@ class Model:
         kind, node, number = action
         n = len(self.ids)
         nodes, network = list(state[:n]), dict(state[n])
-        crashes, drops, duplicates, submits = state[n + 1]
+        crashes, drops, duplicates, submits, transfers = state[n + 1]
         crash_mid = kind.endswith(_TORN)
         if crash_mid:
             kind = kind[:-len(_TORN)]
@@ -491,23 +508,26 @@ class Model:
                 raise ValueError(f"action {action}: message {number} is not in flight to node {node}")
             if kind == "duplicate":
                 network[number] += 1
-                return self._state(nodes, network, (crashes, drops, duplicates - 1, submits), state[n + 2])
+                return self._state(nodes, network, (crashes, drops, duplicates - 1, submits, transfers),
+                                   state[n + 2])
             network[number] -= 1
             if not network[number]:
                 del network[number]
             if kind == "drop":
-                return self._state(nodes, network, (crashes, drops - 1, duplicates, submits), state[n + 2])
+                return self._state(nodes, network, (crashes, drops - 1, duplicates, submits, transfers), state[n + 2])
         before = state[node]
         if kind == "crash":
             nodes[node] = self._crashed(node, self._nodes[before])
             for m in [m for m in network if self._messages[m][0] == node]:
                 del network[m]  # the messages on their way to it are lost
-            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits), state[n + 2])
+            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits, transfers), state[n + 2])
         if (kind == "restart") != (self._nodes[before][4] is None):
             raise ValueError(f"action {action}: node {node} is " + ("not down" if kind == "restart" else "down"))
         if kind == "submit":
             submits -= 1
             number = self.bounds.submits - submits  # the submission's id
+        elif kind == "transfer":
+            transfers -= 1
         elif kind == "restart":
             number = node  # (a down node's saved state does not say whose it is; a live one's does)
         done = self._done(node, before, kind, number)
@@ -523,7 +543,7 @@ class Model:
             for m in [m for m in network if self._messages[m][0] == node]:
                 del network[m]
             self._send(nodes, network, out)
-            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits), state[n + 2])
+            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits, transfers), state[n + 2])
         nodes[node] = after
         self._send(nodes, network, out)
         if self.prune_stale:
@@ -534,7 +554,7 @@ class Model:
             return Violation(ghost.property, ghost.detail, action)
         if self.bounds.max_messages is not None and len(network) > self.bounds.max_messages:
             return None
-        return self._state(nodes, network, (crashes, drops, duplicates, submits), ghost)
+        return self._state(nodes, network, (crashes, drops, duplicates, submits, transfers), ghost)
 
     def _send(self, nodes: list[int], network: dict[int, int], out: tuple[tuple[int, int], ...]) -> None:
         """Put the messages `out` of one step in flight: one to a node that is down is lost, an identical
@@ -600,6 +620,8 @@ class Model:
             elif kind == "submit":
                 self._machines[node].pending.append(Add(number, 1))
                 replica.process_transitions()
+            elif kind == "transfer":
+                replica.transfer_leadership(number)
         except ReplicaStopped as stop:
             return Violation("Replica error", f"node {node} raised {stop.__cause__ or stop!r}")
         number_after = self._save(node)
@@ -612,6 +634,9 @@ class Model:
         out = tuple(m for m in sent if m is not None)
         applied = tuple((index, tid) for _, index, tid in self._apply_log)
         found = self._check_node(node, None if kind == "restart" else saved, after, applied)
+        if found is None and kind == "submit" and saved[4][0][9] is not None and _last(after) > _last(saved):
+            found = Violation("Transfer (LT-STOP)", f"leader {node}, handing its leadership to {saved[4][0][9]}, "
+                                                    f"appended a client's transition at {_last(after)}")
         if found is None and kind == "deliver":
             found = _check_rules(node, saved, after, self._messages[number][1], wire.out,
                                  replica.election_deadline != math.inf)
@@ -889,6 +914,8 @@ class Model:
         if kind in _MESSAGE_ACTIONS:
             to, message = self._messages[number]
             number = self._intern_message(back[to], _rename_message(message, tuple(back)))
+        elif kind == "transfer":
+            number = back[number]  # (the target is a node)
         return (kind, back[node], number)
 
     def concrete_run(self, actions: Iterable[Action], start: State | None = None) -> list[Action]:
@@ -1025,7 +1052,8 @@ def describe_action(action: Action, messages: list[tuple[int, Message]] | None =
 
 _ACTIONS = {"timeout": "node {node}'s election timer fires", "heartbeat": "leader {node}'s heartbeat timer fires",
             "crash": "node {node} crashes", "restart": "node {node} restarts from its storage",
-            "submit": "a client submits a transition to leader {node}"}
+            "submit": "a client submits a transition to leader {node}",
+            "transfer": "leader {node} is asked to hand its leadership to {number}"}
 
 
 def _rename_node(saved: tuple, perm: tuple[int, ...]) -> tuple | None:

@@ -6,7 +6,7 @@ one core (no faults it does not need, a bounded network as TLA+ models of Raft h
 AppendEntries as the grader's own Figure 8 check sends them), or an option of the `Model` (pre-votes,
 compaction). `raftlab mc --mutant NAME` takes the bug's search here for every bound not given on
 the command line. The bugs of features the model does not have (linearizable reads and leases,
-leadership transfer, membership changes) are in `NOT_MODELLED`, with what the model would need.
+membership changes) are in `NOT_MODELLED`, with what the model would need.
 """
 
 from __future__ import annotations
@@ -47,13 +47,13 @@ SEARCHES: dict[str, Search] = {
     "IgnoresHigherTermInResponses": Search(Bounds(), "Term adoption (ALL-TERM)"),
     "ActsOnStaleResponses": Search(Bounds(), "Match index (L-REPLICATE)"),
     "PreVoteRaisesTerm": Search(Bounds(), "Pre-vote (PV-GRANT)", {"pre_vote": True}),
+    "TakesProposalsDuringTransfer": Search(Bounds(crashes=0, drops=0, transfers=1), "Transfer (LT-STOP)"),
 }
 
 NOT_MODELLED: dict[str, str] = {
     "LeaseWithoutQuorum": "reads, CheckQuorum and the passing of time (leases): the model has no read action and "
                           "time stands still",
     "ReadsBeforeNoopCommits": "linearizable reads: the model has no read action",
-    "TakesProposalsDuringTransfer": "leadership transfer: the model has no transfer action",
     "ChangesBeforeTermCommits": "membership changes: the model's configuration is fixed",
     "LearnerStandsForElection": "membership changes (learners): the model's configuration is fixed",
     "CountsItselfWhenRemoved": "membership changes (a leader removing itself): the model's configuration is fixed",

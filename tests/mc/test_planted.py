@@ -5,6 +5,7 @@ the bugs of features the model does not have are listed, so that a new planted b
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from raftlab.core import Replica
 from raftlab.grading import mutants
 from raftlab.mc import Bounds, Model, Violation, bfs, replay
 from raftlab.mc.planted import NOT_MODELLED, SEARCHES
+from raftlab.sim.transcript import run_transcript
 
 NAMES = [m.__name__ for m in mutants.MUTANTS]
 
@@ -35,12 +37,13 @@ def test_the_search_catches_the_planted_bug(name: str) -> None:
     assert isinstance(found, Violation) and found.property == search.finds
 
 
-@pytest.mark.parametrize("options", [{}, {"pre_vote": True}, {"max_entries": 1}], ids=str)
-def test_the_rule_predicates_hold_for_the_core(options: dict) -> None:
+@pytest.mark.parametrize(("transfers", "options"), [(0, {}), (0, {"pre_vote": True}), (0, {"max_entries": 1}),
+                                                    (1, {})], ids=str)
+def test_the_rule_predicates_hold_for_the_core(transfers: int, options: dict) -> None:
     """The rules the model checks beside the safety properties (ALL-TERM, F-TIMEOUT, PV-GRANT,
-    L-REPLICATE, L-COMMIT) are the core's own: its search finds no violation."""
+    L-REPLICATE, L-COMMIT, LT-STOP) are the core's own: its search finds no violation."""
     bounds = Bounds(nodes=3, max_term=3, max_log=3, crashes=1, drops=1, duplicates=1, submits=1, depth=9,
-                    max_messages=3)
+                    max_messages=3, transfers=transfers)
     result = bfs(Model(bounds, Replica, symmetry=True, **options))
     assert not result.violations, result.violations[0].explain()
     assert result.distinct_states > 5000
@@ -53,6 +56,16 @@ def test_the_command_takes_the_bugs_search(capsys: pytest.CaptureFixture[str]) -
     assert main(["mc", "--mutant", "PreVoteRaisesTerm", "--max-term", "2", "--json"]) == 1
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["bounds"]["max_term"] == 2 and figures["violation"]["steps"] == 2
+
+
+def test_a_transfer_is_replayed_by_the_simulator(tmp_path: Path) -> None:
+    search = SEARCHES["TakesProposalsDuringTransfer"]
+    model = Model(search.bounds, mutants.TakesProposalsDuringTransfer, symmetry=True, **search.options)
+    cx = bfs(model).violations[0].minimised()
+    assert any(a[0] == "transfer" for a in cx.actions)
+    assert "transfer " in "\n".join(cx.commands())
+    result = run_transcript(cx.save(tmp_path / "cx.txt"), replica_class=mutants.TakesProposalsDuringTransfer)
+    assert result.ok and not result.mismatches, result.diff()
 
 
 def test_the_command_says_which_bugs_it_cannot_catch(capsys: pytest.CaptureFixture[str]) -> None:
