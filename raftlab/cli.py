@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
                                                      "bounded network lets a search finish its whole space")
     for name, default, what in (("crashes", 1, "crashes"), ("drops", 1, "messages lost"),
                                 ("duplicates", 0, "messages duplicated"), ("submits", 1, "client transitions"),
-                                ("transfers", 0, "leadership transfers")):
+                                ("transfers", 0, "leadership transfers"),
+                                ("changes", 0, "configuration changes (a member removed)")):
         mc.add_argument(f"--{name}", type=int, help=f"{what} a run may have (default {default})")
     mc.add_argument("--mutant", metavar="NAME", help="check a planted bug of the grader (raftlab.grading.mutants) "
                                                      "instead of the Replica, within the search that catches it "
@@ -317,7 +318,7 @@ def _mc(parser: argparse.ArgumentParser, args: Any) -> int:
     try:
         given = {name: getattr(args, name) for name in ("nodes", "max_term", "max_log", "crashes", "drops",
                                                          "duplicates", "submits", "depth", "max_messages",
-                                                         "transfers")}
+                                                         "transfers", "changes")}
         bounds = dataclasses.replace(search.bounds, **{k: v for k, v in given.items() if v is not None})
         options = {**search.options, **{k: v for k, v in (("snapshot_delta", args.snapshot_delta),
                                                           ("max_entries", args.max_entries),

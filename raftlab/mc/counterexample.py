@@ -141,6 +141,8 @@ class Counterexample:
                 commands.append(f"submit add 1 to={node}")
             elif kind == "transfer":
                 commands.append(f"transfer {number}")
+            elif kind == "remove":
+                commands.append(f"remove-node {number}")
             else:
                 commands.append(f"{kind} {node}")
             try:
@@ -164,7 +166,8 @@ class Counterexample:
                 f"# {self.violation.detail}.",
                 f"# Found by raftlab mc: {b.nodes} nodes, term <= {b.max_term}, log <= {b.max_log}, "
                 f"crashes {b.crashes}, drops {b.drops}, duplicates {b.duplicates}, submits {b.submits}"
-                + (f", transfers {b.transfers}." if b.transfers else "."),
+                + (f", transfers {b.transfers}" if b.transfers else "")
+                + (f", changes {b.changes}." if b.changes else "."),
                 "# Nothing happens by itself: the timers and message delays are far longer than the run, and",
                 f"# every step is one action of the model. Replay with replica_class={name}; the next step,",
                 f"# `{commands[-1]}` ({self.model.describe(self.actions[-1])}), violates "
@@ -234,6 +237,8 @@ def _act(sim: Any, action: Action, command: str) -> None:
         sim.submit(Add(len(sim.submissions) + 1, 1), to=node)
     elif kind == "transfer":
         sim.transfer_leadership(action[2])
+    elif kind == "remove":
+        sim.remove_node(action[2])
     else:
         message_id = int(command.split()[1])
         {"deliver": sim.deliver_message, "drop": sim.drop_message, "duplicate": sim.duplicate_message}[kind](message_id)

@@ -71,7 +71,9 @@ class Bounds:
         duplicates: messages a run may duplicate.
         submits: client transitions a run may submit (to the leader).
         transfers: leadership transfers a run may ask for (of the leader `Simulation.leader` names, to
-            one of its peers).
+            another voter of its configuration).
+        changes: configuration changes a run may ask for: the leader `Simulation.leader` names is asked
+            to remove a member (itself too), as `Simulation.remove_node` asks.
         depth: actions in a run (the breadth-first search's horizon).
         max_messages: no state with more messages in flight is explored (None: no bound); as TLA+
             models of Raft bound their network, this makes a whole bounded space small enough to finish.
@@ -87,6 +89,7 @@ class Bounds:
     depth: int = 20
     max_messages: int | None = None
     transfers: int = 0
+    changes: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -160,6 +163,7 @@ class _Machine:
         if state is TransitionState.APPLIED and type(transition_id) is tuple \
                 and transition_id[:1] == ("configuration",):
             self.applied += 1  # (a configuration entry is applied without the machine)
+            self.model._apply_log.append((self.node, self.applied, transition_id))
 
     def get_pending_transitions(self) -> list[Any]:
         pending, self.pending = self.pending, []
@@ -289,7 +293,7 @@ class Model:
     A state is a tuple ``(node_0, ..., node_{n-1}, network, budgets, ghost)``: each node the number of
     its saved state (`node_state` decodes it), the network a sorted tuple of ``(message number,
     copies)`` (`message` decodes a number into ``(destination, message)``), the budgets what is left
-    of ``(crashes, drops, duplicates, submits, transfers)``, and the ghost the history the predicates need.
+    of ``(crashes, drops, duplicates, submits, transfers, changes)``, and the ghost the history the predicates need.
     """
 
     def __init__(self, bounds: Bounds | None = None, replica_class: type[Replica] = Replica, *,
@@ -433,7 +437,7 @@ class Model:
     def _initial(self) -> State:
         nodes = tuple(self._save(i) for i in self.ids)
         b = self.bounds
-        budgets = (b.crashes, b.drops, b.duplicates, b.submits, b.transfers)
+        budgets = (b.crashes, b.drops, b.duplicates, b.submits, b.transfers, b.changes)
         return (*nodes, (), budgets, ((), (), ()))  # (its own representative)
 
     # ----- actions ---------------------------------------------------------------------------------------
@@ -441,7 +445,7 @@ class Model:
         """The actions enabled in `state`, in a fixed order: each message (deliver, drop, duplicate),
         then each node (election timer or heartbeat, submit, crash, restart)."""
         n = len(self.ids)
-        crashes, drops, duplicates, submits, transfers = state[n + 1]
+        crashes, drops, duplicates, submits, transfers, changes = state[n + 1]
         for number, copies in state[n]:
             to = self._messages[number][0]
             yield ("deliver", to, number)
@@ -461,10 +465,13 @@ class Model:
                 yield ("heartbeat", i, 0)
                 if submits and len(saved[2]) + (saved[3].last_included_index if saved[3] else 0) < self.bounds.max_log:
                     yield ("submit", i, 0)
-                if transfers and saved[4][0][9] is None and i == self._leader(state):
-                    for peer in self.ids:
-                        if peer != i:
+                if (transfers or changes) and i == self._leader(state):
+                    if transfers and saved[4][0][9] is None:
+                        for peer in sorted(saved[4][0][16].voters - {i}):
                             yield ("transfer", i, peer)
+                    if changes:
+                        for member in sorted(saved[4][0][16].members):
+                            yield ("remove", i, member)
             elif saved[0] < self.bounds.max_term:
                 yield ("timeout", i, 0)
                 if crashes and self._torn(state, i, "timeout", 0):
@@ -497,7 +504,7 @@ class Model:
         kind, node, number = action
         n = len(self.ids)
         nodes, network = list(state[:n]), dict(state[n])
-        crashes, drops, duplicates, submits, transfers = state[n + 1]
+        crashes, drops, duplicates, submits, transfers, changes = state[n + 1]
         crash_mid = kind.endswith(_TORN)
         if crash_mid:
             kind = kind[:-len(_TORN)]
@@ -508,19 +515,21 @@ class Model:
                 raise ValueError(f"action {action}: message {number} is not in flight to node {node}")
             if kind == "duplicate":
                 network[number] += 1
-                return self._state(nodes, network, (crashes, drops, duplicates - 1, submits, transfers),
+                return self._state(nodes, network, (crashes, drops, duplicates - 1, submits, transfers, changes),
                                    state[n + 2])
             network[number] -= 1
             if not network[number]:
                 del network[number]
             if kind == "drop":
-                return self._state(nodes, network, (crashes, drops - 1, duplicates, submits, transfers), state[n + 2])
+                return self._state(nodes, network, (crashes, drops - 1, duplicates, submits, transfers, changes),
+                                   state[n + 2])
         before = state[node]
         if kind == "crash":
             nodes[node] = self._crashed(node, self._nodes[before])
             for m in [m for m in network if self._messages[m][0] == node]:
                 del network[m]  # the messages on their way to it are lost
-            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits, transfers), state[n + 2])
+            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits, transfers, changes),
+                               state[n + 2])
         if (kind == "restart") != (self._nodes[before][4] is None):
             raise ValueError(f"action {action}: node {node} is " + ("not down" if kind == "restart" else "down"))
         if kind == "submit":
@@ -528,6 +537,8 @@ class Model:
             number = self.bounds.submits - submits  # the submission's id
         elif kind == "transfer":
             transfers -= 1
+        elif kind == "remove":
+            changes -= 1
         elif kind == "restart":
             number = node  # (a down node's saved state does not say whose it is; a live one's does)
         done = self._done(node, before, kind, number)
@@ -543,7 +554,8 @@ class Model:
             for m in [m for m in network if self._messages[m][0] == node]:
                 del network[m]
             self._send(nodes, network, out)
-            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits, transfers), state[n + 2])
+            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits, transfers, changes),
+                               state[n + 2])
         nodes[node] = after
         self._send(nodes, network, out)
         if self.prune_stale:
@@ -554,7 +566,7 @@ class Model:
             return Violation(ghost.property, ghost.detail, action)
         if self.bounds.max_messages is not None and len(network) > self.bounds.max_messages:
             return None
-        return self._state(nodes, network, (crashes, drops, duplicates, submits, transfers), ghost)
+        return self._state(nodes, network, (crashes, drops, duplicates, submits, transfers, changes), ghost)
 
     def _send(self, nodes: list[int], network: dict[int, int], out: tuple[tuple[int, int], ...]) -> None:
         """Put the messages `out` of one step in flight: one to a node that is down is lost, an identical
@@ -622,6 +634,11 @@ class Model:
                 replica.process_transitions()
             elif kind == "transfer":
                 replica.transfer_leadership(number)
+            elif kind == "remove":
+                config = replica.configuration
+                self._machines[node].pending.append(Configuration(config.voters - {number},
+                                                                  config.learners - {number}))
+                replica.process_transitions()
         except ReplicaStopped as stop:
             return Violation("Replica error", f"node {node} raised {stop.__cause__ or stop!r}")
         number_after = self._save(node)
@@ -637,6 +654,13 @@ class Model:
         if found is None and kind == "submit" and saved[4][0][9] is not None and _last(after) > _last(saved):
             found = Violation("Transfer (LT-STOP)", f"leader {node}, handing its leadership to {saved[4][0][9]}, "
                                                     f"appended a client's transition at {_last(after)}")
+        if found is None and kind == "remove" and _last(after) > _last(saved):
+            log = _log(saved[3], saved[2])
+            commit = saved[4][0][2]
+            if commit <= log.base_index or log.term_at(commit) != saved[0]:
+                found = Violation("Configuration change (MC-ONE)", f"leader {node} of term {saved[0]} appended a "
+                                                                   "configuration change before an entry of its term "
+                                                                   "was committed")
         if found is None and kind == "deliver":
             found = _check_rules(node, saved, after, self._messages[number][1], wire.out,
                                  replica.election_deadline != math.inf)
@@ -693,6 +717,17 @@ class Model:
                         return Violation("Match index (L-REPLICATE)", f"leader {node} of term {term} moved its "
                                                                       f"match index for {peer} back from "
                                                                       f"{was[peer]} to {match}")
+            if volatile[0] is Role.CANDIDATE and term > before[0] and node not in volatile[16].voters:
+                return Violation("Non-voter campaign (MC-LEARNER)", f"node {node}, not a voter of its configuration "
+                                                                    f"{volatile[16]!r}, stood for term {term}")
+            if before[4][0][0] is Role.LEADER and before[0] == term and volatile[2] > before[4][0][2]:
+                log, commit, voters = _log(after[3], after[2]), volatile[2], volatile[16].voters
+                match = dict(volatile[5])
+                held = sum(1 for v in voters if (log.last_index if v == node else match.get(v, 0)) >= commit)
+                if 2 * held <= len(voters):  # L-COMMIT, MC-STEPDOWN: a majority of the latest voters (itself if one)
+                    return Violation("Commit quorum (L-COMMIT)", f"leader {node} of term {term} committed up to "
+                                                                 f"{commit}, held by {held} of the voters "
+                                                                 f"{sorted(voters)} only")
             if volatile[0] is Role.LEADER and before[0] == term and volatile[2] > before[4][0][2]:
                 log, commit = _log(after[3], after[2]), volatile[2]
                 if commit > log.base_index and log.term_at(commit) != term:  # L-COMMIT (§5.4.2, Figure 8)
@@ -914,7 +949,7 @@ class Model:
         if kind in _MESSAGE_ACTIONS:
             to, message = self._messages[number]
             number = self._intern_message(back[to], _rename_message(message, tuple(back)))
-        elif kind == "transfer":
+        elif kind in ("transfer", "remove"):
             number = back[number]  # (the target is a node)
         return (kind, back[node], number)
 
@@ -964,6 +999,8 @@ class Model:
             yield "second term led"
         if any(type(a) is int for a in applied):
             yield "client entry committed"
+        if self.bounds.changes and any(type(a) is tuple for a in applied):
+            yield "configuration change committed"
         if any(self._nodes[state[i]][4] is None for i in self.ids):
             yield "node crashed"
         if self.snapshot_delta and any(self._nodes[state[i]][3] is not None for i in self.ids):
@@ -977,6 +1014,8 @@ class Model:
             goals.append("second term led")
         if self.bounds.submits:
             goals.append("client entry committed")
+        if self.bounds.changes:
+            goals.append("configuration change committed")
         if self.bounds.crashes:
             goals.append("node crashed")
         if self.snapshot_delta:
@@ -1053,7 +1092,8 @@ def describe_action(action: Action, messages: list[tuple[int, Message]] | None =
 _ACTIONS = {"timeout": "node {node}'s election timer fires", "heartbeat": "leader {node}'s heartbeat timer fires",
             "crash": "node {node} crashes", "restart": "node {node} restarts from its storage",
             "submit": "a client submits a transition to leader {node}",
-            "transfer": "leader {node} is asked to hand its leadership to {number}"}
+            "transfer": "leader {node} is asked to hand its leadership to {number}",
+            "remove": "leader {node} is asked to remove {number} from the configuration"}
 
 
 def _rename_node(saved: tuple, perm: tuple[int, ...]) -> tuple | None:

@@ -5,8 +5,8 @@ Each planted bug breaks one rule. Most break a safety property within a few step
 one core (no faults it does not need, a bounded network as TLA+ models of Raft have, one entry per
 AppendEntries as the grader's own Figure 8 check sends them), or an option of the `Model` (pre-votes,
 compaction). `raftlab mc --mutant NAME` takes the bug's search here for every bound not given on
-the command line. The bugs of features the model does not have (linearizable reads and leases,
-membership changes) are in `NOT_MODELLED`, with what the model would need.
+the command line. The bugs of features the model does not have (linearizable reads and leases) are in
+`NOT_MODELLED`, with what the model would need.
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ SEARCHES: dict[str, Search] = {
     "ActsOnStaleResponses": Search(Bounds(), "Match index (L-REPLICATE)"),
     "PreVoteRaisesTerm": Search(Bounds(), "Pre-vote (PV-GRANT)", {"pre_vote": True}),
     "TakesProposalsDuringTransfer": Search(Bounds(crashes=0, drops=0, transfers=1), "Transfer (LT-STOP)"),
+    "ChangesBeforeTermCommits": Search(Bounds(crashes=0, drops=0, changes=1), "Configuration change (MC-ONE)"),
+    "LearnerStandsForElection": Search(Bounds(crashes=0, drops=0, changes=1), "Non-voter campaign (MC-LEARNER)"),
+    "CountsItselfWhenRemoved": Search(Bounds(crashes=0, drops=0, changes=1), "Commit quorum (L-COMMIT)"),
 }
 
-NOT_MODELLED: dict[str, str] = {
-    "LeaseWithoutQuorum": "reads, CheckQuorum and the passing of time (leases): the model has no read action and "
-                          "time stands still",
-    "ReadsBeforeNoopCommits": "linearizable reads: the model has no read action",
-    "ChangesBeforeTermCommits": "membership changes: the model's configuration is fixed",
-    "LearnerStandsForElection": "membership changes (learners): the model's configuration is fixed",
-    "CountsItselfWhenRemoved": "membership changes (a leader removing itself): the model's configuration is fixed",
+NOT_MODELLED: dict[str, str] = {  # (what the model has not: "the model has no ...")
+    "LeaseWithoutQuorum": "reads, no CheckQuorum and no passing of time (a lease runs on the clock; time stands "
+                          "still)",
+    "ReadsBeforeNoopCommits": "reads (RI-*: a read action and its heartbeat rounds)",
 }

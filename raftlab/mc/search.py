@@ -75,6 +75,7 @@ class Result:
         b = self.model.bounds
         network = "" if b.max_messages is None else f", <= {b.max_messages} messages in flight"
         network += f", {b.transfers} transfer(s)" if b.transfers else ""
+        network += f", {b.changes} configuration change(s)" if b.changes else ""
         lines = [f"{self.method}: {self.distinct_states:,} distinct states ({self.states:,} generated), depth "
                  f"{self.depth}, {self.seconds:.1f} s, {self.states_per_s:,.0f} distinct states/s; "
                  f"{self.model.replica_class.__name__}, {b.nodes} nodes, term <= {b.max_term}, log <= {b.max_log}, "
