@@ -7,9 +7,10 @@ adds), its state machine's state, the messages in flight (a multiset), which nod
 is left of the bounded faults and requests, and a little *history* the safety predicates need (the
 leaders of each term, the highest entry known committed in each term, the transition applied at each
 index). An *action* is one of: deliver a message in flight, drop one, duplicate one, fire a node's
-election timer (`Replica.campaign`), fire a leader's heartbeat, crash a node, restart it, or submit a
-client transition to the leader. Timers are choices, not clock readings: time stands still at 0, so
-the replicas' deadlines never matter and are not part of the state.
+election timer (`Replica.campaign`), fire a leader's heartbeat, crash a node, restart it, submit a
+client transition to the leader, ask the leader to hand its leadership over (`Bounds.transfers`) or to
+remove a member from the configuration (`Bounds.changes`). Timers are choices, not clock readings:
+time stands still at 0, so the replicas' deadlines never matter and are not part of the state.
 
 Every transition is made by the real, unchanged `Replica` class (or a subclass: a planted bug, a
 student's exercise): its state is loaded into one live object per node, the action is taken, and the
@@ -25,7 +26,11 @@ nothing new adds no state); sending it twice is what `duplicate` models, within 
 The safety predicates are those of the simulator's `raftlab.sim.InvariantChecker` (Figure 3 and the
 rules of raft-rules.md, "Safety properties"), checked on each new state: Election Safety, Leader
 Append-Only, Log Matching, Leader Completeness, State Machine Safety, monotonic terms and commit
-indices; and a replica that raises has a bug too ("Replica error"). A counterexample replayed in a
+indices; and a replica that raises has a bug too ("Replica error"). Beside them, the rules of
+raft-rules.md that one step decides: ALL-TERM, F-TIMEOUT, PV-GRANT (`_check_rules`, on deliveries),
+L-REPLICATE, L-COMMIT, MC-STEPDOWN, MC-LEARNER (`_check_node`, `_match_held`), LT-STOP and MC-ONE (on
+submissions and changes); a planted bug that breaks one is caught at the step that breaks it, before
+any safety property shows it (`raftlab.mc.planted`). A counterexample replayed in a
 `Simulation` is checked again by the simulator's own checker (`raftlab.mc.counterexample`).
 """
 
