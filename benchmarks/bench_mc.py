@@ -4,7 +4,9 @@ Usage: python benchmarks/bench_mc.py [--json] [--depth D]
 
 One breadth-first search of a fixed small configuration (3 nodes, term <= 2, log <= 2, one client
 entry, no faults, symmetry reduction on, to depth D) gives the distinct states, their number per
-second and the model's figures. Then, on a sample of the (state, action) pairs it met, the parts are
+second of wall time (`distinct_states_per_s`) and per second of this process's processor time
+(`distinct_states_per_cpu_s`: the one-core figure on a machine that other work shares) and the
+model's figures. Then, on a sample of the (state, action) pairs it met, the parts are
 timed one at a time, in the same run: *copy* (loading a node's saved state into the live replica and
 saving it again), *step* (the replica's own handler, the real `Replica` doing the work), *hash* (the
 successor's representative under renaming and its hash, as the search's memory of states does it),
@@ -29,11 +31,14 @@ def main() -> None:
     args = parser.parse_args()
     bounds = Bounds(nodes=3, max_term=2, max_log=2, crashes=0, drops=0, duplicates=0, submits=1, depth=args.depth)
     model = Model(bounds, symmetry=True)
+    cpu = time.process_time()
     result = bfs(model)
+    cpu = time.process_time() - cpu
     figures: dict[str, float | int | bool] = {
         "distinct_states": result.distinct_states, "states": result.states, "depth": result.depth,
-        "complete": result.complete, "seconds": round(result.seconds, 3),
+        "complete": result.complete, "seconds": round(result.seconds, 3), "cpu_seconds": round(cpu, 3),
         "distinct_states_per_s": round(result.states_per_s), "generated_per_s": round(result.states / result.seconds),
+        "distinct_states_per_cpu_s": round(result.distinct_states / cpu) if cpu > 0 else 0,
         "replica_runs": len(model._transitions),
         "replica_runs_per_action": round(len(model._transitions) / max(result.states, 1), 4),
     }

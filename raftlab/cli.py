@@ -239,20 +239,27 @@ def main(argv: list[str] | None = None) -> int:
     figure16.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     mc = commands.add_parser("mc", help="model-check the Replica (or a planted bug): every schedule of a small "
                                         "cluster, breadth-first (raftlab.mc)")
-    mc.add_argument("--nodes", type=_positive_int, default=3, help="replicas (default 3)")
-    mc.add_argument("--max-term", type=_positive_int, default=3, help="highest term explored (default 3)")
-    mc.add_argument("--max-log", type=int, default=3, help="longest log explored (default 3)")
-    mc.add_argument("--depth", type=_positive_int, default=20, help="actions in a run (default 20)")
+    mc.add_argument("--nodes", type=_positive_int, help="replicas (default 3)")
+    mc.add_argument("--max-term", type=_positive_int, help="highest term explored (default 3)")
+    mc.add_argument("--max-log", type=int, help="longest log explored (default 3)")
+    mc.add_argument("--depth", type=_positive_int, help="actions in a run (default 20)")
     mc.add_argument("--max-messages", type=int, help="most messages in flight at once (default: no bound); a "
                                                      "bounded network lets a search finish its whole space")
     for name, default, what in (("crashes", 1, "crashes"), ("drops", 1, "messages lost"),
-                                ("duplicates", 0, "messages duplicated"), ("submits", 1, "client transitions")):
-        mc.add_argument(f"--{name}", type=int, default=default, help=f"{what} a run may have (default {default})")
+                                ("duplicates", 0, "messages duplicated"), ("submits", 1, "client transitions"),
+                                ("transfers", 0, "leadership transfers"),
+                                ("changes", 0, "configuration changes (a member removed)")):
+        mc.add_argument(f"--{name}", type=int, help=f"{what} a run may have (default {default})")
     mc.add_argument("--mutant", metavar="NAME", help="check a planted bug of the grader (raftlab.grading.mutants) "
-                                                     "instead of the Replica")
+                                                     "instead of the Replica, within the search that catches it "
+                                                     "(raftlab.mc.planted: its bounds and options, for each one "
+                                                     "not given here)")
+    mc.add_argument("--max-entries", type=_positive_int, help="at most this many entries per AppendEntries "
+                                                              "(default: the replica's own limit)")
+    mc.add_argument("--pre-vote", action="store_true", default=None, help="the replicas ask for pre-votes (PV-*)")
     mc.add_argument("--replica", metavar="FILE", help="check the StudentReplica subclass in FILE (as raftlab grade "
                                                       "loads it; exercises not written come from the library)")
-    mc.add_argument("--snapshot-delta", type=int, default=0, help="as for Replica (default 0: never compact)")
+    mc.add_argument("--snapshot-delta", type=int, help="as for Replica (default 0: never compact)")
     mc.add_argument("--random", type=_positive_int, metavar="WALKS", help="take WALKS seeded random walks instead "
                                                                           "of the breadth-first search")
     mc.add_argument("--seed", type=int, default=1, help="the random walks' seed (default 1)")
@@ -307,16 +314,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _mc(parser: argparse.ArgumentParser, args: Any) -> int:
+    import dataclasses
+
     from .core import Replica
     from .grading import mutants
     from .mc import Bounds, Model, bfs, random_walks
+    from .mc.planted import NOT_MODELLED, SEARCHES, Search
 
     replica_class: type[Replica] = Replica
+    search = Search(Bounds(), "")
     if args.mutant is not None:
         found = {m.__name__: m for m in mutants.MUTANTS}
         if args.mutant not in found:
             parser.error(f"--mutant: no planted bug named {args.mutant!r}; they are: {', '.join(found)}")
         replica_class = found[args.mutant]
+        if args.mutant in NOT_MODELLED:
+            print(f"{args.mutant}: the model cannot catch this bug: it has no {NOT_MODELLED[args.mutant]}",
+                  file=sys.stderr)
+        search = SEARCHES.get(args.mutant, search)
     elif args.replica is not None:
         from .grading import SubmissionError, load_student
         from .grading.modelcheck import written
@@ -326,10 +341,14 @@ def _mc(parser: argparse.ArgumentParser, args: Any) -> int:
         except SubmissionError as error:
             parser.error(f"--replica: {error}")
     try:
-        bounds = Bounds(nodes=args.nodes, max_term=args.max_term, max_log=args.max_log, crashes=args.crashes,
-                        drops=args.drops, duplicates=args.duplicates, submits=args.submits, depth=args.depth,
-                        max_messages=args.max_messages)
-        model = Model(bounds, replica_class, snapshot_delta=args.snapshot_delta, symmetry=not args.no_symmetry)
+        given = {name: getattr(args, name) for name in ("nodes", "max_term", "max_log", "crashes", "drops",
+                                                         "duplicates", "submits", "depth", "max_messages",
+                                                         "transfers", "changes")}
+        bounds = dataclasses.replace(search.bounds, **{k: v for k, v in given.items() if v is not None})
+        options = {**search.options, **{k: v for k, v in (("snapshot_delta", args.snapshot_delta),
+                                                          ("max_entries", args.max_entries),
+                                                          ("pre_vote", args.pre_vote)) if v is not None}}
+        model = Model(bounds, replica_class, symmetry=not args.no_symmetry, **options)
     except ValueError as error:
         parser.error(str(error))
     progress = sys.stderr.isatty()

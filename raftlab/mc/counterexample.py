@@ -139,6 +139,10 @@ class Counterexample:
                 commands.append(f"{kind}-msg {min(ids)}")
             elif kind == "submit":
                 commands.append(f"submit add 1 to={node}")
+            elif kind == "transfer":
+                commands.append(f"transfer {number}")
+            elif kind == "remove":
+                commands.append(f"remove-node {number}")
             else:
                 commands.append(f"{kind} {node}")
             try:
@@ -161,7 +165,9 @@ class Counterexample:
                 f"({len(self.actions)} steps).",
                 f"# {self.violation.detail}.",
                 f"# Found by raftlab mc: {b.nodes} nodes, term <= {b.max_term}, log <= {b.max_log}, "
-                f"crashes {b.crashes}, drops {b.drops}, duplicates {b.duplicates}, submits {b.submits}.",
+                f"crashes {b.crashes}, drops {b.drops}, duplicates {b.duplicates}, submits {b.submits}"
+                + (f", transfers {b.transfers}" if b.transfers else "")
+                + (f", changes {b.changes}." if b.changes else "."),
                 "# Nothing happens by itself: the timers and message delays are far longer than the run, and",
                 f"# every step is one action of the model. Replay with replica_class={name}; the next step,",
                 f"# `{commands[-1]}` ({self.model.describe(self.actions[-1])}), violates "
@@ -197,6 +203,7 @@ def sim_command(model: Model) -> str:
     extra = f" snapshot_delta={model.snapshot_delta}" if model.snapshot_delta else ""
     extra += f" max-inflight={model.max_inflight}" if model.max_inflight != 1 else ""
     extra += f" max-entries={model.max_entries}" if model.max_entries is not None else ""
+    extra += " pre-vote" if model.pre_vote else ""
     return (f"sim n={model.bounds.nodes} seed=1 machine=counter heartbeat={HEARTBEAT:g} "
             f"election={ELECTION[0]:g},{ELECTION[1]:g} latency=100000,100000{extra}")
 
@@ -208,6 +215,8 @@ def _simulation(model: Model) -> Any:
     from ..sim import NetworkModel, Simulation
     from .model import ELECTION, HEARTBEAT
     options: dict[str, Any] = {"max_inflight": model.max_inflight} if model.max_inflight != 1 else {}
+    if model.pre_vote:
+        options["pre_vote"] = True
     return Simulation(bounds.nodes, seed=1, heartbeat_timeout=HEARTBEAT, election_timeout=ELECTION,
                       network=NetworkModel(latency=(100000.0, 100000.0)), state_machine=Counter,
                       snapshot_delta=model.snapshot_delta, replica_class=model._run_class, **options)
@@ -226,6 +235,10 @@ def _act(sim: Any, action: Action, command: str) -> None:
         sim.restart(node)
     elif kind == "submit":
         sim.submit(Add(len(sim.submissions) + 1, 1), to=node)
+    elif kind == "transfer":
+        sim.transfer_leadership(action[2])
+    elif kind == "remove":
+        sim.remove_node(action[2])
     else:
         message_id = int(command.split()[1])
         {"deliver": sim.deliver_message, "drop": sim.drop_message, "duplicate": sim.duplicate_message}[kind](message_id)

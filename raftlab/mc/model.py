@@ -7,9 +7,10 @@ adds), its state machine's state, the messages in flight (a multiset), which nod
 is left of the bounded faults and requests, and a little *history* the safety predicates need (the
 leaders of each term, the highest entry known committed in each term, the transition applied at each
 index). An *action* is one of: deliver a message in flight, drop one, duplicate one, fire a node's
-election timer (`Replica.campaign`), fire a leader's heartbeat, crash a node, restart it, or submit a
-client transition to the leader. Timers are choices, not clock readings: time stands still at 0, so
-the replicas' deadlines never matter and are not part of the state.
+election timer (`Replica.campaign`), fire a leader's heartbeat, crash a node, restart it, submit a
+client transition to the leader, ask the leader to hand its leadership over (`Bounds.transfers`) or to
+remove a member from the configuration (`Bounds.changes`). Timers are choices, not clock readings:
+time stands still at 0, so the replicas' deadlines never matter and are not part of the state.
 
 Every transition is made by the real, unchanged `Replica` class (or a subclass: a planted bug, a
 student's exercise): its state is loaded into one live object per node, the action is taken, and the
@@ -25,7 +26,11 @@ nothing new adds no state); sending it twice is what `duplicate` models, within 
 The safety predicates are those of the simulator's `raftlab.sim.InvariantChecker` (Figure 3 and the
 rules of raft-rules.md, "Safety properties"), checked on each new state: Election Safety, Leader
 Append-Only, Log Matching, Leader Completeness, State Machine Safety, monotonic terms and commit
-indices; and a replica that raises has a bug too ("Replica error"). A counterexample replayed in a
+indices; and a replica that raises has a bug too ("Replica error"). Beside them, the rules of
+raft-rules.md that one step decides: ALL-TERM, F-TIMEOUT, PV-GRANT (`_check_rules`, on deliveries),
+L-REPLICATE, L-COMMIT, MC-STEPDOWN, MC-LEARNER (`_check_node`, `_match_held`), LT-STOP and MC-ONE (on
+submissions and changes); a planted bug that breaks one is caught at the step that breaks it, before
+any safety property shows it (`raftlab.mc.planted`). A counterexample replayed in a
 `Simulation` is checked again by the simulator's own checker (`raftlab.mc.counterexample`).
 """
 
@@ -39,8 +44,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..core import (
-    AppendEntryResponse, Configuration, InstallSnapshotResponse, Log, LogEntry, MemoryStorage, Message, PreVoteResponse,
-    Progress, Read, Replica, ReplicaStopped, Role, Snapshot, TransitionState, VoteResponse,
+    AppendEntryRequest, AppendEntryResponse, Configuration, InstallSnapshotRequest, InstallSnapshotResponse, Log,
+    LogEntry, MemoryStorage, Message, PreVoteRequest, PreVoteResponse, Progress, Read, Replica, ReplicaStopped, Role,
+    Snapshot, TransitionState, VoteResponse,
 )
 from ..machines.counter import Add, Counter
 
@@ -69,6 +75,10 @@ class Bounds:
         drops: messages a run may lose.
         duplicates: messages a run may duplicate.
         submits: client transitions a run may submit (to the leader).
+        transfers: leadership transfers a run may ask for (of the leader `Simulation.leader` names, to
+            another voter of its configuration).
+        changes: configuration changes a run may ask for: the leader `Simulation.leader` names is asked
+            to remove a member (itself too), as `Simulation.remove_node` asks.
         depth: actions in a run (the breadth-first search's horizon).
         max_messages: no state with more messages in flight is explored (None: no bound); as TLA+
             models of Raft bound their network, this makes a whole bounded space small enough to finish.
@@ -83,6 +93,8 @@ class Bounds:
     submits: int = 1
     depth: int = 20
     max_messages: int | None = None
+    transfers: int = 0
+    changes: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -156,6 +168,7 @@ class _Machine:
         if state is TransitionState.APPLIED and type(transition_id) is tuple \
                 and transition_id[:1] == ("configuration",):
             self.applied += 1  # (a configuration entry is applied without the machine)
+            self.model._apply_log.append((self.node, self.applied, transition_id))
 
     def get_pending_transitions(self) -> list[Any]:
         pending, self.pending = self.pending, []
@@ -226,7 +239,7 @@ def _save_volatile(a: dict[str, Any]) -> tuple:
             frozenset(a["votes"]), None if pre_votes is None else frozenset(pre_votes), a["transfer_to"],
             a["transfer_deadline"], a["transfer_election"], a["round"], a["read_seq"], tuple(a["round_sent"].items()),
             tuple((r.id, r.origin, r.round, r.index) for r in a["reads"]), a["configuration"], a["config_index"],
-            a["peer_ids"], a["_senders"], a["leader_heard_at"])
+            a["peer_ids"], a["_senders"], -math.inf)  # (leader_heard_at: see `Model`, pre_vote)
 
 
 def _load_volatile(a: dict[str, Any], v: tuple) -> None:
@@ -272,16 +285,26 @@ class Model:
             transcripts' ``max-entries=K``: a leader then repairs a log one entry at a time (Figure 8).
         symmetry: identify states that differ only by a renaming of the nodes (all nodes are alike at
             the start, so a renamed run is a run); `Model.canonical` does it.
+        prune_stale: remove from the network a response of an older term that its receiver ignores.
+        one_per_link: a link (sender, destination) holds at most one message: one sent takes the place
+            of the one in flight, as if that one were lost (without using a drop). Fewer states, every
+            run still a run of the real network (replayed in the simulator, the older message is merely
+            never delivered); reorderings on one link (a delayed, older request) are not explored.
+        pre_vote: as for `Replica` (PV-*): an election timer starts a pre-vote. Time stands still, and a
+            leader is taken as heard from long ago (the core reads that time only for PV-GRANT, and for
+            CheckQuorum and leases, which the model has not): a server grants any pre-vote its log
+            allows, as it may after its minimum election timeout, so every run with pre-votes is explored.
 
     A state is a tuple ``(node_0, ..., node_{n-1}, network, budgets, ghost)``: each node the number of
     its saved state (`node_state` decodes it), the network a sorted tuple of ``(message number,
     copies)`` (`message` decodes a number into ``(destination, message)``), the budgets what is left
-    of ``(crashes, drops, duplicates, submits)``, and the ghost the history the predicates need.
+    of ``(crashes, drops, duplicates, submits, transfers, changes)``, and the ghost the history the predicates need.
     """
 
     def __init__(self, bounds: Bounds | None = None, replica_class: type[Replica] = Replica, *,
                  snapshot_delta: int = 0, max_inflight: int = 1, max_entries: int | None = None,
-                 symmetry: bool = False, prune_stale: bool = False) -> None:
+                 symmetry: bool = False, prune_stale: bool = False, one_per_link: bool = False,
+                 pre_vote: bool = False) -> None:
         self.bounds = bounds if bounds is not None else Bounds()
         if not (isinstance(replica_class, type) and issubclass(replica_class, Replica)):
             raise ValueError(f"replica_class must be a subclass of Replica, not {replica_class!r}")
@@ -294,6 +317,7 @@ class Model:
         self.replica_class, self.snapshot_delta, self.max_inflight = replica_class, snapshot_delta, max_inflight
         self.max_entries = max_entries
         self.prune_stale = prune_stale
+        self.one_per_link, self.pre_vote = bool(one_per_link), bool(pre_vote)
         self._run_class = replica_class if max_entries is None else type(  # (as the transcripts' max-entries=K)
             f"Limited{replica_class.__name__}", (replica_class,), {"MAX_ENTRIES_PER_MESSAGE": max_entries})
         self.symmetry = bool(symmetry)
@@ -302,6 +326,7 @@ class Model:
         self._node_numbers: dict[tuple, int] = {}
         self._messages: list[tuple[int, Message]] = []  # message number -> (destination, message)
         self._message_numbers: dict[tuple[int, Message], int] = {}
+        self._links: list[tuple[int, int]] = []  # message number -> (sender, destination)
         self._storages = [MemoryStorage() for _ in self.ids]
         self._wires = [_Wire(storage) for storage in self._storages]
         self._machines = [_Machine(self, i) for i in self.ids]
@@ -311,12 +336,24 @@ class Model:
         self._apply_log: list[tuple[int, int, Hashable]] = []  # (node, index, transition id) applied in an action
         self._transitions: dict[tuple[int, str, int], tuple | Violation | None] = {}  # see `step`
         self._matching: dict[tuple[int, int, int], Violation | None] = {}  # (number, other, its number) -> found
+        self._matched: dict[tuple[int, int, int], Violation | None] = {}  # the same, for `_match_held`
         self._perms = [p for p in itertools.permutations(self.ids) if p != self.ids]  # the renamings but one
         self._node_renames: dict[tuple[int, tuple[int, ...]], int] = {}  # (node number, renaming) -> number
         self._message_renames: dict[tuple[int, tuple[int, ...]], int] = {}
+        self._inverses = [tuple(p.index(j) for j in self.ids) for p in self._perms]  # k -> the node that becomes j
+        self._node_rows: dict[int, tuple[int, ...]] = {}  # node number -> its number renamed by each of _perms
+        self._least_nodes: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...] | None]] = {}  # `_least`
+        self._message_rows: dict[int, tuple[int, ...]] = {}  # message number -> the same
         for i in self.ids:
             self._boot(i)
         self.initial = self._initial()
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments that build this model again (with its bounds and replica class)."""
+        return {"snapshot_delta": self.snapshot_delta, "max_inflight": self.max_inflight,
+                "max_entries": self.max_entries, "symmetry": self.symmetry, "prune_stale": self.prune_stale,
+                "one_per_link": self.one_per_link, "pre_vote": self.pre_vote}
 
     def __repr__(self) -> str:
         return (f"Model({self.bounds}, replica_class={self.replica_class.__name__}, "
@@ -352,7 +389,8 @@ class Model:
         machine.value, machine.applied, machine.pending = 0, 0, []
         replica = self._run_class(
             node, [p for p in self.ids if p != node], self._wires[node], machine, Counter.NOOP, HEARTBEAT, ELECTION,
-            self.snapshot_delta, max_inflight=self.max_inflight, storage=self._storages[node], clock=_frozen_clock)
+            self.snapshot_delta, max_inflight=self.max_inflight, storage=self._storages[node], clock=_frozen_clock,
+            **({"pre_vote": True} if self.pre_vote else {}))
         if len(self._replicas) <= node:
             self._replicas.append(replica)
             self._templates.append({})
@@ -404,14 +442,15 @@ class Model:
     def _initial(self) -> State:
         nodes = tuple(self._save(i) for i in self.ids)
         b = self.bounds
-        return (*nodes, (), (b.crashes, b.drops, b.duplicates, b.submits), ((), (), ()))  # (its own representative)
+        budgets = (b.crashes, b.drops, b.duplicates, b.submits, b.transfers, b.changes)
+        return (*nodes, (), budgets, ((), (), ()))  # (its own representative)
 
     # ----- actions ---------------------------------------------------------------------------------------
     def actions(self, state: State) -> Iterator[Action]:
         """The actions enabled in `state`, in a fixed order: each message (deliver, drop, duplicate),
         then each node (election timer or heartbeat, submit, crash, restart)."""
         n = len(self.ids)
-        crashes, drops, duplicates, submits = state[n + 1]
+        crashes, drops, duplicates, submits, transfers, changes = state[n + 1]
         for number, copies in state[n]:
             to = self._messages[number][0]
             yield ("deliver", to, number)
@@ -431,12 +470,28 @@ class Model:
                 yield ("heartbeat", i, 0)
                 if submits and len(saved[2]) + (saved[3].last_included_index if saved[3] else 0) < self.bounds.max_log:
                     yield ("submit", i, 0)
+                if (transfers or changes) and i == self._leader(state):
+                    if transfers and saved[4][0][9] is None:
+                        for peer in sorted(saved[4][0][16].voters - {i}):
+                            yield ("transfer", i, peer)
+                    if changes:
+                        for member in sorted(saved[4][0][16].members):
+                            yield ("remove", i, member)
             elif saved[0] < self.bounds.max_term:
                 yield ("timeout", i, 0)
                 if crashes and self._torn(state, i, "timeout", 0):
                     yield ("timeout" + _TORN, i, 0)
             if crashes:
                 yield ("crash", i, 0)
+
+    def _leader(self, state: State) -> int | None:
+        """The leader `Simulation.leader` names: the live leader of the highest term (the least id)."""
+        best = None
+        for i in self.ids:
+            saved = self._nodes[state[i]]
+            if saved[4] is not None and saved[4][0][0] is Role.LEADER and (best is None or saved[0] > best[0]):
+                best = (saved[0], i)
+        return None if best is None else best[1]
 
     def successors(self, state: State) -> Iterator[tuple[Action, State | Violation | None]]:
         """Each enabled action with what it leads to: a state, a `Violation`, or None (past the bounds)."""
@@ -454,7 +509,7 @@ class Model:
         kind, node, number = action
         n = len(self.ids)
         nodes, network = list(state[:n]), dict(state[n])
-        crashes, drops, duplicates, submits = state[n + 1]
+        crashes, drops, duplicates, submits, transfers, changes = state[n + 1]
         crash_mid = kind.endswith(_TORN)
         if crash_mid:
             kind = kind[:-len(_TORN)]
@@ -465,23 +520,30 @@ class Model:
                 raise ValueError(f"action {action}: message {number} is not in flight to node {node}")
             if kind == "duplicate":
                 network[number] += 1
-                return self._state(nodes, network, (crashes, drops, duplicates - 1, submits), state[n + 2])
+                return self._state(nodes, network, (crashes, drops, duplicates - 1, submits, transfers, changes),
+                                   state[n + 2])
             network[number] -= 1
             if not network[number]:
                 del network[number]
             if kind == "drop":
-                return self._state(nodes, network, (crashes, drops - 1, duplicates, submits), state[n + 2])
+                return self._state(nodes, network, (crashes, drops - 1, duplicates, submits, transfers, changes),
+                                   state[n + 2])
         before = state[node]
         if kind == "crash":
             nodes[node] = self._crashed(node, self._nodes[before])
             for m in [m for m in network if self._messages[m][0] == node]:
                 del network[m]  # the messages on their way to it are lost
-            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits), state[n + 2])
+            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits, transfers, changes),
+                               state[n + 2])
         if (kind == "restart") != (self._nodes[before][4] is None):
             raise ValueError(f"action {action}: node {node} is " + ("not down" if kind == "restart" else "down"))
         if kind == "submit":
             submits -= 1
             number = self.bounds.submits - submits  # the submission's id
+        elif kind == "transfer":
+            transfers -= 1
+        elif kind == "remove":
+            changes -= 1
         elif kind == "restart":
             number = node  # (a down node's saved state does not say whose it is; a live one's does)
         done = self._done(node, before, kind, number)
@@ -496,14 +558,11 @@ class Model:
             nodes[node] = after
             for m in [m for m in network if self._messages[m][0] == node]:
                 del network[m]
-            for to, m in out:
-                if self._nodes[nodes[to]][4] is not None:
-                    network[m] = network.get(m, 0) or 1
-            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits), state[n + 2])
+            self._send(nodes, network, out)
+            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits, transfers, changes),
+                               state[n + 2])
         nodes[node] = after
-        for to, m in out:
-            if self._nodes[nodes[to]][4] is not None:  # (to a node that is down: lost)
-                network[m] = network.get(m, 0) or 1  # an identical message in flight absorbs it
+        self._send(nodes, network, out)
         if self.prune_stale:
             for m in [m for m in network if self._stale(m, nodes)]:
                 del network[m]
@@ -512,7 +571,19 @@ class Model:
             return Violation(ghost.property, ghost.detail, action)
         if self.bounds.max_messages is not None and len(network) > self.bounds.max_messages:
             return None
-        return self._state(nodes, network, (crashes, drops, duplicates, submits), ghost)
+        return self._state(nodes, network, (crashes, drops, duplicates, submits, transfers, changes), ghost)
+
+    def _send(self, nodes: list[int], network: dict[int, int], out: tuple[tuple[int, int], ...]) -> None:
+        """Put the messages `out` of one step in flight: one to a node that is down is lost, an identical
+        message in flight absorbs it; with `one_per_link`, it takes the place of the one on its link."""
+        for to, m in out:
+            if self._nodes[nodes[to]][4] is None:
+                continue
+            if self.one_per_link and m not in network:
+                link = self._links[m]
+                for other in [x for x in network if self._links[x] == link]:
+                    del network[other]
+            network[m] = network.get(m, 0) or 1
 
     def _stale(self, number: int, nodes: list[int]) -> bool:
         """Whether message `number` is a response of an older term than its receiver's that the
@@ -566,6 +637,13 @@ class Model:
             elif kind == "submit":
                 self._machines[node].pending.append(Add(number, 1))
                 replica.process_transitions()
+            elif kind == "transfer":
+                replica.transfer_leadership(number)
+            elif kind == "remove":
+                config = replica.configuration
+                self._machines[node].pending.append(Configuration(config.voters - {number},
+                                                                  config.learners - {number}))
+                replica.process_transitions()
         except ReplicaStopped as stop:
             return Violation("Replica error", f"node {node} raised {stop.__cause__ or stop!r}")
         number_after = self._save(node)
@@ -578,6 +656,19 @@ class Model:
         out = tuple(m for m in sent if m is not None)
         applied = tuple((index, tid) for _, index, tid in self._apply_log)
         found = self._check_node(node, None if kind == "restart" else saved, after, applied)
+        if found is None and kind == "submit" and saved[4][0][9] is not None and _last(after) > _last(saved):
+            found = Violation("Transfer (LT-STOP)", f"leader {node}, handing its leadership to {saved[4][0][9]}, "
+                                                    f"appended a client's transition at {_last(after)}")
+        if found is None and kind == "remove" and _last(after) > _last(saved):
+            log = _log(saved[3], saved[2])
+            commit = saved[4][0][2]
+            if commit <= log.base_index or log.term_at(commit) != saved[0]:
+                found = Violation("Configuration change (MC-ONE)", f"leader {node} of term {saved[0]} appended a "
+                                                                   "configuration change before an entry of its term "
+                                                                   "was committed")
+        if found is None and kind == "deliver":
+            found = _check_rules(node, saved, after, self._messages[number][1], wire.out,
+                                 replica.election_deadline != math.inf)
         if found is not None:
             return found
         torn = None  # a crash right after a send that went out before the storage held what it says
@@ -598,6 +689,7 @@ class Model:
         if number is None:
             number = self._message_numbers[key] = len(self._messages)
             self._messages.append(key)
+            self._links.append((message.from_id, to))
         return number
 
     def _state(self, nodes: list[int], network: dict[int, int], budgets: tuple, ghost: tuple) -> State:
@@ -608,7 +700,9 @@ class Model:
     def _check_node(self, node: int, before: tuple | None, after: tuple,
                     applied: tuple[tuple[int, Hashable], ...]) -> Violation | None:
         """The predicates that one node's transition decides alone: monotonic term and commit index,
-        Leader Append-Only, and that it applies indices in order, each once (State Machine Safety)."""
+        Leader Append-Only, and that it applies indices in order, each once (State Machine Safety); and
+        two rules of raft-rules.md: a leader's match index never goes back in its term (L-REPLICATE), and
+        a leader commits only up to an entry of its own term (L-COMMIT: older ones only with it)."""
         term, volatile = after[0], after[4][0]
         if before is not None:
             if term < before[0]:
@@ -622,6 +716,29 @@ class Model:
                 if log.last_index < top or (top > base and top > old.base_index and log.entry(top) != old.entry(top)):
                     return Violation("Leader Append-Only", f"leader {node} of term {term} removed or overwrote "
                                                            f"entries (its log ended at {top}, now at {log.last_index})")
+                was = dict(before[4][0][5])
+                for peer, match in volatile[5]:  # L-REPLICATE: a match index never goes back in a term
+                    if match < was.get(peer, 0):
+                        return Violation("Match index (L-REPLICATE)", f"leader {node} of term {term} moved its "
+                                                                      f"match index for {peer} back from "
+                                                                      f"{was[peer]} to {match}")
+            if volatile[0] is Role.CANDIDATE and term > before[0] and node not in volatile[16].voters:
+                return Violation("Non-voter campaign (MC-LEARNER)", f"node {node}, not a voter of its configuration "
+                                                                    f"{volatile[16]!r}, stood for term {term}")
+            if before[4][0][0] is Role.LEADER and before[0] == term and volatile[2] > before[4][0][2]:
+                log, commit, voters = _log(after[3], after[2]), volatile[2], volatile[16].voters
+                match = dict(volatile[5])
+                held = sum(1 for v in voters if (log.last_index if v == node else match.get(v, 0)) >= commit)
+                if 2 * held <= len(voters):  # L-COMMIT, MC-STEPDOWN: a majority of the latest voters (itself if one)
+                    return Violation("Commit quorum (L-COMMIT)", f"leader {node} of term {term} committed up to "
+                                                                 f"{commit}, held by {held} of the voters "
+                                                                 f"{sorted(voters)} only")
+            if volatile[0] is Role.LEADER and before[0] == term and volatile[2] > before[4][0][2]:
+                log, commit = _log(after[3], after[2]), volatile[2]
+                if commit > log.base_index and log.term_at(commit) != term:  # L-COMMIT (§5.4.2, Figure 8)
+                    return Violation("Commit rule (L-COMMIT)", f"leader {node} of term {term} committed up to entry "
+                                                               f"{commit}, of term {log.term_at(commit)}, by counting "
+                                                               f"its replicas")
         last = None if before is None else before[5][1]
         for index, _ in applied:
             if last is not None and index != last + 1:
@@ -652,6 +769,17 @@ class Model:
                     if t < term and index > log.base_index and log.term_at(index) != c_term:
                         return Violation("Leader Completeness", f"node {node} leads term {term} without the "
                                                                 f"committed entry {index} of term {c_term}")
+        if role is Role.LEADER:
+            for peer, match in volatile[5]:
+                if match > 0:
+                    pair = (after_number, peer, nodes[peer])
+                    if pair in self._matched:
+                        held = self._matched[pair]
+                    else:
+                        held = self._matched[pair] = self._match_held(node, after, peer, self._nodes[nodes[peer]],
+                                                                      match)
+                    if held is not None:
+                        return held
         if before is None or self._nodes[before][2:4] != after[2:4]:  # Log Matching, if its log changed
             for other in self.ids:
                 if other != node:
@@ -677,6 +805,21 @@ class Model:
                 applied = (*applied, transition_id)
         return (leaders, committed, applied)
 
+    def _match_held(self, node: int, ours: tuple, peer: int, saved: tuple, match: int) -> Violation | None:
+        """L-REPLICATE: a leader's match index for a peer is what the peer's log holds of the leader's:
+        while the peer is in the leader's term (its log then changes only by that leader's requests),
+        its entry at the match index is the leader's (unless a snapshot covers it)."""
+        if saved[0] != ours[0]:
+            return None
+        log, theirs = _log(ours[3], ours[2]), _log(saved[3], saved[2])
+        if match <= theirs.base_index or match <= log.base_index:
+            return None
+        if match > theirs.last_index or match > log.last_index or theirs.term_at(match) != log.term_at(match):
+            held = "no entry" if match > theirs.last_index else f"entry {_entry(theirs.entry(match))}"
+            return Violation("Match index (L-REPLICATE)", f"leader {node} of term {ours[0]} counts entry {match} as "
+                                                          f"held by {peer}, which holds {held} there")
+        return None
+
     def _log_matching(self, node: int, ours: tuple, other: int, saved: tuple) -> Violation | None:
         """Log Matching between node `node`'s saved log and `other`'s: where both hold an entry of the
         same index and term, the entries up to there are the same (where both still hold them)."""
@@ -700,16 +843,64 @@ class Model:
         is a run). A state in which a subclass keeps attributes of its own is its own representative
         (they may hold node ids that the model cannot rename)."""
         n = len(self.ids)
-        best_nodes, best = state[:n], state
+        key = state[:n]
+        found = self._least_nodes.get(key)
+        if found is None:
+            found = self._least_nodes[key] = self._least(key)
+        best_nodes, ties = found
+        if ties is None:
+            return state
+        return min(state if k < 0 else self._renamed_fast(state, k, best_nodes) for k in ties)
+
+    def _least(self, nodes: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+        """The least renaming of the node numbers `nodes`, and the renamings that give it (indices into
+        `_perms`, -1 for none); None for those if `nodes` itself is least alone, or cannot be renamed."""
+        rows = self._node_rows
+        node_rows = []
+        for number in nodes:
+            row = rows.get(number)
+            if row is None:
+                row = rows[number] = self._node_row(number)
+            if not row:
+                return nodes, None
+            node_rows.append(row)
+        best_nodes, ties = nodes, [-1]  # (-1: the state as it is)
+        for k, inverse in enumerate(self._inverses):  # the nodes first: the network only breaks a tie
+            renamed = tuple([node_rows[i][k] for i in inverse])
+            if renamed < best_nodes:
+                best_nodes, ties = renamed, [k]
+            elif renamed == best_nodes:
+                ties.append(k)
+        return best_nodes, (None if ties == [-1] else tuple(ties))
+
+    def _node_row(self, number: int) -> tuple[int, ...]:
+        """Node state `number` renamed by each renaming of `_perms`, in order (empty: it cannot be)."""
+        row = []
         for perm in self._perms:
-            nodes = self._renamed_nodes(state, perm)
-            if nodes is None:
-                return state
-            if nodes <= best_nodes:  # (the nodes first: the network only breaks a tie)
-                renamed = self._renamed(state, perm, nodes)
-                if nodes < best_nodes or renamed < best:
-                    best_nodes, best = nodes, renamed
-        return best
+            saved = _rename_node(self._nodes[number], perm)
+            if saved is None:
+                return ()
+            row.append(self._intern_node(saved))
+        return tuple(row)
+
+    def _renamed_fast(self, state: State, k: int, nodes: tuple[int, ...]) -> State:
+        """`state` renamed by `_perms[k]`, its renamed nodes `nodes` given."""
+        n = len(self.ids)
+        rows = self._message_rows
+        network = []
+        for number, copies in state[n]:
+            row = rows.get(number)
+            if row is None:
+                to, message = self._messages[number]
+                row = rows[number] = tuple(self._intern_message(perm[to], _rename_message(message, perm))
+                                           for perm in self._perms)
+            network.append((row[k], copies))
+        network.sort()
+        leaders, committed, applied = state[n + 2]
+        if leaders:
+            perm = self._perms[k]
+            leaders = tuple(sorted([(t, perm[m]) for t, m in leaders]))
+        return (*nodes, tuple(network), state[n + 1], (leaders, committed, applied))
 
     def _renamed_nodes(self, state: State, perm: tuple[int, ...]) -> tuple[int, ...] | None:
         """The node numbers of `state` renamed by `perm` (node i becomes perm[i]), or None."""
@@ -763,6 +954,8 @@ class Model:
         if kind in _MESSAGE_ACTIONS:
             to, message = self._messages[number]
             number = self._intern_message(back[to], _rename_message(message, tuple(back)))
+        elif kind in ("transfer", "remove"):
+            number = back[number]  # (the target is a node)
         return (kind, back[node], number)
 
     def concrete_run(self, actions: Iterable[Action], start: State | None = None) -> list[Action]:
@@ -811,6 +1004,8 @@ class Model:
             yield "second term led"
         if any(type(a) is int for a in applied):
             yield "client entry committed"
+        if self.bounds.changes and any(type(a) is tuple for a in applied):
+            yield "configuration change committed"
         if any(self._nodes[state[i]][4] is None for i in self.ids):
             yield "node crashed"
         if self.snapshot_delta and any(self._nodes[state[i]][3] is not None for i in self.ids):
@@ -824,6 +1019,8 @@ class Model:
             goals.append("second term led")
         if self.bounds.submits:
             goals.append("client entry committed")
+        if self.bounds.changes:
+            goals.append("configuration change committed")
         if self.bounds.crashes:
             goals.append("node crashed")
         if self.snapshot_delta:
@@ -833,6 +1030,45 @@ class Model:
     def describe(self, action: Action) -> str:
         """One line saying what `action` does."""
         return describe_action(action, self._messages)
+
+
+_FROM_LEADER = (AppendEntryRequest, InstallSnapshotRequest)
+
+
+def _check_rules(node: int, before: tuple, after: tuple, message: Message, sent: list[tuple[int, Message]],
+                 timer_reset: bool) -> Violation | None:
+    """The rules of raft-rules.md that one delivery decides and that the safety properties do not
+    judge (a replica that breaks them is slow or disrupts the cluster, and may also be unsafe):
+
+    - ALL-TERM: a message of a term above the receiver's makes the receiver take that term (but a
+      pre-vote request, and a granted pre-vote, which carries the term asked for);
+    - PV-GRANT: a pre-vote request never changes the receiver's term or vote;
+    - F-TIMEOUT: the election timer is reset only by an AppendEntries (or InstallSnapshot) from the
+      current leader or by granting a vote (or by a change of role: a leader stepping down, a new
+      election).
+    """
+    term = getattr(message, "term", 0)
+    exempt = type(message) is PreVoteRequest or (type(message) is PreVoteResponse and message.vote_granted)
+    if term > before[0] and after[0] < term and not exempt:
+        return Violation("Term adoption (ALL-TERM)", f"node {node} of term {before[0]} received "
+                                                    f"{type(message).__name__} of term {term} from "
+                                                    f"{message.from_id} and stayed in term {after[0]}")
+    if type(message) is PreVoteRequest and after[:2] != before[:2]:
+        return Violation("Pre-vote (PV-GRANT)", f"node {node} changed its term or vote (term {before[0]}, vote "
+                                                f"{before[1]} -> term {after[0]}, vote {after[1]}) on a pre-vote "
+                                                f"request from {message.from_id}")
+    if timer_reset:
+        was, now = before[4][0], after[4][0]
+        heard = isinstance(message, _FROM_LEADER) and now[1] == message.from_id and after[0] == message.term
+        granted = any(type(m) is VoteResponse and m.vote_granted for _, m in sent)
+        role_changed = was[0] is Role.LEADER or (now[0] is Role.CANDIDATE and after[0] > before[0]) \
+            or (now[8] is not None and was[8] is None)
+        if not (heard or granted or role_changed):
+            return Violation("Election timer reset (F-TIMEOUT)", f"node {node} ({now[0].value}, term {after[0]}) "
+                                                                 f"reset its election timer on "
+                                                                 f"{type(message).__name__} from {message.from_id}, "
+                                                                 "neither from the current leader nor a vote granted")
+    return None
 
 
 def _entry(entry: LogEntry) -> str:
@@ -860,7 +1096,9 @@ def describe_action(action: Action, messages: list[tuple[int, Message]] | None =
 
 _ACTIONS = {"timeout": "node {node}'s election timer fires", "heartbeat": "leader {node}'s heartbeat timer fires",
             "crash": "node {node} crashes", "restart": "node {node} restarts from its storage",
-            "submit": "a client submits a transition to leader {node}"}
+            "submit": "a client submits a transition to leader {node}",
+            "transfer": "leader {node} is asked to hand its leadership to {number}",
+            "remove": "leader {node} is asked to remove {number} from the configuration"}
 
 
 def _rename_node(saved: tuple, perm: tuple[int, ...]) -> tuple | None:

@@ -74,6 +74,8 @@ class Result:
         """A few lines for a person: what was explored, what was found, what was never reached."""
         b = self.model.bounds
         network = "" if b.max_messages is None else f", <= {b.max_messages} messages in flight"
+        network += f", {b.transfers} transfer(s)" if b.transfers else ""
+        network += f", {b.changes} configuration change(s)" if b.changes else ""
         lines = [f"{self.method}: {self.distinct_states:,} distinct states ({self.states:,} generated), depth "
                  f"{self.depth}, {self.seconds:.1f} s, {self.states_per_s:,.0f} distinct states/s; "
                  f"{self.model.replica_class.__name__}, {b.nodes} nodes, term <= {b.max_term}, log <= {b.max_log}, "
@@ -122,7 +124,7 @@ class _Bar:
 
 
 def bfs(model: Model, *, time_budget: float | None = None, progress: bool = False, stop_at_first: bool = True,
-        executor: Executor | None = None, split_depth: int = 4) -> Result:
+        executor: Executor | None = None, split_depth: int = 4, variants: int | None = None) -> Result:
     """Breadth-first search of `model` up to its bounds' depth.
 
     Args:
@@ -133,14 +135,23 @@ def bfs(model: Model, *, time_budget: float | None = None, progress: bool = Fals
             (as the actions that reach it) to a task of `executor`, which searches below it with its own
             memory of states; the parts' figures are added up (a state reached by two parts counts in
             both), their violations and coverage merged, and the shortest violation reported.
+        variants: explore at most this many states with the same nodes' states (the states that differ
+            only by their messages in flight, what is left of the faults, and the history): a heuristic
+            that goes deep fast, for bugs the whole space is too large to reach. It is not exhaustive
+            (the result is never `complete`), and a counterexample it finds is real but may not be a
+            shortest one. None: every state (the default).
     """
+    if variants is not None and variants < 1:
+        raise ValueError(f"variants must be an int >= 1 or None, not {variants!r}")
     if executor is not None:
+        if variants is not None:
+            raise ValueError("variants: the split search explores every state")
         return _bfs_split(model, executor, split_depth, time_budget)
-    return _bfs(model, [(model.initial, ())], 0, time_budget, progress, stop_at_first)
+    return _bfs(model, [(model.initial, ())], 0, time_budget, progress, stop_at_first, variants=variants)
 
 
 def _bfs(model: Model, roots: list[tuple[State, tuple[Action, ...]]], start_depth: int, time_budget: float | None,
-         progress: bool, stop_at_first: bool, max_depth: int | None = None) -> Result:
+         progress: bool, stop_at_first: bool, max_depth: int | None = None, variants: int | None = None) -> Result:
     started = time.perf_counter()
     result = Result(model, "bfs", coverage=dict.fromkeys(model.coverage_goals))
     parents: dict[State, tuple[State | None, Action | None]] = {}
@@ -158,6 +169,9 @@ def _bfs(model: Model, roots: list[tuple[State, tuple[Action, ...]]], start_dept
     horizon = model.bounds.depth if max_depth is None else max_depth
     stopped = False
     step, successors = model.step, model.actions
+    n = len(model.ids)
+    tried: dict[tuple, int] = {}  # (with `variants`) the nodes' states -> the states explored with them
+    skipped = False
     while frontier and depth < horizon and not stopped:
         next_frontier: list[State] = []
         for state in frontier:
@@ -177,6 +191,13 @@ def _bfs(model: Model, roots: list[tuple[State, tuple[Action, ...]]], start_dept
                     continue
                 if nxt in parents:
                     continue
+                if variants is not None:
+                    key = nxt[:n]
+                    seen = tried.get(key, 0)
+                    if seen >= variants:
+                        skipped = True
+                        continue
+                    tried[key] = seen + 1
                 parents[nxt] = (state, action)
                 next_frontier.append(nxt)
                 _cover(model, result, nxt, depth + 1)
@@ -193,7 +214,7 @@ def _bfs(model: Model, roots: list[tuple[State, tuple[Action, ...]]], start_dept
         frontier = next_frontier
         if not stopped:
             result.depth = depth
-    result.complete = not stopped and not frontier
+    result.complete = not stopped and not frontier and not skipped
     if not stopped and frontier and max_depth is None:
         result.complete = False  # the depth bound cut the search short: say so
     result.distinct_states = len(parents)
@@ -234,19 +255,14 @@ class _Spec:
 
     bounds: Bounds
     replica_class: type
-    snapshot_delta: int
-    max_inflight: int
-    max_entries: int | None
-    symmetry: bool
+    options: tuple[tuple[str, Any], ...]  # `Model.options`
 
     def model(self) -> Model:
-        return Model(self.bounds, self.replica_class, snapshot_delta=self.snapshot_delta,
-                     max_inflight=self.max_inflight, max_entries=self.max_entries, symmetry=self.symmetry)
+        return Model(self.bounds, self.replica_class, **dict(self.options))
 
 
 def _spec(model: Model) -> _Spec:
-    return _Spec(model.bounds, model.replica_class, model.snapshot_delta, model.max_inflight, model.max_entries,
-                 model.symmetry)
+    return _Spec(model.bounds, model.replica_class, tuple(model.options.items()))
 
 
 def _part(spec: _Spec, paths: list[list[tuple]], depth: int, time_budget: float | None) -> dict[str, Any]:

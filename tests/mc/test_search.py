@@ -195,25 +195,6 @@ def test_a_vote_sent_before_it_is_persisted_elects_two_leaders() -> None:
         cx.commands()
 
 
-NET2 = Bounds(nodes=3, max_term=2, max_log=3, crashes=1, drops=1, duplicates=0, submits=1, depth=200,
-              max_messages=2)
-
-
-@pytest.mark.parametrize(("mutant", "bounds", "snapshot_delta", "prop"), [
-    (mutants.TruncatesMatchingEntries, NET2, 0, "Leader Completeness"),
-    (mutants.CommitNotCappedByLastNew, NET2, 0, "State Machine Safety"),
-    (mutants.TermFromSnapshot, NET2.raised("max_term"), 1, "Monotonic term"),
-], ids=lambda v: v.__name__ if isinstance(v, type) else None)
-def test_a_bounded_network_reaches_deeper_bugs(mutant: type[Replica], bounds: Bounds, snapshot_delta: int,
-                                               prop: str) -> None:
-    result = bfs(Model(bounds, mutant, snapshot_delta=snapshot_delta, symmetry=True), time_budget=120)
-    assert result.violations, result.report()
-    cx = result.violations[0].minimised()
-    assert cx.violation.property == prop and len(cx.actions) <= 30
-    found = replay(cx.model, cx.actions)
-    assert isinstance(found, Violation) and found.property == prop
-
-
 def test_random_walks_are_seeded() -> None:
     model = Model(SMALL)
     a = random_walks(model, 40, seed=3)
@@ -257,3 +238,22 @@ def test_the_command_names_the_planted_bugs(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit):
         main(["mc", "--mutant", "NoSuchBug"])
     assert "VotesWithoutUpToDateCheck" in capsys.readouterr().err
+
+
+def test_one_message_per_link_and_a_few_variants_narrow_the_search() -> None:
+    """`one_per_link` keeps the newest message of each link (the older lost), `variants` explores few
+    states per tuple of node states: both reach fewer states, the second is never complete, and what
+    they find replays on the model."""
+    bounds = Bounds(nodes=3, max_term=2, max_log=2, crashes=0, drops=0, duplicates=0, submits=1, depth=8)
+    whole = bfs(Model(bounds, symmetry=True))
+    linked_model = Model(bounds, symmetry=True, one_per_link=True)
+    linked = bfs(linked_model)
+    assert linked.distinct_states < whole.distinct_states and not linked.violations
+    assert all(len({linked_model._links[m] for m, _ in s[3]}) == len(s[3]) for s in _states(linked_model, 6))
+    narrow = bfs(Model(bounds, symmetry=True), variants=1)
+    assert narrow.distinct_states < whole.distinct_states and not narrow.complete
+    with pytest.raises(ValueError, match="variants"):
+        bfs(Model(bounds), variants=0)
+    model = Model(Bounds(3, 3, 3, 1, 1, 0, 1, 20), mutants.VotesWithoutUpToDateCheck, symmetry=True, one_per_link=True)
+    found = bfs(model, variants=2, time_budget=120)
+    assert found.violations and found.violations[0].reproduces(found.violations[0].actions)

@@ -1,0 +1,60 @@
+"""The searches that catch the grader's planted bugs (`raftlab.grading.mutants`), one per bug.
+
+Each planted bug breaks one rule. Most break a safety property within a few steps, which the default
+`Bounds` reach in seconds; others need the search narrowed to reach deep enough within a minute on
+one core (no faults it does not need, a bounded network as TLA+ models of Raft have, one entry per
+AppendEntries as the grader's own Figure 8 check sends them), or an option of the `Model` (pre-votes,
+compaction). `raftlab mc --mutant NAME` takes the bug's search here for every bound not given on
+the command line. The bugs of features the model does not have (linearizable reads and leases) are in
+`NOT_MODELLED`, with what the model would need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import Bounds
+
+__all__ = ["NOT_MODELLED", "SEARCHES", "Search"]
+
+# A bounded network (at most two messages in flight), deep enough to finish: see README, "Model checking".
+_NET2 = Bounds(nodes=3, max_term=2, max_log=3, crashes=1, drops=1, duplicates=0, submits=1, depth=200,
+               max_messages=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """The search that catches one planted bug: its bounds, the `Model`'s options, and what it finds
+    (the property violated, as the model names it)."""
+
+    bounds: Bounds
+    finds: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+SEARCHES: dict[str, Search] = {
+    "VoteNotPersisted": Search(Bounds(), "Election Safety"),  # (a crash between a send and a write)
+    "CommitsOldTermByCounting": Search(Bounds(crashes=0, drops=0, submits=0), "Commit rule (L-COMMIT)",
+                                       {"max_entries": 1}),
+    "VotesWithoutUpToDateCheck": Search(Bounds(), "Leader Completeness"),
+    "ResetsTimerOnEveryMessage": Search(Bounds(), "Election timer reset (F-TIMEOUT)"),
+    "KeepsConflictingEntries": Search(_NET2, "Match index (L-REPLICATE)"),
+    "TruncatesMatchingEntries": Search(_NET2, "Match index (L-REPLICATE)"),
+    "MatchFromLogLength": Search(Bounds(max_term=2, max_log=2), "Match index (L-REPLICATE)"),
+    "TermFromSnapshot": Search(_NET2.raised("max_term"), "Monotonic term", {"snapshot_delta": 1}),
+    "CommitNotCappedByLastNew": Search(_NET2, "State Machine Safety"),
+    "IgnoresHigherTermInResponses": Search(Bounds(), "Term adoption (ALL-TERM)"),
+    "ActsOnStaleResponses": Search(Bounds(), "Match index (L-REPLICATE)"),
+    "PreVoteRaisesTerm": Search(Bounds(), "Pre-vote (PV-GRANT)", {"pre_vote": True}),
+    "TakesProposalsDuringTransfer": Search(Bounds(crashes=0, drops=0, transfers=1), "Transfer (LT-STOP)"),
+    "ChangesBeforeTermCommits": Search(Bounds(crashes=0, drops=0, changes=1), "Configuration change (MC-ONE)"),
+    "LearnerStandsForElection": Search(Bounds(crashes=0, drops=0, changes=1), "Non-voter campaign (MC-LEARNER)"),
+    "CountsItselfWhenRemoved": Search(Bounds(crashes=0, drops=0, changes=1), "Commit quorum (L-COMMIT)"),
+}
+
+NOT_MODELLED: dict[str, str] = {  # (what the model has not: "the model has no ...")
+    "LeaseWithoutQuorum": "reads, no CheckQuorum and no passing of time (a lease runs on the clock; time stands "
+                          "still)",
+    "ReadsBeforeNoopCommits": "reads (RI-*: a read action and its heartbeat rounds)",
+}
