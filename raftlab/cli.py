@@ -329,7 +329,7 @@ def _mc(parser: argparse.ArgumentParser, args: Any) -> int:
             parser.error(f"--mutant: no planted bug named {args.mutant!r}; they are: {', '.join(found)}")
         replica_class = found[args.mutant]
         if args.mutant in NOT_MODELLED:
-            print(f"{args.mutant}: the model cannot catch this bug: it has no {NOT_MODELLED[args.mutant]}",
+            print(f"{args.mutant}: the model cannot catch this bug: {NOT_MODELLED[args.mutant]}",
                   file=sys.stderr)
         search = SEARCHES.get(args.mutant, search)
     elif args.replica is not None:

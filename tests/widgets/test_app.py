@@ -271,9 +271,9 @@ def test_a_run_shared_right_after_a_crash_opens(app: RaftLab) -> None:
 
 
 def test_open_shared_run_replays_with_the_replica_class_the_text_names() -> None:
-    from raftlab.grading.mutants import ResetsTimerOnEveryMessage
+    from raftlab.grading.mutants import ResetsTimerOnEveryVoteRequest
 
-    mutant = RaftLab(n=5, seed=4, replica_class=ResetsTimerOnEveryMessage)
+    mutant = RaftLab(n=5, seed=4, replica_class=ResetsTimerOnEveryVoteRequest)
     mutant.sim.run(1.0)
     mutant.sim.crash(mutant.sim.leader())
     mutant.sim.run(1.0)
@@ -282,7 +282,7 @@ def test_open_shared_run_replays_with_the_replica_class_the_text_names() -> None
     other = RaftLab(n=5, seed=1)  # an app of the right Replica opens the mutant's run with the mutant
     other.share_text.value = mutant.share_text.value
     other.open_button.click()
-    assert other.last_error is None and other.sim.replica_class is ResetsTimerOnEveryMessage
+    assert other.last_error is None and other.sim.replica_class is ResetsTimerOnEveryVoteRequest
     assert other.sim.trace.hash() == mutant.sim.trace.hash()
 
 
