@@ -5,6 +5,8 @@ Scenarios and seeds sample schedules; the search tries every schedule within its
 that breaks safety only on a rare interleaving (two leaders in one term, a committed entry lost) is
 found when the scenarios happen to miss it. A safety violation found here fails the whole part (all of
 its points, `POINTS`): it is the one outcome a Raft must never have, whatever the other checks say.
+So does a breach of a rule the model checks beside the safety properties (ALL-TERM, F-TIMEOUT,
+L-REPLICATE, L-COMMIT, ...: `raftlab.mc`), which the core's own searches never break.
 The failure shows the minimised counterexample, explained step by step, and the command that replays
 it. Exercises not written yet are taken from the library (so that the search judges what is written).
 """
