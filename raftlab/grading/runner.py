@@ -24,6 +24,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import linecache
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -48,6 +49,7 @@ from .skeleton import BY_NAME, EXERCISES, PARTS, StudentReplica, _todo
 DEFAULT_SEEDS = 3
 DEFAULT_TIMEOUT = 30.0  # wall seconds per check (all its seeds)
 SECRET_ENV = "RAFTLAB_SECRET"  # the instructor's secret the hidden seeds are drawn from
+SUBMISSION_MODULE = "raftlab_submission_"  # load_student's modules: this, and a hash of the file's path
 _IN_WORKER = False  # set in a grading worker: grade() there is a submission calling it while it loads
 GRADED_PARTS = {**PARTS, **BEYOND_FIGURE_2}  # the parts of the grade: the exercises' (A-D), then E and F
 ALL_PARTS = f"{min(GRADED_PARTS)}-{max(GRADED_PARTS)}"  # how a report of every part names them
@@ -216,14 +218,19 @@ def load_student(path: str | Path) -> type[StudentReplica]:
     path = Path(path)
     if not path.is_file():
         raise SubmissionError(f"no such file: {path}")
-    name = "raftlab_submission_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    name = SUBMISSION_MODULE + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
     if path.suffix == ".ipynb":
+        # The code runs under a name of its own, whose lines linecache holds: inspect (the own-work
+        # review, tracebacks) then reads the extracted code, not the notebook's JSON.
+        filename = f"<{path}: code cells>"
         try:
-            code = compile(notebook_source(path), str(path), "exec")
+            text = notebook_source(path)
+            code = compile(text, filename, "exec")
         except (ValueError, SyntaxError) as error:
             raise SubmissionError(f"{path} is not a notebook whose code parses: {error}") from None
+        linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
         module = types.ModuleType(name)
-        module.__file__ = str(path)
+        module.__file__ = filename
         sys.modules[name] = module
         try:
             exec(code, module.__dict__)
@@ -434,7 +441,7 @@ def _ship(student: type[Replica] | str | Path) -> str | bytes:
         return str(student)
     found: Any = sys.modules.get(student.__module__)
     importable = student.__module__ != "__main__" and getattr(found, "__spec__", None) is not None \
-        and not student.__module__.startswith("raftlab_submission_")
+        and not student.__module__.startswith(SUBMISSION_MODULE)
     for name in student.__qualname__.split("."):
         found = getattr(found, name, None)
     if importable and found is student:
@@ -445,7 +452,7 @@ def _ship(student: type[Replica] | str | Path) -> str | bytes:
         raise SubmissionError(f"grading {student.__qualname__}, a class defined in a notebook (or in a function), "
                               f"needs cloudpickle: pip install 'raftlab[jupyter]', or grade a file") from None
     module = sys.modules.get(student.__module__)
-    if student.__module__.startswith("raftlab_submission_") and module is not None:  # (see load_student)
+    if student.__module__.startswith(SUBMISSION_MODULE) and module is not None:  # (see load_student)
         cloudpickle.register_pickle_by_value(module)
     try:
         return cloudpickle.dumps(student)
