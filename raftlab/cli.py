@@ -248,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, default, what in (("crashes", 1, "crashes"), ("drops", 1, "messages lost"),
                                 ("duplicates", 0, "messages duplicated"), ("submits", 1, "client transitions"),
                                 ("transfers", 0, "leadership transfers"),
-                                ("changes", 0, "configuration changes (a member removed)")):
+                                ("changes", 0, "configuration changes (a member removed)"),
+                                ("reads", 0, "linearizable reads (ReadIndex)"),
+                                ("ticks", 0, "passings of time, by half the minimum election timeout (leases)")):
         mc.add_argument(f"--{name}", type=int, help=f"{what} a run may have (default {default})")
     mc.add_argument("--mutant", metavar="NAME", help="check a planted bug of the grader (raftlab.grading.mutants) "
                                                      "instead of the Replica, within the search that catches it "
@@ -257,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     mc.add_argument("--max-entries", type=_positive_int, help="at most this many entries per AppendEntries "
                                                               "(default: the replica's own limit)")
     mc.add_argument("--pre-vote", action="store_true", default=None, help="the replicas ask for pre-votes (PV-*)")
+    mc.add_argument("--read-lease", action="store_true", default=None,
+                    help="the replicas have CheckQuorum and read leases (RI-LEASE; see raftlab.mc.Model)")
+    mc.add_argument("--safety-only", action="store_true", help="check the safety properties only, not the rules "
+                                                               "one step decides (to see where a broken rule leads)")
     mc.add_argument("--replica", metavar="FILE", help="check the StudentReplica subclass in FILE (as raftlab grade "
                                                       "loads it; exercises not written come from the library)")
     mc.add_argument("--snapshot-delta", type=int, help="as for Replica (default 0: never compact)")
@@ -318,7 +324,7 @@ def _mc(parser: argparse.ArgumentParser, args: Any) -> int:
 
     from .core import Replica
     from .grading import mutants
-    from .mc import Bounds, Model, bfs, random_walks
+    from .mc import Bounds, Model, random_walks
     from .mc.planted import NOT_MODELLED, SEARCHES, Search
 
     replica_class: type[Replica] = Replica
@@ -343,11 +349,14 @@ def _mc(parser: argparse.ArgumentParser, args: Any) -> int:
     try:
         given = {name: getattr(args, name) for name in ("nodes", "max_term", "max_log", "crashes", "drops",
                                                          "duplicates", "submits", "depth", "max_messages",
-                                                         "transfers", "changes")}
+                                                         "transfers", "changes", "reads", "ticks")}
         bounds = dataclasses.replace(search.bounds, **{k: v for k, v in given.items() if v is not None})
         options = {**search.options, **{k: v for k, v in (("snapshot_delta", args.snapshot_delta),
                                                           ("max_entries", args.max_entries),
-                                                          ("pre_vote", args.pre_vote)) if v is not None}}
+                                                          ("pre_vote", args.pre_vote),
+                                                          ("read_lease", args.read_lease)) if v is not None}}
+        if args.safety_only:
+            options["rules"] = False
         model = Model(bounds, replica_class, symmetry=not args.no_symmetry, **options)
     except ValueError as error:
         parser.error(str(error))
@@ -359,7 +368,10 @@ def _mc(parser: argparse.ArgumentParser, args: Any) -> int:
         result = random_walks(model, args.random, seed=args.seed, time_budget=args.time_budget, progress=progress)
     else:
         with _executor(args, 1) as executor:
-            result = bfs(model, time_budget=args.time_budget, progress=progress, executor=executor)
+            if search.start is not None and executor is not None:
+                parser.error(f"--workers, --scheduler: the search for {args.mutant} goes on from a state a first "
+                             "search reaches (raftlab.mc.planted), which is not split")
+            result = search.run(model, time_budget=args.time_budget, progress=progress, executor=executor)
     print(result.report())
     if result.violations:
         cx = result.violations[0].minimised()

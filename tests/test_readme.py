@@ -16,24 +16,31 @@ def _bash_blocks() -> list[str]:
     return re.findall(r"```bash\n(.*?)\n```", quick_start, re.S)
 
 
-def test_readme_three_steps_example_runs_as_written(tmp_path):
-    code = README.split("<!-- example: three-steps -->", 1)[1]
+def _run_example(tmp_path: Path, name: str, timeout: float = 60) -> str:
+    """Run the python block after ``<!-- example: NAME -->`` in a fresh directory; its stdout."""
+    code = README.split(f"<!-- example: {name} -->", 1)[1]
     code = re.search(r"```python\n(.*?)\n```", code, re.S).group(1)
-    script = tmp_path / "three_steps.py"
+    script = tmp_path / "example.py"
     script.write_text(code, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=timeout,
+                          cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "every replica counts {1: 15, 2: 15, 3: 15}"
+    return done.stdout
+
+
+def test_readme_three_steps_example_runs_as_written(tmp_path):
+    assert _run_example(tmp_path, "three-steps").strip() == "every replica counts {1: 15, 2: 15, 3: 15}"
 
 
 def test_readme_beyond_figure_2_example_runs_as_written(tmp_path):
-    code = README.split("<!-- example: beyond-figure-2 -->", 1)[1]
-    code = re.search(r"```python\n(.*?)\n```", code, re.S).group(1)
-    script = tmp_path / "beyond.py"
-    script.write_text(code, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ready 1 True"
+    assert _run_example(tmp_path, "beyond-figure-2").strip() == "ready 1 True"
+
+
+def test_readme_model_checking_example_runs_as_written(tmp_path):
+    out = _run_example(tmp_path, "model-checking", timeout=120)
+    lines = out.strip().splitlines()
+    assert len(lines) == 9 and lines[-1].startswith("  => Leader Completeness violated: "), out  # 8 steps
+    assert (tmp_path / "cx.txt").read_text().startswith("# Model checker counterexample: Leader Completeness")
 
 
 def test_readme_has_one_main_command_and_one_test_command_and_ci_runs_the_test_command():

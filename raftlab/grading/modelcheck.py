@@ -27,7 +27,7 @@ __all__ = ["BOUNDS", "POINTS", "TIME_BUDGET", "model_check"]
 POINTS = 20  # the part's points: all or nothing, as a safety violation is
 BOUNDS = Bounds(nodes=3, max_term=3, max_log=3, crashes=1, drops=1, duplicates=0, submits=1, depth=20)
 TIME_BUDGET = 60.0  # seconds of search (the part passes if no violation is found in that time)
-ID, TITLE = "M.safety", "no schedule within the bounds breaks a safety property (model checking)"
+ID, TITLE = "M.safety", "no schedule within the bounds breaks a safety property or a rule (model checking)"
 
 
 def written(student: type[Replica]) -> type[Replica]:

@@ -51,6 +51,11 @@ class Counter(ObservableStateMachine[Add, int]):
         self.value += transition.delta
         return self.value
 
+    def read(self, key: Hashable = None) -> int:
+        """The value, as of the last entry applied (a counter holds one value: `key` is ignored); a
+        linearizable read (`Replica.read`) answers with it."""
+        return self.value
+
     def _state(self) -> int:
         return self.value
 

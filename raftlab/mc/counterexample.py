@@ -123,6 +123,10 @@ class Counterexample:
 
     def _replay(self) -> tuple[list[str], Any]:
         from ..sim.invariants import InvariantViolation
+        if self.model.read_lease or any(a[0] == "tick" for a in self.actions):
+            raise ValueError("this run lets time pass or has read leases (CheckQuorum), which the simulator cannot "
+                             "replay as the model takes them (its timers would fire; its replicas count their start "
+                             "as hearing from a leader): explain() shows the run")
         sim = _simulation(self.model)
         commands: list[str] = []
         violation = None
@@ -143,6 +147,8 @@ class Counterexample:
                 commands.append(f"transfer {number}")
             elif kind == "remove":
                 commands.append(f"remove-node {number}")
+            elif kind == "read":
+                commands.append(f"read value to={node}")
             else:
                 commands.append(f"{kind} {node}")
             try:
@@ -239,6 +245,8 @@ def _act(sim: Any, action: Action, command: str) -> None:
         sim.transfer_leadership(action[2])
     elif kind == "remove":
         sim.remove_node(action[2])
+    elif kind == "read":
+        sim.read("value", to=node)
     else:
         message_id = int(command.split()[1])
         {"deliver": sim.deliver_message, "drop": sim.drop_message, "duplicate": sim.duplicate_message}[kind](message_id)

@@ -9,8 +9,9 @@ leaders of each term, the highest entry known committed in each term, the transi
 index). An *action* is one of: deliver a message in flight, drop one, duplicate one, fire a node's
 election timer (`Replica.campaign`), fire a leader's heartbeat, crash a node, restart it, submit a
 client transition to the leader, ask the leader to hand its leadership over (`Bounds.transfers`) or to
-remove a member from the configuration (`Bounds.changes`). Timers are choices, not clock readings:
-time stands still at 0, so the replicas' deadlines never matter and are not part of the state.
+remove a member from the configuration (`Bounds.changes`), ask a node for a linearizable read
+(`Bounds.reads`), let time pass (`Bounds.ticks`). Timers are choices, not clock readings: unless it is
+let pass, time stands still at 0, and the replicas' deadlines are never part of the state.
 
 Every transition is made by the real, unchanged `Replica` class (or a subclass: a planted bug, a
 student's exercise): its state is loaded into one live object per node, the action is taken, and the
@@ -26,8 +27,11 @@ nothing new adds no state); sending it twice is what `duplicate` models, within 
 The safety predicates are those of the simulator's `raftlab.sim.InvariantChecker` (Figure 3 and the
 rules of raft-rules.md, "Safety properties"), checked on each new state: Election Safety, Leader
 Append-Only, Log Matching, Leader Completeness, State Machine Safety, monotonic terms and commit
-indices; and a replica that raises has a bug too ("Replica error"). Beside them, the rules of
-raft-rules.md that one step decides: ALL-TERM, F-TIMEOUT, PV-GRANT (`_check_rules`, on deliveries),
+indices; a read answered from a state older than an entry known committed when it was asked
+("Linearizable read"); and a replica that raises has a bug too ("Replica error"). Beside them, the
+rules of raft-rules.md that one step decides (`rules=False` leaves them out): ALL-TERM, F-TIMEOUT,
+PV-GRANT, RV-GRANT, AE-CHECK (`_check_rules`, on deliveries), persisting before sending (Figure 2,
+`_check_persisted`), RI-LEASE,
 L-REPLICATE, L-COMMIT, MC-STEPDOWN, MC-LEARNER (`_check_node`, `_match_held`), LT-STOP and MC-ONE (on
 submissions and changes); a planted bug that breaks one is caught at the step that breaks it, before
 any safety property shows it (`raftlab.mc.planted`). A counterexample replayed in a
@@ -44,9 +48,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..core import (
-    AppendEntryRequest, AppendEntryResponse, Configuration, InstallSnapshotRequest, InstallSnapshotResponse, Log,
-    LogEntry, MemoryStorage, Message, PreVoteRequest, PreVoteResponse, Progress, Read, Replica, ReplicaStopped, Role,
-    Snapshot, TransitionState, VoteResponse,
+    AppendEntryRequest, AppendEntryResponse, Configuration, Event, EventKind, InstallSnapshotRequest,
+    InstallSnapshotResponse, Log, LogEntry, MemoryStorage, Message, PreVoteRequest, PreVoteResponse, Progress, Read,
+    ReadState, Replica, ReplicaStopped, Role, Snapshot, TransitionState, VoteRequest, VoteResponse,
 )
 from ..machines.counter import Add, Counter
 
@@ -55,11 +59,8 @@ __all__ = ["Action", "Bounds", "Model", "State", "Violation", "describe_action"]
 State = tuple  # (node ids..., network, budgets, ghost): see `Model`
 Action = tuple[str, int, int]  # (kind, node, message number or 0)
 
-HEARTBEAT, ELECTION = 1.0, (2.0, 3.0)  # the replicas' timeouts (seconds: never reached, time stands at 0)
-
-
-def _frozen_clock() -> float:
-    return 0.0
+HEARTBEAT, ELECTION = 1.0, (2.0, 3.0)  # the replicas' timeouts (seconds: timers fire by choice, not by the clock)
+TICK = ELECTION[0] / 2  # how far time moves at a tick (`Bounds.ticks`; without ticks time stands at 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,13 @@ class Bounds:
             another voter of its configuration).
         changes: configuration changes a run may ask for: the leader `Simulation.leader` names is asked
             to remove a member (itself too), as `Simulation.remove_node` asks.
+        reads: linearizable reads a run may ask for (`Replica.read`, ReadIndex, at any live node); each
+            must be answered from a state as new as every entry known committed when it was asked.
+        ticks: times a run may let time pass, by `TICK` (half the minimum election timeout) each. With
+            it the replicas' clock moves, so that what the core times by it is explored (read leases,
+            CheckQuorum's stepping down, CQ-STICKY). The timers still fire by choice, but an election
+            timer not before the minimum election timeout has passed since its node last heard from a
+            leader (as a real one, reset then; the run starts after a quiet minimum election timeout).
         depth: actions in a run (the breadth-first search's horizon).
         max_messages: no state with more messages in flight is explored (None: no bound); as TLA+
             models of Raft bound their network, this makes a whole bounded space small enough to finish.
@@ -95,6 +103,8 @@ class Bounds:
     max_messages: int | None = None
     transfers: int = 0
     changes: int = 0
+    reads: int = 0
+    ticks: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -170,6 +180,10 @@ class _Machine:
             self.applied += 1  # (a configuration entry is applied without the machine)
             self.model._apply_log.append((self.node, self.applied, transition_id))
 
+    def register_read_state(self, read_id: Hashable, state: ReadState) -> None:
+        if state is ReadState.READY:
+            self.model._read_log.append((read_id, self.applied))
+
     def get_pending_transitions(self) -> list[Any]:
         pending, self.pending = self.pending, []
         return pending
@@ -191,6 +205,9 @@ _VOLATILE = ("role", "leader_id", "commit_index", "last_applied", "next_index", 
              "pre_votes", "transfer_to", "transfer_deadline", "transfer_election", "round", "read_seq", "round_sent",
              "reads", "configuration", "config_index", "peer_ids", "_senders", "leader_heard_at")
 _RESPONSES = frozenset((AppendEntryResponse, VoteResponse, PreVoteResponse, InstallSnapshotResponse))
+_BUDGETS = ("crashes", "drops", "duplicates", "submits", "transfers", "changes", "reads", "ticks")  # (a state's)
+_SPENDS = {"submit": "submits", "transfer": "transfers", "remove": "changes", "read": "reads"}  # action -> budget
+_READS = 1 << 16  # a read action's number: read k, asked when entry c was the last known committed: k * _READS + c
 _TORN = "+crash"  # an action whose node crashes right after a send its storage had not caught up with
 _MESSAGE_ACTIONS = frozenset(("deliver", "drop", "duplicate", "deliver" + _TORN))
 _NOT_STATE = frozenset(("election_deadline", "heartbeat_deadline", "_time", "_stopped"))
@@ -228,7 +245,7 @@ if _PROGRESS != ("flow", "probe", "inflight", "oldest", "active", "resend_at", "
     raise ImportError("raftlab.mc: Progress or Read changed: update _save_volatile and _load_volatile")
 
 
-def _save_volatile(a: dict[str, Any]) -> tuple:
+def _save_volatile(a: dict[str, Any], timed: bool) -> tuple:
     """The core's volatile attributes (`_VOLATILE`, in that order), immutable. Dicts keep their order
     (the core fills them in the peers' order, so equal states give equal tuples)."""
     pre_votes = a["pre_votes"]
@@ -239,7 +256,7 @@ def _save_volatile(a: dict[str, Any]) -> tuple:
             frozenset(a["votes"]), None if pre_votes is None else frozenset(pre_votes), a["transfer_to"],
             a["transfer_deadline"], a["transfer_election"], a["round"], a["read_seq"], tuple(a["round_sent"].items()),
             tuple((r.id, r.origin, r.round, r.index) for r in a["reads"]), a["configuration"], a["config_index"],
-            a["peer_ids"], a["_senders"], -math.inf)  # (leader_heard_at: see `Model`, pre_vote)
+            a["peer_ids"], a["_senders"], a["leader_heard_at"] if timed else -math.inf)  # (see `Model`, pre_vote)
 
 
 def _load_volatile(a: dict[str, Any], v: tuple) -> None:
@@ -252,9 +269,10 @@ def _load_volatile(a: dict[str, Any], v: tuple) -> None:
     a["round_sent"], a["reads"] = dict(round_sent), [Read(*r) for r in reads]
 
 
-# Heartbeat rounds (RI-CONFIRM) are read only by linearizable reads, leases and CheckQuorum (CQ-*),
-# none of which the model has: a leader's round counter, the rounds its peers acknowledged and the
-# round numbers messages carry are set to 0, so that each heartbeat does not make a new state.
+# Heartbeat rounds (RI-CONFIRM) are read only by linearizable reads, leases and CheckQuorum (CQ-*):
+# unless the model has reads (`Bounds.reads`), a leader's round counter, the rounds its peers
+# acknowledged and the round numbers messages carry are set to 0, so that each heartbeat does not
+# make a new state.
 def _roundless(message: Message) -> Message:
     return replace(message, round=0) if getattr(message, "round", 0) else message  # type: ignore[arg-type]
 
@@ -294,17 +312,26 @@ class Model:
             leader is taken as heard from long ago (the core reads that time only for PV-GRANT, and for
             CheckQuorum and leases, which the model has not): a server grants any pre-vote its log
             allows, as it may after its minimum election timeout, so every run with pre-votes is explored.
+        read_lease: the replicas have CheckQuorum and read leases (RI-LEASE, CQ-*). Time stands still, so a
+            lease never runs out: a read it answers is not held to the freshness of a linearizable read
+            (that is a matter of clocks), but a lease must rest on a heartbeat round of the leader's term
+            that a majority acknowledged ("Read lease (RI-LEASE)"). As with `pre_vote`, a leader is taken
+            as heard from long ago (CQ-STICKY never refuses a vote).
+        rules: check the rules one step decides (ALL-TERM, RV-GRANT, AE-CHECK, L-COMMIT, persisting before
+            sending, ...) beside the safety properties; False: the safety properties only, to see where a
+            broken rule leads (a vote sent before it is written: two leaders of one term).
 
     A state is a tuple ``(node_0, ..., node_{n-1}, network, budgets, ghost)``: each node the number of
     its saved state (`node_state` decodes it), the network a sorted tuple of ``(message number,
     copies)`` (`message` decodes a number into ``(destination, message)``), the budgets what is left
-    of ``(crashes, drops, duplicates, submits, transfers, changes)``, and the ghost the history the predicates need.
+    of ``(crashes, drops, duplicates, submits, transfers, changes, reads, ticks)``, and the ghost the history the
+    predicates need.
     """
 
     def __init__(self, bounds: Bounds | None = None, replica_class: type[Replica] = Replica, *,
                  snapshot_delta: int = 0, max_inflight: int = 1, max_entries: int | None = None,
                  symmetry: bool = False, prune_stale: bool = False, one_per_link: bool = False,
-                 pre_vote: bool = False) -> None:
+                 pre_vote: bool = False, read_lease: bool = False, rules: bool = True) -> None:
         self.bounds = bounds if bounds is not None else Bounds()
         if not (isinstance(replica_class, type) and issubclass(replica_class, Replica)):
             raise ValueError(f"replica_class must be a subclass of Replica, not {replica_class!r}")
@@ -317,10 +344,10 @@ class Model:
         self.replica_class, self.snapshot_delta, self.max_inflight = replica_class, snapshot_delta, max_inflight
         self.max_entries = max_entries
         self.prune_stale = prune_stale
-        self.one_per_link, self.pre_vote = bool(one_per_link), bool(pre_vote)
+        self.one_per_link, self.pre_vote, self.read_lease = bool(one_per_link), bool(pre_vote), bool(read_lease)
         self._run_class = replica_class if max_entries is None else type(  # (as the transcripts' max-entries=K)
             f"Limited{replica_class.__name__}", (replica_class,), {"MAX_ENTRIES_PER_MESSAGE": max_entries})
-        self.symmetry = bool(symmetry)
+        self.symmetry, self.rules = bool(symmetry), bool(rules)
         self.ids = tuple(range(self.bounds.nodes))
         self._nodes: list[tuple] = []  # node number -> saved node state
         self._node_numbers: dict[tuple, int] = {}
@@ -334,7 +361,12 @@ class Model:
         self._templates: list[dict[str, Any]] = []  # node -> the configuration part of its replica's attributes
         self._known: list[frozenset[str]] = []  # node -> the attributes that are not a subclass's own
         self._apply_log: list[tuple[int, int, Hashable]] = []  # (node, index, transition id) applied in an action
-        self._transitions: dict[tuple[int, str, int], tuple | Violation | None] = {}  # see `step`
+        self._read_log: list[tuple[Hashable, int]] = []  # (read id, entries applied) of the reads answered in one
+        self._timed = self.bounds.ticks > 0  # the clock moves: the times the core keeps are state
+        self._rounds = self.bounds.reads > 0 or self.read_lease or self._timed  # rounds are state (`_roundless`)
+        self._leased: list[int] = []  # the quorum round of each lease read confirmed in one action (RI-LEASE)
+        self._transitions: dict[tuple[int, str, int, float], tuple | Violation | None] = {}  # see `step`
+        self._now = 0.0  # the replicas' clock, in the state being stepped (`Bounds.ticks`)
         self._matching: dict[tuple[int, int, int], Violation | None] = {}  # (number, other, its number) -> found
         self._matched: dict[tuple[int, int, int], Violation | None] = {}  # the same, for `_match_held`
         self._perms = [p for p in itertools.permutations(self.ids) if p != self.ids]  # the renamings but one
@@ -346,6 +378,7 @@ class Model:
         self._message_rows: dict[int, tuple[int, ...]] = {}  # message number -> the same
         for i in self.ids:
             self._boot(i)
+            self._replicas[i].leader_heard_at = -math.inf  # (the cluster was idle before: see `Bounds.ticks`)
         self.initial = self._initial()
 
     @property
@@ -353,7 +386,8 @@ class Model:
         """The keyword arguments that build this model again (with its bounds and replica class)."""
         return {"snapshot_delta": self.snapshot_delta, "max_inflight": self.max_inflight,
                 "max_entries": self.max_entries, "symmetry": self.symmetry, "prune_stale": self.prune_stale,
-                "one_per_link": self.one_per_link, "pre_vote": self.pre_vote}
+                "one_per_link": self.one_per_link, "pre_vote": self.pre_vote, "read_lease": self.read_lease,
+                "rules": self.rules}
 
     def __repr__(self) -> str:
         return (f"Model({self.bounds}, replica_class={self.replica_class.__name__}, "
@@ -389,8 +423,9 @@ class Model:
         machine.value, machine.applied, machine.pending = 0, 0, []
         replica = self._run_class(
             node, [p for p in self.ids if p != node], self._wires[node], machine, Counter.NOOP, HEARTBEAT, ELECTION,
-            self.snapshot_delta, max_inflight=self.max_inflight, storage=self._storages[node], clock=_frozen_clock,
-            **({"pre_vote": True} if self.pre_vote else {}))
+            self.snapshot_delta, max_inflight=self.max_inflight, storage=self._storages[node], clock=self._clock,
+            **({"pre_vote": True} if self.pre_vote else {}),
+            **({"check_quorum": True, "read_lease": True, "observer": self._observe} if self.read_lease else {}))
         if len(self._replicas) <= node:
             self._replicas.append(replica)
             self._templates.append({})
@@ -402,7 +437,9 @@ class Model:
     def _save(self, node: int) -> int:
         replica, storage, machine = self._replicas[node], self._storages[node], self._machines[node]
         attrs = vars(replica)
-        volatile = _roundless_volatile(_save_volatile(attrs))
+        volatile = _save_volatile(attrs, self._timed)
+        if not self._rounds:
+            volatile = _roundless_volatile(volatile)
         own = attrs.keys() - self._known[node]
         extra = tuple(sorted((k, _freeze(attrs[k])) for k in own)) if own else ()
         log = storage.log
@@ -430,10 +467,17 @@ class Model:
         for name, v in extra:
             attrs[name] = _thaw(v)
         attrs["election_deadline"] = attrs["heartbeat_deadline"] = math.inf
-        attrs["_time"], attrs["_stopped"] = 0.0, None
+        attrs["_time"], attrs["_stopped"] = self._now, None
         machine = self._machines[node]
         machine.value, machine.applied, machine.pending = value, applied, []
         self._wires[node].out.clear()
+
+    def _clock(self) -> float:
+        return self._now
+
+    def _observe(self, event: Event) -> None:
+        if event.kind == EventKind.READ_CONFIRMED and event.rule == "RI-LEASE":
+            self._leased.append(self._replicas[event.node].quorum_round())
 
     def _crashed(self, node: int, saved: tuple) -> int:
         """`saved` without its volatile state: the node is down, its storage kept."""
@@ -442,7 +486,7 @@ class Model:
     def _initial(self) -> State:
         nodes = tuple(self._save(i) for i in self.ids)
         b = self.bounds
-        budgets = (b.crashes, b.drops, b.duplicates, b.submits, b.transfers, b.changes)
+        budgets = (b.crashes, b.drops, b.duplicates, b.submits, b.transfers, b.changes, b.reads, b.ticks)
         return (*nodes, (), budgets, ((), (), ()))  # (its own representative)
 
     # ----- actions ---------------------------------------------------------------------------------------
@@ -450,7 +494,7 @@ class Model:
         """The actions enabled in `state`, in a fixed order: each message (deliver, drop, duplicate),
         then each node (election timer or heartbeat, submit, crash, restart)."""
         n = len(self.ids)
-        crashes, drops, duplicates, submits, transfers, changes = state[n + 1]
+        crashes, drops, duplicates, submits, transfers, changes, reads, ticks = state[n + 1]
         for number, copies in state[n]:
             to = self._messages[number][0]
             yield ("deliver", to, number)
@@ -460,6 +504,9 @@ class Model:
                 yield ("drop", self._messages[number][0], number)
             if duplicates and copies == 1:
                 yield ("duplicate", self._messages[number][0], number)
+        if ticks:
+            yield ("tick", 0, 0)
+        now = (self.bounds.ticks - ticks) * TICK
         for i in self.ids:
             saved = self._nodes[state[i]]
             if saved[4] is None:
@@ -477,10 +524,12 @@ class Model:
                     if changes:
                         for member in sorted(saved[4][0][16].members):
                             yield ("remove", i, member)
-            elif saved[0] < self.bounds.max_term:
+            elif saved[0] < self.bounds.max_term and (not self._timed or saved[4][0][20] <= now - ELECTION[0]):
                 yield ("timeout", i, 0)
                 if crashes and self._torn(state, i, "timeout", 0):
                     yield ("timeout" + _TORN, i, 0)
+            if reads:
+                yield ("read", i, 0)
             if crashes:
                 yield ("crash", i, 0)
 
@@ -508,8 +557,18 @@ class Model:
         other nodes."""
         kind, node, number = action
         n = len(self.ids)
-        nodes, network = list(state[:n]), dict(state[n])
-        crashes, drops, duplicates, submits, transfers, changes = state[n + 1]
+        nodes, network, budgets, ghost = list(state[:n]), dict(state[n]), state[n + 1], state[n + 2]
+        crashes, submits, reads, ticks = budgets[0], budgets[3], budgets[6], budgets[7]
+        self._now = (self.bounds.ticks - ticks) * TICK
+
+        def spending(name: str) -> tuple[int, ...]:  # the budgets with one `name` spent
+            k = _BUDGETS.index(name)
+            return (*budgets[:k], budgets[k] - 1, *budgets[k + 1:])
+
+        if kind == "tick":
+            if not ticks:
+                raise ValueError(f"action {action}: no tick is left")
+            return self._state(nodes, network, spending("ticks"), ghost)
         crash_mid = kind.endswith(_TORN)
         if crash_mid:
             kind = kind[:-len(_TORN)]
@@ -520,32 +579,28 @@ class Model:
                 raise ValueError(f"action {action}: message {number} is not in flight to node {node}")
             if kind == "duplicate":
                 network[number] += 1
-                return self._state(nodes, network, (crashes, drops, duplicates - 1, submits, transfers, changes),
-                                   state[n + 2])
+                return self._state(nodes, network, spending("duplicates"), ghost)
             network[number] -= 1
             if not network[number]:
                 del network[number]
             if kind == "drop":
-                return self._state(nodes, network, (crashes, drops - 1, duplicates, submits, transfers, changes),
-                                   state[n + 2])
+                return self._state(nodes, network, spending("drops"), ghost)
         before = state[node]
         if kind == "crash":
             nodes[node] = self._crashed(node, self._nodes[before])
             for m in [m for m in network if self._messages[m][0] == node]:
                 del network[m]  # the messages on their way to it are lost
-            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits, transfers, changes),
-                               state[n + 2])
+            return self._state(nodes, network, spending("crashes"), ghost)
         if (kind == "restart") != (self._nodes[before][4] is None):
             raise ValueError(f"action {action}: node {node} is " + ("not down" if kind == "restart" else "down"))
         if kind == "submit":
-            submits -= 1
-            number = self.bounds.submits - submits  # the submission's id
-        elif kind == "transfer":
-            transfers -= 1
-        elif kind == "remove":
-            changes -= 1
+            number = self.bounds.submits - submits + 1  # the submission's id
+        elif kind == "read":  # the read's number, and the last entry known committed when it is asked
+            frontier = max((index for _, index, _ in ghost[1]), default=0)
+            number = (self.bounds.reads - reads + 1) * _READS + frontier
         elif kind == "restart":
             number = node  # (a down node's saved state does not say whose it is; a live one's does)
+        left = spending(_SPENDS[kind]) if kind in _SPENDS else budgets
         done = self._done(node, before, kind, number)
         if done is None:
             return None
@@ -559,19 +614,18 @@ class Model:
             for m in [m for m in network if self._messages[m][0] == node]:
                 del network[m]
             self._send(nodes, network, out)
-            return self._state(nodes, network, (crashes - 1, drops, duplicates, submits, transfers, changes),
-                               state[n + 2])
+            return self._state(nodes, network, spending("crashes"), ghost)
         nodes[node] = after
         self._send(nodes, network, out)
         if self.prune_stale:
             for m in [m for m in network if self._stale(m, nodes)]:
                 del network[m]
-        ghost = self._check(node, before if kind != "restart" else None, after, nodes, state[n + 2], applied)
+        ghost = self._check(node, before if kind != "restart" else None, after, nodes, ghost, applied)
         if isinstance(ghost, Violation):
             return Violation(ghost.property, ghost.detail, action)
         if self.bounds.max_messages is not None and len(network) > self.bounds.max_messages:
             return None
-        return self._state(nodes, network, (crashes, drops, duplicates, submits, transfers, changes), ghost)
+        return self._state(nodes, network, left, ghost)
 
     def _send(self, nodes: list[int], network: dict[int, int], out: tuple[tuple[int, int], ...]) -> None:
         """Put the messages `out` of one step in flight: one to a node that is down is lost, an identical
@@ -593,7 +647,7 @@ class Model:
         saved = self._nodes[receiver]
         if saved[4] is None or message.term >= saved[0] or type(message) not in _RESPONSES:
             return False
-        key = (receiver, "deliver", number)
+        key = (receiver, "deliver", number, self._now)
         done = self._transitions.get(key, False)
         if done is False:
             done = self._transitions[key] = self._transition(to, receiver, "deliver", number)
@@ -601,7 +655,7 @@ class Model:
 
     def _done(self, node: int, before: int, kind: str, number: int) -> tuple | Violation | None:
         """`_transition`, remembered."""
-        key = (before, kind, number)
+        key = (before, kind, number, self._now)
         if key in self._transitions:
             return self._transitions[key]
         done = self._transitions[key] = self._transition(node, before, kind, number)
@@ -623,6 +677,8 @@ class Model:
         else:
             self._load(node, saved)
         self._apply_log.clear()
+        self._read_log.clear()
+        self._leased.clear()
         self._wires[node].out.clear()
         self._wires[node].durable.clear()
         replica = self._replicas[node]
@@ -632,13 +688,15 @@ class Model:
             elif kind == "timeout":
                 replica.campaign()
             elif kind == "heartbeat":
-                replica.heartbeat_deadline = 0.0
-                replica.tick(0.0)
+                replica.heartbeat_deadline = self._now
+                replica.tick(self._now)
             elif kind == "submit":
                 self._machines[node].pending.append(Add(number, 1))
                 replica.process_transitions()
             elif kind == "transfer":
                 replica.transfer_leadership(number)
+            elif kind == "read":
+                replica.read(("read", *divmod(number, _READS)))
             elif kind == "remove":
                 config = replica.configuration
                 self._machines[node].pending.append(Configuration(config.voters - {number},
@@ -651,24 +709,37 @@ class Model:
         if after[0] > self.bounds.max_term or _last(after) > self.bounds.max_log:
             return None
         wire = self._wires[node]
-        sent = [(to, self._intern_message(to, _roundless(message))) if to in self.ids and to != node else None
+        sent = [(to, self._intern_message(to, message if self._rounds else _roundless(message)))
+                if to in self.ids and to != node else None
                 for to, message in wire.out]
         out = tuple(m for m in sent if m is not None)
         applied = tuple((index, tid) for _, index, tid in self._apply_log)
         found = self._check_node(node, None if kind == "restart" else saved, after, applied)
-        if found is None and kind == "submit" and saved[4][0][9] is not None and _last(after) > _last(saved):
+        for read_id, applied_then in self._read_log:  # linearizable reads (RI-*, §6.4); a lease's: see `read_lease`
+            if found is None and type(read_id) is tuple and applied_then < read_id[2] and (
+                    self._timed or not self.read_lease):
+                found = Violation("Linearizable read", f"node {node} answered read #{read_id[1]} from its state "
+                                                       f"as of entry {applied_then}, but entry {read_id[2]} was "
+                                                       "committed before the read was asked")
+        rules = found is None and self.rules
+        if rules and any(q < 1 for q in self._leased):
+            found = Violation("Read lease (RI-LEASE)", f"leader {node} of term {after[0]} answered a read by its lease "
+                                                       "before a majority acknowledged a heartbeat round of its term")
+        if rules and kind == "submit" and saved[4][0][9] is not None and _last(after) > _last(saved):
             found = Violation("Transfer (LT-STOP)", f"leader {node}, handing its leadership to {saved[4][0][9]}, "
                                                     f"appended a client's transition at {_last(after)}")
-        if found is None and kind == "remove" and _last(after) > _last(saved):
+        if rules and found is None and kind == "remove" and _last(after) > _last(saved):
             log = _log(saved[3], saved[2])
             commit = saved[4][0][2]
             if commit <= log.base_index or log.term_at(commit) != saved[0]:
                 found = Violation("Configuration change (MC-ONE)", f"leader {node} of term {saved[0]} appended a "
                                                                    "configuration change before an entry of its term "
                                                                    "was committed")
-        if found is None and kind == "deliver":
+        if rules and found is None and kind == "deliver":
             found = _check_rules(node, saved, after, self._messages[number][1], wire.out,
-                                 replica.election_deadline != math.inf)
+                                 replica.election_deadline != math.inf, self.read_lease)
+        if rules and found is None:
+            found = _check_persisted(node, wire.out, wire.durable)
         if found is not None:
             return found
         torn = None  # a crash right after a send that went out before the storage held what it says
@@ -716,16 +787,16 @@ class Model:
                 if log.last_index < top or (top > base and top > old.base_index and log.entry(top) != old.entry(top)):
                     return Violation("Leader Append-Only", f"leader {node} of term {term} removed or overwrote "
                                                            f"entries (its log ended at {top}, now at {log.last_index})")
-                was = dict(before[4][0][5])
+                was = dict(before[4][0][5]) if self.rules else {}
                 for peer, match in volatile[5]:  # L-REPLICATE: a match index never goes back in a term
                     if match < was.get(peer, 0):
                         return Violation("Match index (L-REPLICATE)", f"leader {node} of term {term} moved its "
                                                                       f"match index for {peer} back from "
                                                                       f"{was[peer]} to {match}")
-            if volatile[0] is Role.CANDIDATE and term > before[0] and node not in volatile[16].voters:
+            if self.rules and volatile[0] is Role.CANDIDATE and term > before[0] and node not in volatile[16].voters:
                 return Violation("Non-voter campaign (MC-LEARNER)", f"node {node}, not a voter of its configuration "
                                                                     f"{volatile[16]!r}, stood for term {term}")
-            if before[4][0][0] is Role.LEADER and before[0] == term and volatile[2] > before[4][0][2]:
+            elif self.rules and before[4][0][0] is Role.LEADER and before[0] == term and volatile[2] > before[4][0][2]:
                 log, commit, voters = _log(after[3], after[2]), volatile[2], volatile[16].voters
                 match = dict(volatile[5])
                 held = sum(1 for v in voters if (log.last_index if v == node else match.get(v, 0)) >= commit)
@@ -733,7 +804,7 @@ class Model:
                     return Violation("Commit quorum (L-COMMIT)", f"leader {node} of term {term} committed up to "
                                                                  f"{commit}, held by {held} of the voters "
                                                                  f"{sorted(voters)} only")
-            if volatile[0] is Role.LEADER and before[0] == term and volatile[2] > before[4][0][2]:
+            if self.rules and volatile[0] is Role.LEADER and before[0] == term and volatile[2] > before[4][0][2]:
                 log, commit = _log(after[3], after[2]), volatile[2]
                 if commit > log.base_index and log.term_at(commit) != term:  # L-COMMIT (§5.4.2, Figure 8)
                     return Violation("Commit rule (L-COMMIT)", f"leader {node} of term {term} committed up to entry "
@@ -769,7 +840,7 @@ class Model:
                     if t < term and index > log.base_index and log.term_at(index) != c_term:
                         return Violation("Leader Completeness", f"node {node} leads term {term} without the "
                                                                 f"committed entry {index} of term {c_term}")
-        if role is Role.LEADER:
+        if role is Role.LEADER and self.rules:
             for peer, match in volatile[5]:
                 if match > 0:
                     pair = (after_number, peer, nodes[peer])
@@ -951,6 +1022,8 @@ class Model:
         for i, j in enumerate(perm):
             back[j] = i
         kind, node, number = action
+        if kind == "tick":
+            return action  # (no node's)
         if kind in _MESSAGE_ACTIONS:
             to, message = self._messages[number]
             number = self._intern_message(back[to], _rename_message(message, tuple(back)))
@@ -1036,19 +1109,23 @@ _FROM_LEADER = (AppendEntryRequest, InstallSnapshotRequest)
 
 
 def _check_rules(node: int, before: tuple, after: tuple, message: Message, sent: list[tuple[int, Message]],
-                 timer_reset: bool) -> Violation | None:
+                 timer_reset: bool, sticky: bool = False) -> Violation | None:
     """The rules of raft-rules.md that one delivery decides and that the safety properties do not
     judge (a replica that breaks them is slow or disrupts the cluster, and may also be unsafe):
 
     - ALL-TERM: a message of a term above the receiver's makes the receiver take that term (but a
-      pre-vote request, and a granted pre-vote, which carries the term asked for);
+      pre-vote request, a granted pre-vote, which carries the term asked for, and, with CheckQuorum
+      (`sticky`), a vote request a leader ignores: CQ-STICKY);
+    - RV-GRANT, RV-STALE: a vote is granted exactly when Raft grants it (`_check_vote`);
+    - AE-CHECK: a refused AppendEntries leaves the log as it was;
     - PV-GRANT: a pre-vote request never changes the receiver's term or vote;
     - F-TIMEOUT: the election timer is reset only by an AppendEntries (or InstallSnapshot) from the
       current leader or by granting a vote (or by a change of role: a leader stepping down, a new
       election).
     """
     term = getattr(message, "term", 0)
-    exempt = type(message) is PreVoteRequest or (type(message) is PreVoteResponse and message.vote_granted)
+    exempt = type(message) is PreVoteRequest or (type(message) is PreVoteResponse and message.vote_granted) or (
+        sticky and type(message) is VoteRequest and not message.transfer and not sent)
     if term > before[0] and after[0] < term and not exempt:
         return Violation("Term adoption (ALL-TERM)", f"node {node} of term {before[0]} received "
                                                     f"{type(message).__name__} of term {term} from "
@@ -1057,6 +1134,15 @@ def _check_rules(node: int, before: tuple, after: tuple, message: Message, sent:
         return Violation("Pre-vote (PV-GRANT)", f"node {node} changed its term or vote (term {before[0]}, vote "
                                                 f"{before[1]} -> term {after[0]}, vote {after[1]}) on a pre-vote "
                                                 f"request from {message.from_id}")
+    if type(message) is VoteRequest:
+        found = _check_vote(node, before, after, message, sent)
+        if found is not None:
+            return found
+    if type(message) is AppendEntryRequest and after[2:4] != before[2:4] and after[0] == message.term and any(
+            type(m) is AppendEntryResponse and not m.success for _, m in sent):
+        return Violation("Refusal (AE-CHECK)", f"node {node} refused {message.from_id}'s AppendEntries after "
+                                               f"{message.prev_log_index}/term {message.prev_log_term} and changed "
+                                               f"its log (it ended at {_last(before)}, now at {_last(after)})")
     if timer_reset:
         was, now = before[4][0], after[4][0]
         heard = isinstance(message, _FROM_LEADER) and now[1] == message.from_id and after[0] == message.term
@@ -1068,6 +1154,52 @@ def _check_rules(node: int, before: tuple, after: tuple, message: Message, sent:
                                                                  f"reset its election timer on "
                                                                  f"{type(message).__name__} from {message.from_id}, "
                                                                  "neither from the current leader nor a vote granted")
+    return None
+
+
+def _check_vote(node: int, before: tuple, after: tuple, m: VoteRequest,
+                sent: list[tuple[int, Message]]) -> Violation | None:
+    """RV-GRANT (with RV-STALE): the vote is granted exactly when the request's term is the voter's
+    (after ALL-TERM), the voter has not voted for another in it, and the candidate's log is at least as
+    up to date: a higher last term, or the same last term and a last index at least as large (§5.4.1)."""
+    answer = next((r for to, r in sent if to == m.from_id and type(r) is VoteResponse), None)
+    if answer is None:
+        return None  # (not answered: dropped, CQ-STICKY)
+    log = _log(before[3], before[2])
+    voted = before[1] if before[0] == m.term else None
+    up_to_date = (m.last_log_term, m.last_log_index) >= (log.last_term, log.last_index)
+    grant = after[0] == m.term and voted in (None, m.from_id) and up_to_date
+    if answer.vote_granted == grant:
+        return None
+    why = (f"the request's term is behind its {after[0]}" if m.term < after[0] else
+           f"it had voted for {voted} in that term" if voted not in (None, m.from_id) else
+           f"the candidate's log (last term {m.last_log_term}, index {m.last_log_index}) "
+           f"{'is' if up_to_date else 'is not'} at least as up to date as its own (last term {log.last_term}, "
+           f"index {log.last_index})")
+    return Violation("Vote rule (RV-GRANT)", f"node {node} {'granted' if answer.vote_granted else 'refused'} its "
+                                             f"vote to {m.from_id} in term {m.term}, though {why}")
+
+
+def _check_persisted(node: int, sent: list[tuple[int, Message]], durable: list[tuple]) -> Violation | None:
+    """Figure 2, "Persistent state": what a message tells is on stable storage before it goes out:
+    the sender's term; a candidate's vote for itself (C-START); a granted vote (RV-GRANT); the entries a
+    follower acknowledges (AE-APPEND). (A pre-vote carries the term asked for, not the sender's.)"""
+    for (to, m), (term, vote, entries, snapshot) in zip(sent, durable, strict=True):
+        kind = type(m)
+        if kind is PreVoteRequest or kind is PreVoteResponse:
+            continue
+        rule, what = None, ""
+        if kind is VoteRequest and (term, vote) != (m.term, node):
+            rule, what = "C-START", f"term {term}, vote {vote} (not term {m.term}, vote {node})"
+        elif isinstance(m, VoteResponse) and m.vote_granted and (term, vote) != (m.term, to):
+            rule, what = "RV-GRANT", f"term {term}, vote {vote} (not term {m.term}, vote {to})"
+        elif m.term > term:
+            rule, what = "ALL-TERM", f"term {term}"
+        elif isinstance(m, AppendEntryResponse) and m.success and _last((0, 0, entries, snapshot)) < m.last_index:
+            rule, what = "AE-APPEND", f"entries up to {_last((0, 0, entries, snapshot))}"
+        if rule is not None:
+            return Violation(f"Persist before sending ({rule})", f"node {node} sent {kind.__name__} of term {m.term} "
+                                                                 f"to {to} while its storage held {what}")
     return None
 
 
@@ -1098,7 +1230,9 @@ _ACTIONS = {"timeout": "node {node}'s election timer fires", "heartbeat": "leade
             "crash": "node {node} crashes", "restart": "node {node} restarts from its storage",
             "submit": "a client submits a transition to leader {node}",
             "transfer": "leader {node} is asked to hand its leadership to {number}",
-            "remove": "leader {node} is asked to remove {number} from the configuration"}
+            "remove": "leader {node} is asked to remove {number} from the configuration",
+            "read": "a client asks node {node} for a linearizable read",
+            "tick": f"time passes ({TICK:g} s)"}
 
 
 def _rename_node(saved: tuple, perm: tuple[int, ...]) -> tuple | None:

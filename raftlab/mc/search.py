@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -38,6 +38,8 @@ class Result:
         complete: the whole bounded space was explored (no violation stopped it, no budget ran out).
         violations: counterexamples (`raftlab.mc.Counterexample`), the first one shortest for bfs.
         coverage: each "sometimes" goal of the model -> the depth it was first reached at (None: never).
+        goal_run: with `bfs(goal=...)`, the run (concrete actions) to the first state found that
+            satisfies the goal (None: none was reached).
     """
 
     model: Model
@@ -49,6 +51,7 @@ class Result:
     complete: bool = False
     violations: list[Any] = field(default_factory=list)
     coverage: dict[str, int | None] = field(default_factory=dict)
+    goal_run: list[Action] | None = None
 
     @property
     def states_per_s(self) -> float:
@@ -124,7 +127,8 @@ class _Bar:
 
 
 def bfs(model: Model, *, time_budget: float | None = None, progress: bool = False, stop_at_first: bool = True,
-        executor: Executor | None = None, split_depth: int = 4, variants: int | None = None) -> Result:
+        executor: Executor | None = None, split_depth: int = 4, variants: int | None = None,
+        start: Sequence[Action] = (), goal: Callable[[State], bool] | None = None) -> Result:
     """Breadth-first search of `model` up to its bounds' depth.
 
     Args:
@@ -140,18 +144,32 @@ def bfs(model: Model, *, time_budget: float | None = None, progress: bool = Fals
             that goes deep fast, for bugs the whole space is too large to reach. It is not exhaustive
             (the result is never `complete`), and a counterexample it finds is real but may not be a
             shortest one. None: every state (the default).
+        start: begin at the state these actions reach from the initial one (concrete actions, as a
+            counterexample's or `Result.goal_run`), not at the initial state: DSLabs' search from a
+            goal, for a bug that lies deeper than one search reaches. Counterexamples begin with them.
+        goal: stop at the first state that satisfies this predicate, and give the run to it as
+            `Result.goal_run` (the first phase of a search in two: `bfs(model, start=found.goal_run)`).
     """
     if variants is not None and variants < 1:
         raise ValueError(f"variants must be an int >= 1 or None, not {variants!r}")
     if executor is not None:
-        if variants is not None:
-            raise ValueError("variants: the split search explores every state")
+        if variants is not None or start or goal is not None:
+            raise ValueError("variants, start, goal: the split search explores every state from the initial one")
         return _bfs_split(model, executor, split_depth, time_budget)
-    return _bfs(model, [(model.initial, ())], 0, time_budget, progress, stop_at_first, variants=variants)
+    root = model.initial
+    if start:
+        from .counterexample import replay
+        reached = replay(model, start)
+        if not isinstance(reached, tuple):
+            raise ValueError(f"start: the run does not reach a state within the bounds ({reached!r})")
+        root = model.canonical(reached) if model.symmetry else reached
+    return _bfs(model, [(root, tuple(start))], len(start), time_budget, progress, stop_at_first, variants=variants,
+                goal=goal)
 
 
 def _bfs(model: Model, roots: list[tuple[State, tuple[Action, ...]]], start_depth: int, time_budget: float | None,
-         progress: bool, stop_at_first: bool, max_depth: int | None = None, variants: int | None = None) -> Result:
+         progress: bool, stop_at_first: bool, max_depth: int | None = None, variants: int | None = None,
+         goal: Callable[[State], bool] | None = None) -> Result:
     started = time.perf_counter()
     result = Result(model, "bfs", coverage=dict.fromkeys(model.coverage_goals))
     parents: dict[State, tuple[State | None, Action | None]] = {}
@@ -201,6 +219,10 @@ def _bfs(model: Model, roots: list[tuple[State, tuple[Action, ...]]], start_dept
                 parents[nxt] = (state, action)
                 next_frontier.append(nxt)
                 _cover(model, result, nxt, depth + 1)
+                if goal is not None and goal(nxt):
+                    result.goal_run = _run(model, parents, prefix, state, action)
+                    stopped = True
+                    break
             if stopped:
                 break
             if time_budget is not None and len(parents) % 256 == 0 and time.perf_counter() - started > time_budget:
@@ -235,6 +257,11 @@ def _cover(model: Model, result: Result, state: State, depth: int) -> None:
 def _counterexample(model: Model, parents: dict, prefix: dict, state: State, action: Action,
                     violation: Violation) -> Any:
     from .counterexample import Counterexample
+    return Counterexample(model, _run(model, parents, prefix, state, action), violation)
+
+
+def _run(model: Model, parents: dict, prefix: dict, state: State, action: Action) -> list[Action]:
+    """The concrete actions from the initial state through `state`, then `action`."""
     from .counterexample import replay
     path = [action]
     while True:
@@ -245,7 +272,7 @@ def _counterexample(model: Model, parents: dict, prefix: dict, state: State, act
         state = parent
     start = replay(model, prefix[state])  # (the root's concrete state: the run below it is renamed)
     assert isinstance(start, tuple)
-    return Counterexample(model, [*prefix[state], *model.concrete_run(reversed(path), start)], violation)
+    return [*prefix[state], *model.concrete_run(reversed(path), start)]
 
 
 # ----- the frontier split over an executor ------------------------------------------------------------

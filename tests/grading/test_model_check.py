@@ -4,6 +4,7 @@ search fails the whole part, with its counterexample and the command that replay
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,9 @@ def test_a_safety_violation_fails_the_whole_part_with_its_counterexample(tmp_pat
     path = _file(tmp_path, "stale", STALE_VOTE)
     result = model_check(path, time_budget=30)
     assert (result.passed, result.earned, result.points, result.part) == (False, 0, POINTS, "M")
-    assert result.kind == "invariant" and result.message.startswith("Leader Completeness violated after 8 steps")
-    assert "deliver vote granted (term 2)" in result.message
+    assert result.kind == "invariant" and result.message.startswith("Vote rule (RV-GRANT) violated after 5 steps")
+    assert re.search(r"node \d granted its vote to \d in term 1, though the candidate's log \(last term 0, index 0\) "
+                     r"is not at least as up to date as its own \(last term 1, index 1\)", result.message)
     assert result.replay.startswith(f"raftlab mc --replica {path} ")
 
 
@@ -81,7 +83,7 @@ def test_the_command_adds_the_part(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["grade", path, "--part", "A", "--seeds", "1", "--model-check", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     m = [r for r in report["results"] if r["part"] == "M"]
-    assert len(m) == 1 and m[0]["earned"] == 0 and "Leader Completeness" in m[0]["message"]
+    assert len(m) == 1 and m[0]["earned"] == 0 and "Vote rule (RV-GRANT)" in m[0]["message"]
     assert report["total"] == sum(r["points"] for r in report["results"])
 
 
@@ -112,4 +114,7 @@ def test_mc_checks_a_students_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["mc", "--replica", path, "--json"]) == 1
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["replica"] == "Stale" and figures["violations"] == 1
+    assert figures["violation"]["property"] == "Vote rule (RV-GRANT)"
+    assert main(["mc", "--replica", path, "--safety-only", "--json"]) == 1  # where the broken rule leads
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["violation"]["property"] == "Leader Completeness"

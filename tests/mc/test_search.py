@@ -135,7 +135,8 @@ def test_breadth_first_search_is_deterministic() -> None:
 
 @pytest.fixture(scope="module")
 def stale_vote() -> Counterexample:
-    model = Model(Bounds(3, 3, 3, 1, 1, 0, 1, 20), mutants.VotesWithoutUpToDateCheck, symmetry=True)
+    model = Model(Bounds(3, 3, 3, 1, 1, 0, 1, 20), mutants.VotesWithoutUpToDateCheck, symmetry=True,
+                  rules=False)  # (with the rules, RV-GRANT is broken first: the safety property it leads to)
     result = bfs(model, time_budget=120)
     assert result.violations, result.report()
     return result.violations[0].minimised()
@@ -184,7 +185,10 @@ def test_a_vote_sent_before_it_is_persisted_elects_two_leaders() -> None:
     clean = Model(SMALL, symmetry=True)
     states = _states(clean, 6)
     assert not any(a[0].endswith("+crash") for s in states for a in clean.actions(s))
-    model = Model(Bounds(3, 3, 3, 1, 1, 0, 1, 20), mutants.VoteNotPersisted, symmetry=True)
+    checked = bfs(Model(Bounds(3, 3, 3, 1, 1, 0, 1, 20), mutants.VoteNotPersisted, symmetry=True))
+    assert checked.violations[0].violation.property == "Persist before sending (RV-GRANT)"  # at the send itself
+    assert len(checked.violations[0].actions) == 2
+    model = Model(Bounds(3, 3, 3, 1, 1, 0, 1, 20), mutants.VoteNotPersisted, symmetry=True, rules=False)
     result = bfs(model, time_budget=120)
     assert result.violations, result.report()
     cx = result.violations[0].minimised()
@@ -218,7 +222,8 @@ def test_the_frontier_split_over_processes_finds_what_the_serial_search_finds() 
 def test_the_frontier_split_finds_a_planted_bug(stale_vote: Counterexample) -> None:
     bounds = stale_vote.model.bounds.raised("depth", len(stale_vote.actions) + 1 - stale_vote.model.bounds.depth)
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        split = bfs(Model(bounds, mutants.VotesWithoutUpToDateCheck, symmetry=True), executor=pool, split_depth=3)
+        split = bfs(Model(bounds, mutants.VotesWithoutUpToDateCheck, **stale_vote.model.options), executor=pool,
+                    split_depth=3)
     assert split.violations and split.violations[0].violation.property == "Leader Completeness"
     assert len(split.violations[0].actions) == len(stale_vote.actions)  # breadth-first below the split, too
     assert split.violations[0].reproduces(split.violations[0].actions)
