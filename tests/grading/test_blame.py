@@ -1,19 +1,23 @@
 """Blame only where it is due: each check declares the rules it judges and runs the student's code for
-those only (or says that it tests several rules together)."""
+those only (or says that it tests several rules together), and the self-check fails when a planted bug
+loses points in a check of another rule that does not say so."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from raftlab.core import Replica
-from raftlab.grading import CHECKS, EXERCISES, PARTS, StudentReplica, graded_class
+from raftlab.grading import CHECKS, EXERCISES, PARTS, StudentReplica, graded_class, mutants
 from raftlab.grading.checks import BY_ID
 from raftlab.grading.mutants import (
     ActsOnStaleResponses, KeepsConflictingEntries, ResetsTimerOnEveryVoteRequest, TruncatesMatchingEntries,
-    VotesWithoutUpToDateCheck,
+    VotesWithoutUpToDateCheck, WinsWithHalfTheVotes,
 )
 from raftlab.grading.runner import check_class, implements, run_check
 
@@ -69,3 +73,31 @@ def test_the_same_bugs_still_lose_points_where_their_rule_is_judged() -> None:
     assert not result.passed and "(this check tests C-RETRY and F-TIMEOUT together with the rest of" in result.message
     result = run_check(BY_ID["A.rv_grant_up_to_date"], VotesWithoutUpToDateCheck, [])
     assert not result.passed and result.message.startswith("RV-GRANT:") and "this check" not in result.message
+
+
+def _self_check_of(mutant: type[Replica]) -> functools.partial:
+    return functools.partial(mutants.self_check, mutants=[mutant])
+
+
+def test_a_mis_declared_check_makes_the_self_check_fail(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # WinsWithHalfTheVotes (C-WIN) fails A.c_win and A.sim_even_split_election; declared as a check of
+    # L-COMMIT (in this process, where the self-check judges; its workers run the checks as they are), the
+    # scenario blames C-WIN's bug on L-COMMIT: the self-check and the command fail, and say where.
+    wrong = dataclasses.replace(BY_ID["A.sim_even_split_election"], rule="L-COMMIT")
+    monkeypatch.setitem(BY_ID, wrong.id, wrong)
+    monkeypatch.setattr(mutants, "self_check", _self_check_of(WinsWithHalfTheVotes))
+    from raftlab.cli import main
+
+    assert main(["grade", "--self-check", "--json", "--seeds", "1", "--jobs", "1"]) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    row, summary = json.loads(lines[-2]), json.loads(lines[-1])
+    assert row["candidate"] == "WinsWithHalfTheVotes" and row["caught_by"] == ["A.c_win"] and row["caught"]
+    assert row["blamed_elsewhere"] == ["A.sim_even_split_election"] and row["blamed_together"] == []
+    assert summary["falsely_blamed"] == 1 and summary["passed"] is False
+    assert summary["caught"] == summary["mutants"] == 1 and summary["reference_score"] == 1.0
+    monkeypatch.setitem(BY_ID, wrong.id, dataclasses.replace(wrong, together="the rest of part A (a test)"))
+    outcome = mutants.self_check(seeds=1, jobs=1)  # declared as an integration check, it says so: no false blame
+    row = outcome["rows"][2]
+    assert row["blamed_elsewhere"] == [] and row["blamed_together"] == ["A.sim_even_split_election"]
+    assert outcome["summary"]["passed"] is True
