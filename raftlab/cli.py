@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="add the model-checking part M (raftlab.mc): every schedule of a small cluster searched "
                             "for a safety violation, which fails the part (20 points)")
     grade.add_argument("--self-check", action="store_true",
-                       help="grade the reference, the skeleton and every planted mutant")
+                       help="grade the reference, the skeleton and every planted mutant; exit 1 unless each "
+                            "mutant is caught, and loses points in no check of another rule but integration checks")
     lab = commands.add_parser("lab", help="JupyterLab on the course notebooks (copied to a folder of your own)")
     lab.add_argument("--dir", default="raftlab-notebooks", help="working folder for the notebooks; missing ones are "
                                                                 "copied there, none is overwritten "
@@ -507,13 +508,16 @@ def _grade(parser: argparse.ArgumentParser, args: Any) -> int:
             else:
                 print(report.text())
                 if "broken_rule" in row:
+                    elsewhere = (f"; FALSELY BLAMED in {', '.join(row['blamed_elsewhere'])} (checks of other rules)"
+                                 if row["blamed_elsewhere"] else "")
+                    together = (f"; also failed {', '.join(row['blamed_together'])} (integration checks, which say "
+                                f"so)" if row["blamed_together"] else "")
                     print(f"planted bug in {row['broken_rule']}: "
-                          f"{'caught by ' + ', '.join(row['caught_by']) if row['caught'] else 'NOT CAUGHT'}\n")
+                          f"{'caught by ' + ', '.join(row['caught_by']) if row['caught'] else 'NOT CAUGHT'}"
+                          f"{elsewhere}{together}\n")
         summary = outcome["summary"]
         print(json.dumps(summary))
-        ok = (summary["caught"] == summary["mutants"] and summary["reference_score"] == 1.0
-              and summary["skeleton_score"] == 0.0)
-        return 0 if ok else 1
+        return 0 if summary["passed"] else 1
     if args.path is None:
         parser.error("grade: give a PATH (a .py file or a folder), or --self-check")
     path = Path(args.path)

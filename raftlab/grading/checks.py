@@ -6,11 +6,21 @@ scenario runs five replicas of the graded class in the deterministic `Simulation
 with the invariant checker on (Raft's safety properties after every step), and an event budget. A
 transcript check replays one of the bundled scenario transcripts (`raftlab.sim.transcript`, the same
 files the test suite runs and the RaftLab app's scenario menu offers) with the graded class, on the
-transcript's own seed: every ``check`` in it must hold. Every failure message starts with the rule it
-checks. Parts A-D grade Figure 2 (the course's exercises); part E grades the thesis's options of
-`Replica` (PreVote, CheckQuorum, leadership transfer, reads), turned on, on the graded class whole;
-part F grades membership change (thesis chapter 4: `Configuration` transitions, one server at a time,
-learners, a removed leader), on the graded class whole too.
+transcript's own seed: every ``check`` in it must hold. Every failure message starts with the rule of
+the expectation that failed. Parts A-D grade Figure 2 (the course's exercises); part E grades the
+thesis's options of `Replica` (PreVote, CheckQuorum, leadership transfer, reads), turned on, on the
+graded class whole; part F grades membership change (thesis chapter 4: `Configuration` transitions, one
+server at a time, learners, a removed leader), on the graded class whole too.
+
+Blame only where it is due. Each check declares the rules it judges (`Check.rule`, read as
+`Check.rules`), and in parts A-D it runs the student's code for those rules only: the exercises that
+implement none of them are the reference's (`runner.check_class`), so a bug loses points only in the
+checks of its own rule. An integration check (`Check.together`: the transcripts, which replay one exact
+schedule; every check of parts E and F, which grade the class whole; a check of what the library builds
+from the part's exercises) runs the student's whole part, or the whole class, and says so: its failure
+message ends "(this check tests X and Y together with ...)", as a check of several rules' does ("this
+check tests X, Y and Z together"). `raftlab.grading.mutants.self_check` holds the checks to it: a
+planted bug that fails a check of another rule, not an integration check, fails the self-check.
 """
 
 from __future__ import annotations
@@ -45,6 +55,12 @@ BEYOND_FIGURE_2 = {"E": "beyond Figure 2: PreVote, CheckQuorum, leadership trans
 options of `Replica` (see the Part E section below); F, membership change (the Part F section)."""
 
 
+BEYOND_FIGURE_2_TOGETHER = {
+    part: f"all of your Figure 2 code (part {part} grades your class whole: {what.split(': ')[1]} stand on it)"
+    for part, what in BEYOND_FIGURE_2.items()}
+"""Why every check of parts E and F is an integration check (`Check.together`)."""
+
+
 class CheckFailed(AssertionError):
     """A check's expectation was not met; the message starts with the rule id."""
 
@@ -57,12 +73,41 @@ class BudgetExceeded(RuntimeError):
 class Check:
     id: str  # "A.rv_grant_up_to_date"
     part: str
-    rule: str  # the rule ids it checks
+    rule: str  # the rule ids it judges (`rules`), as a report shows them
     title: str
     points: int
     fn: Callable[..., None]  # fn(cls) for a paper-claim check, fn(cls, seed) for a scenario
     scenario: bool  # runs in the Simulation (on the grader's seeds, unless it is a transcript)
     transcript: str | None = None  # the bundled transcript it replays (on that transcript's own seed)
+    together: str = ""  # an integration check: why it tests its rules together with the rest of its part
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The rules the check judges (declared by `rule`): a failure is blame on these, and on no other
+        rule unless the check is an integration check (`together`)."""
+        return rules_of(self.rule)
+
+    def scope(self, message: str = "") -> str:
+        """What code this check ran, said after a failure's `message` where the message alone could mislead:
+        always for a check of several rules or an integration check, and for a check of one rule when the
+        expectation that failed names another (that rule's exercises are the reference's there). Empty if
+        there is nothing to say."""
+        rules = self.rules
+        named = rules[0] if len(rules) == 1 else f"{', '.join(rules[:-1])} and {rules[-1]}"
+        if self.together:
+            return f"this check tests {named} together with {self.together}"
+        if len(rules) > 1:
+            return f"this check tests {named} together: your code for these rules, the reference's exercises for " \
+                   f"the others"
+        if message.startswith(f"{rules[0]}:") or message.endswith(f"[checking {rules[0]}]"):
+            return ""
+        return f"this check runs your code for {named} only: the other exercises are the reference's"
+
+
+def rules_of(text: str) -> tuple[str, ...]:
+    """The rule ids of a declaration such as ``"C-START, RV-GRANT, ALL-TERM (persist first)"``: the first
+    word of each part."""
+    return tuple(part.split()[0] for part in text.split(",") if part.strip())
 
 
 CHECKS: list[Check] = []
@@ -70,9 +115,13 @@ TRACKED: list[Fakes] = []  # the replicas built by the running paper-claim check
 SIMS: list[GradedSimulation] = []  # the simulations of the running scenario
 
 
-def check(part: str, rule: str, title: str, points: int = 2, scenario: bool = False) -> Callable:
+def check(part: str, rule: str, title: str, points: int = 2, scenario: bool = False, together: str = "") -> Callable:
+    """Register a check of the rules `rule` names. `together`: it is an integration check, which runs the
+    student's code for every rule of its part (the class whole, in parts E and F), and why."""
+    together = together or BEYOND_FIGURE_2_TOGETHER.get(part, "")
+
     def register(fn: Callable[..., None]) -> Callable[..., None]:
-        CHECKS.append(Check(f"{part}.{fn.__name__}", part, rule, title, points, fn, scenario))
+        CHECKS.append(Check(f"{part}.{fn.__name__}", part, rule, title, points, fn, scenario, together=together))
         return fn
     return register
 
@@ -156,27 +205,40 @@ def f_timeout_range(cls: type[Replica]) -> None:
 
 @check("A", "F-TIMEOUT", "only granting a vote or the current leader resets the election timer")
 def f_timeout_resets(cls: type[Replica]) -> None:
+    # Whether a vote is granted is RV-GRANT's, judged by its own checks (A.rv_grant_*): this one judges the
+    # timer against the answer the replica itself sent, so that a wrong answer costs RV-GRANT points only.
     f = fresh(cls, follower, [e(1, 1), e(2, 2)], term=2)
     r, d = f.replica, f.replica.next_deadline
-    r.tick(d - 0.01)
-    for message, what in [(VoteRequest(3, 2, 1, 1), "a VoteRequest it refused (the candidate's log is behind)"),
+    now = d - 0.01
+    r.tick(now)
+    for message, what in [(VoteRequest(3, 2, 1, 1), "a VoteRequest from a candidate whose log is behind"),
                           (append(1, 0, 0), "an AppendEntries of an earlier term"),
                           (VoteResponse(3, 2, False), "a stray VoteResponse"),
                           (AppendEntryResponse(3, 2, False, 0, 1), "a stray AppendEntries response")]:
         r.step(message)
         granted = [m for m in f.cluster.messages(VoteResponse, remove=True) if m.vote_granted]
-        expect(not granted, "RV-GRANT", f"granted {what.replace('it refused', 'that must be refused')}")
-        expect(r.next_deadline == d, "F-TIMEOUT", f"{what} moved the election deadline from {d:.4f} to "
-                                                  f"{r.next_deadline:.4f}: only the current leader or a granted "
-                                                  f"vote may reset it (else elections never end)")
+        if granted:  # (a vote RV-GRANT must refuse: A.rv_grant_up_to_date's to judge; granted, it resets the timer)
+            expect(r.next_deadline >= now + LOW, "F-TIMEOUT",
+                   f"the replica granted its vote for {what} but its election deadline is {r.next_deadline:.4f}, "
+                   f"not reset (at least {now + LOW:.4f}): a granted vote resets the timer")
+            d = r.next_deadline
+            continue
+        expect(r.next_deadline == d, "F-TIMEOUT", f"{what}, answered without a vote, moved the election deadline "
+                                                  f"from {d:.4f} to {r.next_deadline:.4f}: only the current leader "
+                                                  f"or a granted vote may reset it (else elections never end)")
     r.tick(d)
     expect(r.role is Role.CANDIDATE, "F-TIMEOUT", "the election timer did not fire at its deadline")
     g = fresh(cls, follower, term=2)
-    t = g.replica.next_deadline - 0.01
-    g.replica.tick(t)
+    d = g.replica.next_deadline
+    g.replica.tick(d - 0.01)
     g.replica.step(VoteRequest(3, 2, 0, 0))
-    expect(g.replica.voted_for == 3, "RV-GRANT", "a vote was refused to a candidate with an equal log")
-    expect(g.replica.next_deadline >= t + LOW, "F-TIMEOUT", "granting a vote did not reset the election timer")
+    if g.replica.voted_for == 3:
+        expect(g.replica.next_deadline >= d - 0.01 + LOW, "F-TIMEOUT",
+               "granting a vote did not reset the election timer")
+    else:  # (refused to a candidate with an equal log: RV-GRANT's, judged by A.rv_grant_once and up_to_date)
+        expect(g.replica.next_deadline == d, "F-TIMEOUT",
+               f"a VoteRequest answered without a vote moved the election deadline from {d:.4f} to "
+               f"{g.replica.next_deadline:.4f}: only the current leader or a granted vote may reset it")
 
 
 @check("A", "C-START", "a candidate increments its term, votes for itself (durably, first) and asks every peer")
@@ -427,15 +489,22 @@ def ae_truncate_keeps_matching(cls: type[Replica]) -> None:
            f"the delayed request should be acknowledged up to index 2, got {answer}")
 
 
-@check("B", "AE-APPEND", "only entries not already present are appended", points=1)
+@check("B", "AE-APPEND, AE-TRUNCATE", "a duplicate request changes nothing: no entry deleted, none appended again",
+       points=1)
 def ae_append(cls: type[Replica]) -> None:
+    # Both rules are one exercise's (truncate_conflicts deletes what conflicts and returns what is new): a
+    # request whose entries are all present must make it do neither, so this check tests the two together.
     f = fresh(cls, journaled, term=1)
     r, journal = f.replica, f.journal
     r.step(append(1, 0, 0, [e(1, 1), e(2, 1)]))
     r.step(append(1, 2, 1, [e(3, 1)]))
     expect(held(r) == [(1, 1), (2, 1), (3, 1)], "AE-APPEND", f"log is {held(r)}")
-    writes = [x for x in journal if x[0] == "append"]
+    writes, seen = [x for x in journal if x[0] == "append"], len(f.events)
     r.step(append(1, 0, 0, [e(1, 1), e(2, 1), e(3, 1)]))
+    deleted = [ev.details.get("first") for ev in f.events[seen:] if ev.kind == EventKind.TRUNCATED]
+    expect(not deleted, "AE-TRUNCATE",
+           f"a duplicate request (entries 1-3, each already in the log with the same term) deleted the log from "
+           f"index {deleted[0] if deleted else None} on and wrote it again: an entry that matches is never deleted")
     expect([x for x in journal if x[0] == "append"] == writes, "AE-APPEND",
            "a duplicate request appended entries that were already present")
     expect(held(r) == [(1, 1), (2, 1), (3, 1)], "AE-APPEND", f"log is {held(r)} after a duplicate request")
@@ -458,7 +527,8 @@ def ae_commit(cls: type[Replica]) -> None:
 
 
 @check("B", "L-REPLICATE", "an acknowledgement covers what the request proved, not the follower's log length",
-       points=1)
+       points=1, together="the rest of your part B code (the library builds the acknowledgement, from what your "
+                          "follower's exercises, AE-CHECK, AE-TRUNCATE and AE-COMMIT, did with the request)")
 def l_replicate_ack(cls: type[Replica]) -> None:
     f = fresh(cls, follower, [e(1, 1), e(2, 1), e(3, 1)], term=1)
     r = f.replica
@@ -846,7 +916,9 @@ def transcript_check(part: str, rule: str, name: str, points: int = 2) -> None:
                               f"`{block.command.text}`: {why.removeprefix('FAIL: ')}")
 
     title = f"transcript {name}: {Transcript.load(TRANSCRIPTS[name]).title}"
-    CHECKS.append(Check(f"{part}.t_{name}", part, rule, title, points, replay_transcript, True, name))
+    together = (f"the rest of your part {part} code (a transcript replays one exact schedule, and every rule "
+                f"that sends a message or draws a timeout shapes it)")
+    CHECKS.append(Check(f"{part}.t_{name}", part, rule, title, points, replay_transcript, True, name, together))
 
 
 transcript_check("A", "C-RETRY, F-TIMEOUT", "split_vote")  # (the election timers decide who wins the retry)

@@ -2,7 +2,11 @@
 reference solution).
 
 `self_check()` grades the reference (it must score 1.0), the bare skeleton (0.0) and every mutant:
-a mutant is *caught* when it loses points in a check that names its broken rule (`RULE`).
+a mutant is *caught* when it loses points in a check that judges its broken rule (`RULE` is among the
+check's declared `Check.rules`), and *falsely blamed* when it loses points in a check that does not and is
+not an integration check (`Check.together`, which says that it tests its rules together with the rest
+of its part or the class whole). The self-check passes when every mutant is caught and none is
+falsely blamed.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from ..core import (
     ReadIndexResponse, ReadState, Replica, Role, Snapshot, VoteRequest, VoteResponse,
 )
 from ..core.messages import check_configuration
-from .runner import DEFAULT_TIMEOUT, Report, grade_many
+from .checks import BY_ID, Check, rules_of
+from .runner import DEFAULT_TIMEOUT, CheckResult, Report, grade_many
 from .skeleton import StudentReplica
 
 
@@ -412,16 +417,52 @@ MUTANTS: tuple[type[Replica], ...] = (
 )
 
 
+def declared(result: CheckResult) -> Check | None:
+    """The definition of the check `result` is of (None for a check that is not in `CHECKS`)."""
+    return BY_ID.get(result.id)
+
+
+def judges(result: CheckResult, rule: str) -> bool:
+    """Whether the check of `result` declares `rule` among the rules it judges (`Check.rules`)."""
+    check = declared(result)
+    return rule in (check.rules if check is not None else rules_of(result.rule))
+
+
+def integration(result: CheckResult) -> bool:
+    """Whether the check of `result` is an integration check (`Check.together`): it says that it tests its
+    rules together with the rest of its part, or with the class whole."""
+    check = declared(result)
+    return check is not None and bool(check.together)
+
+
 def caught_by(report: Report, rule: str) -> list[str]:
-    """The failed checks of `report` that name `rule`."""
-    return [r.id for r in report.results if not r.passed and (rule in r.rule or r.message.startswith(rule))]
+    """The failed checks of `report` that judge `rule` (it is among their declared rules)."""
+    return [r.id for r in report.results if not r.passed and judges(r, rule)]
 
 
-def self_check(seeds: int = 3, *, jobs: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
-    """Grade the reference, the skeleton and every mutant. Returns ``{"reports": [...], "summary": {...}}``
-    where the summary is ``{"mutants": M, "caught": C, "reference_score": 1.0, "skeleton_score": 0.0}``."""
+def blamed_elsewhere(report: Report, rule: str) -> list[str]:
+    """False blame: the failed checks of `report` that do not judge `rule` and are not integration checks
+    (`Check.together`); a bug of `rule` that loses points there is blamed on rules it does not break."""
+    return [r.id for r in report.results if not r.passed and not judges(r, rule) and not integration(r)]
+
+
+def blamed_together(report: Report, rule: str) -> list[str]:
+    """The failed integration checks of `report` that do not name `rule`: they say that they test their
+    rules together with the rest of the part (or the class whole), so these are declared, not false."""
+    return [r.id for r in report.results if not r.passed and not judges(r, rule) and integration(r)]
+
+
+def self_check(seeds: int = 3, *, jobs: int | None = None, timeout: float = DEFAULT_TIMEOUT,
+               mutants: Sequence[type[Replica]] = MUTANTS) -> dict[str, Any]:
+    """Grade the reference, the skeleton and every mutant (of `mutants`). Returns ``{"rows": [...],
+    "reports": [...], "summary": {...}}``, a row per candidate; a mutant's row says which checks caught it
+    (``caught_by``: they judge its `RULE`), and which checks of other rules it failed (``blamed_elsewhere``,
+    false blame; ``blamed_together``, integration checks, which say so). The summary is ``{"mutants": M,
+    "caught": C, "falsely_blamed": B, "reference_score": 1.0, "skeleton_score": 0.0, "passed": ...}``: the
+    self-check passes when the reference scores 1.0, the skeleton 0.0, every mutant is caught and none is
+    blamed elsewhere (B = 0)."""
     students = [("reference", Replica), ("skeleton", StudentReplica),
-                *((m.__name__, m) for m in MUTANTS)]
+                *((m.__name__, m) for m in mutants)]
     reports = grade_many(students, None, seeds, timeout=timeout, jobs=jobs)
     rows = []
     for (label, cls), report in zip(students, reports, strict=True):
@@ -432,11 +473,17 @@ def self_check(seeds: int = 3, *, jobs: int | None = None, timeout: float = DEFA
             row["broken_rule"] = rule
             row["caught_by"] = caught_by(report, rule)
             row["caught"] = report.score < 1.0 and bool(row["caught_by"])
+            row["blamed_elsewhere"] = blamed_elsewhere(report, rule)
+            row["blamed_together"] = blamed_together(report, rule)
         if label == "skeleton":
             row["hints"] = sorted({r.message.split(". Hint")[0] for r in report.results
                                    if r.kind == "not implemented"})
         rows.append(row)
     mutant_rows = [r for r in rows if "broken_rule" in r]
-    summary = {"mutants": len(mutant_rows), "caught": sum(r["caught"] for r in mutant_rows),
-               "reference_score": reports[0].score, "skeleton_score": reports[1].score}
+    summary: dict[str, Any] = {
+        "mutants": len(mutant_rows), "caught": sum(r["caught"] for r in mutant_rows),
+        "falsely_blamed": sum(bool(r["blamed_elsewhere"]) for r in mutant_rows),
+        "reference_score": reports[0].score, "skeleton_score": reports[1].score}
+    summary["passed"] = (summary["caught"] == summary["mutants"] and summary["falsely_blamed"] == 0
+                         and summary["reference_score"] == 1.0 and summary["skeleton_score"] == 0.0)
     return {"rows": rows, "reports": reports, "summary": summary}

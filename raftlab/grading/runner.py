@@ -11,8 +11,10 @@ cell timeout) gives up on the cell. Scenarios also have an event budget (`Graded
 Hidden scenarios run on `secret_seeds`, drawn from the instructor's ``RAFTLAB_SECRET`` (never from a
 committed file); a report shows a student that a check failed on a hidden seed, never the seed.
 When a part is graded, the exercises of the other parts come from the reference solution, so each part
-is graded on its own; parts E and F (beyond Figure 2: the thesis's options, membership change), which
-have no exercise, grade the student's class whole.
+is graded on its own, and within a part each check runs the student's exercises for its own rules only
+(`check_class`; an integration check, `Check.together`, runs the part whole and says so); parts E and F
+(beyond Figure 2: the thesis's options, membership change), which have no exercise, grade the student's
+class whole.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ from typing import Any
 from ..core import Replica, ReplicaStopped
 from ..sim import InvariantViolation
 from . import checks as _checks
-from .checks import BEYOND_FIGURE_2, CHECKS, BudgetExceeded, Check, CheckFailed
+from .checks import BEYOND_FIGURE_2, CHECKS, BudgetExceeded, Check, CheckFailed, rules_of
 from .ownwork import OwnWork, is_submission, review
-from .skeleton import BY_NAME, EXERCISES, PARTS, StudentReplica, _todo
+from .skeleton import BY_NAME, EXERCISES, PARTS, Exercise, StudentReplica, _todo
 
 DEFAULT_SEEDS = 3
 DEFAULT_TIMEOUT = 30.0  # wall seconds per check (all its seeds)
@@ -293,18 +295,40 @@ def _mine(name: str, part: str | None) -> bool:
     return part not in PARTS or name not in BY_NAME or BY_NAME[name].part == part
 
 
-def graded_class(student: type[Replica], part: str) -> type[Replica]:
+ALSO_IMPLEMENTS = {  # rules an exercise implements beside those its `Exercise.rules` names (see its hint)
+    "grant_vote": ("F-TIMEOUT",),  # a granted vote resets the election timer
+    "handle_vote_response": ("ALL-STALE",),  # a response of an earlier term is ignored
+    "truncate_conflicts": ("AE-APPEND",),  # it returns the entries not already present, which are appended
+}
+
+
+def implements(exercise: Exercise) -> frozenset[str]:
+    """The rule ids the exercise implements: those its `rules` names, and `ALSO_IMPLEMENTS`'s."""
+    return frozenset(rules_of(exercise.rules)) | frozenset(ALSO_IMPLEMENTS.get(exercise.name, ()))
+
+
+def graded_class(student: type[Replica], part: str, rules: Iterable[str] | None = None) -> type[Replica]:
     """`student` with the exercises of the other parts taken from the reference solution, the core's
-    own rule methods. Parts E and F (beyond Figure 2) have no exercise: the options and the membership
-    change they grade stand on every rule of Figure 2, so they keep all of the student's own."""
-    overrides = {e.name: Replica.__dict__[e.name] for e in EXERCISES if e.part != part and part in PARTS}
+    own rule methods; given `rules` (a check's, `Check.rules`), also the exercises of `part` that implement
+    none of them, so that a check runs the student's code for its own rules only. Parts E and F (beyond
+    Figure 2) have no exercise: the options and the membership change they grade stand on every rule of
+    Figure 2, so they keep all of the student's own."""
+    judged = None if rules is None else set(rules)
+    overrides = {e.name: Replica.__dict__[e.name] for e in EXERCISES
+                 if part in PARTS and (e.part != part or (judged is not None and not implements(e) & judged))}
     return type(student.__name__, (student,), overrides)
+
+
+def check_class(student: type[Replica], check: Check) -> type[Replica]:
+    """The class `check` runs: `student` with the reference's exercises for every rule but the check's own,
+    or, for an integration check (`Check.together`), for every part but its own."""
+    return graded_class(student, check.part, None if check.together else check.rules)
 
 
 # ----- one check ---------------------------------------------------------------------------------
 def run_check(check: Check, student: type[Replica], seeds: Sequence[int], source: str = "") -> CheckResult:
     """Run one check here (no guard against infinite loops: `grade` runs this in a worker)."""
-    cls = graded_class(student, check.part)
+    cls = check_class(student, check)
     result = CheckResult(check.id, check.part, check.rule, check.title, check.points, check.points, True, "pass",
                          scenario=check.scenario)
     for seed in (seeds if check.scenario and check.transcript is None else [None]):
@@ -314,6 +338,9 @@ def run_check(check: Check, student: type[Replica], seeds: Sequence[int], source
             check.fn(cls, seed) if check.scenario else check.fn(cls)
         except BaseException as error:  # student code may raise anything
             _fail(result, error, seed)
+            scope = check.scope(result.message) if result.kind != "not implemented" else ""
+            if scope:  # (what code it ran, where the message alone could blame the wrong rule)
+                result.message = f"{result.message} ({scope})"
             result.replay = replay_command(source or f"{student.__module__}:{student.__qualname__}", check.id, seed,
                                            check.scenario)
             break
@@ -410,7 +437,7 @@ def replay(student: type[Replica] | str | Path, check_id: str, seed: int | None 
     returns its `Simulation` stopped where it failed (give it to ``raftlab.widgets.RaftLab`` to see the
     run, rewind and step through it) and prints what failed; a paper-claim check raises its failure."""
     check = _checks.BY_ID[check_id]
-    cls = graded_class(_resolve(student), check.part)
+    cls = check_class(_resolve(student), check)
     _checks.TRACKED.clear()
     _checks.SIMS.clear()
     if not check.scenario:

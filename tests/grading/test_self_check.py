@@ -1,4 +1,5 @@
-"""The mutation self-check: every planted bug is caught by a check that names its rule (CI runs it)."""
+"""The mutation self-check: every planted bug is caught by a check that judges its rule, and loses points in
+no check of another rule but the integration checks, which say so (CI runs it)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ def test_cli_self_check_json(capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["grade", "--self-check", "--json"])
     lines = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(lines[-1])
-    assert summary == {"mutants": len(MUTANTS), "caught": len(MUTANTS), "reference_score": 1.0,
-                       "skeleton_score": 0.0}
+    assert summary == {"mutants": len(MUTANTS), "caught": len(MUTANTS), "falsely_blamed": 0, "reference_score": 1.0,
+                       "skeleton_score": 0.0, "passed": True}
     assert summary["caught"] == summary["mutants"] >= 10
     assert status == 0
     rows = [json.loads(line) for line in lines[:-1]]
@@ -45,11 +46,16 @@ def test_cli_self_check_json(capsys: pytest.CaptureFixture[str]) -> None:
         assert row["caught"] and row["score"] < 1.0, row
         assert row["caught_by"], row
         assert any(row["broken_rule"] in f.split("[")[1] for f in row["failed"]), row  # a check named after it
+        assert row["blamed_elsewhere"] == [], row  # no check of another rule, unless it says it tests several
+        assert all(BY_ID[c].together for c in row["blamed_together"]), row
+    together = {row["candidate"]: row["blamed_together"] for row in rows[2:] if row["blamed_together"]}
+    assert together == {"ActsOnStaleResponses": ["A.t_split_vote"]}  # (its replication changes the schedule)
 
 
 def test_self_check_api_on_other_seeds() -> None:
     outcome = self_check(seeds=1, jobs=1)
     assert outcome["summary"]["caught"] == outcome["summary"]["mutants"] == len(MUTANTS)
+    assert outcome["summary"]["falsely_blamed"] == 0 and outcome["summary"]["passed"]
     reference, skeleton = outcome["reports"][:2]
     assert reference.score == 1.0 and skeleton.score == 0.0
 
