@@ -2,14 +2,14 @@
 
 Run ``python notebooks/assignments/make_notebooks.py`` after changing raftlab.grading or the core; then
 generate the student versions with nbgrader (see docs/instructors.md). The solution regions are the
-core's own rule methods (`raftlab.core.Replica`, the reference solution), so the instructor notebooks
-get full marks (the grader flags them as the library's code retyped, which costs nothing). The graded
-cells review the class whatever it is (``own_work=True``), so that ``MyReplica = Replica`` is refused.
+core's own rule methods (`raftlab.core.Replica`, the reference solution; `skeleton.WRITTEN_OUT` for
+one whose core method calls a helper a submission may not), so the instructor notebooks get full marks (the
+grader flags them as the library's code retyped, which costs nothing). The graded cells review the
+class whatever it is (``own_work=True``), so that ``MyReplica = Replica`` is refused.
 """
 
 from __future__ import annotations
 
-import inspect
 import re
 import textwrap
 from pathlib import Path
@@ -17,8 +17,8 @@ from pathlib import Path
 import nbformat
 
 import raftlab.core
-from raftlab.core import Replica
 from raftlab.grading import CHECKS, EXERCISES, PARTS
+from raftlab.grading.skeleton import solution
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT, BUDGET = 5, 25  # wall seconds per check, and per graded cell: under nbgrader's cell timeout (30 s by default)
@@ -33,14 +33,9 @@ def _meta(grade_id: str, *, solution: bool = False, grade: bool = False, points:
     return {"nbgrader": meta}
 
 
-def _source(name: str) -> str:
-    """The core's own method `name` (the reference solution)."""
-    return textwrap.dedent(inspect.getsource(Replica.__dict__[name]))
-
-
 def _imports(part: str) -> str:
     """The imports the solutions of `part` need (the names they use, annotations included)."""
-    used = set(re.findall(r"[A-Za-z_]+", "".join(_source(e.name) for e in EXERCISES if e.part == part)))
+    used = set(re.findall(r"[A-Za-z_]+", "".join(solution(e.name) for e in EXERCISES if e.part == part)))
     lines = [f"import {m}\n" for m in ("math",) if m in used]
     if "Sequence" in used:
         lines.append("from collections.abc import Sequence\n")
@@ -51,7 +46,7 @@ def _imports(part: str) -> str:
 
 def _method(name: str) -> str:
     """The core's method, its body wrapped in a solution region."""
-    source = _source(name)
+    source = solution(name)
     lines = source.rstrip().splitlines()
     head = [lines[0]]
     body = lines[1:]

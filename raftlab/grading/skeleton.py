@@ -31,6 +31,8 @@ may use the replica's state (`self.role`, `self.current_term`, `self.voted_for`,
 
 from __future__ import annotations
 
+import inspect
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,9 +48,34 @@ class Exercise:
     rules: str  # the rule ids it implements
     hint: str  # what it must do
     # the library's helpers that implement this exercise's rule itself (attribute names, e.g.
-    # "is_up_to_date" for an exercise that is the up-to-date comparison): an exercise that calls one is
-    # refused by the grader (ownwork.py). None of the current exercises is such a rule on its own.
+    # "is_up_to_date" for grant_vote, whose rule is the up-to-date comparison): an exercise that calls
+    # one is refused by the grader (ownwork.py): the student writes the rule itself.
     library: tuple[str, ...] = ()
+
+
+# The exercises whose core method calls a library helper that implements the exercise's rule itself
+# (`Exercise.library`), which a submission may not call: their solution writes the rule out.
+WRITTEN_OUT = {
+    "grant_vote": '''def grant_vote(self, m: VoteRequest) -> bool:
+    # RV-GRANT (§5.2, §5.4.1): not voted for another, and the candidate's log at least as up to date: a
+    # higher last term, or the same and a last index at least mine (compared here: the core asks
+    # Log.is_up_to_date, which a submission may not call); the vote is persisted before answering, and
+    # granting resets the election timer (F-TIMEOUT).
+    if self.voted_for not in (None, m.from_id):
+        return False
+    if (m.last_log_term, m.last_log_index) < (self.log.last_term, self.log.last_index):
+        return False  # the candidate's log is behind mine
+    self.persist_term_and_vote(self.current_term, m.from_id)
+    self.reset_election_timer()
+    return True
+''',
+}
+
+
+def solution(name: str) -> str:
+    """The reference solution of exercise `name` (the instructor notebooks', `make_notebooks.py`): the
+    core's own method, or its `WRITTEN_OUT` form."""
+    return WRITTEN_OUT.get(name) or textwrap.dedent(inspect.getsource(Replica.__dict__[name]))
 
 
 PARTS = {"A": "leader election", "B": "log replication", "C": "persistence", "D": "snapshots"}
@@ -65,7 +92,12 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("grant_vote", "A", "RV-GRANT",
              "return True to grant m.from_id your vote in this term (the library has already refused a "
              "stale term): only if you have not voted for someone else and the candidate's log is at least "
-             "as up to date as yours; when granting, persist the vote and reset the election timer first"),
+             "as up to date as yours, which you compare yourself (§5.4.1): its last term m.last_log_term "
+             "is higher than yours (self.log.last_term), or the same with a last index m.last_log_index at "
+             "least yours (self.log.last_index); self.log.is_up_to_date is the library's own answer and may "
+             "not be called. When granting, persist the vote (persist_term_and_vote) and reset the election "
+             "timer first, then return True",
+             library=("is_up_to_date",)),
     Exercise("handle_vote_response", "A", "C-WIN",
              "ignore a response from an earlier term, a refusal, or one that arrives when you are no longer "
              "candidate (ALL-STALE); otherwise count the vote and become leader on a majority of the "

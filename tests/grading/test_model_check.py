@@ -42,7 +42,9 @@ from raftlab.grading import StudentReplica
 
 class Correct(StudentReplica):
     def grant_vote(self, m):
-        if self.voted_for not in (None, m.from_id) or not self.log.is_up_to_date(m.last_log_index, m.last_log_term):
+        if self.voted_for not in (None, m.from_id):
+            return False
+        if (m.last_log_term, m.last_log_index) < (self.log.last_term, self.log.last_index):
             return False
         self.persist_term_and_vote(self.current_term, m.from_id)
         self.reset_election_timer()

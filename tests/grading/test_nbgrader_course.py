@@ -77,14 +77,15 @@ def test_a_course_from_generate_to_export_gives_partial_credit(tmp_path: Path) -
     # bob: an infinite loop, when asked for a vote by a candidate whose log is behind his (RV-GRANT)
     bob = _submit(course, "bob", released, _solution(
         reference, "        self.persist_term_and_vote(self.current_term, m.from_id)\n",
-        "        if not self.log.is_up_to_date(m.last_log_index, m.last_log_term):\n"
+        "        if (m.last_log_term, m.last_log_index) < (self.log.last_term, self.log.last_index):\n"
         "            while True:\n                pass\n"
         "        self.persist_term_and_vote(self.current_term, m.from_id)\n"))
     bob_source = nbformat.read(bob, as_version=4)
     bob_cell = next(c for c in bob_source.cells if c.metadata.get("nbgrader", {}).get("solution"))
-    bob_cell.source = bob_cell.source.replace(
-        "if self.voted_for not in (None, m.from_id) or not self.log.is_up_to_date(m.last_log_index, "
-        "m.last_log_term):", "if self.voted_for not in (None, m.from_id):")
+    behind = ("        if (m.last_log_term, m.last_log_index) < (self.log.last_term, self.log.last_index):\n"
+              "            return False  # the candidate's log is behind mine\n")
+    assert behind in bob_cell.source
+    bob_cell.source = bob_cell.source.replace(behind, "", 1)  # (the refusal goes: the loop above is reached)
     nbformat.write(bob_source, bob)
 
     _run([str(BIN / "nbgrader"), "autograde", "part_a", "--create"], course, env)

@@ -5,14 +5,14 @@ instructor; honest submissions, the reference and the planted bugs are graded as
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from raftlab.core import Replica
-from raftlab.grading import EXERCISES, PARTS, StudentReplica, grade, load_student, skeleton, write_csv
+from raftlab.grading import EXERCISES, PARTS, StudentReplica, grade, load_student, write_csv
+from raftlab.grading.skeleton import BY_NAME
 from raftlab.grading.mutants import MUTANTS, KeepsConflictingEntries
 from raftlab.grading.ownwork import _source_refusals, is_submission, normalised, review
 
@@ -226,34 +226,32 @@ def test_super_is_refused_only_where_it_reaches_the_library() -> None:
     assert review(namespace["Cat"]).refused == {}  # super() is the student's own Good: fine
 
 
-def test_a_library_helper_the_exercise_definition_names_as_its_rule_is_refused(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # An exercise that *is* a library helper's rule (none of today's: item 3 of issue 18 would make the
-    # up-to-date comparison one) names it in its definition, and calling that helper is refused.
-    changed = tuple(dataclasses.replace(e, library=("is_up_to_date",)) if e.name == "grant_vote" else e
-                    for e in EXERCISES)
-    monkeypatch.setattr(skeleton, "EXERCISES", changed)
+def test_a_library_helper_the_exercise_definition_names_as_its_rule_is_refused() -> None:
+    # grant_vote's rule is the up-to-date comparison (RV-GRANT, §5.4.1): its definition names the library's
+    # own comparison, Log.is_up_to_date, and a grant_vote that calls it is refused: the student writes it.
+    assert BY_NAME["grant_vote"].library == ("is_up_to_date",)
     namespace: dict = {"__name__": "__main__"}
-    exec(written_out("Good"), namespace)  # no source: the bytecode's names
+    exec(written_out("Good", {"grant_vote": Replica.grant_vote}), namespace)  # the core's, which calls it
     assert "the library's is_up_to_date" in review(namespace["Good"]).refused["grant_vote"]
     assert set(review(namespace["Good"]).refused) == {"grant_vote"}
     source = next(iter(review(_notebook_class("Ivy", (StudentReplica,), (
         "def grant_vote(self, m):\n        return self.log.is_up_to_date(m.last_log_index, m.last_log_term)"
     ))).refused.values()))
-    assert "self.log.is_up_to_date" in source or "is_up_to_date" in source
+    assert "is_up_to_date" in source
+    exec(written_out("Own"), namespace)  # the comparison written out: its own work
+    assert review(namespace["Own"]).refused == {}
 
 
 # ----- flagged: the library's code, retyped ------------------------------------------------------------
 RETYPED = HEADER + '''class Jo(StudentReplica):
-    def grant_vote(me, request: VoteRequest) -> bool:
-        """My own vote, honest."""
-        if (me.voted_for not in (None, request.from_id)
-                or not me.log.is_up_to_date(request.last_log_index,
-                                            request.last_log_term)):
-            return False   # refused
-        me.persist_term_and_vote(me.current_term, request.from_id)
-        me.reset_election_timer()
-        return True
+    def handle_vote_response(me, answer: VoteResponse) -> None:
+        """My own count, honest."""
+        if (answer.term < me.current_term or me.role is not Role.CANDIDATE
+                or not answer.vote_granted):
+            return   # not for me
+        me.votes.add(answer.from_id)
+        if me.has_majority(len(me.votes)):
+            me.become_leader()
 '''
 HONEST = HEADER + '''class Kim(StudentReplica):
     def grant_vote(self, m):
@@ -270,14 +268,16 @@ HONEST = HEADER + '''class Kim(StudentReplica):
 
 def test_a_renamed_reformatted_copy_is_flagged_not_refused(tmp_path: Path) -> None:
     jo = (_file(tmp_path, "jo", RETYPED + "\n" + written_out("Rest", header=False).split("\n", 1)[1]
-                .replace("    def grant_vote(", "    def _unused_grant_vote(")))
+                .replace("    def handle_vote_response(", "    def _unused_handle_vote_response(")))
     report = grade(jo, part="A", seeds=1)
     assert report.refused == {} and report.score == 1.0, report.text()
-    assert "grant_vote" in report.flagged and "up to names and formatting" in report.flagged["grant_vote"]
+    assert "handle_vote_response" in report.flagged
+    assert "up to names and formatting" in report.flagged["handle_vote_response"]
     assert "flagged for the instructor (no points lost)" in report.text()
     out = tmp_path / "grades.csv"
     write_csv([report], out)
-    assert "grant_vote: grant_vote is the library's own code" in next(csv.DictReader(out.open()))["flagged"]
+    flagged = next(csv.DictReader(out.open()))["flagged"]
+    assert "handle_vote_response: handle_vote_response is the library's own code" in flagged
 
 
 def test_an_honest_implementation_is_neither_flagged_nor_refused(tmp_path: Path) -> None:
@@ -314,7 +314,7 @@ def test_the_reference_the_planted_bugs_and_the_skeleton_are_not_refused() -> No
 def test_the_written_out_reference_gets_full_marks_flagged(tmp_path: Path) -> None:
     report = grade(_file(tmp_path, "good", written_out("Good")), part=None, seeds=1)
     assert report.score == 1.0 and report.refused == {}, report.text()
-    assert set(report.flagged) == {e.name for e in EXERCISES}
+    assert set(report.flagged) == {e.name for e in EXERCISES} - {"grant_vote"}  # (its comparison written out)
     assert {e.part for e in EXERCISES} == set(PARTS)
 
 
