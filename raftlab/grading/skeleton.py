@@ -59,8 +59,8 @@ WRITTEN_OUT = {
     "grant_vote": '''def grant_vote(self, m: VoteRequest) -> bool:
     # RV-GRANT (§5.2, §5.4.1): not voted for another, and the candidate's log at least as up to date: a
     # higher last term, or the same and a last index at least mine (compared here: the core asks
-    # Log.is_up_to_date, which a submission may not call); the vote is persisted before answering, and
-    # granting resets the election timer (F-TIMEOUT).
+    # self.log.is_up_to_date, which a submission may not call); the vote is persisted before answering,
+    # and granting resets the election timer (F-TIMEOUT).
     if self.voted_for not in (None, m.from_id):
         return False
     if (m.last_log_term, m.last_log_index) < (self.log.last_term, self.log.last_index):
