@@ -187,7 +187,7 @@ class Report:
         if self.missing:
             out.append("  not written yet: " + ", ".join(self.missing))
         if self.refused:
-            refused = refused_parts(self.refused, self.part)
+            refused = refused_parts(self.refused, self.part) + [TOGETHER] * bool(self.together and self.integration)
             out.append(f"  REFUSED, not your own work (every check of part{'s' * (len(refused) > 1)} "
                        f"{', '.join(refused)} scores 0):")
             out.extend(f"    {name}: {why}" for name, why in self.refused.items())
@@ -750,7 +750,8 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
         return report
     report.student = loaded[1]
     report.missing = [m for m in loaded[2] if part not in PARTS or BY_NAME[m.split(" ")[0]].part == part]  # (its part)
-    report.refused = {name: why for name, why in loaded[3].refused.items() if _mine(name, part)}
+    report.refused = {name: why for name, why in loaded[3].refused.items()
+                      if _mine(name, part) or (together and together_checks(part, scenario))}  # (T runs them all)
     report.flagged = {name: why for name, why in loaded[3].flagged.items() if _mine(name, part)}
     refused = set(refused_parts(report.refused, part))
     worker: _Worker | None = first
@@ -788,8 +789,8 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
             continue
         report.results.append(_hide(run(c, seed_values + secret), secret))
     for c in together_checks(part, scenario) if together else []:
-        if loaded[3].refused:  # (the whole class runs: every exercise of it must be its own, whatever `part` is)
-            result = _refused(c, loaded[3].refused, whole=True)
+        if report.refused:  # (the whole class runs: every exercise of it must be its own, whatever `part` is)
+            result = _refused(c, report.refused, whole=True)
         else:
             result = run(c, seed_values + secret, "")
             if not result.passed:  # which part breaks it: each swapped for the reference's, on the failing seed first

@@ -78,6 +78,15 @@ def test_no_single_part_found_when_two_break_it(tmp_path: Path) -> None:
     assert "no single part found that breaks T.B.sim_rejoin" in report.text()
 
 
+def test_an_exercise_not_its_own_refuses_the_integration_view_whatever_the_part(tmp_path: Path) -> None:
+    path = tmp_path / "fay.py"
+    path.write_text(GOOD + "\n\nclass Fay(Good):\n    grant_vote = Replica.grant_vote\n\n\nSTUDENT_CLASS = Fay\n")
+    report = grade(path, "B", 1, together=True)
+    assert report.score == 1.0  # part B's grade runs the reference's part A
+    assert list(report.refused) == ["grant_vote"] and all(r.kind == "refused" for r in report.integration)
+    assert "every check of part T scores 0" in report.text()
+
+
 def test_cli_together_text_json_csv_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from raftlab.cli import main
 
