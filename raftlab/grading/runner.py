@@ -211,7 +211,7 @@ class Report:
                f"(part {TOGETHER}; not in the score above, where each part is graded with the reference's other parts)"]
         if not self.integration:
             why = ("the submission could not be loaded" if self.error else f"part {self.part} already grades your "
-                   f"class whole" if self.part else "no scenario was selected")
+                   f"class whole" if self.part in BEYOND_FIGURE_2 else "no scenario was selected")
             return [*out, f"  no integration check run: {why}"]
         for r in self.integration:
             out.extend(_lines(r, verbose))
