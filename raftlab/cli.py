@@ -205,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--model-check", action="store_true",
                        help="add the model-checking part M (raftlab.mc): every schedule of a small cluster searched "
                             "for a safety violation, which fails the part (20 points)")
+    grade.add_argument("--together", action="store_true",
+                       help="add the integration view (part T, not in the score): the scenarios of parts A-D run "
+                            "with the student's whole class, and a failure is rerun with each part in turn the "
+                            "reference's, to name the part that breaks it")
     grade.add_argument("--self-check", action="store_true",
                        help="grade the reference, the skeleton and every planted mutant; exit 1 unless each "
                             "mutant is caught, and loses points in no check of another rule but integration checks")
@@ -541,7 +545,8 @@ def _grade(parser: argparse.ArgumentParser, args: Any) -> int:
 
     with bar:
         reports = grade_many([(f.stem, str(f)) for f in files], args.part, args.seeds, first_seed=args.first_seed,
-                             timeout=args.timeout, jobs=args.jobs, secret_seeds=secret, progress=progress)
+                             timeout=args.timeout, jobs=args.jobs, secret_seeds=secret, progress=progress,
+                             together=args.together)
     if args.model_check:
         from .grading.modelcheck import model_check
 

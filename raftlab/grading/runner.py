@@ -14,7 +14,9 @@ When a part is graded, the exercises of the other parts come from the reference 
 is graded on its own, and within a part each check runs the student's exercises for its own rules only
 (`check_class`; an integration check, `Check.together`, runs the part whole and says so); parts E and F
 (beyond Figure 2: the thesis's options, membership change), which have no exercise, grade the student's
-class whole.
+class whole. `grade(..., together=True)` adds the integration view: the scenarios of parts A-D run again with
+the student's class whole (results of part ``T``, ids ``T.<check id>``, beside the grade, not in it), and a
+failure there is rerun with one part at a time the reference's, to name the part that breaks it.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ SUBMISSION_MODULE = "raftlab_submission_"  # load_student's modules: this, and a
 _IN_WORKER = False  # set in a grading worker: grade() there is a submission calling it while it loads
 GRADED_PARTS = {**PARTS, **BEYOND_FIGURE_2}  # the parts of the grade: the exercises' (A-D), then E and F
 ALL_PARTS = f"{min(GRADED_PARTS)}-{max(GRADED_PARTS)}"  # how a report of every part names them
+TOGETHER = "T"  # the part of the integration view's results (`grade(..., together=True)`): ids "T.<check id>"
 
 
 class SubmissionError(Exception):
@@ -81,6 +84,23 @@ class CheckResult:
     replay: str = ""  # a one-line command that replays the failure
     scenario: bool = False  # a simulator scenario (else a paper-claim check)
     hidden: bool = False  # it failed on a secret seed: the seed and the replay line are not shown
+    # (the integration view, part T) a failure rerun with one part at a time the reference's: the parts tried,
+    # and those whose swap made it pass (the parts that break it with the student's others)
+    swapped: list[str] = field(default_factory=list)
+    culprits: list[str] = field(default_factory=list)
+
+    def blame(self) -> str:
+        """(A failure of the integration view) which of the student's parts breaks it, as a report says it."""
+        if self.passed or self.part != TOGETHER:
+            return ""
+        if self.culprits:
+            parts = " or ".join(f"part {p}" for p in self.culprits)
+            return (f"passes when {parts} is the reference's: {parts} breaks it when run with your other parts "
+                    f"(replay it, then see {parts}'s own checks)")
+        if self.swapped:
+            return (f"fails still with any one part the reference's (tried {', '.join(self.swapped)}): more than one "
+                    f"of your parts breaks it, or they break it only together")
+        return "not looked into (the reruns with one part the reference's did not run: no time, or nothing to swap)"
 
 
 @dataclass
@@ -98,6 +118,8 @@ class Report:
     secret: int = 0  # how many secret seeds each scenario also ran on (never which)
     refused: dict[str, str] = field(default_factory=dict)  # exercise -> why it is not the submission's own work
     flagged: dict[str, str] = field(default_factory=dict)  # exercise -> a note for the instructor (no points lost)
+    together: bool = False  # the integration view was asked for (`grade(..., together=True)`)
+    integration: list[CheckResult] = field(default_factory=list)  # its results (part T), not in the score
 
     @property
     def earned(self) -> int:
@@ -131,11 +153,29 @@ class Report:
             parts[r.part] = (e + r.earned, t + r.points)
         return parts
 
+    def integrated(self) -> tuple[int, int]:
+        """The integration view's points earned and out of (a total of its own: not in `earned`, `total`, `score`)."""
+        return sum(r.earned for r in self.integration), sum(r.points for r in self.integration)
+
+    def broken_by(self) -> dict[str, list[str]]:
+        """The parts that break an integration check with the student's other parts -> those checks' ids."""
+        found: dict[str, list[str]] = {}
+        for r in self.integration:
+            for p in r.culprits:
+                found.setdefault(p, []).append(r.id)
+        return dict(sorted(found.items()))
+
     def as_dict(self) -> dict[str, Any]:
-        return {"student": self.student, "source": self.source, "part": self.part, "seeds": self.seeds,
-                "score": self.score, "earned": self.earned, "total": self.total, "missing": self.missing,
-                "error": self.error, "refused": self.refused, "flagged": self.flagged,
-                "results": [asdict(r) for r in self.results]}
+        out: dict[str, Any] = {
+            "student": self.student, "source": self.source, "part": self.part, "seeds": self.seeds,
+            "score": self.score, "earned": self.earned, "total": self.total, "missing": self.missing,
+            "error": self.error, "refused": self.refused, "flagged": self.flagged,
+            "results": [asdict(r) for r in self.results]}
+        if self.together:
+            earned, total = self.integrated()
+            out["together"] = {"earned": earned, "total": total, "broken_by": self.broken_by(),
+                               "results": [asdict(r) for r in self.integration]}
+        return out
 
     def text(self, verbose: bool = False) -> str:
         """The report as a student reads it: one line per check, details under each failure."""
@@ -147,7 +187,7 @@ class Report:
         if self.missing:
             out.append("  not written yet: " + ", ".join(self.missing))
         if self.refused:
-            refused = refused_parts(self.refused, self.part)
+            refused = refused_parts(self.refused, self.part) + [TOGETHER] * bool(self.together and self.integration)
             out.append(f"  REFUSED, not your own work (every check of part{'s' * (len(refused) > 1)} "
                        f"{', '.join(refused)} scores 0):")
             out.extend(f"    {name}: {why}" for name, why in self.refused.items())
@@ -158,29 +198,58 @@ class Report:
             out.append(f"[FAIL] all {len(self.results)} checks, 0/{self.total} points: not run, as the submission "
                        f"could not be loaded (fix the error above, then grade again)")
         for r in [] if self.error else self.results:
-            mark = "PASS" if r.passed else "FAIL"
-            seed = "  a hidden seed" if r.hidden else "" if r.seed is None else f"  seed {r.seed}"
-            out.append(f"[{mark}] {r.id:<34} {r.earned}/{r.points}  {r.rule}{seed}  {r.title}")
-            if r.passed and not verbose:
-                continue
-            if r.kind == "refused":  # (the reasons are at the top, once)
-                out.append("       refused: not your own work (see the top of this report)")
-            elif not r.passed:
-                out.append(f"       {r.kind}: " + r.message.strip().replace("\n", "\n       "))
-                if r.traceback:
-                    out.append("       traceback (most recent call last, your code included):")
-                    out.extend("         " + line for line in r.traceback.rstrip().splitlines()[-14:])
-                if r.tail:
-                    out.append("       the end of the trace, explained:")
-                    out.extend("         " + line for line in r.tail.rstrip().splitlines()[-15:])
-                if r.replay:
-                    out.append(f"       replay: {r.replay}")
-                elif r.hidden:
-                    out.append("       (a hidden scenario: find a failing seed of your own with more visible "
-                               "seeds, grade(..., seeds=20), then replay it)")
+            out.extend(_lines(r, verbose))
         parts = ", ".join(f"{p} {e}/{t}" for p, (e, t) in sorted(self.by_part().items()))
         out.append(f"score: {self.score:.2f} ({self.earned}/{self.total} points; {parts}) in {self.seconds:.1f} s")
+        if self.together:
+            out.extend(self._integration_text(verbose))
         return "\n".join(out)
+
+    def _integration_text(self, verbose: bool) -> list[str]:
+        which = f"part {self.part}'s scenarios" if self.part in PARTS else "the scenarios of parts A-D"
+        out = [f"integration view (--together): {which} with your whole class, every exercise your own "
+               f"(part {TOGETHER}; not in the score above, where each part is graded with the reference's other parts)"]
+        if not self.integration:
+            why = ("the submission could not be loaded" if self.error else f"part {self.part} already grades your "
+                   f"class whole" if self.part in BEYOND_FIGURE_2 else "no scenario was selected")
+            return [*out, f"  no integration check run: {why}"]
+        for r in self.integration:
+            out.extend(_lines(r, verbose))
+        earned, total = self.integrated()
+        verdict = [f"part {p} breaks {', '.join(ids)}" for p, ids in self.broken_by().items()]
+        unexplained = [r.id for r in self.integration if not r.passed and not r.culprits]
+        if unexplained:
+            verdict.append(f"no single part found that breaks {', '.join(unexplained)}")
+        out.append(f"integration: {earned}/{total} points (not in the score): "
+                   f"{'; '.join(verdict) or 'every integration check passes'}")
+        return out
+
+
+def _lines(r: CheckResult, verbose: bool) -> list[str]:
+    """A result's line in a report, and under a failure (or every result, if `verbose`) its details."""
+    mark = "PASS" if r.passed else "FAIL"
+    seed = "  a hidden seed" if r.hidden else "" if r.seed is None else f"  seed {r.seed}"
+    out = [f"[{mark}] {r.id:<34} {r.earned}/{r.points}  {r.rule}{seed}  {r.title}"]
+    if r.passed and not verbose:
+        return out
+    if r.kind == "refused":  # (the reasons are at the top, once)
+        out.append("       refused: not your own work (see the top of this report)")
+    elif not r.passed:
+        out.append(f"       {r.kind}: " + r.message.strip().replace("\n", "\n       "))
+        if r.blame():
+            out.append(f"       which part: {r.blame()}")
+        if r.traceback:
+            out.append("       traceback (most recent call last, your code included):")
+            out.extend("         " + line for line in r.traceback.rstrip().splitlines()[-14:])
+        if r.tail:
+            out.append("       the end of the trace, explained:")
+            out.extend("         " + line for line in r.tail.rstrip().splitlines()[-15:])
+        if r.replay:
+            out.append(f"       replay: {r.replay}")
+        elif r.hidden:
+            out.append("       (a hidden scenario: find a failing seed of your own with more visible "
+                       "seeds, grade(..., seeds=20), then replay it)")
+    return out
 
 
 # ----- loading -----------------------------------------------------------------------------------
@@ -325,11 +394,39 @@ def check_class(student: type[Replica], check: Check) -> type[Replica]:
     return graded_class(student, check.part, None if check.together else check.rules)
 
 
+def together_class(student: type[Replica], reference: Iterable[str] = ()) -> type[Replica]:
+    """The class of the integration view: `student` whole, every exercise its own (one it did not write is
+    the skeleton's, not implemented), but those of the parts in `reference` (e.g. ``"B"``), the reference's."""
+    overrides = {e.name: Replica.__dict__[e.name] for e in EXERCISES if e.part in set(reference)}
+    return type(student.__name__, (student,), overrides)
+
+
+def together_checks(part: str | None = None, scenario: bool | None = None) -> list[Check]:
+    """The checks of the integration view: the scenarios (transcripts included) of parts A-D, or of `part`'s
+    only; none for parts E and F, which grade the class whole already, nor when only paper-claim checks are."""
+    return [] if scenario is False else [c for c in select(part, True) if c.part in PARTS]
+
+
+def differs(student: type[Replica], part: str) -> bool:
+    """Whether any exercise of `part` in `student` is not the reference's (else swapping it changes nothing)."""
+    return any(getattr(student, e.name, None) is not Replica.__dict__[e.name] for e in EXERCISES if e.part == part)
+
+
+def _integration(check_id: str) -> tuple[Check, bool]:
+    """The check a result id names, and whether it is of the integration view (``T.<check id>``)."""
+    inner = check_id.removeprefix(f"{TOGETHER}.")
+    return _checks.BY_ID[inner], inner != check_id
+
+
 # ----- one check ---------------------------------------------------------------------------------
-def run_check(check: Check, student: type[Replica], seeds: Sequence[int], source: str = "") -> CheckResult:
-    """Run one check here (no guard against infinite loops: `grade` runs this in a worker)."""
-    cls = check_class(student, check)
-    result = CheckResult(check.id, check.part, check.rule, check.title, check.points, check.points, True, "pass",
+def run_check(check: Check, student: type[Replica], seeds: Sequence[int], source: str = "",
+              together: str | None = None) -> CheckResult:
+    """Run one check here (no guard against infinite loops: `grade` runs this in a worker). `together`: run it
+    for the integration view (a result ``T.<id>`` of part T) with `together_class`, the parts it names (``""``:
+    none) the reference's; None (the grade): with `check_class`."""
+    cls = check_class(student, check) if together is None else together_class(student, together)
+    ident, part = (check.id, check.part) if together is None else (f"{TOGETHER}.{check.id}", TOGETHER)
+    result = CheckResult(ident, part, check.rule, check.title, check.points, check.points, True, "pass",
                          scenario=check.scenario)
     for seed in (seeds if check.scenario and check.transcript is None else [None]):
         _checks.TRACKED.clear()
@@ -339,9 +436,12 @@ def run_check(check: Check, student: type[Replica], seeds: Sequence[int], source
         except BaseException as error:  # student code may raise anything
             _fail(result, error, seed)
             scope = check.scope(result.message) if result.kind != "not implemented" else ""
+            if together is not None:
+                scope = "the integration view: this check ran your whole class" + (
+                    f", part {', '.join(together)} the reference's" if together else ", every exercise your own")
             if scope:  # (what code it ran, where the message alone could blame the wrong rule)
                 result.message = f"{result.message} ({scope})"
-            result.replay = replay_command(source or f"{student.__module__}:{student.__qualname__}", check.id, seed,
+            result.replay = replay_command(source or f"{student.__module__}:{student.__qualname__}", ident, seed,
                                            check.scenario)
             break
     return result
@@ -433,11 +533,12 @@ def _resolve(student: type[Replica] | str | Path) -> type[Replica]:
 
 
 def replay(student: type[Replica] | str | Path, check_id: str, seed: int | None = None) -> Any:
-    """Run check `check_id` again for `student` (a class, a file, or ``module:Class``). For a scenario,
+    """Run check `check_id` again for `student` (a class, a file, or ``module:Class``; an id ``T.<check id>`` of
+    the integration view runs the check with the class whole, `together_class`). For a scenario,
     returns its `Simulation` stopped where it failed (give it to ``raftlab.widgets.RaftLab`` to see the
     run, rewind and step through it) and prints what failed; a paper-claim check raises its failure."""
-    check = _checks.BY_ID[check_id]
-    cls = check_class(_resolve(student), check)
+    check, together = _integration(check_id)
+    cls = together_class(_resolve(student)) if together else check_class(_resolve(student), check)
     _checks.TRACKED.clear()
     _checks.SIMS.clear()
     if not check.scenario:
@@ -498,7 +599,8 @@ def _serve(conn: Any, shipped: str | bytes, source: str, review_own: bool | None
     try:
         # (pickled by this worker's own parent: a pipe between our processes, never data from a socket)
         cls = pickle.loads(shipped) if isinstance(shipped, bytes) else _resolve(shipped)
-        conn.send(("loaded", cls.__name__, missing_exercises(cls), own_work(cls, review_own)))
+        conn.send(("loaded", cls.__name__, missing_exercises(cls), own_work(cls, review_own),
+                   [p for p in PARTS if differs(cls, p)]))
     except BaseException as error:
         conn.send(("error", str(error) if isinstance(error, SubmissionError) else _format(error)))
         return
@@ -506,8 +608,8 @@ def _serve(conn: Any, shipped: str | bytes, source: str, review_own: bool | None
         request = conn.recv()
         if request is None:
             return
-        check_id, seeds = request
-        conn.send(run_check(_checks.BY_ID[check_id], cls, seeds, source))
+        check_id, seeds, together = request
+        conn.send(run_check(_checks.BY_ID[check_id], cls, seeds, source, together))
         sys.stdout.seek(0)
         sys.stdout.truncate()
 
@@ -588,9 +690,19 @@ def seed_list(seeds: int | Iterable[int] = DEFAULT_SEEDS, first_seed: int = 1) -
     return [int(s) for s in seeds]
 
 
+def _refused(c: Check, refused: dict[str, str], whole: bool = False) -> CheckResult:
+    """The result of check `c`, not run: an exercise it runs (any, if it runs the class `whole`) is not the
+    submission's own work."""
+    names = ", ".join(n for n in refused if whole or c.part not in PARTS or BY_NAME[n].part == c.part)
+    return CheckResult(c.id, c.part, c.rule, c.title, c.points, 0, False, "refused",
+                       message=f"not graded: {names} not your own work (the reasons are at the top of this report)",
+                       scenario=c.scenario)
+
+
 def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: int | Iterable[int] = DEFAULT_SEEDS,
           *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT, budget: float | None = None,
-          secret_seeds: Iterable[int] = (), scenario: bool | None = None, own_work: bool | None = None) -> Report:
+          secret_seeds: Iterable[int] = (), scenario: bool | None = None, own_work: bool | None = None,
+          together: bool = False) -> Report:
     """Grade `student` (a subclass of `StudentReplica`, or a .py or .ipynb file defining one, see
     `load_student`) on part `part` (one of `GRADED_PARTS`, ``"A"``-``"F"``, or all), running each scenario on
     `seeds` (a count of seeds starting at `first_seed`, or a list of seeds), then on `secret_seeds`
@@ -601,7 +713,12 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
 
     `own_work`: whether to review the class for work that is not its own (see ownwork.py) and refuse it:
     by default a submission is (a subclass of `StudentReplica`, or a class of a notebook); True reviews any
-    class (a notebook's graded cell passes it, so that ``MyReplica = Replica`` is refused too), False none."""
+    class (a notebook's graded cell passes it, so that ``MyReplica = Replica`` is refused too), False none.
+
+    `together`: also the integration view (`Report.integration`, part T, a total of its own, not in the
+    score): the scenarios of parts A-D (`together_checks`) run with the student's class whole, and each one
+    that fails is rerun (at most once per part A-D) with that part the reference's, naming the parts whose
+    swap makes it pass (`CheckResult.culprits`)."""
     if _IN_WORKER:
         raise SubmissionError("grade() was called while the grader was loading your file: put such calls "
                               "under `if __name__ == \"__main__\":` (or grade a notebook, whose calls are left out)")
@@ -613,7 +730,7 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
     start = time.perf_counter()
     end = None if budget is None else start + budget
     report = Report(getattr(student, "__name__", Path(str(student)).stem), source, part, seed_values,
-                    secret=len(secret))
+                    secret=len(secret), together=together)
 
     def wait() -> float:
         return timeout if end is None else max(0.0, min(timeout, end - time.perf_counter()))
@@ -633,40 +750,60 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
         return report
     report.student = loaded[1]
     report.missing = [m for m in loaded[2] if part not in PARTS or BY_NAME[m.split(" ")[0]].part == part]  # (its part)
-    report.refused = {name: why for name, why in loaded[3].refused.items() if _mine(name, part)}
+    report.refused = {name: why for name, why in loaded[3].refused.items()
+                      if _mine(name, part) or (together and together_checks(part, scenario))}  # (T runs them all)
     report.flagged = {name: why for name, why in loaded[3].flagged.items() if _mine(name, part)}
     refused = set(refused_parts(report.refused, part))
     worker: _Worker | None = first
-    for c in chosen:
-        if c.part in refused:  # not run: its part uses code that is not the submission's own
-            names = ", ".join(n for n in report.refused if c.part not in PARTS or BY_NAME[n].part == c.part)
-            report.results.append(CheckResult(c.id, c.part, c.rule, c.title, c.points, 0, False, "refused",
-                                              message=f"not graded: {names} not your own work (the reasons are at "
-                                                      f"the top of this report)", scenario=c.scenario))
-            continue
+
+    def run(c: Check, seeds: list[int], reference: str | None = None) -> CheckResult:
+        """Check `c` in the worker (a new one if the last was killed), or its failure to answer in time."""
+        nonlocal worker
         if end is not None and time.perf_counter() >= end:
-            report.results.append(CheckResult(
+            return CheckResult(
                 c.id, c.part, c.rule, c.title, c.points, 0, False, "timeout",
                 message=f"{c.rule}: not run: this grade call's time budget of {budget:g} s was used up by checks "
                         f"that did not finish (an infinite loop in your code? see the checks above that timed out)",
-                scenario=c.scenario))
-            continue
+                scenario=c.scenario)
         if worker is None:
             worker = _Worker(shipped, source, False)  # (the first worker reviewed it)
             if worker.receive(wait()) is None:
                 worker = None
         result, waited = None, wait()
         if worker is not None:
-            worker.conn.send((c.id, seed_values + secret))
+            worker.conn.send((c.id, seeds, reference))
             result = worker.receive(waited)
         if result is None:
-            seed = seed_values[0] if c.scenario and c.transcript is None else None
+            seed = seeds[0] if c.scenario and c.transcript is None else None
+            ident = c.id if reference is None else f"{TOGETHER}.{c.id}"
             result = CheckResult(c.id, c.part, c.rule, c.title, c.points, 0, False, "timeout", seed=seed,
                                  message=f"{c.rule}: no answer within {waited:.3g} s of wall time: an infinite loop "
                                          f"in your code? (the check was stopped)",
-                                 replay=replay_command(source, c.id, seed, c.scenario), scenario=c.scenario)
+                                 replay=replay_command(source, ident, seed, c.scenario), scenario=c.scenario)
             worker = None
-        report.results.append(_hide(result, secret))
+        return result
+
+    for c in chosen:
+        if c.part in refused:  # not run: its part uses code that is not the submission's own
+            report.results.append(_refused(c, report.refused))
+            continue
+        report.results.append(_hide(run(c, seed_values + secret), secret))
+    for c in together_checks(part, scenario) if together else []:
+        if report.refused:  # (the whole class runs: every exercise of it must be its own, whatever `part` is)
+            result = _refused(c, report.refused, whole=True)
+        else:
+            result = run(c, seed_values + secret, "")
+            if not result.passed:  # which part breaks it: each swapped for the reference's, on the failing seed first
+                seeds = [s for s in [result.seed] if s is not None] + [s for s in seed_values + secret
+                                                                       if s != result.seed]
+                for p in loaded[4]:  # (the parts that are not the reference's already)
+                    if end is not None and time.perf_counter() >= end:
+                        break
+                    result.swapped.append(p)
+                    if run(c, seeds, p).passed:
+                        result.culprits.append(p)
+        result.id, result.part = f"{TOGETHER}.{c.id}", TOGETHER
+        report.integration.append(_hide(result, secret))
     if worker is not None:
         worker.stop()
     report.seconds = time.perf_counter() - start
@@ -675,16 +812,19 @@ def grade(student: type[Replica] | str | Path, part: str | None = None, seeds: i
 
 def grade_many(students: Sequence[tuple[str, Any]], part: str | None = None, seeds: int | Iterable[int] = DEFAULT_SEEDS,
                *, first_seed: int = 1, timeout: float = DEFAULT_TIMEOUT, jobs: int | None = None,
-               secret_seeds: Iterable[int] = (), progress: Callable[[Report], None] | None = None) -> list[Report]:
+               secret_seeds: Iterable[int] = (), progress: Callable[[Report], None] | None = None,
+               together: bool = False) -> list[Report]:
     """Grade several students (``(label, class or path)`` pairs), `jobs` at a time (default: the number
     of processors), each in a lane of its own (a spawned process). Returns the reports in order;
-    `progress` is called with each report as it is done (in the order they finish)."""
+    `progress` is called with each report as it is done (in the order they finish). `together`: each
+    report has the integration view too (see `grade`)."""
     secret = [int(s) for s in secret_seeds]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(students)))
     if jobs == 1:
         done = []
         for _, student in students:
-            done.append(grade(student, part, seeds, first_seed=first_seed, timeout=timeout, secret_seeds=secret))
+            done.append(grade(student, part, seeds, first_seed=first_seed, timeout=timeout, secret_seeds=secret,
+                              together=together))
             if progress is not None:
                 progress(done[-1])
         return done
@@ -694,7 +834,7 @@ def grade_many(students: Sequence[tuple[str, Any]], part: str | None = None, see
         mine = list(range(lane, len(students), jobs))
         conn, child = ctx.Pipe()
         process = ctx.Process(target=_lane, args=(child, [_ship(students[k][1]) for k in mine], part, seeds,
-                                                  first_seed, timeout, secret))
+                                                  first_seed, timeout, secret, together))
         process.start()
         child.close()
         lanes[conn] = (iter(mine), process)
@@ -719,10 +859,11 @@ def _receive(conn: Any) -> Any:
 
 
 def _lane(conn: Any, students: list[str | bytes], part: str | None, seeds: Any, first_seed: int, timeout: float,
-          secret: list[int]) -> None:
+          secret: list[int], together: bool = False) -> None:
     for shipped in students:  # (pickled by this lane's parent, see _ship)
         student = pickle.loads(shipped) if isinstance(shipped, bytes) else shipped
-        conn.send(grade(student, part, seeds, first_seed=first_seed, timeout=timeout, secret_seeds=secret))
+        conn.send(grade(student, part, seeds, first_seed=first_seed, timeout=timeout, secret_seeds=secret,
+                        together=together))
     conn.send(None)
     conn.close()
 
@@ -752,16 +893,21 @@ CSV_PARTS = [*GRADED_PARTS, "M"]  # M: the model-checking part (raftlab grade --
 CSV_FIELDS = ["student", "class", "graded_at", "score", "earned", "total",
               *(f"{p}{end}" for p in CSV_PARTS for end in ("", "_of")), "failed", "missing", "refused", "flagged",
               "error"]
+CSV_TOGETHER = [TOGETHER, f"{TOGETHER}_of", f"{TOGETHER}_failed", f"{TOGETHER}_broken_by"]
+"""The columns a CSV of reports with the integration view has after `CSV_FIELDS`: its points (not in
+``score``), its failed checks, and the parts that break one (``B: T.B.sim_rejoin T.B.t_figure7``)."""
 
 
 def write_csv(reports: Sequence[Report], path: str | Path) -> None:
     """One row per student: the score, the points earned in each part (column ``A``) and the points
     it was out of (``A_of``), as numbers (a text such as ``11/11`` is read as a date by spreadsheets),
     empty for a part not graded; the failed checks. ``student`` is `student_id`; ``graded_at`` is the
-    time the CSV was written (UTC, ISO 8601)."""
+    time the CSV was written (UTC, ISO 8601). Reports with the integration view (`grade(..., together=True)`)
+    add the columns of `CSV_TOGETHER` at the end."""
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    together = any(r.together for r in reports)
     with open(path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
+        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS + CSV_TOGETHER * together)
         writer.writeheader()
         for r in reports:
             parts = r.by_part()
@@ -773,4 +919,12 @@ def write_csv(reports: Sequence[Report], path: str | Path) -> None:
                 "failed": " ".join(x.id for x in r.results if not x.passed),
                 "missing": "; ".join(r.missing), "refused": "; ".join(f"{n}: {w}" for n, w in r.refused.items()),
                 "flagged": "; ".join(f"{n}: {w}" for n, w in r.flagged.items()),
-                "error": r.error.splitlines()[0] if r.error else ""})
+                "error": r.error.splitlines()[0] if r.error else "",
+                **(_together_columns(r) if together else {})})
+
+
+def _together_columns(r: Report) -> dict[str, Any]:
+    earned, total = r.integrated()
+    return {TOGETHER: earned if r.integration else "", f"{TOGETHER}_of": total if r.integration else "",
+            f"{TOGETHER}_failed": " ".join(x.id for x in r.integration if not x.passed),
+            f"{TOGETHER}_broken_by": "; ".join(f"{p}: {' '.join(ids)}" for p, ids in r.broken_by().items())}
