@@ -703,7 +703,10 @@ def test_read_answers_in_the_notice_once_it_is_safe(thesis_app: RaftLab) -> None
 def test_read_needs_a_state_machine_that_reads() -> None:
     from raftlab.machines import Counter
 
-    app = RaftLab(Simulation(3, seed=2, state_machine=Counter))
+    class Tally(Counter):  # a machine that cannot answer reads
+        read = None  # type: ignore[assignment]
+
+    app = RaftLab(Simulation(3, seed=2, state_machine=Tally))
     app.read_button.click()
     assert app.last_error is None and app.sim.reads == {}
     assert "has no read(key)" in app.notice.value
