@@ -1491,4 +1491,22 @@ def mc_snapshot(cls: type[Replica]) -> None:
            f"{again.replica.configuration}")
 
 
-BY_ID = {c.id: c for c in CHECKS}
+# ----- the integration view's chaos seeds (`grade(..., together=True)`), not a check of the grade ------------
+def chaos_seed(cls: type[Replica], seed: int) -> None:
+    """A seed of the chaos campaign (`raftlab.sim.chaos.run_chaos`: crashes, partitions, loss, snapshots,
+    membership changes and the thesis's options, as `Swarm.draw` picks them, under KV clients whose history
+    is checked for linearizability), run with the graded class whole, as `raftlab chaos` runs the core."""
+    from ..sim.chaos import run_chaos
+    result = run_chaos(seed, CHAOS_SECONDS, replica_class=cls)
+    expect(result.ok, "Safety", f"chaos seed {seed} ({CHAOS_SECONDS:g} s of faults, five nodes): {result.kind}: "
+                                f"{result.violation or result.detail} (replay it: raftlab.sim.chaos.run_chaos({seed}, "
+                                f"{CHAOS_SECONDS:g}, replica_class=YourClass))")
+
+
+CHAOS_SECONDS = 30.0
+CHAOS = Check("chaos", "T", "Safety, linearizability, liveness",
+              "chaos seeds: random faults under KV clients, every safety property and a linearizable history", 3,
+              chaos_seed, True, together="every part of your class (the campaign's seeds run your class whole)")
+"""The integration view's chaos check (in `BY_ID`, not in `CHECKS`: it is not part of the grade)."""
+
+BY_ID = {c.id: c for c in [*CHECKS, CHAOS]}

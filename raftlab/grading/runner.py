@@ -403,8 +403,11 @@ def together_class(student: type[Replica], reference: Iterable[str] = ()) -> typ
 
 def together_checks(part: str | None = None, scenario: bool | None = None) -> list[Check]:
     """The checks of the integration view: the scenarios (transcripts included) of parts A-D, or of `part`'s
-    only; none for parts E and F, which grade the class whole already, nor when only paper-claim checks are."""
-    return [] if scenario is False else [c for c in select(part, True) if c.part in PARTS]
+    only; with every part graded, the chaos seeds too (`checks.CHAOS`: the campaign of `raftlab chaos`, on the
+    grader's seeds); none for parts E and F, which grade the class whole already, nor for paper-claim checks."""
+    if scenario is False:
+        return []
+    return [c for c in select(part, True) if c.part in PARTS] + ([_checks.CHAOS] if part is None else [])
 
 
 def differs(student: type[Replica], part: str) -> bool:
@@ -442,7 +445,7 @@ def run_check(check: Check, student: type[Replica], seeds: Sequence[int], source
             if scope:  # (what code it ran, where the message alone could blame the wrong rule)
                 result.message = f"{result.message} ({scope})"
             result.replay = replay_command(source or f"{student.__module__}:{student.__qualname__}", ident, seed,
-                                           check.scenario)
+                                           check.scenario and check is not _checks.CHAOS)  # (chaos: no sim to open)
             break
     return result
 
@@ -503,18 +506,19 @@ def _format(error: BaseException) -> str:
 
 
 def replay_command(source: str, check_id: str, seed: int | None, scenario: bool | None = None) -> str:
-    """The command that replays a failure (in the `RaftLab` app for a scenario or a transcript)."""
+    """The command that replays a failure (in the `RaftLab` app for a scenario or a transcript; `scenario`
+    False: printed, on `seed` if one is given, for a check with no simulation to open)."""
     target = repr(source)
+    seeded = "" if seed is None else f", seed={seed}"
     if source.startswith("__main__:"):  # a class of the notebook (or script) itself: by its name, there
         name = source.partition(":")[2]
         if not (seed is not None if scenario is None else scenario):
-            return f"from raftlab.grading import replay; replay({name}, '{check_id}')   # in the notebook defining it"
-        seeded = "" if seed is None else f", seed={seed}"
+            return (f"from raftlab.grading import replay; replay({name}, '{check_id}'{seeded})   # in the notebook "
+                    "defining it")
         return (f"from raftlab.grading import replay; from raftlab.widgets import RaftLab; "
                 f"RaftLab(replay({name}, '{check_id}'{seeded}))   # in the notebook defining it")
     if not (seed is not None if scenario is None else scenario):
-        return f"python -c \"from raftlab.grading import replay; replay({target}, '{check_id}')\""
-    seeded = "" if seed is None else f", seed={seed}"
+        return f"python -c \"from raftlab.grading import replay; replay({target}, '{check_id}'{seeded})\""
     return (f"from raftlab.grading import replay; from raftlab.widgets import RaftLab; "
             f"RaftLab(replay({target}, '{check_id}'{seeded}))   # in a notebook cell")
 

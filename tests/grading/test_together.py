@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from raftlab.core import Replica
+from raftlab.grading.checks import CHAOS, CHECKS
 from raftlab.grading.mutants import KeepsConflictingEntries
 from raftlab.grading.runner import (
-    CSV_FIELDS, CSV_TOGETHER, TOGETHER, grade, replay, select, together_checks, write_csv,
+    CSV_FIELDS, CSV_TOGETHER, TOGETHER, grade, replay, run_check, select, together_checks, write_csv,
 )
 
 from .solutions import written_out
@@ -29,8 +30,9 @@ BAD_AB = written_out("BadAB", {"truncate_conflicts": KeepsConflictingEntries.tru
                                "grant_vote": grant_vote})  # two broken parts, A and B
 
 
-def test_the_integration_view_is_the_scenarios_of_parts_a_to_d() -> None:
-    assert {c.part for c in together_checks()} == {"A", "B", "C", "D"}
+def test_the_integration_view_is_the_scenarios_of_parts_a_to_d_and_chaos_seeds() -> None:
+    assert {c.part for c in together_checks()} == {"A", "B", "C", "D", TOGETHER}
+    assert together_checks()[-1] is CHAOS and CHAOS not in CHECKS  # (the view's own: not in the grade)
     assert all(c.scenario for c in together_checks())
     assert together_checks("B") == select("B", True) and together_checks("E") == []
     assert together_checks(scenario=False) == []
@@ -117,3 +119,13 @@ def test_write_csv_without_the_view_keeps_its_columns(tmp_path: Path) -> None:
     report = grade(Replica, "D", 1, scenario=False)
     write_csv([report], tmp_path / "g.csv")
     assert list(next(csv.DictReader((tmp_path / "g.csv").open()))) == CSV_FIELDS
+
+
+def test_the_chaos_seeds_run_the_whole_class() -> None:
+    """The campaign of `raftlab chaos` on the grader's seeds, with the class whole: the core passes; a
+    follower that keeps conflicting entries (AE-TRUNCATE) breaks it on seed 1 (measured: 8 of seeds 1-10)."""
+    clean = run_check(CHAOS, Replica, [1, 2], together="")
+    assert clean.passed and clean.id == "T.chaos", clean.message
+    broken = run_check(CHAOS, KeepsConflictingEntries, [1], together="")
+    assert not broken.passed and broken.message.startswith("Safety: chaos seed 1 (30 s of faults, five nodes): ")
+    assert "run_chaos(1, 30, replica_class=YourClass)" in broken.message
