@@ -1492,6 +1492,9 @@ def mc_snapshot(cls: type[Replica]) -> None:
 
 
 # ----- the integration view's chaos seeds (`grade(..., together=True)`), not a check of the grade ------------
+CHAOS_SECONDS = 30.0  # virtual seconds of faults per seed, as `raftlab chaos` runs them by default
+
+
 def chaos_seed(cls: type[Replica], seed: int) -> None:
     """A seed of the chaos campaign (`raftlab.sim.chaos.run_chaos`: crashes, partitions, loss, snapshots,
     membership changes and the thesis's options, as `Swarm.draw` picks them, under KV clients whose history
@@ -1503,7 +1506,6 @@ def chaos_seed(cls: type[Replica], seed: int) -> None:
                                 f"{CHAOS_SECONDS:g}, replica_class=YourClass))")
 
 
-CHAOS_SECONDS = 30.0
 CHAOS = Check("chaos", "T", "Safety, linearizability, liveness",
               "chaos seeds: random faults under KV clients, every safety property and a linearizable history", 3,
               chaos_seed, True, together="every part of your class (the campaign's seeds run your class whole)")

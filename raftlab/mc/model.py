@@ -207,6 +207,7 @@ _VOLATILE = ("role", "leader_id", "commit_index", "last_applied", "next_index", 
 _RESPONSES = frozenset((AppendEntryResponse, VoteResponse, PreVoteResponse, InstallSnapshotResponse))
 _BUDGETS = ("crashes", "drops", "duplicates", "submits", "transfers", "changes", "reads", "ticks")  # (a state's)
 _SPENDS = {"submit": "submits", "transfer": "transfers", "remove": "changes", "read": "reads"}  # action -> budget
+_BUDGET = {name: k for k, name in enumerate(_BUDGETS)}
 _READS = 1 << 16  # a read action's number: read k, asked when entry c was the last known committed: k * _READS + c
 _TORN = "+crash"  # an action whose node crashes right after a send its storage had not caught up with
 _MESSAGE_ACTIONS = frozenset(("deliver", "drop", "duplicate", "deliver" + _TORN))
@@ -270,9 +271,9 @@ def _load_volatile(a: dict[str, Any], v: tuple) -> None:
 
 
 # Heartbeat rounds (RI-CONFIRM) are read only by linearizable reads, leases and CheckQuorum (CQ-*):
-# unless the model has reads (`Bounds.reads`), a leader's round counter, the rounds its peers
-# acknowledged and the round numbers messages carry are set to 0, so that each heartbeat does not
-# make a new state.
+# unless the model has reads, leases or time (`Bounds.reads`, `read_lease`, `Bounds.ticks`), a leader's
+# round counter, the rounds its peers acknowledged and the round numbers messages carry are set to 0,
+# so that each heartbeat does not make a new state.
 def _roundless(message: Message) -> Message:
     return replace(message, round=0) if getattr(message, "round", 0) else message  # type: ignore[arg-type]
 
@@ -312,11 +313,12 @@ class Model:
             leader is taken as heard from long ago (the core reads that time only for PV-GRANT, and for
             CheckQuorum and leases, which the model has not): a server grants any pre-vote its log
             allows, as it may after its minimum election timeout, so every run with pre-votes is explored.
-        read_lease: the replicas have CheckQuorum and read leases (RI-LEASE, CQ-*). Time stands still, so a
-            lease never runs out: a read it answers is not held to the freshness of a linearizable read
-            (that is a matter of clocks), but a lease must rest on a heartbeat round of the leader's term
-            that a majority acknowledged ("Read lease (RI-LEASE)"). As with `pre_vote`, a leader is taken
-            as heard from long ago (CQ-STICKY never refuses a vote).
+        read_lease: the replicas have CheckQuorum and read leases (RI-LEASE, CQ-*). A lease must rest on a
+            heartbeat round of the leader's term that a majority acknowledged ("Read lease (RI-LEASE)").
+            Without `Bounds.ticks` time stands still, so a lease never runs out: a read it answers is not
+            held to the freshness of a linearizable read then (that is a matter of clocks), and, as with
+            `pre_vote`, a leader is taken as heard from long ago (CQ-STICKY never refuses a vote). With
+            ticks, the times are real and every read is held to it.
         rules: check the rules one step decides (ALL-TERM, RV-GRANT, AE-CHECK, L-COMMIT, persisting before
             sending, ...) beside the safety properties; False: the safety properties only, to see where a
             broken rule leads (a vote sent before it is written: two leaders of one term).
@@ -475,6 +477,10 @@ class Model:
     def _clock(self) -> float:
         return self._now
 
+    def _time(self, ticks_left: int) -> float:
+        """The clock of a state with `ticks_left` ticks left (`Bounds.ticks`)."""
+        return (self.bounds.ticks - ticks_left) * TICK
+
     def _observe(self, event: Event) -> None:
         if event.kind == EventKind.READ_CONFIRMED and event.rule == "RI-LEASE":
             self._leased.append(self._replicas[event.node].quorum_round())
@@ -495,6 +501,7 @@ class Model:
         then each node (election timer or heartbeat, submit, crash, restart)."""
         n = len(self.ids)
         crashes, drops, duplicates, submits, transfers, changes, reads, ticks = state[n + 1]
+        now = self._now = self._time(ticks)  # (`_torn` runs the replica at this state's time)
         for number, copies in state[n]:
             to = self._messages[number][0]
             yield ("deliver", to, number)
@@ -506,7 +513,6 @@ class Model:
                 yield ("duplicate", self._messages[number][0], number)
         if ticks:
             yield ("tick", 0, 0)
-        now = (self.bounds.ticks - ticks) * TICK
         for i in self.ids:
             saved = self._nodes[state[i]]
             if saved[4] is None:
@@ -559,16 +565,11 @@ class Model:
         n = len(self.ids)
         nodes, network, budgets, ghost = list(state[:n]), dict(state[n]), state[n + 1], state[n + 2]
         crashes, submits, reads, ticks = budgets[0], budgets[3], budgets[6], budgets[7]
-        self._now = (self.bounds.ticks - ticks) * TICK
-
-        def spending(name: str) -> tuple[int, ...]:  # the budgets with one `name` spent
-            k = _BUDGETS.index(name)
-            return (*budgets[:k], budgets[k] - 1, *budgets[k + 1:])
-
+        self._now = self._time(ticks)
         if kind == "tick":
             if not ticks:
                 raise ValueError(f"action {action}: no tick is left")
-            return self._state(nodes, network, spending("ticks"), ghost)
+            return self._state(nodes, network, _spent(budgets, "ticks"), ghost)
         crash_mid = kind.endswith(_TORN)
         if crash_mid:
             kind = kind[:-len(_TORN)]
@@ -579,18 +580,18 @@ class Model:
                 raise ValueError(f"action {action}: message {number} is not in flight to node {node}")
             if kind == "duplicate":
                 network[number] += 1
-                return self._state(nodes, network, spending("duplicates"), ghost)
+                return self._state(nodes, network, _spent(budgets, "duplicates"), ghost)
             network[number] -= 1
             if not network[number]:
                 del network[number]
             if kind == "drop":
-                return self._state(nodes, network, spending("drops"), ghost)
+                return self._state(nodes, network, _spent(budgets, "drops"), ghost)
         before = state[node]
         if kind == "crash":
             nodes[node] = self._crashed(node, self._nodes[before])
             for m in [m for m in network if self._messages[m][0] == node]:
                 del network[m]  # the messages on their way to it are lost
-            return self._state(nodes, network, spending("crashes"), ghost)
+            return self._state(nodes, network, _spent(budgets, "crashes"), ghost)
         if (kind == "restart") != (self._nodes[before][4] is None):
             raise ValueError(f"action {action}: node {node} is " + ("not down" if kind == "restart" else "down"))
         if kind == "submit":
@@ -600,7 +601,7 @@ class Model:
             number = (self.bounds.reads - reads + 1) * _READS + frontier
         elif kind == "restart":
             number = node  # (a down node's saved state does not say whose it is; a live one's does)
-        left = spending(_SPENDS[kind]) if kind in _SPENDS else budgets
+        left = _spent(budgets, _SPENDS[kind]) if kind in _SPENDS else budgets
         done = self._done(node, before, kind, number)
         if done is None:
             return None
@@ -614,7 +615,7 @@ class Model:
             for m in [m for m in network if self._messages[m][0] == node]:
                 del network[m]
             self._send(nodes, network, out)
-            return self._state(nodes, network, spending("crashes"), ghost)
+            return self._state(nodes, network, _spent(budgets, "crashes"), ghost)
         nodes[node] = after
         self._send(nodes, network, out)
         if self.prune_stale:
@@ -1279,6 +1280,12 @@ def _rename_message(message: Message, perm: tuple[int, ...]) -> Message:
     if config is not None:
         changes["configuration"] = _rename_config(config, perm)
     return replace(message, **changes)
+
+
+def _spent(budgets: tuple[int, ...], name: str) -> tuple[int, ...]:
+    """`budgets` (a state's, `_BUDGETS`) with one `name` spent."""
+    k = _BUDGET[name]
+    return (*budgets[:k], budgets[k] - 1, *budgets[k + 1:])
 
 
 def _last(saved: tuple) -> int:
