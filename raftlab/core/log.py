@@ -23,34 +23,30 @@ class Log(Generic[T]):
     Methods raise `ValueError` on a change that would break the numbering; they never do I/O.
     """
 
-    __slots__ = ("_entries", "snapshot")
+    __slots__ = ("_entries", "base_index", "base_term", "snapshot")
 
-    def __init__(self, snapshot: Snapshot | None = None, entries: Sequence[LogEntry[T]] = ()) -> None:
-        self.snapshot: Snapshot | None = snapshot  # the compacted prefix, if any
-        self._entries: list[LogEntry[T]] = []  # entry k has index base_index + 1 + k
-        self.append(entries)
+    def __init__(self, snapshot: Snapshot | None = None, entries: Sequence[LogEntry[T]] = (), *,
+                 check: bool = True) -> None:
+        """A log of `entries` after `snapshot`, checked by `check_append` unless `check` is False (for
+        entries known to follow it: a copy of a checked log, as a model checker makes)."""
+        self.snapshot: Snapshot | None = snapshot  # the compacted prefix, if any (changed by `compact` only)
+        # The index and term of the snapshot's last entry, the base (0, 0 without a snapshot): plain
+        # attributes, read on every step, kept by `compact`.
+        s = snapshot
+        self.base_index, self.base_term = (s.last_included_index, s.last_included_term) if s else (0, 0)
+        self._entries: list[LogEntry[T]] = [] if check else list(entries)  # entry k has index base_index + 1 + k
+        if check:
+            self.append(entries)
 
     def __repr__(self) -> str:
         return f"Log(base_index={self.base_index}, last_index={self.last_index}, last_term={self.last_term})"
 
     def __deepcopy__(self, memo: dict) -> Log[T]:
-        copy: Log[T] = Log(self.snapshot)  # entries are immutable: a copy shares them
-        copy._entries = list(self._entries)
-        return copy
+        return Log(self.snapshot, self._entries, check=False)  # entries are immutable: a copy shares them
 
     def __len__(self) -> int:
         """Number of entries held (not counting the compacted prefix)."""
         return len(self._entries)
-
-    @property
-    def base_index(self) -> int:
-        """Index of the last compacted entry (0 without a snapshot)."""
-        return self.snapshot.last_included_index if self.snapshot else 0
-
-    @property
-    def base_term(self) -> int:
-        """Term of the last compacted entry (0 without a snapshot)."""
-        return self.snapshot.last_included_term if self.snapshot else 0
 
     @property
     def last_index(self) -> int:
@@ -151,4 +147,5 @@ class Log(Generic[T]):
         else:
             removed, self._entries = self._entries, []
         self.snapshot = snapshot
+        self.base_index, self.base_term = snapshot.last_included_index, snapshot.last_included_term
         return removed

@@ -736,9 +736,9 @@ class Replica(Generic[T, D]):
         # entry of its term and the read's round is confirmed; the read is answered once applied that far.
         leader = self.role is Role.LEADER
         current = leader and self.log.term_at(self.commit_index) == self.current_term
-        waiting = []
+        confirmed, waiting = self.quorum_round() if current and self.reads else -1, []  # (-1: none confirmed)
         for r in self.reads:
-            if current and r.index is None and self.quorum_round() >= r.round:
+            if r.index is None and confirmed >= r.round:
                 r.index = self.commit_index
                 self.emit(EventKind.READ_CONFIRMED, "RI-LEASE" if r.round == 0 else "RI-CONFIRM", index=r.index)
             if r.index is not None and r.origin != self.id:
@@ -846,7 +846,8 @@ class Replica(Generic[T, D]):
             self.emit(EventKind.BECAME_FOLLOWER, "C-YIELD", why=f"{leader} is leader of term {self.current_term}",
                       was="candidate")
         self.set_leader(leader)
-        self.pre_votes, self.leader_heard_at, self._senders = None, self.now(), self._senders | {leader}
+        self.pre_votes, self.leader_heard_at = None, self.now()
+        self._senders = self._senders if leader in self._senders else self._senders | {leader}
         self.reset_election_timer()  # F-TIMEOUT (§5.2): only the current leader (or a granted vote) resets it
         return True
 

@@ -287,9 +287,7 @@ def _roundless_volatile(v: tuple) -> tuple:
 
 def _log(snapshot: Snapshot | None, entries: tuple) -> Log:
     """A `Log` holding `entries` after `snapshot` (already checked: made without `Log.append`)."""
-    log = Log.__new__(Log)
-    log.snapshot, log._entries = snapshot, list(entries)
-    return log
+    return Log(snapshot, entries, check=False)
 
 
 class Model:
