@@ -253,15 +253,19 @@ class _Client:
 
 
 def run_chaos(seed: int, duration: float = 30.0, nodes: int = 5, clients: int = 3, *,
-              replica_class: type[Replica] = Replica, swarm: Swarm | None = None) -> ChaosResult:
+              replica_class: type[Replica] = Replica, swarm: Swarm | None = None,
+              record_trace: bool = False) -> ChaosResult:
     """Run one seed of chaos and return what happened (never raises for a Raft failure).
     `replica_class` lets tests check that a deliberately broken replica is caught, and `swarm` (default:
     `Swarm.draw(seed)`) that a chosen mix of faults catches it (the replay command does not replay a
-    swarm given here)."""
+    swarm given here). The simulation records no trace (a third faster): a seed that violates an
+    invariant is run again with the trace (`record_trace`), the same run, for the explained end of
+    the trace in its report."""
     swarm = Swarm.draw(seed) if swarm is None else swarm
     rng = random.Random(f"chaos/{seed}")
     sim = Simulation(nodes, seed, network=NetworkModel(latency=(0.002, 0.03)), state_machine=KVStore,
-                     snapshot_delta=swarm.snapshot_delta, replica_class=replica_class, **swarm.options())
+                     snapshot_delta=swarm.snapshot_delta, replica_class=replica_class, record_trace=record_trace,
+                     **swarm.options())
     people = [_Client(c) for c in range(clients)]
     changes = _Changes()
     try:
@@ -307,6 +311,9 @@ def run_chaos(seed: int, duration: float = 30.0, nodes: int = 5, clients: int = 
                            detail, swarm, _install_snapshots(sim), answered, _abandoned(people),
                            len(reads) - answered, *changes.figures(), len(sim.configuration().members), behind)
     except InvariantViolation as violation:
+        if not record_trace:  # the same run again, with the trace that the report explains
+            return run_chaos(seed, duration, nodes, clients, replica_class=replica_class, swarm=swarm,
+                             record_trace=True)
         return ChaosResult(seed, duration, nodes, sim.steps, 0, f"{violation.property}: {violation.detail}",
                            None, True, str(violation), swarm, _install_snapshots(sim),
                            reads_abandoned=_abandoned(people), config_changes_proposed=changes.figures()[0],
@@ -476,8 +483,8 @@ class _Changes:
 
     def active(self, sim: Simulation) -> list[int]:
         """The nodes in play: neither removed nor given up on."""
-        removed = sim.removed
-        return [i for i in sim.ids if i not in removed and i not in self.given_up]
+        removed, given_up = sim._removed, self.given_up  # (the set itself: this runs for every client, every round)
+        return [i for i in sim.ids if i not in removed and i not in given_up]
 
     def figures(self) -> tuple[int, int, int]:
         """Proposed, refused (ABANDONED_REFUSED), committed (each log index once: a change proposed again

@@ -45,6 +45,7 @@ class Control:
         seed: int
         now_us: int
         steps: int
+        record_trace: bool
         heartbeat_timeout: float
         history: History
         reads: dict[Hashable, ReadRequest]
@@ -82,7 +83,8 @@ class Control:
         """Give `transition` to `node` now (what `submit` does once it is recorded)."""
         handle = Submission(transition, transition.get_id(), node, self.steps)
         self.submissions[handle.id] = handle
-        self._record(SimKind.CLIENT_REQUEST, node, SIM, transition=repr(transition))
+        if self.record_trace:  # (its repr, only for a trace that keeps it)
+            self._record(SimKind.CLIENT_REQUEST, node, SIM, transition=repr(transition))
         replica = self._replicas[node]
         if replica is None:
             handle.states[node] = TransitionState.ABANDONED_NOT_LEADER

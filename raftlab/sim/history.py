@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+_ATOMIC = frozenset((int, float, str, bool, type(None)))  # the arguments an intervention's log need not copy
+
 if TYPE_CHECKING:
     from .simulation import Simulation
 
@@ -87,6 +89,8 @@ class History:
         """Log the intervention ``sim.name(*args, **kwargs)``, made now. Unless it is replayed, made in
         the past of the history (a future to replay, or steps already taken beyond now) it forks a new
         `Branch`: the old one keeps its future."""
+        if not self.enabled:
+            return  # no history is kept: nothing will replay it (`rewind` and `share` refuse)
         sim = self.sim
         if not self.replaying:
             if self.future or self.end > sim.steps:
@@ -96,7 +100,9 @@ class History:
                 self.shown = len(self._branches) - 1
             self.future.clear()
             self._end = sim.steps
-        self.interventions.append((sim.steps, sim.now_us, name, copy.deepcopy(args), dict(kwargs)))
+        if not all(type(a) in _ATOMIC for a in args):
+            args = copy.deepcopy(args)  # (a list or a command the caller may change later)
+        self.interventions.append((sim.steps, sim.now_us, name, args, dict(kwargs)))
 
     def log_network_change(self, name: str, value: Any) -> None:
         """Log a change of the network model: `name` is a field, or ``"link"`` / ``"clear_link"`` with

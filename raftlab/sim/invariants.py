@@ -160,10 +160,12 @@ class InvariantChecker:
 
     def check(self, node: int, replica: Any) -> None:
         """Check what may have changed on `node` (a live replica) in the last step."""
-        term, log = replica.current_term, replica.log
-        last, snapshot = log.last_index, log.snapshot
-        top = log.entry(last) if last > log.base_index else None
-        commit, role, seen = replica.commit_index, replica.role, self.seen.get(node)
+        storage = replica.storage  # (its persistent state, read directly: this runs after every step)
+        term, log, commit, role = storage.current_term, storage.log, replica.commit_index, replica.role
+        base, snapshot, held_now = log.base_index, log.snapshot, log._entries  # (the list itself: no call)
+        last = base + len(held_now)
+        top = held_now[-1] if held_now else None
+        seen = self.seen.get(node)
         if (seen is not None and seen[4] is top and seen[5] is snapshot and seen[0] == term and seen[1] == commit
                 and seen[2] is role and seen[3] == last):
             return  # unchanged since it passed (what the others did since cannot make it fail)
@@ -176,7 +178,6 @@ class InvariantChecker:
         self.commits[node] = commit
         if commit > self.high:
             self.high = commit
-        base = log.base_index
         known = self.committed.get(term)
         if commit > (known[0] if known else 0) and commit >= base:
             self.committed[term] = (commit, log.term_at(commit))
@@ -270,10 +271,15 @@ def digest(state: Any) -> str:
     return hashlib.sha256(repr(_canonical(state)).encode()).hexdigest()
 
 
+_ATOMS = frozenset((str, int, float, bytes, bool, type(None)))  # what stands for itself in `_canonical`
+
+
 def _canonical(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bytes)):
         return value
     if isinstance(value, (tuple, list)):
+        if all(type(v) in _ATOMS for v in value):
+            return tuple(value)  # (the common leaf, such as a key and its value: no call per item)
         return tuple(_canonical(v) for v in value)
     if isinstance(value, Mapping):
         return ("mapping", tuple(sorted(((_canonical(k), _canonical(v)) for k, v in value.items()), key=repr)))

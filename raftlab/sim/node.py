@@ -70,7 +70,8 @@ class MachineTap:
         if handle is not None and handle.track(self.node, state, self.applied_index, sim.now_us / _US):
             if state is TransitionState.APPLIED:
                 handle.result = getattr(self.machine, "results", {}).get(transition_id)
-            sim._record(SimKind.CLIENT_REPLY, self.node, SIM, transition=repr(handle.transition), state=state.value)
+            if sim.record_trace:  # (its repr, only for a trace that keeps it)
+                sim._record(SimKind.CLIENT_REPLY, self.node, SIM, transition=repr(handle.transition), state=state.value)
 
     def register_read_state(self, read_id: Hashable, state: ReadState) -> None:
         handle = self.sim.reads.get(read_id)

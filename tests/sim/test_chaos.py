@@ -256,6 +256,7 @@ def test_a_safety_failure_gives_its_exit_code_and_its_report(monkeypatch, capsys
     assert lines[2] == f"  replay: {failure.replay_command()}"
     prop, what = failure.violation.split(": ", 1)
     assert lines[3].startswith(f"  {prop} violated at step ") and what in lines[3] and "last events:" in lines[4]
+    assert len(lines) >= 10 and lines[5].lstrip().startswith("[")  # the explained events (the traced run again)
     # The command: its exit code says safety, and the report comes before the JSON line.
     monkeypatch.setattr(chaos, "run_campaign", functools.partial(run_campaign, replica_class=CommitsWithoutAMajority))
     assert cli.main(["chaos", "--seeds", "6", "--duration", "10", "--json"]) == 3
@@ -449,3 +450,12 @@ def test_the_final_write_counts_a_majority_of_the_current_voters():
     assert chaos._final_write(sim, KVStore.put(9, 1, "final", "1"), None, timeout=5.0, retry=0.5)
     sim.crash(next(i for i in sim.configuration().voters if i not in (other, sim.leader())))
     assert not chaos._final_write(sim, KVStore.put(9, 2, "final", "2"), None, timeout=2.0, retry=0.5)
+
+
+def test_a_seed_runs_the_same_with_and_without_its_trace():
+    # run_chaos records no trace, and runs a violating seed again with it: the same run, step for step.
+    for seed in (1, 4):
+        assert run_chaos(seed, 4.0) == run_chaos(seed, 4.0, record_trace=True)
+    plain = run_chaos(2, 10.0, replica_class=CommitsWithoutAMajority)
+    traced = run_chaos(2, 10.0, replica_class=CommitsWithoutAMajority, record_trace=True)
+    assert plain == traced and plain.kind == "safety" and "last events:\n[" in plain.detail
