@@ -162,9 +162,9 @@ class InvariantChecker:
         """Check what may have changed on `node` (a live replica) in the last step."""
         storage = replica.storage  # (its persistent state, read directly: this runs after every step)
         term, log, commit, role = storage.current_term, storage.log, replica.commit_index, replica.role
-        base, snapshot, held_now = log.base_index, log.snapshot, log._entries  # (the list itself: no call)
-        last = base + len(held_now)
-        top = held_now[-1] if held_now else None
+        base, snapshot, count = log.base_index, log.snapshot, len(log)
+        last = base + count
+        top = log.entry(last) if count else None
         seen = self.seen.get(node)
         if (seen is not None and seen[4] is top and seen[5] is snapshot and seen[0] == term and seen[1] == commit
                 and seen[2] is role and seen[3] == last):

@@ -438,15 +438,6 @@ class Simulation(Faults, Control, Membership):
             why = "it was chosen to be dropped"
         elif drop and rng.random() < drop:
             why = "the network lost it"
-        if why is None and not duplicate:  # the common case, inlined: one copy on its way (`_wire`)
-            self._message_ids += 1
-            arrives = now + math.ceil((low + (high - low) * rng.random()) * _US - 1e-6)  # (`_us`, inlined)
-            self._in_flight[self._message_ids] = _new(InFlight, (self._message_ids, source, destination, message, now,
-                                                                 arrives, False))
-            self._seq += 1
-            heapq.heappush(self._queue, (arrives, self._seq, _DELIVER, self._message_ids,
-                                         self._incarnation[destination]))
-            return
         copies = 1 + (duplicate > 0 and rng.random() < duplicate)
         for k in range(copies):
             self._message_ids += 1
