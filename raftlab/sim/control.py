@@ -147,7 +147,8 @@ class Control:
         self._read_seq += 1
         handle = ReadRequest(key, ("read", self._read_seq), node, self.now)
         self.reads[handle.id] = handle
-        self._record(SimKind.READ_REQUEST, node, SIM, key=repr(key))
+        if self.record_trace:  # (its repr, only for a trace that keeps it)
+            self._record(SimKind.READ_REQUEST, node, SIM, key=repr(key))
         replica = self._replicas[node]
         if replica is None or node in self._paused:
             self.answer_read(node, handle.id, ReadState.ABANDONED, None)
@@ -162,8 +163,9 @@ class Control:
         if handle is None or handle.state is not None:
             return
         handle.state, handle.value, handle.answered = state, value, self.now
-        self._record(SimKind.READ_REPLY, node, SIM, key=repr(handle.key), state=state.value,
-                     value=repr(value) if state is ReadState.READY else None)
+        if self.record_trace:
+            self._record(SimKind.READ_REPLY, node, SIM, key=repr(handle.key), state=state.value,
+                         value=repr(value) if state is ReadState.READY else None)
 
     def set_clock_rate(self, node: int, rate: float) -> None:
         """Let `node`'s clock run at `rate` times the virtual time from now on (1: exact; 1.1: 10 % fast),
