@@ -273,8 +273,9 @@ def run_chaos(seed: int, duration: float = 30.0, nodes: int = 5, clients: int = 
             _faults(sim, rng, swarm, changes)
             _membership(sim, rng, swarm, changes)
             for _ in range(rng.randint(2, 8)):  # clients act every 20 ms or so
+                members = changes.active(sim)
                 for client in people:
-                    _drive(sim, rng, client, changes)
+                    _drive(sim, rng, client, members)
                 sim.run(0.02)
         # The final heal: everything back, a calm network, and a new write on every member within 5 s.
         sim.heal()
@@ -483,7 +484,7 @@ class _Changes:
 
     def active(self, sim: Simulation) -> list[int]:
         """The nodes in play: neither removed nor given up on."""
-        removed, given_up = sim._removed, self.given_up  # (the set itself: this runs for every client, every round)
+        removed, given_up = sim._removed, self.given_up  # (the set itself: this runs every round)
         return [i for i in sim.ids if i not in removed and i not in given_up]
 
     def figures(self) -> tuple[int, int, int]:
@@ -540,10 +541,10 @@ def _change(sim: Simulation, rng: random.Random, swarm: Swarm, changes: _Changes
         changes.handles.append(sim.remove_node(node))
 
 
-def _drive(sim: Simulation, rng: random.Random, client: _Client, changes: _Changes | None = None) -> None:
+def _drive(sim: Simulation, rng: random.Random, client: _Client, members: list[int]) -> None:
     """One client: its reads (`_drive_reads`), then its commands: answer what was answered, retry what
-    looks lost, send something new (to the leader, else to a node in play: `_Changes.active`)."""
-    members = list(sim.ids) if changes is None else changes.active(sim)
+    looks lost, send something new (to the leader, else to one of `members`, the nodes in play:
+    `_Changes.active`)."""
     _drive_reads(sim, rng, client, members)
     handle = client.pending
     if handle is not None:

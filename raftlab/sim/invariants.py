@@ -247,10 +247,12 @@ class InvariantChecker:
         machine = self._machine(node)
         if not isinstance(machine, ObservableStateMachine):
             return  # no way to digest its state: skipped (see the module docstring)
-        index = snapshot.last_included_index
-        self._same_state(index, digest(snapshot.data), f"node {node}'s snapshot")
+        index, value = snapshot.last_included_index, digest(snapshot.data)
+        self._same_state(index, value, f"node {node}'s snapshot")
         if replica.last_applied == index:
-            self._same_state(index, digest(machine._state()), f"node {node}'s state machine, at its snapshot,")
+            state = machine._state()  # (equal to the data, as when it was just taken: the same digest)
+            self._same_state(index, value if state == snapshot.data else digest(state),
+                             f"node {node}'s state machine, at its snapshot,")
 
     def _same_state(self, index: int, value: str, whose: str, *, later: bool = False) -> None:
         known = self.digests.setdefault(index, (value, whose))
@@ -278,7 +280,7 @@ def _canonical(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bytes)):
         return value
     if isinstance(value, (tuple, list)):
-        if all(type(v) in _ATOMS for v in value):
+        if _ATOMS.issuperset(map(type, value)):
             return tuple(value)  # (the common leaf, such as a key and its value: no call per item)
         return tuple(_canonical(v) for v in value)
     if isinstance(value, Mapping):
