@@ -250,7 +250,8 @@ class InvariantChecker:
         index, value = snapshot.last_included_index, digest(snapshot.data)
         self._same_state(index, value, f"node {node}'s snapshot")
         if replica.last_applied == index:
-            state = machine._state()  # (equal to the data, as when it was just taken: the same digest)
+            state = machine._state()  # (equal to the data, as when it was just taken: the same digest; values
+            # that == takes for one, such as 1 and True, are not told apart here, as they are between nodes)
             self._same_state(index, value if state == snapshot.data else digest(state),
                              f"node {node}'s state machine, at its snapshot,")
 

@@ -592,6 +592,39 @@ def test_state_machine_safety_states_compared_at_snapshot_indices() -> None:
     assert correct.checker is not None and correct.checker.digests  # states were compared
 
 
+class SnapshotsAStaleState(Replica):
+    """SNAP-TAKE broken: a new snapshot records the right last included index and term, but the data of
+    the node's previous snapshot (as a snapshot that is never refreshed would). Every node makes the
+    same mistake at the same indices, so their snapshots agree with each other; only a node's own state
+    machine, which has applied exactly up to the snapshot's index, shows that the snapshot does not hold it."""
+
+    def take_snapshot(self) -> None:
+        before = self.log.snapshot
+        super().take_snapshot()
+        after = self.log.snapshot
+        if before is not None and after is not before:
+            self.storage.save_snapshot(dataclasses.replace(after, data=before.data))
+
+
+def test_state_machine_safety_a_snapshot_that_does_not_hold_the_state() -> None:
+    sim = Simulation(5, seed=3, snapshot_delta=3, replica_class=SnapshotsAStaleState)
+    exc = caught(sim, lambda: commit_some(sim, 8), "State Machine Safety")
+    assert "state machine, at its snapshot, differs at index 6" in exc.detail
+    node = int(exc.detail.split()[1].rstrip("'s"))
+    assert f"from node {node}'s snapshot" in exc.detail  # (its own snapshot, the first seen at 6)
+    # Unchecked, a node that restarts from such a snapshot has lost the keys written since the previous one.
+    unchecked = Simulation(5, seed=3, snapshot_delta=3, replica_class=SnapshotsAStaleState, check_invariants=False)
+    commit_some(unchecked, 8)
+    unchecked.crash(0)
+    unchecked.restart(0)
+    unchecked.run(1.0)
+    stores = [dict(r.machine.data) for r in unchecked.replicas]
+    assert stores[0] != stores[1] == stores[2] == stores[3] == stores[4]
+    correct = Simulation(5, seed=3, snapshot_delta=3)
+    commit_some(correct, 8)
+    assert correct.replicas[0].snapshot_index >= 6 and correct.checker is not None and 6 in correct.checker.digests
+
+
 def test_a_state_machine_that_cannot_be_digested_is_skipped() -> None:
     """The digest check reads `ObservableStateMachine` states only; other machines run unchecked there."""
 
