@@ -6,7 +6,10 @@ Measured in the same process, one after the other, so that the ratios are fair o
 machine: the bare loop (push and pop of trivial events through heapq, each dispatched to a trivial
 function) is the floor; the simulator runs a 5-node KVStore cluster idle and under a client load,
 with the invariant checks on and off. `idle_speedup` is virtual seconds per wall second for the
-idle cluster with the default settings (invariant checks on).
+idle cluster with the default settings (invariant checks on, trace recorded); `idle_speedup_untraced`
+is the same without the trace and the checkpoints (``record_trace=False``, as chaos campaigns run),
+and `idle_speedup_bare` without the invariant checks too: what the replicas and the event loop alone
+cost, the most any cheaper trace or checker could give.
 
 Under load an event is heavier than it was when the ratios were first taken (26ef435): with
 pipelined replication the leader sends the commands that arrived since its last AppendEntries
@@ -43,9 +46,9 @@ def bare_loop(n: int, pending: int = 64) -> float:
     return n / (time.perf_counter() - start)
 
 
-def idle(seconds: float, check: bool) -> tuple[float, float, int]:
+def idle(seconds: float, check: bool, trace: bool = True) -> tuple[float, float, int]:
     """(events per second, virtual seconds per wall second, events) for an idle 5-node cluster."""
-    sim = Simulation(5, seed=1, check_invariants=check)
+    sim = Simulation(5, seed=1, check_invariants=check, record_trace=trace)
     sim.run_until(lambda s: s.leader() is not None, 5.0)
     start = time.perf_counter()
     steps = sim.run(seconds)
@@ -83,6 +86,10 @@ def main() -> None:
     gc.collect()
     idle_checked, v, _ = idle(args.seconds * 10, check=True)
     gc.collect()
+    _, v_untraced, _ = idle(args.seconds * 10, check=True, trace=False)
+    gc.collect()
+    _, v_bare, _ = idle(args.seconds * 10, check=False, trace=False)
+    gc.collect()
     floor = bare_loop(max(a_steps, b_steps, idle_steps))
     print(f"bare heapq loop:          {floor:12,.0f} events/s")
     print(f"under load, unchecked:    {a:12,.0f} events/s  ({a / floor:.3f} of the floor)")
@@ -91,10 +98,13 @@ def main() -> None:
           f"({per_event:.2f} per event: the leader batches them)")
     print(f"idle, unchecked:          {idle_rate:12,.0f} events/s  ({v_unchecked:,.0f} virtual s per wall s)")
     print(f"idle, checked (default):  {idle_checked:12,.0f} events/s  ({v:,.0f} virtual s per wall s)")
+    print(f"idle, checked, no trace:  {v_untraced:12,.0f} virtual s per wall s")
+    print(f"idle, neither:            {v_bare:12,.0f} virtual s per wall s (the replicas and the loop alone)")
     if args.json:
         print(json.dumps({"bench": "sim", "events_per_s": round(a), "events_per_s_checked": round(b),
                           "floor_events_per_s": round(floor), "ratio": round(a / floor, 4),
                           "ratio_checked": round(b / floor, 4), "idle_speedup": round(v),
+                          "idle_speedup_untraced": round(v_untraced), "idle_speedup_bare": round(v_bare),
                           "commands_per_s": round(a_commands), "commands_per_s_checked": round(b_commands),
                           "commands_per_event": round(per_event, 3)}))
 
