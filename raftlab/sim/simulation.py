@@ -36,6 +36,16 @@ _new = tuple.__new__  # makes a named tuple from a tuple of its fields, without 
 _US = 1_000_000
 
 
+class _Generator(random.Random):
+    """A `random.Random` whose copy (in a checkpoint) takes its state whole: a tuple of 625 ints,
+    immutable, where `copy.deepcopy` would copy them one by one (most of a small checkpoint's time)."""
+
+    def __deepcopy__(self, memo: dict) -> _Generator:
+        clone = _Generator(0)
+        clone.setstate(self.getstate())
+        return clone
+
+
 class InFlight(NamedTuple):
     """A message on its way (an immutable record)."""
 
@@ -122,7 +132,7 @@ class Simulation(Faults, Control, Membership):
         self._seq = 0  # tie-breaker for the event queue (and so, determinism)
         self._message_ids = 0
         self._queue: list[tuple] = []  # (time, seq, kind, a, b)
-        self._rng = random.Random(f"network/{seed}")
+        self._rng = _Generator(f"network/{seed}")
         self.network = network if network is not None else NetworkModel()
         self.made: dict[str, Any] = {  # how it was made, but for its classes (`raftlab.sim.share`)
             "n": n, "seed": seed, "heartbeat_timeout": heartbeat_timeout, "election_timeout": self.election_timeout,
@@ -333,7 +343,7 @@ class Simulation(Faults, Control, Membership):
         self._taps[node], self._clusters[node] = tap, cluster
         if self.checker is not None:
             self.checker.restarted(node)
-        rng = random.Random(f"timers/{self.seed}/{node}/{incarnation}")
+        rng = _Generator(f"timers/{self.seed}/{node}/{incarnation}")
         peers, learner = self._boot_args[node]
         replica = self._replicas[node] = self.replica_class(
             node, list(peers), cluster, tap, self.noop, self.heartbeat_timeout, self.election_timeout,
